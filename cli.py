@@ -1,0 +1,39 @@
+"""raytrader command line: `python cli.py --help`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from commands import analyze, backtest, data, factors, strategies, weights
+from commands.errors import report_user_errors
+
+app = typer.Typer(
+    help="raytrader: event-driven trading research and live trading on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data", help="Import, download, resample and list bar data.")
+app.add_typer(strategies.app, name="strategies", help="Strategy families and instances.")
+app.add_typer(factors.app, name="factors", help="Compute and export factor tables.")
+app.command("backtest", help="Backtest one strategy, a portfolio, or every instance (--all).")(
+    backtest.backtest
+)
+app.command("analyze", help="Report statistics and plots for trades or a backtest directory.")(
+    analyze.analyze
+)
+app.command("weights", help="Turn backtest results into weights and a production config.")(
+    weights.weights
+)
+
+
+def main() -> None:
+    with report_user_errors(debug=bool(os.environ.get("RAYTRADER_DEBUG"))):
+        app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

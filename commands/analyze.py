@@ -1,0 +1,5 @@
+"""`cli.py analyze`."""
+
+
+def analyze() -> None:
+    raise NotImplementedError

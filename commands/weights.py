@@ -1,0 +1,5 @@
+"""`cli.py weights`."""
+
+
+def weights() -> None:
+    raise NotImplementedError

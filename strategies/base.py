@@ -1,0 +1,181 @@
+"""The strategy API: a small declarative class with vectorized signals.
+
+A strategy is pure: it sees a bar frame (see factors/bars.py) and returns, for every bar t,
+whether to enter or exit on each side once bar t has closed. The engine turns a signal at t into
+a market order filled at the open of bar t+1 (DESIGN.md section 5). Strategies never do I/O and
+never import actors/, store/ or ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from factors.bars import TRADING_INTERVALS
+
+SIGNAL_COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")
+# Optional per-bar bracket distances in price units, known at t (e.g. k x ATR_t). When present
+# and finite they override the percent brackets of the parameters for entries at that bar.
+DISTANCE_COLUMNS = ("stop_distance", "target_distance")
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot be found, built or run as asked; the message says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRules:
+    """How positions of a strategy end besides exit signals.
+
+    sl_pct / tp_pct: bracket distance as a fraction of the entry fill price (None: no leg).
+    max_bars: time exit after this many bars held (None: no limit).
+    session_end: close at the end of the UTC day the position was opened in.
+    """
+
+    sl_pct: float | None = None
+    tp_pct: float | None = None
+    max_bars: int | None = None
+    session_end: bool = False
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+class Strategy:
+    """Base class. Subclasses set the class attributes and implement `signals`."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams  # a frozen dataclass; every field has a default
+    intervals: ClassVar[tuple[str, ...]] = TRADING_INTERVALS
+    factors: ClassVar[tuple[str, ...]] = ()
+    hedge: ClassVar[bool] = False  # may hold a long and a short at the same time
+    pyramiding: ClassVar[bool] = False  # may add to an open position on the same side
+    session_exit: ClassVar[bool] = False  # positions close at the end of their UTC day
+
+    def __init__(self, **params: Any) -> None:
+        self.params = build_params(self, params)
+        self.validate()
+
+    # -- to implement -------------------------------------------------------------------------
+    def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Boolean columns of SIGNAL_COLUMNS (missing ones count as False), indexed like bars."""
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        """Check parameter values; raise StrategyError saying which value is wrong and why."""
+
+    # -- optional hooks (called by the strategy host, in live and in replay) -------------------
+    def on_start(self, context: Any) -> None: ...
+
+    def on_order(self, event: Any) -> None: ...
+
+    def on_trade(self, event: Any) -> None: ...
+
+    def on_stop(self) -> None: ...
+
+    # -- provided -----------------------------------------------------------------------------
+    def exit_rules(self) -> ExitRules:
+        p = self.params
+        return ExitRules(
+            sl_pct=_positive_or_none(getattr(p, "sl_pct", None)),
+            tp_pct=_positive_or_none(getattr(p, "tp_pct", None)),
+            max_bars=getattr(p, "max_bars", None) or None,
+            session_end=self.session_exit or bool(getattr(p, "session_exit", False)),
+        )
+
+    def compute(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """Run `signals` and normalise the result: all signal columns, bool, aligned to bars."""
+        raw = self.signals(bars)
+        if not isinstance(raw, pd.DataFrame) or not raw.index.equals(bars.index):
+            raise StrategyError(
+                f"strategy {self.name!r}: signals() must return a DataFrame indexed like the bars"
+            )
+        out = pd.DataFrame(index=bars.index)
+        for column in SIGNAL_COLUMNS:
+            values = raw[column] if column in raw else False
+            out[column] = pd.Series(values, index=bars.index).fillna(False).astype(bool)
+        for column in DISTANCE_COLUMNS:
+            if column in raw:
+                out[column] = raw[column].astype("float64")
+        if not self.allows_short():
+            out["enter_short"] = False
+        return out
+
+    def allows_short(self) -> bool:
+        return bool(getattr(self.params, "allow_short", True))
+
+    def describe(self) -> str:
+        values = ", ".join(f"{k}={v}" for k, v in self.param_dict().items())
+        return f"{self.name}({values})"
+
+    def param_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.params)
+
+    @classmethod
+    def parameters(cls) -> dict[str, tuple[type, Any]]:
+        """Parameter name -> (type, default)."""
+        hints = typing.get_type_hints(cls.Params)
+        return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(cls.Params)}
+
+
+def _positive_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None and value > 0 else None
+
+
+def build_params(strategy: Strategy, given: dict[str, Any]) -> Any:
+    """Coerce `given` (values may be strings from the CLI) into the strategy's Params."""
+    known = type(strategy).parameters()
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join(known) or "none"
+        raise StrategyError(
+            f"strategy {strategy.name!r}: unknown parameter {unknown[0]!r}; its parameters: {names}"
+        )
+    values = {key: coerce_param(strategy.name, key, value, known[key][0]) for key, value in given.items()}
+    return type(strategy).Params(**values)
+
+
+def coerce_param(strategy: str, key: str, value: Any, kind: type) -> Any:
+    """Turn `value` into `kind` (bool, int, float, str), or raise a StrategyError naming it."""
+    base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, _UnionType) else kind
+    try:
+        if base is bool:
+            return _to_bool(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if base is float:
+            number = float(value)
+            if not np.isfinite(number):
+                raise ValueError
+            return number
+        return base(value)
+    except (TypeError, ValueError):
+        raise StrategyError(
+            f"strategy {strategy!r}: parameter {key}={value!r} is not a valid "
+            f"{getattr(base, '__name__', base)}; e.g. --param {key}=<{getattr(base, '__name__', base)}>"
+        ) from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+_UnionType = type(int | None)
