@@ -27,7 +27,9 @@ def random_walk_bars(
     high = np.maximum(open_, close) + wick[0]
     low = np.minimum(open_, close) - wick[1]
     volume = rng.lognormal(3.0, 1.0, n)
-    index = pd.date_range(start, periods=n, freq=interval_delta(interval), tz="UTC", name="timestamp")
+    index = pd.date_range(
+        start, periods=n, freq=interval_delta(interval), tz="UTC", name="timestamp"
+    )
     return pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
     )

@@ -140,13 +140,17 @@ def build_params(strategy: Strategy, given: dict[str, Any]) -> Any:
         raise StrategyError(
             f"strategy {strategy.name!r}: unknown parameter {unknown[0]!r}; its parameters: {names}"
         )
-    values = {key: coerce_param(strategy.name, key, value, known[key][0]) for key, value in given.items()}
+    values = {
+        key: coerce_param(strategy.name, key, value, known[key][0]) for key, value in given.items()
+    }
     return type(strategy).Params(**values)
 
 
 def coerce_param(strategy: str, key: str, value: Any, kind: type) -> Any:
     """Turn `value` into `kind` (bool, int, float, str), or raise a StrategyError naming it."""
-    base = typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, _UnionType) else kind
+    base = (
+        typing.get_args(kind)[0] if typing.get_origin(kind) in (typing.Union, _UnionType) else kind
+    )
     try:
         if base is bool:
             return _to_bool(value)

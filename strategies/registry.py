@@ -38,7 +38,9 @@ def parse_param_args(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise StrategyError(f"parameter {pair!r} is not of the form key=value, e.g. lookback=20")
+            raise StrategyError(
+                f"parameter {pair!r} is not of the form key=value, e.g. lookback=20"
+            )
         params[key.strip()] = value.strip()
     return params
 

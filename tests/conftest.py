@@ -17,7 +17,9 @@ def _postgres_unreachable_reason() -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3
+        ):
             return None
     except Exception as exc:  # any failure means: skip, and say why
         return f"PostgreSQL at 127.0.0.1:5432 (database test) unreachable: {exc}"
