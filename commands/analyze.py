@@ -1,5 +1,49 @@
-"""`cli.py analyze`."""
+"""`cli.py analyze PATH`: statistics and plots for a trades.csv or a backtest output directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from research.html_report import write_html
+from research.report import analyse, render, report_console
+from research.trades_io import load_trade_set
 
 
-def analyze() -> None:
-    raise NotImplementedError
+def analyze(
+    path: Path = typer.Argument(
+        ..., help="trades.csv (ours or a user's file with the same columns) or a backtest --out dir"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the metrics as JSON (null = undefined)."
+    ),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write a self-contained HTML report with plots to this file."
+    ),
+    cash: float | None = typer.Option(
+        None,
+        "--cash",
+        help="Initial cash per backtest when the equity is rebuilt from trades (default 10000).",
+    ),
+) -> None:
+    """Metrics table, monthly/weekly returns and breakdowns by strategy, symbol, interval, side
+    and exit reason."""
+    if cash is not None and cash <= 0:
+        raise ValueError(f"--cash {cash} must be positive, e.g. --cash 10000")
+    trade_set = load_trade_set(path, cash)
+    analysis = analyse(trade_set)
+    console = report_console()
+    if as_json:
+        payload = {"source": trade_set.source, "notes": analysis.notes, "metrics": analysis.metrics}
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+    else:
+        render(trade_set, analysis, console)
+    if html is not None:
+        plots = write_html(trade_set, analysis, html)
+        message = f"wrote {html} ({', '.join(plots)})"
+        if as_json:
+            typer.echo(message, err=True)
+        else:
+            console.print(message)

@@ -1,5 +1,129 @@
-"""`cli.py weights`."""
+"""`cli.py weights RESULTS`: weights from backtest results, prod.json, and the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from research.report import fmt, report_console
+from research.weights import (
+    METHODS,
+    FitnessRule,
+    WeightsError,
+    compute_weights,
+    load_results,
+    load_split_trades,
+    prod_config,
+    results_paths,
+    split_report,
+    write_prod,
+    write_to_db,
+)
+
+SPLIT_KEYS = (
+    "trades",
+    "win_rate",
+    "expectancy",
+    "profit_factor",
+    "total_return",
+    "cagr",
+    "max_drawdown",
+    "sortino",
+    "sharpe",
+    "pct_months_profitable",
+    "pct_weeks_profitable",
+    "period_start",
+    "period_end",
+)
 
 
-def weights() -> None:
-    raise NotImplementedError
+def weights(
+    results: Path = typer.Argument(..., help="results.csv of `backtest --all`, or its directory"),
+    method: str = typer.Option("binary", "--method", help=f"One of: {', '.join(METHODS)}."),
+    out: Path = typer.Option(Path("prod.json"), "--out", help="Production config to write."),
+    min_sortino: float = typer.Option(0.0, "--min-sortino", help="Fitness: sortino above this."),
+    min_expectancy: float = typer.Option(
+        0.0, "--min-expectancy", help="Fitness: expectancy (mean pnl per trade) above this."
+    ),
+    min_trades: int = typer.Option(20, "--min-trades", help="Fitness: at least this many trades."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Choose weights on trades before this date, report the portfolio after it.",
+    ),
+    cash: float = typer.Option(10_000.0, "--cash", help="Initial cash per instance for --split."),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default RAYTRADER_DB)."),
+    no_db: bool = typer.Option(False, "--no-db", help="Do not write weights to the database."),
+    exchange: str = typer.Option(
+        "binance", "--exchange", help="Exchange of instances added to the database."
+    ),
+) -> None:
+    """Weight 1 (binary) or proportional weights for instances passing the fitness rule; writes
+    prod.json with the non-zero instances and sets weight/enabled in the database."""
+    if method not in METHODS:
+        raise WeightsError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
+    if cash <= 0:
+        raise WeightsError(f"--cash {cash} must be positive, e.g. --cash 10000")
+    rule = FitnessRule(min_sortino, min_expectancy, min_trades)
+    results_path, trades_path = results_paths(results)
+    frame = load_results(results_path)
+    console = report_console()
+    if split is not None:
+        frame, weights_ = _split(frame, results_path, trades_path, split, method, rule, cash)
+    else:
+        weights_ = compute_weights(frame, method, rule)
+    config = prod_config(frame, weights_, method, rule, str(results_path))
+    write_prod(config, out)
+    console.print(_weights_table(config["instances"], rule, len(frame)))
+    console.print(f"wrote {out} ({len(config['instances'])} of {len(frame)} instances)")
+    if not no_db:
+        from store.db import resolve_url, safe_url
+
+        url = resolve_url(db)
+        updated, added = write_to_db(url, frame, weights_, exchange)
+        console.print(f"database {safe_url(url)}: {updated} instances updated, {added} added")
+
+
+def _split(frame, results_path, trades_path, split, method, rule, cash):
+    try:
+        when = pd.Timestamp(split)
+    except ValueError:
+        raise WeightsError(
+            f"--split {split!r} is not a date; use e.g. --split 2024-06-01"
+        ) from None
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    trades = load_split_trades(trades_path, results_path)
+    report = split_report(frame, trades, when, method, rule, cash)
+    console = report_console()
+    table = Table(title=f"Selection on trades before {when.isoformat()}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("in-sample (selected)", justify="right")
+    table.add_column("out-of-sample (selected)", justify="right")
+    table.add_column("out-of-sample (all, equal)", justify="right")
+    for key in SPLIT_KEYS:
+        cells = (report[k].get(key) for k in ("in_sample", "out_of_sample", "out_of_sample_all"))
+        table.add_row(key, *(fmt(key, v) for v in cells))
+    console.print(table)
+    console.print(
+        "in-sample = trades that exited before the split; out-of-sample = trades entered at or "
+        "after it; trades spanning the split are in neither"
+    )
+    return report["in_sample_results"], report["weights"]
+
+
+def _weights_table(instances: list[dict], rule: FitnessRule, total: int) -> Table:
+    table = Table(
+        title=f"Weights ({len(instances)} of {total} pass: {rule.describe()})",
+        title_justify="left",
+    )
+    for col in ("family", "symbol", "interval", "params", "weight"):
+        table.add_column(col, justify="right" if col == "weight" else "left")
+    for inst in instances:
+        params = " ".join(f"{k}={v}" for k, v in inst["params"].items())
+        table.add_row(
+            inst["family"], inst["symbol"], inst["interval"], params, f"{inst['weight']:.4f}"
+        )
+    return table

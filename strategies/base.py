@@ -108,10 +108,24 @@ class Strategy:
                 out[column] = raw[column].astype("float64")
         if not self.allows_short():
             out["enter_short"] = False
+        if not self.allows_long():
+            out["enter_long"] = False
         return out
 
     def allows_short(self) -> bool:
         return bool(getattr(self.params, "allow_short", True))
+
+    def allows_long(self) -> bool:
+        return bool(getattr(self.params, "allow_long", True))
+
+    def require(self, ok: bool, key: str, rule: str) -> None:
+        """Raise a StrategyError `name: key must be <rule>, got <value>` unless `ok`."""
+        if not ok:
+            value = getattr(self.params, key, None)
+            raise StrategyError(
+                f"strategy {self.name!r}: parameter {key} must be {rule}, got {value!r}; "
+                f"e.g. --param {key}=<value>"
+            )
 
     def describe(self) -> str:
         values = ", ".join(f"{k}={v}" for k, v in self.param_dict().items())

@@ -1,0 +1,87 @@
+"""Wires the actor graph once: strategy host -> portfolio -> order manager -> exchange.
+
+Backtest (this module): all actors in one runtime, in one process by default. `mode="fast"`
+gives the exchange the series as arrays (discrete events only); `mode="replay"` feeds the bars
+one at a time as BarClosed through the same actors, as live trading will.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from actors.messages import BarClosed, Phase, RunStarted
+from actors.order_manager import OrderManager
+from actors.portfolio import Portfolio
+from actors.runtime import LocalRuntime
+from actors.sim_exchange import BarArrays, SimExchange
+from actors.strategy_host import StrategyHost
+from factors.bars import interval_ns
+from strategies.base import Strategy
+
+MODES = ("fast", "replay")
+
+
+@dataclass
+class KernelOutput:
+    orders: list[dict[str, Any]]
+    trades: list[dict[str, Any]]  # order manager trade records (entry/exit fees apart)
+    portfolio: dict[str, Any]  # cash, equity, positions, rejections
+    messages: int  # messages delivered
+
+
+def run_kernel(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    symbol: str,
+    interval: str,
+    config: Any,
+    mode: str = "fast",
+    runtime: LocalRuntime | None = None,
+) -> KernelOutput:
+    """Run one strategy over `bars`; `config` has the BacktestConfig attributes."""
+    if mode not in MODES:
+        raise ValueError(f"unknown backtest mode {mode!r}; use one of: {', '.join(MODES)}")
+    if len(bars) == 0:
+        raise ValueError(f"no bars for {symbol} {interval}: nothing to backtest")
+    runtime = runtime if runtime is not None else LocalRuntime()
+    fast = mode == "fast"
+    data = {symbol: BarArrays.from_frame(bars)} if fast else None
+    hedged = frozenset({strategy.name}) if strategy.hedge else frozenset()
+    # Delivery order of a message type follows this order: the exchange settles a bar's fills
+    # before the strategy host sees that bar close.
+    runtime.spawn("exchange", SimExchange, config.fee_bps, config.slippage_bps, data)
+    runtime.spawn("orders", OrderManager)
+    runtime.spawn("portfolio", Portfolio, config.cash, config.risk, config.fee_bps,
+                  config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
+                  config.max_open_positions, hedged)  # fmt: skip
+    runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast)
+    first = int(pd.DatetimeIndex(bars.index[:1]).as_unit("ns").asi8[0])
+    last_close = int(pd.DatetimeIndex(bars.index[-1:]).as_unit("ns").asi8[0]) + interval_ns(
+        interval
+    )
+    runtime.schedule(first, Phase.CLOSE, RunStarted(first))
+    runtime.end(last_close)
+    runtime.run(None if fast else bar_messages(bars, symbol, interval))
+    return KernelOutput(
+        orders=runtime.call("orders", "orders"),
+        trades=runtime.call("orders", "trades"),
+        portfolio=runtime.call("portfolio", "state"),
+        messages=runtime.delivered,
+    )
+
+
+def bar_messages(bars: pd.DataFrame, symbol: str, interval: str) -> Iterator[BarClosed]:
+    """The series as BarClosed messages, one per bar, in time order."""
+    open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8
+    close_ns = (open_ns + interval_ns(interval)).tolist()
+    columns = [bars[c].to_numpy(np.float64).tolist() for c in ("open", "high", "low", "close")]
+    volume = (
+        bars["volume"].to_numpy(np.float64).tolist() if "volume" in bars else [0.0] * len(bars)
+    )
+    for ts, bar_ts, o, h, low, c, v in zip(close_ns, open_ns.tolist(), *columns, volume, strict=True):
+        yield BarClosed(ts, symbol, interval, bar_ts, o, h, low, c, v)

@@ -1,0 +1,220 @@
+"""Immutable messages between actors.
+
+Events are past tense (OrderFilled), commands imperative (SubmitOrder). Every message carries
+`ts`: int nanoseconds since the epoch, UTC. Times of fills are the OPEN time of the bar in which
+the fill happened (the bar's timestamp); BarClosed and signals carry the bar's CLOSE time.
+
+Ordering inside one instant is fixed by phases (see `Phase`): the runtime orders scheduled
+messages by (ts, phase, sequence), so at the time where bar t closes and bar t+1 opens the close
+of t (signals) comes first, then market fills at the open of t+1, then stops, then targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class Phase(IntEnum):
+    CLOSE = 0  # a bar closed: BarClosed, signals, orders they cause
+    OPEN = 1  # fills at the open of a bar: market and time-exit orders
+    STOP = 2  # intrabar: stop orders (checked before targets, DESIGN.md section 5)
+    TARGET = 3  # intrabar: take-profit (limit) orders
+    END = 9  # after everything: end of data
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSpec:
+    """How an entry's position ends besides signals; distances override the percentages."""
+
+    sl_pct: float | None = None
+    tp_pct: float | None = None
+    stop_distance: float | None = None  # price units, known at the signal bar
+    target_distance: float | None = None
+    hold_ns: int | None = None  # time exit after this long from the entry bar's open
+    session_end: bool = False  # time exit at the end of the entry's UTC day
+
+
+# -- data and lifecycle ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarClosed:
+    ts: int  # close time
+    symbol: str
+    interval: str
+    bar_ts: int  # open time (the bar's timestamp)
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfData:
+    ts: int
+
+
+# -- strategy -> portfolio ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SignalRaised:
+    ts: int
+    signal_id: int
+    strategy: str
+    symbol: str
+    interval: str
+    side: str  # long | short
+    action: str  # enter | exit
+    price: float  # close of the signal bar: the sizing estimate
+    exits: ExitSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRejected:
+    ts: int
+    signal_id: int
+    strategy: str
+    symbol: str
+    side: str
+    reason: str
+
+
+# -- portfolio -> order manager -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OpenTrade:
+    ts: int
+    signal_id: int
+    strategy: str
+    symbol: str
+    interval: str
+    side: str
+    quantity: float
+    exits: ExitSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTrade:
+    ts: int
+    trade_id: int
+    reason: str  # signal
+
+
+# -- order manager -> exchange --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    ts: int
+    order_id: int
+    strategy: str
+    symbol: str
+    side: str  # buy | sell
+    quantity: float
+    kind: str  # market | stop | limit | timed | close
+    role: str  # entry | stop_loss | take_profit | time | signal | end_of_data
+    price: float | None = None  # stop or limit level
+    trigger_ts: int | None = None  # timed: fills at the first open at or after this time
+    active_from: int = 0  # resting orders are live from the bar that opens at this time
+    oco: int | None = None  # one-cancels-other group (the trade id): at most one fill per group
+    trade_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    ts: int
+    order_id: int
+    reason: str
+
+
+# -- exchange -> order manager --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    ts: int
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    ts: int
+    order_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    ts: int  # open time of the bar in which it filled
+    order_id: int
+    price: float
+    quantity: float
+    fee: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    ts: int
+    order_id: int
+    reason: str
+
+
+# -- order manager -> portfolio, strategy host ----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TradeOpened:
+    ts: int
+    trade_id: int
+    signal_id: int
+    strategy: str
+    symbol: str
+    interval: str
+    side: str
+    quantity: float
+    entry_price: float
+    entry_fee: float
+
+
+@dataclass(frozen=True, slots=True)
+class TradeClosed:
+    ts: int
+    trade_id: int
+    strategy: str
+    symbol: str
+    side: str
+    quantity: float
+    entry_ts: int
+    entry_price: float
+    exit_price: float
+    entry_fee: float
+    exit_fee: float
+    pnl: float  # net of both fees
+    exit_reason: str
+
+
+# -- timers (actors schedule these for themselves through the runtime) -----------------------
+@dataclass(frozen=True, slots=True)
+class SignalDue:
+    ts: int
+    strategy: str
+    generation: int
+    bar_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillDue:
+    ts: int
+    order_id: int
+    bar_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """Envelope an actor returns to have `msg` delivered later at (ts, phase)."""
+
+    ts: int
+    phase: int
+    msg: Any
+
+
+ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderFilled, OrderCancelled)
+TRADE_EVENTS = (TradeOpened, TradeClosed)

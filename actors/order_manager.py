@@ -1,0 +1,308 @@
+"""Order manager: order lifecycle, brackets and trades.
+
+Orders go NEW (created) -> SUBMITTED (accepted by the exchange) -> FILLED | CANCELLED | REJECTED.
+An entry carries a bracket: when it fills the trade goes ACTIVE and the manager places the stop
+loss (stop-market), the take profit (limit) and, when the strategy has one, a time exit (a timed
+market order). All exit orders of a trade share one OCO group (the trade id): when one fills the
+manager cancels the others; an exit by signal cancels the bracket the same way. The trade goes
+CLOSED with the exit_reason of the order that closed it.
+
+State goes through an `OrderStore`: `MemoryOrderStore` (backtests: kept in memory, written in
+bulk at the end by the caller) or any write-through store with the same methods (live).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from actors.messages import (
+    CancelOrder,
+    CloseTrade,
+    EndOfData,
+    ExitSpec,
+    OpenTrade,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    SignalRejected,
+    SubmitOrder,
+    TradeClosed,
+    TradeOpened,
+)
+from actors.runtime import Actor, EventClock
+
+DAY_NS = 86_400 * 10**9
+EXIT_ROLES = ("stop_loss", "take_profit", "time", "signal", "end_of_data")
+
+
+@dataclass(slots=True)
+class OrderState:
+    order_id: int
+    strategy: str
+    symbol: str
+    side: str
+    kind: str
+    role: str
+    quantity: float
+    price: float | None
+    trade_id: int | None
+    signal_id: int | None
+    created_ts: int
+    status: str = "NEW"
+    fill_ts: int | None = None
+    fill_price: float | None = None
+    fee: float = 0.0
+    reason: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class TradeState:
+    trade_id: int
+    signal_id: int
+    strategy: str
+    symbol: str
+    interval: str
+    side: str
+    quantity: float
+    entry_ts: int
+    entry_price: float
+    entry_fee: float
+    status: str = "ACTIVE"
+    exit_ts: int | None = None
+    exit_price: float | None = None
+    exit_fee: float = 0.0
+    pnl: float | None = None
+    exit_reason: str | None = None
+    orders: list[int] = field(default_factory=list)  # exit orders (the OCO group)
+
+    def record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__ if name != "orders"}
+
+
+class OrderStore(Protocol):
+    def put_order(self, order: OrderState) -> None: ...
+    def put_trade(self, trade: TradeState) -> None: ...
+    def orders(self) -> list[dict[str, Any]]: ...
+    def trades(self) -> list[dict[str, Any]]: ...
+
+
+class MemoryOrderStore:
+    """Backtest store: keeps the latest state of every order and trade; written in bulk later."""
+
+    def __init__(self) -> None:
+        self._orders: dict[int, OrderState] = {}
+        self._trades: dict[int, TradeState] = {}
+
+    def put_order(self, order: OrderState) -> None:
+        self._orders[order.order_id] = order
+
+    def put_trade(self, trade: TradeState) -> None:
+        self._trades[trade.trade_id] = trade
+
+    def orders(self) -> list[dict[str, Any]]:
+        return [o.record() for o in self._orders.values()]
+
+    def trades(self) -> list[dict[str, Any]]:
+        return [t.record() for t in self._trades.values()]
+
+
+class OrderManager(Actor):
+    handlers = {
+        OpenTrade: "on_open_trade",
+        CloseTrade: "on_close_trade",
+        OrderAccepted: "on_accepted",
+        OrderRejected: "on_rejected",
+        OrderFilled: "on_filled",
+        OrderCancelled: "on_cancelled",
+        EndOfData: "on_end",
+    }
+
+    def __init__(self, store: OrderStore | None = None, clock: EventClock | None = None) -> None:
+        super().__init__(clock)
+        self.store = store if store is not None else MemoryOrderStore()
+        self._orders: dict[int, OrderState] = {}  # not yet final
+        self._trades: dict[int, TradeState] = {}  # ACTIVE
+        self._pending: dict[int, tuple[ExitSpec, str]] = {}  # signal id -> (exits, interval)
+        self._next_order = 0
+        self._next_trade = 0
+
+    # -- commands from the portfolio ----------------------------------------------------------
+    def on_open_trade(self, msg: OpenTrade) -> list:
+        self._pending[msg.signal_id] = (msg.exits, msg.interval)
+        side = "buy" if msg.side == "long" else "sell"
+        order = self._new_order(msg.ts, msg.strategy, msg.symbol, side, "market", "entry",
+                                msg.quantity, None, None, msg.signal_id)
+        return [self._submit(order, msg.ts)]
+
+    def on_close_trade(self, msg: CloseTrade) -> list:
+        trade = self._trades.get(msg.trade_id)
+        if trade is None or self._has_pending_exit(trade, "market"):
+            return []  # already closed or closing
+        return [self._exit_order(trade, msg.ts, "market", msg.reason)]
+
+    def on_end(self, msg: EndOfData) -> list:
+        """Close every active trade at the last close; cancel entries that never filled."""
+        out: list = []
+        for trade in list(self._trades.values()):
+            out.append(self._exit_order(trade, msg.ts, "close", "end_of_data"))
+        for order in list(self._orders.values()):
+            if order.role == "entry":
+                out.append(CancelOrder(msg.ts, order.order_id, "end_of_data"))
+        return out
+
+    # -- events from the exchange -------------------------------------------------------------
+    def on_accepted(self, msg: OrderAccepted) -> list:
+        order = self._orders.get(msg.order_id)
+        if order is not None and order.status == "NEW":
+            order.status = "SUBMITTED"
+            self.store.put_order(order)
+        return []
+
+    def on_rejected(self, msg: OrderRejected) -> list:
+        order = self._finish(msg.order_id, "REJECTED", msg.reason)
+        return self._entry_failed(order, msg.ts, f"order rejected: {msg.reason}")
+
+    def on_cancelled(self, msg: OrderCancelled) -> list:
+        order = self._finish(msg.order_id, "CANCELLED", msg.reason)
+        return self._entry_failed(order, msg.ts, f"entry cancelled: {msg.reason}")
+
+    def on_filled(self, msg: OrderFilled) -> list:
+        order = self._finish(msg.order_id, "FILLED", None)
+        if order is None:
+            return []
+        order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
+        self.store.put_order(order)
+        if order.role == "entry":
+            return self._open(order, msg)
+        return self._close(order, msg)
+
+    # -- trades -------------------------------------------------------------------------------
+    def _open(self, order: OrderState, fill: OrderFilled) -> list:
+        self._next_trade += 1
+        side = "long" if order.side == "buy" else "short"
+        exits, interval = self._pending.pop(order.signal_id, (ExitSpec(), ""))
+        trade = TradeState(self._next_trade, order.signal_id, order.strategy, order.symbol,
+                           interval, side, fill.quantity,
+                           fill.ts, fill.price, fill.fee)
+        order.trade_id = trade.trade_id
+        self._trades[trade.trade_id] = trade
+        self.store.put_trade(trade)
+        out: list = [
+            TradeOpened(fill.ts, trade.trade_id, trade.signal_id, trade.strategy, trade.symbol,
+                        trade.interval, side, trade.quantity, fill.price, fill.fee)
+        ]
+        stop, target = bracket_levels(side, fill.price, exits)
+        if stop is not None:
+            out.append(self._exit_order(trade, fill.ts, "stop", "stop_loss", stop))
+        if target is not None:
+            out.append(self._exit_order(trade, fill.ts, "limit", "take_profit", target))
+        trigger = time_exit_ts(fill.ts, exits)
+        if trigger is not None:
+            out.append(self._exit_order(trade, fill.ts, "timed", "time", None, trigger))
+        return out
+
+    def _close(self, order: OrderState, fill: OrderFilled) -> list:
+        trade = self._trades.pop(order.trade_id, None)
+        if trade is None:
+            return []
+        sign = 1.0 if trade.side == "long" else -1.0
+        gross = sign * trade.quantity * (fill.price - trade.entry_price)
+        trade.status, trade.exit_ts, trade.exit_price = "CLOSED", fill.ts, fill.price
+        trade.exit_fee, trade.exit_reason = fill.fee, order.role
+        trade.pnl = gross - trade.entry_fee - fill.fee
+        self.store.put_trade(trade)
+        out: list = [
+            CancelOrder(fill.ts, oid, "oco")
+            for oid in trade.orders
+            if oid != order.order_id and oid in self._orders
+        ]
+        out.append(
+            TradeClosed(fill.ts, trade.trade_id, trade.strategy, trade.symbol, trade.side,
+                        trade.quantity, trade.entry_ts, trade.entry_price, fill.price,
+                        trade.entry_fee, fill.fee, trade.pnl, order.role)
+        )
+        return out
+
+    def _exit_order(self, trade: TradeState, ts: int, kind: str, role: str,
+                    price: float | None = None, trigger: int | None = None) -> SubmitOrder:
+        side = "sell" if trade.side == "long" else "buy"
+        order = self._new_order(ts, trade.strategy, trade.symbol, side, kind, role,
+                                trade.quantity, price, trade.trade_id, trade.signal_id)
+        trade.orders.append(order.order_id)
+        return self._submit(order, ts, trigger, trade.entry_ts, trade.trade_id)
+
+    def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
+        return any(
+            oid in self._orders and self._orders[oid].kind in (kind, "close") for oid in trade.orders
+        )
+
+    # -- orders -------------------------------------------------------------------------------
+    def _new_order(self, ts, strategy, symbol, side, kind, role, qty, price, trade_id, signal_id):
+        self._next_order += 1
+        order = OrderState(self._next_order, strategy, symbol, side, kind, role, qty, price,
+                           trade_id, signal_id, ts)
+        self._orders[order.order_id] = order
+        self.store.put_order(order)
+        return order
+
+    def _submit(self, order: OrderState, ts: int, trigger: int | None = None,
+                active_from: int = 0, oco: int | None = None) -> SubmitOrder:
+        return SubmitOrder(ts, order.order_id, order.strategy, order.symbol, order.side,
+                           order.quantity, order.kind, order.role, order.price, trigger,
+                           active_from, oco, order.trade_id)
+
+    def _finish(self, order_id: int, status: str, reason: str | None) -> OrderState | None:
+        order = self._orders.pop(order_id, None)
+        if order is None:
+            return None
+        order.status, order.reason = status, reason
+        self.store.put_order(order)
+        return order
+
+    def _entry_failed(self, order: OrderState | None, ts: int, reason: str) -> list:
+        if order is None or order.role != "entry":
+            return []
+        self._pending.pop(order.signal_id, None)
+        side = "long" if order.side == "buy" else "short"
+        return [SignalRejected(ts, order.signal_id, order.strategy, order.symbol, side, reason)]
+
+    # -- queries ------------------------------------------------------------------------------
+    def orders(self) -> list[dict[str, Any]]:
+        return self.store.orders()
+
+    def trades(self) -> list[dict[str, Any]]:
+        return self.store.trades()
+
+
+def bracket_levels(side: str, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:
+    """Stop and target prices from the entry fill price: distances first, else percentages."""
+    stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
+    target_d = _distance(exits.target_distance, exits.tp_pct, price)
+    sign = 1.0 if side == "long" else -1.0
+    stop = price - sign * stop_d if stop_d is not None else None
+    target = price + sign * target_d if target_d is not None else None
+    return (stop if stop and stop > 0 else None, target if target and target > 0 else None)
+
+
+def _distance(absolute: float | None, pct: float | None, price: float) -> float | None:
+    if absolute is not None and math.isfinite(absolute) and absolute > 0:
+        return absolute
+    if pct:
+        return pct * price
+    return None
+
+
+def time_exit_ts(entry_ts: int, exits: ExitSpec) -> int | None:
+    """When a time exit becomes due: entry bar open + hold, and/or the end of its UTC day."""
+    candidates = []
+    if exits.hold_ns:
+        candidates.append(entry_ts + exits.hold_ns)
+    if exits.session_end:
+        candidates.append((entry_ts // DAY_NS + 1) * DAY_NS)
+    return min(candidates) if candidates else None

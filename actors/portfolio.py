@@ -1,0 +1,228 @@
+"""Portfolio: final size and compliance for every signal, before any order exists.
+
+Sizing of an entry signal raised at the close of bar t (price estimate p = close_t):
+- with a stop (distance d per unit, from the strategy's stop_distance or sl_pct * p):
+  qty = risk * equity / d, so hitting the stop loses about `risk` of equity;
+- without a stop the whole notional counts as at risk: qty = risk * equity / p;
+then capped by available cash (cash not reserved by pending entries, including fee and
+slippage: collateral for shorts too), by `max_symbol_exposure` and `max_total_exposure`
+(fractions of equity, positions marked at their latest price), and limited to
+`max_open_positions` per strategy and side. A strategy that is not hedged cannot hold a long
+and a short at once. A signal that fails a check is rejected with a recorded reason.
+
+The fill happens at the next open, not at close_t: if the price gaps up the fill can cost more
+than the cash available and cash goes slightly negative for that trade (no re-sizing at fill).
+
+Cash accounting: a long entry pays qty*price + fee, its exit receives qty*price - fee; a short
+entry receives qty*price - fee, its exit pays qty*price + fee. Equity = cash + sum of long
+qty*mark - sum of short qty*mark, at all times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from actors.messages import (
+    CloseTrade,
+    OpenTrade,
+    SignalRaised,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
+from actors.runtime import Actor, EventClock
+
+
+@dataclass(slots=True)
+class Position:
+    trade_id: int
+    strategy: str
+    symbol: str
+    side: str
+    quantity: float
+    entry_price: float
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.side == "long" else -1.0
+
+
+@dataclass(slots=True)
+class Reservation:
+    strategy: str
+    symbol: str
+    side: str
+    notional: float
+    cost: float  # notional + fee + slippage estimate
+
+
+class Portfolio(Actor):
+    handlers = {
+        SignalRaised: "on_signal",
+        SignalRejected: "on_signal_rejected",
+        TradeOpened: "on_trade_opened",
+        TradeClosed: "on_trade_closed",
+    }
+
+    def __init__(
+        self,
+        cash: float = 10_000.0,
+        risk: float = 0.01,
+        fee_bps: float = 10.0,
+        slippage_bps: float = 0.0,
+        max_symbol_exposure: float = 1.0,
+        max_total_exposure: float = 1.0,
+        max_open_positions: int = 1,
+        hedged: frozenset[str] = frozenset(),
+        clock: EventClock | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.initial_cash = self.cash = float(cash)
+        self.risk = risk
+        self.cost_rate = (fee_bps + slippage_bps) / 1e4
+        self.max_symbol_exposure = max_symbol_exposure
+        self.max_total_exposure = max_total_exposure
+        self.max_open_positions = max_open_positions
+        self.hedged = hedged
+        self.positions: dict[int, Position] = {}
+        self.marks: dict[str, float] = {}
+        self._reserved: dict[int, Reservation] = {}  # signal id -> pending entry
+        self.rejections: list[dict[str, Any]] = []
+        self.closed: list[TradeClosed] = []
+
+    # -- valuation ----------------------------------------------------------------------------
+    def equity(self) -> float:
+        """Cash plus every open position marked at its symbol's latest price."""
+        return self.cash + sum(
+            p.sign * p.quantity * self.marks.get(p.symbol, p.entry_price)
+            for p in self.positions.values()
+        )
+
+    def exposure(self, symbol: str | None = None) -> float:
+        """Absolute marked notional of open positions and pending entries (one symbol or all)."""
+        held = sum(
+            p.quantity * self.marks.get(p.symbol, p.entry_price)
+            for p in self.positions.values()
+            if symbol is None or p.symbol == symbol
+        )
+        pending = sum(
+            r.notional for r in self._reserved.values() if symbol is None or r.symbol == symbol
+        )
+        return held + pending
+
+    # -- handlers -----------------------------------------------------------------------------
+    def on_signal(self, msg: SignalRaised) -> list:
+        self.marks[msg.symbol] = msg.price
+        if msg.action == "exit":
+            return [
+                CloseTrade(msg.ts, p.trade_id, "signal")
+                for p in self.positions.values()
+                if p.strategy == msg.strategy and p.symbol == msg.symbol and p.side == msg.side
+            ]
+        reason = self._compliance(msg)
+        quantity = 0.0
+        if reason is None:
+            quantity, reason = self.size(msg)
+        if reason is not None:
+            return self._reject(msg, reason)
+        notional = quantity * msg.price
+        self._reserved[msg.signal_id] = Reservation(
+            msg.strategy, msg.symbol, msg.side, notional, notional * (1 + self.cost_rate)
+        )
+        return [
+            OpenTrade(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.interval, msg.side,
+                      quantity, msg.exits)
+        ]  # fmt: skip
+
+    def on_signal_rejected(self, msg: SignalRejected) -> list:
+        if self._reserved.pop(msg.signal_id, None) is not None:
+            self._record(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, msg.reason)
+        return []
+
+    def on_trade_opened(self, msg: TradeOpened) -> list:
+        self._reserved.pop(msg.signal_id, None)
+        sign = 1.0 if msg.side == "long" else -1.0
+        self.cash -= sign * msg.quantity * msg.entry_price + msg.entry_fee
+        self.positions[msg.trade_id] = Position(
+            msg.trade_id, msg.strategy, msg.symbol, msg.side, msg.quantity, msg.entry_price
+        )
+        self.marks[msg.symbol] = msg.entry_price
+        return []
+
+    def on_trade_closed(self, msg: TradeClosed) -> list:
+        position = self.positions.pop(msg.trade_id, None)
+        if position is None:
+            return []
+        self.cash += position.sign * msg.quantity * msg.exit_price - msg.exit_fee
+        self.marks[msg.symbol] = msg.exit_price
+        self.closed.append(msg)
+        return []
+
+    # -- rules --------------------------------------------------------------------------------
+    def _compliance(self, msg: SignalRaised) -> str | None:
+        mine = [p for p in self.positions.values() if p.strategy == msg.strategy]
+        pending = [r for r in self._reserved.values() if r.strategy == msg.strategy]
+        same = sum(p.side == msg.side for p in mine) + sum(r.side == msg.side for r in pending)
+        if same >= self.max_open_positions:
+            return (
+                f"max open positions reached: {same} {msg.side} of {self.max_open_positions} "
+                f"allowed for {msg.strategy}"
+            )
+        opposite = any(p.side != msg.side for p in mine) or any(r.side != msg.side for r in pending)
+        if opposite and msg.strategy not in self.hedged:
+            return f"{msg.strategy} holds the opposite side and does not declare hedge"
+        return None
+
+    def size(self, msg: SignalRaised) -> tuple[float, str | None]:
+        """(quantity, None) or (0, reason) for an entry at price estimate msg.price."""
+        price = msg.price
+        if not (price > 0 and math.isfinite(price)):
+            return 0.0, f"no valid price at the signal ({price})"
+        equity = self.equity()
+        if equity <= 0:
+            return 0.0, f"equity is not positive ({equity:.2f})"
+        distance = stop_distance(msg)
+        by_risk = self.risk * equity / (distance if distance is not None else price)
+        available = self.cash - sum(r.cost for r in self._reserved.values())
+        caps = {
+            "risk": by_risk,
+            "cash": available / (price * (1 + self.cost_rate)),
+            "symbol exposure": (self.max_symbol_exposure * equity - self.exposure(msg.symbol))
+            / price,
+            "total exposure": (self.max_total_exposure * equity - self.exposure()) / price,
+        }
+        binding = min(caps, key=caps.__getitem__)
+        quantity = caps[binding]
+        if not (quantity > 0 and math.isfinite(quantity)):
+            return 0.0, f"no size left: {binding} limit allows {max(quantity, 0.0):.8g} units"
+        return quantity, None
+
+    def _reject(self, msg: SignalRaised, reason: str) -> list:
+        self._record(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, reason)
+        return [SignalRejected(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, reason)]
+
+    def _record(self, ts: int, signal_id: int, strategy: str, symbol: str, side: str,
+                reason: str) -> None:  # fmt: skip
+        self.rejections.append(
+            {"ts": ts, "signal_id": signal_id, "strategy": strategy, "symbol": symbol,
+             "side": side, "reason": reason}
+        )  # fmt: skip
+
+    def state(self) -> dict[str, Any]:
+        return {"cash": self.cash, "equity": self.equity(), "positions": len(self.positions),
+                "rejections": list(self.rejections)}  # fmt: skip
+
+
+def stop_distance(msg: SignalRaised) -> float | None:
+    """Stop distance per unit at the signal: the strategy's distance, else sl_pct * price."""
+    exits = msg.exits
+    if exits is None:
+        return None
+    d = exits.stop_distance
+    if d is not None and math.isfinite(d) and d > 0:
+        return d
+    if exits.sl_pct:
+        return exits.sl_pct * msg.price
+    return None

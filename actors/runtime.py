@@ -1,0 +1,144 @@
+"""Actor base class and the two runtimes that move messages between actors.
+
+An actor is a plain class: `handle(msg) -> list[msg]` dispatching through a `{type: method}`
+table; it reads time from an injected clock. No Ray import here except inside RayRuntime.
+
+Delivery rule (both runtimes): scheduled messages wait in one priority queue ordered by
+(ts, phase, sequence). A popped message goes to every actor subscribed to its type, in the order
+the actors were added; what a handler returns is delivered at once, depth first, before the next
+subscriber and before the next scheduled message (like a synchronous call). That rule makes a
+run deterministic and lets a bar's fills settle before the strategy sees that bar close.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from actors.messages import BarClosed, EndOfData, Phase, Scheduled
+
+
+class EventClock:
+    """Simulated time: the latest `ts` an actor has handled (monotonic)."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, start: int = 0) -> None:
+        self.now = start
+
+    def advance(self, ts: int) -> None:
+        if ts > self.now:
+            self.now = ts
+
+
+class Actor:
+    """Base: subclasses fill `handlers` ({message type: method name}) and implement the methods."""
+
+    handlers: dict[type, str] = {}
+
+    def __init__(self, clock: EventClock | None = None) -> None:
+        self.clock = clock if clock is not None else EventClock()
+        self._table: dict[type, Callable[[Any], list]] = {
+            kind: getattr(self, name) for kind, name in self.handlers.items()
+        }
+
+    def subscriptions(self) -> tuple[type, ...]:
+        return tuple(self.handlers)
+
+    def handle(self, msg: Any) -> list:
+        self.clock.advance(msg.ts)
+        return self._table[type(msg)](msg)
+
+    def query(self, name: str, *args: Any) -> Any:
+        """Read state after a run (the only way in for RayRuntime: one call, not one per bar)."""
+        return getattr(self, name)(*args)
+
+
+class LocalRuntime:
+    """One process, one priority queue ordered by (ts, phase, sequence): deterministic."""
+
+    def __init__(self) -> None:
+        self._actors: dict[str, Any] = {}
+        self._routes: dict[type, list[Any]] = {}
+        self._queue: list[tuple[int, int, int, Any]] = []
+        self._seq = 0
+        self.delivered = 0
+
+    # -- wiring -----------------------------------------------------------------------------
+    def add(self, name: str, actor: Actor) -> None:
+        self._actors[name] = actor
+        for kind in actor.subscriptions():
+            self._routes.setdefault(kind, []).append(actor)
+
+    def spawn(self, name: str, cls: type, *args: Any, **kwargs: Any) -> None:
+        """Create an actor of `cls` and add it (RayRuntime creates it as a Ray actor)."""
+        self.add(name, cls(*args, **kwargs))
+
+    def call(self, name: str, method: str, *args: Any) -> Any:
+        return self._actors[name].query(method, *args)
+
+    def schedule(self, ts: int, phase: int, msg: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (ts, phase, self._seq, msg))
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, bars: Iterable[BarClosed] | None = None) -> None:
+        """Drain the queue; with `bars`, feed them one at a time (replay / live-like mode)."""
+        queue = self._queue
+        if bars is not None:
+            for bar in bars:
+                key = (bar.ts, Phase.CLOSE)
+                while queue and queue[0][:2] < key:
+                    self._deliver(heapq.heappop(queue)[3])
+                self._deliver(bar)
+        while queue:
+            self._deliver(heapq.heappop(queue)[3])
+
+    def _deliver(self, msg: Any) -> None:
+        self.delivered += 1
+        for actor in self._routes.get(type(msg), ()):
+            for out in actor.handle(msg):
+                if type(out) is Scheduled:
+                    self.schedule(out.ts, out.phase, out.msg)
+                else:
+                    self._deliver(out)
+
+    def end(self, ts: int) -> None:
+        self.schedule(ts, Phase.END, EndOfData(ts))
+
+
+class RayRuntime(LocalRuntime):
+    """The same actor classes wrapped with `ray.remote(cls)`; messages travel through handles.
+
+    Routing and ordering stay in the driver (same rule as LocalRuntime), so both runtimes give
+    the same orders and trades. Each delivery is one Ray call: use it for live trading and for
+    checks, never one call per bar in a backtest (DESIGN.md section 3).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import ray
+
+        if not ray.is_initialized():
+            raise RuntimeError("RayRuntime needs ray.init(...) first")
+        self._ray = ray
+
+    def spawn(self, name: str, cls: type, *args: Any, **kwargs: Any) -> None:
+        handle = self._ray.remote(cls).options(num_cpus=0).remote(*args, **kwargs)
+        kinds = self._ray.get(handle.subscriptions.remote())
+        self._actors[name] = handle
+        for kind in kinds:
+            self._routes.setdefault(kind, []).append(handle)
+
+    def call(self, name: str, method: str, *args: Any) -> Any:
+        return self._ray.get(self._actors[name].query.remote(method, *args))
+
+    def _deliver(self, msg: Any) -> None:
+        self.delivered += 1
+        for handle in self._routes.get(type(msg), ()):
+            for out in self._ray.get(handle.handle.remote(msg)):
+                if type(out) is Scheduled:
+                    self.schedule(out.ts, out.phase, out.msg)
+                else:
+                    self._deliver(out)

@@ -1,0 +1,275 @@
+"""Simulated exchange: the fill semantics of DESIGN.md section 5, in two modes.
+
+Fast mode (the exchange is given the whole series as arrays): on accepting an order it finds the
+bar where the order would fill with a vectorized search over the following bars and schedules a
+`FillDue` timer for that bar; a cancel makes the timer a no-op. Nothing runs for quiet bars.
+Replay mode (no arrays): bars arrive one at a time as BarClosed and the exchange checks its book
+on each, as a live dry run would. Both apply the same rules through the same helpers:
+
+- market orders fill at the open of the first bar that opens at or after their submission;
+  timed orders (time exits) at the first open at or after their trigger time;
+- within a bar: open fills first, then stops, then take-profit limits (stop before target);
+- a long's stop (sell stop) fills at min(open, stop): a gap through the stop fills at the open;
+  a long's take profit (sell limit) at max(open, target); shorts mirror;
+- slippage (bps, against you) applies to market, timed, stop and close fills; limits fill at
+  their price or better without slippage; the fee (bps of notional) is charged on every fill;
+- resting orders are live from the bar that opens at `active_from` (the entry bar itself);
+- orders sharing an `oco` group fill at most once: after one fills the others cannot fill and
+  wait for the order manager's cancel (a real exchange's OCO/reduce-only behaviour);
+- `close` orders (end of data) fill at once at the last close seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from actors.messages import (
+    BarClosed,
+    CancelOrder,
+    FillDue,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    Phase,
+    Scheduled,
+    SubmitOrder,
+)
+from actors.runtime import Actor, EventClock
+
+_FIRST_CHUNK = 64
+_MAX_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class BarArrays:
+    """One series as numpy arrays (fast mode), timestamps as int ns of bar open."""
+
+    open_ns: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+
+    @classmethod
+    def from_frame(cls, bars: pd.DataFrame) -> BarArrays:
+        index = pd.DatetimeIndex(bars.index)
+        return cls(
+            open_ns=index.as_unit("ns").asi8.copy(),
+            open=bars["open"].to_numpy(np.float64),
+            high=bars["high"].to_numpy(np.float64),
+            low=bars["low"].to_numpy(np.float64),
+            close=bars["close"].to_numpy(np.float64),
+        )
+
+
+def first_hit(values: np.ndarray, start: int, level: float, below: bool) -> int:
+    """First index >= start with values <= level (below) or >= level; -1 if none.
+
+    Searches growing chunks so a trigger a few bars ahead costs a few small slices, not a scan
+    of the whole tail.
+    """
+    n = len(values)
+    i, chunk = start, _FIRST_CHUNK
+    while i < n:
+        segment = values[i : i + chunk]
+        hits = np.flatnonzero(segment <= level if below else segment >= level)
+        if hits.size:
+            return i + int(hits[0])
+        i += chunk
+        chunk = min(chunk * 4, _MAX_CHUNK)
+    return -1
+
+
+def triggers(order: SubmitOrder, high: float, low: float) -> bool:
+    """Does a resting stop/limit order trigger within a bar with this range?"""
+    if order.kind == "stop":
+        return low <= order.price if order.side == "sell" else high >= order.price
+    return high >= order.price if order.side == "sell" else low <= order.price
+
+
+def fill_price(order: SubmitOrder, open_: float, close: float, slippage: float) -> float:
+    """Price of `order` filling in a bar opening at `open_` (section 5 rules, see module doc)."""
+    kind, sell = order.kind, order.side == "sell"
+    if kind == "limit":
+        return max(open_, order.price) if sell else min(open_, order.price)
+    if kind == "stop":
+        raw = min(open_, order.price) if sell else max(open_, order.price)
+    elif kind == "close":
+        raw = close
+    else:  # market, timed
+        raw = open_
+    return raw * (1.0 - slippage) if sell else raw * (1.0 + slippage)
+
+
+class SimExchange(Actor):
+    """Simulated broker. `data` (symbol -> BarArrays) selects fast mode; None selects replay."""
+
+    handlers = {
+        SubmitOrder: "on_submit",
+        CancelOrder: "on_cancel",
+        FillDue: "on_fill_due",
+        BarClosed: "on_bar",
+    }
+
+    def __init__(
+        self,
+        fee_bps: float = 10.0,
+        slippage_bps: float = 0.0,
+        data: dict[str, BarArrays] | None = None,
+        clock: EventClock | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.fee = fee_bps / 1e4
+        self.slippage = slippage_bps / 1e4
+        self.data = data
+        self.fast = data is not None
+        if self.fast:  # bars come as arrays: BarClosed is not needed
+            self._table.pop(BarClosed)
+        self._orders: dict[int, SubmitOrder] = {}
+        self._filled_groups: set[int] = set()
+        self._bars: dict[str, tuple[int, BarClosed]] = {}  # replay: symbol -> (index, bar)
+        self.fills = 0
+
+    def subscriptions(self) -> tuple[type, ...]:
+        return tuple(self._table)
+
+    # -- commands ---------------------------------------------------------------------------
+    def on_submit(self, msg: SubmitOrder) -> list:
+        reason = self._invalid(msg)
+        if reason:
+            return [OrderRejected(msg.ts, msg.order_id, reason)]
+        self._orders[msg.order_id] = msg
+        out: list = [OrderAccepted(msg.ts, msg.order_id)]
+        if msg.kind == "close":
+            out.extend(self._fill_close(msg))
+        elif self.fast:
+            out.extend(self._schedule(msg))
+        else:
+            out.extend(self._check_current_bar(msg))
+        return out
+
+    def on_cancel(self, msg: CancelOrder) -> list:
+        if self._orders.pop(msg.order_id, None) is None:
+            return []  # already filled or cancelled: nothing to do
+        return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+
+    def _invalid(self, msg: SubmitOrder) -> str | None:
+        if not (msg.quantity > 0 and math.isfinite(msg.quantity)):
+            return f"quantity must be a positive number, got {msg.quantity}"
+        if msg.kind in ("stop", "limit") and not (msg.price and msg.price > 0):
+            return f"{msg.kind} order needs a positive price, got {msg.price}"
+        if msg.kind == "timed" and msg.trigger_ts is None:
+            return "timed order needs trigger_ts"
+        if msg.kind not in ("market", "stop", "limit", "timed", "close"):
+            return f"unknown order kind {msg.kind!r}"
+        if self.fast and msg.symbol not in self.data:
+            return f"no data for symbol {msg.symbol!r}"
+        if msg.kind == "close" and not self.fast and msg.symbol not in self._bars:
+            return f"no bar seen yet for {msg.symbol!r}"
+        return None
+
+    # -- fast mode --------------------------------------------------------------------------
+    def _schedule(self, order: SubmitOrder) -> list:
+        arrays = self.data[order.symbol]
+        index = self._fill_bar(order, arrays)
+        if index < 0:
+            return []  # never fills within the data; rests until cancelled
+        phase = {"stop": Phase.STOP, "limit": Phase.TARGET}.get(order.kind, Phase.OPEN)
+        ts = int(arrays.open_ns[index])
+        return [Scheduled(ts, phase, FillDue(ts, order.order_id, index))]
+
+    def _fill_bar(self, order: SubmitOrder, arrays: BarArrays) -> int:
+        times = arrays.open_ns
+        n = len(times)
+        if order.kind == "market":
+            index = int(np.searchsorted(times, max(order.ts, order.active_from), "left"))
+            return index if index < n else -1
+        if order.kind == "timed":
+            index = int(np.searchsorted(times, max(order.trigger_ts, order.active_from), "left"))
+            return index if index < n else -1
+        start = int(np.searchsorted(times, order.active_from, "left"))
+        sell = order.side == "sell"
+        if order.kind == "stop":
+            values, below = (arrays.low, True) if sell else (arrays.high, False)
+        else:
+            values, below = (arrays.high, False) if sell else (arrays.low, True)
+        return first_hit(values, start, order.price, below)
+
+    def on_fill_due(self, msg: FillDue) -> list:
+        order = self._orders.get(msg.order_id)
+        if order is None or (order.oco is not None and order.oco in self._filled_groups):
+            return []  # cancelled meanwhile, or its OCO group already filled
+        arrays = self.data[order.symbol]
+        i = msg.bar_index
+        price = fill_price(order, float(arrays.open[i]), float(arrays.close[i]), self.slippage)
+        return [self._fill(order, msg.ts, price)]
+
+    # -- replay mode ------------------------------------------------------------------------
+    def on_bar(self, bar: BarClosed) -> list:
+        previous = self._bars.get(bar.symbol)
+        self._bars[bar.symbol] = ((previous[0] + 1) if previous else 0, bar)
+        out: list = []
+        book = [o for o in self._orders.values() if o.symbol == bar.symbol]
+        if not book:
+            return out
+        for order in book:  # open phase, in order-id order (dict keeps insertion = id order)
+            if order.kind == "market" and max(order.ts, order.active_from) <= bar.bar_ts:
+                out.extend(self._fill_if_live(order, bar))
+            elif order.kind == "timed" and order.trigger_ts <= bar.bar_ts:
+                out.extend(self._fill_if_live(order, bar))
+        for kind in ("stop", "limit"):  # intrabar: stops before targets
+            for order in book:
+                if (
+                    order.kind == kind
+                    and order.order_id in self._orders
+                    and order.active_from <= bar.bar_ts
+                    and triggers(order, bar.high, bar.low)
+                ):
+                    out.extend(self._fill_if_live(order, bar))
+        return out
+
+    def _check_current_bar(self, order: SubmitOrder) -> list:
+        """Replay: a resting order live from the current bar is checked against it at once."""
+        current = self._bars.get(order.symbol)
+        if current is None or order.kind not in ("stop", "limit"):
+            return []
+        bar = current[1]
+        if order.active_from <= bar.bar_ts and triggers(order, bar.high, bar.low):
+            return self._fill_if_live(order, bar)
+        return []
+
+    def _fill_if_live(self, order: SubmitOrder, bar: BarClosed) -> list:
+        if order.order_id not in self._orders:
+            return []
+        if order.oco is not None and order.oco in self._filled_groups:
+            return []
+        price = fill_price(order, bar.open, bar.close, self.slippage)
+        return [self._fill(order, bar.bar_ts, price)]
+
+    # -- shared -----------------------------------------------------------------------------
+    def _fill_close(self, order: SubmitOrder) -> list:
+        if order.oco is not None and order.oco in self._filled_groups:
+            return []
+        if self.fast:
+            arrays = self.data[order.symbol]
+            ts, close = int(arrays.open_ns[-1]), float(arrays.close[-1])
+        else:
+            bar = self._bars[order.symbol][1]
+            ts, close = bar.bar_ts, bar.close
+        return [self._fill(order, ts, fill_price(order, close, close, self.slippage))]
+
+    def _fill(self, order: SubmitOrder, ts: int, price: float) -> OrderFilled:
+        del self._orders[order.order_id]
+        if order.oco is not None:
+            self._filled_groups.add(order.oco)
+        self.fills += 1
+        fee = abs(price * order.quantity) * self.fee
+        return OrderFilled(ts, order.order_id, price, order.quantity, fee)
+
+    def open_orders(self) -> list[int]:
+        return sorted(self._orders)

@@ -1,0 +1,218 @@
+"""Strategy host: runs one Strategy on one series; bars in, signals out.
+
+Signals are computed once, vectorized, by `Strategy.compute` over the whole series (causal: a
+value at t depends only on bars <= t, which the strategies' lookahead tests prove). Both modes
+use those columns:
+- fast mode: the host keeps the bar indices of each signal column and schedules a `SignalDue`
+  timer only for the next bar where an armed column fires, so quiet bars cost nothing;
+- replay mode: every BarClosed arrives (as in live) and the host evaluates that bar.
+Either way a bar is evaluated by the same `_evaluate`, in the order exit_long, exit_short,
+enter_long, enter_short, and with the same gating (DESIGN.md section 5): an entry is ignored
+while a position or an entry on that side is open (unless the strategy allows pyramiding), and
+while the other side is open unless the strategy declares hedge; an exit only when open.
+
+Callbacks: on_start (RunStarted), on_bar (BarClosed), on_order (order events; subscribed only
+when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClosed), on_stop
+(EndOfData).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from actors.messages import (
+    ORDER_EVENTS,
+    BarClosed,
+    EndOfData,
+    ExitSpec,
+    Phase,
+    RunStarted,
+    Scheduled,
+    SignalDue,
+    SignalRaised,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
+from actors.runtime import Actor, EventClock
+from factors.bars import interval_ns
+from strategies.base import Strategy
+
+COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order
+_SIDE = {"exit_long": "long", "exit_short": "short", "enter_long": "long", "enter_short": "short"}
+
+
+class StrategyHost(Actor):
+    handlers = {
+        RunStarted: "on_start",
+        BarClosed: "on_bar",
+        SignalDue: "on_signal_due",
+        SignalRejected: "on_signal_rejected",
+        TradeOpened: "on_trade",
+        TradeClosed: "on_trade",
+        EndOfData: "on_stop",
+    }
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        bars: pd.DataFrame,
+        symbol: str,
+        interval: str,
+        fast: bool = True,
+        strategy_id: str | None = None,
+        clock: EventClock | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.strategy = strategy
+        self.name = strategy_id or strategy.name
+        self.symbol, self.interval, self.fast = symbol, interval, fast
+        if fast:
+            self._table.pop(BarClosed)
+        if type(strategy).on_order is not Strategy.on_order:
+            for kind in ORDER_EVENTS:
+                self._table[kind] = self.on_order
+        frame = strategy.compute(bars)
+        step = interval_ns(interval)
+        self.open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8.copy()
+        self.close_ns = self.open_ns + step
+        self.close = bars["close"].to_numpy(np.float64)
+        self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
+        self._where = {c: np.flatnonzero(self._flags[c]) for c in COLUMNS}
+        self._any = np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
+        self._distances = {
+            c: frame[c].to_numpy(np.float64) if c in frame else None
+            for c in ("stop_distance", "target_distance")
+        }
+        rules = strategy.exit_rules()
+        self._rules = rules
+        self._hold_ns = rules.max_bars * step if rules.max_bars else None
+        self.hedge, self.pyramiding = strategy.hedge, strategy.pyramiding
+        self._open = {"long": 0, "short": 0}
+        self._pending = {"long": False, "short": False}
+        self._next_signal = 0
+        self._generation = 0
+        self._bar = 0  # replay: index of the next bar expected
+        self.signals_raised = 0
+
+    def subscriptions(self) -> tuple[type, ...]:
+        return tuple(self._table)
+
+    # -- callbacks ----------------------------------------------------------------------------
+    def on_start(self, msg: RunStarted) -> list:
+        self.strategy.on_start({"symbol": self.symbol, "interval": self.interval})
+        return self._reschedule(0) if self.fast else []
+
+    def on_bar(self, msg: BarClosed) -> list:
+        if msg.symbol != self.symbol:
+            return []
+        i = self._bar
+        self._bar += 1
+        if i >= len(self._any) or self.open_ns[i] != msg.bar_ts:
+            raise ValueError(
+                f"strategy host {self.name}: bar at {pd.Timestamp(msg.bar_ts, tz='UTC')} does not "
+                "match the series the signals were computed on"
+            )
+        return self._evaluate(i) if self._any[i] else []
+
+    def on_signal_due(self, msg: SignalDue) -> list:
+        if msg.strategy != self.name or msg.generation != self._generation:
+            return []  # superseded by a later reschedule
+        out = self._evaluate(msg.bar_index)
+        out.extend(self._reschedule(msg.bar_index + 1))
+        return out
+
+    def on_signal_rejected(self, msg: SignalRejected) -> list:
+        if msg.strategy != self.name:
+            return []
+        self._pending[msg.side] = False
+        return self._reschedule_now()
+
+    def on_trade(self, msg: TradeOpened | TradeClosed) -> list:
+        if msg.strategy != self.name:
+            return []
+        if type(msg) is TradeOpened:
+            self._open[msg.side] += 1
+            self._pending[msg.side] = False
+        else:
+            self._open[msg.side] -= 1
+        self.strategy.on_trade(msg)
+        return self._reschedule_now()
+
+    def on_order(self, msg: Any) -> list:
+        self.strategy.on_order(msg)
+        return []
+
+    def on_stop(self, msg: EndOfData) -> list:
+        self.strategy.on_stop()
+        return []
+
+    # -- signals ------------------------------------------------------------------------------
+    def _armed(self, column: str) -> bool:
+        side = _SIDE[column]
+        if column.startswith("exit"):
+            return self._open[side] > 0
+        other = "short" if side == "long" else "long"
+        if self._pending[side] or (self._open[side] and not self.pyramiding):
+            return False
+        return self.hedge or not (self._open[other] or self._pending[other])
+
+    def _evaluate(self, i: int) -> list:
+        out: list = []
+        for column in COLUMNS:
+            if self._flags[column][i] and self._armed(column):
+                out.append(self._signal(i, column))
+        return out
+
+    def _signal(self, i: int, column: str) -> SignalRaised:
+        side = _SIDE[column]
+        self._next_signal += 1
+        self.signals_raised += 1
+        if column.startswith("exit"):
+            return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
+                                self.interval, side, "exit", float(self.close[i]))  # fmt: skip
+        self._pending[side] = True
+        rules = self._rules
+        exits = ExitSpec(
+            rules.sl_pct,
+            rules.tp_pct,
+            _finite(self._distances["stop_distance"], i),
+            _finite(self._distances["target_distance"], i),
+            self._hold_ns,
+            rules.session_end,
+        )
+        return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
+                            self.interval, side, "enter", float(self.close[i]), exits)  # fmt: skip
+
+    def _reschedule_now(self) -> list:
+        if not self.fast:
+            return []
+        # the first bar whose close is still ahead of now
+        return self._reschedule(int(np.searchsorted(self.close_ns, self.clock.now, "right")))
+
+    def _reschedule(self, start: int) -> list:
+        """Fast mode: one timer at the next bar >= start where an armed column fires."""
+        self._generation += 1
+        best = -1
+        for column in COLUMNS:
+            if not self._armed(column):
+                continue
+            where = self._where[column]
+            k = int(np.searchsorted(where, start, "left"))
+            if k < len(where) and (best < 0 or where[k] < best):
+                best = int(where[k])
+        if best < 0:
+            return []
+        ts = int(self.close_ns[best])
+        return [Scheduled(ts, Phase.CLOSE, SignalDue(ts, self.name, self._generation, best))]
+
+
+def _finite(values: np.ndarray | None, i: int) -> float | None:
+    if values is None:
+        return None
+    value = float(values[i])
+    return value if math.isfinite(value) else None

@@ -1,0 +1,343 @@
+"""`cli.py backtest --all`: every enabled strategy instance, fanned out over Ray.
+
+The driver (this process) does all database work; Ray workers only compute:
+1. list the enabled instances (filters), expand the --grid, give every run its key
+   (research/runkeys.py) and skip keys already stored (resume / idempotence);
+2. load each distinct (exchange, symbol, interval) series ONCE and `ray.put` it;
+3. pack runs into batches of about TARGET_TASK_SECONDS of work and submit one Ray task per batch
+   (Ray retries a task whose worker died; a strategy that raises is caught per run and comes back
+   as a failed run, so it never fails the task or stops the others);
+4. stream finished batches with `ray.wait` and store each one at once (idempotent on run_key), so
+   Ctrl-C or a dead worker loses nothing finished and re-running continues where it stopped;
+5. write results.csv (one row per run) and the combined trades CSV, from the database so runs done
+   by earlier invocations are included; per-run directories with --separate.
+
+Workers never open the database, so a SQLite file works with a local Ray; a multi-node cluster
+needs PostgreSQL because the CLI may run anywhere (see research/ray_setup.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from research import fanout_io
+from research.grid import check_grid_keys, expand_params, parse_grid, restrict_grid
+from research.runkeys import data_range, run_key
+
+# Batches aim at this much work per Ray task: Ray's per-task cost (~1 ms plus argument
+# transfer) then stays well under 1 % of the work.
+TARGET_TASK_SECONDS = 1.0
+# Cost model of one backtest, seconds = RUN_OVERHEAD_S + bars * SECONDS_PER_BAR, measured with
+# benchmarks/fanout.py on this machine (vectorized engine); only the order of magnitude matters.
+RUN_OVERHEAD_S = 0.01
+SECONDS_PER_BAR = 2e-6
+TASK_MAX_RETRIES = 3  # a worker process that dies is replaced and its batch re-run
+
+
+class FanoutError(ValueError):
+    """backtest --all cannot run as asked; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One backtest to run: what a worker needs, nothing from the database."""
+
+    run_key: str
+    run_id: str
+    instance_id: int | None
+    family: str  # as stored on the instance (registry name or file.py:Class)
+    load_spec: str  # the same, with a user strategy file made absolute for workers
+    exchange: str
+    symbol: str
+    interval: str
+    params: dict[str, Any]
+    series: tuple[str, str, str]  # (exchange, symbol, interval)
+    bars: int
+
+
+@dataclass
+class FanoutSummary:
+    total: int = 0  # runs selected
+    skipped: int = 0  # already stored before this invocation
+    done: int = 0  # stored now with status done
+    failed: int = 0  # stored now with status failed (the strategy raised)
+    lost: int = 0  # tasks that failed even after retries (not stored; re-run retries them)
+    no_data: list[str] = field(default_factory=list)
+    results_csv: Path | None = None
+    trades_csv: Path | None = None
+    nodes: set[str] = field(default_factory=set)  # IPs of the Ray nodes that ran backtests
+    nodes_by_run: dict[str, str] = field(default_factory=dict)  # run_key -> node IP
+    lost_errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_all(
+    db_url: str | None,
+    out_dir: Path | str | None,
+    family: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+    start: Any = None,
+    end: Any = None,
+    grid: list[str] | None = None,
+    ray_address: str | None = None,
+    separate: bool = False,
+    config: Any = None,
+) -> FanoutSummary:
+    """Run every enabled instance (filtered, grid-expanded) on Ray; see the module docstring."""
+    from store.runs import completed_run_keys
+
+    from research.backtest import BacktestConfig
+    from store.db import resolve_url
+
+    began = time.perf_counter()
+    console = Console(stderr=True)
+    url = resolve_url(db_url)
+    config = config or BacktestConfig()
+    out = Path(out_dir) if out_dir else Path("backtest_all")
+    summary = FanoutSummary()
+
+    instances = _select_instances(url, family, symbol, interval)
+    parsed_grid = parse_grid(grid)
+    series = _load_series(url, instances, start, end, summary)
+    specs = _build_specs(instances, parsed_grid, series, config)
+    summary.total = len(specs)
+    done_keys = completed_run_keys(url)
+    pending = [s for s in specs if s.run_key not in done_keys]
+    summary.skipped = summary.total - len(pending)
+    console.print(
+        f"{summary.total} runs selected: {summary.skipped} already done (skipped), "
+        f"{len(pending)} to run"
+    )
+    if pending:
+        _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console)
+    summary.results_csv, summary.trades_csv = fanout_io.write_combined(
+        url, out, specs, summary.nodes_by_run
+    )
+    summary.seconds = time.perf_counter() - began
+    _print_summary(summary, console)
+    return summary
+
+
+# -- selection ----------------------------------------------------------------------------------
+def _select_instances(url: str, family: str | None, symbol: str | None, interval: str | None):
+    from store.instances import list_instances
+
+    instances = list_instances(
+        url, enabled_only=True, family=family, symbol=symbol, interval=interval
+    )
+    if not instances:
+        filters = ", ".join(
+            f"{k}={v}"
+            for k, v in (("family", family), ("symbol", symbol), ("interval", interval))
+            if v
+        )
+        where = f" matching {filters}" if filters else ""
+        raise FanoutError(
+            f"no enabled strategy instances{where} in the database; register some with "
+            "`cli.py data demo` or `cli.py strategies add ...`, and list them with "
+            "`cli.py strategies list-instances`"
+        )
+    return instances
+
+
+def _load_series(url: str, instances, start, end, summary: FanoutSummary) -> dict:
+    """Each distinct (exchange, symbol, interval) loaded once; series without bars are noted."""
+    from store.bars import load_bars
+
+    frames: dict[tuple[str, str, str], pd.DataFrame] = {}
+    for key in sorted({(i.exchange, i.symbol, i.interval) for i in instances}):
+        try:
+            frame = load_bars(url, *key, start=start, end=end)
+        except ValueError as exc:  # BarDataError: no bars for this series / range
+            summary.no_data.append(f"{key[0]} {key[1]} {key[2]}: {exc}")
+            continue
+        if len(frame):
+            frames[key] = frame
+        else:
+            summary.no_data.append(f"{key[0]} {key[1]} {key[2]}: no bars in range")
+    return frames
+
+
+def _strategy_params(family: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(parameter name -> default, error text) for a family."""
+    from strategies.registry import strategy_class
+
+    try:
+        cls = strategy_class(_load_spec(family))
+    except Exception as exc:  # a broken user file is reported per run, not fatal
+        return None, f"{type(exc).__name__}: {exc}"
+    return {k: d for k, (_, d) in cls.parameters().items()}, None
+
+
+def _load_spec(family: str) -> str:
+    path, sep, name = family.rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{os.path.abspath(path)}:{name}"
+    return family
+
+
+def _canonical_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The strategy's full, coerced parameter set; the given params when it cannot be built."""
+    from strategies.registry import make_strategy
+
+    try:
+        return make_strategy(_load_spec(family), params).param_dict()
+    except Exception:  # the worker reports the same error as the run's failure
+        return dict(params)
+
+
+def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) -> list[RunSpec]:
+    known = {i.family: _strategy_params(i.family) for i in instances}
+    check_grid_keys(grid, {f: list(p or {}) for f, (p, _) in known.items() if p is not None})
+    specs: dict[str, RunSpec] = {}
+    for inst in instances:
+        key_series = (inst.exchange, inst.symbol, inst.interval)
+        if key_series not in series:
+            continue
+        base = inst.params
+        bars = series[key_series]
+        rng = data_range(bars)
+        names = known[inst.family][0] or {}
+        for given in expand_params(base, restrict_grid(grid, names)):
+            params = _canonical_params(inst.family, given)
+            key = run_key(inst.family, *key_series, params, rng, config)
+            if key in specs:
+                continue  # grid values equal to another instance's: the same run
+            is_instance = _canonical_params(inst.family, base) == params
+            specs[key] = RunSpec(
+                run_key=key,
+                run_id=key[:24],
+                instance_id=inst.id if is_instance else None,
+                family=inst.family,
+                load_spec=_load_spec(inst.family),
+                exchange=inst.exchange,
+                symbol=inst.symbol,
+                interval=inst.interval,
+                params=params,
+                series=key_series,
+                bars=len(bars),
+            )
+    return list(specs.values())
+
+
+# -- batching -----------------------------------------------------------------------------------
+def estimated_seconds(bars: int) -> float:
+    return RUN_OVERHEAD_S + bars * SECONDS_PER_BAR
+
+
+def make_batches(specs: list[RunSpec], cpus: float) -> list[list[RunSpec]]:
+    """Consecutive runs (sorted by series) packed until ~TARGET_TASK_SECONDS of estimated work.
+
+    A batch also stays under the job's work / (2 x CPUs) so that a small job still spreads over
+    every CPU with some room for balancing; in that case batches are shorter than the target.
+    """
+    ordered = sorted(specs, key=lambda s: (s.series, s.run_key))
+    total = sum(estimated_seconds(s.bars) for s in ordered)
+    target = min(TARGET_TASK_SECONDS, total / max(1.0, 2 * cpus))
+    batches: list[list[RunSpec]] = []
+    current: list[RunSpec] = []
+    work = 0.0
+    for spec in ordered:
+        current.append(spec)
+        work += estimated_seconds(spec.bars)
+        if work >= target:
+            batches.append(current)
+            current, work = [], 0.0
+    if current:
+        batches.append(current)
+    return batches
+
+
+# -- running on Ray -----------------------------------------------------------------------------
+def _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console):
+    import ray
+
+    from research.ray_setup import check_database_for_cluster, ray_session
+
+    with ray_session(ray_address, console=console) as session:
+        check_database_for_cluster(url, session)
+        refs = {key: ray.put(series[key]) for key in {s.series for s in pending}}
+        batches = make_batches(pending, max(1.0, session.cpus))
+        task = ray.remote(max_retries=TASK_MAX_RETRIES)(fanout_io.run_batch)
+        in_flight = {}
+        for batch in batches:
+            keys = sorted({s.series for s in batch})
+            ref = task.remote(batch, config, separate, keys, *(refs[k] for k in keys))
+            in_flight[ref] = batch
+        console.print(f"{len(pending)} runs in {len(batches)} Ray tasks")
+        _stream(url, out, in_flight, separate, summary, console)
+
+
+def _stream(url, out, in_flight: dict, separate: bool, summary, console) -> None:
+    """Store each batch as soon as it finishes; Ctrl-C keeps everything stored so far."""
+    import ray
+
+    with fanout_io.progress(console) as bar:
+        job = bar.add_task("backtests", total=sum(len(b) for b in in_flight.values()))
+        try:
+            while in_flight:
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    batch = in_flight.pop(ref)
+                    _collect(url, out, ref, batch, separate, summary)
+                    bar.advance(job, len(batch))
+        except KeyboardInterrupt:
+            for ref in in_flight:
+                ray.cancel(ref, force=True)
+            console.print(
+                f"[yellow]interrupted[/]: {summary.done + summary.failed} runs stored this time "
+                f"(nothing finished is lost); run the same command again to continue"
+            )
+            raise SystemExit(130) from None
+
+
+def _collect(url, out, ref, batch: list[RunSpec], separate: bool, summary) -> None:
+    import ray
+
+    try:
+        outcomes = ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        # Even the retries failed (a worker that keeps dying, out of memory): keep going.
+        summary.lost += len(batch)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        summary.lost_errors.append(first)
+        return
+    fanout_io.store_batch(url, outcomes)
+    for outcome in outcomes:
+        if outcome["run"]["status"] == "done":
+            summary.done += 1
+        else:
+            summary.failed += 1
+        summary.nodes.add(outcome["node_ip"])
+        summary.nodes_by_run[outcome["run"]["run_key"]] = outcome["node_ip"]
+        if separate and outcome.get("result") is not None:
+            fanout_io.write_run_dir(out, outcome)
+
+
+def _print_summary(summary: FanoutSummary, console: Console) -> None:
+    parts = [f"{summary.done} done", f"{summary.failed} failed", f"{summary.skipped} skipped"]
+    if summary.lost:
+        parts.append(f"{summary.lost} lost")
+    nodes = f" on {len(summary.nodes)} node(s)" if summary.nodes else ""
+    console.print(
+        f"backtest --all: {summary.total} runs ({', '.join(parts)}){nodes} "
+        f"in {summary.seconds:.1f} s"
+    )
+    for line in summary.no_data:
+        console.print(f"[yellow]no data[/] {line}")
+    if summary.lost:
+        for err in sorted(set(summary.lost_errors))[:5]:
+            console.print(f"[red]lost[/] {err}")
+        console.print("runs lost to failed tasks are not stored; run again to retry them")
+    if summary.failed:
+        console.print("failed runs (strategy errors) are in results.csv with their error")
+    print(f"results: {summary.results_csv}")
+    print(f"trades: {summary.trades_csv}")

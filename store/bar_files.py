@@ -1,0 +1,99 @@
+"""Read bar files (CSV, CSV.gz, Parquet) in the layout of DESIGN.md section 6 and validate them.
+
+Columns timestamp, open, high, low, close, volume (names case-insensitive, extra columns
+ignored); timestamp in epoch milliseconds or ISO-8601 (naive times count as UTC). Everything is
+checked before anything is written (store/validate.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from factors.bars import OHLCV
+from store.validate import (
+    BarFormatError,
+    GapReport,
+    arrays_to_frame,
+    gap_report,
+    validate_arrays,
+)
+
+TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time")
+
+
+def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapReport]:
+    """A validated bar frame from a file and its gap report; BarDataError on any problem."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"bar file {str(file)!r} not found")
+    raw = _read_table(file)
+    ts, cols = _columns(raw, file.name)
+    validate_arrays(ts, cols, interval, file.name)
+    ts = ts.astype(np.int64)
+    return arrays_to_frame(ts, cols), gap_report(ts, interval)
+
+
+def _read_table(file: Path) -> pd.DataFrame:
+    name = file.name.lower()
+    try:
+        if name.endswith(".parquet") or name.endswith(".pq"):
+            return pd.read_parquet(file)
+        if name.endswith(".csv") or name.endswith(".csv.gz"):
+            return pd.read_csv(file, dtype=str, keep_default_na=False)
+    except Exception as exc:  # any reader failure is a user-facing format problem
+        raise BarFormatError(f"{file.name}: cannot read file: {exc}") from None
+    raise BarFormatError(f"{file.name}: unknown file type; use .csv, .csv.gz or .parquet")
+
+
+def _columns(raw: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    lower = {str(c).strip().lower(): c for c in raw.columns}
+    time_col = next((lower[n] for n in TIME_NAMES if n in lower), None)
+    missing = [c for c in OHLCV if c not in lower]
+    if time_col is None or missing:
+        need = (["timestamp"] if time_col is None else []) + missing
+        raise BarFormatError(
+            f"{source}: missing columns {', '.join(need)} (found: "
+            f"{', '.join(map(str, raw.columns)) or 'none'}); the layout is "
+            "timestamp,open,high,low,close,volume with a header row"
+        )
+    cols = {c: pd.to_numeric(raw[lower[c]], errors="coerce").to_numpy(np.float64) for c in OHLCV}
+    return _timestamps(raw[time_col], source), cols
+
+
+def _timestamps(column: pd.Series, source: str) -> np.ndarray:
+    """Epoch ms as float64 (NaN where empty; the validator reports those)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        stamps = pd.to_datetime(column, utc=True)
+        return _ms(stamps)
+    as_text = column.astype(str).str.strip()
+    numeric = pd.to_numeric(as_text, errors="coerce")
+    filled = as_text.ne("") & as_text.str.lower().ne("nan")
+    if numeric[filled].notna().all():
+        values = numeric.to_numpy(np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size and np.nanmax(finite) < 1e11:
+            raise BarFormatError(
+                f"{source}: numeric timestamps look like epoch seconds (e.g. {finite[0]:.0f}); "
+                "use epoch milliseconds (multiply by 1000) or ISO-8601"
+            )
+        return values
+    stamps = pd.to_datetime(as_text.where(filled), utc=True, errors="coerce", format="ISO8601")
+    bad = stamps.isna() & filled
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise BarFormatError(
+            f"{source}: cannot read timestamp {as_text.iloc[row]!r} at row {row + 1} "
+            f"({int(bad.sum())} rows); use epoch milliseconds or ISO-8601 like 2018-01-10T00:00Z"
+        )
+    return _ms(stamps)
+
+
+def _ms(stamps: pd.Series) -> np.ndarray:
+    epoch = pd.Timestamp(0, tz="UTC")
+    # Timedelta // Timedelta gives float64 with NaN where the time is missing (NaT).
+    return ((stamps.dt.tz_convert("UTC") - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(
+        np.float64, na_value=np.nan
+    )

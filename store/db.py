@@ -1,0 +1,127 @@
+"""Database URL resolution, cached engines and sessions.
+
+The URL comes from `--db`, else the environment variable RAYTRADER_DB, else a SQLite file
+`raytrader.db` in the current directory. Any SQLAlchemy URL works; PostgreSQL is used through
+psycopg 3 (`postgresql+psycopg://user@host:5432/name`). Tables are created on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, create_engine
+
+DEFAULT_URL = "sqlite:///raytrader.db"
+ENV_VAR = "RAYTRADER_DB"
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+class StoreError(ValueError):
+    """The database cannot be used as asked (bad URL, unreachable server); says how to fix it."""
+
+
+def resolve_url(explicit: str | None = None) -> str:
+    """`--db` beats RAYTRADER_DB beats sqlite:///raytrader.db (in the working directory)."""
+    if explicit:
+        return explicit
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: show only its scheme
+        return url.split("://", 1)[0] + "://..."
+
+
+def get_engine(url: str) -> Engine:
+    """The engine for `url` (one per URL and process), with every table created."""
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _create(url)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests call this before dropping a database)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextlib.contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back if it raises."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _create(url: str) -> Engine:
+    import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+    shown = safe_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"database URL {shown!r} is not a valid SQLAlchemy URL; use e.g. "
+            "sqlite:///raytrader.db or postgresql+psycopg://user@host:5432/name"
+        ) from None
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        # Several processes (Ray workers) may write to one file: wait for locks, don't fail.
+        kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 5}
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StoreError(
+            f"database URL {shown!r}: no driver ({exc}); use sqlite:/// or postgresql+psycopg://"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        raise StoreError(
+            f"cannot open database {shown}: {reason}; check --db / {ENV_VAR} "
+            "(server running? database exists? file path writable?)"
+        ) from None
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot use database {shown}: {type(exc).__name__}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers work while one process writes; NORMAL sync is safe with WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def backend(url: str) -> str:
+    """'sqlite', 'postgresql', ... for `url`."""
+    return make_url(url).get_backend_name()

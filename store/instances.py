@@ -1,0 +1,128 @@
+"""Strategy instances: one family + parameter set on one market and interval, with a weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from factors.bars import interval_delta
+from store.db import session_scope
+from store.models import Pair, StrategyInstance, canonical_json
+
+
+class InstanceError(ValueError):
+    """An instance id or value that does not exist or is not allowed."""
+
+
+def add_instance(
+    url: str,
+    family: str,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    params: dict[str, Any],
+    enabled: bool = True,
+    weight: float = 1.0,
+) -> StrategyInstance:
+    """Register an instance (and its pair); an identical one already stored is returned as is."""
+    interval_delta(interval)
+    _check_weight(weight)
+    params_json = canonical_json(params or {})
+    with session_scope(url) as session:
+        _ensure_pair(session, exchange, symbol)
+        found = session.exec(
+            select(StrategyInstance).where(
+                StrategyInstance.family == family,
+                StrategyInstance.exchange == exchange,
+                StrategyInstance.symbol == symbol,
+                StrategyInstance.interval == interval,
+                StrategyInstance.params_json == params_json,
+            )
+        ).first()
+        if found is not None:
+            return found
+        instance = StrategyInstance(
+            family=family,
+            exchange=exchange,
+            symbol=symbol,
+            interval=interval,
+            params_json=params_json,
+            enabled=enabled,
+            weight=float(weight),
+        )
+        session.add(instance)
+        session.flush()
+        session.refresh(instance)
+        return instance
+
+
+def set_enabled(url: str, instance_id: int, enabled: bool) -> StrategyInstance:
+    with session_scope(url) as session:
+        instance = _get(session, instance_id)
+        instance.enabled = bool(enabled)
+        session.add(instance)
+        return instance
+
+
+def set_weight(url: str, instance_id: int, weight: float) -> StrategyInstance:
+    _check_weight(weight)
+    with session_scope(url) as session:
+        instance = _get(session, instance_id)
+        instance.weight = float(weight)
+        session.add(instance)
+        return instance
+
+
+def list_instances(
+    url: str,
+    enabled_only: bool = False,
+    family: str | None = None,
+    symbol: str | None = None,
+    interval: str | None = None,
+) -> list[StrategyInstance]:
+    query = select(StrategyInstance)
+    if enabled_only:
+        query = query.where(StrategyInstance.enabled == True)  # noqa: E712 (SQL expression)
+    if family:
+        query = query.where(StrategyInstance.family == family)
+    if symbol:
+        query = query.where(StrategyInstance.symbol == symbol)
+    if interval:
+        query = query.where(StrategyInstance.interval == interval)
+    with session_scope(url) as session:
+        return list(session.exec(query.order_by(StrategyInstance.id)).all())
+
+
+def list_pairs(url: str) -> list[Pair]:
+    with session_scope(url) as session:
+        return list(session.exec(select(Pair).order_by(Pair.exchange, Pair.symbol)).all())
+
+
+def ensure_pair(url: str, exchange: str, symbol: str) -> None:
+    with session_scope(url) as session:
+        _ensure_pair(session, exchange, symbol)
+
+
+def _ensure_pair(session: Any, exchange: str, symbol: str) -> None:
+    found = session.exec(
+        select(Pair).where(Pair.exchange == exchange, Pair.symbol == symbol)
+    ).first()
+    if found is None:
+        base, _, quote = symbol.partition("/")
+        session.add(Pair(exchange=exchange, symbol=symbol, base=base, quote=quote))
+        session.flush()
+
+
+def _get(session: Any, instance_id: int) -> StrategyInstance:
+    instance = session.get(StrategyInstance, int(instance_id))
+    if instance is None:
+        raise InstanceError(
+            f"no strategy instance with id {instance_id}; see `cli.py strategies list-instances`"
+        )
+    return instance
+
+
+def _check_weight(weight: float) -> None:
+    if not weight >= 0:
+        raise InstanceError(f"weight must be >= 0, got {weight}")

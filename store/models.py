@@ -1,0 +1,221 @@
+"""SQLModel tables (DESIGN.md section 9).
+
+Times: bars carry `ts` = bar open time in epoch milliseconds (UTC, BigInteger) because that is
+the exchanges' own key and makes bulk load/save cheap; every other table uses timezone-aware
+UTC datetimes. Parameters and metrics are canonical JSON text (sorted keys) so that equal
+parameter sets compare equal in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted, compact JSON: the same dict always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+
+def _ts_column(nullable: bool = False, index: bool = False) -> Any:
+    column = Column(UTCDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+class Pair(SQLModel, table=True):
+    """A tradable market on an exchange, e.g. binance ETH/BTC."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (UniqueConstraint("exchange", "symbol", name="uq_pairs_exchange_symbol"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    exchange: str = Field(max_length=64)
+    symbol: str = Field(max_length=64)  # ccxt spelling: BASE/QUOTE
+    base: str = Field(default="", max_length=32)
+    quote: str = Field(default="", max_length=32)
+    active: bool = True
+    created_at: datetime = _ts_column()
+
+
+class StrategyInstance(SQLModel, table=True):
+    """One strategy family with one parameter set on one market and interval."""
+
+    __tablename__ = "strategy_instances"
+    __table_args__ = (
+        UniqueConstraint(
+            "family", "exchange", "symbol", "interval", "params_json", name="uq_strategy_instance"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    family: str = Field(max_length=128, index=True)  # registry name or file.py:Class spec
+    exchange: str = Field(max_length=64)
+    symbol: str = Field(max_length=64, index=True)
+    interval: str = Field(max_length=8)
+    params_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    enabled: bool = True
+    weight: float = 1.0
+    created_at: datetime = _ts_column()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
+
+
+class Bar(SQLModel, table=True):
+    """One OHLCV bar; `ts` is the bar open time in epoch ms UTC."""
+
+    __tablename__ = "bars"
+    # SQLite: cluster rows by the key, so one series is one contiguous range (fast bulk load).
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    exchange: str = Field(primary_key=True, max_length=64)
+    symbol: str = Field(primary_key=True, max_length=64)
+    interval: str = Field(primary_key=True, max_length=8)
+    ts: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    open: float = Field(sa_column=Column(Float, nullable=False))
+    high: float = Field(sa_column=Column(Float, nullable=False))
+    low: float = Field(sa_column=Column(Float, nullable=False))
+    close: float = Field(sa_column=Column(Float, nullable=False))
+    volume: float = Field(sa_column=Column(Float, nullable=False))
+
+
+class BarSeries(SQLModel, table=True):
+    """Summary of one stored series, kept up to date by store.bars.save_bars (for `data list`)."""
+
+    __tablename__ = "bar_series"
+
+    exchange: str = Field(primary_key=True, max_length=64)
+    symbol: str = Field(primary_key=True, max_length=64)
+    interval: str = Field(primary_key=True, max_length=8)
+    first_ts: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_ts: int = Field(sa_column=Column(BigInteger, nullable=False))
+    bars: int = 0
+    gaps: int = 0  # number of holes between consecutive bars
+    missing_bars: int = 0  # bars missing inside [first, last]
+    largest_gap_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = _ts_column()
+
+
+class OrderRecord(SQLModel, table=True):
+    """An order: NEW -> SUBMITTED -> FILLED | CANCELLED | REJECTED; brackets point at a parent."""
+
+    __tablename__ = "orders"
+
+    id: str = Field(primary_key=True, max_length=64)  # our client order id
+    run_id: str | None = Field(default=None, max_length=64, index=True)  # None in live trading
+    instance_id: int | None = Field(default=None, index=True)
+    exchange_order_id: str | None = Field(default=None, max_length=128)
+    parent_id: str | None = Field(default=None, max_length=64, index=True)
+    role: str = Field(default="entry", max_length=16)  # entry|stop_loss|take_profit|exit
+    strategy: str = Field(default="", max_length=128)
+    exchange: str = Field(default="", max_length=64)
+    symbol: str = Field(max_length=64)
+    side: str = Field(max_length=8)  # buy|sell
+    type: str = Field(default="market", max_length=16)  # market|limit|stop
+    quantity: float
+    price: float | None = None  # limit price
+    stop_price: float | None = None
+    status: str = Field(default="NEW", max_length=16, index=True)
+    filled_quantity: float = 0.0
+    avg_fill_price: float | None = None
+    fee: float = 0.0
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _ts_column()
+    updated_at: datetime | None = _ts_column(nullable=True)
+
+
+class TradeRecord(SQLModel, table=True):
+    """A position from entry to exit: ACTIVE -> CLOSED. Columns follow trades.csv."""
+
+    __tablename__ = "trades"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = Field(default=None, max_length=64, index=True)  # None in live trading
+    trade_id: str = Field(max_length=64)
+    instance_id: int | None = Field(default=None, index=True)
+    strategy: str = Field(default="", max_length=128)
+    exchange: str = Field(default="", max_length=64)
+    symbol: str = Field(max_length=64)
+    interval: str = Field(default="", max_length=8)
+    side: str = Field(max_length=8)  # long|short
+    status: str = Field(default="ACTIVE", max_length=16)  # ACTIVE|CLOSED
+    entry_time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    entry_price: float
+    exit_time: datetime | None = _ts_column(nullable=True)
+    exit_price: float | None = None
+    quantity: float
+    fees: float = 0.0
+    pnl: float | None = None
+    return_pct: float | None = None
+    exit_reason: str | None = Field(default=None, max_length=32)
+
+
+class BacktestRun(SQLModel, table=True):
+    """One finished (or failed) backtest with its metrics."""
+
+    __tablename__ = "backtest_runs"
+
+    id: str = Field(primary_key=True, max_length=64)  # run_id
+    run_key: str | None = Field(
+        default=None, sa_column=Column(String(256), unique=True, nullable=True)
+    )
+    instance_id: int | None = Field(default=None, index=True)
+    strategy: str = Field(max_length=128, index=True)
+    symbol: str = Field(max_length=64)
+    interval: str = Field(max_length=8)
+    params_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    start: datetime | None = _ts_column(nullable=True)
+    end: datetime | None = _ts_column(nullable=True)
+    bars: int = 0
+    status: str = Field(default="done", max_length=16)  # done|failed
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    metrics_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    engine_version: str = Field(default="", max_length=32)
+    created_at: datetime = _ts_column()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return json.loads(self.metrics_json)

@@ -1,0 +1,213 @@
+"""Checks on bar data before anything is written: one clear error per problem class.
+
+Each check names the source (file or series), the problem, how many rows have it, the first
+offending row (1-based data row, header not counted) and timestamp, and how to fix it.
+Gaps (missing bars) are not errors: real exchange data has them. They are measured and
+reported, never filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from factors.bars import OHLCV, interval_delta
+
+PRICES = ("open", "high", "low", "close")
+
+
+class BarDataError(ValueError):
+    """Bar data that cannot be used as given; the message says what, where and how to fix it."""
+
+
+class BarFormatError(BarDataError):
+    """Missing columns, unreadable file or unparseable timestamps."""
+
+
+class MissingValueError(BarDataError):
+    """NaN / empty / non-numeric cells."""
+
+
+class UnsortedBarsError(BarDataError):
+    """Timestamps not in ascending order."""
+
+
+class DuplicateBarsError(BarDataError):
+    """The same timestamp more than once."""
+
+
+class NonPositivePriceError(BarDataError):
+    """A price <= 0 (or a negative volume)."""
+
+
+class HighBelowLowError(BarDataError):
+    """high < low in a bar."""
+
+
+class OffGridError(BarDataError):
+    """A timestamp that is not a multiple of the interval (UTC-aligned)."""
+
+
+@dataclass(frozen=True)
+class GapReport:
+    gaps: int  # holes between consecutive bars
+    missing_bars: int  # bars missing inside [first, last]
+    largest_ms: int  # longest stretch without bars, in ms (0 if none)
+
+    @property
+    def largest(self) -> pd.Timedelta:
+        return pd.Timedelta(milliseconds=self.largest_ms)
+
+    def describe(self) -> str:
+        if not self.gaps:
+            return "no gaps"
+        return (
+            f"{self.gaps} gaps ({self.missing_bars} missing bars), "
+            f"largest {format_duration(self.largest_ms)}"
+        )
+
+
+def format_duration(ms: int) -> str:
+    """12 minutes -> '12m', 90 minutes -> '1h30m', 2 days 3 hours -> '2d3h'."""
+    minutes = int(ms // 60_000)
+    if minutes == 0:
+        return f"{ms / 1000:g}s"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return "".join(parts)
+
+
+def gap_report(ts_ms: np.ndarray, interval: str) -> GapReport:
+    """Gaps of a sorted, unique, on-grid series of bar open times (epoch ms)."""
+    if len(ts_ms) < 2:
+        return GapReport(0, 0, 0)
+    step = int(interval_delta(interval).value // 1_000_000)
+    diffs = np.diff(np.asarray(ts_ms, dtype=np.int64))
+    holes = diffs[diffs > step]
+    if holes.size == 0:
+        return GapReport(0, 0, 0)
+    missing = int((holes // step - 1).sum())
+    # The stretch without bars is the hole minus the one bar that closes it.
+    return GapReport(int(holes.size), missing, int(holes.max() - step))
+
+
+def validate_arrays(
+    ts_ms: np.ndarray, columns: dict[str, np.ndarray], interval: str, source: str
+) -> None:
+    """Raise the BarDataError of the first problem class found; return None when all is well."""
+    ts_ms = np.asarray(ts_ms)
+    _check_missing(ts_ms, columns, source)
+    ts = ts_ms.astype(np.int64)
+    diffs = np.diff(ts)
+    _fail_where(
+        diffs < 0,
+        ts[1:],
+        UnsortedBarsError,
+        source,
+        "timestamps not in ascending order",
+        "sort the rows by timestamp (oldest first)",
+        offset=1,
+    )
+    _fail_where(
+        diffs == 0,
+        ts[1:],
+        DuplicateBarsError,
+        source,
+        "duplicate timestamps",
+        "keep one row per bar (remove the repeated timestamps)",
+        offset=1,
+    )
+    bad_price = np.zeros(len(ts), dtype=bool)
+    for name in PRICES:
+        bad_price |= columns[name] <= 0
+    bad_price |= columns["volume"] < 0
+    _fail_where(
+        bad_price,
+        ts,
+        NonPositivePriceError,
+        source,
+        "non-positive prices (or negative volume)",
+        "prices must be > 0 and volume >= 0; drop or correct those rows",
+    )
+    _fail_where(
+        columns["high"] < columns["low"],
+        ts,
+        HighBelowLowError,
+        source,
+        "high below low",
+        "check the column order (timestamp, open, high, low, close, volume)",
+    )
+    step = int(interval_delta(interval).value // 1_000_000)
+    _fail_where(
+        ts % step != 0,
+        ts,
+        OffGridError,
+        source,
+        f"timestamps off the {interval} grid (not bar open times aligned to UTC)",
+        f"check --interval {interval} matches the file, and that timestamps are bar OPEN "
+        "times in epoch milliseconds or ISO-8601 UTC",
+    )
+
+
+def _check_missing(ts_ms: np.ndarray, columns: dict[str, np.ndarray], source: str) -> None:
+    bad = pd.isna(ts_ms) if ts_ms.dtype.kind not in "iu" else np.zeros(len(ts_ms), dtype=bool)
+    names = ["timestamp"] if bad.any() else []
+    for name in OHLCV:
+        column_bad = ~np.isfinite(columns[name])
+        if column_bad.any():
+            names.append(name)
+        bad = bad | column_bad
+    _fail_where(
+        bad,
+        None,
+        MissingValueError,
+        source,
+        f"missing, NaN or non-numeric values (columns: {', '.join(names)})",
+        "remove those rows or fill them from the exchange; bars are never filled silently",
+    )
+
+
+def _fail_where(
+    mask: np.ndarray,
+    ts: np.ndarray | None,
+    error: type[BarDataError],
+    source: str,
+    problem: str,
+    fix: str,
+    offset: int = 0,
+) -> None:
+    mask = np.asarray(mask, dtype=bool)
+    count = int(mask.sum())
+    if not count:
+        return
+    first = int(np.argmax(mask))
+    where = f"first at row {first + offset + 1}"
+    if ts is not None:
+        where += f" (timestamp {pd.Timestamp(int(ts[first]), unit='ms', tz='UTC').isoformat()})"
+    raise error(f"{source}: {problem}: {count} rows, {where}; fix: {fix}")
+
+
+def frame_arrays(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(epoch-ms int64 array, {column: float64 array}) of a bar frame indexed by open time."""
+    missing = [c for c in OHLCV if c not in frame.columns]
+    if missing:
+        raise BarFormatError(f"bar frame lacks columns {missing}; needs {', '.join(OHLCV)}")
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise BarFormatError("bar frame must be indexed by a DatetimeIndex of bar open times")
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    ts = index.tz_convert("UTC").as_unit("ms").asi8.astype(np.int64)
+    cols = {c: frame[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in OHLCV}
+    return ts, cols
+
+
+def arrays_to_frame(ts_ms: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The bar frame of factors/bars.py from epoch-ms times and float columns."""
+    index = pd.DatetimeIndex(
+        pd.to_datetime(np.asarray(ts_ms, dtype=np.int64), unit="ms", utc=True), name="timestamp"
+    )
+    return pd.DataFrame({c: np.asarray(cols[c], dtype=np.float64) for c in OHLCV}, index=index)

@@ -1,0 +1,80 @@
+"""Volatility breakout: the day's open +/- k x the previous days' volatility."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from factors.daily import daily_context
+from strategies.base import Strategy
+from strategies.session import first_in_session
+
+BASES = ("range", "atr")
+
+
+@dataclass(frozen=True)
+class VolatilityBreakoutParams:
+    k: float = 0.5  # breakout distance = k x basis
+    basis: str = "range"  # "range": previous day's high - low; "atr": 14-day ATR of past days
+    sl_pct: float = 0.01
+    tp_pct: float = 0.02
+    stop_k: float = 0.0  # > 0: stop distance = stop_k x basis (overrides sl_pct)
+    exit_at_open: bool = False  # close a long when the close falls back below the day's open
+    session_exit: bool = True  # close at the end of the UTC day the position opened in
+    max_bars: int = 0  # time exit after N bars held (0: none)
+    allow_long: bool = True
+    allow_short: bool = False
+
+
+class VolatilityBreakout(Strategy):
+    """Enter when the close breaks the day's open by k x the previous day's range (or ATR).
+
+    distance = k x (prev_day_high - prev_day_low) with basis=range, k x prev_day_atr with
+    basis=atr, both from completed days only. Long at the first bar of the UTC day whose
+    close > day_open + distance; short at the first close < day_open - distance. Exits: the
+    session end (session_exit), brackets, `max_bars`, and with exit_at_open a close back
+    through the day's open.
+    """
+
+    name = "volatility_breakout"
+    family = "volatility_breakout"
+    summary = "close breaks day open +/- k x previous day range or ATR; one entry per side per day"
+    Params = VolatilityBreakoutParams
+    factors = ("day_open", "prev_day_range", "prev_day_close", "prev_day_atr")
+
+    def validate(self) -> None:
+        p = self.params
+        self.require(p.k > 0, "k", "> 0")
+        self.require(p.basis in BASES, "basis", "one of " + ", ".join(BASES))
+        for key in ("sl_pct", "tp_pct"):
+            self.require(0 <= getattr(p, key) < 1, key, "in [0, 1)")
+        self.require(p.stop_k >= 0, "stop_k", ">= 0")
+        self.require(p.max_bars >= 0, "max_bars", ">= 0")
+
+    def basis(self, bars: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """(day_open, basis in price units) per bar, from daily_context (causal)."""
+        ctx = daily_context(bars)
+        if self.params.basis == "atr":
+            basis = ctx["prev_day_atr"]
+        else:  # prev_day_range is a fraction of the previous close
+            basis = ctx["prev_day_range"] * ctx["prev_day_close"]
+        return ctx["day_open"], basis
+
+    def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        p = self.params
+        day_open, basis = self.basis(bars)
+        distance = p.k * basis
+        close = bars["close"]
+        out = pd.DataFrame(
+            {
+                "enter_long": first_in_session(close > day_open + distance),
+                "enter_short": first_in_session(close < day_open - distance),
+                "exit_long": (close < day_open) & p.exit_at_open,
+                "exit_short": (close > day_open) & p.exit_at_open,
+            },
+            index=bars.index,
+        )
+        if p.stop_k > 0:
+            out["stop_distance"] = p.stop_k * basis
+        return out

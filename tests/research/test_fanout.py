@@ -1,0 +1,251 @@
+"""backtest --all on one local Ray: every run stored once, resume, failures, grid, batching."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from research.fanout import RunSpec, estimated_seconds, make_batches, run_all
+from research.ray_setup import RayClusterError, RaySession, check_database_for_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+RAISING_STRATEGY = """
+from dataclasses import dataclass
+from strategies.base import Strategy
+
+
+@dataclass(frozen=True)
+class BoomParams:
+    when: int = 1
+
+
+class Boom(Strategy):
+    name = "boom"
+    Params = BoomParams
+
+    def signals(self, bars):
+        raise RuntimeError("boom: this strategy always fails")
+"""
+SLOW_STRATEGY = """
+import time
+from dataclasses import dataclass
+from strategies.sr_breakout import SRBreakout, SRBreakoutParams
+
+
+@dataclass(frozen=True)
+class SlowParams(SRBreakoutParams):
+    pause: float = 0.4
+
+
+class Slow(SRBreakout):
+    name = "slow"
+    Params = SlowParams
+
+    def signals(self, bars):
+        time.sleep(self.params.pause)
+        return super().signals(bars)
+"""
+
+
+def sample_bars(sample_dir: Path, name: str, rows: int | None = None) -> pd.DataFrame:
+    raw = pd.read_csv(sample_dir / name)
+    index = pd.DatetimeIndex(
+        pd.to_datetime(raw["timestamp"], unit="ms", utc=True), name="timestamp"
+    )
+    frame = raw[["open", "high", "low", "close", "volume"]].astype("float64").set_index(index)
+    return frame.iloc[:rows] if rows else frame
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def demo_db(sqlite_url: str, sample_dir: Path) -> str:
+    """ETH/BTC and LTC/BTC 5m (2,000 bars each) with sr_breakout on 5m and 15m (resampled)."""
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    for symbol, file in (("ETH/BTC", "ETH_BTC-5m.csv.gz"), ("LTC/BTC", "LTC_BTC-5m.csv.gz")):
+        save_bars(sqlite_url, "binance", symbol, "5m", sample_bars(sample_dir, file, 2000))
+        for interval in ("5m", "15m"):
+            add_instance(sqlite_url, "sr_breakout", "binance", symbol, interval, {"lookback": 20})
+    return sqlite_url
+
+
+def stored_runs(url: str) -> pd.DataFrame:
+    from sqlmodel import select
+
+    from store.db import session_scope
+    from store.models import BacktestRun
+
+    with session_scope(url) as session:
+        rows = list(session.exec(select(BacktestRun)))
+    return pd.DataFrame(
+        [{"run_key": r.run_key, "status": r.status, "error": r.error, "id": r.id} for r in rows],
+        columns=["run_key", "status", "error", "id"],
+    )
+
+
+def test_every_instance_runs_once_and_a_second_run_does_nothing(ray_local, demo_db, tmp_path):
+    out = tmp_path / "out"
+    first = run_all(demo_db, out, separate=True)
+    assert (first.total, first.done, first.failed, first.skipped) == (4, 4, 0, 0)
+    runs = stored_runs(demo_db)
+    assert len(runs) == 4 and runs["run_key"].is_unique and set(runs["status"]) == {"done"}
+    results = pd.read_csv(out / "results.csv")
+    assert len(results) == 4 and set(results["run_key"]) == set(runs["run_key"])
+    assert set(results["interval"]) == {"5m", "15m"}
+    assert {"win_rate", "sharpe", "max_drawdown", "profit_factor"} <= set(results.columns)
+    assert (results["node_ip"] == "127.0.0.2").all()
+    assert results.loc[results["interval"] == "15m", "bars"].max() < 2000 / 3 + 2
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) == results["trades"].sum() > 0
+    assert set(trades["run_id"]) <= set(results["run_id"])
+    assert json.loads(trades["params"].iloc[0])["lookback"] == 20
+    run_dirs = sorted((out / "runs").iterdir())
+    assert len(run_dirs) == 4 and all((d / "trades.csv").is_file() for d in run_dirs)
+
+    again = run_all(demo_db, out)
+    assert (again.total, again.done, again.failed, again.skipped) == (4, 0, 0, 4)
+    assert again.nodes == set()  # nothing was sent to Ray
+    assert len(stored_runs(demo_db)) == 4
+    rewritten = pd.read_csv(out / "results.csv")
+    pd.testing.assert_series_equal(rewritten["sharpe"], results["sharpe"])
+
+
+def test_a_raising_strategy_is_recorded_failed_and_the_others_complete(
+    ray_local, demo_db, tmp_path
+):
+    from store.instances import add_instance
+
+    file = tmp_path / "boom.py"
+    file.write_text(RAISING_STRATEGY)
+    add_instance(demo_db, f"{file}:Boom", "binance", "ETH/BTC", "5m", {})
+    summary = run_all(demo_db, tmp_path / "out")
+    assert (summary.done, summary.failed) == (4, 1)
+    runs = stored_runs(demo_db)
+    failed = runs[runs["status"] == "failed"]
+    assert (
+        len(failed) == 1
+        and "RuntimeError: boom: this strategy always fails" in failed.iloc[0]["error"]
+    )
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    row = results[results["status"] == "failed"].iloc[0]
+    assert row["strategy"].endswith("boom.py:Boom") and "always fails" in row["error"]
+    assert (results["status"] == "done").sum() == 4
+
+
+def test_grid_expands_instances_and_filters_select(ray_local, demo_db, tmp_path):
+    summary = run_all(
+        demo_db, tmp_path / "g", symbol="ETH/BTC", interval="5m", grid=["lookback=10,20,30"]
+    )
+    assert (summary.total, summary.done) == (3, 3)
+    results = pd.read_csv(tmp_path / "g" / "results.csv")
+    assert sorted(json.loads(p)["lookback"] for p in results["params"]) == [10, 20, 30]
+    # lookback=20 is the instance itself; the grid's other values are not instances.
+    by_lookback = {
+        json.loads(p)["lookback"]: i
+        for p, i in zip(results["params"], results["instance_id"], strict=True)
+    }
+    assert pd.notna(by_lookback[20]) and pd.isna(by_lookback[10]) and pd.isna(by_lookback[30])
+    # The same selection without the grid is the lookback=20 run: already stored.
+    plain = run_all(demo_db, tmp_path / "p", symbol="ETH/BTC", interval="5m")
+    assert (plain.total, plain.skipped, plain.done) == (1, 1, 0)
+    with pytest.raises(ValueError, match="belongs to none"):
+        run_all(demo_db, tmp_path / "x", grid=["lookbak=10"])
+
+
+def test_no_matching_instance_is_a_clear_error(demo_db, tmp_path):
+    with pytest.raises(ValueError, match=r"no enabled strategy instances matching symbol=BTC/USDT"):
+        run_all(demo_db, tmp_path, symbol="BTC/USDT")
+
+
+def test_sqlite_is_refused_on_a_multi_node_cluster():
+    many = RaySession("127.0.0.2:6379", False, False, None, alive_nodes=2, cpus=2)
+    with pytest.raises(RayClusterError, match="SQLite.*2 nodes.*PostgreSQL"):
+        check_database_for_cluster("sqlite:///x.db", many)
+    check_database_for_cluster("postgresql+psycopg://u@h/db", many)
+    check_database_for_cluster("sqlite:///x.db", RaySession("local", True, False, None, 1, 2))
+
+
+def _spec(i: int, bars: int, series=("binance", "ETH/BTC", "5m")) -> RunSpec:
+    key = f"{i:064x}"
+    return RunSpec(key, key[:24], None, "sr_breakout", "sr_breakout", *series, {}, series, bars)
+
+
+def test_batches_cover_every_run_once_and_aim_at_a_second_of_work():
+    big = [_spec(i, 200_000) for i in range(400)]
+    batches = make_batches(big, cpus=2)
+    assert sorted(s.run_key for b in batches for s in b) == sorted(s.run_key for s in big)
+    work = [sum(estimated_seconds(s.bars) for s in b) for b in batches]
+    assert min(work[:-1]) >= 1.0 and max(work) < 1.0 + estimated_seconds(200_000)
+    small = [_spec(i, 1000) for i in range(20)]  # ~0.2 s in all: spread over the CPUs anyway
+    assert len(make_batches(small, cpus=2)) >= 4
+
+
+def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(demo_db, tmp_path):
+    from store.instances import add_instance
+
+    file = tmp_path / "slow.py"
+    file.write_text(SLOW_STRATEGY)
+    for lookback in range(5, 17):  # 12 runs of ~0.4 s each
+        add_instance(demo_db, f"{file}:Slow", "binance", "LTC/BTC", "5m", {"lookback": lookback})
+    env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [
+        sys.executable,
+        "cli.py",
+        "backtest",
+        "--all",
+        "--db",
+        demo_db,
+        "--family",
+        f"{file}:Slow",
+    ]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "o1")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(stored_runs(demo_db)) == 0:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    partial = stored_runs(demo_db)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    assert 1 <= len(partial) < 12 and partial["run_key"].is_unique
+    done = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "o2")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = stored_runs(demo_db)
+    assert len(runs) == 12 and runs["run_key"].is_unique
+    assert set(partial["run_key"]) <= set(runs["run_key"])
+    assert f"{len(partial)} already done (skipped), {12 - len(partial)} to run" in done.stderr
