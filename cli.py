@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from commands import analyze, backtest, data, factors, strategies, weights
+from commands import analyze, backtest, data, factors, instances, strategies, weights
 from commands.errors import report_user_errors
 
 app = typer.Typer(
@@ -18,6 +18,14 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data", help="Import, download, resample and list bar data.")
 app.add_typer(strategies.app, name="strategies", help="Strategy families and instances.")
+for _name, _func in (
+    ("add", instances.add),
+    ("enable", instances.enable),
+    ("disable", instances.disable),
+    ("list-instances", instances.list_instances_cmd),
+    ("load", instances.load),
+):
+    strategies.app.command(_name)(_func)
 app.add_typer(factors.app, name="factors", help="Compute and export factor tables.")
 app.command("backtest", help="Backtest one strategy, a portfolio, or every instance (--all).")(
     backtest.backtest

@@ -42,8 +42,13 @@ def run_kernel(
     config: Any,
     mode: str = "fast",
     runtime: LocalRuntime | None = None,
+    observers: tuple[tuple[str, Any], ...] = (),
 ) -> KernelOutput:
-    """Run one strategy over `bars`; `config` has the BacktestConfig attributes."""
+    """Run one strategy over `bars`; `config` has the BacktestConfig attributes.
+
+    `observers` (name, actor) are added after the graph: they see every message they subscribe
+    to after the graph's actors did (tests use them to check invariants while running).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown backtest mode {mode!r}; use one of: {', '.join(MODES)}")
     if len(bars) == 0:
@@ -60,6 +65,8 @@ def run_kernel(
                   config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
                   config.max_open_positions, hedged)  # fmt: skip
     runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast)
+    for name, actor in observers:
+        runtime.add(name, actor)
     first = int(pd.DatetimeIndex(bars.index[:1]).as_unit("ns").asi8[0])
     last_close = int(pd.DatetimeIndex(bars.index[-1:]).as_unit("ns").asi8[0]) + interval_ns(
         interval
@@ -80,8 +87,8 @@ def bar_messages(bars: pd.DataFrame, symbol: str, interval: str) -> Iterator[Bar
     open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8
     close_ns = (open_ns + interval_ns(interval)).tolist()
     columns = [bars[c].to_numpy(np.float64).tolist() for c in ("open", "high", "low", "close")]
-    volume = (
-        bars["volume"].to_numpy(np.float64).tolist() if "volume" in bars else [0.0] * len(bars)
-    )
-    for ts, bar_ts, o, h, low, c, v in zip(close_ns, open_ns.tolist(), *columns, volume, strict=True):
+    volume = bars["volume"].to_numpy(np.float64).tolist() if "volume" in bars else [0.0] * len(bars)
+    for ts, bar_ts, o, h, low, c, v in zip(
+        close_ns, open_ns.tolist(), *columns, volume, strict=True
+    ):
         yield BarClosed(ts, symbol, interval, bar_ts, o, h, low, c, v)

@@ -136,8 +136,18 @@ class OrderManager(Actor):
     def on_open_trade(self, msg: OpenTrade) -> list:
         self._pending[msg.signal_id] = (msg.exits, msg.interval)
         side = "buy" if msg.side == "long" else "sell"
-        order = self._new_order(msg.ts, msg.strategy, msg.symbol, side, "market", "entry",
-                                msg.quantity, None, None, msg.signal_id)
+        order = self._new_order(
+            msg.ts,
+            msg.strategy,
+            msg.symbol,
+            side,
+            "market",
+            "entry",
+            msg.quantity,
+            None,
+            None,
+            msg.signal_id,
+        )
         return [self._submit(order, msg.ts)]
 
     def on_close_trade(self, msg: CloseTrade) -> list:
@@ -159,9 +169,13 @@ class OrderManager(Actor):
     # -- events from the exchange -------------------------------------------------------------
     def on_accepted(self, msg: OrderAccepted) -> list:
         order = self._orders.get(msg.order_id)
-        if order is not None and order.status == "NEW":
-            order.status = "SUBMITTED"
-            self.store.put_order(order)
+        if order is None or order.status != "NEW":
+            return []
+        order.status = "SUBMITTED"
+        self.store.put_order(order)
+        if order.role != "entry" and order.trade_id not in self._trades:
+            # an exit leg acknowledged after its trade closed (a sibling filled first)
+            return [CancelOrder(msg.ts, order.order_id, "oco")]
         return []
 
     def on_rejected(self, msg: OrderRejected) -> list:
@@ -187,15 +201,34 @@ class OrderManager(Actor):
         self._next_trade += 1
         side = "long" if order.side == "buy" else "short"
         exits, interval = self._pending.pop(order.signal_id, (ExitSpec(), ""))
-        trade = TradeState(self._next_trade, order.signal_id, order.strategy, order.symbol,
-                           interval, side, fill.quantity,
-                           fill.ts, fill.price, fill.fee)
+        trade = TradeState(
+            self._next_trade,
+            order.signal_id,
+            order.strategy,
+            order.symbol,
+            interval,
+            side,
+            fill.quantity,
+            fill.ts,
+            fill.price,
+            fill.fee,
+        )
         order.trade_id = trade.trade_id
         self._trades[trade.trade_id] = trade
         self.store.put_trade(trade)
         out: list = [
-            TradeOpened(fill.ts, trade.trade_id, trade.signal_id, trade.strategy, trade.symbol,
-                        trade.interval, side, trade.quantity, fill.price, fill.fee)
+            TradeOpened(
+                fill.ts,
+                trade.trade_id,
+                trade.signal_id,
+                trade.strategy,
+                trade.symbol,
+                trade.interval,
+                side,
+                trade.quantity,
+                fill.price,
+                fill.fee,
+            )
         ]
         stop, target = bracket_levels(side, fill.price, exits)
         if stop is not None:
@@ -220,42 +253,101 @@ class OrderManager(Actor):
         out: list = [
             CancelOrder(fill.ts, oid, "oco")
             for oid in trade.orders
-            if oid != order.order_id and oid in self._orders
+            if oid != order.order_id and oid in self._orders and self._orders[oid].status != "NEW"
         ]
         out.append(
-            TradeClosed(fill.ts, trade.trade_id, trade.strategy, trade.symbol, trade.side,
-                        trade.quantity, trade.entry_ts, trade.entry_price, fill.price,
-                        trade.entry_fee, fill.fee, trade.pnl, order.role)
+            TradeClosed(
+                fill.ts,
+                trade.trade_id,
+                trade.strategy,
+                trade.symbol,
+                trade.side,
+                trade.quantity,
+                trade.entry_ts,
+                trade.entry_price,
+                fill.price,
+                trade.entry_fee,
+                fill.fee,
+                trade.pnl,
+                order.role,
+            )
         )
         return out
 
-    def _exit_order(self, trade: TradeState, ts: int, kind: str, role: str,
-                    price: float | None = None, trigger: int | None = None) -> SubmitOrder:
+    def _exit_order(
+        self,
+        trade: TradeState,
+        ts: int,
+        kind: str,
+        role: str,
+        price: float | None = None,
+        trigger: int | None = None,
+    ) -> SubmitOrder:
         side = "sell" if trade.side == "long" else "buy"
-        order = self._new_order(ts, trade.strategy, trade.symbol, side, kind, role,
-                                trade.quantity, price, trade.trade_id, trade.signal_id)
+        order = self._new_order(
+            ts,
+            trade.strategy,
+            trade.symbol,
+            side,
+            kind,
+            role,
+            trade.quantity,
+            price,
+            trade.trade_id,
+            trade.signal_id,
+        )
         trade.orders.append(order.order_id)
         return self._submit(order, ts, trigger, trade.entry_ts, trade.trade_id)
 
     def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
         return any(
-            oid in self._orders and self._orders[oid].kind in (kind, "close") for oid in trade.orders
+            oid in self._orders and self._orders[oid].kind in (kind, "close")
+            for oid in trade.orders
         )
 
     # -- orders -------------------------------------------------------------------------------
     def _new_order(self, ts, strategy, symbol, side, kind, role, qty, price, trade_id, signal_id):
         self._next_order += 1
-        order = OrderState(self._next_order, strategy, symbol, side, kind, role, qty, price,
-                           trade_id, signal_id, ts)
+        order = OrderState(
+            self._next_order,
+            strategy,
+            symbol,
+            side,
+            kind,
+            role,
+            qty,
+            price,
+            trade_id,
+            signal_id,
+            ts,
+        )
         self._orders[order.order_id] = order
         self.store.put_order(order)
         return order
 
-    def _submit(self, order: OrderState, ts: int, trigger: int | None = None,
-                active_from: int = 0, oco: int | None = None) -> SubmitOrder:
-        return SubmitOrder(ts, order.order_id, order.strategy, order.symbol, order.side,
-                           order.quantity, order.kind, order.role, order.price, trigger,
-                           active_from, oco, order.trade_id)
+    def _submit(
+        self,
+        order: OrderState,
+        ts: int,
+        trigger: int | None = None,
+        active_from: int = 0,
+        oco: int | None = None,
+    ) -> SubmitOrder:
+        return SubmitOrder(
+            ts,
+            order.order_id,
+            order.strategy,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.kind,
+            order.role,
+            order.price,
+            trigger,
+            active_from,
+            oco,
+            order.trade_id,
+        )
 
     def _finish(self, order_id: int, status: str, reason: str | None) -> OrderState | None:
         order = self._orders.pop(order_id, None)

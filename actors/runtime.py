@@ -78,6 +78,10 @@ class LocalRuntime:
     def call(self, name: str, method: str, *args: Any) -> Any:
         return self._actors[name].query(method, *args)
 
+    def actor(self, name: str) -> Any:
+        """The actor object (LocalRuntime) or its handle (RayRuntime)."""
+        return self._actors[name]
+
     def schedule(self, ts: int, phase: int, msg: Any) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (ts, phase, self._seq, msg))

@@ -1,5 +1,220 @@
-"""`cli.py backtest` (filled in by the event engine)."""
+"""`cli.py backtest`: one strategy in-process, every stored instance (--all), or a portfolio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from commands.errors import UserError
+from research.backtest import ENGINE_VERSION, BacktestConfig, BacktestResult
+
+_out = Console()
+
+HELP_STRATEGY = "Built-in strategy name (see `cli.py strategies list`) or path/to/file.py:Class."
 
 
-def backtest() -> None:
-    raise NotImplementedError
+def backtest(
+    strategy: str = typer.Option(None, "--strategy", "-s", help=HELP_STRATEGY),
+    symbol: str = typer.Option(None, "--symbol", help="Market symbol, e.g. ETH/BTC."),
+    interval: str = typer.Option(None, "--interval", "-i", help="Bar interval, e.g. 5m."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="Strategy parameter key=value (repeatable)."
+    ),
+    start: str = typer.Option(None, "--start", help="First bar time (ISO, UTC), inclusive."),
+    end: str = typer.Option(None, "--end", help="Last bar time (ISO, UTC), inclusive."),
+    data: Path = typer.Option(
+        None, "--data", help="Read bars from this CSV/Parquet file instead of the database."
+    ),
+    db: str = typer.Option(
+        None, "--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Directory for the output files."),
+    exchange: str = typer.Option("binance", "--exchange", "-e", help="Exchange of stored bars."),
+    fee_bps: float = typer.Option(10.0, "--fee-bps", help="Fee per fill, bps of notional."),
+    slippage_bps: float = typer.Option(
+        0.0, "--slippage-bps", help="Slippage against you on market/stop fills, bps."
+    ),
+    cash: float = typer.Option(10_000.0, "--cash", help="Starting cash."),
+    risk: float = typer.Option(
+        0.01, "--risk", help="Fraction of equity risked per trade (size = risk*equity/stop)."
+    ),
+    all_: bool = typer.Option(
+        False, "--all", help="Backtest every enabled stored strategy instance on Ray."
+    ),
+    family: str = typer.Option(None, "--family", help="With --all: only this strategy family."),
+    grid: list[str] = typer.Option(
+        [], "--grid", help="With --all: parameter grid key=v1,v2,... (repeatable)."
+    ),
+    ray_address: str = typer.Option(
+        None, "--ray-address", help="With --all: Ray cluster address (default: local Ray)."
+    ),
+    separate: bool = typer.Option(
+        False, "--separate", help="With --all: also write one directory per run."
+    ),
+    portfolio: Path = typer.Option(
+        None, "--portfolio", help="Backtest the portfolio described by this config file."
+    ),
+) -> None:
+    config = _config(cash, fee_bps, slippage_bps, risk)
+    from store.db import resolve_url
+
+    url = resolve_url(db)
+    if all_:
+        return _run_all(url, out, family, symbol, interval, start, end, grid, ray_address,
+                        separate, config)  # fmt: skip
+    if portfolio is not None:
+        return _run_portfolio(portfolio, out, url, start, end, config)
+    _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
+    result = run_single(strategy, symbol, interval, param, start, end, data, url, exchange, config)
+    from research.backtest import write_outputs
+
+    write_outputs(result, out)
+    _summary(result, out)
+
+
+def run_single(strategy: str, symbol: str, interval: str, param: list[str], start: Any,
+               end: Any, data: Path | None, url: str, exchange: str,
+               config: BacktestConfig) -> BacktestResult:  # fmt: skip
+    """Load the bars, run the backtest in this process, store the run; return the result."""
+    from research.backtest import run_backtest
+    from strategies.registry import make_strategy, parse_param_args
+
+    instance = make_strategy(strategy, parse_param_args(param))
+    bars = load_input_bars(data, url, exchange, symbol, interval, start, end)
+    result = run_backtest(instance, bars, symbol, interval, config)
+    store_result(url, result)
+    return result
+
+
+def load_input_bars(data: Path | None, url: str, exchange: str, symbol: str, interval: str,
+                    start: Any, end: Any) -> pd.DataFrame:  # fmt: skip
+    if data is None:
+        from store.bars import load_bars
+
+        return load_bars(url, exchange, symbol, interval, start, end)
+    from store.bar_files import read_bar_file
+
+    frame, _gaps = read_bar_file(data, interval)
+    lo, hi = _stamp(start, "--start"), _stamp(end, "--end")
+    if lo is not None:
+        frame = frame[frame.index >= lo]
+    if hi is not None:
+        frame = frame[frame.index <= hi]
+    if frame.empty:
+        raise UserError(
+            f"no bars in {str(data)!r} between {start or 'the start'} and {end or 'the end'}; "
+            "widen --start/--end"
+        )
+    return frame
+
+
+def store_result(url: str, result: BacktestResult) -> None:
+    from store.runs import save_backtest_run
+
+    run = {
+        "run_id": result.run_id,
+        "run_key": None,
+        "instance_id": None,
+        "strategy": result.strategy,
+        "symbol": result.symbol,
+        "interval": result.interval,
+        "params": result.params,
+        "start": result.start,
+        "end": result.end,
+        "bars": result.bars,
+        "status": "done",
+        "error": None,
+        "metrics": result.metrics,
+        "engine_version": ENGINE_VERSION,
+    }
+    save_backtest_run(url, run, result.trades, order_rows(result))
+
+
+def order_rows(result: BacktestResult) -> list[dict[str, Any]]:
+    """Order manager records in the shape of store.models.OrderRecord (ids unique per run)."""
+    entry_of_trade = {o["trade_id"]: o["order_id"] for o in result.orders if o["role"] == "entry"}
+    rows = []
+    for o in result.orders:
+        parent = entry_of_trade.get(o["trade_id"]) if o["role"] != "entry" else None
+        rows.append(
+            {
+                "id": f"{result.run_id}:{o['order_id']}",
+                "parent_id": f"{result.run_id}:{parent}" if parent else None,
+                "role": o["role"],
+                "strategy": o["strategy"],
+                "symbol": o["symbol"],
+                "side": o["side"],
+                "type": {"stop": "stop", "limit": "limit"}.get(o["kind"], "market"),
+                "quantity": o["quantity"],
+                "price": o["price"] if o["kind"] == "limit" else None,
+                "stop_price": o["price"] if o["kind"] == "stop" else None,
+                "status": o["status"],
+                "filled_quantity": o["quantity"] if o["status"] == "FILLED" else 0.0,
+                "avg_fill_price": o["fill_price"],
+                "fee": o["fee"],
+                "reason": o["reason"],
+                "created_at": pd.Timestamp(o["created_ts"], tz="UTC"),
+                "updated_at": pd.Timestamp(o["fill_ts"], tz="UTC") if o["fill_ts"] else None,
+            }
+        )
+    return rows
+
+
+def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float) -> BacktestConfig:
+    try:
+        return BacktestConfig(cash=cash, fee_bps=fee_bps, slippage_bps=slippage_bps, risk=risk)
+    except ValueError as exc:
+        raise UserError(str(exc).replace("backtest setting ", "option --")) from None
+
+
+def _require(**given: Any) -> None:
+    missing = [f"--{k}" for k, v in given.items() if v in (None, "")]
+    if missing:
+        raise UserError(
+            f"backtest needs {', '.join(missing)}; e.g. cli.py backtest --strategy sr_breakout "
+            "--symbol ETH/BTC --interval 5m --out out/ (or --all / --portfolio FILE)"
+        )
+
+
+def _stamp(value: Any, option: str) -> pd.Timestamp | None:
+    if value in (None, ""):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise UserError(f"{option} {value!r} is not a date/time; e.g. 2024-01-31T12:00") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
+             config) -> None:  # fmt: skip
+    try:
+        from research.fanout import run_all
+    except ImportError:
+        raise UserError("backtest --all is not available yet in this version") from None
+    run_all(url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
+            config)  # fmt: skip
+
+
+def _run_portfolio(path: Path, out, url, start, end, config) -> None:
+    try:
+        from research.portfolio import run_portfolio_backtest
+    except ImportError:
+        raise UserError("backtest --portfolio is not available yet in this version") from None
+    run_portfolio_backtest(path, out, url, start, end, config)
+
+
+def _summary(result: BacktestResult, out: Path) -> None:
+    m = result.metrics
+    total = m.get("total_return")
+    text = f"{total:.2%}" if isinstance(total, float) else "n/a"
+    _out.print(
+        f"{result.strategy} {result.symbol} {result.interval}: {result.bars} bars, "
+        f"{len(result.trades)} trades, total return {text}; wrote trades.csv, equity.csv, "
+        f"results.json to {out} (run {result.run_id})",
+        highlight=False,
+    )

@@ -1,5 +1,172 @@
-"""`cli.py data ...` commands."""
+"""`cli.py data ...` commands: import, download, resample, list, demo."""
 
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from commands.errors import UserError
+from store.bar_files import read_bar_file
+from store.bars import list_series, load_bars, save_bars
+from store.db import resolve_url
+from store.resample import resample_bars
+from store.validate import format_duration, gap_report
 
 app = typer.Typer(no_args_is_help=True)
+console = Console(soft_wrap=True)  # long lines and tables are never cut in pipes or logs
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DIR = ROOT / "data" / "sample"
+DEMO_STRATEGIES = ROOT / "data" / "strategies_demo.yaml"
+SAMPLE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<interval>\w+)\.csv\.gz$")
+
+DbOption = typer.Option(
+    None, "--db", help="SQLAlchemy URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)"
+)
+ExchangeOption = typer.Option("binance", "--exchange", "-e", help="Exchange id (ccxt spelling).")
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(
+        ..., help="CSV, CSV.gz or Parquet: timestamp,open,high,low,close,volume"
+    ),
+    exchange: str = ExchangeOption,
+    symbol: str = typer.Option(..., "--symbol", "-s", help="Market, e.g. ETH/BTC."),
+    interval: str = typer.Option(
+        ..., "--interval", "-i", help="Bar interval of the file, e.g. 5m."
+    ),
+    db: str | None = DbOption,
+) -> None:
+    """Validate a bar file, then store it (all or nothing; re-importing adds only new bars)."""
+    url = resolve_url(db)
+    added, total, gaps = import_bars(url, file, exchange, symbol, interval)
+    console.print(
+        f"imported {file.name}: {total} bars, {added} new, {total - added} already stored "
+        f"-> {exchange} {symbol} {interval}; {gaps}"
+    )
+
+
+def import_bars(url: str, file: Path, exchange: str, symbol: str, interval: str):
+    """(new bars, bars in file, gap description) for one file; nothing written on error."""
+    frame, gaps = read_bar_file(file, interval)
+    added = save_bars(url, exchange, symbol, interval, frame)
+    return added, len(frame), gaps.describe()
+
+
+@app.command("resample")
+def resample(
+    exchange: str = ExchangeOption,
+    symbol: str = typer.Option(..., "--symbol", "-s"),
+    source: str = typer.Option("1m", "--from", help="Stored interval to build from."),
+    target: str = typer.Option(..., "--to", help="Interval to build, e.g. 5m, 15m, 1h, 1d."),
+    db: str | None = DbOption,
+) -> None:
+    """Build and store a coarser series from a stored one: UTC-aligned, complete buckets only."""
+    url = resolve_url(db)
+    frame = load_bars(url, exchange, symbol, source)
+    out = resample_bars(frame, source, target)
+    added = save_bars(url, exchange, symbol, target, out)
+    ts = out.index.as_unit("ms").asi8
+    console.print(
+        f"resampled {exchange} {symbol} {source} -> {target}: {len(out)} complete bars "
+        f"({added} new); {gap_report(ts, target).describe()}"
+    )
+
+
+@app.command("download")
+def download(
+    exchange: str = ExchangeOption,
+    symbol: str = typer.Option(
+        ..., "--symbol", "-s", help="Market in ccxt spelling, e.g. BTC/USDT."
+    ),
+    interval: str = typer.Option("1m", "--interval", "-i"),
+    since: str = typer.Option(..., "--since", help="First bar time, e.g. 2024-01-01 (UTC)."),
+    until: str | None = typer.Option(None, "--until", help="Last time (default: now)."),
+    api_url: str | None = typer.Option(
+        None,
+        "--api-url",
+        envvar="RAYTRADER_BINANCE_URL",
+        hidden=True,
+        help="Replace the exchange's REST host (proxy, mirror, test server).",
+    ),
+    db: str | None = DbOption,
+) -> None:
+    """Download closed bars through ccxt (paged, rate limited) and store them like an import."""
+    from store.download import download_bars, make_exchange
+
+    url = resolve_url(db)
+    client = make_exchange(exchange, api_url)
+    frame = download_bars(client, symbol, interval, _utc(since), _utc(until) if until else None)
+    if frame.empty:
+        console.print(f"no closed {interval} bars for {exchange} {symbol} since {since}")
+        return
+    added = save_bars(url, exchange, symbol, interval, frame)
+    gaps = gap_report(frame.index.as_unit("ms").asi8, interval).describe()
+    console.print(
+        f"downloaded {len(frame)} bars {frame.index[0]} .. {frame.index[-1]} "
+        f"({added} new) -> {exchange} {symbol} {interval}; {gaps}"
+    )
+
+
+@app.command("list")
+def list_cmd(db: str | None = DbOption) -> None:
+    """Show stored series: first/last bar, bars, gaps."""
+    rows = list_series(resolve_url(db))
+    if not rows:
+        console.print("no bars stored; run `cli.py data demo` or `cli.py data import FILE ...`")
+        return
+    table = Table(
+        "exchange", "symbol", "interval", "first", "last", "bars", "gaps", "missing", "largest gap"
+    )
+    for r in rows:
+        table.add_row(
+            r["exchange"],
+            r["symbol"],
+            r["interval"],
+            r["first"].strftime("%Y-%m-%d %H:%M"),
+            r["last"].strftime("%Y-%m-%d %H:%M"),
+            str(r["bars"]),
+            str(r["gaps"]),
+            str(r["missing_bars"]),
+            format_duration(int(r["largest_gap"].value // 1_000_000)) if r["gaps"] else "-",
+        )
+    Console(width=max(console.width, 160)).print(table)
+
+
+@app.command("demo")
+def demo(db: str | None = DbOption) -> None:
+    """Import the sample data shipped in data/sample and register the demo strategy instances."""
+    from commands.instances import load_instances_file
+
+    url = resolve_url(db)
+    files = sorted(SAMPLE_DIR.glob("*.csv.gz"))
+    if not files:
+        raise FileNotFoundError(f"no sample files in {SAMPLE_DIR}")
+    for file in files:
+        match = SAMPLE_NAME.match(file.name)
+        if not match:
+            continue
+        symbol = f"{match['base']}/{match['quote']}"
+        added, total, gaps = import_bars(url, file, "binance", symbol, match["interval"])
+        console.print(f"{symbol:<13} {match['interval']:>4}: {total:>6} bars ({added} new); {gaps}")
+    created, total = load_instances_file(url, DEMO_STRATEGIES)
+    console.print(
+        f"demo strategy instances: {total} ({created} new) from {DEMO_STRATEGIES.name}; "
+        "see `cli.py strategies list-instances`"
+    )
+
+
+def _utc(value: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise UserError(
+            f"cannot read time {value!r}; use e.g. 2024-01-01 or 2024-01-01T12:00Z"
+        ) from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

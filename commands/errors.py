@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-_stderr = Console(stderr=True)
+_stderr = Console(stderr=True, soft_wrap=True)  # one line, never wrapped at 80 columns
 
 
 class UserError(ValueError):

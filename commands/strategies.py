@@ -28,13 +28,13 @@ def parameter_lines(cls: type) -> str:
 
 
 def exit_summary(cls: type) -> str:
-    """The default exits of a strategy class, e.g. `sl 1%, tp 2%, session end`."""
+    """The default exits of a strategy class, one per line, e.g. `sl 1%`, `session end`."""
     rules = cls().exit_rules()
     parts = [f"sl {rules.sl_pct * 100:g}%"] if rules.sl_pct else []
     parts += [f"tp {rules.tp_pct * 100:g}%"] if rules.tp_pct else []
     parts += [f"after {rules.max_bars} bars"] if rules.max_bars else []
     parts += ["session end"] if rules.session_end else []
-    return ", ".join(parts) or "signals only"
+    return "\n".join(parts) or "signals only"
 
 
 def strategies_table(specs: list[str] | None = None) -> Table:
@@ -54,7 +54,7 @@ def strategies_table(specs: list[str] | None = None) -> Table:
     )
     for header in headers:
         # Names and parameter lines must stay copy-pasteable: never wrap them.
-        wrap = header in ("summary", "default exits")
+        wrap = header == "summary"
         table.add_column(header, overflow="fold", no_wrap=not wrap)
     for cls in classes:
         table.add_row(

@@ -116,7 +116,7 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
 
 def _weights_table(instances: list[dict], rule: FitnessRule, total: int) -> Table:
     table = Table(
-        title=f"Weights ({len(instances)} of {total} pass: {rule.describe()})",
+        title=f"Weights: {len(instances)} of {total} instances weighted (rule: {rule.describe()})",
         title_justify="left",
     )
     for col in ("family", "symbol", "interval", "params", "weight"):

@@ -1,7 +1,8 @@
-"""A complete user strategy: EMA crossover with ATR brackets and a time exit.
+r"""A complete user strategy: EMA crossover with ATR brackets and a time exit.
 
-Run it:   python cli.py backtest --strategy examples/ema_cross.py:EmaCross \\
-              --symbol ETH/BTC --interval 5m --param fast=12 --param slow=48
+Run it:   python cli.py backtest --strategy examples/ema_cross.py:EmaCross \
+              --data data/sample/ETH_BTC-5m.csv.gz --symbol ETH/BTC --interval 5m \
+              --param fast=8 --param allow_short=true --out out/ema_cross
 List it:  python cli.py strategies list --strategy examples/ema_cross.py:EmaCross
 """
 

@@ -129,6 +129,7 @@ def write_run_dir(out: Path, outcome: dict) -> None:
 
     result = outcome["result"]
     result.strategy = outcome["run"]["strategy"]
+    result.run_id = outcome["run"]["run_id"]
     write_outputs(result, out / "runs" / run_dir_name(outcome["run"]))
 
 
@@ -201,7 +202,8 @@ def results_rows(runs: list[Any], nodes: dict[str, str]) -> list[dict]:
         row = {
             "run_id": run.id,
             "run_key": run.run_key,
-            "instance_id": run.instance_id,
+            # Text so a column with empty cells (grid runs) still prints ids as 4, not 4.0.
+            "instance_id": "" if run.instance_id is None else str(run.instance_id),
             "strategy": run.strategy,
             "symbol": run.symbol,
             "interval": run.interval,

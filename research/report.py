@@ -191,5 +191,8 @@ def render(ts: TradeSet, analysis: Analysis, console: Console) -> None:
     console.print(metrics_table(m))
     console.print(monthly_table(analysis.monthly))
     console.print(weekly_table(analysis.weekly))
+    if m["trades"] == 0:
+        console.print("no trades: nothing to break down")
+        return
     for by, frame in analysis.breakdowns.items():
         console.print(breakdown_table(frame, by))

@@ -7,8 +7,9 @@ to their types, so `lookback=20` given as text or as a default gives the same ke
 range (first and last bar open time and the number of bars), the account settings of the
 backtest (cash, fees, risk, ...) and ENGINE_VERSION.
 
-Bump ENGINE_VERSION whenever a change to the engine, fill rules or metrics changes results: every
-run then gets a new key and `backtest --all` recomputes everything instead of skipping.
+ENGINE_VERSION combines research.backtest.ENGINE_VERSION (bump it whenever a change to the engine,
+fill rules or metrics changes results) with KEY_LAYOUT: either bump gives every run a new key, so
+`backtest --all` recomputes everything instead of skipping.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from typing import Any
 
 import pandas as pd
 
-ENGINE_VERSION = "1"
+from research.backtest import ENGINE_VERSION as _ENGINE
+
+# The engine's own version (bumped by whoever changes the engine's results) plus this module's
+# key layout: bump KEY_LAYOUT when the ingredients of a key change.
+KEY_LAYOUT = "1"
+ENGINE_VERSION = f"{_ENGINE}+keys{KEY_LAYOUT}"
 
 
 def canonical_json(value: Any) -> str:

@@ -177,11 +177,14 @@ def _load_directory(path: Path, cash: float | None) -> TradeSet:
     equity_path = path / "equity.csv"
     results = _read_results_json(path / "results.json")
     if not equity_path.exists():
-        return _rebuilt(read_trades(trades_path, allow_empty=results is not None), cash, str(path))
+        # a backtest (results.json) or fan-out (results.csv) directory may have no trades at all
+        known_run = results is not None or (path / "results.csv").exists()
+        return _rebuilt(read_trades(trades_path, allow_empty=known_run), cash, str(path))
     trades = read_trades(trades_path, allow_empty=True)
     equity = read_equity(equity_path)
     metrics = (results or {}).get("metrics") or {}
-    start_cash = cash or metrics.get("initial_cash")
+    # the run's own cash wins over --cash: the curve already starts from it
+    start_cash = metrics.get("initial_cash") or cash
     if start_cash is None:
         start_cash = float(equity["equity"].iloc[0]) if len(equity) else DEFAULT_CASH
     return TradeSet(trades, equity, float(start_cash), str(path), results=results)

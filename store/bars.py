@@ -5,7 +5,7 @@ PostgreSQL a binary COPY into a temporary table followed by `INSERT ... ON CONFL
 Both are idempotent on the key (exchange, symbol, interval, ts): re-importing a file adds only
 the bars not yet stored. Loading reads raw rows (binary COPY on PostgreSQL) straight into numpy.
 
-`load_bars` of an interval that is not stored resamples on the fly from the finest stored
+`load_bars` of an interval that is not stored resamples on the fly from the coarsest stored
 interval of the same market that divides it (see store/resample.py: complete buckets only).
 """
 
@@ -153,7 +153,7 @@ def load_bars(
 ) -> pd.DataFrame:
     """Bars with start <= open time <= end (both optional; str, datetime or Timestamp, UTC).
 
-    A series not stored at `interval` is resampled on the fly from the finest stored interval
+    A series not stored at `interval` is resampled on the fly from the coarsest stored interval
     that divides it. An empty result raises BarDataError naming the series.
     """
     interval_delta(interval)
@@ -181,7 +181,9 @@ def _resample_source(interval: str, stored: list[str]) -> str | None:
         for i in stored
         if interval_delta(i) < target and target % interval_delta(i) == pd.Timedelta(0)
     ]
-    return min(candidates, key=interval_delta) if candidates else None
+    # The coarsest source: fewer rows, and the exchange's own bars (a stored 5m bar is complete
+    # even when a minute without trades is missing from the 1m series).
+    return max(candidates, key=interval_delta) if candidates else None
 
 
 def _load_resampled(url, exchange, symbol, source, interval, lo, hi) -> pd.DataFrame:
@@ -250,7 +252,7 @@ def _bound(value: Any) -> int | None:
             f"cannot read time {value!r}; use ISO-8601 like 2018-01-15 or 2018-01-15T12:00Z"
         ) from None
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.as_unit("ms").value)
+    return int(stamp.value // 1_000_000)
 
 
 def stored_intervals(url: str, exchange: str, symbol: str) -> list[str]:

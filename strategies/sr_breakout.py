@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from strategies.base import Strategy, StrategyError
+from strategies.base import Strategy
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,9 @@ class SRBreakout(Strategy):
     Params = SRBreakoutParams
 
     def validate(self) -> None:
-        if self.params.lookback < 1:
-            raise StrategyError(f"sr_breakout: lookback must be >= 1, got {self.params.lookback}")
+        self.require(self.params.lookback >= 1, "lookback", ">= 1")
         for key in ("sl_pct", "tp_pct"):
-            value = getattr(self.params, key)
-            if not 0 <= value < 1:
-                raise StrategyError(f"sr_breakout: {key} must be in [0, 1), got {value}")
+            self.require(0 <= getattr(self.params, key) < 1, key, "in [0, 1)")
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
         n = self.params.lookback

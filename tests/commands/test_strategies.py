@@ -31,7 +31,7 @@ def test_lists_every_family_with_parameters_and_defaults() -> None:
     assert "basis: str = 'range'" in out
     assert "lookback: int = 20" in out
     assert "1m 3m 5m 15m 1h" in out
-    assert "sl 1%, tp 2%, session end" in out  # orb's default exits
+    assert "session end" in out and "sl 1%" in out and "tp 2%" in out
 
 
 def test_lists_a_user_strategy_file() -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from factors.synthetic import random_walk_bars
@@ -58,3 +62,25 @@ def test_no_lookahead_and_trades_on_real_and_synthetic_data() -> None:
     for seed, bars in enumerate([load_sample("ETH_BTC-5m"), random_walk_bars(3000, "15m")]):
         full = assert_no_lookahead(strategy, bars, seed, "example")
         assert full["enter_long"].sum() > 0 and full["enter_short"].sum() > 0
+
+
+def test_the_docs_show_the_example_verbatim() -> None:
+    docs = (ROOT / "docs" / "strategies.md").read_text()
+    example = (ROOT / "examples" / "ema_cross.py").read_text()
+    assert f"```python\n{example}```" in docs
+    for name in BUILTIN:
+        assert f"| `{name}` |" in docs
+
+
+def test_cli_backtest_runs_the_example(tmp_path: Path) -> None:
+    out = tmp_path / "ema"
+    args = ["--data", "data/sample/ETH_BTC-5m.csv.gz", "--symbol", "ETH/BTC", "--interval", "5m"]
+    result = subprocess.run(
+        [sys.executable, "cli.py", "backtest", "--strategy", "examples/ema_cross.py:EmaCross",
+         *args, "--param", "fast=8", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) > 0 and set(trades["strategy"]) == {"ema_cross"}
+    assert json.loads((out / "results.json").read_text())["params"]["fast"] == 8

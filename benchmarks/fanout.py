@@ -1,0 +1,206 @@
+"""How well `backtest --all` fans out: N backtests serial in one process vs on Ray.
+
+    .venv/bin/python benchmarks/fanout.py                 # 200 runs, Ray with 2 CPUs
+    .venv/bin/python benchmarks/fanout.py --runs 60 --cpus 2 --no-e2e
+
+The runs: every built-in family x several parameter sets over the demo data (real Binance 5m,
+~5,760 bars per pair) and a synthetic year of 5m bars (105,120 bars). Prints:
+- serial: the same backtests one after another in this process (the work itself);
+- ray: the same backtests as `backtest --all` sends them (series put once in the object store,
+  batched tasks of ~1 s, results streamed with ray.wait), Ray already started;
+- parallel efficiency = serial time / (CPUs x Ray time) (1.0 = perfect use of every CPU);
+- Ray overhead per backtest = (CPUs x Ray time - serial time) / runs;
+- peak memory (VmHWM) of the driver and of each Ray worker;
+- end to end: research.fanout.run_all on a SQLite database, storing every run, incl. Ray start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from factors.synthetic import random_walk_bars  # noqa: E402
+from research import fanout, fanout_io  # noqa: E402
+from research.backtest import BacktestConfig, run_backtest  # noqa: E402
+from research.runkeys import data_range, run_key  # noqa: E402
+from strategies.registry import BUILTIN, make_strategy  # noqa: E402
+
+DEMO = {"ETH/BTC": "ETH_BTC-5m.csv.gz", "LTC/BTC": "LTC_BTC-5m.csv.gz", "XRP/BTC": None}
+
+
+def demo_series() -> dict[tuple[str, str, str], pd.DataFrame]:
+    series = {}
+    for symbol, file in DEMO.items():
+        if file is None:
+            continue
+        raw = pd.read_csv(ROOT / "data" / "sample" / file)
+        ts = pd.to_datetime(raw["timestamp"], unit="ms", utc=True)
+        frame = raw[["open", "high", "low", "close", "volume"]].astype("float64")
+        frame.index = pd.DatetimeIndex(ts, name="timestamp")
+        series[("binance", symbol, "5m")] = frame
+    year = random_walk_bars(365 * 288, "5m", start="2024-01-01", seed=7)
+    series[("synthetic", "SYN/USD", "5m")] = year
+    return series
+
+
+def param_sets(family: str, count: int) -> list[dict]:
+    """`count` parameter sets for a family: its first numeric parameter scaled, sl/tp varied."""
+    cls = BUILTIN[family]
+    numeric = [k for k, (kind, d) in cls.parameters().items() if kind in (int, float) and d]
+    sets = []
+    for scale, sl in itertools.product((0.5, 1.0, 1.5, 2.0, 3.0), (None, 0.01, 0.02, 0.03)):
+        params: dict = {}
+        if numeric:
+            key = numeric[0]
+            kind, default = cls.parameters()[key]
+            params[key] = kind(max(1, default * scale)) if kind is int else default * scale
+        if sl and "sl_pct" in cls.parameters():
+            params["sl_pct"] = sl
+        sets.append(params)
+    return sets[:count]
+
+
+def build_specs(series: dict, runs: int, config: BacktestConfig) -> list[fanout.RunSpec]:
+    specs: dict[str, fanout.RunSpec] = {}
+    per = max(1, runs // (len(BUILTIN) * len(series)) + 1)
+    for family in sorted(BUILTIN):
+        for params in param_sets(family, per):
+            for key, bars in series.items():
+                full = make_strategy(family, params).param_dict()
+                rk = run_key(family, *key, full, data_range(bars), config)
+                specs[rk] = fanout.RunSpec(
+                    rk, rk[:24], None, family, family, *key, full, key, len(bars)
+                )
+    # Keep a mix of both kinds of series while trimming to `runs`.
+    ordered = sorted(specs.values(), key=lambda s: s.run_key)
+    return ordered[:runs]
+
+
+def serial(specs, series, config) -> float:
+    began = time.perf_counter()
+    for spec in specs:
+        run_backtest(
+            make_strategy(spec.family, spec.params),
+            series[spec.series],
+            spec.symbol,
+            spec.interval,
+            config,
+        )
+    return time.perf_counter() - began
+
+
+def on_ray(specs, series, config, cpus: int) -> tuple[float, set[int], int]:
+    import ray
+
+    began = time.perf_counter()
+    refs = {key: ray.put(series[key]) for key in {s.series for s in specs}}
+    batches = fanout.make_batches(specs, cpus)
+    task = ray.remote(max_retries=3)(fanout_io.run_batch)
+    pending = []
+    for batch in batches:
+        keys = sorted({s.series for s in batch})
+        pending.append(task.remote(batch, config, False, keys, *(refs[k] for k in keys)))
+    pids: set[int] = set()
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        for outcome in ray.get(ready[0]):
+            assert outcome["run"]["status"] == "done", outcome["run"]["error"]
+            pids.add(outcome["pid"])
+    return time.perf_counter() - began, pids, len(batches)
+
+
+def peak_rss_mb(pid: int | None = None) -> float:
+    if pid is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def end_to_end(series: dict, specs, cpus: int) -> None:
+    """run_all over the same runs, stored in a fresh SQLite database (includes Ray start)."""
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        for key, bars in series.items():
+            save_bars(url, *key, bars)
+        for spec in specs:
+            add_instance(url, spec.family, spec.exchange, spec.symbol, spec.interval, spec.params)
+        os.environ.setdefault("RAYTRADER_DASHBOARD", "0")
+        began = time.perf_counter()
+        summary = fanout.run_all(url, Path(tmp) / "out")
+        first = time.perf_counter() - began
+        began = time.perf_counter()
+        again = fanout.run_all(url, Path(tmp) / "out")
+        second = time.perf_counter() - began
+    print(
+        f"end to end  : run_all stored {summary.done} runs in {first:.1f} s incl. Ray start "
+        f"({summary.done / first:.1f} runs/s); a second run_all skipped {again.skipped} "
+        f"in {second:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--no-e2e", action="store_true", help="skip the run_all measurement")
+    args = parser.parse_args()
+    import ray
+
+    config = BacktestConfig()
+    series = demo_series()
+    specs = build_specs(series, args.runs, config)
+    bars = sum(s.bars for s in specs)
+    print(
+        f"{len(specs)} backtests, {len(series)} series, {bars:,} bars in all "
+        f"({os.cpu_count()} CPUs on this machine, Ray with {args.cpus})"
+    )
+
+    t_serial = serial(specs, series, config)
+    print(f"serial      : {t_serial:.2f} s  {len(specs) / t_serial:.1f} backtests/s")
+
+    began = time.perf_counter()
+    ray.init(
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.2",
+        log_to_driver=False,
+    )
+    started = time.perf_counter() - began
+    on_ray(specs[: 2 * args.cpus], series, config, args.cpus)  # start the workers once
+    t_ray, pids, tasks = on_ray(specs, series, config, args.cpus)
+    efficiency = t_serial / (args.cpus * t_ray)
+    overhead_ms = (args.cpus * t_ray - t_serial) / len(specs) * 1000
+    print(
+        f"ray         : {t_ray:.2f} s  {len(specs) / t_ray:.1f} backtests/s in {tasks} tasks "
+        f"(ray.init {started:.1f} s, not counted)"
+    )
+    print(f"efficiency  : {efficiency:.2f}  (serial / ({args.cpus} x ray); target >= 0.9)")
+    print(f"overhead    : {overhead_ms:.1f} ms of Ray per backtest")
+    workers = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(pids))
+    print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {workers} MB")
+    ray.shutdown()
+    if not args.no_e2e:
+        end_to_end(series, specs, args.cpus)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Hand-computed fill scenarios (DESIGN.md section 5), each in fast AND replay mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from actors.messages import OrderFilled, SubmitOrder
+from actors.sim_exchange import BarArrays, SimExchange, fill_price, first_hit
+from tests.actors.helpers import both_modes, make_bars, scripted
+
+FLAT = (100.0, 100.5, 99.5, 100.0)
+
+
+def one_trade(result) -> dict:
+    assert len(result.trades) == 1, result.trades
+    return result.trades.iloc[0].to_dict()
+
+
+def test_gap_through_stop_fills_at_open() -> None:
+    bars = make_bars([FLAT, FLAT, (97.0, 98.0, 96.0, 97.0), FLAT])
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, bars, risk=0.005))
+    # size: 0.005 * 10000 / (0.01 * 100) = 50; entry at open of bar 1; stop 99 gapped -> 97
+    assert t["quantity"] == pytest.approx(50.0)
+    assert t["entry_price"] == 100.0 and t["exit_price"] == 97.0
+    assert t["pnl"] == pytest.approx(-150.0)
+    assert t["exit_reason"] == "stop_loss"
+    assert t["entry_time"] == bars.index[1] and t["exit_time"] == bars.index[2]
+
+
+def test_stop_before_target_in_the_same_bar() -> None:
+    bars = make_bars([FLAT, FLAT, (100.0, 103.0, 98.5, 101.0), FLAT])
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, bars, risk=0.005))
+    assert (t["exit_price"], t["exit_reason"]) == (99.0, "stop_loss")
+    assert t["pnl"] == pytest.approx(-50.0)
+
+
+def test_take_profit_at_level_and_gap_above_at_open() -> None:
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, make_bars([FLAT, FLAT, (100.5, 102.5, 100.0, 101.0)]), risk=0.005))
+    assert (t["exit_price"], t["exit_reason"]) == (102.0, "take_profit")
+    assert t["pnl"] == pytest.approx(100.0)
+    t = one_trade(both_modes(s, make_bars([FLAT, FLAT, (103.0, 104.0, 102.5, 103.5)]), risk=0.005))
+    assert (t["exit_price"], t["exit_reason"]) == (103.0, "take_profit")
+
+
+def test_brackets_live_in_the_entry_bar() -> None:
+    bars = make_bars([FLAT, (100.0, 100.2, 98.0, 99.0), FLAT])
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, bars, risk=0.005))
+    assert t["entry_time"] == t["exit_time"] == bars.index[1]
+    assert (t["exit_price"], t["exit_reason"]) == (99.0, "stop_loss")
+
+
+def test_exit_signal_closes_at_next_open() -> None:
+    rows = [FLAT, FLAT, FLAT, (101.0, 101.5, 100.5, 101.0), (102.0, 102.0, 102.0, 102.0)]
+    s = scripted(enter_long=[0], exit_long=[2])()
+    t = one_trade(both_modes(s, make_bars(rows), risk=1.0))
+    # no stop: whole notional at risk, 1.0 * 10000 / 100 = 100 units
+    assert t["quantity"] == pytest.approx(100.0)
+    assert (t["exit_price"], t["exit_reason"]) == (101.0, "signal")
+    assert t["pnl"] == pytest.approx(100.0)
+
+
+def test_exit_signal_at_open_beats_stop_in_that_bar() -> None:
+    rows = [FLAT, FLAT, FLAT, (100.0, 100.0, 95.0, 96.0), FLAT]
+    s = scripted(enter_long=[0], exit_long=[2])(sl_pct=0.01)
+    t = one_trade(both_modes(s, make_bars(rows), risk=0.005))
+    assert (t["exit_price"], t["exit_reason"]) == (100.0, "signal")
+    result = both_modes(s, make_bars(rows), risk=0.005)
+    statuses = {o["role"]: o["status"] for o in result.orders}
+    assert statuses == {"entry": "FILLED", "stop_loss": "CANCELLED", "signal": "FILLED"}
+
+
+def test_time_exit_after_max_bars() -> None:
+    rows = [FLAT, FLAT, FLAT, (100.7, 101.0, 100.0, 100.8), FLAT]
+    s = scripted(enter_long=[0])(max_bars=2)
+    t = one_trade(both_modes(s, make_bars(rows), risk=1.0))
+    # entered at the open of bar 1, held bars 1 and 2, out at the open of bar 3
+    assert t["exit_time"] == make_bars(rows).index[3]
+    assert (t["exit_price"], t["exit_reason"]) == (100.7, "time")
+
+
+def test_session_end_exit_at_first_open_of_next_day() -> None:
+    rows = [FLAT, FLAT, FLAT, (100.3, 100.6, 100.1, 100.4), FLAT]
+    bars = make_bars(rows, start="2024-01-01 23:57")
+    s = scripted(session=True, enter_long=[0])()
+    t = one_trade(both_modes(s, bars, risk=1.0))
+    assert t["exit_time"] == pd.Timestamp("2024-01-02 00:00", tz="UTC")
+    assert (t["exit_price"], t["exit_reason"]) == (100.3, "time")
+
+
+def test_short_side_mirrors() -> None:
+    rows = [FLAT, FLAT, (100.0, 101.5, 99.8, 101.0), FLAT]
+    s = scripted(enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, make_bars(rows), risk=0.005))
+    assert t["side"] == "short" and t["quantity"] == pytest.approx(50.0)
+    assert (t["exit_price"], t["exit_reason"]) == (101.0, "stop_loss")
+    assert t["pnl"] == pytest.approx(-50.0)
+    gap = [FLAT, FLAT, (97.5, 97.9, 97.0, 97.5), FLAT]
+    t = one_trade(both_modes(s, make_bars(gap), risk=0.005))
+    assert (t["exit_price"], t["exit_reason"]) == (97.5, "take_profit")  # min(open, 98)
+    assert t["pnl"] == pytest.approx(125.0)
+
+
+def test_long_and_short_together_when_hedged() -> None:
+    rows = [FLAT, FLAT, (100.0, 102.5, 99.5, 102.0), FLAT]
+    s = scripted(hedge=True, enter_long=[0], enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
+    result = both_modes(s, make_bars(rows), risk=0.005)
+    trades = result.trades.set_index("side")
+    assert list(result.trades["side"]) == ["long", "short"]
+    assert trades.loc["long", "exit_reason"] == "take_profit"
+    assert trades.loc["long", "pnl"] == pytest.approx(100.0)
+    assert trades.loc["short", "exit_reason"] == "stop_loss"
+    assert trades.loc["short", "pnl"] == pytest.approx(-50.0)
+    # not hedged: the short signal is ignored while the long is pending/open
+    unhedged = scripted(enter_long=[0], enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
+    assert list(both_modes(unhedged, make_bars(rows), risk=0.005).trades["side"]) == ["long"]
+
+
+def test_fees_and_slippage() -> None:
+    rows = [FLAT, FLAT, (99.5, 99.6, 98.0, 98.5), FLAT]
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
+    t = one_trade(both_modes(s, make_bars(rows), risk=0.005, fee_bps=10.0, slippage_bps=10.0))
+    entry = 100.0 * 1.001  # bought at the open plus 10 bps
+    stop = entry * 0.99
+    exit_ = min(99.5, stop) * 0.999  # stop-market sold 10 bps below the level
+    qty = 0.005 * 10_000 / (0.01 * 100.0)  # sized on the signal close
+    fees = 0.001 * qty * (entry + exit_)
+    assert t["entry_price"] == pytest.approx(entry)
+    assert t["exit_price"] == pytest.approx(exit_)
+    assert t["fees"] == pytest.approx(fees)
+    assert t["pnl"] == pytest.approx(qty * (exit_ - entry) - fees)
+    assert t["return_pct"] == pytest.approx(t["pnl"] / (qty * entry))
+
+
+def test_end_of_data_closes_at_last_close() -> None:
+    rows = [FLAT, FLAT, (100.0, 106.0, 99.8, 105.0)]
+    s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.1)
+    result = both_modes(s, make_bars(rows), risk=0.005)
+    t = one_trade(result)
+    assert (t["exit_price"], t["exit_reason"]) == (105.0, "end_of_data")
+    assert t["exit_time"] == make_bars(rows).index[-1]
+    assert result.equity["equity"].iloc[-1] == pytest.approx(10_000 + 50 * 5.0)
+
+
+def test_signal_on_last_bar_never_fills() -> None:
+    s = scripted(enter_long=[2])(sl_pct=0.01)
+    result = both_modes(s, make_bars([FLAT, FLAT, FLAT]))
+    assert result.trades.empty
+    assert [o["status"] for o in result.orders] == ["CANCELLED"]
+
+
+def test_signals_while_open_are_ignored() -> None:
+    rows = [FLAT] * 3 + [(100.0, 103.0, 99.9, 102.5)] + [FLAT] * 3
+    s = scripted(enter_long=[0, 1, 2, 3, 4])(sl_pct=0.01, tp_pct=0.02)
+    result = both_modes(s, make_bars(rows), risk=0.005)
+    # trade 1 enters bar 1, exits at the target in bar 3; the signal at bar 3 enters at bar 4
+    assert list(result.trades["entry_time"]) == [make_bars(rows).index[1], make_bars(rows).index[4]]
+    assert list(result.trades["exit_reason"]) == ["take_profit", "end_of_data"]
+
+
+# -- unit level ---------------------------------------------------------------------------------
+def order(kind: str, side: str, price: float | None = None, **kw) -> SubmitOrder:
+    return SubmitOrder(0, 1, "s", "X", side, 1.0, kind, "r", price, **kw)
+
+
+def test_fill_price_rules() -> None:
+    assert fill_price(order("stop", "sell", 99.0), 97.0, 0, 0.0) == 97.0
+    assert fill_price(order("stop", "sell", 99.0), 100.0, 0, 0.0) == 99.0
+    assert fill_price(order("stop", "buy", 101.0), 103.0, 0, 0.0) == 103.0
+    assert fill_price(order("limit", "sell", 102.0), 103.0, 0, 0.01) == 103.0  # no slippage
+    assert fill_price(order("limit", "buy", 98.0), 97.0, 0, 0.0) == 97.0
+    assert fill_price(order("market", "buy"), 100.0, 0, 0.001) == pytest.approx(100.1)
+    assert fill_price(order("close", "sell"), 100.0, 90.0, 0.0) == 90.0
+
+
+def test_first_hit_chunks() -> None:
+    values = np.full(10_000, 5.0)
+    values[7_777] = 1.0
+    assert first_hit(values, 0, 2.0, below=True) == 7_777
+    assert first_hit(values, 7_778, 2.0, below=True) == -1
+    assert first_hit(values, 0, 5.0, below=False) == 0
+
+
+def test_exchange_rejects_bad_orders_and_ignores_unknown_cancel() -> None:
+    bars = make_bars([FLAT, FLAT])
+    ex = SimExchange(data={"X": BarArrays.from_frame(bars)})
+    out = ex.handle(SubmitOrder(0, 1, "s", "X", "buy", 0.0, "market", "entry"))
+    assert type(out[0]).__name__ == "OrderRejected" and "quantity" in out[0].reason
+    out = ex.handle(SubmitOrder(0, 2, "s", "Y", "buy", 1.0, "market", "entry"))
+    assert "no data for symbol" in out[0].reason
+    from actors.messages import CancelOrder
+
+    assert ex.handle(CancelOrder(0, 99, "x")) == []
+
+
+def test_oco_group_fills_once_in_replay() -> None:
+    from actors.messages import BarClosed
+
+    ex = SimExchange()
+    bar = BarClosed(60, "X", "1m", 0, 100.0, 103.0, 98.0, 101.0, 1.0)
+    ex.handle(bar)
+    stop = SubmitOrder(0, 1, "s", "X", "sell", 1.0, "stop", "stop_loss", 99.0, oco=7)
+    target = SubmitOrder(0, 2, "s", "X", "sell", 1.0, "limit", "take_profit", 102.0, oco=7)
+    fills = [m for m in ex.handle(stop) + ex.handle(target) if isinstance(m, OrderFilled)]
+    assert [(f.order_id, f.price) for f in fills] == [(1, 99.0)]
+    assert ex.open_orders() == [2]  # waits for the order manager's cancel

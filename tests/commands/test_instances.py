@@ -1,0 +1,91 @@
+"""`cli.py strategies add|enable|disable|list-instances|load`."""
+
+from typer.testing import CliRunner
+
+from cli import app
+from store.instances import list_instances
+from strategies.base import StrategyError
+from strategies.registry import BUILTIN
+
+runner = CliRunner()
+
+
+def _ok(*args):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_add_enable_disable_list(sqlite_url):
+    out = _ok(
+        "strategies",
+        "add",
+        "sr_breakout",
+        "-s",
+        "ETH/BTC",
+        "-i",
+        "5m",
+        "-p",
+        "lookback=30",
+        "--db",
+        sqlite_url,
+    )
+    assert "instance 1" in out and '"lookback":30' in out
+    # defaults are stored too, so naming a default value gives the same instance
+    _ok(
+        "strategies",
+        "add",
+        "sr_breakout",
+        "-s",
+        "ETH/BTC",
+        "-i",
+        "5m",
+        "-p",
+        "lookback=30",
+        "-p",
+        "sl_pct=0.01",
+        "--db",
+        sqlite_url,
+    )
+    assert len(list_instances(sqlite_url)) == 1
+    _ok("strategies", "disable", "1", "--db", sqlite_url)
+    assert list_instances(sqlite_url, enabled_only=True) == []
+    _ok("strategies", "enable", "1", "--db", sqlite_url)
+    assert "1 instances" in _ok(
+        "strategies", "list-instances", "--enabled-only", "--db", sqlite_url
+    )
+
+
+def test_bad_parameter_is_a_user_error(sqlite_url):
+    result = runner.invoke(
+        app,
+        [
+            "strategies",
+            "add",
+            "sr_breakout",
+            "-s",
+            "A/B",
+            "-i",
+            "5m",
+            "-p",
+            "nope=1",
+            "--db",
+            sqlite_url,
+        ],
+    )
+    assert isinstance(result.exception, StrategyError)
+    assert list_instances(sqlite_url) == []
+
+
+def test_load_yaml_every_family_on_every_interval(sqlite_url, tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "exchange: binance\nfamilies: all\npairs:\n  - {symbol: ETH/BTC, intervals: [5m, 1h]}\n"
+        "instances:\n  - {family: sr_breakout, symbol: LTC/BTC, interval: 15m, params: {lookback: 10}, weight: 2}\n"
+    )
+    assert f"{2 * len(BUILTIN) + 1} instances" in _ok(
+        "strategies", "load", str(spec), "--db", sqlite_url
+    )
+    assert "(0 new)" in _ok("strategies", "load", str(spec), "--db", sqlite_url)
+    [ltc] = list_instances(sqlite_url, symbol="LTC/BTC")
+    assert ltc.weight == 2 and ltc.params["lookback"] == 10

@@ -1,0 +1,89 @@
+"""`cli.py weights`: prod.json, --split report, database update."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from tests.research.analysis_data import write_results_dir
+
+runner = CliRunner()
+
+
+def test_binary_weights_prod_json_and_db(tmp_path: Path, sqlite_url: str) -> None:
+    from store.instances import list_instances
+
+    results = write_results_dir(tmp_path / "all")
+    out = tmp_path / "prod.json"
+    result = runner.invoke(
+        app, ["weights", str(results), "--method", "binary", "--out", str(out), "--db", sqlite_url]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads(out.read_text())
+    assert [(i["family"], i["params"], i["weight"]) for i in config["instances"]] == [
+        ("sr_breakout", {"lookback": 20}, 1.0),
+        ("orb", {"minutes": 30}, 1.0),
+    ]
+    assert "2 of 5 instances weighted" in result.output and "0 instances updated, 2 added" in result.output
+    assert {(i.family, i.weight, i.enabled) for i in list_instances(sqlite_url)} == {
+        ("sr_breakout", 1.0, True),
+        ("orb", 1.0, True),
+    }
+
+
+def test_rule_flags_and_results_csv_path(tmp_path: Path) -> None:
+    results = write_results_dir(tmp_path / "all") / "results.csv"
+    out = tmp_path / "prod.json"
+    args = ["weights", str(results), "--out", str(out), "--no-db", "--method", "sortino"]
+    result = runner.invoke(app, [*args, "--min-trades", "10", "--min-sortino", "1.5"])
+    assert result.exit_code == 0, result.output
+    # sortino > 1.5 with >= 10 trades: D (sortino 3, 10 trades) and A (sortino 2): 3:2
+    instances = json.loads(out.read_text())["instances"]
+    assert [(i["params"], i["weight"]) for i in instances] == [
+        ({"lookback": 50}, pytest.approx(0.6)),
+        ({"lookback": 20}, pytest.approx(0.4)),
+    ]
+
+
+def test_split_reports_side_by_side(tmp_path: Path) -> None:
+    results = write_results_dir(tmp_path / "all")
+    out = tmp_path / "prod.json"
+    result = runner.invoke(
+        app,
+        [
+            "weights",
+            str(results),
+            "--split",
+            "2024-03-01",
+            "--min-trades",
+            "2",
+            "--out",
+            str(out),
+            "--no-db",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "in-sample (selected)" in text and "out-of-sample (selected)" in text
+    row = next(line for line in text.splitlines() if "total_return" in line)
+    assert "0.15%" in row and "-0.20%" in row  # +15 then -20 on 10,000
+    assert [i["family"] for i in json.loads(out.read_text())["instances"]] == ["sr_breakout"]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--method", "kelly"], "unknown"),
+        (["--split", "someday"], "is not a date"),
+    ],
+)
+def test_bad_options(tmp_path: Path, args: list[str], fragment: str) -> None:
+    results = write_results_dir(tmp_path / "all")
+    result = runner.invoke(
+        app, ["weights", str(results), "--no-db", "--out", str(tmp_path / "p.json"), *args]
+    )
+    assert result.exit_code != 0 and fragment in str(result.exception)
