@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from factors.synthetic import random_walk_bars  # noqa: E402
-from research import fanout, fanout_io  # noqa: E402
+from research import fanout  # noqa: E402
 from research.backtest import BacktestConfig, run_backtest  # noqa: E402
+from research.fanout_batches import stream_batches  # noqa: E402
 from research.runkeys import data_range, run_key  # noqa: E402
 from strategies.registry import BUILTIN, make_strategy  # noqa: E402
 
@@ -101,23 +102,20 @@ def serial(specs, series, config) -> float:
 
 
 def on_ray(specs, series, config, cpus: int) -> tuple[float, set[int], int]:
+    """The same dispatch as `backtest --all`, without storing (stream_batches)."""
     import ray
 
     began = time.perf_counter()
     refs = {key: ray.put(series[key]) for key in {s.series for s in specs}}
-    batches = fanout.make_batches(specs, cpus)
-    task = ray.remote(max_retries=3)(fanout_io.run_batch)
-    pending = []
-    for batch in batches:
-        keys = sorted({s.series for s in batch})
-        pending.append(task.remote(batch, config, False, keys, *(refs[k] for k in keys)))
     pids: set[int] = set()
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        for outcome in ray.get(ready[0]):
+    tasks = 0
+    for _batch, outcomes in stream_batches(specs, refs, config, False, cpus):
+        assert not isinstance(outcomes, Exception), outcomes
+        tasks += 1
+        for outcome in outcomes:
             assert outcome["run"]["status"] == "done", outcome["run"]["error"]
             pids.add(outcome["pid"])
-    return time.perf_counter() - began, pids, len(batches)
+    return time.perf_counter() - began, pids, tasks
 
 
 def peak_rss_mb(pid: int | None = None) -> float:

@@ -4,9 +4,9 @@ The driver (this process) does all database work; Ray workers only compute:
 1. list the enabled instances (filters), expand the --grid, give every run its key
    (research/runkeys.py) and skip keys already stored (resume / idempotence);
 2. load each distinct (exchange, symbol, interval) series ONCE and `ray.put` it;
-3. pack runs into batches of about TARGET_TASK_SECONDS of work and submit one Ray task per batch
-   (Ray retries a task whose worker died; a strategy that raises is caught per run and comes back
-   as a failed run, so it never fails the task or stops the others);
+3. pack runs into batches of about a second of work (research/fanout_batches.py) and submit one
+   Ray task per batch (Ray retries a task whose worker died; a strategy that raises is caught per
+   run and comes back as a failed run, so it never fails the task or stops the others);
 4. stream finished batches with `ray.wait` and store each one at once (idempotent on run_key), so
    Ctrl-C or a dead worker loses nothing finished and re-running continues where it stopped;
 5. write results.csv (one row per run) and the combined trades CSV, from the database so runs done
@@ -28,18 +28,9 @@ import pandas as pd
 from rich.console import Console
 
 from research import fanout_io
+from research.fanout_batches import TARGET_TASK_SECONDS, stream_batches
 from research.grid import check_grid_keys, expand_params, parse_grid, restrict_grid
 from research.runkeys import data_range, run_key
-
-# Batches aim at this much work per Ray task: Ray's per-task cost (~1 ms plus argument
-# transfer) then stays well under 1 % of the work.
-TARGET_TASK_SECONDS = 1.0
-# Cost model of one backtest, seconds = RUN_OVERHEAD_S + bars * SECONDS_PER_BAR: the vectorized
-# engine with metrics measured ~0.015 s for 1,000 bars and ~0.4 s for 525,600 bars (a year of 1m)
-# on this machine; only the order of magnitude matters.
-RUN_OVERHEAD_S = 0.012
-SECONDS_PER_BAR = 8e-7
-TASK_MAX_RETRIES = 3  # a worker process that dies is replaced and its batch re-run
 
 
 class FanoutError(ValueError):
@@ -228,34 +219,6 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
     return list(specs.values())
 
 
-# -- batching -----------------------------------------------------------------------------------
-def estimated_seconds(bars: int) -> float:
-    return RUN_OVERHEAD_S + bars * SECONDS_PER_BAR
-
-
-def make_batches(specs: list[RunSpec], cpus: float) -> list[list[RunSpec]]:
-    """Consecutive runs (sorted by series) packed until ~TARGET_TASK_SECONDS of estimated work.
-
-    A batch also stays under the job's work / (2 x CPUs) so that a small job still spreads over
-    every CPU with some room for balancing; in that case batches are shorter than the target.
-    """
-    ordered = sorted(specs, key=lambda s: (s.series, s.run_key))
-    total = sum(estimated_seconds(s.bars) for s in ordered)
-    target = min(TARGET_TASK_SECONDS, total / max(1.0, 2 * cpus))
-    batches: list[list[RunSpec]] = []
-    current: list[RunSpec] = []
-    work = 0.0
-    for spec in ordered:
-        current.append(spec)
-        work += estimated_seconds(spec.bars)
-        if work >= target:
-            batches.append(current)
-            current, work = [], 0.0
-    if current:
-        batches.append(current)
-    return batches
-
-
 # -- running on Ray -----------------------------------------------------------------------------
 def _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console):
     import ray
@@ -265,36 +228,24 @@ def _run_on_ray(url, out, pending, series, config, ray_address, separate, summar
     with ray_session(ray_address, console=console) as session:
         check_database_for_cluster(url, session)
         refs = {key: ray.put(series[key]) for key in {s.series for s in pending}}
-        batches = make_batches(pending, max(1.0, session.cpus))
-        # SPREAD: on a cluster, batches go round the nodes instead of filling the head first.
-        task = ray.remote(max_retries=TASK_MAX_RETRIES, scheduling_strategy="SPREAD")(
-            fanout_io.run_batch
+        console.print(
+            f"{len(pending)} runs in batches of ~{TARGET_TASK_SECONDS:g} s on "
+            f"{session.cpus:g} CPU(s); {len(refs)} bar series in the object store"
         )
-        in_flight = {}
-        for batch in batches:
-            keys = sorted({s.series for s in batch})
-            ref = task.remote(batch, config, separate, keys, *(refs[k] for k in keys))
-            in_flight[ref] = batch
-        console.print(f"{len(pending)} runs in {len(batches)} Ray tasks")
-        _stream(url, out, in_flight, separate, summary, console)
+        stream = stream_batches(pending, refs, config, separate, session.cpus)
+        _stream(url, out, stream, len(pending), separate, summary, console)
 
 
-def _stream(url, out, in_flight: dict, separate: bool, summary, console) -> None:
+def _stream(url, out, stream, total: int, separate: bool, summary, console) -> None:
     """Store each batch as soon as it finishes; Ctrl-C keeps everything stored so far."""
-    import ray
-
     with fanout_io.progress(console) as bar:
-        job = bar.add_task("backtests", total=sum(len(b) for b in in_flight.values()))
+        job = bar.add_task("backtests", total=total)
         try:
-            while in_flight:
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-                for ref in ready:
-                    batch = in_flight.pop(ref)
-                    _collect(url, out, ref, batch, separate, summary)
-                    bar.advance(job, len(batch))
+            for batch, outcomes in stream:
+                _collect(url, out, batch, outcomes, separate, summary)
+                bar.advance(job, len(batch))
         except KeyboardInterrupt:
-            for ref in in_flight:
-                ray.cancel(ref, force=True)
+            stream.close()  # cancels the tasks still running
             console.print(
                 f"[yellow]interrupted[/]: {summary.done + summary.failed} runs stored this time "
                 f"(nothing finished is lost); run the same command again to continue"
@@ -302,16 +253,12 @@ def _stream(url, out, in_flight: dict, separate: bool, summary, console) -> None
             raise SystemExit(130) from None
 
 
-def _collect(url, out, ref, batch: list[RunSpec], separate: bool, summary) -> None:
-    import ray
-
-    try:
-        outcomes = ray.get(ref)
-    except ray.exceptions.RayError as exc:
+def _collect(url, out, batch: list[RunSpec], outcomes, separate: bool, summary) -> None:
+    if isinstance(outcomes, Exception):
         # Even the retries failed (a worker that keeps dying, out of memory): keep going.
         summary.lost += len(batch)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        summary.lost_errors.append(first)
+        text = str(outcomes).strip()
+        summary.lost_errors.append(text.splitlines()[0] if text else type(outcomes).__name__)
         return
     fanout_io.store_batch(url, outcomes)
     for outcome in outcomes:

@@ -28,7 +28,10 @@ def test_binary_weights_prod_json_and_db(tmp_path: Path, sqlite_url: str) -> Non
         ("sr_breakout", {"lookback": 20}, 1.0),
         ("orb", {"minutes": 30}, 1.0),
     ]
-    assert "2 of 5 instances weighted" in result.output and "0 instances updated, 2 added" in result.output
+    assert (
+        "2 of 5 instances weighted" in result.output
+        and "0 instances updated, 2 added" in result.output
+    )
     assert {(i.family, i.weight, i.enabled) for i in list_instances(sqlite_url)} == {
         ("sr_breakout", 1.0, True),
         ("orb", 1.0, True),

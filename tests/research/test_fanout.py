@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research.fanout import RunSpec, estimated_seconds, make_batches, run_all
+from research.fanout import RunSpec, run_all
+from research.fanout_batches import Batcher, estimated_seconds
 from research.ray_setup import RayClusterError, RaySession, check_database_for_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,14 +188,30 @@ def _spec(i: int, bars: int, series=("binance", "ETH/BTC", "5m")) -> RunSpec:
     return RunSpec(key, key[:24], None, "sr_breakout", "sr_breakout", *series, {}, series, bars)
 
 
-def test_batches_cover_every_run_once_and_aim_at_a_second_of_work():
-    big = [_spec(i, 200_000) for i in range(400)]
-    batches = make_batches(big, cpus=2)
-    assert sorted(s.run_key for b in batches for s in b) == sorted(s.run_key for s in big)
-    work = [sum(estimated_seconds(s.bars) for s in b) for b in batches]
-    assert min(work[:-1]) >= 1.0 and max(work) < 1.0 + estimated_seconds(200_000)
-    small = [_spec(i, 1000) for i in range(20)]  # ~0.2 s in all: spread over the CPUs anyway
-    assert len(make_batches(small, cpus=2)) >= 4
+def test_batches_cover_every_run_once_aim_at_a_second_and_learn_the_real_cost():
+    big = [_spec(i, 200_000) for i in range(400)]  # ~0.17 s each by the model
+    batcher = Batcher(big, cpus=2)
+    first = batcher.next_batch()
+    work = sum(estimated_seconds(s.bars) for s in first)
+    assert 1.0 <= work < 1.0 + estimated_seconds(200_000)
+    batcher.observe(first, seconds=4 * work)  # the real runs took 4x the estimate
+    second = batcher.next_batch()
+    assert len(second) == math.ceil(len(first) / 4)  # sized to ~1 real second
+    rest = []
+    while batch := batcher.next_batch():
+        rest.append(batch)
+    everything = [s.run_key for b in [first, second, *rest] for s in b]
+    assert sorted(everything) == sorted(s.run_key for s in big)  # each run exactly once
+    assert len(rest[-1]) <= len(second)  # the tail shrinks for balance
+
+
+def test_a_small_job_still_spreads_over_every_cpu():
+    small = [_spec(i, 1000) for i in range(20)]  # ~0.26 s of work in all
+    batcher = Batcher(small, cpus=2)
+    batches = []
+    while batch := batcher.next_batch():
+        batches.append(batch)
+    assert len(batches) >= 4 and sum(len(b) for b in batches) == 20
 
 
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(demo_db, tmp_path):
