@@ -56,20 +56,22 @@ def demo_series() -> dict[tuple[str, str, str], pd.DataFrame]:
 
 
 def param_sets(family: str, count: int) -> list[dict]:
-    """`count` parameter sets for a family: its first numeric parameter scaled, sl/tp varied."""
+    """`count` distinct parameter sets: the family's first numeric parameter scaled, sl varied."""
     cls = BUILTIN[family]
     numeric = [k for k, (kind, d) in cls.parameters().items() if kind in (int, float) and d]
-    sets = []
-    for scale, sl in itertools.product((0.5, 1.0, 1.5, 2.0, 3.0), (None, 0.01, 0.02, 0.03)):
-        params: dict = {}
+    sets: dict[str, dict] = {}
+    scales = [0.5 + 0.25 * i for i in range(12)]
+    for scale, sl in itertools.product(scales, (0.005, 0.01, 0.015, 0.02, 0.03)):
+        params: dict = {"sl_pct": sl} if "sl_pct" in cls.parameters() else {}
         if numeric:
-            key = numeric[0]
-            kind, default = cls.parameters()[key]
-            params[key] = kind(max(1, default * scale)) if kind is int else default * scale
-        if sl and "sl_pct" in cls.parameters():
-            params["sl_pct"] = sl
-        sets.append(params)
-    return sets[:count]
+            kind, default = cls.parameters()[numeric[0]]
+            value = default * scale
+            params[numeric[0]] = max(1, round(value)) if kind is int else value
+        full = make_strategy(family, params).param_dict()
+        sets.setdefault(repr(sorted(full.items())), params)
+        if len(sets) == count:
+            break
+    return list(sets.values())
 
 
 def build_specs(series: dict, runs: int, config: BacktestConfig) -> list[fanout.RunSpec]:
