@@ -19,6 +19,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) cli.py data demo
 	$(PY) cli.py strategies list
+	$(PY) cli.py backtest --all --out demo_out
+	$(PY) cli.py analyze demo_out/trades.csv --html demo_out/report.html > demo_out/report.txt
+	@echo "results: demo_out/results.csv (one row per run), trades: demo_out/trades.csv, report: demo_out/report.html (text: demo_out/report.txt)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -28,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bars_load.py
 	$(PY) benchmarks/factors_speed.py
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache raytrader.db demo_out

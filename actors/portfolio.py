@@ -58,6 +58,34 @@ class Reservation:
     cost: float  # notional + fee + slippage estimate
 
 
+class ExactSum:
+    """A running float sum that is exact until read, so the result does not depend on the order
+    of the additions (Shewchuk partials, as math.fsum). Fast mode and replay settle fills of one
+    bar in different orders; with this, cash is the same to the last bit in both."""
+
+    __slots__ = ("partials",)
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.partials = [float(start)]
+
+    def add(self, x: float) -> None:
+        partials, i = self.partials, 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self.partials)
+
+
 class Portfolio(Actor):
     handlers = {
         SignalRaised: "on_signal",
@@ -79,7 +107,8 @@ class Portfolio(Actor):
         clock: EventClock | None = None,
     ) -> None:
         super().__init__(clock)
-        self.initial_cash = self.cash = float(cash)
+        self.initial_cash = float(cash)
+        self._cash = ExactSum(cash)
         self.risk = risk
         self.cost_rate = (fee_bps + slippage_bps) / 1e4
         self.max_symbol_exposure = max_symbol_exposure
@@ -93,21 +122,26 @@ class Portfolio(Actor):
         self.closed: list[TradeClosed] = []
 
     # -- valuation ----------------------------------------------------------------------------
+    @property
+    def cash(self) -> float:
+        return self._cash.value
+
     def equity(self) -> float:
         """Cash plus every open position marked at its symbol's latest price."""
-        return self.cash + sum(
+        values = [
             p.sign * p.quantity * self.marks.get(p.symbol, p.entry_price)
             for p in self.positions.values()
-        )
+        ]
+        return math.fsum([*self._cash.partials, *values])
 
     def exposure(self, symbol: str | None = None) -> float:
         """Absolute marked notional of open positions and pending entries (one symbol or all)."""
-        held = sum(
+        held = math.fsum(
             p.quantity * self.marks.get(p.symbol, p.entry_price)
             for p in self.positions.values()
             if symbol is None or p.symbol == symbol
         )
-        pending = sum(
+        pending = math.fsum(
             r.notional for r in self._reserved.values() if symbol is None or r.symbol == symbol
         )
         return held + pending
@@ -144,7 +178,7 @@ class Portfolio(Actor):
     def on_trade_opened(self, msg: TradeOpened) -> list:
         self._reserved.pop(msg.signal_id, None)
         sign = 1.0 if msg.side == "long" else -1.0
-        self.cash -= sign * msg.quantity * msg.entry_price + msg.entry_fee
+        self._cash.add(-(sign * msg.quantity * msg.entry_price + msg.entry_fee))
         self.positions[msg.trade_id] = Position(
             msg.trade_id, msg.strategy, msg.symbol, msg.side, msg.quantity, msg.entry_price
         )
@@ -155,7 +189,7 @@ class Portfolio(Actor):
         position = self.positions.pop(msg.trade_id, None)
         if position is None:
             return []
-        self.cash += position.sign * msg.quantity * msg.exit_price - msg.exit_fee
+        self._cash.add(position.sign * msg.quantity * msg.exit_price - msg.exit_fee)
         self.marks[msg.symbol] = msg.exit_price
         self.closed.append(msg)
         return []
@@ -185,7 +219,7 @@ class Portfolio(Actor):
             return 0.0, f"equity is not positive ({equity:.2f})"
         distance = stop_distance(msg)
         by_risk = self.risk * equity / (distance if distance is not None else price)
-        available = self.cash - sum(r.cost for r in self._reserved.values())
+        available = math.fsum([*self._cash.partials, *(-r.cost for r in self._reserved.values())])
         caps = {
             "risk": by_risk,
             "cash": available / (price * (1 + self.cost_rate)),

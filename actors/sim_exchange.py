@@ -41,7 +41,7 @@ from actors.messages import (
 )
 from actors.runtime import Actor, EventClock
 
-_FIRST_CHUNK = 64
+_FIRST_CHUNK = 256
 _MAX_CHUNK = 1 << 16
 
 
@@ -77,9 +77,10 @@ def first_hit(values: np.ndarray, start: int, level: float, below: bool) -> int:
     i, chunk = start, _FIRST_CHUNK
     while i < n:
         segment = values[i : i + chunk]
-        hits = np.flatnonzero(segment <= level if below else segment >= level)
-        if hits.size:
-            return i + int(hits[0])
+        hits = segment <= level if below else segment >= level
+        k = int(hits.argmax())
+        if hits[k]:
+            return i + k
         i += chunk
         chunk = min(chunk * 4, _MAX_CHUNK)
     return -1
@@ -187,12 +188,12 @@ class SimExchange(Actor):
         times = arrays.open_ns
         n = len(times)
         if order.kind == "market":
-            index = int(np.searchsorted(times, max(order.ts, order.active_from), "left"))
+            index = int(times.searchsorted(max(order.ts, order.active_from)))
             return index if index < n else -1
         if order.kind == "timed":
-            index = int(np.searchsorted(times, max(order.trigger_ts, order.active_from), "left"))
+            index = int(times.searchsorted(max(order.trigger_ts, order.active_from)))
             return index if index < n else -1
-        start = int(np.searchsorted(times, order.active_from, "left"))
+        start = int(times.searchsorted(order.active_from))
         sell = order.side == "sell"
         if order.kind == "stop":
             values, below = (arrays.low, True) if sell else (arrays.high, False)

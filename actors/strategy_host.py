@@ -97,6 +97,7 @@ class StrategyHost(Actor):
         self._next_signal = 0
         self._generation = 0
         self._bar = 0  # replay: index of the next bar expected
+        self._stopped = False  # data ended: no more signals
         self.signals_raised = 0
 
     def subscriptions(self) -> tuple[type, ...]:
@@ -140,6 +141,7 @@ class StrategyHost(Actor):
             self._pending[msg.side] = False
         else:
             self._open[msg.side] -= 1
+            self._stopped = self._stopped or msg.exit_reason == "end_of_data"
         self.strategy.on_trade(msg)
         return self._reschedule_now()
 
@@ -148,6 +150,7 @@ class StrategyHost(Actor):
         return []
 
     def on_stop(self, msg: EndOfData) -> list:
+        self._stopped = True
         self.strategy.on_stop()
         return []
 
@@ -192,17 +195,19 @@ class StrategyHost(Actor):
         if not self.fast:
             return []
         # the first bar whose close is still ahead of now
-        return self._reschedule(int(np.searchsorted(self.close_ns, self.clock.now, "right")))
+        return self._reschedule(int(self.close_ns.searchsorted(self.clock.now, "right")))
 
     def _reschedule(self, start: int) -> list:
         """Fast mode: one timer at the next bar >= start where an armed column fires."""
         self._generation += 1
+        if self._stopped:
+            return []
         best = -1
         for column in COLUMNS:
             if not self._armed(column):
                 continue
             where = self._where[column]
-            k = int(np.searchsorted(where, start, "left"))
+            k = int(where.searchsorted(start))
             if k < len(where) and (best < 0 or where[k] < best):
                 best = int(where[k])
         if best < 0:

@@ -90,8 +90,9 @@ def build_specs(series: dict, runs: int, config: BacktestConfig) -> list[fanout.
     return ordered[:runs]
 
 
-def serial(specs, series, config) -> float:
-    began = time.perf_counter()
+def serial(specs, series, config) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the backtests one after another in this process."""
+    began, cpu = time.perf_counter(), time.process_time()
     for spec in specs:
         run_backtest(
             make_strategy(spec.family, spec.params),
@@ -100,24 +101,25 @@ def serial(specs, series, config) -> float:
             spec.interval,
             config,
         )
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
-def on_ray(specs, series, config, cpus: int) -> tuple[float, set[int], int]:
+def on_ray(specs, series, config, cpus: int) -> tuple[float, float, set[int], int]:
     """The same dispatch as `backtest --all`, without storing (stream_batches)."""
     import ray
 
     began = time.perf_counter()
     refs = {key: ray.put(series[key]) for key in {s.series for s in specs}}
     pids: set[int] = set()
-    tasks = 0
+    tasks, cpu = 0, 0.0
     for _batch, outcomes in stream_batches(specs, refs, config, False, cpus):
         assert not isinstance(outcomes, Exception), outcomes
         tasks += 1
         for outcome in outcomes:
             assert outcome["run"]["status"] == "done", outcome["run"]["error"]
             pids.add(outcome["pid"])
-    return time.perf_counter() - began, pids, tasks
+            cpu += outcome["cpu_seconds"]
+    return time.perf_counter() - began, cpu, pids, tasks
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -174,8 +176,11 @@ def main() -> None:
         f"({os.cpu_count()} CPUs on this machine, Ray with {args.cpus})"
     )
 
-    t_serial = serial(specs, series, config)
-    print(f"serial      : {t_serial:.2f} s  {len(specs) / t_serial:.1f} backtests/s")
+    t_serial, cpu_serial = serial(specs, series, config)
+    print(
+        f"serial      : {t_serial:.2f} s  {len(specs) / t_serial:.1f} backtests/s "
+        f"(CPU {cpu_serial:.2f} s)"
+    )
 
     began = time.perf_counter()
     ray.init(
@@ -186,7 +191,7 @@ def main() -> None:
     )
     started = time.perf_counter() - began
     on_ray(specs[: 2 * args.cpus], series, config, args.cpus)  # start the workers once
-    t_ray, pids, tasks = on_ray(specs, series, config, args.cpus)
+    t_ray, cpu_ray, pids, tasks = on_ray(specs, series, config, args.cpus)
     efficiency = t_serial / (args.cpus * t_ray)
     overhead_ms = (args.cpus * t_ray - t_serial) / len(specs) * 1000
     print(
@@ -194,7 +199,17 @@ def main() -> None:
         f"(ray.init {started:.1f} s, not counted)"
     )
     print(f"efficiency  : {efficiency:.2f}  (serial / ({args.cpus} x ray); target >= 0.9)")
-    print(f"overhead    : {overhead_ms:.1f} ms of Ray per backtest")
+    print(
+        f"overhead    : {overhead_ms:.1f} ms of Ray per backtest (wall); worker CPU per "
+        f"backtest {cpu_ray / len(specs) * 1000:.1f} ms vs serial "
+        f"{cpu_serial / len(specs) * 1000:.1f} ms"
+    )
+    load = os.getloadavg()[0]
+    if load > args.cpus * 0.75:
+        print(
+            f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
+            "compete for the CPUs, so wall-clock efficiency is understated"
+        )
     workers = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(pids))
     print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {workers} MB")
     ray.shutdown()

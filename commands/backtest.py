@@ -58,6 +58,9 @@ def backtest(
     portfolio: Path = typer.Option(
         None, "--portfolio", help="Backtest the portfolio described by this config file."
     ),
+    use_ray: bool = typer.Option(
+        False, "--ray", help="With --portfolio: compute the instances' signals on Ray actors."
+    ),
 ) -> None:
     config = _config(cash, fee_bps, slippage_bps, risk)
     from store.db import resolve_url
@@ -67,7 +70,8 @@ def backtest(
         return _run_all(url, out, family, symbol, interval, start, end, grid, ray_address,
                         separate, config)  # fmt: skip
     if portfolio is not None:
-        return _run_portfolio(portfolio, out, url, start, end, config)
+        return _run_portfolio(portfolio, out, url, start, end, config, ray_address, use_ray,
+                              exchange)  # fmt: skip
     _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
     result = run_single(strategy, symbol, interval, param, start, end, data, url, exchange, config)
     from research.backtest import write_outputs
@@ -200,12 +204,14 @@ def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, 
             config)  # fmt: skip
 
 
-def _run_portfolio(path: Path, out, url, start, end, config) -> None:
+def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,
+                   exchange="binance") -> None:  # fmt: skip
     try:
         from research.portfolio import run_portfolio_backtest
     except ImportError:
         raise UserError("backtest --portfolio is not available yet in this version") from None
-    run_portfolio_backtest(path, out, url, start, end, config)
+    run_portfolio_backtest(path, out, url, start, end, config, ray_address, use_ray,
+                           exchange=exchange)  # fmt: skip
 
 
 def _summary(result: BacktestResult, out: Path) -> None:

@@ -157,52 +157,54 @@ def _load_series(url: str, instances, start, end, summary: FanoutSummary) -> dic
     return frames
 
 
-def _strategy_params(family: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(parameter name -> default, error text) for a family."""
+def _strategy_class(family: str) -> tuple[type | None, str | None]:
+    """(class, None) or (None, error text): a broken user file is reported per run, not fatal."""
     from strategies.registry import strategy_class
 
     try:
-        cls = strategy_class(_load_spec(family))
-    except Exception as exc:  # a broken user file is reported per run, not fatal
+        return strategy_class(_load_spec(family)), None
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
-    return {k: d for k, (_, d) in cls.parameters().items()}, None
 
 
 def _load_spec(family: str) -> str:
+    """The family as workers load it: a user strategy file's path made absolute."""
     path, sep, name = family.rpartition(":")
     if sep and path.endswith(".py"):
         return f"{os.path.abspath(path)}:{name}"
     return family
 
 
-def _canonical_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+def _canonical_params(cls: type | None, params: dict[str, Any]) -> dict[str, Any]:
     """The strategy's full, coerced parameter set; the given params when it cannot be built."""
-    from strategies.registry import make_strategy
-
+    if cls is None:
+        return dict(params)
     try:
-        return make_strategy(_load_spec(family), params).param_dict()
+        return cls(**params).param_dict()
     except Exception:  # the worker reports the same error as the run's failure
         return dict(params)
 
 
 def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) -> list[RunSpec]:
-    known = {i.family: _strategy_params(i.family) for i in instances}
-    check_grid_keys(grid, {f: list(p or {}) for f, (p, _) in known.items() if p is not None})
+    classes = {i.family: _strategy_class(i.family)[0] for i in instances}
+    check_grid_keys(
+        grid, {f: list(cls.parameters()) for f, cls in classes.items() if cls is not None}
+    )
     specs: dict[str, RunSpec] = {}
     for inst in instances:
         key_series = (inst.exchange, inst.symbol, inst.interval)
         if key_series not in series:
             continue
-        base = inst.params
-        bars = series[key_series]
-        rng = data_range(bars)
-        names = known[inst.family][0] or {}
-        for given in expand_params(base, restrict_grid(grid, names)):
-            params = _canonical_params(inst.family, given)
+        cls = classes[inst.family]
+        own = _canonical_params(cls, inst.params)
+        rng = data_range(series[key_series])
+        names = list(cls.parameters()) if cls is not None else []
+        for given in expand_params(inst.params, restrict_grid(grid, names)):
+            params = _canonical_params(cls, given)
             key = run_key(inst.family, *key_series, params, rng, config)
             if key in specs:
                 continue  # grid values equal to another instance's: the same run
-            is_instance = _canonical_params(inst.family, base) == params
+            is_instance = own == params
             specs[key] = RunSpec(
                 run_key=key,
                 run_id=key[:24],
@@ -214,7 +216,7 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
                 interval=inst.interval,
                 params=params,
                 series=key_series,
-                bars=len(bars),
+                bars=rng[2],
             )
     return list(specs.values())
 

@@ -18,6 +18,7 @@ Ray itself does for address "auto". Authentication is never disabled here.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def _connect(address: str):
 
     if _token_available() and "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
-    kwargs: dict = {"address": address, "log_to_driver": False}
+    kwargs: dict = {"address": address, "log_to_driver": False, "logging_level": logging.WARNING}
     host = _loopback_host(address)
     if host:
         kwargs["_node_ip_address"] = host
@@ -115,6 +116,7 @@ def _start_local(dashboard: bool, num_cpus: int | None):
         dashboard_host="127.0.0.1",
         _node_ip_address=LOCAL_NODE_IP,
         log_to_driver=False,
+        logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
     )
 
 

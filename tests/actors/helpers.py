@@ -12,6 +12,7 @@ from research.backtest import BacktestConfig, BacktestResult, assemble_result
 from strategies.base import Strategy
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
+FLAT_ROWS = [(100.0, 100.5, 99.5, 100.0)] * 3
 
 
 def make_bars(rows: list[tuple[float, float, float, float]], start: Any = START,

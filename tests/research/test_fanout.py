@@ -56,6 +56,33 @@ class Slow(SRBreakout):
         return super().signals(bars)
 """
 
+DYING_STRATEGY = '''
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from strategies.sr_breakout import SRBreakout, SRBreakoutParams
+
+MARKER = Path(__file__).with_suffix(".died")
+
+
+@dataclass(frozen=True)
+class DyingParams(SRBreakoutParams):
+    pass
+
+
+class Dying(SRBreakout):
+    """Kills its worker process the first time it runs (a crashed worker), then behaves."""
+
+    name = "dying"
+    Params = DyingParams
+
+    def signals(self, bars):
+        if not MARKER.exists():
+            MARKER.write_text("died once")
+            os._exit(1)
+        return super().signals(bars)
+'''
+
 
 def sample_bars(sample_dir: Path, name: str, rows: int | None = None) -> pd.DataFrame:
     raw = pd.read_csv(sample_dir / name)
@@ -214,7 +241,10 @@ def test_a_small_job_still_spreads_over_every_cpu():
     assert len(batches) >= 4 and sum(len(b) for b in batches) == 20
 
 
-def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(demo_db, tmp_path):
+def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
+    ray_local, demo_db, tmp_path
+):
+    """The CLI in a subprocess (its own local Ray) gets SIGINT once a first batch is stored."""
     from store.instances import add_instance
 
     file = tmp_path / "slow.py"
@@ -254,16 +284,22 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(dem
     assert proc.returncode == 130, output
     assert "interrupted" in output
     assert 1 <= len(partial) < 12 and partial["run_key"].is_unique
-    done = subprocess.run(
-        [*cmd, "--out", str(tmp_path / "o2")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    # Re-run (in this process, on the module's Ray): only the missing runs are computed.
+    rerun = run_all(demo_db, tmp_path / "o2", family=f"{file}:Slow")
+    assert (rerun.skipped, rerun.done) == (len(partial), 12 - len(partial))
     runs = stored_runs(demo_db)
     assert len(runs) == 12 and runs["run_key"].is_unique
     assert set(partial["run_key"]) <= set(runs["run_key"])
-    assert f"{len(partial)} already done (skipped), {12 - len(partial)} to run" in done.stderr
+
+
+def test_a_dead_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, demo_db, tmp_path):
+    from store.instances import add_instance
+
+    file = tmp_path / "dying.py"
+    file.write_text(DYING_STRATEGY)
+    add_instance(demo_db, f"{file}:Dying", "binance", "ETH/BTC", "5m", {"lookback": 7})
+    summary = run_all(demo_db, tmp_path / "out")
+    assert file.with_suffix(".died").exists()  # the worker really died once
+    assert (summary.done, summary.failed, summary.lost) == (5, 0, 0)
+    runs = stored_runs(demo_db)
+    assert len(runs) == 5 and runs["run_key"].is_unique and set(runs["status"]) == {"done"}

@@ -1,0 +1,129 @@
+"""Portfolio sizing, compliance and accounting, by calling its handlers directly."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from actors.messages import (
+    CloseTrade,
+    ExitSpec,
+    OpenTrade,
+    SignalRaised,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
+from actors.portfolio import ExactSum, Portfolio
+
+
+def enter(signal_id=1, side="long", price=100.0, strategy="s", symbol="X", **exits) -> SignalRaised:
+    return SignalRaised(
+        0, signal_id, strategy, symbol, "1m", side, "enter", price, ExitSpec(**exits)
+    )
+
+
+def opened(trade_id=1, signal_id=1, side="long", qty=50.0, price=100.0, fee=0.0, strategy="s"):
+    return TradeOpened(0, trade_id, signal_id, strategy, "X", "1m", side, qty, price, fee)
+
+
+def only(out: list, kind: type):
+    assert len(out) == 1 and isinstance(out[0], kind), out
+    return out[0]
+
+
+def test_size_from_risk_and_stop_distance() -> None:
+    book = Portfolio(cash=10_000, risk=0.01, fee_bps=10)
+    order = only(book.handle(enter(sl_pct=0.02)), OpenTrade)
+    assert order.quantity == pytest.approx(50.0)  # 0.01 * 10000 / (0.02 * 100)
+    assert order.exits.sl_pct == 0.02 and order.side == "long"
+
+
+def test_strategy_stop_distance_overrides_percent() -> None:
+    book = Portfolio(cash=10_000, risk=0.01, fee_bps=0)
+    order = only(book.handle(enter(sl_pct=0.02, stop_distance=4.0)), OpenTrade)
+    assert order.quantity == pytest.approx(25.0)
+
+
+def test_no_stop_counts_the_whole_notional_as_risk() -> None:
+    book = Portfolio(cash=10_000, risk=0.5, fee_bps=0)
+    assert only(book.handle(enter()), OpenTrade).quantity == pytest.approx(50.0)
+
+
+def test_capped_by_cash_including_fee_and_slippage() -> None:
+    book = Portfolio(cash=10_000, risk=0.05, fee_bps=10, slippage_bps=5)
+    order = only(book.handle(enter(sl_pct=0.01)), OpenTrade)
+    assert order.quantity == pytest.approx(10_000 / (100 * 1.0015))
+
+
+def test_capped_by_symbol_and_total_exposure() -> None:
+    book = Portfolio(cash=10_000, risk=1.0, fee_bps=0, max_symbol_exposure=0.3)
+    assert only(book.handle(enter(sl_pct=0.01)), OpenTrade).quantity == pytest.approx(30.0)
+    book = Portfolio(cash=10_000, risk=1.0, fee_bps=0, max_total_exposure=0.2,
+                     max_open_positions=5)  # fmt: skip
+    assert only(book.handle(enter(1, sl_pct=0.01)), OpenTrade).quantity == pytest.approx(20.0)
+    # the first entry (pending) already uses the whole total allowance
+    rejected = only(book.handle(enter(2, symbol="Y", sl_pct=0.01)), SignalRejected)
+    assert "total exposure" in rejected.reason
+    assert book.rejections[-1]["reason"] == rejected.reason
+
+
+def test_max_open_positions_and_hedge_rules() -> None:
+    book = Portfolio(cash=10_000, risk=0.001, fee_bps=0)
+    only(book.handle(enter(1, sl_pct=0.01)), OpenTrade)
+    again = only(book.handle(enter(2, sl_pct=0.01)), SignalRejected)
+    assert "max open positions" in again.reason
+    short = only(book.handle(enter(3, side="short", sl_pct=0.01)), SignalRejected)
+    assert "does not declare hedge" in short.reason
+    hedged = Portfolio(cash=10_000, risk=0.001, fee_bps=0, hedged=frozenset({"s"}))
+    only(hedged.handle(enter(1, sl_pct=0.01)), OpenTrade)
+    assert only(hedged.handle(enter(2, side="short", sl_pct=0.01)), OpenTrade).side == "short"
+    assert [r["signal_id"] for r in book.rejections] == [2, 3]
+
+
+def test_cash_and_equity_accounting_long_and_short() -> None:
+    book = Portfolio(cash=10_000, fee_bps=10)
+    book.handle(opened(1, qty=50.0, price=100.0, fee=5.0))
+    assert book.cash == pytest.approx(4_995.0)
+    assert book.equity() == pytest.approx(9_995.0)
+    book.marks["X"] = 104.0
+    assert book.equity() == pytest.approx(4_995.0 + 50 * 104.0)
+    book.handle(
+        TradeClosed(0, 1, "s", "X", "long", 50.0, 0, 100.0, 110.0, 5.0, 5.5, 489.5, "take_profit")
+    )
+    assert book.cash == pytest.approx(10_489.5) and book.equity() == pytest.approx(10_489.5)
+    book.handle(opened(2, 2, side="short", qty=10.0, price=100.0, fee=1.0))
+    assert book.cash == pytest.approx(10_489.5 + 1_000 - 1)
+    book.marks["X"] = 90.0
+    assert book.equity() == pytest.approx(10_489.5 + 1_000 - 1 - 900)
+
+
+def test_exit_signal_closes_only_matching_positions() -> None:
+    book = Portfolio(cash=10_000, hedged=frozenset({"s"}), max_open_positions=2)
+    book.handle(opened(1, 1, "long", 1.0))
+    book.handle(opened(2, 2, "short", 1.0))
+    book.handle(opened(3, 3, "long", 1.0, strategy="other"))
+    out = book.handle(SignalRaised(5, 9, "s", "X", "1m", "long", "exit", 100.0))
+    assert out == [CloseTrade(5, 1, "signal")]
+
+
+def test_failed_entry_releases_its_reservation() -> None:
+    book = Portfolio(cash=10_000, risk=1.0, fee_bps=0)
+    only(book.handle(enter(1, sl_pct=0.01)), OpenTrade)
+    assert book.exposure("X") == pytest.approx(10_000.0)
+    book.handle(SignalRejected(1, 1, "s", "X", "long", "entry cancelled: end_of_data"))
+    assert book.exposure("X") == 0.0
+    assert book.rejections[-1]["reason"] == "entry cancelled: end_of_data"
+    assert only(book.handle(enter(2, sl_pct=0.01)), OpenTrade).quantity == pytest.approx(100.0)
+
+
+def test_exact_sum_does_not_depend_on_order() -> None:
+    values = [1e16, 1.0, -1e16, 0.1, 0.2, -0.3, 3.3333333333]
+    results = set()
+    for perm in itertools.permutations(values):
+        total = ExactSum()
+        for v in perm:
+            total.add(v)
+        results.add(total.value)
+    assert len(results) == 1

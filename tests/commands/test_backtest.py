@@ -1,0 +1,116 @@
+"""`cli.py backtest`: files, stored run, options and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "sample" / "ETH_BTC-5m.csv.gz"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, ["backtest", *args])
+
+
+def test_backtest_from_file_writes_files_and_stores_the_run(tmp_path, sqlite_url) -> None:
+    from store.runs import load_runs, load_trades
+
+    out = tmp_path / "out"
+    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+                 "--param", "lookback=30", "--param", "allow_short=true", "--data", str(DATA),
+                 "--db", sqlite_url, "--out", str(out), "--fee-bps", "5", "--slippage-bps", "1",
+                 "--cash", "2000", "--start", "2018-01-12", "--end", "2018-01-25")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "trades" in result.output and "results.json" in result.output
+    trades = pd.read_csv(out / "trades.csv")
+    equity = pd.read_csv(out / "equity.csv")
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["params"]["lookback"] == 30 and doc["params"]["allow_short"] is True
+    assert doc["start"] == "2018-01-12T00:00:00Z" and doc["end"] == "2018-01-25T00:00:00Z"
+    assert doc["bars"] == len(equity) == 13 * 288 + 1
+    assert equity["equity"].iloc[0] == 2000.0
+    assert len(trades) == doc["metrics"]["trades"] > 0
+    runs = load_runs(sqlite_url)
+    assert list(runs["id"]) == [doc["run_id"]]
+    assert runs["engine_version"].iloc[0].startswith("raytrader-engine")
+    stored = load_trades(sqlite_url, doc["run_id"])
+    assert len(stored) == len(trades)
+    assert (
+        stored["pnl"].sum() == trades["pnl"].sum()
+        or abs(stored["pnl"].sum() - trades["pnl"].sum()) < 1e-6
+    )
+
+
+def test_backtest_from_stored_bars(tmp_path, db_url) -> None:
+    from store.bar_files import read_bar_file
+    from store.bars import save_bars
+
+    save_bars(db_url, "binance", "ETH/BTC", "5m", read_bar_file(DATA, "5m")[0])
+    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+                 "--db", db_url, "--out", str(tmp_path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from_db = pd.read_csv(tmp_path / "trades.csv")
+    run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+        "--data", str(DATA), "--db", db_url, "--out", str(tmp_path / "file"))  # fmt: skip
+    pd.testing.assert_frame_equal(from_db, pd.read_csv(tmp_path / "file" / "trades.csv"))
+
+
+def test_user_strategy_file(tmp_path, sqlite_url) -> None:
+    source = tmp_path / "mine.py"
+    source.write_text(
+        "from dataclasses import dataclass\n"
+        "import pandas as pd\n"
+        "from strategies.base import Strategy\n\n"
+        "@dataclass(frozen=True)\n"
+        "class P:\n    max_bars: int = 3\n\n"
+        "class EveryTenth(Strategy):\n"
+        "    name = 'every_tenth'\n    Params = P\n"
+        "    def signals(self, bars):\n"
+        "        flags = pd.Series(range(len(bars)), index=bars.index) % 10 == 0\n"
+        "        return pd.DataFrame({'enter_long': flags}, index=bars.index)\n"
+    )
+    result = run("--strategy", f"{source}:EveryTenth", "--symbol", "ETH/BTC", "--interval",
+                 "5m", "--data", str(DATA), "--db", sqlite_url, "--out", str(tmp_path / "o"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    trades = pd.read_csv(tmp_path / "o" / "trades.csv")
+    assert set(trades["exit_reason"]) <= {"time", "end_of_data"} and len(trades) > 100
+    held = pd.to_datetime(trades["exit_time"]) - pd.to_datetime(trades["entry_time"])
+    assert (held[trades["exit_reason"] == "time"] == pd.Timedelta(minutes=15)).all()
+
+
+def test_help_lists_the_engine_options() -> None:
+    text = run("--help").output
+    for option in ("--strategy", "--param", "--data", "--db", "--out", "--fee-bps",
+                   "--slippage-bps", "--cash", "--risk", "--all", "--portfolio"):  # fmt: skip
+        assert option in text
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "backtest", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)  # fmt: skip
+
+
+def test_user_mistakes_give_one_error_line(tmp_path) -> None:
+    base = ["--symbol", "ETH/BTC", "--interval", "5m", "--data", str(DATA),
+            "--db", f"sqlite:///{tmp_path / 'x.db'}"]  # fmt: skip
+    cases = {
+        ("--strategy", "nope", "--out", "o", *base): "unknown strategy 'nope'",
+        ("--strategy", "sr_breakout", *base): "backtest needs --out",
+        ("--strategy", "sr_breakout", "--out", "o", "--risk", "2", *base): "--risk",
+        ("--strategy", "sr_breakout", "--out", "o", "--param", "lookback=x", *base): "lookback",
+        ("--strategy", "sr_breakout", "--out", "o", "--start", "2030-01-01", *base): "no bars",
+    }
+    for args, expected in cases.items():
+        done = cli(*args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.startswith("error:") and expected in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

@@ -1,0 +1,95 @@
+"""`cli.py weights ... --out prod.json` then `cli.py backtest --portfolio prod.json --out DIR`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from cli import app
+from research.backtest import TRADE_COLUMNS
+
+runner = CliRunner()
+
+
+def stored_db(sqlite_url: str, sample_dir: Path) -> str:
+    from store.bar_files import read_bar_file
+    from store.bars import save_bars
+
+    for symbol, file in (("ETH/BTC", "ETH_BTC-5m.csv.gz"), ("LTC/BTC", "LTC_BTC-5m.csv.gz")):
+        frame, _gaps = read_bar_file(sample_dir / file, "5m")
+        save_bars(sqlite_url, "binance", symbol, "5m", frame.iloc[:2000])
+    return sqlite_url
+
+
+def write_results(path: Path) -> Path:
+    """A results.csv as `backtest --all` writes it: two instances pass the rule, one fails."""
+    rows = [
+        ("ETH/BTC", "5m", '{"lookback":20}', 1.2, 3.0, 40),
+        ("LTC/BTC", "5m", '{"allow_short":true,"lookback":30}', 0.8, 2.0, 30),
+        ("ETH/BTC", "15m", '{"lookback":50}', -0.5, -1.0, 25),
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["symbol", "interval", "params", "sortino", "expectancy", "trades"]
+    ).assign(strategy="sr_breakout", status="done")
+    path.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path / "results.csv", index=False)
+    return path / "results.csv"
+
+
+def test_weights_then_portfolio_backtest_writes_the_files(tmp_path: Path, sqlite_url: str,
+                                                         sample_dir: Path) -> None:  # fmt: skip
+    url = stored_db(sqlite_url, sample_dir)
+    prod = tmp_path / "prod.json"
+    made = runner.invoke(
+        app, ["weights", str(write_results(tmp_path / "all")), "--out", str(prod), "--no-db"]
+    )
+    assert made.exit_code == 0, made.output
+    assert len(json.loads(prod.read_text())["instances"]) == 2
+    out = tmp_path / "portfolio"
+    ran = runner.invoke(
+        app, ["backtest", "--portfolio", str(prod), "--out", str(out), "--db", url, "--risk", "0.5"]
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "portfolio of 2 instance(s)" in ran.output
+    trades = pd.read_csv(out / "trades.csv")
+    assert tuple(trades.columns) == TRADE_COLUMNS and len(trades) > 0
+    assert set(trades["symbol"]) == {"ETH/BTC", "LTC/BTC"}
+    combined = pd.read_csv(out / "portfolio_trades.csv")
+    assert set(combined["instance"]) == {
+        "sr_breakout[ETH/BTC 5m]",
+        "sr_breakout[LTC/BTC 5m lookback=30,allow_short=True]",
+    }
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["trades"] == len(trades)
+    assert results["settings"]["risk"] == 0.5
+    assert set(results["by_strategy"]) == set(combined["instance"])
+    equity = pd.read_csv(out / "equity.csv")
+    final = 10_000 + trades["pnl"].sum()
+    assert abs(equity["equity"].iloc[-1] - final) < 1e-6 * final
+    assert (out / "rejections.csv").exists()
+
+
+def test_portfolio_errors_are_one_line(tmp_path: Path, sqlite_url: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "cli.py", "backtest", "--portfolio", str(tmp_path / "nope.json"),
+         "--out", str(tmp_path / "o"), "--db", sqlite_url],
+        capture_output=True, text=True, cwd=root, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "nope.json" in lines[0]
+    prod = tmp_path / "prod.json"
+    prod.write_text(json.dumps({"instances": [{"family": "sr_breakout", "symbol": "XRP/BTC",
+                                               "interval": "5m", "weight": 1.0}]}))  # fmt: skip
+    no_bars = runner.invoke(
+        app,
+        ["backtest", "--portfolio", str(prod), "--out", str(tmp_path / "o"), "--db", sqlite_url],
+    )
+    assert isinstance(no_bars.exception, ValueError)  # printed as one `error:` line by cli.py
+    assert "no 5m bars for binance XRP/BTC" in str(no_bars.exception)
