@@ -43,11 +43,13 @@ def run_kernel(
     mode: str = "fast",
     runtime: LocalRuntime | None = None,
     observers: tuple[tuple[str, Any], ...] = (),
+    order_store: Any = None,
 ) -> KernelOutput:
     """Run one strategy over `bars`; `config` has the BacktestConfig attributes.
 
     `observers` (name, actor) are added after the graph: they see every message they subscribe
     to after the graph's actors did (tests use them to check invariants while running).
+    `order_store`: the order manager's store (default: in memory, written in bulk by the caller).
     """
     if mode not in MODES:
         raise ValueError(f"unknown backtest mode {mode!r}; use one of: {', '.join(MODES)}")
@@ -60,7 +62,7 @@ def run_kernel(
     # Delivery order of a message type follows this order: the exchange settles a bar's fills
     # before the strategy host sees that bar close.
     runtime.spawn("exchange", SimExchange, config.fee_bps, config.slippage_bps, data)
-    runtime.spawn("orders", OrderManager)
+    runtime.spawn("orders", OrderManager, order_store)
     runtime.spawn("portfolio", Portfolio, config.cash, config.risk, config.fee_bps,
                   config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
                   config.max_open_positions, hedged)  # fmt: skip

@@ -244,6 +244,23 @@ class Portfolio(Actor):
              "side": side, "reason": reason}
         )  # fmt: skip
 
+    def open_positions(self, strategy: str | None = None, symbol: str | None = None) -> list:
+        """Open positions, optionally of one strategy and/or one symbol."""
+        return [
+            p
+            for p in self.positions.values()
+            if (strategy is None or p.strategy == strategy)
+            and (symbol is None or p.symbol == symbol)
+        ]
+
+    def closed_trades(self, strategy: str | None = None, symbol: str | None = None) -> list:
+        return [
+            t
+            for t in self.closed
+            if (strategy is None or t.strategy == strategy)
+            and (symbol is None or t.symbol == symbol)
+        ]
+
     def state(self) -> dict[str, Any]:
         return {"cash": self.cash, "equity": self.equity(), "positions": len(self.positions),
                 "rejections": list(self.rejections)}  # fmt: skip

@@ -71,7 +71,9 @@ def main() -> None:
     print(f"sr_breakout(lookback={LOOKBACK}, sl={SL:.0%}, tp={TP:.0%}) on {n:,} 1m bars")
 
     fast_s, fast = timed(lambda: run_backtest(strategy, bars, "BENCH", "1m", config), repeat=3)
-    print(f"fast mode:      {n / fast_s:>12,.0f} bars/s  ({fast_s:.3f} s, {len(fast.trades)} trades)")
+    print(
+        f"fast mode:      {n / fast_s:>12,.0f} bars/s  ({fast_s:.3f} s, {len(fast.trades)} trades)"
+    )
     replay_s, replay = timed(lambda: run_backtest(strategy, bars, "BENCH", "1m", config, "replay"))
     print(
         f"replay mode:    {n / replay_s:>12,.0f} bars/s  ({replay_s:.3f} s, "

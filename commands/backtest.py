@@ -140,32 +140,9 @@ def store_result(url: str, result: BacktestResult) -> None:
 
 def order_rows(result: BacktestResult) -> list[dict[str, Any]]:
     """Order manager records in the shape of store.models.OrderRecord (ids unique per run)."""
-    entry_of_trade = {o["trade_id"]: o["order_id"] for o in result.orders if o["role"] == "entry"}
-    rows = []
-    for o in result.orders:
-        parent = entry_of_trade.get(o["trade_id"]) if o["role"] != "entry" else None
-        rows.append(
-            {
-                "id": f"{result.run_id}:{o['order_id']}",
-                "parent_id": f"{result.run_id}:{parent}" if parent else None,
-                "role": o["role"],
-                "strategy": o["strategy"],
-                "symbol": o["symbol"],
-                "side": o["side"],
-                "type": {"stop": "stop", "limit": "limit"}.get(o["kind"], "market"),
-                "quantity": o["quantity"],
-                "price": o["price"] if o["kind"] == "limit" else None,
-                "stop_price": o["price"] if o["kind"] == "stop" else None,
-                "status": o["status"],
-                "filled_quantity": o["quantity"] if o["status"] == "FILLED" else 0.0,
-                "avg_fill_price": o["fill_price"],
-                "fee": o["fee"],
-                "reason": o["reason"],
-                "created_at": pd.Timestamp(o["created_ts"], tz="UTC"),
-                "updated_at": pd.Timestamp(o["fill_ts"], tz="UTC") if o["fill_ts"] else None,
-            }
-        )
-    return rows
+    from actors.order_store import order_rows as rows
+
+    return rows(result.orders, result.run_id)
 
 
 def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float) -> BacktestConfig:

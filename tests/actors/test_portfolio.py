@@ -106,6 +106,11 @@ def test_exit_signal_closes_only_matching_positions() -> None:
     book.handle(opened(3, 3, "long", 1.0, strategy="other"))
     out = book.handle(SignalRaised(5, 9, "s", "X", "1m", "long", "exit", 100.0))
     assert out == [CloseTrade(5, 1, "signal")]
+    assert [p.trade_id for p in book.open_positions(strategy="s")] == [1, 2]
+    assert [p.trade_id for p in book.open_positions(symbol="X", strategy="other")] == [3]
+    book.handle(TradeClosed(6, 1, "s", "X", "long", 1.0, 0, 100.0, 101.0, 0.0, 0.0, 1.0, "signal"))
+    assert [t.trade_id for t in book.closed_trades("s", "X")] == [1]
+    assert book.closed_trades("other") == []
 
 
 def test_failed_entry_releases_its_reservation() -> None:

@@ -73,9 +73,12 @@ def scenarios(draw):
         fee_bps=draw(st.sampled_from([0.0, 10.0])),
         slippage_bps=draw(st.sampled_from([0.0, 5.0])),
         risk=draw(st.sampled_from([0.01, 0.2, 1.0])),
+        max_open_positions=draw(st.sampled_from([1, 2])),
     )
     hedge = draw(st.booleans())
-    return make_bars(rows), scripted(hedge=hedge, **script)(**params), config
+    pyramiding = draw(st.booleans())
+    strategy = scripted(hedge=hedge, pyramiding=pyramiding, **script)(**params)
+    return make_bars(rows), strategy, config
 
 
 def run(strategy, bars, config, mode):
