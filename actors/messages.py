@@ -64,7 +64,7 @@ class EndOfData:
 @dataclass(frozen=True, slots=True)
 class SignalRaised:
     ts: int
-    signal_id: int
+    signal_id: int  # numbered per strategy host: (strategy, signal_id) identifies a signal
     strategy: str
     symbol: str
     interval: str

@@ -128,26 +128,17 @@ class OrderManager(Actor):
         self.store = store if store is not None else MemoryOrderStore()
         self._orders: dict[int, OrderState] = {}  # not yet final
         self._trades: dict[int, TradeState] = {}  # ACTIVE
-        self._pending: dict[int, tuple[ExitSpec, str]] = {}  # signal id -> (exits, interval)
+        # (strategy id, signal id) -> (exits, interval): signal ids are numbered per strategy
+        self._pending: dict[tuple[str, int], tuple[ExitSpec, str]] = {}
         self._next_order = 0
         self._next_trade = 0
 
     # -- commands from the portfolio ----------------------------------------------------------
     def on_open_trade(self, msg: OpenTrade) -> list:
-        self._pending[msg.signal_id] = (msg.exits, msg.interval)
+        self._pending[(msg.strategy, msg.signal_id)] = (msg.exits, msg.interval)
         side = "buy" if msg.side == "long" else "sell"
-        order = self._new_order(
-            msg.ts,
-            msg.strategy,
-            msg.symbol,
-            side,
-            "market",
-            "entry",
-            msg.quantity,
-            None,
-            None,
-            msg.signal_id,
-        )
+        order = self._new_order(msg.ts, msg.strategy, msg.symbol, side, "market", "entry",
+                                msg.quantity, None, None, msg.signal_id)  # fmt: skip
         return [self._submit(order, msg.ts)]
 
     def on_close_trade(self, msg: CloseTrade) -> list:
@@ -200,7 +191,8 @@ class OrderManager(Actor):
     def _open(self, order: OrderState, fill: OrderFilled) -> list:
         self._next_trade += 1
         side = "long" if order.side == "buy" else "short"
-        exits, interval = self._pending.pop(order.signal_id, (ExitSpec(), ""))
+        key = (order.strategy, order.signal_id)
+        exits, interval = self._pending.pop(key, (ExitSpec(), ""))
         trade = TradeState(
             self._next_trade,
             order.signal_id,
@@ -308,19 +300,8 @@ class OrderManager(Actor):
     # -- orders -------------------------------------------------------------------------------
     def _new_order(self, ts, strategy, symbol, side, kind, role, qty, price, trade_id, signal_id):
         self._next_order += 1
-        order = OrderState(
-            self._next_order,
-            strategy,
-            symbol,
-            side,
-            kind,
-            role,
-            qty,
-            price,
-            trade_id,
-            signal_id,
-            ts,
-        )
+        order = OrderState(self._next_order, strategy, symbol, side, kind, role, qty, price,
+                           trade_id, signal_id, ts)  # fmt: skip
         self._orders[order.order_id] = order
         self.store.put_order(order)
         return order
@@ -360,7 +341,7 @@ class OrderManager(Actor):
     def _entry_failed(self, order: OrderState | None, ts: int, reason: str) -> list:
         if order is None or order.role != "entry":
             return []
-        self._pending.pop(order.signal_id, None)
+        self._pending.pop((order.strategy, order.signal_id), None)
         side = "long" if order.side == "buy" else "short"
         return [SignalRejected(ts, order.signal_id, order.strategy, order.symbol, side, reason)]
 

@@ -117,7 +117,8 @@ class Portfolio(Actor):
         self.hedged = hedged
         self.positions: dict[int, Position] = {}
         self.marks: dict[str, float] = {}
-        self._reserved: dict[int, Reservation] = {}  # signal id -> pending entry
+        # (strategy id, signal id) -> pending entry: each strategy host numbers its own signals
+        self._reserved: dict[tuple[str, int], Reservation] = {}
         self.rejections: list[dict[str, Any]] = []
         self.closed: list[TradeClosed] = []
 
@@ -162,7 +163,7 @@ class Portfolio(Actor):
         if reason is not None:
             return self._reject(msg, reason)
         notional = quantity * msg.price
-        self._reserved[msg.signal_id] = Reservation(
+        self._reserved[(msg.strategy, msg.signal_id)] = Reservation(
             msg.strategy, msg.symbol, msg.side, notional, notional * (1 + self.cost_rate)
         )
         return [
@@ -171,12 +172,12 @@ class Portfolio(Actor):
         ]  # fmt: skip
 
     def on_signal_rejected(self, msg: SignalRejected) -> list:
-        if self._reserved.pop(msg.signal_id, None) is not None:
+        if self._reserved.pop((msg.strategy, msg.signal_id), None) is not None:
             self._record(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, msg.reason)
         return []
 
     def on_trade_opened(self, msg: TradeOpened) -> list:
-        self._reserved.pop(msg.signal_id, None)
+        self._reserved.pop((msg.strategy, msg.signal_id), None)
         sign = 1.0 if msg.side == "long" else -1.0
         self._cash.add(-(sign * msg.quantity * msg.entry_price + msg.entry_fee))
         self.positions[msg.trade_id] = Position(

@@ -15,8 +15,9 @@ Pieces added on top of the single-strategy kernel (actors/kernel.py), reusing it
   risk x weight x equity / stop distance, then the account-wide cash and exposure caps), and
   open positions re-marked at their symbol's latest close before an entry is sized, so the
   equity used is the account's current equity, not prices from the last event of each symbol.
-- `PortfolioHost`: a StrategyHost numbering its signal ids from its own block, so ids are
-  unique across hosts (the portfolio and the order manager key pending entries by signal id).
+- one plain StrategyHost per instance, its strategy id the instance label: each host numbers
+  its own signals, and the portfolio and the order manager key pending entries by
+  (strategy id, signal id), so hosts never collide.
 - `PortfolioRuntime`: LocalRuntime where signals due at the same bar close are handled in the
   order of the instances (the config order: heaviest weight first), whatever the history.
 Fast mode only (signals and fills are found vectorized; nothing steps through quiet bars).
@@ -171,19 +172,6 @@ class WeightedPortfolio(Portfolio):
                 self.marks[symbol] = float(series[1][i])
 
 
-class PortfolioHost(StrategyHost):
-    """StrategyHost whose signal ids are unique across the portfolio.
-
-    A host numbers its signals 1, 2, ...; the Portfolio (reservations) and the OrderManager
-    (pending entries) key by signal id, so with several hosts in one graph each host numbers
-    from its own block: rank * 2**32 + n.
-    """
-
-    def __init__(self, *args: Any, rank: int = 0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._next_signal = rank << 32
-
-
 class PortfolioRuntime(LocalRuntime):
     """Signals due at the same (time, phase) are delivered in instance order (rank)."""
 
@@ -223,9 +211,9 @@ def run_portfolio_kernel(
     runtime.spawn("exchange", SeriesExchange, config.fee_bps, config.slippage_bps, data, routes)
     runtime.spawn("orders", OrderManager)
     runtime.spawn("portfolio", WeightedPortfolio, config, weights, mark_series(series), hedged)
-    for rank, m in enumerate(members):
-        runtime.spawn(f"host:{m.label}", PortfolioHost, m.strategy, series[m.series], m.symbol,
-                      m.interval, True, m.label, rank=rank)  # fmt: skip
+    for m in members:
+        runtime.spawn(f"host:{m.label}", StrategyHost, m.strategy, series[m.series], m.symbol,
+                      m.interval, True, m.label)  # fmt: skip
     for name, actor in observers:
         runtime.add(name, actor)
     first = min(int(_ns(frame.index[:1])[0]) for frame in series.values())

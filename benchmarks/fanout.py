@@ -8,7 +8,9 @@ The runs: every built-in family x several parameter sets over the demo data (rea
 - serial: the same backtests one after another in this process (the work itself);
 - ray: the same backtests as `backtest --all` sends them (series put once in the object store,
   batched tasks of ~1 s, results streamed with ray.wait), Ray already started;
-- parallel efficiency = serial time / (CPUs x Ray time) (1.0 = perfect use of every CPU);
+- parallel efficiency = serial time / (CPUs x Ray time) (1.0 = perfect use of every CPU), and
+  the CPU-time version (serial CPU / worker CPU for the same runs), which other processes on a
+  shared machine do not distort;
 - Ray overhead per backtest = (CPUs x Ray time - serial time) / runs;
 - peak memory (VmHWM) of the driver and of each Ray worker;
 - end to end: research.fanout.run_all on a SQLite database, storing every run, incl. Ray start.
@@ -199,6 +201,10 @@ def main() -> None:
         f"(ray.init {started:.1f} s, not counted)"
     )
     print(f"efficiency  : {efficiency:.2f}  (serial / ({args.cpus} x ray); target >= 0.9)")
+    print(
+        f"CPU eff.    : {cpu_serial / cpu_ray:.2f}  (serial CPU / CPU the workers spent on the "
+        "same backtests; unaffected by other load)"
+    )
     print(
         f"overhead    : {overhead_ms:.1f} ms of Ray per backtest (wall); worker CPU per "
         f"backtest {cpu_ray / len(specs) * 1000:.1f} ms vs serial "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -16,52 +16,85 @@ _out = Console()
 
 HELP_STRATEGY = "Built-in strategy name (see `cli.py strategies list`) or path/to/file.py:Class."
 
+# --help panels: what each option is for (options in no panel apply to every kind of run)
+SINGLE = "Single backtest"
+ALL = "Every stored instance (--all)"
+PORTFOLIO = "Portfolio (--portfolio)"
+RAY = "Ray (--all, --portfolio)"
+RUN = "Data, output and costs (every kind of run)"
+
+
+def _opt(*names: str, help: str, panel: str = RUN) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel)
+
+
+# fmt: off
+# One alias per option (typer reads the Annotated metadata), so `backtest` stays short.
+StrategyOpt = Annotated[str | None, _opt("--strategy", "-s", help=HELP_STRATEGY, panel=SINGLE)]
+SymbolOpt = Annotated[str | None, _opt("--symbol", panel=SINGLE,
+                      help="Market symbol, e.g. ETH/BTC (with --all: only this symbol).")]
+IntervalOpt = Annotated[str | None, _opt("--interval", "-i", panel=SINGLE,
+                        help="Bar interval, e.g. 5m (with --all: only this interval).")]
+ParamOpt = Annotated[list[str], _opt("--param", "-p", panel=SINGLE,
+                     help="Strategy parameter key=value (repeatable).")]
+DataOpt = Annotated[Path | None, _opt("--data", panel=SINGLE,
+                    help="Read bars from this CSV/Parquet file instead of the database.")]
+AllOpt = Annotated[bool, _opt("--all", panel=ALL,
+                   help="Backtest every enabled stored strategy instance on Ray.")]
+FamilyOpt = Annotated[str | None, _opt("--family", help="Only this strategy family.", panel=ALL)]
+GridOpt = Annotated[list[str], _opt("--grid", panel=ALL,
+                    help="Parameter grid key=v1,v2,... (repeatable).")]
+SeparateOpt = Annotated[bool, _opt("--separate", help="Also write one directory per run.",
+                        panel=ALL)]
+PortfolioOpt = Annotated[Path | None, _opt("--portfolio", panel=PORTFOLIO,
+                         help="Backtest the portfolio described by this prod.json on one shared "
+                         "account (`cli.py weights` writes it).")]
+RayOpt = Annotated[bool, _opt("--ray", panel=PORTFOLIO,
+                   help="Compute the instances' signals on Ray actors.")]
+RayAddressOpt = Annotated[str | None, _opt("--ray-address", panel=RAY,
+                          help="Ray cluster address for --all and --portfolio (with --portfolio "
+                          "it implies --ray; default: local Ray).")]
+StartOpt = Annotated[str | None, _opt("--start", help="First bar time (ISO, UTC), inclusive.")]
+EndOpt = Annotated[str | None, _opt("--end", help="Last bar time (ISO, UTC), inclusive.")]
+DbOpt = Annotated[str | None, _opt("--db",
+                  help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db).")]
+OutOpt = Annotated[Path | None, _opt("--out", "-o",
+                   help="Directory for the output files (--all default: backtest_all).")]
+ExchangeOpt = Annotated[str, _opt("--exchange", "-e",
+                        help="Exchange of stored bars (--all: each instance's own).")]
+FeeOpt = Annotated[float, _opt("--fee-bps", help="Fee per fill, bps of notional.")]
+SlippageOpt = Annotated[float, _opt("--slippage-bps",
+                        help="Slippage against you on market/stop fills, bps.")]
+CashOpt = Annotated[float, _opt("--cash", help="Starting cash.")]
+RiskOpt = Annotated[float, _opt("--risk",
+                    help="Fraction of equity risked per trade (size = risk*equity/stop).")]
+# fmt: on
+
 
 def backtest(
-    strategy: str = typer.Option(None, "--strategy", "-s", help=HELP_STRATEGY),
-    symbol: str = typer.Option(None, "--symbol", help="Market symbol, e.g. ETH/BTC."),
-    interval: str = typer.Option(None, "--interval", "-i", help="Bar interval, e.g. 5m."),
-    param: list[str] = typer.Option(
-        [], "--param", "-p", help="Strategy parameter key=value (repeatable)."
-    ),
-    start: str = typer.Option(None, "--start", help="First bar time (ISO, UTC), inclusive."),
-    end: str = typer.Option(None, "--end", help="Last bar time (ISO, UTC), inclusive."),
-    data: Path = typer.Option(
-        None, "--data", help="Read bars from this CSV/Parquet file instead of the database."
-    ),
-    db: str = typer.Option(
-        None, "--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."
-    ),
-    out: Path = typer.Option(None, "--out", "-o", help="Directory for the output files."),
-    exchange: str = typer.Option("binance", "--exchange", "-e", help="Exchange of stored bars."),
-    fee_bps: float = typer.Option(10.0, "--fee-bps", help="Fee per fill, bps of notional."),
-    slippage_bps: float = typer.Option(
-        0.0, "--slippage-bps", help="Slippage against you on market/stop fills, bps."
-    ),
-    cash: float = typer.Option(10_000.0, "--cash", help="Starting cash."),
-    risk: float = typer.Option(
-        0.01, "--risk", help="Fraction of equity risked per trade (size = risk*equity/stop)."
-    ),
-    all_: bool = typer.Option(
-        False, "--all", help="Backtest every enabled stored strategy instance on Ray."
-    ),
-    family: str = typer.Option(None, "--family", help="With --all: only this strategy family."),
-    grid: list[str] = typer.Option(
-        [], "--grid", help="With --all: parameter grid key=v1,v2,... (repeatable)."
-    ),
-    ray_address: str = typer.Option(
-        None, "--ray-address", help="With --all: Ray cluster address (default: local Ray)."
-    ),
-    separate: bool = typer.Option(
-        False, "--separate", help="With --all: also write one directory per run."
-    ),
-    portfolio: Path = typer.Option(
-        None, "--portfolio", help="Backtest the portfolio described by this config file."
-    ),
-    use_ray: bool = typer.Option(
-        False, "--ray", help="With --portfolio: compute the instances' signals on Ray actors."
-    ),
+    strategy: StrategyOpt = None,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    param: ParamOpt = [],  # noqa: B006 - typer copies the default
+    data: DataOpt = None,
+    all_: AllOpt = False,
+    family: FamilyOpt = None,
+    grid: GridOpt = [],  # noqa: B006
+    separate: SeparateOpt = False,
+    portfolio: PortfolioOpt = None,
+    use_ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    db: DbOpt = None,
+    out: OutOpt = None,
+    exchange: ExchangeOpt = "binance",
+    fee_bps: FeeOpt = 10.0,
+    slippage_bps: SlippageOpt = 0.0,
+    cash: CashOpt = 10_000.0,
+    risk: RiskOpt = 0.01,
 ) -> None:
+    """Backtest one strategy, a portfolio, or every instance (--all)."""
     config = _config(cash, fee_bps, slippage_bps, risk)
     from store.db import resolve_url
 
@@ -73,17 +106,18 @@ def backtest(
         return _run_portfolio(portfolio, out, url, start, end, config, ray_address, use_ray,
                               exchange)  # fmt: skip
     _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
-    result = run_single(strategy, symbol, interval, param, start, end, data, url, exchange, config)
+    result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
+                              exchange, config)  # fmt: skip
     from research.backtest import write_outputs
 
-    write_outputs(result, out)
+    write_outputs(result, out, bars)
     _summary(result, out)
 
 
 def run_single(strategy: str, symbol: str, interval: str, param: list[str], start: Any,
                end: Any, data: Path | None, url: str, exchange: str,
-               config: BacktestConfig) -> BacktestResult:  # fmt: skip
-    """Load the bars, run the backtest in this process, store the run; return the result."""
+               config: BacktestConfig) -> tuple[BacktestResult, pd.DataFrame]:  # fmt: skip
+    """Load the bars, run the backtest in this process, store the run; return it and the bars."""
     from research.backtest import run_backtest
     from strategies.registry import make_strategy, parse_param_args
 
@@ -91,7 +125,7 @@ def run_single(strategy: str, symbol: str, interval: str, param: list[str], star
     bars = load_input_bars(data, url, exchange, symbol, interval, start, end)
     result = run_backtest(instance, bars, symbol, interval, config)
     store_result(url, result)
-    return result
+    return result, bars
 
 
 def load_input_bars(data: Path | None, url: str, exchange: str, symbol: str, interval: str,
@@ -198,6 +232,6 @@ def _summary(result: BacktestResult, out: Path) -> None:
     _out.print(
         f"{result.strategy} {result.symbol} {result.interval}: {result.bars} bars, "
         f"{len(result.trades)} trades, total return {text}; wrote trades.csv, equity.csv, "
-        f"results.json to {out} (run {result.run_id})",
+        f"results.json, factors.csv to {out} (run {result.run_id})",
         highlight=False,
     )

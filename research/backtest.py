@@ -8,6 +8,8 @@ trades.csv (DESIGN.md section 6): one row per closed trade, ordered by trade_id.
 equity.csv: one row per bar, `timestamp` the bar's timestamp, values at that bar's close:
 cash, and equity = cash + open positions marked at the close.
 results.json: run_id, strategy, symbol, interval, params, start, end, bars, metrics.
+factors.csv (when write_outputs gets the bars): trade_id, entry_time and the factor values
+known at each trade's signal bar, the last bar closed at the entry fill (no lookahead).
 """
 
 from __future__ import annotations
@@ -22,28 +24,11 @@ import numpy as np
 import pandas as pd
 
 from actors.kernel import KernelOutput, run_kernel
+from research.columns import EQUITY_COLUMNS, TIME_FORMAT, TRADE_COLUMNS
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/1"
-TRADE_COLUMNS = (
-    "trade_id",
-    "strategy",
-    "symbol",
-    "interval",
-    "side",
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "quantity",
-    "fees",
-    "pnl",
-    "return_pct",
-    "exit_reason",
-)
-EQUITY_COLUMNS = ("timestamp", "equity", "cash")
 RESULT_KEYS = ("run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -204,18 +189,24 @@ def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict
     return compute_metrics(trades, equity, cash)
 
 
-def write_outputs(result: BacktestResult, out_dir: Path) -> None:
-    """trades.csv, equity.csv and results.json into out_dir (created if missing)."""
+def write_outputs(result: BacktestResult, out_dir: Path, bars: pd.DataFrame | None = None) -> None:
+    """trades.csv, equity.csv and results.json into out_dir (created if missing); with the
+    backtest's `bars` also factors.csv: the factors known at each trade's signal bar."""
+    out_dir = Path(out_dir)
+    write_trades_equity(result.trades, result.equity, out_dir)
+    (out_dir / "results.json").write_text(json.dumps(results_document(result), indent=2) + "\n")
+    if bars is not None:
+        from research.exports import write_factors_csv
+
+        write_factors_csv(result.trades, bars, result.interval, out_dir)
+
+
+def write_trades_equity(trades: pd.DataFrame, equity: pd.DataFrame, out_dir: Path) -> None:
+    """trades.csv and equity.csv (DESIGN.md section 6 columns, ISO-8601 UTC times)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trades = result.trades.loc[:, list(TRADE_COLUMNS)].copy()
-    for column in ("entry_time", "exit_time"):
-        trades[column] = _iso(trades[column])
-    trades.to_csv(out_dir / "trades.csv", index=False)
-    equity = result.equity.loc[:, list(EQUITY_COLUMNS)].copy()
-    equity["timestamp"] = _iso(equity["timestamp"])
-    equity.to_csv(out_dir / "equity.csv", index=False)
-    (out_dir / "results.json").write_text(json.dumps(results_document(result), indent=2) + "\n")
+    iso_times(trades.loc[:, list(TRADE_COLUMNS)]).to_csv(out_dir / "trades.csv", index=False)
+    iso_times(equity.loc[:, list(EQUITY_COLUMNS)]).to_csv(out_dir / "equity.csv", index=False)
 
 
 def results_document(result: BacktestResult) -> dict[str, Any]:
@@ -232,8 +223,13 @@ def results_document(result: BacktestResult) -> dict[str, Any]:
     }
 
 
-def _iso(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True).dt.strftime(TIME_FORMAT)
+def iso_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with its time columns (entry_time, exit_time, timestamp) as ISO-8601 UTC text."""
+    frame = frame.copy()
+    for column in ("entry_time", "exit_time", "timestamp"):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column], utc=True).dt.strftime(TIME_FORMAT)
+    return frame
 
 
 def _iso_one(value: pd.Timestamp) -> str:

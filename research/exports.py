@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from research.columns import TRADE_COLUMNS as TRADES_COLUMNS
 from research.metrics import METRIC_KEYS
-from research.trades_io import TRADES_COLUMNS
 
 RUN_COLUMNS = (
     "run_id",

@@ -95,8 +95,8 @@ def run_all(
     out = Path(out_dir) if out_dir else Path("backtest_all")
     summary = FanoutSummary()
 
+    parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
     instances = _select_instances(url, family, symbol, interval)
-    parsed_grid = parse_grid(grid)
     series = _load_series(url, instances, start, end, summary)
     specs = _build_specs(instances, parsed_grid, series, config)
     summary.total = len(specs)

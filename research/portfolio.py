@@ -9,7 +9,10 @@ writes:
   signals, metrics on the shared cash) and `instances`;
 - portfolio_trades.csv: the combined trades layout (trades.csv columns + params, run_id) plus
   `instance` (label such as "sr_breakout[ETH/BTC 5m lookback=30]"), `weight`, `instance_id`;
-- rejections.csv: every signal the account refused (compliance or no size left) and why.
+- rejections.csv: every signal the account refused (compliance or no size left) and why;
+and stores the run in the database (strategy "portfolio", params = the config's instances) with
+its trades and orders, as a single backtest is stored. The config side (prod.json loading and
+validation, instance labels, loading the series) is research/portfolio_config.py.
 
 Sizing: an instance risks `risk x weight` of the account equity per trade (see
 WeightedPortfolio); cash and exposure caps are account-wide. With `use_ray` the signals of the
@@ -20,7 +23,6 @@ the account itself always runs in this process and gives the same trades.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,36 +34,40 @@ import pandas as pd
 from actors.portfolio_kernel import PortfolioMember, SeriesKey, run_portfolio_kernel
 from factors.bars import interval_ns
 from research.backtest import (
-    EQUITY_COLUMNS,
+    ENGINE_VERSION,
     TIME_FORMAT,
     TRADE_COLUMNS,
     BacktestConfig,
+    iso_times,
     metrics_for,
     trades_frame,
+    write_trades_equity,
 )
 from research.exports import params_text
-from strategies.base import Strategy
-from strategies.registry import make_strategy
+from research.portfolio_config import (  # the config side, re-exported for callers
+    PortfolioConfigError,
+    PortfolioEntry,
+    build_members,
+    instance_label,
+    load_portfolio_config,
+    load_series,
+)
+
+__all__ = [
+    "PortfolioConfigError",
+    "PortfolioEntry",
+    "PortfolioResult",
+    "build_members",
+    "instance_label",
+    "load_portfolio_config",
+    "load_series",
+    "run_portfolio",
+    "run_portfolio_backtest",
+    "write_portfolio_outputs",
+]
 
 PORTFOLIO_EXTRA_COLUMNS = ("params", "run_id", "instance", "weight", "instance_id")
 REJECTION_COLUMNS = ("time", "instance", "symbol", "side", "reason")
-
-
-class PortfolioConfigError(ValueError):
-    """A portfolio config (prod.json) that cannot be used; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class PortfolioEntry:
-    """One instance of the config, validated."""
-
-    family: str
-    params: dict[str, Any]
-    symbol: str
-    interval: str
-    weight: float
-    instance_id: int | None = None
-    exchange: str | None = None
 
 
 @dataclass
@@ -80,94 +86,6 @@ class PortfolioResult:
     by_strategy: dict[str, dict]
     config: BacktestConfig = field(default_factory=BacktestConfig)
     source: str = ""
-
-
-# -- config -------------------------------------------------------------------------------------
-def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
-    """The instances of a prod.json (written by `cli.py weights`), validated."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: no such portfolio config; write one with `cli.py weights`"
-        )
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PortfolioConfigError(f"{path} is not valid JSON ({exc}); give a prod.json") from None
-    raw = document.get("instances") if isinstance(document, dict) else document
-    if not isinstance(raw, list) or not raw:
-        raise PortfolioConfigError(
-            f'{path} lists no instances; expected {{"instances": [{{"family": ..., "symbol": '
-            '..., "interval": ..., "params": {...}, "weight": ...}]}} as `cli.py weights` '
-            "writes"
-        )
-    default_exchange = document.get("exchange") if isinstance(document, dict) else None
-    return [_entry(path, i, item, default_exchange) for i, item in enumerate(raw)]
-
-
-def _entry(path: Path, i: int, item: Any, exchange: str | None) -> PortfolioEntry:
-    where = f"{path} instance #{i + 1}"
-    if not isinstance(item, dict):
-        raise PortfolioConfigError(f"{where} must be an object with family, symbol, interval")
-    missing = [k for k in ("family", "symbol", "interval") if not item.get(k)]
-    if missing:
-        raise PortfolioConfigError(f"{where} has no {', '.join(missing)}; add it to the config")
-    params = item.get("params") or {}
-    if isinstance(params, str):
-        params = json.loads(params_text(params))
-    if not isinstance(params, dict):
-        raise PortfolioConfigError(f'{where}: params must be an object like {{"lookback": 20}}')
-    weight = item.get("weight", 1.0)
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or not (math.isfinite(weight) and weight > 0)
-    ):
-        raise PortfolioConfigError(f"{where}: weight must be a positive number, got {weight!r}")
-    instance_id = item.get("instance_id")
-    return PortfolioEntry(
-        family=str(item["family"]),
-        params=params,
-        symbol=str(item["symbol"]),
-        interval=str(item["interval"]),
-        weight=float(weight),
-        instance_id=int(instance_id) if instance_id is not None else None,
-        exchange=item.get("exchange") or exchange,
-    )
-
-
-def instance_label(strategy: Strategy, symbol: str, interval: str) -> str:
-    """e.g. "sr_breakout[ETH/BTC 5m lookback=30]": parameters that differ from the defaults."""
-    defaults = {k: d for k, (_t, d) in type(strategy).parameters().items()}
-    changed = [f"{k}={v}" for k, v in strategy.param_dict().items() if defaults.get(k) != v]
-    inner = " ".join([symbol, interval, *([",".join(changed)] if changed else [])])
-    return f"{strategy.name}[{inner}]"
-
-
-def build_members(entries: list[PortfolioEntry]) -> list[PortfolioMember]:
-    members: list[PortfolioMember] = []
-    seen: dict[str, int] = {}
-    for entry in entries:
-        strategy = make_strategy(entry.family, entry.params)
-        label = instance_label(strategy, entry.symbol, entry.interval)
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] > 1:  # the same instance twice in the config: keep both, apart
-            label = f"{label}#{seen[label]}"
-        members.append(PortfolioMember(label, strategy, entry.symbol, entry.interval, entry.weight))
-    return members
-
-
-def load_series(entries: list[PortfolioEntry], db_url: str, exchange: str, start: Any,
-                end: Any) -> dict[SeriesKey, pd.DataFrame]:  # fmt: skip
-    """Each distinct (symbol, interval) once, from the database (resampled when not stored)."""
-    from store.bars import load_bars
-
-    series: dict[SeriesKey, pd.DataFrame] = {}
-    for entry in entries:
-        key = (entry.symbol, entry.interval)
-        if key not in series:
-            series[key] = load_bars(db_url, entry.exchange or exchange, *key, start, end)
-    return series
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -241,6 +159,7 @@ def run_portfolio_backtest(
     result = run_portfolio(members, series, config, entries, signals)
     result.source = str(config_path)
     write_portfolio_outputs(result, Path(out_dir))
+    store_portfolio_run(db_url, result)
     if not quiet:
         _summary(result, Path(out_dir))
     return result
@@ -356,17 +275,8 @@ def by_strategy(labelled: pd.DataFrame, members, entries, rejections, cash: floa
 
 def write_portfolio_outputs(result: PortfolioResult, out_dir: Path) -> None:
     """trades.csv, equity.csv, results.json, portfolio_trades.csv, rejections.csv."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trades = result.trades.loc[:, list(TRADE_COLUMNS)].copy()
-    portfolio = result.portfolio_trades.copy()
-    for frame in (trades, portfolio):
-        for column in ("entry_time", "exit_time"):
-            frame[column] = _iso(frame[column])
-    trades.to_csv(out_dir / "trades.csv", index=False)
-    portfolio.to_csv(out_dir / "portfolio_trades.csv", index=False)
-    equity = result.equity.loc[:, list(EQUITY_COLUMNS)].copy()
-    equity["timestamp"] = _iso(equity["timestamp"])
-    equity.to_csv(out_dir / "equity.csv", index=False)
+    write_trades_equity(result.trades, result.equity, out_dir)
+    iso_times(result.portfolio_trades).to_csv(out_dir / "portfolio_trades.csv", index=False)
     rejected = pd.DataFrame(
         [
             {"time": pd.Timestamp(r["ts"], tz="UTC").strftime(TIME_FORMAT),
@@ -379,6 +289,40 @@ def write_portfolio_outputs(result: PortfolioResult, out_dir: Path) -> None:
     rejected.to_csv(out_dir / "rejections.csv", index=False)
     document = results_document(result)
     (out_dir / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def store_portfolio_run(db_url: str, result: PortfolioResult) -> None:
+    """The run in the database as single backtests are: strategy "portfolio", params = the
+    config's instances, with its trades (trades.csv rows) and orders."""
+    from actors.order_store import order_rows
+    from store.runs import save_backtest_run
+
+    document = results_document(result)
+    run = {
+        "run_id": result.run_id,
+        "run_key": None,
+        "instance_id": None,
+        "strategy": "portfolio",
+        "symbol": _fit(document["symbol"], 64),  # the column widths of store.models.BacktestRun
+        "interval": _fit(document["interval"], 8),
+        "params": {"instances": [asdict(e) for e in result.entries]},
+        "start": result.start,
+        "end": result.end,
+        "bars": document["bars"],
+        "status": "done",
+        "error": None,
+        "metrics": result.metrics,
+        "engine_version": ENGINE_VERSION,
+    }
+    # orders carry the family, as trades.csv does (instance labels can outgrow the column)
+    family = {m.label: m.strategy.name for m in result.members}
+    orders = [{**o, "strategy": family.get(o["strategy"], o["strategy"])} for o in result.orders]
+    save_backtest_run(db_url, run, result.trades, order_rows(orders, result.run_id))
+
+
+def _fit(joined: str, width: int) -> str:
+    """Comma-joined symbols/intervals, or "mixed" when they do not fit the column."""
+    return joined if len(joined) <= width else "mixed"
 
 
 def results_document(result: PortfolioResult) -> dict[str, Any]:
@@ -412,10 +356,6 @@ def _summary(result: PortfolioResult, out: Path) -> None:
         f"(run {result.run_id})",
         highlight=False,
     )
-
-
-def _iso(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True).dt.strftime(TIME_FORMAT)
 
 
 def _ns(index: Any) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,30 @@ def _dashboard_url(context: object) -> str | None:
     return url if url.startswith("http") else f"http://{url}"
 
 
+def _reachable(address: str) -> str | None:
+    """None when host:port accepts a TCP connection, else the reason (ray.init would wait for
+    minutes on an address where nothing listens)."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return None  # not host:port (e.g. "auto", "ray://..."): let Ray judge
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def _connect(address: str):
     import ray
+
+    hint = (
+        "check the address (`ray status` on the head node prints it) and that the cluster "
+        "is running; a cluster with token authentication needs RAY_AUTH_MODE=token and its "
+        "token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN; "
+        "`ray get-auth-token` on the head prints it)"
+    )
+    if address != "auto" and (reason := _reachable(address)):
+        raise RayClusterError(f"cannot connect to Ray at {address!r}: {reason}; {hint}")
 
     if _token_available() and "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
@@ -98,12 +121,6 @@ def _connect(address: str):
         return ray.init(**kwargs)
     except Exception as exc:  # ConnectionError, AuthenticationError, RuntimeError, ...
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        hint = (
-            "check the address (`ray status` on the head node prints it) and that the cluster "
-            "is running; a cluster with token authentication needs RAY_AUTH_MODE=token and its "
-            "token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN; "
-            "`ray get-auth-token` on the head prints it)"
-        )
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {text}; {hint}") from None
 
 

@@ -12,25 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.columns import TRADE_COLUMNS as TRADES_COLUMNS  # the one definition
 from research.metrics import DEFAULT_CASH
 
-# DESIGN.md section 6, in file order.
-TRADES_COLUMNS = (
-    "trade_id",
-    "strategy",
-    "symbol",
-    "interval",
-    "side",
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "quantity",
-    "fees",
-    "pnl",
-    "return_pct",
-    "exit_reason",
-)
 REQUIRED_COLUMNS = ("entry_time", "exit_time", "pnl")
 NUMERIC_COLUMNS = ("entry_price", "exit_price", "quantity", "fees", "pnl", "return_pct")
 LABEL_COLUMNS = ("strategy", "symbol", "interval", "side", "exit_reason")

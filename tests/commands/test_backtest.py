@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from cli import app
@@ -111,3 +112,38 @@ def test_user_mistakes_give_one_error_line(tmp_path) -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("error:") and expected in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_backtest_writes_factors_known_at_each_signal_bar(tmp_path, sqlite_url) -> None:
+    out = tmp_path / "out"
+    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+                 "--data", str(DATA), "--db", sqlite_url, "--out", str(out),
+                 "--start", "2018-01-12", "--end", "2018-01-25")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "factors.csv" in result.output
+    trades = pd.read_csv(out / "trades.csv")
+    factors = pd.read_csv(out / "factors.csv")
+    assert list(factors["trade_id"]) == list(trades["trade_id"])
+    assert {"range_10", "atr_14", "bar_of_day", "day_open"} <= set(factors.columns)
+    # by hand for the first trade: the signal bar is the one that CLOSED at the entry fill
+    raw = pd.read_csv(DATA)
+    raw.index = pd.to_datetime(raw["timestamp"], unit="ms", utc=True)
+    entry = pd.Timestamp(trades["entry_time"].iloc[0])
+    signal_open = entry - pd.Timedelta("5min")
+    last10 = raw.loc[signal_open - pd.Timedelta("45min") : signal_open]
+    assert len(last10) == 10 and last10.index[-1] < entry  # nothing from the entry bar itself
+    expected = (last10["high"].max() - last10["low"].min()) / last10["close"].iloc[-1]
+    first = factors.iloc[0]
+    assert pd.Timestamp(first["entry_time"]) == entry
+    assert first["range_10"] == pytest.approx(expected, rel=1e-12)
+    day = signal_open.normalize()
+    assert first["bar_of_day"] == (signal_open - day) / pd.Timedelta("5min")
+    assert first["day_open"] == raw.loc[day, "open"]
+
+
+def test_help_groups_the_options_by_kind_of_run() -> None:
+    text = run("--help").output
+    for panel in ("Single backtest", "Every stored instance (--all)", "Portfolio (--portfolio)",
+                  "Ray (--all, --portfolio)"):  # fmt: skip
+        assert panel in text
+    assert "With --all: Ray" not in text  # --ray-address serves --portfolio too

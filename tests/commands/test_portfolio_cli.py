@@ -93,3 +93,49 @@ def test_portfolio_errors_are_one_line(tmp_path: Path, sqlite_url: str) -> None:
     )
     assert isinstance(no_bars.exception, ValueError)  # printed as one `error:` line by cli.py
     assert "no 5m bars for binance XRP/BTC" in str(no_bars.exception)
+
+
+def test_portfolio_run_is_stored_with_its_trades(tmp_path: Path, db_url: str,
+                                                  sample_dir: Path) -> None:  # fmt: skip
+    from sqlalchemy import func, select
+
+    from store.db import get_engine
+    from store.models import OrderRecord
+    from store.runs import load_runs, load_trades
+
+    url = stored_db(db_url, sample_dir)
+    instances = [
+        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m",
+         "params": {"lookback": 20}, "weight": 1.5},
+        {"family": "sr_breakout", "symbol": "LTC/BTC", "interval": "5m",
+         "params": {"lookback": 30, "allow_short": True}, "weight": 0.5, "instance_id": 7},
+    ]  # fmt: skip
+    prod = tmp_path / "prod.json"
+    prod.write_text(json.dumps({"instances": instances}))
+    out = tmp_path / "portfolio"
+    ran = runner.invoke(app, ["backtest", "--portfolio", str(prod), "--out", str(out),
+                              "--db", url, "--risk", "0.5"])  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    results = json.loads((out / "results.json").read_text())
+    trades = pd.read_csv(out / "trades.csv")
+    runs = load_runs(url)
+    assert list(runs["id"]) == [results["run_id"]]
+    run = runs.iloc[0]
+    assert run["strategy"] == "portfolio" and run["status"] == "done"
+    assert (run["symbol"], run["interval"]) == ("ETH/BTC,LTC/BTC", "5m")
+    assert run["bars"] == results["bars"] == len(pd.read_csv(out / "equity.csv"))
+    config = json.loads(run["params_json"])["instances"]
+    assert [(i["symbol"], i["params"], i["weight"], i["instance_id"]) for i in config] == [
+        ("ETH/BTC", {"lookback": 20}, 1.5, None),
+        ("LTC/BTC", {"lookback": 30, "allow_short": True}, 0.5, 7),
+    ]
+    assert json.loads(run["metrics_json"])["trades"] == len(trades) > 0
+    stored = load_trades(url, results["run_id"])
+    assert len(stored) == len(trades)
+    assert sorted(stored["symbol"]) == sorted(trades["symbol"])
+    assert abs(stored["pnl"].sum() - trades["pnl"].sum()) < 1e-6
+    with get_engine(url).connect() as conn:
+        orders = conn.execute(
+            select(func.count()).where(OrderRecord.run_id == results["run_id"])
+        ).scalar_one()
+    assert orders >= 2 * len(trades)  # an entry and at least one exit per trade

@@ -128,6 +128,7 @@ def stored_runs(url: str) -> pd.DataFrame:
     )
 
 
+@pytest.mark.ray
 def test_every_instance_runs_once_and_a_second_run_does_nothing(ray_local, demo_db, tmp_path):
     out = tmp_path / "out"
     first = run_all(demo_db, out, separate=True)
@@ -155,6 +156,7 @@ def test_every_instance_runs_once_and_a_second_run_does_nothing(ray_local, demo_
     pd.testing.assert_series_equal(rewritten["sharpe"], results["sharpe"])
 
 
+@pytest.mark.ray
 def test_a_raising_strategy_is_recorded_failed_and_the_others_complete(
     ray_local, demo_db, tmp_path
 ):
@@ -177,6 +179,7 @@ def test_a_raising_strategy_is_recorded_failed_and_the_others_complete(
     assert (results["status"] == "done").sum() == 4
 
 
+@pytest.mark.ray
 def test_grid_expands_instances_and_filters_select(ray_local, demo_db, tmp_path):
     summary = run_all(
         demo_db, tmp_path / "g", symbol="ETH/BTC", interval="5m", grid=["lookback=10,20,30"]
@@ -241,6 +244,7 @@ def test_a_small_job_still_spreads_over_every_cpu():
     assert len(batches) >= 4 and sum(len(b) for b in batches) == 20
 
 
+@pytest.mark.ray
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     ray_local, demo_db, tmp_path
 ):
@@ -292,6 +296,7 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     assert set(partial["run_key"]) <= set(runs["run_key"])
 
 
+@pytest.mark.ray
 def test_a_dead_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, demo_db, tmp_path):
     from store.instances import add_instance
 
@@ -303,3 +308,17 @@ def test_a_dead_worker_is_retried_and_nothing_is_lost_or_doubled(ray_local, demo
     assert (summary.done, summary.failed, summary.lost) == (5, 0, 0)
     runs = stored_runs(demo_db)
     assert len(runs) == 5 and runs["run_key"].is_unique and set(runs["status"]) == {"done"}
+
+
+def test_an_address_where_nothing_listens_fails_fast_with_a_hint():
+    import socket
+
+    from research.ray_setup import _connect
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(
+        RayClusterError, match=r"cannot connect to Ray at '127.0.0.2:\d+'.*ray status"
+    ):
+        _connect(f"127.0.0.2:{port}")
