@@ -19,9 +19,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) cli.py data demo
 	$(PY) cli.py strategies list
-	$(PY) cli.py backtest --all --out demo_out
-	$(PY) cli.py analyze demo_out/trades.csv --html demo_out/report.html > demo_out/report.txt
-	@echo "results: demo_out/results.csv (one row per run), trades: demo_out/trades.csv, report: demo_out/report.html (text: demo_out/report.txt)"
+	$(PY) cli.py backtest --all --out demo_out/all
+	$(PY) cli.py weights demo_out/all --method binary --min-trades 10 --no-db --out demo_out/prod.json
+	$(PY) cli.py backtest --portfolio demo_out/prod.json --out demo_out/portfolio
+	$(PY) cli.py analyze demo_out/portfolio --html demo_out/report.html > demo_out/report.txt
+	@echo
+	@echo "every family x interval: demo_out/all/results.csv (one row per run), demo_out/all/trades.csv"
+	@echo "production config:      demo_out/prod.json (instances with sortino > 0, expectancy > 0, >= 10 trades)"
+	@echo "portfolio backtest:     demo_out/portfolio/ (trades.csv, equity.csv, results.json, portfolio_trades.csv)"
+	@echo "report:                 demo_out/report.html (text: demo_out/report.txt)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

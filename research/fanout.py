@@ -291,5 +291,17 @@ def _print_summary(summary: FanoutSummary, console: Console) -> None:
         console.print("runs lost to failed tasks are not stored; run again to retry them")
     if summary.failed:
         console.print("failed runs (strategy errors) are in results.csv with their error")
+    _print_results_table(summary.results_csv)
     print(f"results: {summary.results_csv}")
     print(f"trades: {summary.trades_csv}")
+
+
+def _print_results_table(results_csv: Path | None) -> None:
+    """The family x interval summary of every selected run (stdout: it is the result)."""
+    from research.report import results_summary_table
+
+    if results_csv is None or not Path(results_csv).is_file():
+        return
+    results = pd.read_csv(results_csv)
+    if len(results):
+        Console(width=max(Console().width, 120)).print(results_summary_table(results))

@@ -196,3 +196,32 @@ def render(ts: TradeSet, analysis: Analysis, console: Console) -> None:
         return
     for by, frame in analysis.breakdowns.items():
         console.print(breakdown_table(frame, by))
+
+
+def results_summary_table(results: pd.DataFrame) -> Table:
+    """One row per family x interval over a results.csv: runs, trades and mean/best metrics."""
+    done = results[results["status"] == "done"]
+    table = Table(title=f"backtest summary: {len(done)} runs by family x interval")
+    for column in ("family", "interval", "runs", "trades", "win rate", "expectancy",
+                   "return (mean)", "best sortino", "max drawdown (worst)"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("family", "interval") else "right")
+    grouped = done.groupby(["strategy", "interval"], sort=True)
+    for (family, interval), group in grouped:
+        numeric = group[["win_rate", "expectancy", "total_return", "sortino", "max_drawdown"]]
+        numeric = numeric.apply(pd.to_numeric, errors="coerce")
+        table.add_row(
+            str(family),
+            str(interval),
+            str(len(group)),
+            str(int(pd.to_numeric(group["trades"], errors="coerce").fillna(0).sum())),
+            pct(_mean_or_none(numeric["win_rate"]), 1),
+            fmt("expectancy", _mean_or_none(numeric["expectancy"])),
+            pct(_mean_or_none(numeric["total_return"])),
+            fmt("sortino", numeric["sortino"].max() if numeric["sortino"].notna().any() else None),
+            pct(numeric["max_drawdown"].max() if numeric["max_drawdown"].notna().any() else None),
+        )
+    return table
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    return float(values.mean()) if values.notna().any() else None
