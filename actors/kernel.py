@@ -59,13 +59,15 @@ def run_kernel(
     fast = mode == "fast"
     data = {symbol: BarArrays.from_frame(bars)} if fast else None
     hedged = frozenset({strategy.name}) if strategy.hedge else frozenset()
+    # a pyramiding strategy's own per-side limit replaces config.max_open_positions
+    limits = {strategy.name: strategy.entry_limit()} if strategy.pyramiding else {}
     # Delivery order of a message type follows this order: the exchange settles a bar's fills
     # before the strategy host sees that bar close.
     runtime.spawn("exchange", SimExchange, config.fee_bps, config.slippage_bps, data)
     runtime.spawn("orders", OrderManager, order_store)
     runtime.spawn("portfolio", Portfolio, config.cash, config.risk, config.fee_bps,
                   config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
-                  config.max_open_positions, hedged)  # fmt: skip
+                  config.max_open_positions, hedged, position_limits=limits)  # fmt: skip
     runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast)
     for name, actor in observers:
         runtime.add(name, actor)

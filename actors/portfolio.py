@@ -7,8 +7,10 @@ Sizing of an entry signal raised at the close of bar t (price estimate p = close
 then capped by available cash (cash not reserved by pending entries, including fee and
 slippage: collateral for shorts too), by `max_symbol_exposure` and `max_total_exposure`
 (fractions of equity, positions marked at their latest price), and limited to
-`max_open_positions` per strategy and side. A strategy that is not hedged cannot hold a long
-and a short at once. A signal that fails a check is rejected with a recorded reason.
+`max_open_positions` per strategy and side, or to that strategy's own limit in
+`position_limits` (strategy id -> limit: a pyramiding strategy's max_entries). A strategy that
+is not hedged cannot hold a long and a short at once. A signal that fails a check is rejected
+with a recorded reason.
 
 The fill happens at the next open, not at close_t: if the price gaps up the fill can cost more
 than the cash available and cash goes slightly negative for that trade (no re-sizing at fill).
@@ -105,6 +107,7 @@ class Portfolio(Actor):
         max_open_positions: int = 1,
         hedged: frozenset[str] = frozenset(),
         clock: EventClock | None = None,
+        position_limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__(clock)
         self.initial_cash = float(cash)
@@ -115,6 +118,7 @@ class Portfolio(Actor):
         self.max_total_exposure = max_total_exposure
         self.max_open_positions = max_open_positions
         self.hedged = hedged
+        self.position_limits = dict(position_limits or {})
         self.positions: dict[int, Position] = {}
         self.marks: dict[str, float] = {}
         # (strategy id, signal id) -> pending entry: each strategy host numbers its own signals
@@ -200,9 +204,10 @@ class Portfolio(Actor):
         mine = [p for p in self.positions.values() if p.strategy == msg.strategy]
         pending = [r for r in self._reserved.values() if r.strategy == msg.strategy]
         same = sum(p.side == msg.side for p in mine) + sum(r.side == msg.side for r in pending)
-        if same >= self.max_open_positions:
+        limit = self.position_limits.get(msg.strategy, self.max_open_positions)
+        if same >= limit:
             return (
-                f"max open positions reached: {same} {msg.side} of {self.max_open_positions} "
+                f"max open positions reached: {same} {msg.side} of {limit} "
                 f"allowed for {msg.strategy}"
             )
         opposite = any(p.side != msg.side for p in mine) or any(r.side != msg.side for r in pending)

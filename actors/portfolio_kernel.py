@@ -133,6 +133,7 @@ class WeightedPortfolio(Portfolio):
         closes: dict[str, tuple[np.ndarray, np.ndarray]],
         hedged: frozenset[str] = frozenset(),
         clock: EventClock | None = None,
+        position_limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__(
             cash=config.cash,
@@ -144,6 +145,7 @@ class WeightedPortfolio(Portfolio):
             max_open_positions=config.max_open_positions,
             hedged=hedged,
             clock=clock,
+            position_limits=position_limits,
         )
         self.weights = dict(weights)
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series
@@ -207,10 +209,12 @@ def run_portfolio_kernel(
     routes = {m.label: m.series for m in members}
     hedged = frozenset(m.label for m in members if m.strategy.hedge)
     weights = {m.label: m.weight for m in members}
+    limits = {m.label: m.strategy.entry_limit() for m in members if m.strategy.pyramiding}
     # Delivery order of a message type follows spawn order: the exchange settles fills first.
     runtime.spawn("exchange", SeriesExchange, config.fee_bps, config.slippage_bps, data, routes)
     runtime.spawn("orders", OrderManager)
-    runtime.spawn("portfolio", WeightedPortfolio, config, weights, mark_series(series), hedged)
+    runtime.spawn("portfolio", WeightedPortfolio, config, weights, mark_series(series), hedged,
+                  position_limits=limits)  # fmt: skip
     for m in members:
         runtime.spawn(f"host:{m.label}", StrategyHost, m.strategy, series[m.series], m.symbol,
                       m.interval, True, m.label)  # fmt: skip

@@ -11,12 +11,13 @@ on each, as a live dry run would. Both apply the same rules through the same hel
 - within a bar: open fills first, then stops, then take-profit limits (stop before target);
 - a long's stop (sell stop) fills at min(open, stop): a gap through the stop fills at the open;
   a long's take profit (sell limit) at max(open, target); shorts mirror;
-- slippage (bps, against you) applies to market, timed, stop and close fills; limits fill at
-  their price or better without slippage; the fee (bps of notional) is charged on every fill;
+- slippage (bps, against you) applies to market, timed and stop fills; limits fill at their
+  price or better without slippage; the fee (bps of notional) is charged on every fill;
 - resting orders are live from the bar that opens at `active_from` (the entry bar itself);
 - orders sharing an `oco` group fill at most once: after one fills the others cannot fill and
   wait for the order manager's cancel (a real exchange's OCO/reduce-only behaviour);
-- `close` orders (end of data) fill at once at the last close seen.
+- `close` orders (end of data) fill at once at exactly the last close seen: no slippage (the
+  position is valued at the close, as DESIGN.md section 5 rule 5 says), the fee is charged.
 """
 
 from __future__ import annotations
@@ -98,10 +99,10 @@ def fill_price(order: SubmitOrder, open_: float, close: float, slippage: float) 
     kind, sell = order.kind, order.side == "sell"
     if kind == "limit":
         return max(open_, order.price) if sell else min(open_, order.price)
+    if kind == "close":  # end of data: exactly the last close, no slippage
+        return close
     if kind == "stop":
         raw = min(open_, order.price) if sell else max(open_, order.price)
-    elif kind == "close":
-        raw = close
     else:  # market, timed
         raw = open_
     return raw * (1.0 - slippage) if sell else raw * (1.0 + slippage)

@@ -8,8 +8,10 @@ use those columns:
 - replay mode: every BarClosed arrives (as in live) and the host evaluates that bar.
 Either way a bar is evaluated by the same `_evaluate`, in the order exit_long, exit_short,
 enter_long, enter_short, and with the same gating (DESIGN.md section 5): an entry is ignored
-while a position or an entry on that side is open (unless the strategy allows pyramiding), and
-while the other side is open unless the strategy declares hedge; an exit only when open.
+while an entry on that side is pending, while that side already holds
+`Strategy.entry_limit()` positions (1, or max_entries when the strategy declares pyramiding),
+and while the other side is open unless the strategy declares hedge; an exit only when open
+(it closes every open position of that side).
 
 Callbacks: on_start (RunStarted), on_bar (BarClosed), on_order (order events; subscribed only
 when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClosed), on_stop
@@ -91,7 +93,7 @@ class StrategyHost(Actor):
         rules = strategy.exit_rules()
         self._rules = rules
         self._hold_ns = rules.max_bars * step if rules.max_bars else None
-        self.hedge, self.pyramiding = strategy.hedge, strategy.pyramiding
+        self.hedge, self.limit = strategy.hedge, strategy.entry_limit()
         self._open = {"long": 0, "short": 0}
         self._pending = {"long": False, "short": False}
         self._next_signal = 0
@@ -160,7 +162,7 @@ class StrategyHost(Actor):
         if column.startswith("exit"):
             return self._open[side] > 0
         other = "short" if side == "long" else "long"
-        if self._pending[side] or (self._open[side] and not self.pyramiding):
+        if self._pending[side] or self._open[side] >= self.limit:
             return False
         return self.hedge or not (self._open[other] or self._pending[other])
 

@@ -161,14 +161,16 @@ def end_to_end(series: dict, specs, cpus: int) -> None:
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--no-e2e", action="store_true", help="skip the run_all measurement")
-    args = parser.parse_args()
-    import ray
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     config = BacktestConfig()
     series = demo_series()
     specs = build_specs(series, args.runs, config)
@@ -177,50 +179,61 @@ def main() -> None:
         f"{len(specs)} backtests, {len(series)} series, {bars:,} bars in all "
         f"({os.cpu_count()} CPUs on this machine, Ray with {args.cpus})"
     )
-
     t_serial, cpu_serial = serial(specs, series, config)
     print(
         f"serial      : {t_serial:.2f} s  {len(specs) / t_serial:.1f} backtests/s "
         f"(CPU {cpu_serial:.2f} s)"
     )
+    measure_ray(specs, series, config, args.cpus, (t_serial, cpu_serial))
+    if not args.no_e2e:
+        end_to_end(series, specs, args.cpus)
+
+
+def measure_ray(specs, series, config, cpus: int, serial_times: tuple[float, float]) -> None:
+    """Start Ray, warm the workers, time the fan-out and print its figures; stop Ray."""
+    import ray
 
     began = time.perf_counter()
     ray.init(
-        num_cpus=args.cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.2",
-        log_to_driver=False,
+        num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False
     )
     started = time.perf_counter() - began
-    on_ray(specs[: 2 * args.cpus], series, config, args.cpus)  # start the workers once
-    t_ray, cpu_ray, pids, tasks = on_ray(specs, series, config, args.cpus)
-    efficiency = t_serial / (args.cpus * t_ray)
-    overhead_ms = (args.cpus * t_ray - t_serial) / len(specs) * 1000
-    print(
-        f"ray         : {t_ray:.2f} s  {len(specs) / t_ray:.1f} backtests/s in {tasks} tasks "
-        f"(ray.init {started:.1f} s, not counted)"
-    )
-    print(f"efficiency  : {efficiency:.2f}  (serial / ({args.cpus} x ray); target >= 0.9)")
+    try:
+        on_ray(specs[: 2 * cpus], series, config, cpus)  # start the workers once
+        t_ray, cpu_ray, pids, tasks = on_ray(specs, series, config, cpus)
+        print(
+            f"ray         : {t_ray:.2f} s  {len(specs) / t_ray:.1f} backtests/s in {tasks} "
+            f"tasks (ray.init {started:.1f} s, not counted)"
+        )
+        report_ray(len(specs), cpus, serial_times, (t_ray, cpu_ray))
+        workers = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(pids))
+        print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {workers} MB")
+    finally:
+        ray.shutdown()
+
+
+def report_ray(
+    runs: int, cpus: int, serial_times: tuple[float, float], ray_times: tuple[float, float]
+) -> None:
+    """Efficiency (wall and CPU) and Ray overhead per backtest; a note when the host is busy."""
+    (t_serial, cpu_serial), (t_ray, cpu_ray) = serial_times, ray_times
+    efficiency = t_serial / (cpus * t_ray)
+    overhead_ms = (cpus * t_ray - t_serial) / runs * 1000
+    print(f"efficiency  : {efficiency:.2f}  (serial / ({cpus} x ray); target >= 0.9)")
     print(
         f"CPU eff.    : {cpu_serial / cpu_ray:.2f}  (serial CPU / CPU the workers spent on the "
         "same backtests; unaffected by other load)"
     )
     print(
         f"overhead    : {overhead_ms:.1f} ms of Ray per backtest (wall); worker CPU per "
-        f"backtest {cpu_ray / len(specs) * 1000:.1f} ms vs serial "
-        f"{cpu_serial / len(specs) * 1000:.1f} ms"
+        f"backtest {cpu_ray / runs * 1000:.1f} ms vs serial {cpu_serial / runs * 1000:.1f} ms"
     )
     load = os.getloadavg()[0]
-    if load > args.cpus * 0.75:
+    if load > cpus * 0.75:
         print(
             f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
             "compete for the CPUs, so wall-clock efficiency is understated"
         )
-    workers = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(pids))
-    print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {workers} MB")
-    ray.shutdown()
-    if not args.no_e2e:
-        end_to_end(series, specs, args.cpus)
 
 
 if __name__ == "__main__":

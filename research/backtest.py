@@ -10,11 +10,16 @@ cash, and equity = cash + open positions marked at the close.
 results.json: run_id, strategy, symbol, interval, params, start, end, bars, metrics.
 factors.csv (when write_outputs gets the bars): trade_id, entry_time and the factor values
 known at each trade's signal bar, the last bar closed at the entry fill (no lookahead).
+
+Order for a caller that also stores the run (the CLI): `prepare_out_dir(out)` BEFORE running
+(a bad --out fails at once, nothing computed), then run, then `write_outputs`, and only then
+store the run in the database, so a failed write never leaves a stored run without its files.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +44,9 @@ class BacktestConfig:
     risk: float = 0.01  # fraction of equity risked per trade (size = risk*equity/stop distance)
     max_symbol_exposure: float = 1.0  # fraction of equity
     max_total_exposure: float = 1.0
-    max_open_positions: int = 1  # per strategy instance and side
+    # per strategy instance and side, for strategies without pyramiding; a pyramiding
+    # strategy is limited by its own Strategy.max_entries instead
+    max_open_positions: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -189,22 +196,59 @@ def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict
     return compute_metrics(trades, equity, cash)
 
 
+class OutDirError(ValueError):
+    """An output directory that cannot be used; the message says which and how to fix it."""
+
+
+def prepare_out_dir(path: str | Path | None) -> Path:
+    """The output directory, created if missing (with its parents), checked writable.
+
+    Call it before running a backtest so a bad `--out` fails at once. Raises OutDirError for an
+    empty path, an existing non-directory, a parent that is a file, or no write permission.
+    """
+    if path is None or not str(path).strip():
+        raise OutDirError("--out is empty; give an output directory, e.g. --out out/run1")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutDirError(
+            f"--out {str(out)!r} exists and is not a directory; give a directory path "
+            "(it is created if missing) or remove that file"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutDirError(
+            f"cannot create output directory {str(out)!r}: {exc.strerror or exc}; "
+            "check that every parent is a writable directory"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutDirError(f"output directory {str(out)!r} is not writable; choose another --out")
+    return out
+
+
 def write_outputs(result: BacktestResult, out_dir: Path, bars: pd.DataFrame | None = None) -> None:
     """trades.csv, equity.csv and results.json into out_dir (created if missing); with the
-    backtest's `bars` also factors.csv: the factors known at each trade's signal bar."""
-    out_dir = Path(out_dir)
-    write_trades_equity(result.trades, result.equity, out_dir)
-    (out_dir / "results.json").write_text(json.dumps(results_document(result), indent=2) + "\n")
-    if bars is not None:
-        from research.exports import write_factors_csv
+    backtest's `bars` also factors.csv: the factors known at each trade's signal bar.
+    OutDirError (a ValueError) when the directory cannot be created or written."""
+    out_dir = prepare_out_dir(out_dir)
+    try:
+        write_trades_equity(result.trades, result.equity, out_dir)
+        text = json.dumps(results_document(result), indent=2) + "\n"
+        (out_dir / "results.json").write_text(text)
+        if bars is not None:
+            from research.exports import write_factors_csv
 
-        write_factors_csv(result.trades, bars, result.interval, out_dir)
+            write_factors_csv(result.trades, bars, result.interval, out_dir)
+    except OSError as exc:
+        raise OutDirError(
+            f"cannot write the backtest files into {str(out_dir)!r}: {exc.strerror or exc} "
+            f"({exc.filename or out_dir}); choose another --out"
+        ) from None
 
 
 def write_trades_equity(trades: pd.DataFrame, equity: pd.DataFrame, out_dir: Path) -> None:
     """trades.csv and equity.csv (DESIGN.md section 6 columns, ISO-8601 UTC times)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(out_dir)
     iso_times(trades.loc[:, list(TRADE_COLUMNS)]).to_csv(out_dir / "trades.csv", index=False)
     iso_times(equity.loc[:, list(EQUITY_COLUMNS)]).to_csv(out_dir / "equity.csv", index=False)
 

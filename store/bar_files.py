@@ -16,6 +16,7 @@ from factors.bars import OHLCV
 from store.validate import (
     BarFormatError,
     GapReport,
+    NoBarsError,
     arrays_to_frame,
     gap_report,
     validate_arrays,
@@ -31,6 +32,11 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
         raise FileNotFoundError(f"bar file {str(file)!r} not found")
     raw = _read_table(file)
     ts, cols = _columns(raw, file.name)
+    if len(ts) == 0:
+        raise NoBarsError(
+            f"no bars in {file.name}: the file has no data rows; fix: export the bars with a "
+            "header row then one row per bar (timestamp,open,high,low,close,volume)"
+        )
     validate_arrays(ts, cols, interval, file.name)
     ts = ts.astype(np.int64)
     return arrays_to_frame(ts, cols), gap_report(ts, interval)

@@ -46,6 +46,14 @@ class HighBelowLowError(BarDataError):
     """high < low in a bar."""
 
 
+class OutsideRangeError(BarDataError):
+    """open or close outside the bar's [low, high] range (e.g. close > high)."""
+
+
+class NoBarsError(BarDataError):
+    """A file with a header but no data rows."""
+
+
 class OffGridError(BarDataError):
     """A timestamp that is not a multiple of the interval (UTC-aligned)."""
 
@@ -97,49 +105,49 @@ def gap_report(ts_ms: np.ndarray, interval: str) -> GapReport:
 def validate_arrays(
     ts_ms: np.ndarray, columns: dict[str, np.ndarray], interval: str, source: str
 ) -> None:
-    """Raise the BarDataError of the first problem class found; return None when all is well."""
+    """Raise the BarDataError of the first problem class found; return None when all is well.
+
+    Order of the checks: missing values, unsorted, duplicates, non-positive prices, high < low,
+    open/close outside [low, high], off the interval grid.
+    """
     ts_ms = np.asarray(ts_ms)
     _check_missing(ts_ms, columns, source)
     ts = ts_ms.astype(np.int64)
+    _check_order(ts, source)
+    _check_prices(ts, columns, source)
+    _check_grid(ts, interval, source)
+
+
+def _check_order(ts: np.ndarray, source: str) -> None:
     diffs = np.diff(ts)
-    _fail_where(
-        diffs < 0,
-        ts[1:],
-        UnsortedBarsError,
-        source,
-        "timestamps not in ascending order",
-        "sort the rows by timestamp (oldest first)",
-        offset=1,
-    )
-    _fail_where(
-        diffs == 0,
-        ts[1:],
-        DuplicateBarsError,
-        source,
-        "duplicate timestamps",
-        "keep one row per bar (remove the repeated timestamps)",
-        offset=1,
-    )
+    _fail_where(diffs < 0, ts[1:], UnsortedBarsError, source,
+                "timestamps not in ascending order",
+                "sort the rows by timestamp (oldest first)", offset=1)  # fmt: skip
+    _fail_where(diffs == 0, ts[1:], DuplicateBarsError, source, "duplicate timestamps",
+                "keep one row per bar (remove the repeated timestamps)", offset=1)  # fmt: skip
+
+
+def _check_prices(ts: np.ndarray, columns: dict[str, np.ndarray], source: str) -> None:
     bad_price = np.zeros(len(ts), dtype=bool)
     for name in PRICES:
         bad_price |= columns[name] <= 0
     bad_price |= columns["volume"] < 0
-    _fail_where(
-        bad_price,
-        ts,
-        NonPositivePriceError,
-        source,
-        "non-positive prices (or negative volume)",
-        "prices must be > 0 and volume >= 0; drop or correct those rows",
-    )
-    _fail_where(
-        columns["high"] < columns["low"],
-        ts,
-        HighBelowLowError,
-        source,
-        "high below low",
-        "check the column order (timestamp, open, high, low, close, volume)",
-    )
+    _fail_where(bad_price, ts, NonPositivePriceError, source,
+                "non-positive prices (or negative volume)",
+                "prices must be > 0 and volume >= 0; drop or correct those rows")  # fmt: skip
+    high, low = columns["high"], columns["low"]
+    _fail_where(high < low, ts, HighBelowLowError, source, "high below low",
+                "check the column order (timestamp, open, high, low, close, volume)")  # fmt: skip
+    outside = np.zeros(len(ts), dtype=bool)
+    for name in ("open", "close"):
+        outside |= (columns[name] > high) | (columns[name] < low)
+    _fail_where(outside, ts, OutsideRangeError, source,
+                "open or close outside the bar's [low, high] range",
+                "every bar needs low <= open, close <= high; check the column order "
+                "(timestamp, open, high, low, close, volume) or correct those rows")  # fmt: skip
+
+
+def _check_grid(ts: np.ndarray, interval: str, source: str) -> None:
     step = int(interval_delta(interval).value // 1_000_000)
     _fail_where(
         ts % step != 0,

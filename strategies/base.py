@@ -58,12 +58,31 @@ class Strategy:
     intervals: ClassVar[tuple[str, ...]] = TRADING_INTERVALS
     factors: ClassVar[tuple[str, ...]] = ()
     hedge: ClassVar[bool] = False  # may hold a long and a short at the same time
-    pyramiding: ClassVar[bool] = False  # may add to an open position on the same side
+    # Pyramiding: with `pyramiding = True` an entry signal on a side that already holds a
+    # position opens ANOTHER position (its own trade, size and brackets), up to `max_entries`
+    # open positions per side; entry signals beyond that are ignored. `max_entries` replaces
+    # the backtest's max_open_positions for this strategy. Without pyramiding a strategy holds
+    # at most one position per side and entry signals while it is open are ignored.
+    pyramiding: ClassVar[bool] = False
+    max_entries: ClassVar[int] = 3
     session_exit: ClassVar[bool] = False  # positions close at the end of their UTC day
 
     def __init__(self, **params: Any) -> None:
         self.params = build_params(self, params)
         self.validate()
+        self.entry_limit()  # a bad max_entries fails when the strategy is built, not mid-run
+
+    def entry_limit(self) -> int:
+        """Open positions this strategy may hold per side: max_entries if pyramiding, else 1."""
+        if not self.pyramiding:
+            return 1
+        limit = self.max_entries
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise StrategyError(
+                f"strategy {self.name!r}: max_entries must be an integer >= 1 when pyramiding, "
+                f"got {limit!r}; set e.g. `max_entries = 3` on the class"
+            )
+        return limit
 
     # -- to implement -------------------------------------------------------------------------
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:

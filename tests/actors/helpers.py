@@ -48,12 +48,10 @@ class Scripted(Strategy):
 
 
 def scripted(hedge: bool = False, session: bool = False, pyramiding: bool = False,
-             **script: list[int]) -> type[Scripted]:  # fmt: skip
-    return type(
-        "ScriptedStrategy",
-        (Scripted,),
-        {"script": script, "hedge": hedge, "session_exit": session, "pyramiding": pyramiding},
-    )
+             max_entries: int = 3, **script: list[int]) -> type[Scripted]:  # fmt: skip
+    attrs = {"script": script, "hedge": hedge, "session_exit": session,
+             "pyramiding": pyramiding, "max_entries": max_entries}  # fmt: skip
+    return type("ScriptedStrategy", (Scripted,), attrs)
 
 
 def backtest(strategy: Strategy, bars: pd.DataFrame, mode: str = "fast",

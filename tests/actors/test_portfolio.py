@@ -82,6 +82,17 @@ def test_max_open_positions_and_hedge_rules() -> None:
     assert [r["signal_id"] for r in book.rejections] == [2, 3]
 
 
+def test_position_limits_override_max_open_positions_per_strategy() -> None:
+    # a pyramiding strategy "p" may hold 2 longs; "s" keeps the default limit of 1
+    book = Portfolio(cash=10_000, risk=0.001, fee_bps=0, position_limits={"p": 2})
+    only(book.handle(enter(1, strategy="p", sl_pct=0.01)), OpenTrade)
+    only(book.handle(enter(2, strategy="p", sl_pct=0.01)), OpenTrade)
+    third = only(book.handle(enter(3, strategy="p", sl_pct=0.01)), SignalRejected)
+    assert "2 long of 2 allowed for p" in third.reason
+    only(book.handle(enter(1, strategy="s", sl_pct=0.01)), OpenTrade)
+    assert "1 long of 1" in only(book.handle(enter(2, sl_pct=0.01)), SignalRejected).reason
+
+
 def test_cash_and_equity_accounting_long_and_short() -> None:
     book = Portfolio(cash=10_000, fee_bps=10)
     book.handle(opened(1, qty=50.0, price=100.0, fee=5.0))

@@ -147,6 +147,24 @@ def test_end_of_data_closes_at_last_close() -> None:
     assert result.equity["equity"].iloc[-1] == pytest.approx(10_000 + 50 * 5.0)
 
 
+def test_end_of_data_fills_exactly_at_last_close_without_slippage_but_with_fee() -> None:
+    # DESIGN.md section 5 rule 5: open positions close at the last close (no slippage there)
+    rows = [FLAT, FLAT, (100.0, 104.0, 99.8, 103.0)]
+    for side, column in (("long", "enter_long"), ("short", "enter_short")):
+        s = scripted(**{column: [0]})(sl_pct=0.05)
+        result = both_modes(s, make_bars(rows), risk=0.005, fee_bps=10.0, slippage_bps=10.0)
+        t = one_trade(result)
+        sign = 1.0 if side == "long" else -1.0
+        entry = 100.0 * (1 + sign * 0.001)  # market entry: open of bar 1, 10 bps against us
+        qty = 0.005 * 10_000 / (0.05 * 100.0)  # 10 units, sized on the signal close 100
+        fees = 0.001 * qty * (entry + 103.0)  # 10 bps on both fills
+        assert (t["exit_price"], t["exit_reason"]) == (103.0, "end_of_data")
+        assert t["entry_price"] == pytest.approx(entry)
+        assert t["fees"] == pytest.approx(fees)
+        assert t["pnl"] == pytest.approx(sign * qty * (103.0 - entry) - fees)
+        assert result.equity["equity"].iloc[-1] == pytest.approx(10_000 + t["pnl"])
+
+
 def test_signal_on_last_bar_never_fills() -> None:
     s = scripted(enter_long=[2])(sl_pct=0.01)
     result = both_modes(s, make_bars([FLAT, FLAT, FLAT]))
@@ -163,6 +181,46 @@ def test_signals_while_open_are_ignored() -> None:
     assert list(result.trades["exit_reason"]) == ["take_profit", "end_of_data"]
 
 
+def ramp(n: int) -> list[tuple[float, float, float, float]]:
+    """Bar i: open 100 + i, high open + 1, low open - 1, close open + 0.5."""
+    return [(100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i) for i in range(n)]
+
+
+def test_pyramiding_opens_a_second_position_on_the_same_side() -> None:
+    s = scripted(pyramiding=True, enter_long=[5, 8])()
+    result = both_modes(s, make_bars(ramp(12)), risk=0.1)
+    index = make_bars(ramp(12)).index
+    # no stop: qty = risk * equity / signal close. Signal 5: equity 10000, close 105.5.
+    qty1 = 0.1 * 10_000 / 105.5
+    # signal 8: the first position (bought at the open of bar 6, 106) marked at close 108.5
+    equity8 = 10_000 + qty1 * (108.5 - 106.0)
+    qty2 = 0.1 * equity8 / 108.5
+    trades = result.trades
+    assert len(trades) == 2 and list(trades["side"]) == ["long", "long"]
+    assert list(trades["entry_time"]) == [index[6], index[9]]
+    assert list(trades["entry_price"]) == [106.0, 109.0]
+    assert list(trades["exit_price"]) == [111.5, 111.5]  # end of data: last close
+    assert list(trades["exit_reason"]) == ["end_of_data", "end_of_data"]
+    assert list(trades["quantity"]) == pytest.approx([qty1, qty2])
+    assert list(trades["pnl"]) == pytest.approx([qty1 * 5.5, qty2 * 2.5])
+    assert result.rejections == []
+    # without pyramiding the signal at 8 is ignored while the first position is open
+    single = both_modes(scripted(enter_long=[5, 8])(), make_bars(ramp(12)), risk=0.1)
+    assert list(single.trades["entry_price"]) == [106.0]
+
+
+def test_pyramiding_stops_at_max_entries_and_an_exit_signal_closes_all() -> None:
+    s = scripted(pyramiding=True, max_entries=2, enter_long=[1, 3, 5], exit_long=[7])()
+    result = both_modes(s, make_bars(ramp(10)), risk=0.1)
+    trades = result.trades
+    # entries fill at the opens of bars 2 and 4; the signal at 5 exceeds max_entries=2 and is
+    # ignored (not rejected); the exit at 7 closes both at the open of bar 8
+    assert list(trades["entry_price"]) == [102.0, 104.0]
+    assert list(trades["exit_price"]) == [108.0, 108.0]
+    assert list(trades["exit_reason"]) == ["signal", "signal"]
+    assert result.rejections == []
+
+
 # -- unit level ---------------------------------------------------------------------------------
 def order(kind: str, side: str, price: float | None = None, **kw) -> SubmitOrder:
     return SubmitOrder(0, 1, "s", "X", side, 1.0, kind, "r", price, **kw)
@@ -176,6 +234,7 @@ def test_fill_price_rules() -> None:
     assert fill_price(order("limit", "buy", 98.0), 97.0, 0, 0.0) == 97.0
     assert fill_price(order("market", "buy"), 100.0, 0, 0.001) == pytest.approx(100.1)
     assert fill_price(order("close", "sell"), 100.0, 90.0, 0.0) == 90.0
+    assert fill_price(order("close", "buy"), 100.0, 90.0, 0.01) == 90.0  # end of data: no slip
 
 
 def test_first_hit_chunks() -> None:

@@ -13,6 +13,8 @@ from research.backtest import (
     EQUITY_COLUMNS,
     TRADE_COLUMNS,
     BacktestConfig,
+    OutDirError,
+    prepare_out_dir,
     run_backtest,
     write_outputs,
 )
@@ -92,3 +94,33 @@ def test_replay_mode_gives_the_same_result(result) -> None:
     replay = run_backtest(SRBreakout(allow_short=True), BARS, "ETH/BTC", "5m", mode="replay")
     pd.testing.assert_frame_equal(replay.trades, result.trades)
     pd.testing.assert_frame_equal(replay.equity, result.equity)
+
+
+def test_prepare_out_dir_creates_nested_dirs_and_accepts_existing(tmp_path) -> None:
+    target = tmp_path / "a" / "b"
+    assert prepare_out_dir(target) == target and target.is_dir()
+    assert prepare_out_dir(str(target)) == target  # already there: fine
+
+
+@pytest.mark.parametrize("given", ["", "   ", None])
+def test_prepare_out_dir_rejects_an_empty_path(given) -> None:
+    with pytest.raises(OutDirError, match="--out is empty"):
+        prepare_out_dir(given)
+
+
+def test_prepare_out_dir_rejects_a_file_and_a_path_under_a_file(tmp_path) -> None:
+    file = tmp_path / "taken.txt"
+    file.write_text("x")
+    with pytest.raises(OutDirError, match="exists and is not a directory"):
+        prepare_out_dir(file)
+    with pytest.raises(OutDirError, match="cannot create output directory"):
+        prepare_out_dir(file / "sub")
+    assert file.read_text() == "x"  # left as it was
+    assert issubclass(OutDirError, ValueError)  # the CLI prints it as one `error:` line
+
+
+def test_write_outputs_into_a_file_is_one_clear_value_error(result, tmp_path) -> None:
+    file = tmp_path / "out"
+    file.write_text("x")
+    with pytest.raises(OutDirError, match="exists and is not a directory"):
+        write_outputs(result, file)

@@ -13,8 +13,10 @@ from store.validate import (
     DuplicateBarsError,
     HighBelowLowError,
     MissingValueError,
+    NoBarsError,
     NonPositivePriceError,
     OffGridError,
+    OutsideRangeError,
     UnsortedBarsError,
 )
 
@@ -37,6 +39,18 @@ CASES = {
     ),
     "high_below_low": (GOOD[:4] + [f"{T0 + 240_000},10,8,9,10.5,5\n"], HighBelowLowError, "row 5"),
     "off_grid": (GOOD[:1] + [f"{T0 + 90_000},10,11,9,10.5,5\n"], OffGridError, "row 2"),
+    # accepted by every other check, but not a bar: close above the high / open below the low
+    "close_above_high": (
+        GOOD[:2] + [f"{T0 + 120_000},10,11,9,11.5,5\n"] + GOOD[3:],
+        OutsideRangeError,
+        "row 3",
+    ),
+    "open_below_low": (
+        GOOD[:3] + [f"{T0 + 180_000},8.5,11,9,10.5,5\n"],
+        OutsideRangeError,
+        "row 4",
+    ),
+    "header_only": ([], NoBarsError, "no bars in header_only.csv"),
 }
 
 
@@ -57,8 +71,8 @@ def test_each_bad_class_raises_its_error(tmp_path, case):
     with pytest.raises(error) as info:
         read_bar_file(path, "1m")
     message = str(info.value)
-    assert path.name in message and where in message and "1 rows" in message
-    assert "fix:" in message
+    assert path.name in message and where in message and "fix:" in message
+    assert "1 rows" in message or error is NoBarsError
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -101,3 +115,23 @@ def test_iso_timestamps_upper_case_columns_and_parquet(tmp_path):
     frame.reset_index().to_parquet(parquet)
     again, _ = read_bar_file(parquet, "5m")
     assert again.equals(frame)
+
+
+def test_outside_range_counts_every_bad_row_and_names_the_first(tmp_path):
+    rows = list(GOOD)
+    rows[1] = f"{T0 + 60_000},10,11,9,8.9,5\n"  # close below low
+    rows[3] = f"{T0 + 180_000},11.2,11,9,10.5,5\n"  # open above high
+    with pytest.raises(OutsideRangeError) as info:
+        read_bar_file(_write(tmp_path, "outside", rows, gz=True), "1m")
+    assert str(info.value) == (
+        "outside.csv.gz: open or close outside the bar's [low, high] range: 2 rows, first at "
+        "row 2 (timestamp 2024-01-01T00:01:00+00:00); fix: every bar needs "
+        "low <= open, close <= high; check the column order "
+        "(timestamp, open, high, low, close, volume) or correct those rows"
+    )
+
+
+def test_bars_touching_their_high_and_low_are_fine(tmp_path):
+    rows = [f"{T0},9,11,9,11,5\n", f"{T0 + 60_000},11,11,11,11,0\n"]
+    frame, _ = read_bar_file(_write(tmp_path, "edges", rows), "1m")
+    assert len(frame) == 2

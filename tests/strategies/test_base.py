@@ -131,3 +131,19 @@ def test_parameters_and_describe() -> None:
     assert params["limit"] == (float | None, None)
     assert Toy(n=4).describe().startswith("toy(n=4, sl_pct=0.01")
     assert Toy().param_dict()["label"] == "x"
+
+
+def test_entry_limit_is_one_without_pyramiding_and_max_entries_with_it() -> None:
+    assert Toy().entry_limit() == 1
+    pyramid = type("Pyramid", (Toy,), {"pyramiding": True})
+    assert pyramid().entry_limit() == 3  # the default max_entries
+    assert type("P5", (pyramid,), {"max_entries": 5})().entry_limit() == 5
+    # max_entries only matters with pyramiding
+    assert type("NoPyr", (Toy,), {"max_entries": 0})().entry_limit() == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_bad_max_entries_fails_when_built(bad: object) -> None:
+    broken = type("Broken", (Toy,), {"pyramiding": True, "max_entries": bad})
+    with pytest.raises(StrategyError, match="max_entries must be an integer >= 1"):
+        broken()
