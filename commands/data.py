@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from commands.errors import UserError
+from factors.bars import parse_utc
 from store.bar_files import read_bar_file
 from store.bars import list_series, load_bars, save_bars
 from store.db import resolve_url
@@ -102,7 +103,9 @@ def download(
 
     url = resolve_url(db)
     client = make_exchange(exchange, api_url)
-    frame = download_bars(client, symbol, interval, _utc(since), _utc(until) if until else None)
+    frame = download_bars(
+        client, symbol, interval, _utc(since, "--since"), _utc(until, "--until") if until else None
+    )
     if frame.empty:
         console.print(f"no closed {interval} bars for {exchange} {symbol} since {since}")
         return
@@ -155,18 +158,15 @@ def demo(db: str | None = DbOption) -> None:
         symbol = f"{match['base']}/{match['quote']}"
         added, total, gaps = import_bars(url, file, "binance", symbol, match["interval"])
         console.print(f"{symbol:<13} {match['interval']:>4}: {total:>6} bars ({added} new); {gaps}")
-    created, total = load_instances_file(url, DEMO_STRATEGIES)
+    loaded = load_instances_file(url, DEMO_STRATEGIES)
     console.print(
-        f"demo strategy instances: {total} ({created} new) from {DEMO_STRATEGIES.name}; "
-        "see `cli.py strategies list-instances`"
+        f"demo strategy instances: {loaded.total} ({loaded.describe()}) from "
+        f"{DEMO_STRATEGIES.name}; see `cli.py strategies list-instances`"
     )
 
 
-def _utc(value: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise UserError(
-            f"cannot read time {value!r}; use e.g. 2024-01-01 or 2024-01-01T12:00Z"
-        ) from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+def _utc(value: str, option: str) -> pd.Timestamp:
+    stamp = parse_utc(value, option)
+    if stamp is None:
+        raise UserError(f"{option} needs a date/time, e.g. {option} 2024-01-01")
+    return stamp

@@ -7,6 +7,7 @@ parameters are stored complete (defaults filled in), so `add sr_breakout` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from commands.errors import UserError
 from store.db import resolve_url
-from store.instances import add_instance, list_instances, set_enabled
+from store.instances import add_instance, declare_instance, list_instances, set_enabled
 from strategies.registry import BUILTIN, make_strategy, parse_param_args
 
 console = Console(soft_wrap=True)  # long lines and tables are never cut in pipes or logs
@@ -90,9 +91,12 @@ def list_instances_cmd(
 def load(
     file: Path = typer.Argument(..., help="YAML file of instances."), db: str | None = DbOption
 ) -> None:
-    """Register many instances from a YAML file (see data/strategies_demo.yaml)."""
-    created, total = load_instances_file(resolve_url(db), file)
-    console.print(f"{total} instances in {file.name} ({created} new)")
+    """Register many instances from a YAML file (see data/strategies_demo.yaml).
+
+    Declarative: every instance the file lists ends up enabled (or with the file's own
+    `enabled` / `weight`), also one that `cli.py weights` or `strategies disable` turned off."""
+    loaded = load_instances_file(resolve_url(db), file)
+    console.print(f"{loaded.total} instances in {file.name} ({loaded.describe()})")
 
 
 def strategy_params(family: str, interval: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -106,14 +110,32 @@ def strategy_params(family: str, interval: str, given: dict[str, Any]) -> dict[s
     return strategy.param_dict()
 
 
-def load_instances_file(url: str, file: Path) -> tuple[int, int]:
-    """(new instances, instances in file). Layout:
+@dataclass(frozen=True)
+class LoadedInstances:
+    """What loading a strategies file did: instances listed, created, re-enabled, changed."""
+
+    total: int
+    created: int
+    reenabled: int
+    changed: int  # weight set, or disabled by the file
+
+    def describe(self) -> str:
+        parts = [f"{self.created} new", f"{self.reenabled} re-enabled"]
+        if self.changed:
+            parts.append(f"{self.changed} updated")
+        return ", ".join(parts)
+
+
+def load_instances_file(url: str, file: Path) -> LoadedInstances:
+    """Make the database match a strategies file. Layout:
 
     exchange: binance            # default for every entry
     families: all                # or a list of names; combined with every pair x interval
     pairs: [{symbol: ETH/BTC, intervals: [5m, 15m, 1h]}]
     instances: [{family: sr_breakout, symbol: ETH/BTC, interval: 5m, params: {...}, weight: 1}]
-    Families that do not support an interval are skipped for it.
+    Families that do not support an interval are skipped for it. Every listed instance ends up
+    enabled unless its entry says `enabled: false`; its weight is set only when the entry gives
+    one (a new instance gets 1).
     """
     if not Path(file).is_file():
         raise FileNotFoundError(f"instances file {str(file)!r} not found")
@@ -125,23 +147,39 @@ def load_instances_file(url: str, file: Path) -> tuple[int, int]:
         raise UserError(
             f"{file}: expected a mapping with keys exchange, families, pairs, instances"
         )
-    entries = list(_expand(spec, file))
-    before = {i.id for i in list_instances(url)}
-    seen = set()
-    for entry in entries:
+    changes: dict[int, str] = {}
+    for entry in list(_expand(spec, file)):
         params = strategy_params(entry["family"], entry["interval"], entry.get("params") or {})
-        inst = add_instance(
+        weight = entry.get("weight")
+        inst, change = declare_instance(
             url,
             entry["family"],
             entry["exchange"],
             entry["symbol"],
             entry["interval"],
             params,
-            bool(entry.get("enabled", True)),
-            float(entry.get("weight", 1.0)),
+            _flag(entry.get("enabled", True), file, entry),
+            None if weight is None else _weight(weight, file, entry),
         )
-        seen.add(inst.id)
-    return len(seen - before), len(seen)
+        if changes.get(inst.id, "unchanged") == "unchanged":  # the first change is the news
+            changes[inst.id] = change
+    counts = list(changes.values())
+    return LoadedInstances(
+        len(changes), counts.count("new"), counts.count("re-enabled"), counts.count("changed")
+    )
+
+
+def _flag(value: Any, file: Path, entry: dict) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise UserError(f"{file}: enabled must be true or false in {entry!r}, got {value!r}")
+
+
+def _weight(value: Any, file: Path, entry: dict) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{file}: weight must be a number in {entry!r}, got {value!r}") from None
 
 
 def _expand(spec: dict, file: Path):

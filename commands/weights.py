@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import typer
 from rich.table import Table
 
+from factors.bars import parse_utc
+from research.columns import iso_utc
 from research.report import fmt, report_console
 from research.weights import (
     METHODS,
@@ -88,17 +89,13 @@ def weights(
 
 
 def _split(frame, results_path, trades_path, split, method, rule, cash):
-    try:
-        when = pd.Timestamp(split)
-    except ValueError:
-        raise WeightsError(
-            f"--split {split!r} is not a date; use e.g. --split 2024-06-01"
-        ) from None
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = parse_utc(split, "--split")
+    if when is None:
+        raise WeightsError("--split needs a date, e.g. --split 2024-06-01")
     trades = load_split_trades(trades_path, results_path)
     report = split_report(frame, trades, when, method, rule, cash)
     console = report_console()
-    table = Table(title=f"Selection on trades before {when.isoformat()}", title_justify="left")
+    table = Table(title=f"Selection on trades before {iso_utc(when)}", title_justify="left")
     table.add_column("metric")
     table.add_column("in-sample (selected)", justify="right")
     table.add_column("out-of-sample (selected)", justify="right")

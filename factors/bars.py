@@ -42,3 +42,27 @@ def interval_delta(interval: str) -> pd.Timedelta:
 
 def interval_ns(interval: str) -> int:
     return int(interval_delta(interval).value)
+
+
+class TimeValueError(ValueError):
+    """A date/time given by a user that cannot be read."""
+
+
+def parse_utc(value: object, what: str = "time") -> pd.Timestamp | None:
+    """A user's date/time as a UTC Timestamp: naive values are UTC, aware ones are converted.
+
+    None, "" (or blanks), NaN and NaT give None. Anything unreadable raises TimeValueError naming
+    `what` (e.g. "--start") and showing the accepted form.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise TimeValueError(
+            f"{what} {value!r} is not a date/time; use ISO-8601 such as 2024-01-31 or "
+            "2024-01-31T12:00Z (times without a zone are UTC)"
+        ) from None
+    if pd.isna(stamp):
+        return None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -5,14 +5,13 @@
   backtest instead (same columns).
 - results.csv: one row per backtest with RESULTS_COLUMNS (run columns, then every metric).
 - factors.csv: factor values known at each trade's entry (factors.engine.compute_factors).
-- portfolio_trades.csv: a portfolio run's trades (combined layout).
+- portfolio_trades.csv: written by research/portfolio.py (combined layout + portfolio columns).
 - trades_by_model.csv: reserved for the ML layer: the combined layout plus `model_id`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from research.columns import TRADE_COLUMNS as TRADES_COLUMNS
+from research.columns import iso_utc
 from research.metrics import METRIC_KEYS
 
 RUN_COLUMNS = (
@@ -48,13 +48,6 @@ def params_text(params: dict[str, Any] | str | None) -> str:
     return json.dumps(params or {}, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _iso(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    ts = pd.Timestamp(value)
-    return (ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")).isoformat()
-
-
 def tagged_trades(result: Any) -> pd.DataFrame:
     """A BacktestResult's trades in the combined layout (instance columns filled from the run)."""
     trades = result.trades.copy()
@@ -67,16 +60,8 @@ def tagged_trades(result: Any) -> pd.DataFrame:
     trades["params"] = params_text(result.params)
     trades["run_id"] = result.run_id
     for col in ("entry_time", "exit_time"):
-        trades[col] = [_iso(v) for v in trades[col]]
+        trades[col] = [iso_utc(v) for v in trades[col]]
     return trades[list(COMBINED_TRADES_COLUMNS)]
-
-
-def combine_trades(results: Iterable[Any]) -> pd.DataFrame:
-    frames = [tagged_trades(r) for r in results]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=list(COMBINED_TRADES_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
 
 
 def separate_name(run: Any) -> str:
@@ -92,7 +77,9 @@ def write_trades(results: Sequence[Any], out_dir: Path, separate: bool = False) 
     if not separate:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "trades.csv"
-        combine_trades(results).to_csv(path, index=False)
+        frames = [tagged_trades(r) for r in results]
+        frames = [f for f in frames if len(f)] or [pd.DataFrame(columns=COMBINED_TRADES_COLUMNS)]
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
         return [path]
     folder = out_dir / "trades"
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,32 +89,6 @@ def write_trades(results: Sequence[Any], out_dir: Path, separate: bool = False) 
         tagged_trades(result).to_csv(path, index=False)
         paths.append(path)
     return paths
-
-
-def read_combined_trades(paths: Iterable[Path]) -> pd.DataFrame:
-    """Several combined/separate trades CSVs back into one frame (the inverse of write_trades)."""
-    frames = [pd.read_csv(p, dtype={"params": str, "run_id": str}) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def results_row(result: Any, run_key: str | None = None, instance_id: int | None = None) -> dict:
-    """One results.csv row from a BacktestResult (or anything with its attributes)."""
-    row: dict[str, Any] = {
-        "run_id": result.run_id,
-        "run_key": run_key,
-        "instance_id": instance_id,
-        "strategy": result.strategy,
-        "symbol": result.symbol,
-        "interval": result.interval,
-        "params": params_text(result.params),
-        "start": _iso(result.start),
-        "end": _iso(result.end),
-        "bars": result.bars,
-        "status": "done",
-        "error": "",
-    }
-    row.update({k: result.metrics.get(k) for k in METRIC_KEYS})
-    return row
 
 
 def write_results_csv(rows: Iterable[dict], path: Path) -> Path:
@@ -161,7 +122,7 @@ def factors_at_entry(
     )
     merged.index = entries.index[order]
     merged = merged.sort_index().drop(columns="_known_at")
-    merged["entry_time"] = [_iso(v) for v in merged["entry_time"]]
+    merged["entry_time"] = [iso_utc(v) for v in merged["entry_time"]]
     return merged
 
 
@@ -171,13 +132,6 @@ def write_factors_csv(
     """factors.csv next to trades.csv."""
     path = Path(out_dir) / "factors.csv"
     factors_at_entry(trades, bars, interval, names).to_csv(path, index=False)
-    return path
-
-
-def write_portfolio_trades(trades: pd.DataFrame, out_dir: Path) -> Path:
-    """portfolio_trades.csv: a portfolio run's trades in the combined layout."""
-    path = Path(out_dir) / "portfolio_trades.csv"
-    trades.reindex(columns=list(COMBINED_TRADES_COLUMNS)).to_csv(path, index=False)
     return path
 
 

@@ -7,7 +7,9 @@ equity line per strategy instance when several are present.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ from research.metrics import METRIC_KEYS, equity_from_trades
 from research.report import Analysis, fmt, monthly_grid
 from research.trades_io import INSTANCE_COLUMNS, TradeSet
 
-MAX_STRATEGY_LINES = 40  # beyond this a per-strategy chart is unreadable; the best ones are shown
+MAX_STRATEGY_LINES = 10  # beyond this the chart is unreadable: the best and worst half are shown
+MAX_PARAMS_LABEL = 28  # longer differing-parameter text becomes a short hash in the legend
 
 # Element ids of the plots, in page order; the browser test checks each one rendered.
 PLOT_IDS = ("equity", "drawdown", "monthly", "trade_returns", "strategies")
@@ -107,24 +110,84 @@ def _returns_figure(trades: pd.DataFrame) -> go.Figure:
 
 
 def _strategy_figure(ts: TradeSet) -> go.Figure | None:
-    """One equity line per strategy instance (each from its own initial cash share)."""
+    """One equity line per strategy instance (each from its own initial cash), at most
+    MAX_STRATEGY_LINES: the best and worst half by pnl when there are more."""
     cols = [c for c in INSTANCE_COLUMNS if c in ts.trades.columns]
     if ts.trades.empty or not cols:
         return None
     groups = list(ts.trades.groupby(cols, sort=True))
     if len(groups) < 2:
         return None
-    cash = ts.initial_cash / len(groups)
-    ranked = sorted(groups, key=lambda g: -float(g[1]["pnl"].sum()))[:MAX_STRATEGY_LINES]
-    fig = go.Figure()
-    for key, group in ranked:
-        eq = equity_from_trades(group, cash)
-        label = " ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
-        fig.add_trace(go.Scatter(x=eq["timestamp"], y=eq["equity"], mode="lines", name=label))
+    cash = ts.cash_per_run or ts.initial_cash / len(groups)
+    ranked = sorted(groups, key=lambda g: -float(g[1]["pnl"].sum()))
     title = "Equity per strategy"
-    if len(groups) > MAX_STRATEGY_LINES:
-        title += f" (best {MAX_STRATEGY_LINES} of {len(groups)} by pnl)"
-    return fig.update_layout(title=title, yaxis_title="equity", showlegend=True)
+    if len(ranked) > MAX_STRATEGY_LINES:
+        best = MAX_STRATEGY_LINES // 2
+        worst = MAX_STRATEGY_LINES - best
+        ranked = ranked[:best] + ranked[-worst:]
+        title += f": best {best} and worst {worst} of {len(groups)} by pnl"
+    keys = [dict(zip(cols, k if isinstance(k, tuple) else (k,), strict=True)) for k, _ in ranked]
+    fig = go.Figure()
+    for label, key, (_, group) in zip(short_labels(keys), keys, ranked, strict=True):
+        eq = equity_from_trades(group, cash)
+        full = html.escape(" ".join(str(v) for v in key.values()))
+        fig.add_trace(
+            go.Scatter(
+                x=eq["timestamp"],
+                y=eq["equity"],
+                mode="lines",
+                name=label,
+                hovertemplate=f"{full}<br>%{{x}}<br>equity %{{y:,.2f}}<extra></extra>",
+            )
+        )
+    # legend to the right of the plot (short labels): it takes width, never the plot's height
+    return fig.update_layout(
+        title=title,
+        yaxis_title="equity",
+        showlegend=True,
+        legend={"x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 11}},
+    )
+
+
+def short_labels(keys: list[dict]) -> list[str]:
+    """Legend labels: family symbol interval plus the parameters that differ between instances
+    of the same family, or a short hash of the parameters when that is long or not unique."""
+    parsed = [_params(k.get("params")) for k in keys]
+    families = [_family(str(k.get("strategy", "-"))) for k in keys]
+    labels = []
+    for key, family, params in zip(keys, families, parsed, strict=True):
+        peers = [p for f, p in zip(families, parsed, strict=True) if f == family]
+        differ = sorted(n for n in set().union(*peers) if len({str(p.get(n)) for p in peers}) > 1)
+        extra = " ".join(f"{n}={params.get(n, '-')}" for n in differ)
+        if len(extra) > MAX_PARAMS_LABEL:
+            extra = "#" + _hash(params)
+        base = " ".join(str(key[c]) for c in ("symbol", "interval") if c in key)
+        labels.append(" ".join(part for part in (family, base, extra) if part))
+    counts = {label: labels.count(label) for label in labels}
+    return [
+        f"{label} #{_hash(params)}" if counts[label] > 1 and "#" not in label else label
+        for label, params in zip(labels, parsed, strict=True)
+    ]
+
+
+def _family(strategy: str) -> str:
+    """sr_breakout, or ClassName for a user strategy given as path/to/file.py:ClassName."""
+    return strategy.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _params(text: object) -> dict:
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {"params": text}
+    return value if isinstance(value, dict) else {"params": value}
+
+
+def _hash(params: dict) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(canonical.encode()).hexdigest()[:6]
 
 
 def _metrics_html(metrics: dict) -> str:

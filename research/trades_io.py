@@ -36,6 +36,8 @@ class TradeSet:
     source: str
     notes: list[str] = field(default_factory=list)
     results: dict | None = None  # results.json of a single backtest directory
+    # initial cash of each backtest when the equity was rebuilt from several (None otherwise)
+    cash_per_run: float | None = None
 
     @property
     def equity_rebuilt(self) -> bool:
@@ -149,7 +151,9 @@ def load_trade_set(path: Path, cash: float | None = None) -> TradeSet:
     if path.is_dir():
         return _load_directory(path, cash)
     trades = read_trades(path)
-    return _rebuilt(trades, cash, str(path))
+    # a combined trades.csv of `backtest --all` (it has run_id) next to its results.csv
+    sibling = path.parent / "results.csv" if "run_id" in trades.columns else None
+    return _rebuilt(trades, cash, str(path), _done_runs(sibling, trades))
 
 
 def _load_directory(path: Path, cash: float | None) -> TradeSet:
@@ -163,7 +167,8 @@ def _load_directory(path: Path, cash: float | None) -> TradeSet:
     if not equity_path.exists():
         # a backtest (results.json) or fan-out (results.csv) directory may have no trades at all
         known_run = results is not None or (path / "results.csv").exists()
-        return _rebuilt(read_trades(trades_path, allow_empty=known_run), cash, str(path))
+        trades = read_trades(trades_path, allow_empty=known_run)
+        return _rebuilt(trades, cash, str(path), _done_runs(path / "results.csv", trades))
     trades = read_trades(trades_path, allow_empty=True)
     equity = read_equity(equity_path)
     metrics = (results or {}).get("metrics") or {}
@@ -191,15 +196,36 @@ def instance_count(trades: pd.DataFrame) -> int:
     return max(1, len(trades.groupby(cols, sort=False)))
 
 
-def _rebuilt(trades: pd.DataFrame, cash: float | None, source: str) -> TradeSet:
-    """No equity curve: every backtest in the file starts with `cash`; the curve is cash plus
-    cumulative pnl at exit times."""
+def _done_runs(results_csv: Path | None, trades: pd.DataFrame) -> int | None:
+    """How many backtests ran (status done) per the results.csv of `backtest --all`, so runs
+    without trades still count towards the initial cash; None when there is no usable file or it
+    does not describe these trades (a trade's run_id missing from it)."""
+    if results_csv is None or not results_csv.is_file():
+        return None
+    try:
+        runs = pd.read_csv(results_csv, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    if "status" in runs.columns:
+        runs = runs[runs["status"].isin(("done", ""))]
+    if "run_id" in runs.columns and "run_id" in trades.columns and len(trades):
+        if not set(trades["run_id"].astype(str)) <= set(runs["run_id"]):
+            return None
+    return len(runs) or None
+
+
+def _rebuilt(
+    trades: pd.DataFrame, cash: float | None, source: str, runs: int | None = None
+) -> TradeSet:
+    """No equity curve: every backtest (`runs`, else one per instance in the file) starts with
+    `cash`; the curve is cash plus cumulative pnl at exit times."""
     per_run = float(cash) if cash is not None else DEFAULT_CASH
-    runs = instance_count(trades)
+    counted = "" if runs is None else " in results.csv"
+    runs = runs if runs is not None else instance_count(trades)
     total = per_run * runs
     note = (
         f"no equity curve: equity rebuilt from initial cash {total:,.2f}"
-        + (f" ({runs} backtests x {per_run:,.2f})" if runs > 1 else "")
+        + (f" ({runs} backtests{counted} x {per_run:,.2f})" if runs > 1 else "")
         + " plus cumulative pnl at exit times; drawdowns between exits are not seen"
     )
-    return TradeSet(trades, None, total, source, notes=[note])
+    return TradeSet(trades, None, total, source, notes=[note], cash_per_run=per_run)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from factors.bars import INTERVALS, OHLCV, interval_delta
+from factors.bars import INTERVALS, OHLCV, interval_delta, parse_utc
 from store.db import backend, get_engine
 from store.resample import resample_bars
 from store.validate import (
@@ -157,7 +157,7 @@ def load_bars(
     that divides it. An empty result raises BarDataError naming the series.
     """
     interval_delta(interval)
-    lo, hi = _bound(start), _bound(end)
+    lo, hi = _bound(start, "start"), _bound(end, "end")
     stored = stored_intervals(url, exchange, symbol)
     if interval in stored:
         frame = _load_raw(url, exchange, symbol, interval, lo, hi)
@@ -242,17 +242,9 @@ def _load_postgres(dbapi: Any, query: str, params: list[Any]) -> np.ndarray:
     return np.frombuffer(payload[len(_PG_HEADER) : len(payload) - 2], dtype=_PG_ROW)
 
 
-def _bound(value: Any) -> int | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise BarDataError(
-            f"cannot read time {value!r}; use ISO-8601 like 2018-01-15 or 2018-01-15T12:00Z"
-        ) from None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value // 1_000_000)
+def _bound(value: Any, what: str) -> int | None:
+    stamp = parse_utc(value, what)
+    return None if stamp is None else int(stamp.value // 1_000_000)
 
 
 def stored_intervals(url: str, exchange: str, symbol: str) -> list[str]:

@@ -28,33 +28,85 @@ def add_instance(
     """Register an instance (and its pair); an identical one already stored is returned as is."""
     interval_delta(interval)
     _check_weight(weight)
-    params_json = canonical_json(params or {})
     with session_scope(url) as session:
-        _ensure_pair(session, exchange, symbol)
-        found = session.exec(
-            select(StrategyInstance).where(
-                StrategyInstance.family == family,
-                StrategyInstance.exchange == exchange,
-                StrategyInstance.symbol == symbol,
-                StrategyInstance.interval == interval,
-                StrategyInstance.params_json == params_json,
-            )
-        ).first()
+        found = _find(session, family, exchange, symbol, interval, params)
         if found is not None:
             return found
-        instance = StrategyInstance(
-            family=family,
-            exchange=exchange,
-            symbol=symbol,
-            interval=interval,
-            params_json=params_json,
-            enabled=enabled,
-            weight=float(weight),
+        return _create(session, family, exchange, symbol, interval, params, enabled, weight)
+
+
+def declare_instance(
+    url: str,
+    family: str,
+    exchange: str,
+    symbol: str,
+    interval: str,
+    params: dict[str, Any],
+    enabled: bool = True,
+    weight: float | None = None,
+) -> tuple[StrategyInstance, str]:
+    """Make the stored instance match a declaration (a line of a strategies YAML file).
+
+    Unlike add_instance, an instance already stored gets `enabled` (and `weight` unless None)
+    set: `cli.py weights` disables instances, and loading the file again re-enables them.
+    Returns (instance, change) with change one of "new", "re-enabled", "changed", "unchanged".
+    """
+    interval_delta(interval)
+    if weight is not None:
+        _check_weight(weight)
+    with session_scope(url) as session:
+        found = _find(session, family, exchange, symbol, interval, params)
+        if found is None:
+            created = _create(
+                session,
+                family,
+                exchange,
+                symbol,
+                interval,
+                params,
+                enabled,
+                1.0 if weight is None else weight,
+            )
+            return created, "new"
+        was = (found.enabled, found.weight)
+        found.enabled = bool(enabled)
+        if weight is not None:
+            found.weight = float(weight)
+        if (found.enabled, found.weight) == was:
+            return found, "unchanged"
+        session.add(found)
+        return found, "re-enabled" if found.enabled and not was[0] else "changed"
+
+
+def _find(session: Any, family, exchange, symbol, interval, params) -> StrategyInstance | None:
+    return session.exec(
+        select(StrategyInstance).where(
+            StrategyInstance.family == family,
+            StrategyInstance.exchange == exchange,
+            StrategyInstance.symbol == symbol,
+            StrategyInstance.interval == interval,
+            StrategyInstance.params_json == canonical_json(params or {}),
         )
-        session.add(instance)
-        session.flush()
-        session.refresh(instance)
-        return instance
+    ).first()
+
+
+def _create(
+    session: Any, family, exchange, symbol, interval, params, enabled, weight
+) -> StrategyInstance:
+    _ensure_pair(session, exchange, symbol)
+    instance = StrategyInstance(
+        family=family,
+        exchange=exchange,
+        symbol=symbol,
+        interval=interval,
+        params_json=canonical_json(params or {}),
+        enabled=bool(enabled),
+        weight=float(weight),
+    )
+    session.add(instance)
+    session.flush()
+    session.refresh(instance)
+    return instance
 
 
 def set_enabled(url: str, instance_id: int, enabled: bool) -> StrategyInstance:

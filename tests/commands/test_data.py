@@ -59,9 +59,15 @@ def test_demo_imports_samples_and_registers_instances(sqlite_url):
     series = {(s["symbol"], s["interval"]) for s in list_series(sqlite_url)}
     assert {("ETH/BTC", "5m"), ("XRP/ETH", "1m"), ("XRP/ETH", "5m")} <= series
     assert len(load_bars(sqlite_url, "binance", "ETH/BTC", "1h")) > 400  # resampled on the fly
-    assert "0 new" in _run("data", "demo", "--db", sqlite_url).splitlines()[-1].replace(
-        "(0 new)", "0 new"
-    )
+    assert "(0 new, 0 re-enabled)" in _run("data", "demo", "--db", sqlite_url).splitlines()[-1]
+    # `cli.py weights` disabled some instances: `data demo` turns every demo instance back on
+    from store.instances import list_instances, set_enabled
+
+    demo = list_instances(sqlite_url)
+    for inst in demo[:5]:
+        set_enabled(sqlite_url, inst.id, False)
+    assert "(0 new, 5 re-enabled)" in _run("data", "demo", "--db", sqlite_url).splitlines()[-1]
+    assert len(list_instances(sqlite_url, enabled_only=True)) == len(demo)
 
 
 # --- download: a local server speaking binance's REST API to the real ccxt client ----------
@@ -182,3 +188,11 @@ def test_download_pages_through_klines_and_stores_bars(db_url, binance_server):
     assert starts[:3] == [START.value // 10**6 + k * 60_000 for k in (0, 1000, 2000)]
     stored = load_bars(db_url, "binance", "BTC/USDT", "1m")
     pd.testing.assert_frame_equal(stored, SERVED, check_freq=False, check_index_type=False)
+
+
+def test_download_with_a_bad_date_is_one_clear_error(sqlite_url):
+    result = runner.invoke(
+        app, ["data", "download", "-s", "BTC/USDT", "--since", "someday", "--db", sqlite_url]
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError)
+    assert str(result.exception).startswith("--since 'someday' is not a date/time")

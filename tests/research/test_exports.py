@@ -10,14 +10,12 @@ import pandas as pd
 import pytest
 
 from factors.synthetic import random_walk_bars
+from research.columns import iso_utc
 from research.exports import (
     COMBINED_TRADES_COLUMNS,
     RESULTS_COLUMNS,
     factors_at_entry,
     params_text,
-    read_combined_trades,
-    results_row,
-    write_portfolio_trades,
     write_results_csv,
     write_trades,
     write_trades_by_model,
@@ -68,7 +66,7 @@ def test_combined_trades_carry_instance_columns_and_split_back(tmp_path: Path, r
     assert set(first["strategy"]) == {"sr_breakout"}
     assert json.loads(first["params"].iloc[0]) == {"lookback": 20, "sl_pct": 0.01}
     assert first["pnl"].tolist() == [100.0, -50.0]
-    assert first["entry_time"].iloc[0] == "2024-01-01T00:00:00+00:00"
+    assert first["entry_time"].iloc[0] == "2024-01-01T00:00:00Z"  # as trades.csv
 
 
 def test_separate_files_combine_to_the_same_rows(tmp_path: Path, results) -> None:
@@ -79,26 +77,35 @@ def test_separate_files_combine_to_the_same_rows(tmp_path: Path, results) -> Non
         "orb_ETH-BTC_5m_b2.csv",
         "trend_day_ETH-BTC_5m_c3.csv",
     ]
-    again = read_combined_trades(paths)
-    pd.testing.assert_frame_equal(
-        again.reset_index(drop=True),
-        read_combined_trades([combined]).reset_index(drop=True),
-        check_dtype=False,
-    )
+    again = pd.concat([_read(p) for p in paths], ignore_index=True)
+    pd.testing.assert_frame_equal(again, _read(combined), check_dtype=False)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"params": str, "run_id": str})
 
 
 def test_results_csv_has_every_metric(tmp_path: Path, results) -> None:
-    path = write_results_csv(
-        [results_row(r, run_key=f"k{i}") for i, r in enumerate(results)], tmp_path / "results.csv"
-    )
-    frame = pd.read_csv(path)
+    rows = [
+        {
+            "run_id": r.run_id,
+            "strategy": r.strategy,
+            "params": params_text(r.params),
+            "start": iso_utc(r.start),
+            "node_ip": "127.0.0.2",  # extra keys follow the standard columns
+            **r.metrics,
+        }
+        for r in results
+    ]
+    frame = pd.read_csv(write_results_csv(rows, tmp_path / "results.csv"))
     assert list(frame.columns)[: len(RESULTS_COLUMNS)] == list(RESULTS_COLUMNS)
+    assert list(frame.columns)[len(RESULTS_COLUMNS)] == "node_ip"
     assert set(CORE_KEYS) <= set(frame.columns)
     assert frame["trades"].tolist() == [2, 2, 0]
     assert frame.loc[0, "win_rate"] == 0.5 and frame.loc[0, "profit_factor"] == 2.0
     assert pd.isna(frame.loc[2, "win_rate"])  # undefined -> empty cell
     assert frame.loc[1, "params"] == '{"minutes":30}'
-    assert frame.loc[0, "start"] == "2024-01-01T00:00:00+00:00"
+    assert frame.loc[0, "start"] == "2024-01-01T00:00:00Z"
 
 
 def test_factors_at_entry_use_the_last_closed_bar() -> None:
@@ -120,7 +127,7 @@ def test_factors_at_entry_use_the_last_closed_bar() -> None:
         assert by_id.loc[trade_id, "trend_20"] == pytest.approx(table["trend_20"].iloc[bar])
 
 
-def test_trades_by_model_and_portfolio_trades(tmp_path: Path, results) -> None:
+def test_trades_by_model(tmp_path: Path, results) -> None:
     [combined] = write_trades(results, tmp_path)
     trades = pd.read_csv(combined, dtype={"params": str, "run_id": str})
     write_trades_by_model(trades.iloc[:1], "m1", tmp_path)
@@ -128,5 +135,13 @@ def test_trades_by_model_and_portfolio_trades(tmp_path: Path, results) -> None:
     frame = pd.read_csv(path)
     assert list(frame.columns) == [*COMBINED_TRADES_COLUMNS, "model_id"]
     assert frame["model_id"].tolist() == ["m1", "m2", "m2", "m2"]
-    port = pd.read_csv(write_portfolio_trades(trades, tmp_path))
-    assert list(port.columns) == list(COMBINED_TRADES_COLUMNS) and len(port) == 4
+
+
+def test_iso_utc_is_the_trades_csv_format() -> None:
+    from research.columns import TIME_FORMAT
+
+    assert iso_utc(pd.Timestamp("2024-01-31 12:05", tz="Europe/Berlin")) == "2024-01-31T11:05:00Z"
+    assert iso_utc("2024-01-31 12:05") == "2024-01-31T12:05:00Z"  # naive = UTC
+    assert iso_utc(None) == iso_utc(float("nan")) == iso_utc(pd.NaT) == ""
+    stamp = pd.Timestamp("2024-03-01 00:00", tz="UTC")
+    assert iso_utc(stamp) == stamp.strftime(TIME_FORMAT)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from research.html_report import write_html
+from research.html_report import MAX_STRATEGY_LINES, build_figures, short_labels, write_html
 from research.report import analyse
 from research.trades_io import load_trade_set
 from tests.research.analysis_data import random_trades, write_backtest_dir
@@ -66,9 +68,19 @@ def _chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
     )
 
 
+def _many_instances(n: int = 80) -> pd.DataFrame:
+    """Random trades of many instances: 3 families x 2 symbols x 8 lookbacks (> 10 lines)."""
+    trades = random_trades(n, seed=3)
+    trades["params"] = [
+        json.dumps({"lookback": 10 + 5 * (i % 8), "sl_pct": 0.01, "tp_pct": 0.02})
+        for i in range(len(trades))
+    ]
+    return trades
+
+
 def _report(tmp_path: Path) -> tuple[Path, list[str]]:
     trades = tmp_path / "trades.csv"
-    random_trades(80, seed=3).to_csv(trades, index=False)
+    _many_instances().to_csv(trades, index=False)
     ts = load_trade_set(trades)
     html = tmp_path / "report.html"
     return html, write_html(ts, analyse(ts), html)
@@ -107,6 +119,48 @@ def test_plots_render_in_headless_chromium(tmp_path: Path, chromium: str) -> Non
     assert dom.count('class="main-svg"') >= len(plots)
     assert dom.count('class="trace scatter') >= 3  # equity, drawdown, per-strategy lines
     assert 'class="hm"' in dom or "heatmaplayer" in dom  # the monthly heatmap drew
+    # the per-strategy legend holds at most MAX_STRATEGY_LINES short entries
+    strategies = dom[dom.index('<div id="strategies"') :]
+    legend = re.findall(r'<text class="legendtext"[^>]*>([^<]*)</text>', strategies)
+    assert 2 <= len(legend) <= MAX_STRATEGY_LINES and max(map(len, legend)) <= 40, legend
     shot = tmp_path / "report.png"
     _chromium(chromium, tmp_path, "--window-size=1200,2600", f"--screenshot={shot}", html.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_per_strategy_chart_stays_readable_with_many_instances(tmp_path: Path) -> None:
+    path = tmp_path / "trades.csv"
+    _many_instances().to_csv(path, index=False)
+    ts = load_trade_set(path)
+    groups = ts.trades.groupby(["strategy", "symbol", "interval", "params"]).ngroups
+    assert groups > MAX_STRATEGY_LINES
+    fig = build_figures(ts, analyse(ts))["strategies"]
+    assert len(fig.data) == MAX_STRATEGY_LINES
+    assert fig.layout.title.text.endswith(f"best 5 and worst 5 of {groups} by pnl")
+    pnl = ts.trades.groupby(["strategy", "symbol", "params"])["pnl"].sum().sort_values()
+    finals = sorted(trace.y[-1] for trace in fig.data)
+    # each line starts from its own cash; the lowest ends at cash + the worst instance's pnl
+    assert finals[0] == pytest.approx(ts.cash_per_run + pnl.iloc[0])
+    assert finals[-1] == pytest.approx(ts.cash_per_run + pnl.iloc[-1])
+    names = [trace.name for trace in fig.data]
+    assert len(set(names)) == len(names) and all(len(n) <= 40 for n in names)
+    assert all("{" not in n for n in names)  # no parameter JSON in the legend
+    assert fig.layout.legend.x > 1  # beside the plot, not under it
+
+
+def test_short_labels_show_only_differing_params() -> None:
+    keys = [
+        {"strategy": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "params": p}
+        for p in ('{"lookback":10,"sl_pct":0.01}', '{"lookback":20,"sl_pct":0.01}')
+    ]
+    keys.append({"strategy": "x/my.py:Mine", "symbol": "ETH/BTC", "interval": "1h", "params": "{}"})
+    assert short_labels(keys) == [
+        "sr_breakout ETH/BTC 5m lookback=10",
+        "sr_breakout ETH/BTC 5m lookback=20",
+        "Mine ETH/BTC 1h",
+    ]
+    many = [{**keys[0], "params": json.dumps({f"p{i}": n for i in range(6)})} for n in (1, 2)]
+    hashed = short_labels(many)
+    assert hashed[0] != hashed[1] and all(
+        re.fullmatch(r"sr_breakout ETH/BTC 5m #[0-9a-f]{6}", h) for h in hashed
+    )

@@ -67,3 +67,31 @@ def test_backtest_directory_uses_equity_and_results_cash(tmp_path: Path) -> None
     ts = load_trade_set(write_backtest_dir(tmp_path / "run"))
     assert ts.equity is not None and len(ts.equity) == 4
     assert ts.initial_cash == 1000.0 and ts.notes == [] and len(ts.trades) == 1
+
+
+def _fanout_dir(tmp_path: Path, run_ids: list[str]) -> Path:
+    """A `backtest --all` directory: combined trades of runs a1 (sr_breakout) and b2 (orb), and a
+    results.csv listing `run_ids` (the last one failed)."""
+    out = tmp_path / "all"
+    out.mkdir()
+    trades = pd.read_csv(write_simple_trades(tmp_path / "simple.csv"))
+    trades["params"] = "{}"
+    trades["run_id"] = ["a1" if s == "sr_breakout" else "b2" for s in trades["strategy"]]
+    trades.to_csv(out / "trades.csv", index=False)
+    status = ["done"] * (len(run_ids) - 1) + ["failed"]
+    pd.DataFrame({"run_id": run_ids, "status": status}).to_csv(out / "results.csv", index=False)
+    return out
+
+
+def test_fanout_directory_counts_cash_for_every_done_run(tmp_path: Path) -> None:
+    """Runs without trades still had their cash: 4 done runs (2 with trades) x 1,000."""
+    out = _fanout_dir(tmp_path, ["a1", "b2", "c3", "d4", "e5"])
+    for source in (out, out / "trades.csv"):
+        ts = load_trade_set(source, cash=1000.0)
+        assert ts.initial_cash == 4000.0 and ts.cash_per_run == 1000.0
+        assert "4 backtests in results.csv x 1,000.00" in ts.notes[0]
+
+
+def test_results_csv_of_other_runs_is_ignored(tmp_path: Path) -> None:
+    out = _fanout_dir(tmp_path, ["a1", "x9", "y8"])  # b2's trades are not in it
+    assert load_trade_set(out, cash=1000.0).initial_cash == 2000.0  # one per instance

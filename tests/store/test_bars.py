@@ -80,3 +80,20 @@ def test_invalid_frame_writes_nothing(db_url):
     with pytest.raises(DuplicateBarsError):
         save_bars(db_url, "binance", "A/B", "1m", bad)
     assert list_series(db_url) == []
+
+
+def test_parse_utc_is_the_one_user_date_reader(db_url):
+    """factors.bars.parse_utc: naive = UTC, aware converted, blanks None, one clear error."""
+    from factors.bars import TimeValueError, parse_utc
+
+    assert parse_utc("2024-01-01 02:00+02:00") == pd.Timestamp("2024-01-01", tz="UTC")
+    assert parse_utc("2024-01-01") == pd.Timestamp("2024-01-01", tz="UTC")
+    assert parse_utc(None) is None and parse_utc("  ") is None and parse_utc(pd.NaT) is None
+    with pytest.raises(TimeValueError, match=r"--since 'someday' is not a date/time; use ISO"):
+        parse_utc("someday", "--since")
+    # store.bars reads its start/end through it
+    save_bars(db_url, "binance", "ETH/BTC", "5m", random_walk_bars(50, "5m", "2024-01-01", 1))
+    with pytest.raises(ValueError, match=r"^start 'soon' is not a date/time"):
+        load_bars(db_url, "binance", "ETH/BTC", "5m", start="soon")
+    part = load_bars(db_url, "binance", "ETH/BTC", "5m", end="2024-01-01T01:00+01:00")
+    assert part.index[-1] == pd.Timestamp("2024-01-01 00:00", tz="UTC")
