@@ -27,9 +27,11 @@ for _name, _func in (
 ):
     strategies.app.command(_name)(_func)
 app.add_typer(factors.app, name="factors", help="Compute and export factor tables.")
-app.command("backtest", help="Backtest one strategy, a portfolio, or every instance (--all).")(
-    backtest.backtest
-)
+app.command(
+    "backtest",
+    help="Backtest one strategy, a portfolio, or every instance (--all).",
+    context_settings=backtest.CONTEXT_SETTINGS,
+)(backtest.backtest)
 app.command("analyze", help="Report statistics and plots for trades or a backtest directory.")(
     analyze.analyze
 )

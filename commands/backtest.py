@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,13 @@ RAY = "Ray (--all, --portfolio)"
 RUN = "Data, output and costs (every kind of run)"
 
 
+# cli.py registers `backtest` with these: words after the options reach `ctx.args`, so the
+# issue's unquoted form `--grid lookback=10,20,50 sl_pct=0.01,0.02` works (the words after the
+# first grid entry are more grid entries) and any other stray word is one clear error.
+CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+_GRID_ITEM = re.compile(r"[A-Za-z_]\w*=\S+")
+
+
 def _opt(*names: str, help: str, panel: str = RUN) -> Any:
     return typer.Option(*names, help=help, rich_help_panel=panel)
 
@@ -43,7 +51,8 @@ AllOpt = Annotated[bool, _opt("--all", panel=ALL,
                    help="Backtest every enabled stored strategy instance on Ray.")]
 FamilyOpt = Annotated[str | None, _opt("--family", help="Only this strategy family.", panel=ALL)]
 GridOpt = Annotated[list[str], _opt("--grid", panel=ALL,
-                    help="Parameter grid key=v1,v2,... (repeatable).")]
+                    help="Parameter grid key=v1,v2,... (repeatable, or several entries after "
+                    "one --grid: --grid lookback=10,20 sl_pct=0.01,0.02).")]
 SeparateOpt = Annotated[bool, _opt("--separate", help="Also write one directory per run.",
                         panel=ALL)]
 PortfolioOpt = Annotated[Path | None, _opt("--portfolio", panel=PORTFOLIO,
@@ -72,6 +81,7 @@ RiskOpt = Annotated[float, _opt("--risk",
 
 
 def backtest(
+    ctx: typer.Context,
     strategy: StrategyOpt = None,
     symbol: SymbolOpt = None,
     interval: IntervalOpt = None,
@@ -95,11 +105,14 @@ def backtest(
     risk: RiskOpt = 0.01,
 ) -> None:
     """Backtest one strategy, a portfolio, or every instance (--all)."""
+    grid = grid_with_extra_args(list(grid), list(ctx.args), all_)
     config = _config(cash, fee_bps, slippage_bps, risk)
     from store.db import resolve_url
 
     url = resolve_url(db)
     if all_:
+        # Dates are checked once here: a typo is one error, not one "no data" line per series.
+        start, end = _stamp(start, "--start"), _stamp(end, "--end")
         return _run_all(url, out, family, symbol, interval, start, end, grid, ray_address,
                         separate, config)  # fmt: skip
     if portfolio is not None:
@@ -112,6 +125,27 @@ def backtest(
 
     write_outputs(result, out, bars)
     _summary(result, out)
+
+
+def grid_with_extra_args(grid: list[str], extras: list[str], all_: bool) -> list[str]:
+    """--grid entries plus the `key=v1,v2` words typed after them (--all with --grid only);
+    any other stray word raises one UserError that says how to write it."""
+    entries = []
+    for word in extras:
+        if all_ and grid and _GRID_ITEM.fullmatch(word):
+            entries.append(word)
+            continue
+        if _GRID_ITEM.fullmatch(word):
+            hint = (
+                f"parameter values go after an option: --all --grid {word} (a grid over every "
+                f"instance) or --param {word} (a single backtest)"
+            )
+        elif word.startswith("-"):
+            hint = "there is no such option; see `cli.py backtest --help`"
+        else:
+            hint = "see `cli.py backtest --help` for the options"
+        raise UserError(f"unexpected argument {word!r}; {hint}")
+    return [*grid, *entries]
 
 
 def run_single(strategy: str, symbol: str, interval: str, param: list[str], start: Any,

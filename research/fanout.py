@@ -10,7 +10,9 @@ The driver (this process) does all database work; Ray workers only compute:
 4. stream finished batches with `ray.wait` and store each one at once (idempotent on run_key), so
    Ctrl-C or a dead worker loses nothing finished and re-running continues where it stopped;
 5. write results.csv (one row per run) and the combined trades CSV, from the database so runs done
-   by earlier invocations are included; per-run directories with --separate.
+   by earlier invocations are included; with --separate also one directory per selected run
+   (results.json, trades.csv with params and run_id; equity.csv for runs computed now, as the
+   database keeps no equity curves).
 
 Workers never open the database, so a SQLite file works with a local Ray; a multi-node cluster
 needs PostgreSQL because the CLI may run anywhere (see research/ray_setup.py).
@@ -100,6 +102,9 @@ def run_all(
     series = _load_series(url, instances, start, end, summary)
     specs = _build_specs(instances, parsed_grid, series, config)
     summary.total = len(specs)
+    if not specs:
+        filters = {"family": family, "symbol": symbol, "interval": interval}
+        raise FanoutError(_nothing_selected(instances, {**filters, "start": start, "end": end}))
     done_keys = completed_run_keys(url)
     pending = [s for s in specs if s.run_key not in done_keys]
     summary.skipped = summary.total - len(pending)
@@ -110,7 +115,7 @@ def run_all(
     if pending:
         _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console)
     summary.results_csv, summary.trades_csv = fanout_io.write_combined(
-        url, out, specs, summary.nodes_by_run
+        url, out, specs, summary.nodes_by_run, separate
     )
     summary.seconds = time.perf_counter() - began
     _print_summary(summary, console)
@@ -137,6 +142,31 @@ def _select_instances(url: str, family: str | None, symbol: str | None, interval
             "`cli.py strategies list-instances`"
         )
     return instances
+
+
+def _nothing_selected(instances, filters: dict[str, Any]) -> str:
+    """The error text when the filters leave no run: which filters, which series lack bars."""
+    given = ", ".join(f"{k}={_shown(v)}" for k, v in filters.items() if v not in (None, ""))
+    series = sorted({f"{i.exchange} {i.symbol} {i.interval}" for i in instances})
+    listing = ", ".join(series[:5]) + (f" and {len(series) - 5} more" if len(series) > 5 else "")
+    dated = filters.get("start") not in (None, "") or filters.get("end") not in (None, "")
+    hint = (
+        "widen or drop --start/--end"
+        if dated
+        else "import bars with `cli.py data import` or `cli.py data demo`"
+    )
+    return (
+        f"no runs selected: the filters {given or '(none)'} matched {len(instances)} enabled "
+        f"instance(s), but no bars of their series ({listing}); {hint} "
+        "(`cli.py data list` shows the stored ranges)"
+    )
+
+
+def _shown(value: Any) -> str:
+    """A filter value as the user typed it: a parsed midnight time shows as its date."""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat()
+    return str(value)
 
 
 def _load_series(url: str, instances, start, end, summary: FanoutSummary) -> dict:
@@ -271,7 +301,9 @@ def _collect(url, out, batch: list[RunSpec], outcomes, separate: bool, summary) 
         summary.nodes.add(outcome["node_ip"])
         summary.nodes_by_run[outcome["run"]["run_key"]] = outcome["node_ip"]
         if separate and outcome.get("result") is not None:
-            fanout_io.write_run_dir(out, outcome)
+            # Only runs computed now have an equity curve; results.json and trades.csv of every
+            # selected run are written from the database at the end (write_combined).
+            fanout_io.write_run_equity(out, outcome)
 
 
 def _print_summary(summary: FanoutSummary, console: Console) -> None:

@@ -6,6 +6,7 @@ batch, per-run directories, results.csv / combined trades CSV, and the progress 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -121,20 +122,53 @@ def store_batch(url: str, outcomes: list[dict]) -> None:
         runs.save_backtest_run(url, outcome["run"], outcome["trades"])
 
 
-def run_dir_name(run: dict) -> str:
-    symbol = str(run["symbol"]).replace("/", "-").replace(":", "-")
-    family = Path(str(run["strategy"]).rsplit(":", 1)[-1]).name
-    return f"{family}_{symbol}_{run['interval']}_{run['run_key'][:10]}"
+def run_dir_name(run: Any) -> str:
+    """--separate: the directory of one run (a stored BacktestRun or a run record dict)."""
+
+    def get(name: str) -> Any:
+        return run[name] if isinstance(run, dict) else getattr(run, name)
+
+    symbol = str(get("symbol")).replace("/", "-").replace(":", "-")
+    family = Path(str(get("strategy")).rsplit(":", 1)[-1]).name
+    return f"{family}_{symbol}_{get('interval')}_{get('run_key')[:10]}"
 
 
-def write_run_dir(out: Path, outcome: dict) -> None:
-    """--separate: the single-backtest outputs (trades.csv, equity.csv, results.json) per run."""
-    from research.backtest import write_outputs
+def write_run_equity(out: Path, outcome: dict) -> None:
+    """--separate, for a run computed now: its equity.csv (the database keeps no equity curve,
+    so runs done by an earlier invocation have none; see write_run_dirs for the rest)."""
+    from research.backtest import iso_times
+    from research.columns import EQUITY_COLUMNS
 
-    result = outcome["result"]
-    result.strategy = outcome["run"]["strategy"]
-    result.run_id = outcome["run"]["run_id"]
-    write_outputs(result, out / "runs" / run_dir_name(outcome["run"]))
+    folder = out / "runs" / run_dir_name(outcome["run"])
+    folder.mkdir(parents=True, exist_ok=True)
+    equity = outcome["result"].equity.loc[:, list(EQUITY_COLUMNS)]
+    iso_times(equity).to_csv(folder / "equity.csv", index=False)
+
+
+def write_run_dirs(out: Path, runs: list[Any], trades: dict[str, pd.DataFrame]) -> list[Path]:
+    """--separate: one directory per selected run, from the database (so runs done by earlier
+    invocations get one too): results.json and trades.csv in the combined layout (trades.csv
+    columns plus params and run_id, research.exports.tagged_trades), so the files of many runs
+    concatenate back into the combined trades CSV. `trades` is run_trades(url, runs)."""
+    from research.backtest import results_document
+
+    folders = []
+    for run in runs:
+        folder = out / "runs" / run_dir_name(run)
+        folder.mkdir(parents=True, exist_ok=True)
+        trades[run.id].to_csv(folder / TRADES_NAME, index=False)
+        doc = results_document(_as_result(run, trades[run.id]))
+        doc.update(run_key=run.run_key, status=run.status, error=run.error)
+        (folder / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+        folders.append(folder)
+    return folders
+
+
+def _utc(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
 
 
 class RateColumn(ProgressColumn):
@@ -165,17 +199,21 @@ def progress(console: Console) -> Progress:
 
 # -- combined outputs ---------------------------------------------------------------------------
 def write_combined(
-    url: str, out: Path, specs: Iterable, nodes: dict[str, str]
+    url: str, out: Path, specs: Iterable, nodes: dict[str, str], separate: bool = False
 ) -> tuple[Path, Path]:
     """results.csv (one row per selected run) and the combined trades CSV, read back from the
-    database so runs finished by earlier invocations are included."""
+    database so runs finished by earlier invocations are included; with `separate` also the
+    per-run directories (write_run_dirs)."""
     from research.exports import write_results_csv
 
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(url, [s.run_key for s in specs])
     results_path = write_results_csv(results_rows(runs, nodes), out / RESULTS_NAME)
     trades_path = out / TRADES_NAME
-    combined_trades(url, runs).to_csv(trades_path, index=False)
+    per_run = run_trades(url, runs)
+    concat_trades(per_run).to_csv(trades_path, index=False)
+    if separate:
+        write_run_dirs(out, runs, per_run)
     return results_path, trades_path
 
 
@@ -225,39 +263,66 @@ def results_rows(runs: list[Any], nodes: dict[str, str]) -> list[dict]:
     return rows
 
 
-def combined_trades(url: str, runs: list[Any]) -> pd.DataFrame:
-    """Every trade of the given runs in the combined layout (research.exports)."""
+def concat_trades(per_run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The combined trades CSV: the runs' tagged trades (run_trades) concatenated in run order,
+    so the --separate files combine back into exactly this frame."""
+    from research.exports import COMBINED_TRADES_COLUMNS
+
+    frames = [f for f in per_run.values() if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(COMBINED_TRADES_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_trades(url: str, runs: list[Any]) -> dict[str, pd.DataFrame]:
+    """run_id -> that run's stored trades tagged by research.exports.tagged_trades (trades.csv
+    columns plus params and run_id), ordered by entry time; an empty frame for a run without
+    trades."""
     from sqlmodel import select
 
-    from research.exports import COMBINED_TRADES_COLUMNS, params_text
-    from research.trades_io import TRADES_COLUMNS
+    from research.columns import TRADE_COLUMNS as TRADES_COLUMNS
+    from research.exports import tagged_trades
     from store.db import session_scope
     from store.models import TradeRecord
 
-    by_id = {r.id: r for r in runs}
-    ids = list(by_id)
-    records: list[Any] = []
+    ids = [r.id for r in runs]
+    by_run: dict[str, list[dict]] = {rid: [] for rid in ids}
     with session_scope(url) as session:
-        for i in range(0, len(ids), 500):
-            query = select(TradeRecord).where(TradeRecord.run_id.in_(ids[i : i + 500]))
-            records.extend(session.exec(query))
-    rows = []
-    for t in records:
-        row = {c: getattr(t, c, None) for c in TRADES_COLUMNS}
-        row["entry_time"], row["exit_time"] = _iso(t.entry_time), _iso(t.exit_time)
-        row["params"] = params_text(by_id[t.run_id].params_json)
-        row["run_id"] = t.run_id
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(COMBINED_TRADES_COLUMNS))
-    if len(frame):
-        order = {rid: i for i, rid in enumerate(ids)}
-        frame = frame.assign(_o=frame["run_id"].map(order))
-        frame = frame.sort_values(["_o", "entry_time"], kind="stable").drop(columns="_o")
-    return frame
+        for i in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[i : i + 500]
+            query = select(TradeRecord).where(TradeRecord.run_id.in_(chunk))
+            for t in session.exec(query.order_by(TradeRecord.id)):
+                by_run[t.run_id].append({c: getattr(t, c, None) for c in TRADES_COLUMNS})
+    out = {}
+    for run in runs:
+        trades = pd.DataFrame(by_run[run.id], columns=list(TRADES_COLUMNS))
+        trades = trades.sort_values("entry_time", kind="stable", ignore_index=True)
+        out[run.id] = tagged_trades(_as_result(run, trades))
+    return out
+
+
+def _as_result(run: Any, trades: pd.DataFrame) -> Any:
+    """A stored BacktestRun in the shape of a BacktestResult, for research.exports and
+    research.backtest.results_document."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        run_id=run.id,
+        strategy=run.strategy,
+        symbol=run.symbol,
+        interval=run.interval,
+        params=run.params,
+        start=_utc(run.start),
+        end=_utc(run.end),
+        bars=run.bars,
+        metrics=run.metrics,
+        trades=trades,
+    )
 
 
 def _iso(value: Any) -> str:
-    if value is None:
-        return ""
-    ts = pd.Timestamp(value)
-    return (ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")).isoformat()
+    """A time as in every output file: ISO-8601 UTC with research.columns.TIME_FORMAT."""
+    from research.columns import TIME_FORMAT
+
+    ts = _utc(value)
+    return "" if ts is None else ts.strftime(TIME_FORMAT)

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from store.db import get_engine
@@ -24,18 +24,15 @@ def save_backtest_run(
 ) -> None:
     """Store one run with its trades (and orders) in one transaction.
 
-    A run whose run_key is already stored is skipped: each run_key is stored once.
+    Each run_key is stored once: a key already stored as done is skipped; a key stored as failed
+    is replaced (row, trades and orders deleted in the same transaction), so a retried run never
+    leaves two rows and a done run is never overwritten by a later failure.
     """
     engine = get_engine(url)
     run_key = run.get("run_key")
     try:
         with engine.begin() as conn:
-            if (
-                run_key is not None
-                and conn.execute(
-                    select(BacktestRun.id).where(BacktestRun.run_key == run_key)
-                ).first()
-            ):
+            if run_key is not None and not _clear_failed(conn, run_key, run):
                 return
             conn.execute(insert(BacktestRun), [_run_row(run)])
             trade_rows = _trade_rows(run, trades)
@@ -45,15 +42,41 @@ def save_backtest_run(
             if order_rows:
                 conn.execute(insert(OrderRecord), order_rows)
     except IntegrityError:
-        # Another worker stored the same run_key between our check and insert: that is fine.
-        if run_key is None or run_key not in completed_run_keys(url):
+        # Another driver stored the same run_key between our check and insert: that is fine.
+        if run_key is None or _stored_status(url, run_key) is None:
             raise
 
 
+def _clear_failed(conn: Any, run_key: str, run: dict) -> bool:
+    """True when the run may be inserted: no row has its key, or only a failed one, which is
+    deleted here with its trades and orders. False when the key is already stored as done."""
+    stored = conn.execute(
+        select(BacktestRun.id, BacktestRun.status).where(BacktestRun.run_key == run_key)
+    ).first()
+    if stored is None:
+        return True
+    if stored.status == "done":
+        return False
+    for table in (TradeRecord, OrderRecord):
+        conn.execute(delete(table).where(table.run_id == stored.id))
+    conn.execute(delete(BacktestRun).where(BacktestRun.id == stored.id))
+    return True
+
+
+def _stored_status(url: str, run_key: str) -> str | None:
+    with get_engine(url).connect() as conn:
+        return conn.execute(
+            select(BacktestRun.status).where(BacktestRun.run_key == run_key)
+        ).scalar()
+
+
 def completed_run_keys(url: str) -> set[str]:
+    """Keys of the runs stored as done; a failed run is not completed (it is run again)."""
     with get_engine(url).connect() as conn:
         rows = conn.execute(
-            select(BacktestRun.run_key).where(BacktestRun.run_key.is_not(None))
+            select(BacktestRun.run_key).where(
+                BacktestRun.run_key.is_not(None), BacktestRun.status == "done"
+            )
         ).scalars()
         return set(rows)
 

@@ -147,3 +147,58 @@ def test_help_groups_the_options_by_kind_of_run() -> None:
                   "Ray (--all, --portfolio)"):  # fmt: skip
         assert panel in text
     assert "With --all: Ray" not in text  # --ray-address serves --portfolio too
+
+
+@pytest.fixture
+def instance_db(sqlite_url) -> str:
+    """ETH/BTC 5m bars (2,000) with one enabled sr_breakout instance: --all has work to do."""
+    from store.bar_files import read_bar_file
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    save_bars(sqlite_url, "binance", "ETH/BTC", "5m", read_bar_file(DATA, "5m")[0].iloc[:2000])
+    add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {"lookback": 20})
+    return sqlite_url
+
+
+def test_all_with_a_bad_date_or_filters_that_match_nothing_fails_with_one_line(
+    tmp_path, instance_db
+) -> None:
+    base = ["--all", "--db", instance_db, "--out", str(tmp_path / "o")]
+    cases = {
+        ("--start", "2018-13-45"): ["--start '2018-13-45' is not a date/time"],
+        ("--end", "yesterday-ish"): ["--end 'yesterday-ish' is not a date/time"],
+        ("--start", "2030-01-01"): ["no runs selected", "start=2030-01-01", "ETH/BTC 5m"],
+        ("--symbol", "ETH/BTC", "--end", "2001-01-01"): [
+            "no runs selected",
+            "symbol=ETH/BTC, end=2001-01-01",
+        ],
+    }
+    for args, expected in cases.items():
+        done = cli(*base, *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+        assert all(text in lines[0] for text in expected), lines[0]
+    from store.runs import load_runs
+
+    assert load_runs(instance_db).empty  # nothing ran
+
+
+def test_stray_arguments_are_one_clear_error(tmp_path, instance_db) -> None:
+    base = ["--all", "--db", instance_db, "--out", str(tmp_path / "o")]
+    cases = {
+        ("--grid", "lookback=10,20", "oops"): "unexpected argument 'oops'",
+        ("--grid", "lookback=10,20", "--lookbak", "5"): "unexpected argument '--lookbak'",
+        ("lookback=10,20",): "--grid lookback=10,20",  # a grid entry without --grid: the hint
+    }
+    for args, expected in cases.items():
+        done = cli(*base, *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
+        assert expected in lines[0], lines[0]
+    single = cli("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+                 "--data", str(DATA), "--out", "o", "lookback=5", cwd=tmp_path)  # fmt: skip
+    assert single.returncode == 2 and single.stderr.startswith("error:"), single.stderr
+    assert "unexpected argument 'lookback=5'" in single.stderr

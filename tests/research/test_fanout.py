@@ -39,12 +39,15 @@ class Boom(Strategy):
 SLOW_STRATEGY = """
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from strategies.sr_breakout import SRBreakout, SRBreakoutParams
+
+SLOW = Path(__file__).with_suffix(".slow")  # outside the run key: a rerun can be fast
 
 
 @dataclass(frozen=True)
 class SlowParams(SRBreakoutParams):
-    pause: float = 0.4
+    pass
 
 
 class Slow(SRBreakout):
@@ -52,7 +55,30 @@ class Slow(SRBreakout):
     Params = SlowParams
 
     def signals(self, bars):
-        time.sleep(self.params.pause)
+        if SLOW.exists():
+            time.sleep(float(SLOW.read_text()))
+        return super().signals(bars)
+"""
+FLAKY_STRATEGY = """
+from dataclasses import dataclass
+from pathlib import Path
+from strategies.sr_breakout import SRBreakout, SRBreakoutParams
+
+BROKEN = Path(__file__).with_suffix(".broken")  # outside the run key: same key when fixed
+
+
+@dataclass(frozen=True)
+class FlakyParams(SRBreakoutParams):
+    pass
+
+
+class Flaky(SRBreakout):
+    name = "flaky"
+    Params = FlakyParams
+
+    def signals(self, bars):
+        if BROKEN.exists():
+            raise RuntimeError("flaky: broken for now")
         return super().signals(bars)
 """
 
@@ -165,8 +191,12 @@ def test_a_raising_strategy_is_recorded_failed_and_the_others_complete(
     file = tmp_path / "boom.py"
     file.write_text(RAISING_STRATEGY)
     add_instance(demo_db, f"{file}:Boom", "binance", "ETH/BTC", "5m", {})
-    summary = run_all(demo_db, tmp_path / "out")
+    summary = run_all(demo_db, tmp_path / "out", separate=True)
     assert (summary.done, summary.failed) == (4, 1)
+    (boom_dir,) = (tmp_path / "out" / "runs").glob("Boom_*")  # a failed run gets its directory
+    doc = json.loads((boom_dir / "results.json").read_text())
+    assert doc["status"] == "failed" and "always fails" in doc["error"]
+    assert pd.read_csv(boom_dir / "trades.csv").empty and not (boom_dir / "equity.csv").exists()
     runs = stored_runs(demo_db)
     failed = runs[runs["status"] == "failed"]
     assert (
@@ -248,52 +278,140 @@ def test_a_small_job_still_spreads_over_every_cpu():
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     ray_local, demo_db, tmp_path
 ):
-    """The CLI in a subprocess (its own local Ray) gets SIGINT once a first batch is stored."""
+    """The CLI in a subprocess (its own local Ray) gets SIGINT once a first batch is stored.
+
+    24 runs of 1 s each: the batcher's first four batches hold 3..6 runs (3..6 s each) and two
+    run at a time on 2 CPUs, so when the first batch is stored at least two batches (>= 3 s of
+    work) are still unfinished: far more than the time SIGINT needs even on a loaded machine.
+    """
     from store.instances import add_instance
 
     file = tmp_path / "slow.py"
     file.write_text(SLOW_STRATEGY)
-    for lookback in range(5, 17):  # 12 runs of ~0.4 s each
+    file.with_suffix(".slow").write_text("1.0")
+    for lookback in range(5, 29):
         add_instance(demo_db, f"{file}:Slow", "binance", "LTC/BTC", "5m", {"lookback": lookback})
     env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    cmd = [
-        sys.executable,
-        "cli.py",
-        "backtest",
-        "--all",
-        "--db",
-        demo_db,
-        "--family",
-        f"{file}:Slow",
-    ]
-    proc = subprocess.Popen(
-        [*cmd, "--out", str(tmp_path / "o1")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    cmd = [sys.executable, "cli.py", "backtest", "--all", "--db", demo_db]
+    cmd += ["--family", f"{file}:Slow", "--out", str(tmp_path / "o1")]
+    log = (tmp_path / "cli.log").open("w+")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(stored_runs(demo_db)) == 0:
-            time.sleep(0.2)
+        deadline = time.monotonic() + 240  # Ray start + first batch, on a loaded machine
+        while len(stored_runs(demo_db)) == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"no batch stored before SIGINT (exit {proc.poll()}):\n{log.read()}")
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.seek(0)
+        output = log.read()
+        log.close()
     partial = stored_runs(demo_db)
     assert proc.returncode == 130, output
     assert "interrupted" in output
-    assert 1 <= len(partial) < 12 and partial["run_key"].is_unique
-    # Re-run (in this process, on the module's Ray): only the missing runs are computed.
+    assert 1 <= len(partial) < 24 and partial["run_key"].is_unique, output
+    # Re-run (in this process, on the module's Ray, fast now): only the missing runs are computed.
+    file.with_suffix(".slow").unlink()
     rerun = run_all(demo_db, tmp_path / "o2", family=f"{file}:Slow")
-    assert (rerun.skipped, rerun.done) == (len(partial), 12 - len(partial))
+    assert (rerun.skipped, rerun.done) == (len(partial), 24 - len(partial))
     runs = stored_runs(demo_db)
-    assert len(runs) == 12 and runs["run_key"].is_unique
+    assert len(runs) == 24 and runs["run_key"].is_unique
     assert set(partial["run_key"]) <= set(runs["run_key"])
+
+
+@pytest.mark.ray
+def test_a_failed_run_is_retried_with_the_same_key_and_stored_once(ray_local, demo_db, tmp_path):
+    from store.instances import add_instance
+
+    file = tmp_path / "flaky.py"
+    file.write_text(FLAKY_STRATEGY)
+    file.with_suffix(".broken").touch()
+    add_instance(demo_db, f"{file}:Flaky", "binance", "ETH/BTC", "5m", {"lookback": 9})
+    first = run_all(demo_db, tmp_path / "o1")
+    assert (first.total, first.done, first.failed) == (5, 4, 1)
+    failed = stored_runs(demo_db).query("status == 'failed'")
+    assert len(failed) == 1 and "flaky: broken for now" in failed.iloc[0]["error"]
+
+    file.with_suffix(".broken").unlink()  # fixed outside the key: the same run key again
+    second = run_all(demo_db, tmp_path / "o2")
+    assert (second.total, second.skipped, second.done, second.failed) == (5, 4, 1, 0)
+    runs = stored_runs(demo_db)
+    assert len(runs) == 5 and runs["run_key"].is_unique and set(runs["status"]) == {"done"}
+    retried = runs[runs["run_key"] == failed.iloc[0]["run_key"]]
+    assert len(retried) == 1 and pd.isna(retried.iloc[0]["error"])
+    results = pd.read_csv(tmp_path / "o2" / "results.csv")
+    assert len(results) == 5 and set(results["status"]) == {"done"}
+    third = run_all(demo_db, tmp_path / "o3")  # done now: skipped like every other run
+    assert (third.skipped, third.done) == (5, 0)
+
+
+@pytest.mark.ray
+def test_separate_writes_a_directory_for_every_selected_run(ray_local, demo_db, tmp_path):
+    """Runs done by an earlier invocation get a directory too, from the database."""
+    run_all(demo_db, tmp_path / "first")  # the 4 instances (lookback=20), no --separate
+    out = tmp_path / "sep"
+    summary = run_all(demo_db, out, grid=["lookback=20,30"], separate=True)
+    assert (summary.total, summary.skipped, summary.done) == (8, 4, 4)
+    results = pd.read_csv(out / "results.csv")
+    dirs = sorted((out / "runs").iterdir())
+    assert len(dirs) == 8
+    parts, with_equity = [], 0
+    for folder in dirs:
+        doc = json.loads((folder / "results.json").read_text())
+        row = results[results["run_id"] == doc["run_id"]].iloc[0]
+        assert doc["run_key"] == row["run_key"] and doc["status"] == "done"
+        assert doc["metrics"]["trades"] == row["trades"] and doc["bars"] == row["bars"]
+        assert doc["params"] == json.loads(row["params"])
+        trades = pd.read_csv(folder / "trades.csv", dtype={"params": str, "run_id": str})
+        assert {"strategy", "symbol", "interval", "params", "run_id"} <= set(trades.columns)
+        assert len(trades) == doc["metrics"]["trades"]
+        assert set(trades["run_id"]) <= {doc["run_id"]}
+        assert set(trades["params"]) <= {row["params"]}
+        parts.append(trades)
+        if (folder / "equity.csv").is_file():  # only the runs computed in this invocation
+            with_equity += 1
+            equity = pd.read_csv(folder / "equity.csv")
+            assert list(equity.columns) == ["timestamp", "equity", "cash"]
+            assert len(equity) == doc["bars"]
+            assert json.loads(row["params"])["lookback"] == 30
+    assert with_equity == 4
+    # The per-run files combine back into the combined trades CSV.
+    combined = pd.read_csv(out / "trades.csv", dtype={"params": str, "run_id": str})
+    key = ["run_id", "trade_id"]
+    again = pd.concat(parts, ignore_index=True).sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        again[combined.columns], combined.sort_values(key, ignore_index=True)
+    )
+
+
+@pytest.mark.ray
+def test_the_cli_takes_the_grid_unquoted_quoted_and_repeated(ray_local, demo_db, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    base = ["backtest", "--all", "--db", demo_db, "--symbol", "ETH/BTC", "--interval", "5m"]
+    forms = [
+        ["--grid", "lookback=10,20,50", "sl_pct=0.01,0.02"],  # the issue's form
+        ["--grid", "lookback=10,20,50 sl_pct=0.01,0.02"],
+        ["--grid", "lookback=10,20,50", "--grid", "sl_pct=0.01,0.02"],
+    ]
+    keys = []
+    for i, form in enumerate(forms):
+        done = CliRunner().invoke(app, [*base, *form, "--out", str(tmp_path / f"o{i}")])
+        assert done.exit_code == 0, (form, done.output, done.exception)
+        results = pd.read_csv(tmp_path / f"o{i}" / "results.csv")
+        combos = {(json.loads(p)["lookback"], json.loads(p)["sl_pct"]) for p in results["params"]}
+        assert combos == {(lb, sl) for lb in (10, 20, 50) for sl in (0.01, 0.02)}
+        keys.append(set(results["run_key"]))
+    assert keys[0] == keys[1] == keys[2] and len(keys[0]) == 6
+    assert len(stored_runs(demo_db)) == 6  # the later forms found every run already done
 
 
 @pytest.mark.ray

@@ -65,3 +65,24 @@ def test_run_and_trades_saved_once_per_key(db_url):
     assert trades["pnl"].tolist() == [0.009, 0.018]
     assert trades["status"].tolist() == ["CLOSED", "CLOSED"]
     assert trades["exit_reason"].tolist() == ["take_profit", "stop_loss"]
+
+
+def _failed(run_id, key):
+    return {**_run(run_id, key), "status": "failed", "error": "RuntimeError: boom", "metrics": {}}
+
+
+def test_a_failed_run_is_not_completed_and_its_retry_replaces_it(db_url):
+    save_backtest_run(db_url, _failed("r1", "k1"), TRADES.iloc[:1])  # a trade left by the failure
+    assert completed_run_keys(db_url) == set()  # failed: run it again
+    save_backtest_run(db_url, _failed("r1", "k1"), TRADES.iloc[:0])  # fails again: still one row
+    with session_scope(db_url) as s:
+        rows = s.exec(select(BacktestRun)).all()
+        assert [(r.id, r.status) for r in rows] == [("r1", "failed")]
+        assert s.exec(select(TradeRecord)).all() == []  # the old failure's trade went with it
+    save_backtest_run(db_url, _run("r1", "k1"), TRADES)  # the retry succeeds
+    assert completed_run_keys(db_url) == {"k1"}
+    save_backtest_run(db_url, _failed("r9", "k1"), TRADES.iloc[:0])  # done is never overwritten
+    with session_scope(db_url) as s:
+        rows = s.exec(select(BacktestRun)).all()
+        assert [(r.id, r.run_key, r.status, r.error) for r in rows] == [("r1", "k1", "done", None)]
+    assert load_trades(db_url, "r1")["trade_id"].tolist() == ["1", "2"]
