@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from commands.errors import UserError
+from factors.bars import parse_utc
 from research.backtest import ENGINE_VERSION, BacktestConfig, BacktestResult
 
 _out = Console()
@@ -112,18 +113,20 @@ def backtest(
     url = resolve_url(db)
     if all_:
         # Dates are checked once here: a typo is one error, not one "no data" line per series.
-        start, end = _stamp(start, "--start"), _stamp(end, "--end")
+        start, end = parse_utc(start, "--start"), parse_utc(end, "--end")
         return _run_all(url, out, family, symbol, interval, start, end, grid, ray_address,
                         separate, config)  # fmt: skip
     if portfolio is not None:
         return _run_portfolio(portfolio, out, url, start, end, config, ray_address, use_ray,
                               exchange)  # fmt: skip
     _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
+    from research.backtest import prepare_out_dir, write_outputs
+
+    out = prepare_out_dir(out)  # a bad --out fails before anything runs or is stored
     result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
                               exchange, config)  # fmt: skip
-    from research.backtest import write_outputs
-
     write_outputs(result, out, bars)
+    store_result(url, result)  # only once the files are written
     _summary(result, out)
 
 
@@ -151,15 +154,13 @@ def grid_with_extra_args(grid: list[str], extras: list[str], all_: bool) -> list
 def run_single(strategy: str, symbol: str, interval: str, param: list[str], start: Any,
                end: Any, data: Path | None, url: str, exchange: str,
                config: BacktestConfig) -> tuple[BacktestResult, pd.DataFrame]:  # fmt: skip
-    """Load the bars, run the backtest in this process, store the run; return it and the bars."""
+    """Load the bars and run the backtest in this process; return the result and the bars."""
     from research.backtest import run_backtest
     from strategies.registry import make_strategy, parse_param_args
 
     instance = make_strategy(strategy, parse_param_args(param))
     bars = load_input_bars(data, url, exchange, symbol, interval, start, end)
-    result = run_backtest(instance, bars, symbol, interval, config)
-    store_result(url, result)
-    return result, bars
+    return run_backtest(instance, bars, symbol, interval, config), bars
 
 
 def load_input_bars(data: Path | None, url: str, exchange: str, symbol: str, interval: str,
@@ -171,7 +172,7 @@ def load_input_bars(data: Path | None, url: str, exchange: str, symbol: str, int
     from store.bar_files import read_bar_file
 
     frame, _gaps = read_bar_file(data, interval)
-    lo, hi = _stamp(start, "--start"), _stamp(end, "--end")
+    lo, hi = parse_utc(start, "--start"), parse_utc(end, "--end")
     if lo is not None:
         frame = frame[frame.index >= lo]
     if hi is not None:
@@ -227,16 +228,6 @@ def _require(**given: Any) -> None:
             f"backtest needs {', '.join(missing)}; e.g. cli.py backtest --strategy sr_breakout "
             "--symbol ETH/BTC --interval 5m --out out/ (or --all / --portfolio FILE)"
         )
-
-
-def _stamp(value: Any, option: str) -> pd.Timestamp | None:
-    if value in (None, ""):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise UserError(f"{option} {value!r} is not a date/time; e.g. 2024-01-31T12:00") from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,

@@ -142,7 +142,7 @@ def load_instances_file(url: str, file: Path) -> LoadedInstances:
     try:
         spec = yaml.safe_load(Path(file).read_text()) or {}
     except yaml.YAMLError as exc:
-        raise UserError(f"{file}: not valid YAML: {exc}") from None
+        raise UserError(f"{file}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(spec, dict):
         raise UserError(
             f"{file}: expected a mapping with keys exchange, families, pairs, instances"
@@ -206,3 +206,11 @@ def _expand(spec: dict, file: Path):
         if missing:
             raise UserError(f"{file}: instance {entry!r} lacks {', '.join(missing)}")
         yield {"exchange": exchange, **entry}
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: the problem and where (line, column)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}; check the indentation and brackets there"

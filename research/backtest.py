@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from actors.kernel import KernelOutput, run_kernel
-from research.columns import EQUITY_COLUMNS, TIME_FORMAT, TRADE_COLUMNS
+from research.columns import EQUITY_COLUMNS, TIME_FORMAT, TRADE_COLUMNS, iso_utc
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/1"
@@ -277,4 +277,4 @@ def iso_times(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _iso_one(value: pd.Timestamp) -> str:
-    return pd.Timestamp(value).tz_convert("UTC").strftime(TIME_FORMAT)
+    return iso_utc(value)

@@ -27,6 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from factors.bars import parse_utc
 from research.runkeys import ENGINE_VERSION
 
 RESULTS_NAME = "results.csv"
@@ -162,13 +163,6 @@ def write_run_dirs(out: Path, runs: list[Any], trades: dict[str, pd.DataFrame]) 
         (folder / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
         folders.append(folder)
     return folders
-
-
-def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
 
 
 class RateColumn(ProgressColumn):
@@ -312,8 +306,8 @@ def _as_result(run: Any, trades: pd.DataFrame) -> Any:
         symbol=run.symbol,
         interval=run.interval,
         params=run.params,
-        start=_utc(run.start),
-        end=_utc(run.end),
+        start=parse_utc(run.start),
+        end=parse_utc(run.end),
         bars=run.bars,
         metrics=run.metrics,
         trades=trades,
@@ -321,8 +315,7 @@ def _as_result(run: Any, trades: pd.DataFrame) -> Any:
 
 
 def _iso(value: Any) -> str:
-    """A time as in every output file: ISO-8601 UTC with research.columns.TIME_FORMAT."""
-    from research.columns import TIME_FORMAT
+    """A time as in every output file (research.columns.iso_utc)."""
+    from research.columns import iso_utc
 
-    ts = _utc(value)
-    return "" if ts is None else ts.strftime(TIME_FORMAT)
+    return iso_utc(value)

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from research.columns import iso_utc
+
 DEFAULT_CASH = 10_000.0
 PERIODS_PER_YEAR = 365  # crypto trades every day
 DAYS_PER_YEAR = 365.25  # for CAGR over calendar time
@@ -155,8 +157,8 @@ def equity_stats(curve: pd.Series, initial_cash: float) -> dict[str, Any]:
         "worst_month": float(monthly.min()) if len(monthly) else None,
         "cagr": cagr(initial_cash, final, curve.index[0], curve.index[-1]),
         "volatility": volatility(daily),
-        "period_start": curve.index[0].isoformat(),
-        "period_end": curve.index[-1].isoformat(),
+        "period_start": iso_utc(curve.index[0]),
+        "period_end": iso_utc(curve.index[-1]),
     }
 
 

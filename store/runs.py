@@ -9,6 +9,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from factors.bars import parse_utc
 from store.db import get_engine
 from store.models import BacktestRun, OrderRecord, TradeRecord, canonical_json, utcnow
 
@@ -162,11 +163,8 @@ def _value(value: Any) -> Any:
 
 
 def _dt(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
+    stamp = parse_utc(value, "time")
+    return None if stamp is None else stamp.to_pydatetime()
 
 
 def _clean(value: Any) -> Any:

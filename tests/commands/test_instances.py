@@ -128,3 +128,13 @@ def test_load_rejects_a_bad_enabled_flag(sqlite_url, tmp_path):
     result = runner.invoke(app, ["strategies", "load", str(spec), "--db", sqlite_url])
     assert result.exit_code != 0
     assert "enabled must be true or false" in str(result.exception)
+
+
+def test_bad_yaml_is_one_line_naming_where(sqlite_url, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pairs:\n  - symbol: [ETH/BTC\n")
+    result = runner.invoke(app, ["strategies", "load", str(bad), "--db", sqlite_url])
+    message = str(result.exception)
+    assert "not valid YAML" in message and "at line 3, column 1" in message
+    assert "\n" not in message
+    assert list_instances(sqlite_url) == []

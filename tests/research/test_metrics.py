@@ -106,8 +106,8 @@ def test_equity_metrics_by_hand(m: dict) -> None:
     # union of trade intervals 8 + 1 + 10 + 4 = 23 h over the 83 h span of the curve
     assert m["exposure"] == pytest.approx(23 / 83)
     assert m["volatility"] == pytest.approx(math.sqrt(365) * math.sqrt(0.0125))
-    assert m["period_start"] == "2024-03-30T12:00:00+00:00"
-    assert m["period_end"] == "2024-04-02T23:00:00+00:00"
+    assert m["period_start"] == "2024-03-30T12:00:00Z"
+    assert m["period_end"] == "2024-04-02T23:00:00Z"
 
 
 def test_all_keys_present_and_json_strict(m: dict) -> None:
@@ -251,7 +251,7 @@ def test_equity_from_trades_by_hand() -> None:
     ]
     assert eq["equity"].tolist() == [100.0, 106.0, 111.0]
     out = compute_metrics(tr, None, 100.0)  # the same curve is built inside
-    assert out["final_equity"] == 111.0 and out["period_start"] == "2024-01-01T00:00:00+00:00"
+    assert out["final_equity"] == 111.0 and out["period_start"] == "2024-01-01T00:00:00Z"
 
 
 def test_portfolio_is_combined_trades_and_summed_equity() -> None:
