@@ -253,12 +253,12 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
 
 # -- running on Ray -----------------------------------------------------------------------------
 def _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console):
-    import ray
-
     from research.ray_setup import check_database_for_cluster, ray_session
 
     with ray_session(ray_address, console=console) as session:
         check_database_for_cluster(url, session)
+        import ray  # after ray_session: it settles the auth mode before Ray loads
+
         refs = {key: ray.put(series[key]) for key in {s.series for s in pending}}
         console.print(
             f"{len(pending)} runs in batches of ~{TARGET_TASK_SECONDS:g} s on "

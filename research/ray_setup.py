@@ -45,6 +45,14 @@ class RaySession:
     cpus: float
 
 
+def prefer_token_auth() -> None:
+    """Token mode when a token is available and RAY_AUTH_MODE is unset. Call it before the
+    first `import ray` in the process: Ray reads the auth mode when it loads, and a driver
+    without it cannot join a `ray start` cluster (token auth is on there by default)."""
+    if _token_available() and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN"):
         return True
@@ -111,8 +119,6 @@ def _connect(address: str):
     if address != "auto" and (reason := _reachable(address)):
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {reason}; {hint}")
 
-    if _token_available() and "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
     kwargs: dict = {"address": address, "log_to_driver": False, "logging_level": logging.WARNING}
     host = _loopback_host(address)
     if host:
@@ -148,6 +154,7 @@ def ray_session(
 
     When Ray is already initialised in this process (tests, notebooks) it is used as it is.
     """
+    prefer_token_auth()
     import ray
 
     console = console or Console(stderr=True)

@@ -67,3 +67,18 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE_DIR
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_database_in_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands run without --db use $RAYTRADER_DB: point it at a temporary file so a test that
+    forgets --db never writes raytrader.db into the working tree (subprocesses inherit it)."""
+    import os
+
+    previous = os.environ.get("RAYTRADER_DB")
+    os.environ["RAYTRADER_DB"] = f"sqlite:///{tmp_path_factory.mktemp('default-db') / 'x.db'}"
+    yield
+    if previous is None:
+        os.environ.pop("RAYTRADER_DB", None)
+    else:
+        os.environ["RAYTRADER_DB"] = previous

@@ -237,9 +237,11 @@ def test_a_sqlite_file_is_refused_on_a_multi_node_cluster(two_node_cluster, tmp_
     from store.db import dispose_engines
 
     dispose_engines()
+    # Without RAY_AUTH_MODE: the CLI must turn token mode on itself (a token is available),
+    # before Ray loads, or it cannot join the cluster and never gets to the SQLite check.
+    env = {k: v for k, v in two_node_cluster["env"].items() if k != "RAY_AUTH_MODE"}
     run = _cli(
-        ["backtest", "--all", "--db", url, "--ray-address", two_node_cluster["address"]],
-        two_node_cluster["env"],
+        ["backtest", "--all", "--db", url, "--ray-address", two_node_cluster["address"]], env
     )
     assert run.returncode == 2, run.stderr[-3000:]
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]

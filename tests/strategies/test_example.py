@@ -77,7 +77,7 @@ def test_cli_backtest_runs_the_example(tmp_path: Path) -> None:
     args = ["--data", "data/sample/ETH_BTC-5m.csv.gz", "--symbol", "ETH/BTC", "--interval", "5m"]
     result = subprocess.run(
         [sys.executable, "cli.py", "backtest", "--strategy", "examples/ema_cross.py:EmaCross",
-         *args, "--param", "fast=8", "--out", str(out)],
+         *args, "--param", "fast=8", "--out", str(out), "--db", f"sqlite:///{tmp_path / 'x.db'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
