@@ -13,7 +13,7 @@ from rich.table import Table
 from commands.errors import UserError
 from factors.bars import parse_utc
 from store.bar_files import read_bar_file
-from store.bars import list_series, load_bars, save_bars
+from store.bars import differing_bars, list_series, load_bars, save_bars
 from store.db import resolve_url
 from store.resample import resample_bars
 from store.validate import format_duration, gap_report
@@ -46,18 +46,25 @@ def import_file(
 ) -> None:
     """Validate a bar file, then store it (all or nothing; re-importing adds only new bars)."""
     url = resolve_url(db)
-    added, total, gaps = import_bars(url, file, exchange, symbol, interval)
+    added, total, gaps, differing = import_bars(url, file, exchange, symbol, interval)
     console.print(
         f"imported {file.name}: {total} bars, {added} new, {total - added} already stored "
         f"-> {exchange} {symbol} {interval}; {gaps}"
     )
+    if differing:
+        console.print(
+            f"[yellow]warning:[/] {differing} of the already stored bars differ from the file; "
+            "the stored values were kept"
+        )
 
 
 def import_bars(url: str, file: Path, exchange: str, symbol: str, interval: str):
-    """(new bars, bars in file, gap description) for one file; nothing written on error."""
+    """(new bars, bars in file, gap description, stored bars that differ from the file) for one
+    file; nothing written on error."""
     frame, gaps = read_bar_file(file, interval)
+    differing = differing_bars(url, exchange, symbol, interval, frame)
     added = save_bars(url, exchange, symbol, interval, frame)
-    return added, len(frame), gaps.describe()
+    return added, len(frame), gaps.describe(), differing
 
 
 @app.command("resample")
@@ -156,7 +163,9 @@ def demo(db: str | None = DbOption) -> None:
         if not match:
             continue
         symbol = f"{match['base']}/{match['quote']}"
-        added, total, gaps = import_bars(url, file, "binance", symbol, match["interval"])
+        added, total, gaps, _differing = import_bars(
+            url, file, "binance", symbol, match["interval"]
+        )
         console.print(f"{symbol:<13} {match['interval']:>4}: {total:>6} bars ({added} new); {gaps}")
     loaded = load_instances_file(url, DEMO_STRATEGIES)
     console.print(

@@ -57,6 +57,20 @@ def save_bars(url: str, exchange: str, symbol: str, interval: str, frame: pd.Dat
     return inserted
 
 
+def differing_bars(url: str, exchange: str, symbol: str, interval: str, frame: pd.DataFrame) -> int:
+    """How many bars of `frame` are stored already with other OHLCV values (an import keeps the
+    stored ones, so the user should hear that the file disagrees with the database)."""
+    if frame.empty or interval not in stored_intervals(url, exchange, symbol):
+        return 0
+    first, last = (int(t.value // 1_000_000) for t in (frame.index[0], frame.index[-1]))
+    stored = _load_raw(url, exchange, symbol, interval, first, last)
+    common = stored.index.intersection(frame.index)
+    if common.empty:
+        return 0
+    ours, theirs = stored.loc[common, list(OHLCV)], frame.loc[common, list(OHLCV)]
+    return int((~np.isclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-12)).any(axis=1).sum())
+
+
 def _save_generic(dbapi: Any, exchange, symbol, interval, ts, cols, url: str) -> int:
     key = (exchange, symbol, interval)
     rows = zip(
