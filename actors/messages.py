@@ -17,6 +17,10 @@ from typing import Any
 
 
 class Phase(IntEnum):
+    # Intrabar fills of a coarser series in a mixed-interval portfolio: booked when that bar
+    # closes (before anything else at that time), since the account cannot know them earlier.
+    SETTLE_STOP = -2
+    SETTLE_TARGET = -1
     CLOSE = 0  # a bar closed: BarClosed, signals, orders they cause
     OPEN = 1  # fills at the open of a bar: market and time-exit orders
     STOP = 2  # intrabar: stop orders (checked before targets, DESIGN.md section 5)

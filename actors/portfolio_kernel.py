@@ -97,6 +97,12 @@ class SeriesExchange(Actor):
         }
         self.routes = routes
         self._where: dict[int, SeriesKey] = {}  # live order id -> its book
+        # A bar of a coarser series closes after finer bars that open inside it: its intrabar
+        # fills reach the account only at its close, or finer signals would see the future.
+        finest = min(interval_ns(interval) for _symbol, interval in data)
+        for (_symbol, interval), book in self.books.items():
+            if interval_ns(interval) > finest:
+                book.settle_after_ns = interval_ns(interval)
 
     def on_submit(self, msg: SubmitOrder) -> list:
         key = self.routes.get(msg.strategy)

@@ -136,6 +136,9 @@ class SimExchange(Actor):
         self._filled_groups: set[int] = set()
         self._bars: dict[str, tuple[int, BarClosed]] = {}  # replay: symbol -> (index, bar)
         self.fills = 0
+        # > 0: stop/target fills are booked at the bar's close, this long after its open (a
+        # coarser series in a mixed-interval portfolio); the fill keeps the bar's open time.
+        self.settle_after_ns = 0
 
     def subscriptions(self) -> tuple[type, ...]:
         return tuple(self._table)
@@ -183,6 +186,10 @@ class SimExchange(Actor):
             return []  # never fills within the data; rests until cancelled
         phase = {"stop": Phase.STOP, "limit": Phase.TARGET}.get(order.kind, Phase.OPEN)
         ts = int(arrays.open_ns[index])
+        if self.settle_after_ns and phase != Phase.OPEN:
+            due = ts + self.settle_after_ns
+            settle = Phase.SETTLE_STOP if phase == Phase.STOP else Phase.SETTLE_TARGET
+            return [Scheduled(due, settle, FillDue(ts, order.order_id, index))]
         return [Scheduled(ts, phase, FillDue(ts, order.order_id, index))]
 
     def _fill_bar(self, order: SubmitOrder, arrays: BarArrays) -> int:

@@ -123,6 +123,26 @@ def test_symbols_interleave_in_time_order_across_intervals() -> None:
     assert result.equity["equity"].iloc[-1] == pytest.approx(1000.0 + result.trades["pnl"].sum())
 
 
+def test_a_coarse_bar_fill_is_known_to_the_account_only_when_that_bar_closed() -> None:
+    # A (5m, price 10, stop 10%) takes all the cash: entry at the open of 00:05 = 10, 100 units.
+    # Its 5m bar 00:05-00:10 touches 8, so the stop fills at 9, but the account can know that
+    # only at 00:10. B (1m, price 20) signals at the close of minute 5 (00:06): no cash yet.
+    a = make_bars([(10, 10, 10, 10), (10, 10, 8, 9), (9, 9, 9, 9)], freq="5min")
+    b = flat_bars(20.0, 15)
+    series = {("A", "5m"): a, ("B", "1m"): b}
+    coarse = PortfolioMember("a", scripted(enter_long=[0])(sl_pct=0.1), "A", "5m", 1.0)
+    members = [coarse, member("b", "B", enter_long=[5])]
+    result = run(members, series, risk=1.0)
+    assert result.trades["exit_price"].tolist() == pytest.approx([9.0])  # A's stop, as before
+    assert result.trades["exit_time"].tolist() == [pd.Timestamp("2024-01-01 00:05", tz="UTC")]
+    assert [(r["strategy"], r["reason"][:24]) for r in result.rejections] == [
+        ("b", "no size left: cash limit")
+    ]
+    # B signalling at the close of minute 10 finds A's cash back (900 / 20 = 45 units)
+    later = [coarse, member("b", "B", enter_long=[10])]
+    assert sizes(run(later, series, risk=1.0)) == pytest.approx({"a": 100.0, "b": 45.0})
+
+
 def test_long_and_short_at_once_across_instances() -> None:
     # Same symbol: one instance long, another short, both open until the end of data.
     bars = make_bars([(10, 10, 10, 10), (10, 11, 10, 11), (11, 12, 11, 12), (12, 12, 12, 12)])
