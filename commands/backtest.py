@@ -232,20 +232,16 @@ def _require(**given: Any) -> None:
 
 def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
              config) -> None:  # fmt: skip
-    try:
-        from research.fanout import run_all
-    except ImportError:
-        raise UserError("backtest --all is not available yet in this version") from None
+    from research.fanout import run_all
+
     run_all(url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
             config)  # fmt: skip
 
 
 def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,
                    exchange="binance") -> None:  # fmt: skip
-    try:
-        from research.portfolio import run_portfolio_backtest
-    except ImportError:
-        raise UserError("backtest --portfolio is not available yet in this version") from None
+    from research.portfolio import run_portfolio_backtest
+
     run_portfolio_backtest(path, out, url, start, end, config, ray_address, use_ray,
                            exchange=exchange)  # fmt: skip
 

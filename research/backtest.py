@@ -44,8 +44,9 @@ class BacktestConfig:
     risk: float = 0.01  # fraction of equity risked per trade (size = risk*equity/stop distance)
     max_symbol_exposure: float = 1.0  # fraction of equity
     max_total_exposure: float = 1.0
-    # per strategy instance and side, for strategies without pyramiding; a pyramiding
-    # strategy is limited by its own Strategy.max_entries instead
+    # per strategy instance and side, for strategies without pyramiding: a compliance backstop,
+    # since the strategy host already keeps those at one position per side (DESIGN.md section 5);
+    # a pyramiding strategy is limited by its own Strategy.max_entries instead
     max_open_positions: int = 1
 
     def __post_init__(self) -> None:
@@ -189,10 +190,8 @@ def equity_curve(bars: pd.DataFrame, records: list[dict[str, Any]], cash: float)
 
 
 def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict[str, Any]:
-    try:
-        from research.metrics import compute_metrics
-    except ImportError:  # analysis module not installed yet: no metrics rather than our own
-        return {}
+    from research.metrics import compute_metrics
+
     return compute_metrics(trades, equity, cash)
 
 

@@ -112,13 +112,10 @@ def _labelled_trades(spec, result) -> pd.DataFrame:
 
 # -- in the driver ------------------------------------------------------------------------------
 def store_batch(url: str, outcomes: list[dict]) -> None:
-    """Store a finished batch; a run_key already stored is a no-op (never stored twice)."""
+    """Store a finished batch, one transaction per run; a run_key already stored as done is a
+    no-op (never stored twice), so a batch cut short by Ctrl-C is completed by the next run."""
     from store import runs
 
-    save_many = getattr(runs, "save_backtest_runs", None)
-    if save_many is not None:  # one transaction for the whole batch when the store offers it
-        save_many(url, [(o["run"], o["trades"]) for o in outcomes])
-        return
     for outcome in outcomes:
         runs.save_backtest_run(url, outcome["run"], outcome["trades"])
 
