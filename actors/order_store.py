@@ -87,13 +87,22 @@ class SqlOrderStore(MemoryOrderStore):
         self.prefix = prefix or uuid.uuid4().hex[:12]  # order ids stay unique across sessions
         self.extra = {"run_id": run_id, "instance_id": instance_id, "exchange": exchange}
         self._trade_pk: dict[int, int] = {}
+        # Bracket legs point at their trade's entry order; the link is written with each leg,
+        # because the rows carry no trade id to rebuild it from later.
+        self._entry_of_signal: dict[tuple[str, int | None], int] = {}
+        self._entry_of_trade: dict[int, int | None] = {}
 
     def put_order(self, order: OrderState) -> None:
         from store.db import session_scope
         from store.models import OrderRecord
 
         super().put_order(order)
-        row = order_row(order.record(), self.prefix, None)
+        if order.role == "entry":
+            self._entry_of_signal[(order.strategy, order.signal_id)] = order.order_id
+            parent = None
+        else:
+            parent = self._entry_of_trade.get(order.trade_id) if order.trade_id else None
+        row = order_row(order.record(), self.prefix, parent)
         with session_scope(self.url) as session:
             session.merge(OrderRecord(**row, **self.extra))
 
@@ -102,6 +111,8 @@ class SqlOrderStore(MemoryOrderStore):
         from store.models import TradeRecord
 
         super().put_trade(trade)
+        entry = self._entry_of_signal.get((trade.strategy, trade.signal_id))
+        self._entry_of_trade.setdefault(trade.trade_id, entry)
         row = trade_row(trade.record(), self.prefix)
         with session_scope(self.url) as session:
             record = TradeRecord(**row, **self.extra, id=self._trade_pk.get(trade.trade_id))

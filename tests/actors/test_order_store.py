@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from actors.kernel import run_kernel
-from actors.order_store import SqlOrderStore
+from actors.order_store import SqlOrderStore, order_rows
 from factors.synthetic import random_walk_bars
 from research.backtest import BacktestConfig
 from store.db import get_engine
@@ -30,6 +30,11 @@ def test_sql_store_writes_every_order_and_trade_through(db_url) -> None:
         row = by_id.loc[f"live1:{record['order_id']}"]
         assert row["status"] == record["status"] and row["role"] == record["role"]
         assert row["exchange"] == "binance"
+    # every bracket leg and exit points at its trade's entry order, as the bulk rows do
+    bulk = {r["id"]: r["parent_id"] for r in order_rows(memory.orders, "live1")}
+    legs = orders[orders["role"] != "entry"]
+    assert len(legs) >= 3 and legs["parent_id"].notna().all()
+    assert {i: by_id.loc[i, "parent_id"] for i in legs["id"]} == {i: bulk[i] for i in legs["id"]}
     assert set(trades["status"]) == {"CLOSED"}
     expected = sorted(t["pnl"] for t in memory.trades)
     assert sorted(trades["pnl"]) == expected
