@@ -269,6 +269,9 @@ def by_strategy(labelled: pd.DataFrame, members, entries, rejections, cash: floa
             "pnl": float(mine["pnl"].sum()) if len(mine) else 0.0,
             "signals_rejected": refused.get(label, 0),
             "metrics": compute_metrics(mine, None, cash),
+            # no per-instance bar-close curve exists in a shared account: drawdown, sharpe and
+            # sortino here come from equity stepped at this instance's trade exits
+            "metrics_basis": "equity rebuilt from this instance's trades at their exit times",
         }
     return out
 
