@@ -20,6 +20,7 @@ needs PostgreSQL because the CLI may run anywhere (see research/ray_setup.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -232,9 +233,11 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
         for given in expand_params(inst.params, restrict_grid(grid, names)):
             params = _canonical_params(cls, given)
             key = run_key(inst.family, *key_series, params, rng, config)
-            if key in specs:
-                continue  # grid values equal to another instance's: the same run
             is_instance = own == params
+            if key in specs:  # grid values equal to another instance's: the same run,
+                if is_instance:  # which belongs to the instance whose own params these are
+                    specs[key] = dataclasses.replace(specs[key], instance_id=inst.id)
+                continue
             specs[key] = RunSpec(
                 run_key=key,
                 run_id=key[:24],
