@@ -259,8 +259,8 @@ def results_document(result: BacktestResult) -> dict[str, Any]:
         "symbol": result.symbol,
         "interval": result.interval,
         "params": result.params,
-        "start": _iso_one(result.start),
-        "end": _iso_one(result.end),
+        "start": iso_utc(result.start),
+        "end": iso_utc(result.end),
         "bars": int(result.bars),
         "metrics": result.metrics,
     }
@@ -273,7 +273,3 @@ def iso_times(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], utc=True).dt.strftime(TIME_FORMAT)
     return frame
-
-
-def _iso_one(value: pd.Timestamp) -> str:
-    return iso_utc(value)

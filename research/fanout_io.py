@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from factors.bars import parse_utc
+from research.columns import iso_utc
 from research.runkeys import ENGINE_VERSION
 
 RESULTS_NAME = "results.csv"
@@ -241,8 +242,8 @@ def results_rows(runs: list[Any], nodes: dict[str, str]) -> list[dict]:
             "symbol": run.symbol,
             "interval": run.interval,
             "params": params_text(run.params_json),
-            "start": _iso(run.start),
-            "end": _iso(run.end),
+            "start": iso_utc(run.start),
+            "end": iso_utc(run.end),
             "bars": run.bars,
             "status": run.status,
             "error": run.error or "",
@@ -309,10 +310,3 @@ def _as_result(run: Any, trades: pd.DataFrame) -> Any:
         metrics=run.metrics,
         trades=trades,
     )
-
-
-def _iso(value: Any) -> str:
-    """A time as in every output file (research.columns.iso_utc)."""
-    from research.columns import iso_utc
-
-    return iso_utc(value)
