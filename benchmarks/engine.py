@@ -17,8 +17,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from backtest.run import BacktestConfig, run_backtest  # noqa: E402
 from factors.synthetic import random_walk_bars  # noqa: E402
-from research.backtest import BacktestConfig, run_backtest  # noqa: E402
 from strategies.sr_breakout import SRBreakout  # noqa: E402
 
 LOOKBACK, SL, TP = 20, 0.01, 0.02

@@ -13,7 +13,7 @@ The runs: every built-in family x several parameter sets over the demo data (rea
   shared machine do not distort;
 - Ray overhead per backtest = (CPUs x Ray time - serial time) / runs;
 - peak memory (VmHWM) of the driver and of each Ray worker;
-- end to end: research.fanout.run_all on a SQLite database, storing every run, incl. Ray start.
+- end to end: backtest.fanout.run_all on a SQLite database, storing every run, incl. Ray start.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from backtest import fanout  # noqa: E402
+from backtest.fanout_batches import stream_batches  # noqa: E402
+from backtest.run import BacktestConfig, run_backtest  # noqa: E402
+from backtest.runkeys import data_range, run_key  # noqa: E402
 from factors.synthetic import random_walk_bars  # noqa: E402
-from research import fanout  # noqa: E402
-from research.backtest import BacktestConfig, run_backtest  # noqa: E402
-from research.fanout_batches import stream_batches  # noqa: E402
-from research.runkeys import data_range, run_key  # noqa: E402
 from strategies.registry import BUILTIN, make_strategy  # noqa: E402
 
 DEMO = {"ETH/BTC": "ETH_BTC-5m.csv.gz", "LTC/BTC": "LTC_BTC-5m.csv.gz", "XRP/BTC": None}

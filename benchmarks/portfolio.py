@@ -14,10 +14,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.portfolio_kernel import run_portfolio_kernel  # noqa: E402
+from backtest.portfolio import PortfolioEntry, build_members  # noqa: E402
+from backtest.portfolio_ray import with_signals  # noqa: E402
+from backtest.run import BacktestConfig  # noqa: E402
 from factors.synthetic import random_walk_bars  # noqa: E402
-from research.backtest import BacktestConfig  # noqa: E402
-from research.portfolio import PortfolioEntry, build_members  # noqa: E402
-from research.portfolio_ray import with_signals  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     members = build_members(entries)
     t0 = time.perf_counter()
     if "--ray" in sys.argv:
-        from research.portfolio_ray import compute_signals_on_ray
+        from backtest.portfolio_ray import compute_signals_on_ray
 
         signals = compute_signals_on_ray(members, series)
         where = "Ray actors"

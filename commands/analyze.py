@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from research.html_report import write_html
-from research.report import analyse, render, report_console
-from research.trades_io import load_trade_set
+from analysis.html_report import write_html
+from analysis.report import analyse, render, report_console
+from analysis.trades_io import load_trade_set
 
 
 def analyze(

@@ -10,9 +10,9 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from backtest.run import ENGINE_VERSION, BacktestConfig, BacktestResult
 from commands.errors import UserError
 from factors.bars import parse_utc
-from research.backtest import ENGINE_VERSION, BacktestConfig, BacktestResult
 
 _out = Console()
 
@@ -120,7 +120,7 @@ def backtest(
         return _run_portfolio(portfolio, out, url, start, end, config, ray_address, use_ray,
                               exchange)  # fmt: skip
     _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
-    from research.backtest import prepare_out_dir, write_outputs
+    from backtest.run import prepare_out_dir, write_outputs
 
     out = prepare_out_dir(out)  # a bad --out fails before anything runs or is stored
     result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
@@ -155,7 +155,7 @@ def run_single(strategy: str, symbol: str, interval: str, param: list[str], star
                end: Any, data: Path | None, url: str, exchange: str,
                config: BacktestConfig) -> tuple[BacktestResult, pd.DataFrame]:  # fmt: skip
     """Load the bars and run the backtest in this process; return the result and the bars."""
-    from research.backtest import run_backtest
+    from backtest.run import run_backtest
     from strategies.registry import make_strategy, parse_param_args
 
     instance = make_strategy(strategy, parse_param_args(param))
@@ -232,7 +232,7 @@ def _require(**given: Any) -> None:
 
 def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
              config) -> None:  # fmt: skip
-    from research.fanout import run_all
+    from backtest.fanout import run_all
 
     run_all(url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
             config)  # fmt: skip
@@ -240,7 +240,7 @@ def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, 
 
 def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,
                    exchange="binance") -> None:  # fmt: skip
-    from research.portfolio import run_portfolio_backtest
+    from backtest.portfolio import run_portfolio_backtest
 
     run_portfolio_backtest(path, out, url, start, end, config, ray_address, use_ray,
                            exchange=exchange)  # fmt: skip

@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from factors.bars import parse_utc
-from research.columns import iso_utc
-from research.report import fmt, report_console
-from research.weights import (
+from analysis.columns import iso_utc
+from analysis.report import fmt, report_console
+from analysis.weights import (
     METHODS,
     FitnessRule,
     WeightsError,
@@ -23,6 +22,7 @@ from research.weights import (
     write_prod,
     write_to_db,
 )
+from factors.bars import parse_utc
 
 SPLIT_KEYS = (
     "trades",

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from actors.kernel import run_kernel
-from research.backtest import BacktestConfig, BacktestResult, assemble_result
+from backtest.run import BacktestConfig, BacktestResult, assemble_result
 from strategies.base import Strategy
 
 START = pd.Timestamp("2024-01-01", tz="UTC")

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from actors.kernel import run_kernel
 from actors.order_store import SqlOrderStore, order_rows
+from backtest.run import BacktestConfig
 from factors.synthetic import random_walk_bars
-from research.backtest import BacktestConfig
 from store.db import get_engine
 from store.models import OrderRecord, TradeRecord
 from strategies.sr_breakout import SRBreakout

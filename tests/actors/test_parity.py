@@ -9,7 +9,7 @@ import pytest
 
 from actors.kernel import run_kernel
 from actors.runtime import LocalRuntime, RayRuntime
-from research.backtest import BacktestConfig
+from backtest.run import BacktestConfig
 from store.bar_files import read_bar_file
 from strategies.registry import BUILTIN
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from actors.kernel import run_kernel
 from actors.messages import BarClosed, OrderCancelled, OrderFilled
 from actors.runtime import Actor, LocalRuntime
-from research.backtest import BacktestConfig, assemble_result
+from backtest.run import BacktestConfig, assemble_result
 from tests.actors.helpers import make_bars, scripted
 
 COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")

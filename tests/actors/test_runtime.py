@@ -82,8 +82,8 @@ def test_event_clock_is_monotonic() -> None:
 
 
 def test_same_run_twice_gives_byte_identical_trades_csv(tmp_path) -> None:
+    from backtest.run import BacktestConfig, run_backtest, write_outputs
     from factors.synthetic import random_walk_bars
-    from research.backtest import BacktestConfig, run_backtest, write_outputs
     from strategies.sr_breakout import SRBreakout
 
     bars = random_walk_bars(5_000, "1m", seed=3)

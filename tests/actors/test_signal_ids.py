@@ -9,7 +9,7 @@ import pytest
 from actors.messages import OpenTrade
 from actors.portfolio_kernel import PortfolioMember, PortfolioRuntime, run_portfolio_kernel
 from actors.runtime import Actor
-from research.backtest import BacktestConfig
+from backtest.run import BacktestConfig
 from tests.actors.helpers import make_bars, scripted
 
 ROWS = [(100.0, 101.0, 99.0, 100.0)] * 6

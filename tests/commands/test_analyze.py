@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from tests.research.analysis_data import write_backtest_dir, write_simple_trades
+from tests.analysis.analysis_data import write_backtest_dir, write_simple_trades
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from backtest.run import TRADE_COLUMNS
 from cli import app
-from research.backtest import TRADE_COLUMNS
 
 runner = CliRunner()
 

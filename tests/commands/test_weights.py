@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from tests.research.analysis_data import write_results_dir
+from tests.analysis.analysis_data import write_results_dir
 
 runner = CliRunner()
 

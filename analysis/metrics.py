@@ -1,0 +1,395 @@
+"""Trade and equity statistics, exactly as DESIGN.md section 6 defines them.
+
+`compute_metrics(trades, equity, initial_cash)` is the single entry point: a backtest, a user's
+trades.csv and a portfolio (several strategies' trades and their summed equity) all go through it.
+Undefined values (no trades, no losers, a flat equity curve, ...) are None, never NaN or inf, so
+the dict is JSON-serialisable as is.
+
+Conventions (the ones DESIGN.md leaves open, stated here once):
+- Fractions, not percent: win_rate, total_return, max_drawdown, pct_*_profitable, exposure, cagr,
+  best/worst_month are all shares (0.25 means 25 %). period_start/period_end are ISO-8601 UTC.
+- Daily returns: the equity curve is sampled at the last value of each UTC calendar day, days
+  without a row carry the previous value (equity did not move), and the first day's return is
+  measured against the initial cash. sharpe = sqrt(365) * mean / std with the POPULATION std
+  (ddof=0), so that it matches sortino's downside deviation sqrt(mean(min(r, 0)^2)), which is a
+  population moment too. Both are None with fewer than two days or a zero denominator.
+- A month / ISO week is profitable when its last equity is above the last equity of the previous
+  period (the initial cash for the first one).
+- A losing trade has pnl < 0, a winning one pnl > 0; a trade with pnl == 0 is neither (it counts in
+  `trades` and in win_rate's denominator, and ends a losing streak).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.columns import iso_utc
+
+DEFAULT_CASH = 10_000.0
+PERIODS_PER_YEAR = 365  # crypto trades every day
+DAYS_PER_YEAR = 365.25  # for CAGR over calendar time
+
+# The DESIGN.md section 6 keys, in the order reports show them.
+CORE_KEYS = (
+    "trades",
+    "win_rate",
+    "expectancy",
+    "avg_win",
+    "avg_loss",
+    "profit_factor",
+    "total_return",
+    "max_drawdown",
+    "sortino",
+    "sharpe",
+    "pct_months_profitable",
+    "pct_weeks_profitable",
+)
+EXTRA_KEYS = (
+    "wins",
+    "losses",
+    "total_pnl",
+    "fees",
+    "payoff_ratio",
+    "max_drawdown_duration_days",
+    "exposure",
+    "cagr",
+    "best_month",
+    "worst_month",
+    "longest_losing_streak",
+    "longest_winning_streak",
+    "initial_cash",
+    "final_equity",
+    "volatility",
+    "period_start",
+    "period_end",
+)
+METRIC_KEYS = CORE_KEYS + EXTRA_KEYS
+
+
+def compute_metrics(
+    trades: pd.DataFrame | None,
+    equity: pd.DataFrame | None,
+    initial_cash: float | None = None,
+) -> dict[str, Any]:
+    """Every metric for one strategy or a portfolio.
+
+    trades: the trades.csv columns (only pnl, entry_time, exit_time and fees are read).
+    equity: timestamp, equity (one row per bar close); None or empty -> rebuilt from the trades as
+    initial cash plus cumulative pnl at exit times (see `equity_from_trades`).
+    initial_cash: the starting equity; None -> the first equity value, or DEFAULT_CASH.
+    """
+    trades = _normalise_trades(trades)
+    curve = _equity_series(equity)
+    if initial_cash is None:
+        initial_cash = float(curve.iloc[0]) if len(curve) else DEFAULT_CASH
+    initial_cash = float(initial_cash)
+    if curve.empty:
+        curve = equity_from_trades(trades, initial_cash).set_index("timestamp")["equity"]
+    out: dict[str, Any] = {}
+    out.update(trade_stats(trades["pnl"].to_numpy(dtype=float)))
+    out["fees"] = float(trades["fees"].sum()) if "fees" in trades and len(trades) else 0.0
+    out.update(equity_stats(curve, initial_cash))
+    out["exposure"] = exposure(trades, curve)
+    return {key: clean(out.get(key)) for key in METRIC_KEYS}
+
+
+# ---------------------------------------------------------------- trades
+
+
+def trade_stats(pnl: np.ndarray) -> dict[str, Any]:
+    """Statistics over the trade pnls, in exit order."""
+    n = len(pnl)
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    avg_win = float(wins.mean()) if len(wins) else None
+    avg_loss = float(losses.mean()) if len(losses) else None
+    return {
+        "trades": n,
+        "wins": len(wins),
+        "losses": len(losses),
+        "win_rate": len(wins) / n if n else None,
+        "expectancy": float(pnl.mean()) if n else None,
+        "total_pnl": float(pnl.sum()),
+        "avg_win": avg_win,
+        "avg_loss": avg_loss,
+        "profit_factor": _ratio(float(wins.sum()), abs(float(losses.sum()))) if n else None,
+        "payoff_ratio": _ratio(avg_win, abs(avg_loss)) if avg_loss is not None else None,
+        "longest_losing_streak": longest_streak(pnl < 0),
+        "longest_winning_streak": longest_streak(pnl > 0),
+    }
+
+
+def longest_streak(flags: np.ndarray) -> int:
+    """Length of the longest run of consecutive True values."""
+    best = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
+
+
+# ---------------------------------------------------------------- equity
+
+
+def equity_stats(curve: pd.Series, initial_cash: float) -> dict[str, Any]:
+    """Statistics over an equity curve indexed by UTC timestamps."""
+    if curve.empty:
+        return {"initial_cash": initial_cash, "final_equity": initial_cash, "total_return": 0.0}
+    final = float(curve.iloc[-1])
+    monthly = period_returns(curve, initial_cash, "month")
+    weekly = period_returns(curve, initial_cash, "week")
+    daily = period_returns(curve, initial_cash, "day")
+    return {
+        "initial_cash": initial_cash,
+        "final_equity": final,
+        "total_return": final / initial_cash - 1 if initial_cash else None,
+        "max_drawdown": max_drawdown(curve),
+        "max_drawdown_duration_days": max_drawdown_duration(curve),
+        "sharpe": sharpe(daily),
+        "sortino": sortino(daily),
+        "pct_months_profitable": _share_positive(monthly),
+        "pct_weeks_profitable": _share_positive(weekly),
+        "best_month": float(monthly.max()) if len(monthly) else None,
+        "worst_month": float(monthly.min()) if len(monthly) else None,
+        "cagr": cagr(initial_cash, final, curve.index[0], curve.index[-1]),
+        "volatility": volatility(daily),
+        "period_start": iso_utc(curve.index[0]),
+        "period_end": iso_utc(curve.index[-1]),
+    }
+
+
+def max_drawdown(curve: pd.Series) -> float | None:
+    """max(1 - equity / running peak): 0.25 means the equity fell 25 % below its peak."""
+    values = curve.to_numpy(dtype=float)
+    if len(values) == 0:
+        return None
+    peak = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, 1 - values / peak, 0.0)
+    return float(dd.max())
+
+
+def max_drawdown_duration(curve: pd.Series) -> float | None:
+    """Longest time in days from a peak until equity is back at it (or until the end of data).
+
+    Vectorized: a backtest curve has one row per bar (hundreds of thousands on 1m bars).
+    """
+    if curve.empty:
+        return None
+    values = curve.to_numpy(dtype=float)
+    days = ((curve.index - curve.index[0]) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    under = values < np.maximum.accumulate(values)
+    if not under.any():
+        return 0.0
+    step = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
+    starts = np.flatnonzero(step == 1)  # first row under water; the peak is the row before
+    ends = np.flatnonzero(step == -1)  # first row back at the peak (len(values) = never)
+    end_days = days[np.minimum(ends, len(values) - 1)]
+    return float((end_days - days[starts - 1]).max())
+
+
+def period_returns(curve: pd.Series, initial_cash: float, period: str) -> pd.Series:
+    """Return of each UTC day / ISO week / calendar month, from its last equity value.
+
+    Days are a continuous calendar (a day without rows keeps the previous equity: return 0);
+    weeks and months are only those with data.
+    """
+    if curve.empty:
+        return pd.Series(dtype=float)
+    index = curve.index
+    if period == "day":
+        last = curve.groupby(index.floor("D")).last()
+        full = pd.date_range(last.index[0], last.index[-1], freq="D")
+        last = last.reindex(full).ffill()
+    elif period == "week":
+        iso = index.isocalendar()
+        last = curve.groupby([iso.year.to_numpy(), iso.week.to_numpy()]).last()
+        last.index = [f"{y}-W{w:02d}" for y, w in last.index]
+    elif period == "month":
+        last = curve.groupby([index.year, index.month]).last()
+        last.index = [f"{y}-{m:02d}" for y, m in last.index]
+    else:
+        raise ValueError(f"unknown period {period!r}; use day, week or month")
+    previous = last.shift(1)
+    previous.iloc[0] = initial_cash
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = last / previous - 1
+    return returns.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+
+
+def sharpe(daily: pd.Series) -> float | None:
+    """sqrt(365) * mean / population std of daily returns."""
+    if len(daily) < 2:
+        return None
+    std = float(daily.std(ddof=0))
+    return math.sqrt(PERIODS_PER_YEAR) * float(daily.mean()) / std if std > 1e-15 else None
+
+
+def volatility(daily: pd.Series) -> float | None:
+    """Annualised volatility: sqrt(365) * population std of daily returns (for inverse_vol)."""
+    if len(daily) < 2:
+        return None
+    return math.sqrt(PERIODS_PER_YEAR) * float(daily.std(ddof=0))
+
+
+def sortino(daily: pd.Series) -> float | None:
+    """sqrt(365) * mean / sqrt(mean(min(r, 0)^2)) over all days."""
+    if len(daily) < 2:
+        return None
+    downside = math.sqrt(float((np.minimum(daily.to_numpy(dtype=float), 0.0) ** 2).mean()))
+    return (
+        math.sqrt(PERIODS_PER_YEAR) * float(daily.mean()) / downside if downside > 1e-15 else None
+    )
+
+
+def cagr(initial: float, final: float, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
+    """(final / initial) ^ (365.25 days / span) - 1; None for a zero span or a wiped-out account."""
+    years = (end - start) / pd.Timedelta(days=DAYS_PER_YEAR)
+    if years <= 0 or initial <= 0 or final <= 0:
+        return None
+    try:
+        return (final / initial) ** (1 / years) - 1
+    except OverflowError:
+        return None
+
+
+def exposure(trades: pd.DataFrame, curve: pd.Series) -> float | None:
+    """Share of the curve's time span covered by at least one open trade (overlaps count once)."""
+    if curve.empty or trades.empty:
+        return 0.0 if not curve.empty else None
+    start = min(curve.index[0], trades["entry_time"].min())
+    end = max(curve.index[-1], trades["exit_time"].max())
+    span = (end - start).value
+    if span <= 0:
+        return None
+    # int ns on both sides: parsed times may carry another unit (s, us) than the Timedelta
+    entries = trades["entry_time"].dt.as_unit("ns").astype("int64")
+    exits = trades["exit_time"].dt.as_unit("ns").astype("int64")
+    intervals = sorted(zip(entries, exits, strict=True))
+    covered, cur_start, cur_end = 0, None, None
+    for a, b in intervals:
+        if cur_end is None or a > cur_end:
+            covered += 0 if cur_end is None else cur_end - cur_start
+            cur_start, cur_end = a, b
+        else:
+            cur_end = max(cur_end, b)
+    covered += cur_end - cur_start
+    return covered / span
+
+
+# ---------------------------------------------------------------- building curves
+
+
+def equity_from_trades(trades: pd.DataFrame, initial_cash: float = DEFAULT_CASH) -> pd.DataFrame:
+    """Equity without a curve: initial cash at the first entry, then cash + cumulative pnl at each
+    exit time. Columns timestamp, equity, cash (cash == equity: every trade is closed)."""
+    trades = _normalise_trades(trades)
+    if trades.empty:
+        return pd.DataFrame({"timestamp": pd.DatetimeIndex([], tz="UTC"), "equity": [], "cash": []})
+    by_exit = trades.sort_values("exit_time", kind="stable")
+    pnl = by_exit.groupby("exit_time")["pnl"].sum()
+    stamps = [trades["entry_time"].min(), *pnl.index]
+    values = [initial_cash, *(initial_cash + pnl.cumsum()).tolist()]
+    frame = pd.DataFrame({"timestamp": pd.DatetimeIndex(stamps), "equity": values})
+    frame = frame.groupby("timestamp", as_index=False).last()  # an exit at the first entry time
+    frame["cash"] = frame["equity"]
+    return frame
+
+
+def combine_equity(curves: Sequence[pd.DataFrame], initial_cash: Sequence[float]) -> pd.DataFrame:
+    """Portfolio equity: the sum of each strategy's equity on the union of timestamps.
+
+    Before its first row a strategy counts with its initial cash; after its last, its last value.
+    """
+    series = []
+    for frame, cash in zip(curves, initial_cash, strict=True):
+        s = _equity_series(frame)
+        series.append((s, cash))
+    index = sorted(set().union(*(s.index for s, _ in series))) if series else []
+    index = pd.DatetimeIndex(index, name="timestamp")
+    total = pd.Series(0.0, index=index)
+    for s, cash in series:
+        total += s.reindex(index).ffill().fillna(cash)
+    return pd.DataFrame({"timestamp": index, "equity": total.to_numpy(), "cash": np.nan})
+
+
+def portfolio_metrics(
+    trades: Iterable[pd.DataFrame],
+    equities: Sequence[pd.DataFrame | None],
+    initial_cash: Sequence[float],
+) -> dict[str, Any]:
+    """Metrics of several strategies together: combined trades and summed equity."""
+    trade_frames = [_normalise_trades(t) for t in trades]
+    curves = [
+        e if e is not None and len(e) else equity_from_trades(t, c)
+        for e, t, c in zip(equities, trade_frames, initial_cash, strict=True)
+    ]
+    combined = pd.concat(trade_frames, ignore_index=True) if trade_frames else None
+    equity = combine_equity(curves, initial_cash)
+    return compute_metrics(combined, equity, float(sum(initial_cash)))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def clean(value: Any) -> Any:
+    """Plain Python values for JSON: numpy scalars unwrapped, NaN/inf -> None."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def _share_positive(returns: pd.Series) -> float | None:
+    return float((returns > 0).mean()) if len(returns) else None
+
+
+def _to_utc(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.tz_localize("UTC")
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+def _normalise_trades(trades: pd.DataFrame | None) -> pd.DataFrame:
+    """Trades sorted by exit time with UTC datetimes and float pnl (an empty frame if None)."""
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame(
+            {
+                "entry_time": pd.DatetimeIndex([], tz="UTC"),
+                "exit_time": pd.DatetimeIndex([], tz="UTC"),
+                "pnl": pd.Series([], dtype=float),
+                "fees": pd.Series([], dtype=float),
+            }
+        )
+    frame = trades.copy()
+    frame["entry_time"] = _to_utc(frame["entry_time"])
+    frame["exit_time"] = _to_utc(frame["exit_time"])
+    frame["pnl"] = frame["pnl"].astype(float)
+    return frame.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
+
+
+def _equity_series(equity: pd.DataFrame | None) -> pd.Series:
+    """The equity column indexed by UTC timestamp, sorted (empty if no curve)."""
+    if equity is None or len(equity) == 0:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    if "timestamp" in equity.columns:
+        stamps = _to_utc(equity["timestamp"])
+    else:
+        stamps = _to_utc(equity.index.to_series())
+    series = pd.Series(equity["equity"].to_numpy(dtype=float), index=pd.DatetimeIndex(stamps))
+    return series.sort_index(kind="stable")

@@ -1,0 +1,279 @@
+"""Backtest results -> strategy weights -> production config (prod.json) and the database.
+
+Methods (only instances that pass the fitness rule get a non-zero weight):
+- binary: weight 1 for every instance that passes.
+- sortino: proportional to sortino, normalised to sum 1.
+- inverse_vol: proportional to 1 / annualised volatility of daily returns, normalised to sum 1.
+
+A weighted portfolio scales each instance's pnl by its weight on capital = cash x sum(weights):
+binary weights give every selected instance its own cash, normalised weights split one cash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.exports import params_text
+from analysis.metrics import DEFAULT_CASH, compute_metrics
+from analysis.trades_io import TradesFileError, read_trades
+
+METHODS = ("binary", "sortino", "inverse_vol")
+KEY_COLUMNS = ("strategy", "symbol", "interval", "params")
+
+
+class WeightsError(ValueError):
+    """Bad input to `cli.py weights`; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class FitnessRule:
+    min_sortino: float = 0.0  # sortino must be strictly above
+    min_expectancy: float = 0.0  # expectancy (mean pnl per trade) strictly above
+    min_trades: int = 20  # at least this many trades
+
+    def passes(self, row: dict[str, Any] | pd.Series) -> bool:
+        sortino, expectancy, trades = (
+            _num(row.get(k)) for k in ("sortino", "expectancy", "trades")
+        )
+        if sortino is None or expectancy is None or trades is None:
+            return False  # undefined metrics never pass
+        return (
+            sortino > self.min_sortino
+            and expectancy > self.min_expectancy
+            and (trades >= self.min_trades)
+        )
+
+    def describe(self) -> str:
+        return (
+            f"sortino > {self.min_sortino:g} and expectancy > {self.min_expectancy:g} "
+            f"and trades >= {self.min_trades}"
+        )
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------- loading
+
+
+def results_paths(path: Path) -> tuple[Path, Path | None]:
+    """(results.csv, trades.csv or None) for a results.csv or a directory holding it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such results file or directory")
+    results = path / "results.csv" if path.is_dir() else path
+    if not results.exists():
+        raise WeightsError(
+            f"{path} has no results.csv; run `cli.py backtest --all --out {path}` first"
+        )
+    trades = results.parent / "trades.csv"
+    return results, trades if trades.exists() else None
+
+
+def load_results(path: Path) -> pd.DataFrame:
+    """results.csv rows with canonical params text; failed runs dropped."""
+    try:
+        frame = pd.read_csv(path, dtype={"params": str, "run_id": str, "error": str})
+    except pd.errors.EmptyDataError:
+        raise WeightsError(f"{path} is empty; expected one row per backtest") from None
+    missing = [c for c in (*KEY_COLUMNS, "sortino", "expectancy", "trades") if c not in frame]
+    if missing:
+        raise WeightsError(
+            f"{path}: missing column(s) {', '.join(missing)}; give the results.csv written by "
+            "`cli.py backtest --all`"
+        )
+    if "status" in frame:
+        frame = frame[frame["status"].fillna("done") == "done"]
+    frame = frame.reset_index(drop=True)
+    frame["params"] = [params_text(p if isinstance(p, str) else "{}") for p in frame["params"]]
+    return frame
+
+
+# ---------------------------------------------------------------- weights
+
+
+def compute_weights(results: pd.DataFrame, method: str, rule: FitnessRule) -> pd.Series:
+    """One weight per results row (0 for rows that fail the rule)."""
+    if method not in METHODS:
+        raise WeightsError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    passing = pd.Series([rule.passes(row) for _, row in results.iterrows()], index=results.index)
+    if method == "binary":
+        return passing.astype(float)
+    if method == "sortino":
+        raw = results["sortino"].map(_num).fillna(0.0).clip(lower=0.0)
+    else:
+        if "volatility" not in results:
+            raise WeightsError(
+                "results have no volatility column (needed by --method inverse_vol); re-run the "
+                "backtests with this version or use --method binary or sortino"
+            )
+        vol = results["volatility"].map(_num)
+        raw = vol.map(lambda v: 1.0 / v if v is not None and v > 0 else 0.0)
+    raw = raw.where(passing, 0.0).astype(float)
+    total = float(raw.sum())
+    return raw / total if total > 0 else raw * 0.0
+
+
+def selected_instances(results: pd.DataFrame, weights: pd.Series) -> list[dict[str, Any]]:
+    """Non-zero instances for prod.json, heaviest first."""
+    rows = []
+    for i, row in results.iterrows():
+        if weights[i] <= 0:
+            continue
+        entry = {
+            "family": row["strategy"],
+            "params": json.loads(row["params"]),
+            "symbol": row["symbol"],
+            "interval": row["interval"],
+            "weight": float(weights[i]),
+        }
+        if "instance_id" in row and _num(row["instance_id"]) is not None:
+            entry["instance_id"] = int(row["instance_id"])
+        rows.append(entry)
+    return sorted(rows, key=lambda e: -e["weight"])
+
+
+def prod_config(
+    results: pd.DataFrame, weights: pd.Series, method: str, rule: FitnessRule, source: str
+) -> dict[str, Any]:
+    return {
+        "method": method,
+        "rule": asdict(rule),
+        "source": source,
+        "instances": selected_instances(results, weights),
+    }
+
+
+def write_prod(config: dict[str, Any], path: Path) -> Path:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")
+    return Path(path)
+
+
+# ---------------------------------------------------------------- in / out of sample
+
+
+def instance_key(row: dict[str, Any] | pd.Series) -> tuple[str, str, str, str]:
+    return (str(row["strategy"]), str(row["symbol"]), str(row["interval"]), str(row["params"]))
+
+
+def load_split_trades(trades_path: Path | None, results_path: Path) -> pd.DataFrame:
+    if trades_path is None:
+        raise WeightsError(
+            f"--split needs the combined trades.csv next to {results_path} (written by "
+            "`cli.py backtest --all`); none found"
+        )
+    trades = read_trades(trades_path, allow_empty=True)
+    if "params" not in trades:
+        raise TradesFileError(f"{trades_path}: --split needs a params column per trade")
+    trades["params"] = [params_text(p) for p in trades["params"]]
+    return trades
+
+
+def per_instance_metrics(trades: pd.DataFrame, keys: list[tuple], cash: float) -> pd.DataFrame:
+    """Metrics of each instance over the given trades (equity rebuilt from `cash`)."""
+    groups = {k: g for k, g in trades.groupby(list(KEY_COLUMNS), sort=False)} if len(trades) else {}
+    rows = []
+    for key in keys:
+        metrics = compute_metrics(groups.get(key), None, cash)
+        rows.append({**dict(zip(KEY_COLUMNS, key, strict=True)), **metrics})
+    return pd.DataFrame(rows)
+
+
+def weighted_portfolio(
+    trades: pd.DataFrame, weights: dict[tuple, float], cash: float
+) -> dict[str, Any]:
+    """Metrics of the portfolio that trades each instance's pnl x its weight."""
+    total_weight = sum(w for w in weights.values() if w > 0)
+    if total_weight <= 0:
+        return compute_metrics(None, None, cash)
+    keys = list(zip(*(trades[c] for c in KEY_COLUMNS), strict=True)) if len(trades) else []
+    scale = pd.Series([weights.get(k, 0.0) for k in keys], index=trades.index, dtype=float)
+    chosen = trades[scale > 0].copy()
+    chosen["pnl"] = chosen["pnl"] * scale[scale > 0]
+    chosen["fees"] = chosen["fees"] * scale[scale > 0]
+    return compute_metrics(chosen, None, cash * total_weight)
+
+
+def split_report(
+    results: pd.DataFrame,
+    trades: pd.DataFrame,
+    split: pd.Timestamp,
+    method: str,
+    rule: FitnessRule,
+    cash: float = DEFAULT_CASH,
+) -> dict[str, Any]:
+    """Weights chosen on trades that exited before `split`; the weighted portfolio measured on
+    trades entered at or after it (trades spanning the split belong to neither)."""
+    keys = [instance_key(r) for _, r in results.iterrows()]
+    keys = list(dict.fromkeys(keys))
+    before = trades[trades["exit_time"] < split]
+    after = trades[trades["entry_time"] >= split]
+    in_sample = per_instance_metrics(before, keys, cash)
+    weights = compute_weights(in_sample, method, rule)
+    chosen = {instance_key(r): float(weights[i]) for i, r in in_sample.iterrows()}
+    everyone = (
+        {k: 1.0 / len(keys) for k in keys} if method != "binary" else dict.fromkeys(keys, 1.0)
+    )
+    return {
+        "in_sample_results": in_sample,
+        "weights": weights,
+        "in_sample": weighted_portfolio(before, chosen, cash),
+        "out_of_sample": weighted_portfolio(after, chosen, cash),
+        "out_of_sample_all": weighted_portfolio(after, everyone, cash),
+        "out_of_sample_results": per_instance_metrics(after, keys, cash),
+    }
+
+
+# ---------------------------------------------------------------- database
+
+
+def write_to_db(
+    url: str, results: pd.DataFrame, weights: pd.Series, exchange: str
+) -> tuple[int, int]:
+    """Set weight and enabled (= weight > 0) on the matching strategy instances.
+
+    Matches by instance_id when results.csv has one, else by family, symbol, interval and params.
+    Instances with a non-zero weight that are not in the database yet are added; unmatched
+    zero-weight rows are skipped (no point storing thousands of disabled instances).
+    Returns (updated, added).
+    """
+    from store import instances as store_instances
+
+    existing = store_instances.list_instances(url)
+    by_id = {inst.id: inst for inst in existing}
+    by_key = {(i.family, i.symbol, i.interval, params_text(i.params_json)): i for i in existing}
+    updated = added = 0
+    for i, row in results.iterrows():
+        weight = float(weights[i])
+        inst_id = _num(row.get("instance_id"))
+        inst = by_id.get(int(inst_id)) if inst_id is not None else None
+        inst = inst or by_key.get(instance_key(row))
+        if inst is not None:
+            store_instances.set_weight(url, inst.id, weight)
+            store_instances.set_enabled(url, inst.id, weight > 0)
+            updated += 1
+        elif weight > 0:
+            store_instances.add_instance(
+                url,
+                row["strategy"],
+                exchange,
+                row["symbol"],
+                row["interval"],
+                json.loads(row["params"]),
+                enabled=True,
+                weight=weight,
+            )
+            added += 1
+    return updated, added

@@ -1,0 +1,312 @@
+"""The pieces of `backtest --all` around the driver loop: the Ray task body, storing a finished
+batch, per-run directories, results.csv / combined trades CSV, and the progress bar.
+
+`run_batch` runs inside a Ray worker: it must not touch the database or the driver's files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from analysis.columns import iso_utc
+from backtest.runkeys import ENGINE_VERSION
+from factors.bars import parse_utc
+
+RESULTS_NAME = "results.csv"
+TRADES_NAME = "trades.csv"
+_ERROR_LIMIT = 2000  # characters of a strategy's error kept with the run
+
+
+# -- inside a Ray worker ------------------------------------------------------------------------
+def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) -> list[dict]:
+    """Run every spec of a batch; a run that raises becomes a failed outcome, never a task error.
+
+    `frames` are the bar series named by `keys` (Ray resolves the object refs before the call).
+    """
+    import ray
+
+    from backtest.run import run_backtest
+    from strategies.registry import strategy_class
+
+    series = dict(zip((tuple(k) for k in keys), frames, strict=True))
+    node_ip = ray.util.get_node_ip_address()
+    node_id = ray.get_runtime_context().get_node_id()
+    outcomes = []
+    classes: dict[str, Any] = {}  # per batch: a user file is loaded once, never stale
+    for spec in specs:
+        bars = series[tuple(spec.series)]
+        began, cpu = time.perf_counter(), time.process_time()
+        result, error = None, None
+        try:
+            if spec.load_spec not in classes:
+                classes[spec.load_spec] = strategy_class(spec.load_spec)
+            strategy = classes[spec.load_spec](**spec.params)
+            result = run_backtest(strategy, bars, spec.symbol, spec.interval, config)
+        except Exception as exc:  # the strategy's (or its parameters') fault: record it
+            error = _error_text(exc)
+        outcome = {
+            "run": _run_record(spec, bars, result, error),
+            "trades": _labelled_trades(spec, result),
+            "node_ip": node_ip,
+            "node_id": node_id,
+            "pid": os.getpid(),
+            "seconds": time.perf_counter() - began,
+            "cpu_seconds": time.process_time() - cpu,
+            "result": result if keep_result else None,
+        }
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _error_text(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"[:_ERROR_LIMIT]
+
+
+def _run_record(spec, bars: pd.DataFrame, result, error: str | None) -> dict:
+    return {
+        "run_id": spec.run_id,
+        "run_key": spec.run_key,
+        "instance_id": spec.instance_id,
+        "strategy": spec.family,
+        "symbol": spec.symbol,
+        "interval": spec.interval,
+        "params": spec.params,
+        "start": result.start if result is not None else bars.index[0],
+        "end": result.end if result is not None else bars.index[-1],
+        "bars": result.bars if result is not None else len(bars),
+        "status": "done" if error is None else "failed",
+        "error": error,
+        "metrics": dict(result.metrics) if result is not None else {},
+        "engine_version": ENGINE_VERSION,
+    }
+
+
+def _labelled_trades(spec, result) -> pd.DataFrame:
+    """The run's trades with the instance's own names (a user file's spec, not its class name)."""
+    if result is None:
+        return pd.DataFrame()
+    trades = result.trades.copy()
+    trades["strategy"] = spec.family
+    return trades
+
+
+# -- in the driver ------------------------------------------------------------------------------
+def store_batch(url: str, outcomes: list[dict]) -> None:
+    """Store a finished batch, one transaction per run; a run_key already stored as done is a
+    no-op (never stored twice), so a batch cut short by Ctrl-C is completed by the next run."""
+    from store import runs
+
+    for outcome in outcomes:
+        runs.save_backtest_run(url, outcome["run"], outcome["trades"])
+
+
+def run_dir_name(run: Any) -> str:
+    """--separate: the directory of one run (a stored BacktestRun or a run record dict)."""
+
+    def get(name: str) -> Any:
+        return run[name] if isinstance(run, dict) else getattr(run, name)
+
+    symbol = str(get("symbol")).replace("/", "-").replace(":", "-")
+    family = Path(str(get("strategy")).rsplit(":", 1)[-1]).name
+    return f"{family}_{symbol}_{get('interval')}_{get('run_key')[:10]}"
+
+
+def write_run_equity(out: Path, outcome: dict) -> None:
+    """--separate, for a run computed now: its equity.csv (the database keeps no equity curve,
+    so runs done by an earlier invocation have none; see write_run_dirs for the rest)."""
+    from analysis.columns import EQUITY_COLUMNS
+    from backtest.run import iso_times
+
+    folder = out / "runs" / run_dir_name(outcome["run"])
+    folder.mkdir(parents=True, exist_ok=True)
+    equity = outcome["result"].equity.loc[:, list(EQUITY_COLUMNS)]
+    iso_times(equity).to_csv(folder / "equity.csv", index=False)
+
+
+def write_run_dirs(out: Path, runs: list[Any], trades: dict[str, pd.DataFrame]) -> list[Path]:
+    """--separate: one directory per selected run, from the database (so runs done by earlier
+    invocations get one too): results.json and trades.csv in the combined layout (trades.csv
+    columns plus params and run_id, analysis.exports.tagged_trades), so the files of many runs
+    concatenate back into the combined trades CSV. `trades` is run_trades(url, runs)."""
+    from backtest.run import results_document
+
+    folders = []
+    for run in runs:
+        folder = out / "runs" / run_dir_name(run)
+        folder.mkdir(parents=True, exist_ok=True)
+        trades[run.id].to_csv(folder / TRADES_NAME, index=False)
+        doc = results_document(_as_result(run, trades[run.id]))
+        doc.update(run_key=run.run_key, status=run.status, error=run.error)
+        (folder / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+        folders.append(folder)
+    return folders
+
+
+class RateColumn(ProgressColumn):
+    """Backtests per second over the progress bar's recent window."""
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} runs/s" if speed else "- runs/s")
+
+
+def progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# -- combined outputs ---------------------------------------------------------------------------
+def write_combined(
+    url: str, out: Path, specs: Iterable, nodes: dict[str, str], separate: bool = False
+) -> tuple[Path, Path]:
+    """results.csv (one row per selected run) and the combined trades CSV, read back from the
+    database so runs finished by earlier invocations are included; with `separate` also the
+    per-run directories (write_run_dirs)."""
+    from analysis.exports import write_results_csv
+
+    out.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(url, [s.run_key for s in specs])
+    results_path = write_results_csv(results_rows(runs, nodes), out / RESULTS_NAME)
+    trades_path = out / TRADES_NAME
+    per_run = run_trades(url, runs)
+    concat_trades(per_run).to_csv(trades_path, index=False)
+    if separate:
+        write_run_dirs(out, runs, per_run)
+    return results_path, trades_path
+
+
+def load_runs(url: str, keys: list[str]) -> list[Any]:
+    from sqlmodel import select
+
+    from store.db import session_scope
+    from store.models import BacktestRun
+
+    rows: list[Any] = []
+    with session_scope(url) as session:
+        for i in range(0, len(keys), 500):  # stay under SQLite's bound-parameter limit
+            chunk = keys[i : i + 500]
+            rows.extend(session.exec(select(BacktestRun).where(BacktestRun.run_key.in_(chunk))))
+    order = {k: i for i, k in enumerate(keys)}
+    return sorted(rows, key=lambda r: order.get(r.run_key, 0))
+
+
+def results_rows(runs: list[Any], nodes: dict[str, str]) -> list[dict]:
+    """results.csv rows (analysis.exports.RESULTS_COLUMNS, then engine_version and node_ip:
+    the Ray node that ran the backtest in this invocation, empty for runs done earlier)."""
+    from analysis.exports import params_text
+    from analysis.metrics import METRIC_KEYS
+
+    rows = []
+    for run in runs:
+        metrics = run.metrics
+        row = {
+            "run_id": run.id,
+            "run_key": run.run_key,
+            # Text so a column with empty cells (grid runs) still prints ids as 4, not 4.0.
+            "instance_id": "" if run.instance_id is None else str(run.instance_id),
+            "strategy": run.strategy,
+            "symbol": run.symbol,
+            "interval": run.interval,
+            "params": params_text(run.params_json),
+            "start": iso_utc(run.start),
+            "end": iso_utc(run.end),
+            "bars": run.bars,
+            "status": run.status,
+            "error": run.error or "",
+        }
+        row.update({k: metrics.get(k) for k in METRIC_KEYS})
+        row["engine_version"] = run.engine_version
+        row["node_ip"] = nodes.get(run.run_key, "")
+        rows.append(row)
+    return rows
+
+
+def concat_trades(per_run: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The combined trades CSV: the runs' tagged trades (run_trades) concatenated in run order,
+    so the --separate files combine back into exactly this frame."""
+    from analysis.exports import COMBINED_TRADES_COLUMNS
+
+    frames = [f for f in per_run.values() if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(COMBINED_TRADES_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_trades(url: str, runs: list[Any]) -> dict[str, pd.DataFrame]:
+    """run_id -> that run's stored trades tagged by analysis.exports.tagged_trades (trades.csv
+    columns plus params and run_id), ordered by entry time; an empty frame for a run without
+    trades."""
+    from sqlmodel import select
+
+    from analysis.columns import TRADE_COLUMNS as TRADES_COLUMNS
+    from analysis.exports import tagged_trades
+    from store.db import session_scope
+    from store.models import TradeRecord
+
+    ids = [r.id for r in runs]
+    by_run: dict[str, list[dict]] = {rid: [] for rid in ids}
+    with session_scope(url) as session:
+        for i in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[i : i + 500]
+            query = select(TradeRecord).where(TradeRecord.run_id.in_(chunk))
+            for t in session.exec(query.order_by(TradeRecord.id)):
+                by_run[t.run_id].append({c: getattr(t, c, None) for c in TRADES_COLUMNS})
+    out = {}
+    for run in runs:
+        trades = pd.DataFrame(by_run[run.id], columns=list(TRADES_COLUMNS))
+        trades = trades.sort_values("entry_time", kind="stable", ignore_index=True)
+        out[run.id] = tagged_trades(_as_result(run, trades))
+    return out
+
+
+def _as_result(run: Any, trades: pd.DataFrame) -> Any:
+    """A stored BacktestRun in the shape of a BacktestResult, for analysis.exports and
+    backtest.run.results_document."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        run_id=run.id,
+        strategy=run.strategy,
+        symbol=run.symbol,
+        interval=run.interval,
+        params=run.params,
+        start=parse_utc(run.start),
+        end=parse_utc(run.end),
+        bars=run.bars,
+        metrics=run.metrics,
+        trades=trades,
+    )

@@ -1,0 +1,70 @@
+"""Run keys: equal inputs give equal keys, any change that alters a result changes the key."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from backtest import runkeys
+from backtest.runkeys import ENGINE_VERSION, canonical_json, data_range, run_key
+from factors.synthetic import random_walk_bars
+
+BASE = ("sr_breakout", "binance", "ETH/BTC", "5m")
+PARAMS = {"lookback": 20, "sl_pct": 0.01, "tp_pct": 0.02, "allow_short": False}
+DATA = (1_515_542_400_000, 1_517_270_100_000, 5760)
+
+
+def test_key_is_stable_hex_and_ignores_dict_order():
+    a = run_key(*BASE, PARAMS, DATA)
+    b = run_key(*BASE, dict(reversed(list(PARAMS.items()))), DATA)
+    assert a == b and len(a) == 64 and int(a, 16) >= 0
+    # A key computed today must equal one computed in another process tomorrow: pin it down.
+    assert a == run_key(*BASE, dict(PARAMS), tuple(DATA), None, ENGINE_VERSION)
+
+
+def test_every_ingredient_changes_the_key():
+    base = run_key(*BASE, PARAMS, DATA)
+    variants = [
+        run_key("orb", *BASE[1:], PARAMS, DATA),
+        run_key(BASE[0], "kraken", *BASE[2:], PARAMS, DATA),
+        run_key(*BASE[:2], "LTC/BTC", BASE[3], PARAMS, DATA),
+        run_key(*BASE[:3], "15m", PARAMS, DATA),
+        run_key(*BASE, {**PARAMS, "lookback": 21}, DATA),
+        run_key(*BASE, PARAMS, (DATA[0], DATA[1] + 300_000, DATA[2] + 1)),
+        run_key(*BASE, PARAMS, (DATA[0], DATA[1], DATA[2] - 1)),  # same span, a bar missing
+        run_key(*BASE, PARAMS, DATA, {"cash": 10_000.0, "fee_bps": 5.0}),
+        run_key(*BASE, PARAMS, DATA, None, ENGINE_VERSION + "-next"),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def test_data_range_is_first_last_open_time_in_ms_and_count():
+    bars = random_walk_bars(10, "5m", start="2024-01-01", seed=1)
+    first, last, count = data_range(bars)
+    assert first == int(pd.Timestamp("2024-01-01", tz="UTC").timestamp() * 1000)
+    assert last == first + 9 * 5 * 60 * 1000 and count == 10
+    assert data_range(bars.iloc[:0]) == (0, 0, 0)
+
+
+def test_canonical_json_handles_numpy_and_dataclass_values():
+    import dataclasses
+
+    import numpy as np
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        cash: float = 1.0
+        n: int = 2
+
+    assert canonical_json({"b": np.int64(3), "a": np.float64(0.5)}) == '{"a":0.5,"b":3}'
+    assert canonical_json(Cfg()) == '{"cash":1.0,"n":2}'
+
+
+def test_a_user_strategy_file_edit_changes_the_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text("X = 1\n")
+    spec = "mine.py:Mine"
+    before = run_key(spec, *BASE[1:], {}, DATA)
+    assert before == run_key(spec, *BASE[1:], {}, DATA)
+    (tmp_path / "mine.py").write_text("X = 2\n")
+    assert run_key(spec, *BASE[1:], {}, DATA) != before
+    assert runkeys.strategy_fingerprint("sr_breakout") == ""

@@ -1,0 +1,75 @@
+"""The house layout (README "Project layout"): dependencies point one way, modules stay small."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["actors", "strategies", "factors", "store", "backtest", "analysis", "cluster", "commands"]
+PACKAGES += [p for p in ("live", "ml") if (ROOT / p).is_dir()]
+
+# package -> project packages it must never import (directly or inside a function)
+FORBIDDEN = {
+    "strategies": {"actors", "store", "backtest", "analysis", "live", "ml", "commands", "cluster"},
+    "factors": {"actors", "store", "backtest", "analysis", "live", "ml", "commands", "cluster"},
+    "actors": {"backtest", "analysis", "live", "ml", "commands", "cluster"},
+    "store": {"actors", "backtest", "analysis", "live", "ml", "commands", "cluster"},
+    "analysis": {"actors", "backtest", "live", "ml", "commands", "cluster"},
+    "cluster": {"actors", "backtest", "analysis", "live", "ml", "commands"},
+    "backtest": {"live", "ml", "commands"},
+}
+MAX_MODULE_LINES = 400
+
+
+def project_imports(path: Path) -> set[str]:
+    """Top-level project packages a module imports, anywhere in its body."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_point_one_way(package: str) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(project_imports(path) & FORBIDDEN[package])
+        for path in modules(package)
+        if project_imports(path) & FORBIDDEN[package]
+    }
+    assert offenders == {}
+
+
+def test_the_rule_check_catches_a_wrong_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from backtest.run import run_backtest\n")
+    assert "backtest" in project_imports(bad) & FORBIDDEN["analysis"]
+
+
+def test_no_module_imports_the_retired_research_package() -> None:
+    users = [
+        str(path.relative_to(ROOT))
+        for package in [*PACKAGES, "tests", "benchmarks", "examples"]
+        for path in modules(package)
+        if "research" in project_imports(path)
+    ]
+    assert users == [] and not (ROOT / "research").exists()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_modules_stay_readable(package: str) -> None:
+    long_modules = {
+        str(path.relative_to(ROOT)): n
+        for path in modules(package)
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long_modules == {}
