@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["actors", "strategies", "factors", "store", "backtest", "analysis", "cluster", "commands"]
+PACKAGES = [
+    "actors",
+    "strategies",
+    "factors",
+    "store",
+    "backtest",
+    "analysis",
+    "cluster",
+    "commands",
+]
 PACKAGES += [p for p in ("live", "ml") if (ROOT / p).is_dir()]
 
 # package -> project packages it must never import (directly or inside a function)
