@@ -8,7 +8,6 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.spans import NO_MINIMUM
 from analysis.metrics import (
     CORE_KEYS,
     combine_equity,
@@ -17,6 +16,7 @@ from analysis.metrics import (
     period_returns,
     portfolio_metrics,
 )
+from analysis.spans import NO_MINIMUM
 
 T = pd.Timestamp
 

@@ -127,8 +127,7 @@ def test_backtest_all_summary_never_ranks_a_short_run_best() -> None:
     long = compute_metrics(None, _curve("2024-01-01", 60, "1D", 0.0001), 100.0)
     assert long["sortino"] is not None and long["sortino"] < 1000
     rows = [
-        {"strategy": "sr_breakout", "interval": "5m", "status": "done", **m}
-        for m in (short, long)
+        {"strategy": "sr_breakout", "interval": "5m", "status": "done", **m} for m in (short, long)
     ]
     console = Console(width=200, record=True)
     console.print(results_summary_table(pd.DataFrame(rows)))

@@ -22,7 +22,6 @@ from analysis.weights import (
 )
 from tests.analysis.analysis_data import write_results_dir
 
-
 # the hand-made trades span a few weeks: a rule that accepts any sample length
 SHORT_OK = FitnessRule(min_trades=2, min_days=0, min_daily_returns=0)
 
@@ -129,9 +128,7 @@ def test_prod_json_lists_only_non_zero(results: pd.DataFrame, tmp_path: Path) ->
 def test_split_in_sample_vs_out_of_sample_by_hand(results_dir: Path, results) -> None:
     results_path, trades_path = results_paths(results_dir)
     trades = load_split_trades(trades_path, results_path)
-    report = split_report(
-        results, trades, pd.Timestamp("2024-03-01", tz="UTC"), "binary", SHORT_OK
-    )
+    report = split_report(results, trades, pd.Timestamp("2024-03-01", tz="UTC"), "binary", SHORT_OK)
     # in-sample A: +10 -5 +10 (passes), B: -10 +5 -10 (expectancy < 0): only A chosen
     assert report["weights"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert report["in_sample_results"]["expectancy"].iloc[0] == pytest.approx(5.0)
