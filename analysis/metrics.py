@@ -29,6 +29,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.columns import iso_utc
+from analysis.spans import (
+    ANNUALISED_KEYS,
+    DEFAULT_MINIMUM,
+    AnnualiseMinimum,
+    annualised_note,
+    elapsed_days,
+    exposure,
+    max_drawdown_duration,
+    outside_gaps,
+)
 
 DEFAULT_CASH = 10_000.0
 PERIODS_PER_YEAR = 365  # crypto trades every day
@@ -67,6 +77,9 @@ EXTRA_KEYS = (
     "volatility",
     "period_start",
     "period_end",
+    "span_days",
+    "daily_returns",
+    "annualised_note",
 )
 METRIC_KEYS = CORE_KEYS + EXTRA_KEYS
 
@@ -75,6 +88,7 @@ def compute_metrics(
     trades: pd.DataFrame | None,
     equity: pd.DataFrame | None,
     initial_cash: float | None = None,
+    minimum: AnnualiseMinimum = DEFAULT_MINIMUM,
 ) -> dict[str, Any]:
     """Every metric for one strategy or a portfolio.
 
@@ -82,18 +96,21 @@ def compute_metrics(
     equity: timestamp, equity (one row per bar close); None or empty -> rebuilt from the trades as
     initial cash plus cumulative pnl at exit times (see `equity_from_trades`).
     initial_cash: the starting equity; None -> the first equity value, or DEFAULT_CASH.
+    minimum: the sample below which annualised metrics are None (analysis/spans.py). A given
+    curve (one row per bar) may have gaps of no data; a curve rebuilt from trades has none.
     """
     trades = _normalise_trades(trades)
     curve = _equity_series(equity)
     if initial_cash is None:
         initial_cash = float(curve.iloc[0]) if len(curve) else DEFAULT_CASH
     initial_cash = float(initial_cash)
+    skip_gaps = not curve.empty
     if curve.empty:
         curve = equity_from_trades(trades, initial_cash).set_index("timestamp")["equity"]
     out: dict[str, Any] = {}
     out.update(trade_stats(trades["pnl"].to_numpy(dtype=float)))
     out["fees"] = float(trades["fees"].sum()) if "fees" in trades and len(trades) else 0.0
-    out.update(equity_stats(curve, initial_cash))
+    out.update(equity_stats(curve, initial_cash, skip_gaps, minimum))
     out["exposure"] = exposure(trades, curve)
     return {key: clean(out.get(key)) for key in METRIC_KEYS}
 
@@ -135,31 +152,45 @@ def longest_streak(flags: np.ndarray) -> int:
 # ---------------------------------------------------------------- equity
 
 
-def equity_stats(curve: pd.Series, initial_cash: float) -> dict[str, Any]:
-    """Statistics over an equity curve indexed by UTC timestamps."""
+def equity_stats(
+    curve: pd.Series,
+    initial_cash: float,
+    skip_gaps: bool = False,
+    minimum: AnnualiseMinimum = DEFAULT_MINIMUM,
+) -> dict[str, Any]:
+    """Statistics over an equity curve indexed by UTC timestamps; with skip_gaps, stretches
+    without rows longer than spans.DATA_GAP count neither as time nor as days of zero return."""
     if curve.empty:
         return {"initial_cash": initial_cash, "final_equity": initial_cash, "total_return": 0.0}
     final = float(curve.iloc[-1])
     monthly = period_returns(curve, initial_cash, "month")
     weekly = period_returns(curve, initial_cash, "week")
-    daily = period_returns(curve, initial_cash, "day")
-    return {
+    daily = period_returns(curve, initial_cash, "day", skip_gaps)
+    elapsed = elapsed_days(curve.index, skip_gaps)
+    span = float(elapsed[-1])
+    out = {
         "initial_cash": initial_cash,
         "final_equity": final,
         "total_return": final / initial_cash - 1 if initial_cash else None,
         "max_drawdown": max_drawdown(curve),
-        "max_drawdown_duration_days": max_drawdown_duration(curve),
+        "max_drawdown_duration_days": max_drawdown_duration(curve, elapsed),
         "sharpe": sharpe(daily),
         "sortino": sortino(daily),
         "pct_months_profitable": _share_positive(monthly),
         "pct_weeks_profitable": _share_positive(weekly),
         "best_month": float(monthly.max()) if len(monthly) else None,
         "worst_month": float(monthly.min()) if len(monthly) else None,
-        "cagr": cagr(initial_cash, final, curve.index[0], curve.index[-1]),
+        "cagr": cagr(initial_cash, final, span),
         "volatility": volatility(daily),
         "period_start": iso_utc(curve.index[0]),
         "period_end": iso_utc(curve.index[-1]),
+        "span_days": span,
+        "daily_returns": len(daily),
+        "annualised_note": annualised_note(span, len(daily), minimum),
     }
+    if out["annualised_note"]:
+        out.update(dict.fromkeys(ANNUALISED_KEYS))
+    return out
 
 
 def max_drawdown(curve: pd.Series) -> float | None:
@@ -173,30 +204,13 @@ def max_drawdown(curve: pd.Series) -> float | None:
     return float(dd.max())
 
 
-def max_drawdown_duration(curve: pd.Series) -> float | None:
-    """Longest time in days from a peak until equity is back at it (or until the end of data).
-
-    Vectorized: a backtest curve has one row per bar (hundreds of thousands on 1m bars).
-    """
-    if curve.empty:
-        return None
-    values = curve.to_numpy(dtype=float)
-    days = ((curve.index - curve.index[0]) / pd.Timedelta(days=1)).to_numpy(dtype=float)
-    under = values < np.maximum.accumulate(values)
-    if not under.any():
-        return 0.0
-    step = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
-    starts = np.flatnonzero(step == 1)  # first row under water; the peak is the row before
-    ends = np.flatnonzero(step == -1)  # first row back at the peak (len(values) = never)
-    end_days = days[np.minimum(ends, len(values) - 1)]
-    return float((end_days - days[starts - 1]).max())
-
-
-def period_returns(curve: pd.Series, initial_cash: float, period: str) -> pd.Series:
+def period_returns(
+    curve: pd.Series, initial_cash: float, period: str, skip_gaps: bool = False
+) -> pd.Series:
     """Return of each UTC day / ISO week / calendar month, from its last equity value.
 
-    Days are a continuous calendar (a day without rows keeps the previous equity: return 0);
-    weeks and months are only those with data.
+    Days are a continuous calendar (a day without rows keeps the previous equity: return 0),
+    and with skip_gaps, days wholly inside a gap of no data (spans.data_gaps) are left out. Weeks and months are only those with data.
     """
     if curve.empty:
         return pd.Series(dtype=float)
@@ -205,6 +219,8 @@ def period_returns(curve: pd.Series, initial_cash: float, period: str) -> pd.Ser
         last = curve.groupby(index.floor("D")).last()
         full = pd.date_range(last.index[0], last.index[-1], freq="D")
         last = last.reindex(full).ffill()
+        if skip_gaps:
+            last = last[outside_gaps(last.index, index)]
     elif period == "week":
         iso = index.isocalendar()
         last = curve.groupby([iso.year.to_numpy(), iso.week.to_numpy()]).last()
@@ -246,39 +262,15 @@ def sortino(daily: pd.Series) -> float | None:
     )
 
 
-def cagr(initial: float, final: float, start: pd.Timestamp, end: pd.Timestamp) -> float | None:
+def cagr(initial: float, final: float, span_days: float) -> float | None:
     """(final / initial) ^ (365.25 days / span) - 1; None for a zero span or a wiped-out account."""
-    years = (end - start) / pd.Timedelta(days=DAYS_PER_YEAR)
+    years = span_days / DAYS_PER_YEAR
     if years <= 0 or initial <= 0 or final <= 0:
         return None
     try:
         return (final / initial) ** (1 / years) - 1
     except OverflowError:
         return None
-
-
-def exposure(trades: pd.DataFrame, curve: pd.Series) -> float | None:
-    """Share of the curve's time span covered by at least one open trade (overlaps count once)."""
-    if curve.empty or trades.empty:
-        return 0.0 if not curve.empty else None
-    start = min(curve.index[0], trades["entry_time"].min())
-    end = max(curve.index[-1], trades["exit_time"].max())
-    span = (end - start).value
-    if span <= 0:
-        return None
-    # int ns on both sides: parsed times may carry another unit (s, us) than the Timedelta
-    entries = trades["entry_time"].dt.as_unit("ns").astype("int64")
-    exits = trades["exit_time"].dt.as_unit("ns").astype("int64")
-    intervals = sorted(zip(entries, exits, strict=True))
-    covered, cur_start, cur_end = 0, None, None
-    for a, b in intervals:
-        if cur_end is None or a > cur_end:
-            covered += 0 if cur_end is None else cur_end - cur_start
-            cur_start, cur_end = a, b
-        else:
-            cur_end = max(cur_end, b)
-    covered += cur_end - cur_start
-    return covered / span
 
 
 # ---------------------------------------------------------------- building curves
@@ -321,6 +313,7 @@ def portfolio_metrics(
     trades: Iterable[pd.DataFrame],
     equities: Sequence[pd.DataFrame | None],
     initial_cash: Sequence[float],
+    minimum: AnnualiseMinimum = DEFAULT_MINIMUM,
 ) -> dict[str, Any]:
     """Metrics of several strategies together: combined trades and summed equity."""
     trade_frames = [_normalise_trades(t) for t in trades]
@@ -330,7 +323,7 @@ def portfolio_metrics(
     ]
     combined = pd.concat(trade_frames, ignore_index=True) if trade_frames else None
     equity = combine_equity(curves, initial_cash)
-    return compute_metrics(combined, equity, float(sum(initial_cash)))
+    return compute_metrics(combined, equity, float(sum(initial_cash)), minimum)
 
 
 # ---------------------------------------------------------------- helpers

@@ -21,6 +21,7 @@ from analysis.metrics import (
     period_returns,
     trade_stats,
 )
+from analysis.spans import ANNUALISED_KEYS, MIN_ANNUALISED_DAYS, short_reason
 from analysis.trades_io import TradeSet
 
 BREAKDOWNS = ("strategy", "symbol", "interval", "side", "exit_reason")
@@ -108,11 +109,17 @@ def pct(value: Any, decimals: int = 2) -> str:
 
 
 def metrics_table(metrics: dict[str, Any], title: str = "Metrics") -> Table:
-    table = Table(title=title, title_justify="left")
+    note = metrics.get("annualised_note")
+    table = Table(title=title, title_justify="left", caption=f"- : {note}" if note else None)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in METRIC_KEYS:
-        table.add_row(key, fmt(key, metrics.get(key)))
+        if key == "annualised_note":
+            continue  # the caption
+        value = fmt(key, metrics.get(key))
+        if note and key in ANNUALISED_KEYS:
+            value = f"- ({short_reason(note)})"
+        table.add_row(key, value)
     return table
 
 
@@ -201,7 +208,15 @@ def render(ts: TradeSet, analysis: Analysis, console: Console) -> None:
 def results_summary_table(results: pd.DataFrame) -> Table:
     """One row per family x interval over a results.csv: runs, trades and mean/best metrics."""
     done = results[results["status"] == "done"]
-    table = Table(title=f"backtest summary: {len(done)} runs by family x interval")
+    short = int(pd.to_numeric(done["sortino"], errors="coerce").isna().sum()) if len(done) else 0
+    caption = (
+        f"best sortino among runs with >= {MIN_ANNUALISED_DAYS:g} days of data; {short} run(s) "
+        "have no sortino (too short a sample, or no downside) and are not ranked"
+        if short
+        else None
+    )
+    table = Table(title=f"backtest summary: {len(done)} runs by family x interval",
+                  caption=caption)  # fmt: skip
     for column in ("family", "interval", "runs", "trades", "win rate", "expectancy",
                    "return (mean)", "best sortino", "max drawdown (worst)"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("family", "interval") else "right")

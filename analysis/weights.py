@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis.exports import params_text
 from analysis.metrics import DEFAULT_CASH, compute_metrics
+from analysis.spans import MIN_ANNUALISED_DAYS, MIN_DAILY_RETURNS, AnnualiseMinimum
 from analysis.trades_io import TradesFileError, read_trades
 
 METHODS = ("binary", "sortino", "inverse_vol")
@@ -36,23 +37,56 @@ class FitnessRule:
     min_sortino: float = 0.0  # sortino must be strictly above
     min_expectancy: float = 0.0  # expectancy (mean pnl per trade) strictly above
     min_trades: int = 20  # at least this many trades
+    # the sample: days with data and daily returns (annualised metrics are None below them)
+    min_days: float = MIN_ANNUALISED_DAYS
+    min_daily_returns: int = MIN_DAILY_RETURNS
+
+    @property
+    def minimum(self) -> AnnualiseMinimum:
+        return AnnualiseMinimum(self.min_days, self.min_daily_returns)
 
     def passes(self, row: dict[str, Any] | pd.Series) -> bool:
+        return self.refusal(row) is None
+
+    def refusal(self, row: dict[str, Any] | pd.Series) -> str | None:
+        """Why the row fails the rule (the first reason), or None when it passes."""
+        short = self._sample_refusal(row)
+        if short:
+            return short
         sortino, expectancy, trades = (
             _num(row.get(k)) for k in ("sortino", "expectancy", "trades")
         )
-        if sortino is None or expectancy is None or trades is None:
-            return False  # undefined metrics never pass
-        return (
-            sortino > self.min_sortino
-            and expectancy > self.min_expectancy
-            and (trades >= self.min_trades)
-        )
+        if trades is None or trades < self.min_trades:
+            return f"too few trades (< {self.min_trades})"
+        if sortino is None or expectancy is None:
+            return "sortino or expectancy undefined"  # undefined metrics never pass
+        if not sortino > self.min_sortino:
+            return f"sortino <= {self.min_sortino:g}"
+        if not expectancy > self.min_expectancy:
+            return f"expectancy <= {self.min_expectancy:g}"
+        return None
+
+    def _sample_refusal(self, row: dict[str, Any] | pd.Series) -> str | None:
+        """Too short a sample: days with data (span_days, else period_end - period_start of an
+        older results.csv) or daily returns below the minimum; unknown counts as long enough."""
+        days = _num(row.get("span_days"))
+        if days is None and row.get("period_start") and row.get("period_end"):
+            try:
+                span = pd.Timestamp(row["period_end"]) - pd.Timestamp(row["period_start"])
+                days = span / pd.Timedelta(days=1)
+            except (ValueError, TypeError):
+                days = None
+        if days is not None and days < self.min_days:
+            return f"sample too short (< {self.min_days:g} days of data)"
+        daily = _num(row.get("daily_returns"))
+        if daily is not None and daily < self.min_daily_returns:
+            return f"sample too small (< {self.min_daily_returns} daily returns)"
+        return None
 
     def describe(self) -> str:
         return (
             f"sortino > {self.min_sortino:g} and expectancy > {self.min_expectancy:g} "
-            f"and trades >= {self.min_trades}"
+            f"and trades >= {self.min_trades} and >= {self.min_days:g} days of data"
         )
 
 
@@ -181,12 +215,17 @@ def load_split_trades(trades_path: Path | None, results_path: Path) -> pd.DataFr
     return trades
 
 
-def per_instance_metrics(trades: pd.DataFrame, keys: list[tuple], cash: float) -> pd.DataFrame:
+def per_instance_metrics(
+    trades: pd.DataFrame,
+    keys: list[tuple],
+    cash: float,
+    minimum: AnnualiseMinimum = AnnualiseMinimum(),
+) -> pd.DataFrame:
     """Metrics of each instance over the given trades (equity rebuilt from `cash`)."""
     groups = {k: g for k, g in trades.groupby(list(KEY_COLUMNS), sort=False)} if len(trades) else {}
     rows = []
     for key in keys:
-        metrics = compute_metrics(groups.get(key), None, cash)
+        metrics = compute_metrics(groups.get(key), None, cash, minimum)
         rows.append({**dict(zip(KEY_COLUMNS, key, strict=True)), **metrics})
     return pd.DataFrame(rows)
 
@@ -220,7 +259,7 @@ def split_report(
     keys = list(dict.fromkeys(keys))
     before = trades[trades["exit_time"] < split]
     after = trades[trades["entry_time"] >= split]
-    in_sample = per_instance_metrics(before, keys, cash)
+    in_sample = per_instance_metrics(before, keys, cash, rule.minimum)
     weights = compute_weights(in_sample, method, rule)
     chosen = {instance_key(r): float(weights[i]) for i, r in in_sample.iterrows()}
     everyone = (
@@ -232,7 +271,7 @@ def split_report(
         "in_sample": weighted_portfolio(before, chosen, cash),
         "out_of_sample": weighted_portfolio(after, chosen, cash),
         "out_of_sample_all": weighted_portfolio(after, everyone, cash),
-        "out_of_sample_results": per_instance_metrics(after, keys, cash),
+        "out_of_sample_results": per_instance_metrics(after, keys, cash, rule.minimum),
     }
 
 

@@ -272,3 +272,5 @@ def _summary(result: BacktestResult, out: Path, factors: bool = True) -> None:
         f"results.json{', factors.csv' if factors else ''} to {out} (run {result.run_id})",
         highlight=False,
     )
+    if m.get("annualised_note"):
+        _out.print(f"note: {m['annualised_note']}; they are null in results.json", highlight=False)

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 # analysis.weights.METHODS, spelled out so that `--help` does not import pandas and the analysis
 # modules (issue 13: start-up under 0.4 s of CPU); a test keeps the two equal.
 METHODS = ("binary", "sortino", "inverse_vol")
+# analysis.spans' minimum sample for annualised figures, spelled out for the same reason.
+MIN_ANNUALISED_DAYS = 30.0
+MIN_DAILY_RETURNS = 20
 
 SPLIT_KEYS = (
     "trades",
@@ -41,6 +44,12 @@ def weights(
         0.0, "--min-expectancy", help="Fitness: expectancy (mean pnl per trade) above this."
     ),
     min_trades: int = typer.Option(20, "--min-trades", help="Fitness: at least this many trades."),
+    min_days: float = typer.Option(
+        MIN_ANNUALISED_DAYS, "--min-days", help="Fitness: at least this many days of data."
+    ),
+    min_daily_returns: int = typer.Option(
+        MIN_DAILY_RETURNS, "--min-daily-returns", help="Fitness: at least this many daily returns."
+    ),
     split: str | None = typer.Option(
         None,
         "--split",
@@ -71,7 +80,7 @@ def weights(
         raise WeightsError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
     if cash <= 0:
         raise WeightsError(f"--cash {cash} must be positive, e.g. --cash 10000")
-    rule = FitnessRule(min_sortino, min_expectancy, min_trades)
+    rule = FitnessRule(min_sortino, min_expectancy, min_trades, min_days, min_daily_returns)
     results_path, trades_path = results_paths(results)
     frame = load_results(results_path)
     console = report_console()
@@ -83,6 +92,7 @@ def weights(
     write_prod(config, out)
     console.print(_weights_table(config["instances"], rule, len(frame)))
     console.print(f"wrote {out} ({len(config['instances'])} of {len(frame)} instances)")
+    _print_refusals(frame, rule, console)
     if not no_db:
         from store.db import resolve_url, safe_url
 
@@ -132,3 +142,13 @@ def _weights_table(instances: list[dict], rule: FitnessRule, total: int) -> Tabl
             inst["family"], inst["symbol"], inst["interval"], params, f"{inst['weight']:.4f}"
         )
     return table
+
+
+def _print_refusals(frame, rule: FitnessRule, console) -> None:
+    """How many instances the rule refused, by reason (a short sample first of all)."""
+    import pandas as pd
+
+    reasons = [rule.refusal(row) for _, row in frame.iterrows()]
+    counts = pd.Series([r for r in reasons if r], dtype=object).value_counts()
+    for reason, count in counts.items():
+        console.print(f"refused {count} instance(s): {reason}", highlight=False)

@@ -18,6 +18,7 @@ from store.validate import (
     GapReport,
     NoBarsError,
     arrays_to_frame,
+    check_unique_columns,
     gap_report,
     validate_arrays,
 )
@@ -28,6 +29,9 @@ TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time")
 def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapReport]:
     """A validated bar frame from a file and its gap report; BarDataError on any problem."""
     file = Path(path)
+    if file.is_dir():
+        raise FileNotFoundError(f"bar file {str(file)!r} is a directory; give a .csv, .csv.gz "
+                                "or .parquet file")  # fmt: skip
     if not file.is_file():
         raise FileNotFoundError(f"bar file {str(file)!r} not found")
     typed = _read_numeric_csv(file)
@@ -81,7 +85,7 @@ def _read_numeric_csv(file: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | 
 
 def _check_epoch_ms(values: np.ndarray, source: str) -> None:
     finite = values[np.isfinite(values)]
-    if finite.size and np.nanmax(finite) < 1e11:
+    if finite.size and 0 <= finite.min() and finite.max() < 1e11:
         raise BarFormatError(
             f"{source}: numeric timestamps look like epoch seconds (e.g. {finite[0]:.0f}); "
             "use epoch milliseconds (multiply by 1000) or ISO-8601"
@@ -111,6 +115,7 @@ def _columns(raw: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.n
             f"{', '.join(map(str, raw.columns)) or 'none'}); the layout is "
             "timestamp,open,high,low,close,volume with a header row"
         )
+    check_unique_columns(list(raw.columns), (*TIME_NAMES, *OHLCV), source)
     cols = {c: pd.to_numeric(raw[lower[c]], errors="coerce").to_numpy(np.float64) for c in OHLCV}
     return _timestamps(raw[time_col], source), cols
 
@@ -141,6 +146,7 @@ def _timestamps(column: pd.Series, source: str) -> np.ndarray:
 def _ms(stamps: pd.Series) -> np.ndarray:
     epoch = pd.Timestamp(0, tz="UTC")
     # Timedelta // Timedelta gives float64 with NaN where the time is missing (NaT).
-    return ((stamps.dt.tz_convert("UTC") - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(
+    # true division: a fraction of a millisecond stays visible to the validator
+    return ((stamps.dt.tz_convert("UTC") - epoch) / pd.Timedelta(milliseconds=1)).to_numpy(
         np.float64, na_value=np.nan
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from factors.bars import OHLCV, interval_delta
+from factors.bars import INTERVALS, OHLCV, interval_delta
 
 PRICES = ("open", "high", "low", "close")
 
@@ -56,6 +56,31 @@ class NoBarsError(BarDataError):
 
 class OffGridError(BarDataError):
     """A timestamp that is not a multiple of the interval (UTC-aligned)."""
+
+
+class TimeRangeError(BarDataError):
+    """A timestamp before 1970 or after 2262 (e.g. microseconds read as milliseconds)."""
+
+
+class PriceRangeError(BarDataError):
+    """A price no market quotes (1e308, 1e-320): a unit or parsing mistake."""
+
+
+class IntervalMismatchError(BarDataError):
+    """Every bar is a coarser interval apart than --interval says (a 5m file as 1m)."""
+
+
+# Bar open times must be representable as nanoseconds since 1970 (pandas, the engine's clock).
+MIN_MS = 0  # 1970-01-01T00:00Z
+MAX_MS = int(pd.Timestamp.max.value // 1_000_000)  # 2262-04-11T23:47:16.854Z
+# Prices outside this range are unit or parsing mistakes (sizes and fees overflow or vanish).
+MIN_PRICE, MAX_PRICE = 1e-12, 1e12
+MAX_VOLUME = 1e18
+# open/close may exceed [low, high] by float rounding (a float32 column next to a float64 one):
+# up to this relative amount they are clipped into the range, beyond it they are an error.
+RANGE_TOLERANCE = 1e-6
+# Spacing is judged only with enough bars (a handful may all sit on a coarser grid by chance).
+MIN_BARS_FOR_SPACING = 10
 
 
 @dataclass(frozen=True)
@@ -107,15 +132,40 @@ def validate_arrays(
 ) -> None:
     """Raise the BarDataError of the first problem class found; return None when all is well.
 
-    Order of the checks: missing values, unsorted, duplicates, non-positive prices, high < low,
-    open/close outside [low, high], off the interval grid.
+    Order of the checks: missing values, times outside 1970..2262 or with fractions of a
+    millisecond, unsorted, duplicates, non-positive prices, prices out of range, high < low,
+    open/close outside [low, high] (float rounding up to RANGE_TOLERANCE is clipped into the
+    range, in `columns`), off the interval grid, a coarser spacing than the interval.
     """
     ts_ms = np.asarray(ts_ms)
     _check_missing(ts_ms, columns, source)
+    _check_time_values(ts_ms, source)
     ts = ts_ms.astype(np.int64)
     _check_order(ts, source)
     _check_prices(ts, columns, source)
     _check_grid(ts, interval, source)
+    _check_spacing(ts, interval, source)
+
+
+def _check_time_values(ts_ms: np.ndarray, source: str) -> None:
+    """Epoch ms inside the nanosecond range, whole milliseconds (before any cast to int)."""
+    values = ts_ms.astype(np.float64) if ts_ms.dtype.kind == "f" else ts_ms
+    outside = (values < MIN_MS) | (values > MAX_MS)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise TimeRangeError(
+            f"{source}: timestamps outside 1970-01-01 .. 2262-04-11: {int(outside.sum())} rows, "
+            f"first at row {first + 1} (value {values[first]:.6g}); fix: timestamps are epoch "
+            "MILLISECONDS (a value like 1.6e15 is microseconds: divide by 1000; 1.6e18 is "
+            "nanoseconds: divide by 1e6) or ISO-8601 dates after 1970"
+        )
+    if values.dtype.kind == "f":
+        fraction = values != np.floor(values)
+        example = f" (e.g. {values[fraction][0]:.3f})" if fraction.any() else ""
+        _fail_where(fraction, None, OffGridError, source,
+                    f"timestamps with a fraction of a millisecond{example}",
+                    "bar open times are whole epoch milliseconds; check the unit or round "
+                    "them")  # fmt: skip
 
 
 def _check_order(ts: np.ndarray, source: str) -> None:
@@ -135,16 +185,26 @@ def _check_prices(ts: np.ndarray, columns: dict[str, np.ndarray], source: str) -
     _fail_where(bad_price, ts, NonPositivePriceError, source,
                 "non-positive prices (or negative volume)",
                 "prices must be > 0 and volume >= 0; drop or correct those rows")  # fmt: skip
+    absurd = columns["volume"] > MAX_VOLUME
+    for name in PRICES:
+        absurd |= (columns[name] < MIN_PRICE) | (columns[name] > MAX_PRICE)
+    _fail_where(absurd, ts, PriceRangeError, source,
+                f"prices outside [{MIN_PRICE:g}, {MAX_PRICE:g}] (or volume above "
+                f"{MAX_VOLUME:g})", "check the unit and the number format of those rows; no "
+                "market quotes such prices")  # fmt: skip
     high, low = columns["high"], columns["low"]
     _fail_where(high < low, ts, HighBelowLowError, source, "high below low",
                 "check the column order (timestamp, open, high, low, close, volume)")  # fmt: skip
     outside = np.zeros(len(ts), dtype=bool)
+    slack = RANGE_TOLERANCE * high
     for name in ("open", "close"):
-        outside |= (columns[name] > high) | (columns[name] < low)
+        outside |= (columns[name] > high + slack) | (columns[name] < low - slack)
     _fail_where(outside, ts, OutsideRangeError, source,
                 "open or close outside the bar's [low, high] range",
                 "every bar needs low <= open, close <= high; check the column order "
                 "(timestamp, open, high, low, close, volume) or correct those rows")  # fmt: skip
+    for name in ("open", "close"):  # float rounding within the tolerance: back into the range
+        columns[name] = np.clip(columns[name], low, high)
 
 
 def _check_grid(ts: np.ndarray, interval: str, source: str) -> None:
@@ -158,6 +218,38 @@ def _check_grid(ts: np.ndarray, interval: str, source: str) -> None:
         f"check --interval {interval} matches the file, and that timestamps are bar OPEN "
         "times in epoch milliseconds or ISO-8601 UTC",
     )
+
+
+def _check_spacing(ts: np.ndarray, interval: str, source: str) -> None:
+    """Refuse bars that are all a coarser interval apart (a 5m file imported as 1m)."""
+    if len(ts) < MIN_BARS_FOR_SPACING:
+        return
+    step = int(interval_delta(interval).value // 1_000_000)
+    spacing = int(np.gcd.reduce(np.diff(ts)))
+    coarser = [name for name, delta in INTERVALS.items() if delta.value // 1_000_000 == spacing]
+    if spacing > step and coarser:
+        raise IntervalMismatchError(
+            f"{source}: every bar is a multiple of {coarser[0]} apart, but the interval is "
+            f"{interval}: these look like {coarser[0]} bars; fix: use --interval {coarser[0]}"
+        )
+
+
+def check_unique_columns(names: list[str], needed: tuple[str, ...], source: str) -> None:
+    """Refuse a needed column given twice ('close' and 'Close', or 'close.1' as pandas renames
+    a repeated CSV header): which one holds the data would be a guess."""
+    seen: dict[str, int] = {}
+    for name in names:
+        base = str(name).strip().lower()
+        stem, dot, suffix = base.rpartition(".")
+        if dot and suffix.isdigit() and stem in needed:
+            base = stem
+        seen[base] = seen.get(base, 0) + 1
+    repeated = [n for n in needed if seen.get(n, 0) > 1]
+    if repeated:
+        raise BarFormatError(
+            f"{source}: column {repeated[0]!r} appears {seen[repeated[0]]} times in the header; "
+            "fix: keep exactly one column per name (timestamp,open,high,low,close,volume)"
+        )
 
 
 def _check_missing(ts_ms: np.ndarray, columns: dict[str, np.ndarray], source: str) -> None:

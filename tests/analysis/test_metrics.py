@@ -16,6 +16,7 @@ from analysis.metrics import (
     period_returns,
     portfolio_metrics,
 )
+from analysis.spans import NO_MINIMUM
 
 T = pd.Timestamp
 
@@ -69,7 +70,7 @@ TRADES = _trades(
 
 @pytest.fixture(scope="module")
 def m() -> dict:
-    return compute_metrics(TRADES, EQUITY, 100.0)
+    return compute_metrics(TRADES, EQUITY, 100.0, NO_MINIMUM)  # the formulas on 4 days
 
 
 def test_trade_metrics_by_hand(m: dict) -> None:
@@ -163,7 +164,8 @@ def test_no_trades_no_equity() -> None:
 
 def test_no_trades_flat_curve() -> None:
     eq = _equity([("2024-01-01", 1000.0), ("2024-01-02", 1000.0), ("2024-01-03", 1000.0)])
-    out = compute_metrics(pd.DataFrame(columns=["entry_time", "exit_time", "pnl"]), eq, 1000.0)
+    no_trades = pd.DataFrame(columns=["entry_time", "exit_time", "pnl"])
+    out = compute_metrics(no_trades, eq, 1000.0, NO_MINIMUM)
     assert out["trades"] == 0 and out["win_rate"] is None and out["profit_factor"] is None
     assert out["total_return"] == 0.0 and out["max_drawdown"] == 0.0
     assert out["sharpe"] is None and out["sortino"] is None  # zero variance, no downside
@@ -180,7 +182,7 @@ def test_only_winners() -> None:
             ("2024-01-03T00:00:00Z", "2024-01-03T12:00:00Z", 150.0),
         ]
     )
-    out = compute_metrics(tr, None, 1000.0)
+    out = compute_metrics(tr, None, 1000.0, NO_MINIMUM)
     assert out["win_rate"] == 1.0 and out["avg_loss"] is None
     assert out["profit_factor"] is None and out["payoff_ratio"] is None  # no losses: undefined
     assert out["longest_losing_streak"] == 0 and out["longest_winning_streak"] == 3
@@ -202,7 +204,7 @@ def test_only_losers() -> None:
             ("2024-01-02T00:00:00Z", "2024-01-02T12:00:00Z", -100.0),
         ]
     )
-    out = compute_metrics(tr, None, 1000.0)
+    out = compute_metrics(tr, None, 1000.0, NO_MINIMUM)
     assert out["win_rate"] == 0.0 and out["avg_win"] is None and out["avg_loss"] == -100.0
     assert out["profit_factor"] == 0.0 and out["payoff_ratio"] is None
     assert out["longest_losing_streak"] == 2

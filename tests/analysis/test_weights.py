@@ -22,6 +22,9 @@ from analysis.weights import (
 )
 from tests.analysis.analysis_data import write_results_dir
 
+# the hand-made trades span a few weeks: a rule that accepts any sample length
+SHORT_OK = FitnessRule(min_trades=2, min_days=0, min_daily_returns=0)
+
 
 @pytest.fixture
 def results_dir(tmp_path: Path) -> Path:
@@ -47,6 +50,24 @@ def test_fitness_rule_and_flags() -> None:
     assert not rule.passes({"sortino": float("nan"), "expectancy": 1, "trades": 50})
     assert FitnessRule(min_trades=5).passes({"sortino": 1, "expectancy": 1, "trades": 5})
     assert not FitnessRule(min_sortino=1.5).passes({"sortino": 1, "expectancy": 1, "trades": 50})
+
+
+def test_fitness_refuses_short_or_small_samples_with_a_reason() -> None:
+    rule = FitnessRule()
+    good = {"sortino": 2.0, "expectancy": 1.0, "trades": 50, "span_days": 90, "daily_returns": 90}
+    assert rule.refusal(good) is None
+    # the XRP/ETH run: 2.5 days, absurd sortino 1,258 -> refused, whatever its sortino
+    short = {**good, "sortino": 1258.0, "span_days": 2.5, "daily_returns": 3}
+    assert rule.refusal(short) == "sample too short (< 30 days of data)"
+    assert not rule.passes(short)
+    sparse = {**good, "span_days": 40, "daily_returns": 12}
+    assert rule.refusal(sparse) == "sample too small (< 20 daily returns)"
+    # an older results.csv without span_days: the period is used
+    old = {**good, "span_days": None, "period_start": "2024-01-01T00:00:00Z",
+           "period_end": "2024-01-03T12:00:00Z"}  # fmt: skip
+    assert rule.refusal(old) == "sample too short (< 30 days of data)"
+    assert FitnessRule(min_days=2, min_daily_returns=3).refusal(short) is None
+    assert rule.refusal({**good, "trades": 3}) == "too few trades (< 20)"
 
 
 def test_binary_weights(results: pd.DataFrame) -> None:
@@ -107,9 +128,7 @@ def test_prod_json_lists_only_non_zero(results: pd.DataFrame, tmp_path: Path) ->
 def test_split_in_sample_vs_out_of_sample_by_hand(results_dir: Path, results) -> None:
     results_path, trades_path = results_paths(results_dir)
     trades = load_split_trades(trades_path, results_path)
-    report = split_report(
-        results, trades, pd.Timestamp("2024-03-01", tz="UTC"), "binary", FitnessRule(min_trades=2)
-    )
+    report = split_report(results, trades, pd.Timestamp("2024-03-01", tz="UTC"), "binary", SHORT_OK)
     # in-sample A: +10 -5 +10 (passes), B: -10 +5 -10 (expectancy < 0): only A chosen
     assert report["weights"].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert report["in_sample_results"]["expectancy"].iloc[0] == pytest.approx(5.0)

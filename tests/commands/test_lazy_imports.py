@@ -42,9 +42,12 @@ def test_probe_sees_a_heavy_import():
 
 
 def test_spelled_out_defaults_match_their_sources():
+    from analysis import spans
     from analysis.weights import METHODS
     from commands import factors, weights
     from factors.cache import DEFAULT_CACHE_DIR
 
     assert weights.METHODS == METHODS
+    assert weights.MIN_ANNUALISED_DAYS == spans.MIN_ANNUALISED_DAYS
+    assert weights.MIN_DAILY_RETURNS == spans.MIN_DAILY_RETURNS
     assert factors.DEFAULT_CACHE_DIR == DEFAULT_CACHE_DIR

@@ -64,6 +64,10 @@ def test_split_reports_side_by_side(tmp_path: Path) -> None:
             "2024-03-01",
             "--min-trades",
             "2",
+            "--min-days",  # the hand-made in-sample spans a few days
+            "0",
+            "--min-daily-returns",
+            "0",
             "--out",
             str(out),
             "--no-db",
@@ -75,6 +79,17 @@ def test_split_reports_side_by_side(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if "total_return" in line)
     assert "0.15%" in row and "-0.20%" in row  # +15 then -20 on 10,000
     assert [i["family"] for i in json.loads(out.read_text())["instances"]] == ["sr_breakout"]
+
+
+def test_split_with_the_default_rule_refuses_a_few_days_and_says_why(tmp_path: Path) -> None:
+    results = write_results_dir(tmp_path / "all")
+    out = tmp_path / "prod.json"
+    args = ["weights", str(results), "--split", "2024-03-01", "--min-trades", "2"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--no-db"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["instances"] == []
+    assert "refused 2 instance(s): sample too short (< 30 days of data)" in result.output
+    assert "refused 3 instance(s): too few trades (< 2)" in result.output  # no in-sample trades
 
 
 @pytest.mark.parametrize(
