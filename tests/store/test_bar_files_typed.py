@@ -28,16 +28,17 @@ def general_read(path: Path, interval: str):
         bar_files._read_numeric_csv = saved
 
 
-def outcome(read, path: Path):
+def outcome(read, path: Path, interval: str = "1m"):
     try:
-        frame, gaps = read(path, "1m")
+        frame, gaps = read(path, interval)
     except (BarDataError, FileNotFoundError) as exc:
         return type(exc).__name__, str(exc)
     return frame, gaps
 
 
-def assert_same_outcome(path: Path) -> object:
-    typed, general = outcome(read_bar_file, path), outcome(general_read, path)
+def assert_same_outcome(path: Path, interval: str = "1m") -> object:
+    typed = outcome(read_bar_file, path, interval)
+    general = outcome(general_read, path, interval)
     if isinstance(general[0], str):
         assert typed == general
     else:
@@ -94,5 +95,5 @@ def test_a_bad_file_read_by_the_typed_path_still_fails(tmp_path) -> None:
 
 def test_sample_files_read_alike() -> None:
     for path in sorted(Path("data/sample").glob("*-5m.csv.gz"))[:3]:
-        frame, _ = assert_same_outcome(path)
+        frame, _ = assert_same_outcome(path, "5m")
         assert np.isfinite(frame.to_numpy()).all()
