@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test,bench]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium for the HTML report's render test: Debian's package, installed only when
+# /usr/bin/chromium is missing (needs root, as in CI); the test skips only when it is absent.
+CHROMIUM ?= /usr/bin/chromium
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "browser: $(CHROMIUM) is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "browser: $(CHROMIUM) missing: apt-get install chromium"; \
+		$(APT_INSTALL) chromium || { apt-get update -q && $(APT_INSTALL) chromium; }; \
+	else \
+		echo "browser: $(CHROMIUM) missing and not root (or no apt-get): the render" \
+			"test will skip; install it with: sudo apt-get install chromium"; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

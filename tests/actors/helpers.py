@@ -12,7 +12,13 @@ from backtest.run import BacktestConfig, BacktestResult, assemble_result
 from strategies.base import Strategy
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
-FLAT_ROWS = [(100.0, 100.5, 99.5, 100.0)] * 3
+# A quiet bar that touches no bracket within 1 %. It opens at 100 and closes at 99.8, so every
+# quiet bar after another opens 0.2 away from the previous close: a fill at the signal bar's
+# close instead of the next open (or marking at the open instead of the close) shows in the
+# numbers, which flat bars (next open == close) would hide. Signals at a quiet bar are sized on
+# its close 99.8; their market fills come at the open 100.
+QUIET = (100.0, 100.5, 99.5, 99.8)
+QUIET_ROWS = [QUIET] * 3
 
 
 def make_bars(rows: list[tuple[float, float, float, float]], start: Any = START,

@@ -12,7 +12,8 @@ from actors.runtime import Actor
 from backtest.run import BacktestConfig
 from tests.actors.helpers import make_bars, scripted
 
-ROWS = [(100.0, 101.0, 99.0, 100.0)] * 6
+# each bar closes at 99.6 and the next opens at 100: the stops below must come from the fill
+ROWS = [(100.0, 101.0, 99.0, 99.6)] * 6
 
 
 class PendingProbe(Actor):
@@ -51,6 +52,7 @@ def test_two_hosts_signalling_at_the_same_bar_keep_separate_entries() -> None:
     trades = {t["strategy"]: t for t in out.trades}
     assert set(trades) == {"a", "b"} and all(t["signal_id"] == 1 for t in trades.values())
     # each trade got the exits of its own signal: stops 2 % and 5 % under the fill at 100
+    # (not under the signal close 99.6)
     stops = {o["strategy"]: o["price"] for o in out.orders if o["role"] == "stop_loss"}
     assert stops == {"a": pytest.approx(98.0), "b": pytest.approx(95.0)}
     assert out.portfolio["rejections"] == []

@@ -8,9 +8,9 @@ import pytest
 
 from actors.messages import OrderFilled, SubmitOrder
 from actors.sim_exchange import BarArrays, SimExchange, fill_price, first_hit
-from tests.actors.helpers import both_modes, make_bars, scripted
+from tests.actors.helpers import QUIET, both_modes, make_bars, scripted
 
-FLAT = (100.0, 100.5, 99.5, 100.0)
+SIZE = 0.005 * 10_000 / (0.01 * 99.8)  # risk 0.005, stop 1 % of the signal close: 50.1002
 
 
 def one_trade(result) -> dict:
@@ -19,36 +19,41 @@ def one_trade(result) -> dict:
 
 
 def test_gap_through_stop_fills_at_open() -> None:
-    bars = make_bars([FLAT, FLAT, (97.0, 98.0, 96.0, 97.0), FLAT])
+    bars = make_bars([QUIET, QUIET, (97.0, 98.0, 96.0, 97.0), QUIET])
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
     t = one_trade(both_modes(s, bars, risk=0.005))
-    # size: 0.005 * 10000 / (0.01 * 100) = 50; entry at open of bar 1; stop 99 gapped -> 97
-    assert t["quantity"] == pytest.approx(50.0)
+    # size on the signal close 99.8: SIZE = 50.1002; entry at the open of bar 1 (100, not the
+    # signal close); stop 1 % below the fill = 99, gapped through -> the open 97
+    assert t["quantity"] == pytest.approx(SIZE) and SIZE == pytest.approx(50.1002004)
     assert t["entry_price"] == 100.0 and t["exit_price"] == 97.0
-    assert t["pnl"] == pytest.approx(-150.0)
+    assert t["pnl"] == pytest.approx(-3.0 * SIZE)
     assert t["exit_reason"] == "stop_loss"
     assert t["entry_time"] == bars.index[1] and t["exit_time"] == bars.index[2]
 
 
 def test_stop_before_target_in_the_same_bar() -> None:
-    bars = make_bars([FLAT, FLAT, (100.0, 103.0, 98.5, 101.0), FLAT])
+    bars = make_bars([QUIET, QUIET, (100.0, 103.0, 98.5, 101.0), QUIET])
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
     t = one_trade(both_modes(s, bars, risk=0.005))
     assert (t["exit_price"], t["exit_reason"]) == (99.0, "stop_loss")
-    assert t["pnl"] == pytest.approx(-50.0)
+    assert t["pnl"] == pytest.approx(-1.0 * SIZE)
 
 
 def test_take_profit_at_level_and_gap_above_at_open() -> None:
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
-    t = one_trade(both_modes(s, make_bars([FLAT, FLAT, (100.5, 102.5, 100.0, 101.0)]), risk=0.005))
-    assert (t["exit_price"], t["exit_reason"]) == (102.0, "take_profit")
-    assert t["pnl"] == pytest.approx(100.0)
-    t = one_trade(both_modes(s, make_bars([FLAT, FLAT, (103.0, 104.0, 102.5, 103.5)]), risk=0.005))
+    t = one_trade(
+        both_modes(s, make_bars([QUIET, QUIET, (100.5, 102.5, 100.0, 101.0)]), risk=0.005)
+    )
+    assert (t["exit_price"], t["exit_reason"]) == (102.0, "take_profit")  # 100 * 1.02
+    assert t["pnl"] == pytest.approx(2.0 * SIZE)
+    t = one_trade(
+        both_modes(s, make_bars([QUIET, QUIET, (103.0, 104.0, 102.5, 103.5)]), risk=0.005)
+    )
     assert (t["exit_price"], t["exit_reason"]) == (103.0, "take_profit")
 
 
 def test_brackets_live_in_the_entry_bar() -> None:
-    bars = make_bars([FLAT, (100.0, 100.2, 98.0, 99.0), FLAT])
+    bars = make_bars([QUIET, (100.0, 100.2, 98.0, 99.0), QUIET])
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
     t = one_trade(both_modes(s, bars, risk=0.005))
     assert t["entry_time"] == t["exit_time"] == bars.index[1]
@@ -56,17 +61,19 @@ def test_brackets_live_in_the_entry_bar() -> None:
 
 
 def test_exit_signal_closes_at_next_open() -> None:
-    rows = [FLAT, FLAT, FLAT, (101.0, 101.5, 100.5, 101.0), (102.0, 102.0, 102.0, 102.0)]
+    rows = [QUIET, QUIET, QUIET, (101.0, 101.5, 100.5, 101.0), (102.0, 102.0, 102.0, 102.0)]
     s = scripted(enter_long=[0], exit_long=[2])()
     t = one_trade(both_modes(s, make_bars(rows), risk=1.0))
-    # no stop: whole notional at risk, 1.0 * 10000 / 100 = 100 units
-    assert t["quantity"] == pytest.approx(100.0)
+    # no stop: whole notional at risk, 1.0 * 10000 / 99.8 (the signal close) = 100.2004 units
+    qty = 10_000 / 99.8
+    assert t["quantity"] == pytest.approx(qty)
+    # the exit signal at bar 2 (close 99.8) fills at the open of bar 3: 101
     assert (t["exit_price"], t["exit_reason"]) == (101.0, "signal")
-    assert t["pnl"] == pytest.approx(100.0)
+    assert t["pnl"] == pytest.approx(qty * (101.0 - 100.0))
 
 
 def test_exit_signal_at_open_beats_stop_in_that_bar() -> None:
-    rows = [FLAT, FLAT, FLAT, (100.0, 100.0, 95.0, 96.0), FLAT]
+    rows = [QUIET, QUIET, QUIET, (100.0, 100.0, 95.0, 96.0), QUIET]
     s = scripted(enter_long=[0], exit_long=[2])(sl_pct=0.01)
     t = one_trade(both_modes(s, make_bars(rows), risk=0.005))
     assert (t["exit_price"], t["exit_reason"]) == (100.0, "signal")
@@ -76,7 +83,7 @@ def test_exit_signal_at_open_beats_stop_in_that_bar() -> None:
 
 
 def test_time_exit_after_max_bars() -> None:
-    rows = [FLAT, FLAT, FLAT, (100.7, 101.0, 100.0, 100.8), FLAT]
+    rows = [QUIET, QUIET, QUIET, (100.7, 101.0, 100.0, 100.8), QUIET]
     s = scripted(enter_long=[0])(max_bars=2)
     t = one_trade(both_modes(s, make_bars(rows), risk=1.0))
     # entered at the open of bar 1, held bars 1 and 2, out at the open of bar 3
@@ -85,7 +92,7 @@ def test_time_exit_after_max_bars() -> None:
 
 
 def test_session_end_exit_at_first_open_of_next_day() -> None:
-    rows = [FLAT, FLAT, FLAT, (100.3, 100.6, 100.1, 100.4), FLAT]
+    rows = [QUIET, QUIET, QUIET, (100.3, 100.6, 100.1, 100.4), QUIET]
     bars = make_bars(rows, start="2024-01-01 23:57")
     s = scripted(session=True, enter_long=[0])()
     t = one_trade(both_modes(s, bars, risk=1.0))
@@ -94,41 +101,45 @@ def test_session_end_exit_at_first_open_of_next_day() -> None:
 
 
 def test_short_side_mirrors() -> None:
-    rows = [FLAT, FLAT, (100.0, 101.5, 99.8, 101.0), FLAT]
+    rows = [QUIET, QUIET, (100.0, 101.5, 99.8, 101.0), QUIET]
     s = scripted(enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
     t = one_trade(both_modes(s, make_bars(rows), risk=0.005))
-    assert t["side"] == "short" and t["quantity"] == pytest.approx(50.0)
-    assert (t["exit_price"], t["exit_reason"]) == (101.0, "stop_loss")
-    assert t["pnl"] == pytest.approx(-50.0)
-    gap = [FLAT, FLAT, (97.5, 97.9, 97.0, 97.5), FLAT]
+    assert t["side"] == "short" and t["quantity"] == pytest.approx(SIZE)
+    assert t["entry_price"] == 100.0  # sold at the open after the signal close 99.8
+    assert (t["exit_price"], t["exit_reason"]) == (101.0, "stop_loss")  # 100 * 1.01
+    assert t["pnl"] == pytest.approx(-1.0 * SIZE)
+    gap = [QUIET, QUIET, (97.5, 97.9, 97.0, 97.5), QUIET]
     t = one_trade(both_modes(s, make_bars(gap), risk=0.005))
     assert (t["exit_price"], t["exit_reason"]) == (97.5, "take_profit")  # min(open, 98)
-    assert t["pnl"] == pytest.approx(125.0)
+    assert t["pnl"] == pytest.approx(2.5 * SIZE)
 
 
 def test_long_and_short_together_when_hedged() -> None:
-    rows = [FLAT, FLAT, (100.0, 102.5, 99.5, 102.0), FLAT]
+    rows = [QUIET, QUIET, (100.0, 102.5, 99.5, 102.0), QUIET]
     s = scripted(hedge=True, enter_long=[0], enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
     result = both_modes(s, make_bars(rows), risk=0.005)
     trades = result.trades.set_index("side")
     assert list(result.trades["side"]) == ["long", "short"]
+    # long sized first: SIZE (cash cap 10000 / 99.8 is larger); the short then has 10000 -
+    # 5000 reserved for the long left, 5000 / 99.8 = SIZE units: the same size
+    assert list(result.trades["quantity"]) == pytest.approx([SIZE, SIZE])
     assert trades.loc["long", "exit_reason"] == "take_profit"
-    assert trades.loc["long", "pnl"] == pytest.approx(100.0)
+    assert trades.loc["long", "pnl"] == pytest.approx(2.0 * SIZE)
     assert trades.loc["short", "exit_reason"] == "stop_loss"
-    assert trades.loc["short", "pnl"] == pytest.approx(-50.0)
+    assert trades.loc["short", "pnl"] == pytest.approx(-1.0 * SIZE)
     # not hedged: the short signal is ignored while the long is pending/open
     unhedged = scripted(enter_long=[0], enter_short=[0])(sl_pct=0.01, tp_pct=0.02)
     assert list(both_modes(unhedged, make_bars(rows), risk=0.005).trades["side"]) == ["long"]
 
 
 def test_fees_and_slippage() -> None:
-    rows = [FLAT, FLAT, (99.5, 99.6, 98.0, 98.5), FLAT]
+    rows = [QUIET, QUIET, (99.5, 99.6, 98.0, 98.5), QUIET]
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.02)
     t = one_trade(both_modes(s, make_bars(rows), risk=0.005, fee_bps=10.0, slippage_bps=10.0))
     entry = 100.0 * 1.001  # bought at the open plus 10 bps
     stop = entry * 0.99
     exit_ = min(99.5, stop) * 0.999  # stop-market sold 10 bps below the level
-    qty = 0.005 * 10_000 / (0.01 * 100.0)  # sized on the signal close
+    qty = 0.005 * 10_000 / (0.01 * 99.8)  # sized on the signal close 99.8, not the fill
     fees = 0.001 * qty * (entry + exit_)
     assert t["entry_price"] == pytest.approx(entry)
     assert t["exit_price"] == pytest.approx(exit_)
@@ -138,25 +149,27 @@ def test_fees_and_slippage() -> None:
 
 
 def test_end_of_data_closes_at_last_close() -> None:
-    rows = [FLAT, FLAT, (100.0, 106.0, 99.8, 105.0)]
+    rows = [QUIET, QUIET, (100.0, 106.0, 99.8, 105.0)]
     s = scripted(enter_long=[0])(sl_pct=0.01, tp_pct=0.1)
     result = both_modes(s, make_bars(rows), risk=0.005)
     t = one_trade(result)
     assert (t["exit_price"], t["exit_reason"]) == (105.0, "end_of_data")
     assert t["exit_time"] == make_bars(rows).index[-1]
-    assert result.equity["equity"].iloc[-1] == pytest.approx(10_000 + 50 * 5.0)
+    assert result.equity["equity"].iloc[-1] == pytest.approx(10_000 + SIZE * (105.0 - 100.0))
+    # marked at each close while open: bar 1 closes at 99.8, 0.2 below the entry
+    assert result.equity["equity"].iloc[1] == pytest.approx(10_000 - SIZE * 0.2)
 
 
 def test_end_of_data_fills_exactly_at_last_close_without_slippage_but_with_fee() -> None:
     # DESIGN.md section 5 rule 5: open positions close at the last close (no slippage there)
-    rows = [FLAT, FLAT, (100.0, 104.0, 99.8, 103.0)]
+    rows = [QUIET, QUIET, (100.0, 104.0, 99.8, 103.0)]
     for side, column in (("long", "enter_long"), ("short", "enter_short")):
         s = scripted(**{column: [0]})(sl_pct=0.05)
         result = both_modes(s, make_bars(rows), risk=0.005, fee_bps=10.0, slippage_bps=10.0)
         t = one_trade(result)
         sign = 1.0 if side == "long" else -1.0
         entry = 100.0 * (1 + sign * 0.001)  # market entry: open of bar 1, 10 bps against us
-        qty = 0.005 * 10_000 / (0.05 * 100.0)  # 10 units, sized on the signal close 100
+        qty = 0.005 * 10_000 / (0.05 * 99.8)  # 10.02 units, sized on the signal close 99.8
         fees = 0.001 * qty * (entry + 103.0)  # 10 bps on both fills
         assert (t["exit_price"], t["exit_reason"]) == (103.0, "end_of_data")
         assert t["entry_price"] == pytest.approx(entry)
@@ -167,18 +180,20 @@ def test_end_of_data_fills_exactly_at_last_close_without_slippage_but_with_fee()
 
 def test_signal_on_last_bar_never_fills() -> None:
     s = scripted(enter_long=[2])(sl_pct=0.01)
-    result = both_modes(s, make_bars([FLAT, FLAT, FLAT]))
+    result = both_modes(s, make_bars([QUIET, QUIET, QUIET]))
     assert result.trades.empty
     assert [o["status"] for o in result.orders] == ["CANCELLED"]
 
 
 def test_signals_while_open_are_ignored() -> None:
-    rows = [FLAT] * 3 + [(100.0, 103.0, 99.9, 102.5)] + [FLAT] * 3
+    rows = [QUIET] * 3 + [(100.0, 103.0, 99.9, 102.5)] + [QUIET] * 3
     s = scripted(enter_long=[0, 1, 2, 3, 4])(sl_pct=0.01, tp_pct=0.02)
     result = both_modes(s, make_bars(rows), risk=0.005)
     # trade 1 enters bar 1, exits at the target in bar 3; the signal at bar 3 enters at bar 4
     assert list(result.trades["entry_time"]) == [make_bars(rows).index[1], make_bars(rows).index[4]]
     assert list(result.trades["exit_reason"]) == ["take_profit", "end_of_data"]
+    assert list(result.trades["entry_price"]) == [100.0, 100.0]  # quiet opens, not closes
+    assert list(result.trades["exit_price"]) == [102.0, 99.8]  # the target; the last close
 
 
 def ramp(n: int) -> list[tuple[float, float, float, float]]:
@@ -246,7 +261,7 @@ def test_first_hit_chunks() -> None:
 
 
 def test_exchange_rejects_bad_orders_and_ignores_unknown_cancel() -> None:
-    bars = make_bars([FLAT, FLAT])
+    bars = make_bars([QUIET, QUIET])
     ex = SimExchange(data={"X": BarArrays.from_frame(bars)})
     out = ex.handle(SubmitOrder(0, 1, "s", "X", "buy", 0.0, "market", "entry"))
     assert type(out[0]).__name__ == "OrderRejected" and "quantity" in out[0].reason

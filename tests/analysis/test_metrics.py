@@ -111,9 +111,29 @@ def test_equity_metrics_by_hand(m: dict) -> None:
     assert m["period_end"] == "2024-04-02T23:00:00Z"
 
 
+def assert_strict_json(metrics: dict) -> None:
+    """Plain JSON values only (no NaN, no numpy scalars) that read back as the same values."""
+    text = json.dumps(metrics, allow_nan=False)
+    assert json.loads(text) == metrics
+    for key, value in metrics.items():
+        assert value is None or type(value) in (int, float, str), (key, type(value))
+        assert not isinstance(value, float) or math.isfinite(value), key
+
+
 def test_all_keys_present_and_json_strict(m: dict) -> None:
     assert set(CORE_KEYS) <= set(m)
-    json.dumps(m, allow_nan=False)
+    assert_strict_json(m)
+    assert m["initial_cash"] == 100.0 and m["final_equity"] == 118.8
+    assert type(m["trades"]) is int and type(m["longest_losing_streak"]) is int
+
+
+# nothing happened: every value is known without computing anything (None where undefined)
+NOTHING = {
+    "trades": 0, "wins": 0, "losses": 0, "longest_losing_streak": 0,
+    "longest_winning_streak": 0, "total_return": 0.0, "total_pnl": 0.0, "fees": 0.0,
+    "win_rate": None, "expectancy": None, "avg_win": None, "avg_loss": None,
+    "profit_factor": None, "payoff_ratio": None, "sortino": None, "sharpe": None,
+}  # fmt: skip
 
 
 def test_recovered_drawdown_duration_and_no_false_duration_on_rises() -> None:
@@ -140,26 +160,13 @@ def test_days_without_rows_carry_equity() -> None:
 
 def test_no_trades_no_equity() -> None:
     out = compute_metrics(None, None)
-    assert out["trades"] == 0 and out["wins"] == 0 and out["longest_losing_streak"] == 0
-    for key in (
-        "win_rate",
-        "expectancy",
-        "avg_win",
-        "avg_loss",
-        "profit_factor",
-        "payoff_ratio",
-        "sharpe",
-        "sortino",
-        "pct_months_profitable",
-        "pct_weeks_profitable",
-        "max_drawdown",
-        "cagr",
-        "exposure",
-        "best_month",
-    ):
-        assert out[key] is None, key
-    assert out["total_return"] == 0.0 and out["initial_cash"] == 10_000.0
-    json.dumps(out, allow_nan=False)
+    no_curve = dict.fromkeys(
+        ("max_drawdown", "max_drawdown_duration_days", "pct_months_profitable",
+         "pct_weeks_profitable", "exposure", "cagr", "best_month", "worst_month", "volatility",
+         "period_start", "period_end"),
+    )  # fmt: skip
+    assert out == {**NOTHING, **no_curve, "initial_cash": 10_000.0, "final_equity": 10_000.0}
+    assert_strict_json(out)
 
 
 def test_no_trades_flat_curve() -> None:
@@ -171,7 +178,14 @@ def test_no_trades_flat_curve() -> None:
     assert out["sharpe"] is None and out["sortino"] is None  # zero variance, no downside
     assert out["pct_months_profitable"] == 0.0 and out["exposure"] == 0.0
     assert out["cagr"] == 0.0
-    json.dumps(out, allow_nan=False)
+    flat = dict.fromkeys(
+        ("max_drawdown", "max_drawdown_duration_days", "pct_months_profitable",
+         "pct_weeks_profitable", "exposure", "cagr", "best_month", "worst_month", "volatility"),
+        0.0,
+    )  # fmt: skip
+    assert out == {**NOTHING, **flat, "initial_cash": 1000.0, "final_equity": 1000.0,
+                   "period_start": "2024-01-01T00:00:00Z", "period_end": "2024-01-03T00:00:00Z"}  # fmt: skip
+    assert_strict_json(out)
 
 
 def test_only_winners() -> None:
@@ -194,7 +208,7 @@ def test_only_winners() -> None:
     std = math.sqrt(sum((x - mean) ** 2 for x in r) / 3)
     assert out["sharpe"] == pytest.approx(math.sqrt(365) * mean / std)
     assert out["total_return"] == pytest.approx(0.3)
-    json.dumps(out, allow_nan=False)
+    assert_strict_json(out)
 
 
 def test_only_losers() -> None:
@@ -215,7 +229,7 @@ def test_only_losers() -> None:
     assert out["sortino"] == pytest.approx(
         math.sqrt(365) * (sum(r) / 2) / math.sqrt(sum(x * x for x in r) / 2)
     )
-    json.dumps(out, allow_nan=False)
+    assert_strict_json(out)
 
 
 def test_one_day_of_data() -> None:
@@ -226,7 +240,7 @@ def test_one_day_of_data() -> None:
     assert out["pct_months_profitable"] == 1.0 and out["pct_weeks_profitable"] == 1.0
     assert out["total_return"] == pytest.approx(0.005)
     assert out["exposure"] == pytest.approx(12 / 13)  # span runs to the later exit
-    json.dumps(out, allow_nan=False)
+    assert_strict_json(out)
 
 
 def test_single_row_equity_and_wiped_out_account() -> None:
@@ -234,7 +248,7 @@ def test_single_row_equity_and_wiped_out_account() -> None:
     assert out["initial_cash"] == 500.0 and out["total_return"] == 0.0 and out["cagr"] is None
     out = compute_metrics(None, _equity([("2024-01-01", 100.0), ("2024-01-03", 0.0)]), 100.0)
     assert out["max_drawdown"] == 1.0 and out["total_return"] == -1.0 and out["cagr"] is None
-    json.dumps(out, allow_nan=False)
+    assert_strict_json(out)
 
 
 def test_equity_from_trades_by_hand() -> None:

@@ -55,23 +55,49 @@ def test_format_undefined_as_dash() -> None:
     assert fmt("expectancy", -3.14159) == "-3.14"
 
 
-def test_render_has_every_section(simple) -> None:
+def _table_rows(text: str) -> list[list[str]]:
+    """The body rows of every rich table in `text`, as lists of stripped cells."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
+def test_render_shows_the_hand_computed_values(simple) -> None:
     console = Console(width=200, record=True)
     render(simple, analyse(simple), console)
     text = console.export_text()
-    for title in (
-        "Metrics",
-        "Monthly returns",
-        "Weekly returns",
-        "By strategy",
-        "By symbol",
-        "By interval",
-        "By side",
-        "By exit reason",
-        "equity rebuilt",
-    ):
+    for title in ("Metrics", "Monthly returns", "Weekly returns", "By strategy", "By symbol",
+                  "By interval", "By side", "By exit reason", "equity rebuilt"):  # fmt: skip
         assert title in text, title
-    assert "profit_factor" in text and "2024-W06" in text
+    assert "2024-01-01T00:00:00Z .. 2024-02-06T06:00:00Z, 4 trades, initial cash 2,000.00" in text
+    rows = _table_rows(text)
+    # pnl +100 -50 +30 -20 on 2 x 1,000: equity 2,000 -> 2,100 -> 2,050 | 2,080 -> 2,060
+    for metric in (
+        ["trades", "4"],
+        ["win_rate", "50.00%"],
+        ["expectancy", "15.00"],  # 60 / 4
+        ["avg_win", "65.00"],
+        ["avg_loss", "-35.00"],
+        ["profit_factor", "1.857"],  # 130 / 70
+        ["total_return", "3.00%"],  # 60 / 2,000
+        ["max_drawdown", "2.38%"],  # 50 / 2,100
+        ["final_equity", "2,060.00"],
+        ["best_month", "2.50%"],  # Jan 2,050 / 2,000 - 1
+        ["worst_month", "0.49%"],  # Feb 2,060 / 2,050 - 1
+    ):
+        assert metric in rows, metric
+    assert ["2024", "2.5%", "0.5%", *["-"] * 10, "3.0%"] in rows
+    assert ["2024-W01", "2024-01-01", "2.50%"] in rows
+    assert ["2024-W06", "2024-02-05", "0.49%"] in rows
+    # breakdowns: trades, win %, pnl, expectancy, avg win, avg loss, profit factor, payoff
+    assert ["orb", "2", "0.00%", "-70.00", "-35.00", "-", "-35.00", "0.000", "-"] in rows
+    assert ["sr_breakout", "2", "100.00%", "130.00", "65.00", "65.00", "-", "-", "-"] in rows
+    assert ["long", "3", "66.67%", "110.00", "36.67", "65.00", "-20.00", "6.500", "3.250"] in rows
+    assert ["short", "1", "0.00%", "-50.00", "-50.00", "-", "-50.00", "0.000", "-"] in rows
+    assert ["stop_loss", "2", "0.00%", "-70.00", "-35.00", "-", "-35.00", "0.000", "-"] in rows
+    assert ["ETH/BTC", "4", "50.00%", "60.00", "15.00", "65.00", "-35.00", "1.857", "1.857"] in rows
 
 
 def test_backtest_directory_report_uses_equity_curve(tmp_path: Path) -> None:

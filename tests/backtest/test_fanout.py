@@ -237,10 +237,17 @@ def test_no_matching_instance_is_a_clear_error(demo_db, tmp_path):
 
 def test_sqlite_is_refused_on_a_multi_node_cluster():
     many = RaySession("127.0.0.2:6379", False, False, None, alive_nodes=2, cpus=2)
-    with pytest.raises(RayClusterError, match="SQLite.*2 nodes.*PostgreSQL"):
+    with pytest.raises(RayClusterError) as info:
         check_database_for_cluster("sqlite:///x.db", many)
-    check_database_for_cluster("postgresql+psycopg://u@h/db", many)
-    check_database_for_cluster("sqlite:///x.db", RaySession("local", True, False, None, 1, 2))
+    assert str(info.value) == (
+        "the database sqlite:///x.db is a SQLite file, which cannot be shared by the 2 nodes of "
+        "the Ray cluster at 127.0.0.2:6379; use PostgreSQL for a cluster: "
+        "--db postgresql+psycopg://user@host:5432/name (or set RAYTRADER_DB)"
+    )
+    # accepted (nothing raised, nothing returned): PostgreSQL on a cluster, SQLite on one node
+    assert check_database_for_cluster("postgresql+psycopg://u@h/db", many) is None
+    one = RaySession("local", True, False, None, alive_nodes=1, cpus=2)
+    assert check_database_for_cluster("sqlite:///x.db", one) is None
 
 
 def _spec(i: int, bars: int, series=("binance", "ETH/BTC", "5m")) -> RunSpec:

@@ -52,18 +52,33 @@ def test_expand_is_the_cartesian_product_over_the_base_params():
     base = {"lookback": 5, "allow_short": True}
     grid = {"lookback": ["10", "20"], "sl_pct": ["0.01", "0.02", "0.03"]}
     combos = expand_params(base, grid)
-    assert len(combos) == 6
-    assert all(c["allow_short"] is True for c in combos)
-    assert {(c["lookback"], c["sl_pct"]) for c in combos} == {
-        (lb, sl) for lb in ("10", "20") for sl in ("0.01", "0.02", "0.03")
-    }
-    assert expand_params(base, {}) == [base]
-    assert expand_params(base, {}) is not None and expand_params(base, {})[0] is not base
+    # grid values override the base, the last grid key varies fastest
+    assert combos == [
+        {"lookback": "10", "allow_short": True, "sl_pct": "0.01"},
+        {"lookback": "10", "allow_short": True, "sl_pct": "0.02"},
+        {"lookback": "10", "allow_short": True, "sl_pct": "0.03"},
+        {"lookback": "20", "allow_short": True, "sl_pct": "0.01"},
+        {"lookback": "20", "allow_short": True, "sl_pct": "0.02"},
+        {"lookback": "20", "allow_short": True, "sl_pct": "0.03"},
+    ]
+    assert base == {"lookback": 5, "allow_short": True}  # not modified
+    alone = expand_params(base, {})
+    assert alone == [{"lookback": 5, "allow_short": True}]
+    alone[0]["lookback"] = 99  # a copy: changing it leaves the base alone
+    assert base["lookback"] == 5
 
 
 def test_restrict_and_check_keys_per_family():
     grid = {"lookback": ["10"], "range_n": ["5"]}
     assert restrict_grid(grid, ["lookback", "sl_pct"]) == {"lookback": ["10"]}
-    check_grid_keys(grid, {"a": ["lookback"], "b": ["range_n"]})  # each key known somewhere
-    with pytest.raises(GridError, match=r"'range_n'.*a: lookback"):
-        check_grid_keys(grid, {"a": ["lookback"]})
+    # each key known to some family: accepted (returns nothing, raises nothing)
+    assert check_grid_keys(grid, {"a": ["lookback"], "b": ["range_n"]}) is None
+    with pytest.raises(GridError) as info:
+        check_grid_keys(grid, {"a": ["lookback", "sl_pct"], "c": []})
+    assert str(info.value) == (
+        "--grid parameter 'range_n' belongs to none of the selected strategies "
+        "(a: lookback, sl_pct; c: no parameters); check the spelling with "
+        "`cli.py strategies list`"
+    )
+    with pytest.raises(GridError, match=r"\(no strategies selected\)"):
+        check_grid_keys(grid, {})

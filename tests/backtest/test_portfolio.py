@@ -145,7 +145,8 @@ def test_a_coarse_bar_fill_is_known_to_the_account_only_when_that_bar_closed() -
 
 def test_long_and_short_at_once_across_instances() -> None:
     # Same symbol: one instance long, another short, both open until the end of data.
-    bars = make_bars([(10, 10, 10, 10), (10, 11, 10, 11), (11, 12, 11, 12), (12, 12, 12, 12)])
+    # the signal bar closes at 10 and the next bar opens at 10.5: sized on 10, filled at 10.5
+    bars = make_bars([(10, 10, 10, 10), (10.5, 11, 10.5, 11), (11, 12, 11, 12), (12, 12, 12, 12)])
     series = {("X", "1m"): bars}
     members = [member("up", "X", enter_long=[0]), member("down", "X", enter_short=[0])]
     result = run(members, series, risk=0.3, fee_bps=10.0)
@@ -154,11 +155,14 @@ def test_long_and_short_at_once_across_instances() -> None:
     assert trades.loc["up", "entry_time"] == trades.loc["down", "entry_time"]
     # 0.3 * 1000 / 10 = 30 units each (the short's collateral counts against the cash too)
     assert trades["quantity"].tolist() == pytest.approx([30.0, 30.0])
-    # entry at 10, exit at the last close 12: +60 long, -60 short, minus fees on both legs
-    fee = lambda q: q * (10 + 12) * 0.001  # noqa: E731
-    assert trades.loc["up", "pnl"] == pytest.approx(60 - fee(30))
-    assert trades.loc["down", "pnl"] == pytest.approx(-60 - fee(30))
-    assert result.equity["equity"].iloc[-1] == pytest.approx(1000 - 2 * fee(30))
+    assert trades["entry_price"].tolist() == [10.5, 10.5]
+    # entry at 10.5, exit at the last close 12: +45 long, -45 short, minus fees on both legs
+    fee = 30 * (10.5 + 12) * 0.001
+    assert trades.loc["up", "pnl"] == pytest.approx(45 - fee)
+    assert trades.loc["down", "pnl"] == pytest.approx(-45 - fee)
+    assert result.equity["equity"].iloc[-1] == pytest.approx(1000 - 2 * fee)
+    # while open the two positions offset each other: equity is the cash less the entry fees
+    assert result.equity["equity"].iloc[1] == pytest.approx(1000 - 2 * 30 * 10.5 * 0.001)
 
 
 # -- equivalences and determinism -------------------------------------------------------------
