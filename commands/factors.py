@@ -9,6 +9,7 @@ import pandas as pd
 import typer
 
 from commands.errors import UserError
+from factors.bars import parse_utc
 from factors.cache import DEFAULT_CACHE_DIR, FactorCache
 from factors.engine import FAMILIES, compute_factors, parse_name
 
@@ -80,10 +81,11 @@ def _load(
     """(bars, series id for the cache) from --data FILE or the database."""
     if data is not None:
         bars = read_bar_file(data)
-        if start is not None:
-            bars = bars[bars.index >= pd.Timestamp(start, tz="UTC")]
-        if end is not None:
-            bars = bars[bars.index <= pd.Timestamp(end, tz="UTC")]
+        lo, hi = parse_utc(start, "--start"), parse_utc(end, "--end")  # ISO-8601 only
+        if lo is not None:
+            bars = bars[bars.index >= lo]
+        if hi is not None:
+            bars = bars[bars.index <= hi]
         return bars, f"file:{data.resolve()}:{symbol}:{interval}"
     from store.bars import load_bars
     from store.db import resolve_url
