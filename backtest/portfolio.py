@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from actors.portfolio_kernel import PortfolioMember, SeriesKey, run_portfolio_kernel
+from analysis.columns import currency_of
 from analysis.exports import params_text
 from backtest.portfolio_config import (  # the config side, re-exported for callers
     PortfolioConfigError,
@@ -341,6 +342,7 @@ def results_document(result: PortfolioResult) -> dict[str, Any]:
         "end": pd.Timestamp(result.end).strftime(TIME_FORMAT),
         "bars": len(result.equity),
         "metrics": result.metrics,
+        "currency": currency_of(symbols),  # one per account (portfolio_config refuses several)
         "signals_rejected": len(result.rejections),
         "settings": asdict(result.config),
         "by_strategy": result.by_strategy,
@@ -352,9 +354,12 @@ def _summary(result: PortfolioResult, out: Path) -> None:
 
     total = result.metrics.get("total_return")
     text = f"{total:.2%}" if isinstance(total, float) else "n/a"
+    currency = currency_of(m.symbol for m in result.members) or ""
+    final = result.metrics.get("final_equity")
+    money = f", equity {result.config.cash:,.2f} -> {final:,.2f} {currency}" if final else ""
     Console().print(
         f"portfolio of {len(result.members)} instance(s): {len(result.trades)} trades, "
-        f"{len(result.rejections)} signals rejected, total return {text}; wrote trades.csv, "
+        f"{len(result.rejections)} signals rejected, total return {text}{money}; wrote trades.csv, "
         f"portfolio_trades.csv, equity.csv, results.json, rejections.csv to {out} "
         f"(run {result.run_id})",
         highlight=False,

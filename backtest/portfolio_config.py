@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from actors.portfolio_kernel import PortfolioMember, SeriesKey
+from analysis.columns import quote_currency
 from analysis.exports import params_text
 from strategies.base import Strategy
 from strategies.registry import make_strategy
@@ -57,7 +58,31 @@ def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
             "writes"
         )
     default_exchange = document.get("exchange") if isinstance(document, dict) else None
-    return [_entry(path, i, item, default_exchange) for i, item in enumerate(raw)]
+    entries = [_entry(path, i, item, default_exchange) for i, item in enumerate(raw)]
+    check_one_currency(entries, path)
+    return entries
+
+
+def check_one_currency(entries: list[PortfolioEntry], path: Path | str) -> str | None:
+    """The account's quote currency; PortfolioConfigError when instances are quoted in several
+    (adding BTC and ETH pnl into one cash would be a sum of different units)."""
+    by_currency: dict[str, list[str]] = {}
+    for entry in entries:
+        currency = quote_currency(entry.symbol) or "?"
+        by_currency.setdefault(currency, [])
+        if entry.symbol not in by_currency[currency]:
+            by_currency[currency].append(entry.symbol)
+    if len(by_currency) <= 1:
+        return next(iter(by_currency), None)
+    listing = "; ".join(
+        f"{currency}: {', '.join(symbols)}" for currency, symbols in sorted(by_currency.items())
+    )
+    biggest = max(by_currency, key=lambda c: len(by_currency[c]))
+    raise PortfolioConfigError(
+        f"{path}: one account holds one currency, but the instances are quoted in "
+        f"{len(by_currency)} ({listing}); split the config into one portfolio per quote "
+        f"currency (e.g. keep the {biggest}-quoted instances only)"
+    )
 
 
 def _entry(path: Path, i: int, item: Any, exchange: str | None) -> PortfolioEntry:

@@ -8,7 +8,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from analysis.columns import iso_utc
+from analysis.columns import currency_of, iso_utc
 from analysis.report import fmt, report_console
 from analysis.spans import MIN_ANNUALISED_DAYS, MIN_DAILY_RETURNS
 from analysis.weights import (
@@ -104,7 +104,9 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
     trades = load_split_trades(trades_path, results_path)
     report = split_report(frame, trades, when, method, rule, cash)
     console = report_console()
-    table = Table(title=f"Selection on trades before {iso_utc(when)}", title_justify="left")
+    currency = currency_of(frame["symbol"]) if "symbol" in frame else None
+    unit = f" (money in {currency})" if currency else ""
+    table = Table(title=f"Selection on trades before {iso_utc(when)}{unit}", title_justify="left")
     table.add_column("metric")
     table.add_column("in-sample (selected)", justify="right")
     table.add_column("out-of-sample (selected)", justify="right")
