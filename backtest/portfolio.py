@@ -41,6 +41,7 @@ from backtest.portfolio_config import (  # the config side, re-exported for call
     instance_label,
     load_portfolio_config,
     load_series,
+    window_warnings,
 )
 from backtest.run import (
     ENGINE_VERSION,
@@ -87,6 +88,7 @@ class PortfolioResult:
     by_strategy: dict[str, dict]
     config: BacktestConfig = field(default_factory=BacktestConfig)
     source: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. disjoint data windows
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -159,6 +161,7 @@ def run_portfolio_backtest(
         signals = compute_signals_on_ray(members, series, ray_address)
     result = run_portfolio(members, series, config, entries, signals)
     result.source = str(config_path)
+    result.warnings = window_warnings(series)
     write_portfolio_outputs(result, Path(out_dir))
     store_portfolio_run(db_url, result)
     if not quiet:
@@ -344,6 +347,7 @@ def results_document(result: PortfolioResult) -> dict[str, Any]:
         "metrics": result.metrics,
         "currency": currency_of(symbols),  # one per account (portfolio_config refuses several)
         "signals_rejected": len(result.rejections),
+        "warnings": result.warnings,
         "settings": asdict(result.config),
         "by_strategy": result.by_strategy,
     }
@@ -364,6 +368,8 @@ def _summary(result: PortfolioResult, out: Path) -> None:
         f"(run {result.run_id})",
         highlight=False,
     )
+    for warning in result.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _ns(index: Any) -> np.ndarray:

@@ -148,3 +148,35 @@ def load_series(entries: list[PortfolioEntry], db_url: str, exchange: str, start
         if key not in series:
             series[key] = load_bars(db_url, entry.exchange or exchange, *key, start, end)
     return series
+
+
+def window_warnings(series: dict[SeriesKey, pd.DataFrame]) -> list[str]:
+    """Warnings when the series' data windows leave gaps of no data between them (a portfolio
+    over data 21 months apart): the metrics then count only the time with data."""
+    from analysis.spans import data_gaps
+
+    frames = [frame.index for frame in series.values() if len(frame)]
+    if not frames:
+        return []
+    union = frames[0].append(frames[1:]).unique().sort_values() if len(frames) > 1 else frames[0]
+    gaps = data_gaps(union)
+    if not gaps:
+        return []
+    windows = "; ".join(
+        f"{symbol} {interval} {_day(f.index[0])}..{_day(f.index[-1])}"
+        for (symbol, interval), f in series.items()
+        if len(f)
+    )
+    holes = ", ".join(
+        f"{_day(a)}..{_day(b)} ({(b - a) / pd.Timedelta(days=1):.0f} days)" for a, b in gaps[:3]
+    )
+    more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+    return [
+        f"the instances' data windows are disjoint ({windows}): no bars at all in {holes}{more}; "
+        "metrics count only the time with data (span_days), not the gaps; for one continuous "
+        "test, choose instances with overlapping data or narrow --start/--end"
+    ]
+
+
+def _day(stamp: pd.Timestamp) -> str:
+    return pd.Timestamp(stamp).strftime("%Y-%m-%d")
