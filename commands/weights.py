@@ -115,6 +115,10 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
         cells = (report[k].get(key) for k in ("in_sample", "out_of_sample", "out_of_sample_all"))
         table.add_row(key, *(fmt(key, v) for v in cells))
     console.print(table)
+    for column in ("in_sample", "out_of_sample", "out_of_sample_all"):
+        note = report[column].get("annualised_note")
+        if note:  # why sortino / sharpe / cagr show "-"
+            console.print(f"- in {column.replace('_', '-')}: {note}", highlight=False)
     console.print(
         "in-sample = trades that exited before the split; out-of-sample = trades entered at or "
         "after it; trades spanning the split are in neither"
