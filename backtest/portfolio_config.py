@@ -42,6 +42,8 @@ class PortfolioEntry:
 def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
     """The instances of a prod.json (written by `cli.py weights`), validated."""
     path = Path(path)
+    if path.is_dir():
+        raise PortfolioConfigError(f"{path} is a directory; give the prod.json file in it")
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such portfolio config; write one with `cli.py weights`"

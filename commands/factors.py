@@ -44,6 +44,8 @@ def list_factors(
 
 def read_bar_file(path: Path) -> pd.DataFrame:
     """A bar frame from CSV (.csv, .csv.gz) or Parquet: timestamp (epoch ms or ISO) + OHLCV."""
+    if path.is_dir():
+        raise FileNotFoundError(f"bar file {path} is a directory; pass a --data FILE")
     if not path.exists():
         raise FileNotFoundError(f"bar file {path} not found; pass an existing --data FILE")
     suffixes = "".join(path.suffixes).lower()

@@ -137,6 +137,8 @@ def load_instances_file(url: str, file: Path) -> LoadedInstances:
     enabled unless its entry says `enabled: false`; its weight is set only when the entry gives
     one (a new instance gets 1).
     """
+    if Path(file).is_dir():
+        raise FileNotFoundError(f"instances file {str(file)!r} is a directory; give a .yaml file")
     if not Path(file).is_file():
         raise FileNotFoundError(f"instances file {str(file)!r} not found")
     try:

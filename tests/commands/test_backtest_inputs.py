@@ -149,3 +149,22 @@ def test_a_repeated_param_is_an_error(tmp_path: Path, sample_file: str, sqlite_u
     result = runner.invoke(app, [*args, "--param", "lookback=10", "--param", "lookback=30"])
     assert "parameter 'lookback' given twice (lookback=10, lookback=30)" in _error(result)
     assert _runs(sqlite_url) == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "--portfolio", "{dir}", "--out", "{tmp}/o"],
+        ["strategies", "load", "{dir}"],
+        ["factors", "export", "--symbol", "X/BTC", "--interval", "1m", "--data", "{dir}", "--out",
+         "{tmp}/f.csv"],
+        ["data", "import", "{dir}", "--symbol", "X/BTC", "-i", "1m"],
+    ],
+)  # fmt: skip
+def test_a_directory_is_called_a_directory(tmp_path: Path, sqlite_url: str, args) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    filled = [a.format(dir=folder, tmp=tmp_path) for a in args]
+    result = runner.invoke(app, [*filled, "--db", sqlite_url] if args[0] != "factors" else filled)
+    assert isinstance(result.exception, (ValueError, FileNotFoundError)), result.output
+    assert "is a directory" in str(result.exception) and "not found" not in str(result.exception)
