@@ -44,12 +44,14 @@ def run_kernel(
     runtime: LocalRuntime | None = None,
     observers: tuple[tuple[str, Any], ...] = (),
     order_store: Any = None,
+    signal_gate: Any = None,
 ) -> KernelOutput:
     """Run one strategy over `bars`; `config` has the BacktestConfig attributes.
 
     `observers` (name, actor) are added after the graph: they see every message they subscribe
     to after the graph's actors did (tests use them to check invariants while running).
     `order_store`: the order manager's store (default: in memory, written in bulk by the caller).
+    `signal_gate`: asked about every entry signal (see StrategyHost; default none).
     """
     if mode not in MODES:
         raise ValueError(f"unknown backtest mode {mode!r}; use one of: {', '.join(MODES)}")
@@ -69,7 +71,8 @@ def run_kernel(
                   config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
                   config.max_open_positions, hedged, position_limits=limits,
                   min_notional=config.min_order_notional())  # fmt: skip
-    runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast)
+    runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast,
+                  signal_gate=signal_gate)  # fmt: skip
     for name, actor in observers:
         runtime.add(name, actor)
     first = int(pd.DatetimeIndex(bars.index[:1]).as_unit("ns").asi8[0])

@@ -76,6 +76,7 @@ class SignalRaised:
     action: str  # enter | exit
     price: float  # close of the signal bar: the sizing estimate
     exits: ExitSpec | None = None
+    size_scale: float = 1.0  # multiplies the portfolio's risk-based size (a signal gate's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,9 @@ class Portfolio(Actor):
         if equity <= 0:
             return 0.0, f"equity is not positive ({equity:.2f})"
         distance = stop_distance(msg)
-        by_risk = self.risk * equity / (distance if distance is not None else price)
+        by_risk = (
+            msg.size_scale * self.risk * equity / (distance if distance is not None else price)
+        )
         available = math.fsum([*self._cash.partials, *(-r.cost for r in self._reserved.values())])
         caps = {
             "risk": by_risk,

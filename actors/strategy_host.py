@@ -13,6 +13,11 @@ while an entry on that side is pending, while that side already holds
 and while the other side is open unless the strategy declares hedge; an exit only when open
 (it closes every open position of that side).
 
+Signal gate (optional, default none: no change): a callable `gate(signal) -> (take, scale)` asked
+for every entry signal before the portfolio sees it; a skipped signal is dropped (counted in
+`signals_skipped`), a taken one carries `size_scale` for the portfolio's sizing. The ML layer's
+models plug in here, so a with-model backtest has real fills, cash and sizing, as live has.
+
 Callbacks: on_start (RunStarted), on_bar (BarClosed), on_order (order events; subscribed only
 when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClosed), on_stop
 (EndOfData).
@@ -21,6 +26,8 @@ when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClose
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -68,8 +75,11 @@ class StrategyHost(Actor):
         fast: bool = True,
         strategy_id: str | None = None,
         clock: EventClock | None = None,
+        signal_gate: Callable[[SignalRaised], tuple[bool, float]] | None = None,
     ) -> None:
         super().__init__(clock)
+        self.signal_gate = signal_gate
+        self.signals_skipped = 0
         self.strategy = strategy
         self.name = strategy_id or strategy.name
         self.symbol, self.interval, self.fast = symbol, interval, fast
@@ -170,8 +180,20 @@ class StrategyHost(Actor):
         out: list = []
         for column in COLUMNS:
             if self._flags[column][i] and self._armed(column):
-                out.append(self._signal(i, column))
+                signal = self._signal(i, column)
+                if self.signal_gate is not None and signal.action == "enter":
+                    signal = self._gated(signal)
+                if signal is not None:
+                    out.append(signal)
         return out
+
+    def _gated(self, signal: SignalRaised) -> SignalRaised | None:
+        take, scale = self.signal_gate(signal)
+        if not take:
+            self._pending[signal.side] = False
+            self.signals_skipped += 1
+            return None
+        return signal if scale == 1.0 else replace(signal, size_scale=float(scale))
 
     def _signal(self, i: int, column: str) -> SignalRaised:
         side = _SIDE[column]

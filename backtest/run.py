@@ -29,7 +29,14 @@ import numpy as np
 import pandas as pd
 
 from actors.kernel import KernelOutput, run_kernel
-from analysis.columns import EQUITY_COLUMNS, TIME_FORMAT, TRADE_COLUMNS, iso_utc, quote_currency
+from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
+    EQUITY_COLUMNS,
+    TIME_FORMAT,
+    TRADE_COLUMNS,
+    iso_utc,
+    quote_currency,
+)
+from backtest.csv_text import write_equity_csv
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/1"
@@ -272,7 +279,7 @@ def write_trades_equity(trades: pd.DataFrame, equity: pd.DataFrame, out_dir: Pat
     """trades.csv and equity.csv (DESIGN.md section 6 columns, ISO-8601 UTC times)."""
     out_dir = prepare_out_dir(out_dir)
     iso_times(trades.loc[:, list(TRADE_COLUMNS)]).to_csv(out_dir / "trades.csv", index=False)
-    iso_times(equity.loc[:, list(EQUITY_COLUMNS)]).to_csv(out_dir / "equity.csv", index=False)
+    write_equity_csv(equity, out_dir / "equity.csv")
 
 
 def results_document(result: BacktestResult) -> dict[str, Any]:

@@ -5,14 +5,19 @@ Order: an explicit address (`--ray-address`) beats RAY_ADDRESS beats a new local
 `ray.init(address="auto")` does, the cluster that `ray start` recorded on this machine is used
 when there is one; otherwise a local Ray starts with every CPU of the machine.
 
-Ray traffic stays on loopback: a local Ray gets its own loopback address 127.0.0.2 (Ray rewrites
-127.0.0.1 to the machine's network address), and a driver connecting to a cluster whose address
-is a loopback address joins with that address as its node IP.
+Ray traffic stays on loopback. A local Ray runs in Ray's single-machine mode
+(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the default on macOS and Windows) on 127.0.0.1: only then
+does Ray bind every server to loopback (GCS, raylet, workers, agents, dashboard and its metrics
+endpoints; checked with ray 2.60 by tests/cluster/test_loopback.py). On any other node address,
+even 127.0.0.2, its gRPC servers listen on all interfaces and its Prometheus endpoints, which
+have no authentication, on 0.0.0.0. A driver connecting to a cluster whose address is a
+loopback address joins with that address as its node IP.
 
 Security: `ray start` and `ray.init()` turn token authentication on; a driver joining such a
 cluster needs RAY_AUTH_MODE=token and the token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or
 RAY_AUTH_TOKEN). When a token is available and RAY_AUTH_MODE is unset we turn token mode on, as
-Ray itself does for address "auto". Authentication is never disabled here.
+Ray itself does for address "auto". Authentication is never disabled here. The token file is
+created (or tightened) with mode 0600: Ray writes it with the default umask (0644).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +33,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-LOCAL_NODE_IP = "127.0.0.2"
+LOCAL_NODE_IP = "127.0.0.1"  # with single-machine mode Ray keeps it (else: the network address)
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DASHBOARD_ENV = "RAYTRADER_DASHBOARD"  # "0" turns the dashboard of a local Ray off
+TOKEN_MODE = 0o600
 
 
 class RayClusterError(ValueError):
@@ -51,6 +59,64 @@ def prefer_token_auth() -> None:
     without it cannot join a `ray start` cluster (token auth is on there by default)."""
     if _token_available() and "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
+    secure_token_file()
+
+
+def token_path() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def secure_token_file(create: bool = False) -> Path | None:
+    """The token file readable by its owner only; with `create`, a new token when none exists
+    (before Ray makes one with the default umask). Returns the file, or None without one."""
+    path = token_path().expanduser()
+    if not path.is_file():
+        if not create or os.environ.get("RAY_AUTH_TOKEN"):
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, TOKEN_MODE)
+        except FileExistsError:  # another process made one meanwhile: tighten that one
+            return secure_token_file()
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))  # Ray's own tokens: 64 hex characters
+        return path
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.getuid():
+        path.chmod(TOKEN_MODE)
+    return path
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _single_machine_mode() -> dict[str, str | None]:
+    """Environment for the Ray processes about to start here (they inherit it): single-machine
+    mode keeps every server on loopback; the metrics endpoints on free ports, not Ray's fixed
+    44227/44217 (another Ray on the machine may hold them). Returns what to restore."""
+    import ray._private.ray_constants as ray_constants
+
+    names = (SINGLE_MACHINE_ENV, "DASHBOARD_METRIC_PORT", "AUTOSCALER_METRIC_PORT")
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read once at import; this process has it already
+    os.environ.setdefault("DASHBOARD_METRIC_PORT", str(_free_port()))
+    os.environ.setdefault("AUTOSCALER_METRIC_PORT", str(_free_port()))
+    return previous
+
+
+def _restore_environment(previous: dict[str, str | None]) -> None:
+    import ray._private.ray_constants as ray_constants
+
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    ray_constants.ENABLE_RAY_CLUSTER = previous[SINGLE_MACHINE_ENV] != "0"
 
 
 def _token_available() -> bool:
@@ -133,6 +199,7 @@ def _connect(address: str):
 def _start_local(dashboard: bool, num_cpus: int | None):
     import ray
 
+    secure_token_file(create=os.environ.get("RAY_AUTH_MODE", "token") == "token")
     return ray.init(
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=dashboard,
@@ -161,6 +228,7 @@ def ray_session(
     if dashboard is None:
         dashboard = os.environ.get(DASHBOARD_ENV, "1") != "0"
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    restore: dict[str, str | None] | None = None
     if ray.is_initialized():
         session_kind = ("current", False, True)
         context = None
@@ -171,7 +239,12 @@ def ray_session(
         context = _connect(found)
         session_kind = (found, False, False)
     else:
-        context = _start_local(dashboard, num_cpus)
+        restore = _single_machine_mode()
+        try:
+            context = _start_local(dashboard, num_cpus)
+        except BaseException:
+            _restore_environment(restore)
+            raise
         session_kind = ("local", True, False)
     try:
         nodes = _alive_nodes()
@@ -186,11 +259,22 @@ def ray_session(
         where = "a local Ray" if info.started_here else f"Ray at {info.address}"
         console.print(f"using {where}: {info.alive_nodes} node(s), {info.cpus:g} CPU(s)")
         if info.dashboard_url:
-            console.print(f"Ray dashboard: {info.dashboard_url}")
+            console.print(f"Ray dashboard: {info.dashboard_url}{_dashboard_lifetime(info)}")
         yield info
     finally:
         if not session_kind[2]:
             ray.shutdown()
+        if restore is not None:
+            _restore_environment(restore)
+
+
+def _dashboard_lifetime(info: RaySession) -> str:
+    if not info.started_here:
+        return ""
+    return (
+        " (it stops when this command ends; to keep one, start Ray with `ray start` and set "
+        "RAY_ADDRESS=auto: see README)"
+    )
 
 
 def check_database_for_cluster(db_url: str, session: RaySession) -> None:

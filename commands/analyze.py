@@ -7,10 +7,6 @@ from pathlib import Path
 
 import typer
 
-from analysis.html_report import write_html
-from analysis.report import analyse, render, report_console
-from analysis.trades_io import load_trade_set
-
 
 def analyze(
     path: Path = typer.Argument(
@@ -30,6 +26,11 @@ def analyze(
 ) -> None:
     """Metrics table, monthly/weekly returns and breakdowns by strategy, symbol, interval, side
     and exit reason."""
+    # Imported here (pandas, plots): `cli.py --help` and the other commands stay fast.
+    from analysis.html_report import write_html
+    from analysis.report import analyse, render, report_console
+    from analysis.trades_io import load_trade_set
+
     if cash is not None and cash <= 0:
         raise ValueError(f"--cash {cash} must be positive, e.g. --cash 10000")
     trade_set = load_trade_set(path, cash)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import typer
 
 from commands.errors import UserError
-from factors.bars import parse_utc
-from factors.cache import DEFAULT_CACHE_DIR, FactorCache
-from factors.engine import FAMILIES, compute_factors, parse_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# factors.cache.DEFAULT_CACHE_DIR, spelled out so that `--help` does not import pandas and the
+# factor engine (issue 13: start-up under 0.4 s of CPU); a test keeps the two equal.
+DEFAULT_CACHE_DIR = ".factor_cache"
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -31,6 +34,8 @@ def list_factors(
     family: str = typer.Option(None, help="Only this family (volatility, trend, daily)."),
 ) -> None:
     """List the default factors by family (any window N works: range_7, slope_250...)."""
+    from factors.engine import FAMILIES, parse_name
+
     if family is not None and family not in FAMILIES:
         raise UserError(f"unknown factor family {family!r}; use one of {', '.join(FAMILIES)}")
     for name_of_family, names in FAMILIES.items():
@@ -44,6 +49,9 @@ def list_factors(
 
 def read_bar_file(path: Path) -> pd.DataFrame:
     """A bar frame from CSV (.csv, .csv.gz) or Parquet: timestamp (epoch ms or ISO) + OHLCV."""
+    import numpy as np
+    import pandas as pd
+
     if path.is_dir():
         raise FileNotFoundError(f"bar file {path} is a directory; pass a --data FILE")
     if not path.exists():
@@ -81,6 +89,9 @@ def _load(
     end: str | None,
 ) -> tuple[pd.DataFrame, str]:
     """(bars, series id for the cache) from --data FILE or the database."""
+
+    from factors.bars import parse_utc
+
     if data is not None:
         bars = read_bar_file(data)
         lo, hi = parse_utc(start, "--start"), parse_utc(end, "--end")  # ISO-8601 only
@@ -112,6 +123,8 @@ def export(
 ) -> None:
     """Compute factors for one series and write them as CSV."""
     from factors.bars import interval_delta
+    from factors.cache import FactorCache
+    from factors.engine import compute_factors, parse_name
 
     interval_delta(interval)
     names = [n.strip() for n in factors.split(",") if n.strip()] if factors else None

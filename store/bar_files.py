@@ -34,8 +34,12 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
                                 "or .parquet file")  # fmt: skip
     if not file.is_file():
         raise FileNotFoundError(f"bar file {str(file)!r} not found")
-    raw = _read_table(file)
-    ts, cols = _columns(raw, file.name)
+    typed = _read_numeric_csv(file)
+    if typed is not None:
+        ts, cols = typed
+    else:
+        raw = _read_table(file)
+        ts, cols = _columns(raw, file.name)
     if len(ts) == 0:
         raise NoBarsError(
             f"no bars in {file.name}: the file has no data rows; fix: export the bars with a "
@@ -44,6 +48,48 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
     validate_arrays(ts, cols, interval, file.name)
     ts = ts.astype(np.int64)
     return arrays_to_frame(ts, cols), gap_report(ts, interval)
+
+
+def _read_numeric_csv(file: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """The columns of a plain numeric CSV (epoch-ms times, numbers in every cell), read typed by
+    pyarrow; None for anything else (ISO times, empty or non-numeric cells, odd headers, files
+    pyarrow cannot read), which the general reader below handles with its exact error messages.
+    Both paths give the same arrays to the same validator, so a file passes or fails alike."""
+    name = file.name.lower()
+    if not (name.endswith(".csv") or name.endswith(".csv.gz")):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    try:
+        table = pa_csv.read_csv(file)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    lower = [str(c).strip().lower() for c in table.column_names]
+    time_name = next((n for n in TIME_NAMES if n in lower), None)
+    if time_name is None or len(set(lower)) != len(lower) or table.num_rows == 0:
+        return None
+    arrays = {}
+    for wanted in (time_name, *OHLCV):
+        if wanted not in lower:
+            return None
+        column = table.column(lower.index(wanted))
+        numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+        if not numeric or column.null_count:
+            return None
+        arrays[wanted] = column.to_numpy().astype(np.float64)
+    ts = arrays.pop(time_name)
+    _check_epoch_ms(ts, file.name)
+    return ts, arrays
+
+
+def _check_epoch_ms(values: np.ndarray, source: str) -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size and 0 <= finite.min() and finite.max() < 1e11:
+        raise BarFormatError(
+            f"{source}: numeric timestamps look like epoch seconds (e.g. {finite[0]:.0f}); "
+            "use epoch milliseconds (multiply by 1000) or ISO-8601"
+        )
 
 
 def _read_table(file: Path) -> pd.DataFrame:
@@ -84,12 +130,7 @@ def _timestamps(column: pd.Series, source: str) -> np.ndarray:
     filled = as_text.ne("") & as_text.str.lower().ne("nan")
     if numeric[filled].notna().all():
         values = numeric.to_numpy(np.float64)
-        finite = values[np.isfinite(values)]
-        if finite.size and 0 <= finite.min() and finite.max() < 1e11:
-            raise BarFormatError(
-                f"{source}: numeric timestamps look like epoch seconds (e.g. {finite[0]:.0f}); "
-                "use epoch milliseconds (multiply by 1000) or ISO-8601"
-            )
+        _check_epoch_ms(values, source)
         return values
     stamps = pd.to_datetime(as_text.where(filled), utc=True, errors="coerce", format="ISO8601")
     bad = stamps.isna() & filled

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.messages import (
     CloseTrade,
@@ -142,4 +145,19 @@ def test_exact_sum_does_not_depend_on_order() -> None:
         for v in perm:
             total.add(v)
         results.add(total.value)
-    assert len(results) == 1
+    # the one result is the exactly rounded sum: 1e16 cancels, 1.0 survives (a naive float sum
+    # loses it: 1e16 + 1.0 == 1e16), and 0.1 + 0.2 - 0.3 leaves its binary residue 2**-55
+    exact = float(sum(map(Fraction, values)))
+    assert results == {exact}
+    assert exact == pytest.approx(4.3333333333, abs=1e-15)
+    assert Fraction(0.1) + Fraction(0.2) - Fraction(0.3) == Fraction(1, 2**55)
+    assert sum(values) != exact and ExactSum(5.0).value == 5.0 and ExactSum().value == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e12, 1e12, allow_nan=False) | st.sampled_from([1e16, -1e16, 0.1])))
+def test_exact_sum_is_the_exactly_rounded_sum(values: list[float]) -> None:
+    total = ExactSum(7.0)
+    for v in values:
+        total.add(v)
+    assert total.value == float(Fraction(7) + sum(map(Fraction, values), Fraction(0)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from backtest import runkeys
+from backtest.run import BacktestConfig
 from backtest.runkeys import ENGINE_VERSION, canonical_json, data_range, run_key
 from factors.synthetic import random_walk_bars
 
@@ -17,8 +18,40 @@ def test_key_is_stable_hex_and_ignores_dict_order():
     a = run_key(*BASE, PARAMS, DATA)
     b = run_key(*BASE, dict(reversed(list(PARAMS.items()))), DATA)
     assert a == b and len(a) == 64 and int(a, 16) >= 0
-    # A key computed today must equal one computed in another process tomorrow: pin it down.
     assert a == run_key(*BASE, dict(PARAMS), tuple(DATA), None, ENGINE_VERSION)
+
+
+# Keys computed once and written down. Stored runs are found by these keys: if this test fails,
+# every run already stored gets a new key and `backtest --all` recomputes ALL of them. That is
+# right only when results really change (then bump backtest.run.ENGINE_VERSION or KEY_LAYOUT and
+# update these literals in the same commit); a refactor must leave them untouched.
+PINNED_ENGINE = "raytrader-engine/1+keys1"
+PINNED = {
+    "no config": (
+        (*BASE, PARAMS, DATA),
+        "b54c1d26dc06d4eba457824a4667d36458c581a056d6a332fb6f02376b2504e2",
+    ),
+    "config dict": (
+        (*BASE, PARAMS, DATA, {"cash": 10_000.0, "fee_bps": 5.0}),
+        "09995058b8b8aaa0144a57eeec6ec36feb0cce66a339b362a6ece5231e438eea",
+    ),
+    "empty params": (
+        ("orb", "binance", "XRP/ETH", "1m", {}, (0, 0, 0)),
+        "82569a08e49001dbd50950c09f8f2346666fa7c13f5ccc9dd02991a8052f33e1",
+    ),
+    # backtest --all passes the BacktestConfig itself: adding, renaming or re-defaulting one of
+    # its fields changes this key, i.e. every stored run is recomputed
+    "default BacktestConfig": (
+        (*BASE, PARAMS, DATA, BacktestConfig()),
+        "52a65f2e844dc6246619dc759bc077dd2170e9b90b933db1a482bfde0cdc8053",
+    ),
+}
+
+
+def test_keys_are_pinned_to_literal_values():
+    assert ENGINE_VERSION == PINNED_ENGINE
+    got = {name: run_key(*args) for name, (args, _) in PINNED.items()}
+    assert got == {name: key for name, (_, key) in PINNED.items()}
 
 
 def test_every_ingredient_changes_the_key():

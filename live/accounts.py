@@ -1,0 +1,266 @@
+"""The local exchange's accounts and order matching (spot, balances locked like a real market).
+
+Fill rules are those of DESIGN.md section 5, applied to the bar in progress:
+- a MARKET order fills at once at the OPEN of the bar in progress of its symbol's finest series
+  (a strategy's signal at the close of bar t arrives while bar t+1 is in progress: it fills at
+  that bar's open, as the backtest's market order does);
+- resting orders (LIMIT, STOP_LOSS = stop-market) are live from the bar in progress when they
+  were placed; each time a bar of that series closes they are checked against it: stops first
+  (a sell stop fills at min(open, stop): a gap fills at the open), then limits (a sell limit at
+  max(open, limit)); buys mirror;
+- the two legs of an OCO order list share one lock and fill at most once: one filling cancels
+  the other;
+- a fill's time is the open time of the bar it happened in; the fee (`fee_rate` of notional) is
+  charged in the quote asset.
+Balances: a resting sell locks its base quantity, a resting buy its quote cost; an order that
+needs more than the free balance is refused (-2010), as on a real spot exchange, so a second
+resting sell of the same coins (a stop loss and a separate take profit) is refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from live.replay import ReplayMarket, Series
+
+
+class ExchangeError(Exception):
+    """A refused request: Binance error `code` and message (HTTP 400)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+INSUFFICIENT = -2010
+UNKNOWN_ORDER = -2011
+BAD_PARAM = -1102
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_id: str
+    symbol: str  # unified
+    side: str  # BUY | SELL
+    type: str  # MARKET | LIMIT | STOP_LOSS
+    quantity: float
+    price: float | None
+    stop_price: float | None
+    created_ms: int
+    active_from_ms: int
+    list_id: int = -1
+    status: str = "NEW"
+    executed: float = 0.0
+    quote: float = 0.0
+    fee: float = 0.0
+    fill_price: float | None = None
+    update_ms: int = 0
+    trade_id: int | None = None
+    locked: tuple[str, float] | None = None  # (asset, amount) held for this order (or its list)
+
+
+@dataclass
+class Account:
+    api_key: str
+    secret: str
+    balances: dict[str, list[float]]  # asset -> [free, locked]
+    orders: dict[int, Order] = field(default_factory=dict)
+    trades: list[dict] = field(default_factory=list)
+
+    def free(self, asset: str) -> float:
+        return self.balances.setdefault(asset, [0.0, 0.0])[0]
+
+    def move(self, asset: str, free: float = 0.0, locked: float = 0.0) -> None:
+        row = self.balances.setdefault(asset, [0.0, 0.0])
+        row[0] += free
+        row[1] += locked
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    base, quote = symbol.split("/")
+    return base, quote
+
+
+class MatchingEngine:
+    """Accounts (one per API key) and their orders against a ReplayMarket."""
+
+    def __init__(self, market: ReplayMarket, funding: dict[str, float], fee_rate: float = 0.001):
+        self.market = market
+        self.funding = dict(funding)
+        self.fee_rate = fee_rate
+        self.accounts: dict[str, Account] = {}
+        self._ids = itertools.count(1)
+        self._trade_ids = itertools.count(1)
+        self._list_ids = itertools.count(1)
+
+    def account(self, api_key: str, secret: str) -> Account:
+        """The key's account, funded on first use."""
+        acct = self.accounts.get(api_key)
+        if acct is None:
+            funds = {a: [v, 0.0] for a, v in self.funding.items()}
+            acct = self.accounts[api_key] = Account(api_key, secret, funds)
+        return acct
+
+    # -- placing ------------------------------------------------------------------------------
+    def place(self, acct: Account, symbol: str, side: str, type_: str, quantity: float,
+              price: float | None, stop_price: float | None, client_id: str,
+              list_id: int = -1) -> list[Order]:  # fmt: skip
+        """Place an order; returns the orders that changed (the new one, filled or resting)."""
+        series = self._series(symbol)
+        bar = series.forming()
+        if bar is None:
+            raise ExchangeError(-1013, f"market {symbol} has no bar in progress: replay ended")
+        self._check(acct, symbol, side, type_, quantity, price, stop_price, client_id)
+        now = int(series.open_ms[bar])
+        order = Order(next(self._ids), client_id, symbol, side, type_, quantity, price,
+                      stop_price, now, now, list_id, update_ms=now)  # fmt: skip
+        if type_ == "MARKET":
+            self._require_funds(acct, order, float(series.values[bar][0]))
+            self._fill(acct, order, float(series.values[bar][0]), now)
+        else:
+            self._lock(acct, order)
+        acct.orders[order.order_id] = order
+        return [order]
+
+    def place_oco(self, acct: Account, symbol: str, side: str, quantity: float, limit: float,
+                  stop: float, client_ids: tuple[str, str]) -> list[Order]:  # fmt: skip
+        """A take-profit LIMIT_MAKER and a STOP_LOSS sharing one lock; one fill cancels the other."""
+        list_id = next(self._list_ids)
+        stop_order = self.place(acct, symbol, side, "STOP_LOSS", quantity, None, stop,
+                                client_ids[0], list_id)[0]  # fmt: skip
+        # the limit leg shares the stop leg's lock: placed without locking again
+        now = stop_order.created_ms
+        limit_order = Order(next(self._ids), client_ids[1], symbol, side, "LIMIT_MAKER",
+                            quantity, limit, None, now, now, list_id, update_ms=now)  # fmt: skip
+        acct.orders[limit_order.order_id] = limit_order
+        return [stop_order, limit_order]
+
+    def _check(self, acct, symbol, side, type_, quantity, price, stop_price, client_id) -> None:
+        if side not in ("BUY", "SELL"):
+            raise ExchangeError(BAD_PARAM, f"side must be BUY or SELL, got {side!r}")
+        if type_ not in ("MARKET", "LIMIT", "STOP_LOSS"):
+            raise ExchangeError(-1116, f"order type {type_!r} not supported here")
+        if not quantity or quantity <= 0:
+            raise ExchangeError(BAD_PARAM, "quantity must be positive")
+        if type_ == "LIMIT" and not (price and price > 0):
+            raise ExchangeError(BAD_PARAM, "LIMIT needs a positive price")
+        if type_ == "STOP_LOSS" and not (stop_price and stop_price > 0):
+            raise ExchangeError(BAD_PARAM, "STOP_LOSS needs a positive stopPrice")
+        if any(o.client_id == client_id and o.status == "NEW" for o in acct.orders.values()):
+            raise ExchangeError(-2010, "Duplicate order sent.")
+
+    def _series(self, symbol: str) -> Series:
+        series = self.market.finest(symbol)
+        if series is None:
+            raise ExchangeError(-1121, f"Invalid symbol {symbol}")
+        return series
+
+    def _require_funds(self, acct: Account, order: Order, price: float) -> None:
+        base, quote = split_symbol(order.symbol)
+        if order.side == "BUY":
+            need, asset = order.quantity * price * (1 + self.fee_rate), quote
+        else:
+            need, asset = order.quantity, base
+        if acct.free(asset) + 1e-12 < need:
+            raise ExchangeError(
+                INSUFFICIENT,
+                f"Account has insufficient balance for requested action: needs {need:.8f} "
+                f"{asset}, {acct.free(asset):.8f} free",
+            )
+
+    def _lock(self, acct: Account, order: Order) -> None:
+        level = order.price if order.type == "LIMIT" else order.stop_price
+        self._require_funds(acct, order, level)
+        base, quote = split_symbol(order.symbol)
+        if order.side == "SELL":
+            order.locked = (base, order.quantity)
+        else:
+            order.locked = (quote, order.quantity * level * (1 + self.fee_rate))
+        acct.move(order.locked[0], -order.locked[1], order.locked[1])
+
+    def _unlock(self, acct: Account, order: Order) -> None:
+        holder = self._lock_holder(acct, order)
+        if holder is not None and holder.locked:
+            asset, amount = holder.locked
+            acct.move(asset, amount, -amount)
+            holder.locked = None
+
+    def _lock_holder(self, acct: Account, order: Order) -> Order | None:
+        if order.list_id < 0:
+            return order
+        return next((o for o in acct.orders.values()
+                     if o.list_id == order.list_id and o.locked), None)  # fmt: skip
+
+    # -- filling and cancelling ---------------------------------------------------------------
+    def _fill(self, acct: Account, order: Order, price: float, ts_ms: int) -> None:
+        self._unlock(acct, order)
+        base, quote = split_symbol(order.symbol)
+        notional = order.quantity * price
+        fee = notional * self.fee_rate
+        sign = 1.0 if order.side == "BUY" else -1.0
+        acct.move(base, sign * order.quantity)
+        acct.move(quote, -sign * notional - fee)
+        order.status, order.executed, order.quote = "FILLED", order.quantity, notional
+        order.fee, order.fill_price, order.update_ms = fee, price, ts_ms
+        order.trade_id = next(self._trade_ids)
+        acct.trades.append({"id": order.trade_id, "order": order, "price": price,
+                            "qty": order.quantity, "fee": fee, "time": ts_ms})  # fmt: skip
+
+    def cancel(self, acct: Account, order: Order, ts_ms: int | None = None) -> list[Order]:
+        if order.status != "NEW":
+            raise ExchangeError(UNKNOWN_ORDER, "Unknown order sent.")
+        self._unlock(acct, order)
+        order.status = "CANCELED"
+        order.update_ms = ts_ms if ts_ms is not None else self.market.now_ms
+        changed = [order]
+        for sibling in self._siblings(acct, order):
+            sibling.status, sibling.update_ms = "CANCELED", order.update_ms
+            changed.append(sibling)
+        return changed
+
+    def _siblings(self, acct: Account, order: Order) -> list[Order]:
+        if order.list_id < 0:
+            return []
+        return [o for o in acct.orders.values()
+                if o.list_id == order.list_id and o is not order and o.status == "NEW"]  # fmt: skip
+
+    def on_bars_closed(self, closed: list) -> list[tuple[Account, Order]]:
+        """Check resting orders against each closed bar of a symbol's finest series."""
+        changed: list[tuple[Account, Order]] = []
+        for c in closed:
+            series = c.series
+            if self.market.finest(series.symbol) is not series:
+                continue
+            o, h, low, _c, _v = (float(x) for x in series.values[c.index])
+            bar_ms = int(series.open_ms[c.index])
+            for kind in ("STOP_LOSS", "LIMIT"):  # stops before targets (section 5)
+                for acct in self.accounts.values():
+                    for order in list(acct.orders.values()):
+                        if self._due(order, series.symbol, kind, bar_ms, h, low):
+                            changed.extend((acct, x) for x in self._trigger(acct, order, o, bar_ms))
+        return changed
+
+    def _due(self, order: Order, symbol: str, kind: str, bar_ms: int, high: float,
+             low: float) -> bool:  # fmt: skip
+        if order.status != "NEW" or order.symbol != symbol or order.active_from_ms > bar_ms:
+            return False
+        if kind == "STOP_LOSS" and order.type == "STOP_LOSS":
+            return low <= order.stop_price if order.side == "SELL" else high >= order.stop_price
+        if kind == "LIMIT" and order.type in ("LIMIT", "LIMIT_MAKER"):
+            return high >= order.price if order.side == "SELL" else low <= order.price
+        return False
+
+    def _trigger(self, acct: Account, order: Order, open_: float, bar_ms: int) -> list[Order]:
+        sell = order.side == "SELL"
+        if order.type == "STOP_LOSS":
+            price = min(open_, order.stop_price) if sell else max(open_, order.stop_price)
+        else:
+            price = max(open_, order.price) if sell else min(open_, order.price)
+        siblings = self._siblings(acct, order)
+        self._fill(acct, order, price, bar_ms)
+        for sibling in siblings:
+            sibling.status, sibling.update_ms = "EXPIRED", bar_ms
+        return [order, *siblings]

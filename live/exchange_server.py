@@ -1,0 +1,368 @@
+"""A local exchange speaking enough of the Binance spot API for the unmodified ccxt clients.
+
+REST at Binance's paths under /api/v3 (exchangeInfo, klines, ticker, time, account, order,
+openOrders, allOrders, myTrades, orderList/oco), market streams at /ws/<n> (SUBSCRIBE to
+<sym>@kline_<interval>) and the user-data stream at /ws-api/v3 (userDataStream.subscribe.signature
+then executionReport events), which ccxt.pro's watch_orders uses for spot.
+
+Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
+(funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
+with the local exchange's secret (`--secret`, one for every key: each key still has its own
+account). The market replays stored bars (live/replay.py) at `speed` x real time, or one step
+per POST /_local/step in tests (speed 0); POST /_local/drop closes every market stream (tests of
+reconnects). After the data ends it keeps serving and says so in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+from live import binance_format as fmt
+from live.accounts import Account, ExchangeError, MatchingEngine, Order
+from live.replay import Closed, ReplayMarket
+
+log = logging.getLogger("raytrader.exchange")
+DEFAULT_SECRET = "local-secret"
+_TYPES = {"MARKET", "LIMIT", "STOP_LOSS"}
+
+
+class LocalExchange:
+    def __init__(self, market: ReplayMarket, funding: dict[str, float], speed: float = 0.0,
+                 secret: str = DEFAULT_SECRET, fee_rate: float = 0.001) -> None:  # fmt: skip
+        self.market = market
+        self.engine = MatchingEngine(market, funding, fee_rate)
+        self.speed = speed
+        self.secret = secret
+        self._market_ws: dict[web.WebSocketResponse, set[str]] = {}
+        self._user_ws: dict[web.WebSocketResponse, str] = {}  # socket -> api key
+        self._runner: web.AppRunner | None = None
+        self._replay: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        self.bars_sent = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        api = "/api/v3/"
+        app.add_routes([
+            web.get(api + "ping", lambda r: web.json_response({})),
+            web.get(api + "time", lambda r: web.json_response({"serverTime": _now_ms()})),
+            web.get(api + "exchangeInfo", self.exchange_info),
+            web.get(api + "klines", self.klines),
+            web.get(api + "ticker/24hr", self.ticker),
+            web.get(api + "ticker/price", self.ticker),
+            web.get(api + "account", self.signed(self.account)),
+            web.post(api + "order", self.signed(self.new_order)),
+            web.get(api + "order", self.signed(self.get_order)),
+            web.delete(api + "order", self.signed(self.cancel_order)),
+            web.get(api + "openOrders", self.signed(self.open_orders)),
+            web.get(api + "allOrders", self.signed(self.all_orders)),
+            web.get(api + "myTrades", self.signed(self.my_trades)),
+            web.post(api + "orderList/oco", self.signed(self.new_oco)),
+            web.get("/ws", self.market_stream),
+            web.get("/ws/{stream}", self.market_stream),
+            web.get("/ws-api/v3", self.user_stream),
+            web.post("/_local/step", self.step_request),
+            web.post("/_local/drop", self.drop_request),
+            web.get("/_local/state", self.state_request),
+        ])  # fmt: skip
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # the port chosen for port 0
+        if self.speed > 0:
+            self._replay = asyncio.create_task(self._replay_loop())
+        return int(bound)
+
+    async def stop(self) -> None:
+        if self._replay is not None:
+            self._replay.cancel()
+        for ws in [*self._market_ws, *self._user_ws]:
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _replay_loop(self) -> None:
+        wall0, market0 = time.monotonic(), self.market.now_ms
+        while True:
+            due = self.market.next_close_ms()
+            if due is None:
+                log.warning("replay reached the end of its data at %s; still serving",
+                            self.market.now_ms)  # fmt: skip
+                return
+            wait = (due - market0) / 1000.0 / self.speed - (time.monotonic() - wall0)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.step(1)
+
+    async def step(self, n: int = 1) -> int:
+        """Close the next n bar times; returns how many bars closed."""
+        count = 0
+        async with self._lock:
+            for _ in range(n):
+                closed = self.market.step()
+                if not closed:
+                    break
+                count += len(closed)
+                await self._announce(closed)
+        return count
+
+    async def _announce(self, closed: list[Closed]) -> None:
+        event_ms = self.market.now_ms
+        changed = self.engine.on_bars_closed(closed)
+        messages: dict[str, list[str]] = {}
+        for c in closed:
+            stream = f"{c.series.market_id.lower()}@kline_{c.series.interval}"
+            texts = [json.dumps(fmt.kline_event(c.series, c.index, True, event_ms))]
+            if c.next_index is not None:
+                texts.append(json.dumps(fmt.kline_event(c.series, c.next_index, False, event_ms)))
+            messages[stream] = texts
+        for ws, streams in list(self._market_ws.items()):
+            for stream in streams & messages.keys():
+                for text in messages[stream]:
+                    await _send(ws, text)
+        self.bars_sent += len(closed)
+        await self._report(changed)
+
+    async def _report(self, changed: list[tuple[Account, Order]]) -> None:
+        for acct, order in changed:
+            event = {"subscriptionId": 0, "event": fmt.execution_report(order, order.update_ms)}
+            text = json.dumps(event)
+            for ws, key in list(self._user_ws.items()):
+                if key == acct.api_key:
+                    await _send(ws, text)
+
+    # -- auth ---------------------------------------------------------------------------------
+    def signed(self, handler: Any) -> Any:
+        async def wrapped(request: web.Request) -> web.Response:
+            try:
+                acct, params = await self._authenticate(request)
+                async with self._lock:
+                    result, changed = handler(acct, params)
+                await self._report(changed)
+                return web.json_response(result)
+            except ExchangeError as exc:
+                return web.json_response({"code": exc.code, "msg": exc.message}, status=400)
+
+        return wrapped
+
+    async def _authenticate(self, request: web.Request) -> tuple[Account, dict[str, str]]:
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise ExchangeError(-2014, "API-key format invalid.")
+        raw = request.query_string if request.method in ("GET", "DELETE") else await request.text()
+        payload, _, signature = raw.rpartition("&signature=")
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not signature or not hmac.compare_digest(signature, expected):
+            raise ExchangeError(-1022, "Signature for this request is not valid.")
+        return self.engine.account(key, self.secret), dict(parse_qsl(payload))
+
+    # -- public -------------------------------------------------------------------------------
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        return web.json_response(fmt.exchange_info(self.market))
+
+    async def klines(self, request: web.Request) -> web.Response:
+        q = request.query
+        symbol = self._symbol(q.get("symbol", ""))
+        if symbol is None:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        interval = q.get("interval", "")
+        if interval not in self.market.intervals(symbol):
+            return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
+        start, end = _int(q.get("startTime")), _int(q.get("endTime"))
+        limit = min(_int(q.get("limit")) or 500, 1000)
+        return web.json_response(self.market.klines(symbol, interval, start, end, limit))
+
+    async def ticker(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("symbol")
+        symbols = [self._symbol(wanted)] if wanted else self.market.symbols()
+        rows = [fmt.ticker(self.market, s) for s in symbols if s]
+        return web.json_response(rows[0] if wanted and rows else rows)
+
+    def _symbol(self, market_id: str) -> str | None:
+        return next((s for s in self.market.symbols() if s.replace("/", "") == market_id), None)
+
+    # -- private (called under the lock; return (json, changed orders)) -----------------------
+    def account(self, acct: Account, params: dict) -> tuple[Any, list]:
+        return fmt.account_json(acct, self.market.now_ms), []
+
+    def new_order(self, acct: Account, params: dict) -> tuple[Any, list]:
+        symbol = self._require_symbol(params)
+        type_ = params.get("type", "")
+        if type_ not in _TYPES:
+            raise ExchangeError(-1116, f"Invalid orderType {type_!r}; use one of {sorted(_TYPES)}")
+        client_id = params.get("newClientOrderId") or f"local-{time.monotonic_ns()}"
+        orders = self.engine.place(acct, symbol, params.get("side", ""), type_,
+                                   _float(params.get("quantity")), _float(params.get("price")),
+                                   _float(params.get("stopPrice")), client_id)  # fmt: skip
+        return fmt.order_json(orders[0], full=True), [(acct, o) for o in orders]
+
+    def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:
+        symbol = self._require_symbol(params)
+        list_client = params.get("listClientOrderId", f"list-{time.monotonic_ns()}")
+        ids = (params.get("belowClientOrderId") or f"{list_client}-s",
+               params.get("aboveClientOrderId") or f"{list_client}-t")  # fmt: skip
+        stop = _float(params.get("belowStopPrice") or params.get("stopPrice"))
+        limit = _float(params.get("abovePrice") or params.get("price"))
+        orders = self.engine.place_oco(acct, symbol, params.get("side", ""),
+                                       _float(params.get("quantity")), limit, stop, ids)  # fmt: skip
+        body = {"orderListId": orders[0].list_id, "listClientOrderId": list_client,
+                "contingencyType": "OCO", "listStatusType": "EXEC_STARTED",
+                "listOrderStatus": "EXECUTING", "symbol": orders[0].symbol.replace("/", ""),
+                "orders": [{"symbol": o.symbol.replace("/", ""), "orderId": o.order_id,
+                            "clientOrderId": o.client_id} for o in orders],
+                "orderReports": [fmt.order_json(o) for o in orders]}  # fmt: skip
+        return body, [(acct, o) for o in orders]
+
+    def get_order(self, acct: Account, params: dict) -> tuple[Any, list]:
+        return fmt.order_json(self._find(acct, params)), []
+
+    def cancel_order(self, acct: Account, params: dict) -> tuple[Any, list]:
+        changed = self.engine.cancel(acct, self._find(acct, params))
+        return fmt.order_json(changed[0]), [(acct, o) for o in changed]
+
+    def open_orders(self, acct: Account, params: dict) -> tuple[Any, list]:
+        symbol = self._symbol(params.get("symbol", "")) if params.get("symbol") else None
+        rows = [fmt.order_json(o) for o in acct.orders.values()
+                if o.status == "NEW" and (symbol is None or o.symbol == symbol)]  # fmt: skip
+        return rows, []
+
+    def all_orders(self, acct: Account, params: dict) -> tuple[Any, list]:
+        symbol = self._require_symbol(params)
+        return [fmt.order_json(o) for o in acct.orders.values() if o.symbol == symbol], []
+
+    def my_trades(self, acct: Account, params: dict) -> tuple[Any, list]:
+        symbol = self._require_symbol(params)
+        since = _int(params.get("startTime")) or 0
+        rows = [fmt.my_trade_json(t) for t in acct.trades
+                if t["order"].symbol == symbol and t["time"] >= since]  # fmt: skip
+        return rows, []
+
+    def _require_symbol(self, params: dict) -> str:
+        symbol = self._symbol(params.get("symbol", ""))
+        if symbol is None:
+            raise ExchangeError(-1121, f"Invalid symbol {params.get('symbol')!r}.")
+        return symbol
+
+    def _find(self, acct: Account, params: dict) -> Order:
+        order_id, client_id = _int(params.get("orderId")), params.get("origClientOrderId")
+        for order in acct.orders.values():
+            if order.order_id == order_id or (client_id and order.client_id == client_id):
+                return order
+        raise ExchangeError(-2013, "Order does not exist.")
+
+    # -- websockets ---------------------------------------------------------------------------
+    async def market_stream(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self._market_ws[ws] = set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                body = json.loads(msg.data)
+                streams = set(body.get("params") or [])
+                if body.get("method") == "SUBSCRIBE":
+                    self._market_ws[ws] |= streams
+                elif body.get("method") == "UNSUBSCRIBE":
+                    self._market_ws[ws] -= streams
+                await _send(ws, json.dumps({"result": None, "id": body.get("id")}))
+        finally:
+            self._market_ws.pop(ws, None)
+        return ws
+
+    async def user_stream(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await _send(ws, json.dumps(self._user_request(ws, json.loads(msg.data))))
+        finally:
+            self._user_ws.pop(ws, None)
+        return ws
+
+    def _user_request(self, ws: web.WebSocketResponse, body: dict) -> dict:
+        request_id = body.get("id")
+        if body.get("method") != "userDataStream.subscribe.signature":
+            return {"id": request_id, "status": 400,
+                    "error": {"code": -1100, "msg": f"unsupported method {body.get('method')}"}}  # fmt: skip
+        params = dict(body.get("params") or {})
+        signature = params.pop("signature", "")
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(str(signature), expected):
+            return {"id": request_id, "status": 400,
+                    "error": {"code": -1022, "msg": "Signature for this request is not valid."}}  # fmt: skip
+        self.engine.account(params["apiKey"], self.secret)
+        self._user_ws[ws] = params["apiKey"]
+        return {"id": request_id, "status": 200, "result": {"subscriptionId": 0}}
+
+    # -- test control -------------------------------------------------------------------------
+    async def step_request(self, request: web.Request) -> web.Response:
+        n = int(request.query.get("n", "1"))
+        closed = await self.step(n)
+        return web.json_response({"closed": closed, "now": self.market.now_ms,
+                                  "ended": self.market.ended})  # fmt: skip
+
+    async def drop_request(self, request: web.Request) -> web.Response:
+        sockets = list(self._market_ws)
+        for ws in sockets:
+            await ws.close()
+        return web.json_response({"dropped": len(sockets)})
+
+    async def state_request(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self.market.now_ms, "ended": self.market.ended,
+                                  "bars_sent": self.bars_sent,
+                                  "market_streams": len(self._market_ws),
+                                  "user_streams": len(self._user_ws)})  # fmt: skip
+
+
+async def _send(ws: web.WebSocketResponse, text: str) -> None:
+    if not ws.closed:
+        try:
+            await ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            pass  # the peer went away; its handler cleans up
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def parse_balance(text: str) -> dict[str, float]:
+    """'BTC=10,ETH=100' -> {'BTC': 10.0, 'ETH': 100.0}; ValueError with the fix otherwise."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        asset, sep, amount = part.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not asset.strip() or value < 0:
+            raise ValueError(
+                f"--balance entry {part!r} is not ASSET=AMOUNT; e.g. --balance BTC=10,USDT=100000"
+            )
+        out[asset.strip().upper()] = value
+    return out

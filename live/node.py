@@ -1,0 +1,190 @@
+"""The live system on Ray: bar stream, strategy hosts, portfolio, order manager, exchange.
+
+Ray actors (named, so each shows in the Ray dashboard under a readable name):
+- `bars <exchange>`: the websocket routine (live/ws_routine.py), an async actor;
+- `strategies <symbol> <interval>`: the LiveStrategyHosts of the instances on that series;
+- `portfolio`: the WeightedPortfolio (sizing risk x weight on one shared account);
+- `orders`: the OrderManager with the write-through SQL order store;
+- `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
+  broker takes this place, nothing else changes.
+The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from actors.messages import OrderFilled, SubmitOrder, TradeClosed, TradeOpened
+from actors.order_manager import OrderManager
+from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from live.dry_run import DryRunExchange
+from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
+from live.runtime import EXCHANGE, LiveRuntime
+from live.setup import Warmup
+
+HOSTS_PER_ACTOR = 25
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    exchange: str
+    url: str | None
+    db_url: str
+    cash: float = 10_000.0
+    fee_bps: float = 10.0
+    slippage_bps: float = 0.0
+    risk: float = 0.01
+    max_symbol_exposure: float = 1.0
+    max_total_exposure: float = 1.0
+    max_open_positions: int = 1
+    window: int = DEFAULT_WINDOW
+    backoff: tuple[float, float] = (0.2, 10.0)
+
+
+class LiveNode:
+    def __init__(self, settings: LiveSettings, members: list[PortfolioMember], warm: Warmup,
+                 ray_module: Any) -> None:  # fmt: skip
+        self.settings = settings
+        self.members = members
+        self.warm = warm
+        self.ray = ray_module
+        self.run_id = uuid.uuid4().hex[:8]
+        self.runtime = LiveRuntime(ray_module)
+        self.stream: Any = None
+        self._handles: list[Any] = []
+        self.bars = 0
+        self.orders_sent: deque[float] = deque()
+        self.fills = 0
+        self.trades_opened = 0
+        self.trades_closed = 0
+        self.runtime.observers.append(self._observe)
+
+    # -- start / stop -------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        series = sorted({m.series for m in self.members})
+        self._spawn(EXCHANGE, "exchange dry-run", [("exchange", DryRunExchange(
+            s.fee_bps, s.slippage_bps, {m.label: m.series for m in self.members}))])  # fmt: skip
+        self._spawn("orders", "orders", [("orders", OrderManager(self._order_store()))])
+        weights = {m.label: m.weight for m in self.members}
+        hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
+        limits = {m.label: m.strategy.entry_limit() for m in self.members
+                  if m.strategy.pyramiding}  # fmt: skip
+        portfolio = WeightedPortfolio(s, weights, {}, hedged, position_limits=limits)
+        self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
+        for key in series:
+            on_series = [m for m in self.members if m.series == key]
+            for k in range(0, len(on_series), HOSTS_PER_ACTOR):
+                chunk = on_series[k : k + HOSTS_PER_ACTOR]
+                hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
+                          m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
+                part = f" #{k // HOSTS_PER_ACTOR + 1}" if len(on_series) > HOSTS_PER_ACTOR else ""
+                self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+        self._start_stream(series)
+
+    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]]) -> None:
+        local = ActorGroup(members)
+        if self.ray is None:
+            self.runtime.add(group, local, local.subscriptions())
+            return
+        handle = (
+            self.ray.remote(ActorGroup)
+            .options(name=f"{title} [{self.run_id}]", num_cpus=0, max_concurrency=1)
+            .remote(members)
+        )
+        self._handles.append(handle)
+        self.runtime.add(group, handle, local.subscriptions())
+
+    def _order_store(self) -> Any:
+        from actors.order_store import SqlOrderStore
+
+        return SqlOrderStore(self.settings.db_url, prefix=f"live-{self.run_id}",
+                             exchange=self.settings.exchange)  # fmt: skip
+
+    def _start_stream(self, series: list[tuple[str, str]]) -> None:
+        from live.ws_routine import BarStream
+
+        s = self.settings
+        args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff)
+        if self.ray is None:
+            raise RuntimeError("the bar stream runs as an async Ray actor: start Ray first")
+        self.stream = (
+            self.ray.remote(BarStream)
+            .options(name=f"bars {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=8)
+            .remote(*args)
+        )
+        self._handles.append(self.stream)
+        self.ray.get(self.stream.start.remote())
+
+    def stop(self) -> None:
+        """Stop the stream and the actors; open orders and positions are left as they are."""
+        if self.stream is not None:
+            try:
+                self.ray.get(self.stream.stop.remote(), timeout=15)
+            except Exception:  # already gone: nothing left to close
+                pass
+        for handle in self._handles:
+            self.ray.kill(handle)
+        self._handles = []
+
+    # -- running ------------------------------------------------------------------------------
+    def pump(self, max_wait: float = 0.5) -> int:
+        """Wait up to max_wait for closed bars, deliver them; returns how many bars."""
+        bars = self.ray.get(self.stream.next_bars.remote(max_wait))
+        self.deliver(bars)
+        return len(bars)
+
+    def deliver(self, bars: list) -> None:
+        i = 0
+        while i < len(bars):  # bars closing at the same time are delivered together
+            j = i
+            while j < len(bars) and bars[j].ts == bars[i].ts:
+                j += 1
+            self.runtime.on_bars(bars[i:j])
+            self.bars += j - i
+            i = j
+
+    def wait_for_bars(self, total: int, timeout: float = 30.0) -> None:
+        """Tests: pump until `total` bars were delivered in all (TimeoutError otherwise)."""
+        deadline = time.monotonic() + timeout
+        while self.bars < total:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.bars} of {total} bars arrived in {timeout}s")
+            self.pump(0.2)
+
+    def _observe(self, msg: Any) -> None:
+        kind = type(msg)
+        if kind is SubmitOrder:
+            self.orders_sent.append(time.monotonic())
+        elif kind is OrderFilled:
+            self.fills += 1
+        elif kind is TradeOpened:
+            self.trades_opened += 1
+        elif kind is TradeClosed:
+            self.trades_closed += 1
+
+    # -- state --------------------------------------------------------------------------------
+    def trades(self) -> list[dict]:
+        return self.runtime.query("orders", "orders", "trades")
+
+    def orders(self) -> list[dict]:
+        return self.runtime.query("orders", "orders", "orders")
+
+    def portfolio(self) -> dict:
+        return self.runtime.query("portfolio", "portfolio", "state")
+
+    def stream_state(self) -> dict:
+        return self.ray.get(self.stream.state.remote())
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        while self.orders_sent and now - self.orders_sent[0] > 60:
+            self.orders_sent.popleft()
+        state = self.portfolio()
+        return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
+                "orders_last_minute": len(self.orders_sent), "fills": self.fills,
+                "trades_closed": self.trades_closed}  # fmt: skip

@@ -1,0 +1,192 @@
+"""The local exchange's market: stored bar series replayed as if live.
+
+Every series (symbol, interval) is a frame of bars. The market keeps one cursor over the close
+times of all series merged: `step()` closes the next bar(s) and opens the following ones, so at
+any moment each series has closed bars (served by REST klines, announced on the kline stream)
+and at most one bar in progress (its open is known: market orders fill there). Bars before the
+replay start are history from the beginning.
+
+Orders are matched per symbol on its finest series (live/accounts.py); the replay only says
+which bars closed and which bar is in progress.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from factors.bars import interval_ns
+
+_FILE_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<interval>\d+[mhdw])")
+MS = 1_000_000  # ns per ms
+
+
+@dataclass
+class Series:
+    symbol: str  # unified, e.g. ETH/BTC
+    interval: str
+    open_ms: np.ndarray  # int64 open times
+    values: np.ndarray  # float64 (n, 5): open high low close volume
+    step_ms: int
+    closed: int = 0  # bars [0, closed) have closed
+
+    @property
+    def market_id(self) -> str:
+        return self.symbol.replace("/", "")
+
+    def close_ms(self, i: int) -> int:
+        return int(self.open_ms[i]) + self.step_ms
+
+    def forming(self) -> int | None:
+        """Index of the bar in progress (the one after the last closed), if any."""
+        return self.closed if self.closed < len(self.open_ms) else None
+
+    def kline(self, i: int) -> list:
+        o, h, low, c, v = (float(x) for x in self.values[i])
+        return [int(self.open_ms[i]), o, h, low, c, v]
+
+
+@dataclass
+class Closed:
+    """One bar that just closed, and the bar now in progress in that series (if any)."""
+
+    series: Series
+    index: int
+    next_index: int | None
+
+
+@dataclass
+class ReplayMarket:
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+    now_ms: int = 0  # market time: every bar with close <= now has closed
+    ended: bool = False
+
+    # -- building -----------------------------------------------------------------------------
+    def add(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
+        index = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 // MS
+        values = frame[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)
+        step = interval_ns(interval) // MS
+        self.series[(symbol, interval)] = Series(symbol, interval, index.astype(np.int64), values,
+                                                 step)  # fmt: skip
+
+    def start_at(self, start_ms: int | None) -> None:
+        """Bars closing at or before `start_ms` are history; default: the first bar's open."""
+        if not self.series:
+            raise ValueError("the local exchange has no bar series to replay")
+        first = min(int(s.open_ms[0]) for s in self.series.values())
+        self.now_ms = first if start_ms is None else max(first, int(start_ms))
+        for s in self.series.values():
+            s.closed = int(np.searchsorted(s.open_ms + s.step_ms, self.now_ms, "right"))
+
+    # -- time ---------------------------------------------------------------------------------
+    def next_close_ms(self) -> int | None:
+        times = [s.close_ms(s.closed) for s in self.series.values() if s.forming() is not None]
+        return min(times) if times else None
+
+    def step(self) -> list[Closed]:
+        """Close every bar that closes at the next close time; [] when the data has ended."""
+        due = self.next_close_ms()
+        if due is None:
+            self.ended = True
+            return []
+        self.now_ms = due
+        out = []
+        for s in sorted(self.series.values(), key=lambda x: -x.step_ms):  # coarse first
+            while s.forming() is not None and s.close_ms(s.closed) <= due:
+                s.closed += 1
+                out.append(Closed(s, s.closed - 1, s.forming()))
+        # finest series last so that a symbol's book sees its finest bar after coarser ones
+        out.sort(key=lambda c: -c.series.step_ms)
+        self.ended = self.next_close_ms() is None
+        return out
+
+    # -- queries ------------------------------------------------------------------------------
+    def symbols(self) -> list[str]:
+        return sorted({symbol for symbol, _ in self.series})
+
+    def intervals(self, symbol: str) -> list[str]:
+        return [i for s, i in self.series if s == symbol]
+
+    def finest(self, symbol: str) -> Series | None:
+        found = [s for (sym, _), s in self.series.items() if sym == symbol]
+        return min(found, key=lambda s: s.step_ms) if found else None
+
+    def klines(self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None,
+               limit: int) -> list[list]:  # fmt: skip
+        """Closed bars (and the bar in progress, as Binance does) within [start, end]."""
+        s = self.series.get((symbol, interval))
+        if s is None:
+            return []
+        last = s.closed + (1 if s.forming() is not None else 0)
+        lo = 0 if start_ms is None else int(np.searchsorted(s.open_ms[:last], start_ms, "left"))
+        hi = last if end_ms is None else int(np.searchsorted(s.open_ms[:last], end_ms, "right"))
+        if start_ms is None and hi - lo > limit:
+            lo = hi - limit
+        return [self.kline_row(s, i) for i in range(lo, min(hi, lo + limit))]
+
+    def kline_row(self, s: Series, i: int) -> list:
+        """A bar as Binance's kline row; the bar in progress shows only its open."""
+        t, o, h, low, c, v = s.kline(i)
+        if i >= s.closed:
+            h = low = c = o
+            v = 0.0
+        close_time = t + s.step_ms - 1
+        return [t, _num(o), _num(h), _num(low), _num(c), _num(v), close_time, "0", 0, "0", "0", "0"]
+
+    def last_price(self, symbol: str) -> float | None:
+        s = self.finest(symbol)
+        if s is None:
+            return None
+        i = s.forming()
+        if i is not None:
+            return float(s.values[i][0])  # the open of the bar in progress
+        return float(s.values[s.closed - 1][3]) if s.closed else None
+
+
+def _num(x: float) -> str:
+    return f"{x:.10f}".rstrip("0").rstrip(".") or "0"
+
+
+def symbol_from_file(path: Path) -> tuple[str, str] | None:
+    """('ETH/BTC', '5m') from a file named like ETH_BTC-5m.csv.gz, else None."""
+    m = _FILE_NAME.match(path.name)
+    if not m:
+        return None
+    return f"{m['base'].upper()}/{m['quote'].upper()}", m["interval"]
+
+
+def load_market(data: Path, symbol: str | None = None, interval: str | None = None) -> ReplayMarket:
+    """A ReplayMarket from a bar file or a directory of files named BASE_QUOTE-INTERVAL.*."""
+    from store.bar_files import read_bar_file
+
+    market = ReplayMarket()
+    files = sorted(data.iterdir()) if data.is_dir() else [data]
+    for file in files:
+        if not file.name.endswith((".csv", ".csv.gz", ".parquet")):
+            continue
+        named = symbol_from_file(file)
+        sym = symbol if (symbol and not data.is_dir()) else (named[0] if named else None)
+        ivl = interval if (interval and not data.is_dir()) else (named[1] if named else None)
+        if symbol and data.is_dir() and named and named[0] != symbol:
+            continue
+        if interval and data.is_dir() and named and named[1] != interval:
+            continue
+        if sym is None or ivl is None:
+            raise ValueError(
+                f"{file}: cannot tell its symbol and interval from the name; name it like "
+                "ETH_BTC-5m.csv.gz or pass --symbol and --interval"
+            )
+        frame, _gaps = read_bar_file(file, ivl)
+        market.add(sym, ivl, frame)
+    if not market.series:
+        raise ValueError(
+            f"no bar files in {data} (expected BASE_QUOTE-INTERVAL.csv[.gz] or .parquet"
+            + (f" for {symbol}" if symbol else "")
+            + (f" {interval}" if interval else "")
+            + ")"
+        )
+    return market

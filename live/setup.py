@@ -1,0 +1,159 @@
+"""Before trading: which instances, checks against the exchange, warm-up bars.
+
+Everything here reads; nothing is written until every check passed (`commit_warmup` then saves
+the bars fetched from the exchange). Start-up order (DESIGN.md section 12): load instances and
+weights -> check the exchange (reachable, symbols listed, intervals served) -> catch up bars
+(REST) -> warm the strategies -> start the streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actors.portfolio_kernel import PortfolioMember
+from factors.bars import interval_ns
+
+SeriesKey = tuple[str, str]
+MS = 1_000_000
+
+
+class LiveSetupError(ValueError):
+    """A live start-up problem the user can fix; the message says what, where and how."""
+
+
+@dataclass
+class Warmup:
+    frames: dict[SeriesKey, pd.DataFrame] = field(default_factory=dict)
+    fetched: dict[SeriesKey, list[list]] = field(default_factory=dict)  # REST bars, to store
+    last_ms: dict[SeriesKey, int] = field(default_factory=dict)  # last closed bar per series
+
+
+def select_members(db_url: str, exchange: str, config: Path | None, family: str | None,
+                   symbol: str | None, interval: str | None,
+                   ids: list[int] | None) -> list[PortfolioMember]:  # fmt: skip
+    """Instances to trade: those of a prod.json, else the enabled ones in the database."""
+    from backtest.portfolio_config import build_members, instance_label, load_portfolio_config
+
+    if config is not None:
+        entries = load_portfolio_config(config)
+        members = [m for m in build_members(entries)
+                   if _keep(m.strategy.name, m.symbol, m.interval, family, symbol, interval)]  # fmt: skip
+        if ids:
+            members = [m for m, e in zip(members, entries, strict=False) if e.instance_id in ids]
+    else:
+        from store.instances import list_instances
+        from strategies.registry import make_strategy
+
+        rows = list_instances(db_url, True, family, symbol, interval)
+        rows = [r for r in rows if r.exchange == exchange and (not ids or r.id in ids)]
+        members = []
+        for r in rows:
+            strategy = make_strategy(r.family, r.params)
+            label = f"#{r.id} {instance_label(strategy, r.symbol, r.interval)}"
+            members.append(PortfolioMember(label, strategy, r.symbol, r.interval, r.weight))
+    if not members:
+        given = ", ".join(f"{k}={v}" for k, v in (("family", family), ("symbol", symbol),
+                          ("interval", interval), ("instances", ids)) if v)  # fmt: skip
+        where = f"in {config}" if config else f"enabled for {exchange} in the database"
+        raise LiveSetupError(
+            f"no strategy instances {where}"
+            + (f" matching {given}" if given else "")
+            + "; register some with `cli.py strategies add ...` or `cli.py data demo`, "
+            "enable them with `cli.py strategies enable ID`, or pass --config prod.json"
+        )
+    return members
+
+
+def _keep(name: str, sym: str, ivl: str, family: str | None, symbol: str | None,
+          interval: str | None) -> bool:  # fmt: skip
+    return (
+        (not family or name == family)
+        and (not symbol or sym == symbol)
+        and (not interval or ivl == interval)
+    )
+
+
+def check_exchange(client: Any, url: str | None, members: list[PortfolioMember]) -> None:
+    """The exchange answers, lists every symbol and serves every interval."""
+    import ccxt
+
+    where = url or f"{client.id}'s own servers"
+    try:
+        client.load_markets()
+    except ccxt.NetworkError as exc:
+        raise LiveSetupError(
+            f"cannot reach exchange {client.id} at {where} ({type(exc).__name__}); start a local "
+            "one with `cli.py exchange serve --data data/sample` or fix --url"
+        ) from None
+    for m in members:
+        if m.symbol not in client.markets:
+            listed = ", ".join(sorted(client.markets)[:8])
+            raise LiveSetupError(
+                f"symbol {m.symbol} (instance {m.label}) is not listed on {client.id} at {where}; "
+                f"listed: {listed}...; fix the instance or use --symbol"
+            )
+        if m.interval not in (client.timeframes or {}):
+            raise LiveSetupError(
+                f"interval {m.interval} (instance {m.label}) is not offered by {client.id}; "
+                f"offered: {', '.join(client.timeframes or {})}"
+            )
+
+
+def warm_up(client: Any, db_url: str, exchange: str, members: list[PortfolioMember]) -> Warmup:
+    """Stored bars plus the exchange's latest closed bars, per series, up to the exchange's now."""
+    import ccxt
+
+    out = Warmup()
+    for key in sorted({m.series for m in members}):
+        try:
+            rows = client.fetch_ohlcv(key[0], key[1], None, 1000)
+        except ccxt.BadRequest as exc:
+            raise LiveSetupError(
+                f"{client.id} does not serve {key[1]} bars for {key[0]} ({exc}); choose an "
+                "interval it has (for the local exchange: the intervals of its data files)"
+            ) from None
+        closed = [r for r in rows[:-1]]  # the newest row is the bar in progress
+        now_ms = int(rows[-1][0]) if rows else None
+        stored = _stored(db_url, exchange, key, now_ms)
+        fetched = _frame(closed)
+        frame = pd.concat([stored[~stored.index.isin(fetched.index)], fetched]).sort_index()
+        out.frames[key] = frame
+        out.fetched[key] = closed
+        if len(frame):
+            out.last_ms[key] = int(pd.DatetimeIndex(frame.index[-1:]).as_unit("ns").asi8[0]) // MS
+    return out
+
+
+def _stored(db_url: str, exchange: str, key: SeriesKey, before_ms: int | None) -> pd.DataFrame:
+    from store.bars import BarDataError, load_bars
+
+    try:
+        frame = load_bars(db_url, exchange, key[0], key[1])
+    except BarDataError:
+        return _frame([])
+    frame = frame.loc[:, ["open", "high", "low", "close", "volume"]]
+    if before_ms is not None:  # bars the exchange has not closed yet are not history
+        limit = pd.Timestamp(before_ms, unit="ms", tz="UTC")
+        frame = frame[frame.index + pd.Timedelta(interval_ns(key[1]), "ns") <= limit]
+    return frame
+
+
+def _frame(rows: list[list]) -> pd.DataFrame:
+    frame = pd.DataFrame([r[:6] for r in rows],
+                         columns=["timestamp", "open", "high", "low", "close", "volume"])  # fmt: skip
+    index = pd.to_datetime(frame.pop("timestamp").astype("int64"), unit="ms", utc=True)
+    frame.index = pd.DatetimeIndex(index, name="timestamp")
+    return frame.astype("float64")
+
+
+def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
+    """Store the bars fetched for the warm-up (after every check passed)."""
+    from live.ws_routine import save_live_bars
+
+    for key, rows in warm.fetched.items():
+        if rows:
+            save_live_bars(db_url, exchange, key, rows)

@@ -1,0 +1,164 @@
+"""The websocket routine of one exchange: closed bars of every active (symbol, interval).
+
+A plain class run inside one async Ray actor (or any event loop). For each series a task runs
+ccxt.pro `watch_ohlcv`; ccxt drops Binance's "closed" flag, so a bar counts as closed when a bar
+with a later timestamp arrives (DESIGN.md section 12); a bar still forming is never delivered.
+On every (re)connect the task first catches up with REST `fetch_ohlcv` from the last bar it
+delivered, so a dropped connection skips no bar; a bar at or before the last delivered one is
+never delivered again. Connection errors are retried with exponential backoff. Every delivered
+bar is saved to the bars table (the one backtests read) before it is handed out.
+`stop()` sets an asyncio.Event, cancels the watchers and closes the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from actors.messages import BarClosed
+from factors.bars import interval_ns
+
+log = logging.getLogger("raytrader.live.bars")
+MS = 1_000_000
+SeriesKey = tuple[str, str]
+
+
+class BarStream:
+    def __init__(self, exchange: str, url: str | None, series: list[SeriesKey],
+                 last_delivered_ms: dict[SeriesKey, int], db_url: str | None = None,
+                 backoff: tuple[float, float] = (0.2, 10.0),
+                 client_factory: Callable[[], Any] | None = None) -> None:  # fmt: skip
+        self.exchange, self.url = exchange, url
+        self.series = list(series)
+        self.last = dict(last_delivered_ms)  # series -> open ms of the last bar delivered
+        self.db_url = db_url
+        self.backoff = backoff
+        self._factory = client_factory
+        self._queue: asyncio.Queue | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.client: Any = None
+        self.connects = {key: 0 for key in self.series}
+        self.received = 0
+        self.errors: list[str] = []
+
+    # -- lifecycle (async actor methods) ------------------------------------------------------
+    async def start(self) -> bool:
+        from live.ccxt_clients import ws_client
+
+        self._queue, self._stop = asyncio.Queue(), asyncio.Event()
+        self.client = self._factory() if self._factory else ws_client(self.exchange, self.url)
+        await self.client.load_markets()
+        self._tasks = [asyncio.create_task(self._watch(key)) for key in self.series]
+        return True
+
+    async def stop(self) -> bool:
+        if self._stop is not None:
+            self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+        return True
+
+    async def next_bars(self, max_wait: float = 0.5) -> list[BarClosed]:
+        """Bars closed since the last call (waits up to max_wait for the first)."""
+        bars: list[BarClosed] = []
+        try:
+            bars.append(await asyncio.wait_for(self._queue.get(), max_wait))
+        except TimeoutError:
+            return bars
+        while not self._queue.empty():
+            bars.append(self._queue.get_nowait())
+        return sorted(bars, key=lambda b: (b.ts, b.symbol, b.interval))
+
+    def state(self) -> dict[str, Any]:
+        return {"received": self.received, "connects": {f"{s} {i}": n for (s, i), n in
+                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:]}  # fmt: skip
+
+    # -- per series ---------------------------------------------------------------------------
+    async def _watch(self, key: SeriesKey) -> None:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            try:
+                self.connects[key] += 1
+                await self._catch_up(key, None)
+                while not self._stop.is_set():
+                    await self.client.watch_ohlcv(key[0], key[1])
+                    # ccxt returns only the new updates; the cache holds every recent candle
+                    cache = self.client.ohlcvs.get(key[0], {}).get(key[1]) or []
+                    await self._closed_from_stream(key, list(cache))
+                    delay = self.backoff[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # ccxt NetworkError & co: reconnect after a pause
+                self.errors.append(f"{key[0]} {key[1]}: {type(exc).__name__}: {exc}")
+                log.warning("bar stream %s %s: %s; reconnecting in %.1fs", *key, exc, delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.backoff[1])
+
+    async def _closed_from_stream(self, key: SeriesKey, candles: list[list]) -> None:
+        if not candles:
+            return
+        newest = max(int(c[0]) for c in candles)
+        closed = sorted((c for c in candles if self._is_new(key, c) and int(c[0]) < newest),
+                        key=lambda c: c[0])  # fmt: skip
+        if not closed:
+            return
+        step = interval_ns(key[1]) // MS
+        last = self.last.get(key)
+        if last is None or int(closed[0][0]) > last + step:
+            await self._catch_up(key, int(closed[0][0]))  # the stream skipped bars: ask REST
+        await self._deliver(key, [c for c in closed if self._is_new(key, c)])
+
+    async def _catch_up(self, key: SeriesKey, before_ms: int | None) -> None:
+        """Closed bars after the last delivered one (and before `before_ms`), through REST."""
+        since = self.last.get(key)
+        while True:
+            start = None if since is None else since + 1
+            rows = await self.client.fetch_ohlcv(key[0], key[1], start, 1000)
+            if not rows:
+                return
+            # the newest row of an open market is the bar in progress: not closed yet
+            closed = [r for r in rows[:-1] if self._is_new(key, r)]
+            if before_ms is not None:
+                closed = [r for r in closed if int(r[0]) < before_ms]
+            await self._deliver(key, closed)
+            if len(rows) < 1000 or not closed:
+                return
+            since = self.last[key]
+
+    def _is_new(self, key: SeriesKey, candle: list) -> bool:
+        last = self.last.get(key)
+        return last is None or int(candle[0]) > last
+
+    async def _deliver(self, key: SeriesKey, rows: list[list]) -> None:
+        if not rows:
+            return
+        if self.db_url:
+            await asyncio.to_thread(save_live_bars, self.db_url, self.exchange, key, rows)
+        step_ns = interval_ns(key[1])
+        for t, o, h, low, c, v in (r[:6] for r in rows):
+            bar_ts = int(t) * MS
+            self._queue.put_nowait(BarClosed(bar_ts + step_ns, key[0], key[1], bar_ts, float(o),
+                                             float(h), float(low), float(c), float(v or 0.0)))  # fmt: skip
+            self.last[key] = int(t)
+            self.received += 1
+
+
+def save_live_bars(db_url: str, exchange: str, key: SeriesKey, rows: list[list]) -> None:
+    """Live bars into the bars table (kept if already stored: the import rule)."""
+    import pandas as pd
+
+    from store.bars import save_bars
+
+    frame = pd.DataFrame([r[:6] for r in rows],
+                         columns=["timestamp", "open", "high", "low", "close", "volume"])  # fmt: skip
+    frame.index = pd.to_datetime(frame.pop("timestamp").astype("int64"), unit="ms", utc=True)
+    save_bars(db_url, exchange, key[0], key[1], frame.astype("float64"))
