@@ -8,7 +8,8 @@ then capped by available cash (cash not reserved by pending entries, including f
 slippage: collateral for shorts too), by `max_symbol_exposure` and `max_total_exposure`
 (fractions of equity, positions marked at their latest price), and limited to
 `max_open_positions` per strategy and side, or to that strategy's own limit in
-`position_limits` (strategy id -> limit: a pyramiding strategy's max_entries). A strategy that
+`position_limits` (strategy id -> limit: a pyramiding strategy's max_entries). An order whose
+notional (qty * p) is below `min_notional` is dust and refused. A strategy that
 is not hedged cannot hold a long and a short at once. A signal that fails a check is rejected
 with a recorded reason.
 
@@ -108,8 +109,10 @@ class Portfolio(Actor):
         hedged: frozenset[str] = frozenset(),
         clock: EventClock | None = None,
         position_limits: dict[str, int] | None = None,
+        min_notional: float = 0.0,
     ) -> None:
         super().__init__(clock)
+        self.min_notional = float(min_notional)  # smaller orders are dust: refused
         self.initial_cash = float(cash)
         self._cash = ExactSum(cash)
         self.risk = risk
@@ -239,6 +242,11 @@ class Portfolio(Actor):
         quantity = caps[binding]
         if not (quantity > 0 and math.isfinite(quantity)):
             return 0.0, f"no size left: {binding} limit allows {max(quantity, 0.0):.8g} units"
+        if quantity * price < self.min_notional:
+            return 0.0, (
+                f"below the minimum notional: {quantity * price:.8g} < {self.min_notional:g} "
+                f"({binding} limit allows {quantity:.8g} units at {price:.8g})"
+            )
         return quantity, None
 
     def _reject(self, msg: SignalRaised, reason: str) -> list:

@@ -152,6 +152,7 @@ class WeightedPortfolio(Portfolio):
             hedged=hedged,
             clock=clock,
             position_limits=position_limits,
+            min_notional=config.min_order_notional(),
         )
         self.weights = dict(weights)
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series

@@ -43,3 +43,22 @@ def iso_utc(value: Any) -> str:
     if pd.isna(ts):
         return ""
     return (ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")).strftime(TIME_FORMAT)
+
+
+def quote_currency(symbol: Any) -> str | None:
+    """The currency a market's prices, pnl and cash are counted in: "ETH/BTC" -> "BTC",
+    ccxt's "BTC/USDT:USDT" (a perpetual settled in USDT) -> "USDT"; None without a quote."""
+    text = str(symbol or "").strip()
+    base, slash, quote = text.partition("/")
+    if not slash or not quote:
+        return None
+    quote, colon, settle = quote.partition(":")
+    return (settle if colon and settle else quote).strip().upper() or None
+
+
+def currency_of(symbols: Any) -> str | None:
+    """The one quote currency of some symbols, "mixed (BTC, ETH)" for several, None if unknown."""
+    found = sorted({c for c in map(quote_currency, symbols) if c})
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else f"mixed ({', '.join(found)})"

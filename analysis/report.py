@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analysis.columns import currency_of, quote_currency
 from analysis.metrics import (
     METRIC_KEYS,
     compute_metrics,
@@ -59,6 +60,7 @@ class Analysis:
     weekly: pd.Series  # index "YYYY-Www"
     breakdowns: dict[str, pd.DataFrame]
     notes: list[str]
+    currency: str | None = None  # quote currency of the money figures ("mixed (...)" if several)
 
 
 def analyse(ts: TradeSet) -> Analysis:
@@ -67,13 +69,21 @@ def analyse(ts: TradeSet) -> Analysis:
     curve = pd.Series(
         equity["equity"].to_numpy(dtype=float), index=pd.DatetimeIndex(equity["timestamp"])
     ).sort_index()
+    currency = currency_of(ts.trades["symbol"]) if "symbol" in ts.trades else None
+    notes = list(ts.notes)
+    if currency and currency.startswith("mixed"):
+        notes.append(
+            f"trades in several quote currencies, {currency[len('mixed ') :]}: pnl, fees and "
+            "equity here add different units; analyze one currency at a time"
+        )
     return Analysis(
         metrics=metrics,
         curve=curve,
         monthly=period_returns(curve, ts.initial_cash, "month"),
         weekly=period_returns(curve, ts.initial_cash, "week"),
         breakdowns={by: breakdown(ts.trades, by) for by in BREAKDOWNS if by in ts.trades},
-        notes=list(ts.notes),
+        notes=notes,
+        currency=currency,
     )
 
 
@@ -191,11 +201,12 @@ def render(ts: TradeSet, analysis: Analysis, console: Console) -> None:
     console.print(f"[bold]raytrader analysis[/] of {ts.source}")
     console.print(
         f"period {m.get('period_start') or '-'} .. {m.get('period_end') or '-'}, "
-        f"{m['trades']} trades, initial cash {ts.initial_cash:,.2f}"
+        f"{m['trades']} trades, initial cash {ts.initial_cash:,.2f} {analysis.currency or ''}"
     )
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}")
-    console.print(metrics_table(m))
+    unit = f" (money in {analysis.currency})" if analysis.currency else ""
+    console.print(metrics_table(m, f"Metrics{unit}"))
     console.print(monthly_table(analysis.monthly))
     console.print(weekly_table(analysis.weekly))
     if m["trades"] == 0:
@@ -217,16 +228,20 @@ def results_summary_table(results: pd.DataFrame) -> Table:
     )
     table = Table(title=f"backtest summary: {len(done)} runs by family x interval",
                   caption=caption)  # fmt: skip
-    for column in ("family", "interval", "runs", "trades", "win rate", "expectancy",
+    for column in ("family", "interval", "currency", "runs", "trades", "win rate", "expectancy",
                    "return (mean)", "best sortino", "max drawdown (worst)"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("family", "interval") else "right")
-    grouped = done.groupby(["strategy", "interval"], sort=True)
-    for (family, interval), group in grouped:
+        left = column in ("family", "interval", "currency")
+        table.add_column(column, justify="left" if left else "right")
+    symbols = done["symbol"] if "symbol" in done else [None] * len(done)
+    done = done.assign(currency=[quote_currency(s) or "-" for s in symbols])
+    grouped = done.groupby(["strategy", "interval", "currency"], sort=True)
+    for (family, interval, currency), group in grouped:
         numeric = group[["win_rate", "expectancy", "total_return", "sortino", "max_drawdown"]]
         numeric = numeric.apply(pd.to_numeric, errors="coerce")
         table.add_row(
             str(family),
             str(interval),
+            str(currency),
             str(len(group)),
             str(int(pd.to_numeric(group["trades"], errors="coerce").fillna(0).sum())),
             pct(_mean_or_none(numeric["win_rate"]), 1),

@@ -50,14 +50,14 @@ class FitnessRule:
 
     def refusal(self, row: dict[str, Any] | pd.Series) -> str | None:
         """Why the row fails the rule (the first reason), or None when it passes."""
-        short = self._sample_refusal(row)
-        if short:
-            return short
         sortino, expectancy, trades = (
             _num(row.get(k)) for k in ("sortino", "expectancy", "trades")
         )
         if trades is None or trades < self.min_trades:
             return f"too few trades (< {self.min_trades})"
+        short = self._sample_refusal(row)
+        if short:
+            return short
         if sortino is None or expectancy is None:
             return "sortino or expectancy undefined"  # undefined metrics never pass
         if not sortino > self.min_sortino:

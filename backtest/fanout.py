@@ -32,7 +32,13 @@ from rich.console import Console
 
 from backtest import fanout_io
 from backtest.fanout_batches import TARGET_TASK_SECONDS, stream_batches
-from backtest.grid import check_grid_keys, expand_params, parse_grid, restrict_grid
+from backtest.grid import (
+    check_grid_keys,
+    check_grid_values,
+    expand_params,
+    parse_grid,
+    restrict_grid,
+)
 from backtest.runkeys import data_range, run_key
 
 
@@ -71,6 +77,7 @@ class FanoutSummary:
     nodes_by_run: dict[str, str] = field(default_factory=dict)  # run_key -> node IP
     lost_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    selected_keys: set[str] = field(default_factory=set)
 
 
 def run_all(
@@ -103,6 +110,7 @@ def run_all(
     series = _load_series(url, instances, start, end, summary)
     specs = _build_specs(instances, parsed_grid, series, config)
     summary.total = len(specs)
+    summary.selected_keys = {s.run_key for s in specs}
     if not specs:
         filters = {"family": family, "symbol": symbol, "interval": interval}
         raise FanoutError(_nothing_selected(instances, {**filters, "start": start, "end": end}))
@@ -221,6 +229,7 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
     check_grid_keys(
         grid, {f: list(cls.parameters()) for f, cls in classes.items() if cls is not None}
     )
+    check_grid_values(grid, classes)
     specs: dict[str, RunSpec] = {}
     for inst in instances:
         key_series = (inst.exchange, inst.symbol, inst.interval)
@@ -281,11 +290,19 @@ def _stream(url, out, stream, total: int, separate: bool, summary, console) -> N
                 bar.advance(job, len(batch))
         except KeyboardInterrupt:
             stream.close()  # cancels the tasks still running
-            console.print(
-                f"[yellow]interrupted[/]: {summary.done + summary.failed} runs stored this time "
-                f"(nothing finished is lost); run the same command again to continue"
-            )
+            console.print(f"[yellow]interrupted[/]: {_stored_count(url, summary)}; nothing finished "
+                          "is lost; run the same command again to continue")  # fmt: skip
             raise SystemExit(130) from None
+
+
+def _stored_count(url: str, summary: FanoutSummary) -> str:
+    """What the database holds of this selection, counted there: Ctrl-C may land between storing
+    a batch and counting it, so the in-memory count can be short."""
+    from store.runs import completed_run_keys
+
+    stored = len(completed_run_keys(url) & summary.selected_keys)
+    now = stored - summary.skipped
+    return f"{stored} of {summary.total} selected runs are stored as done ({now} this time)"
 
 
 def _collect(url, out, batch: list[RunSpec], outcomes, separate: bool, summary) -> None:

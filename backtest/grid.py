@@ -90,3 +90,22 @@ def check_grid_keys(grid: dict[str, list[str]], families: dict[str, Iterable[str
             f"({listing or 'no strategies selected'}); check the spelling with "
             "`cli.py strategies list`"
         )
+
+
+def check_grid_values(grid: dict[str, list[str]], classes: dict[str, type]) -> None:
+    """Raise GridError for a grid value that a family cannot take (`lookback=abc`), before any
+    run: otherwise every combination would be stored as a failed run.
+
+    `classes` maps a family to its Strategy class (None when it could not be loaded)."""
+    from strategies.base import coerce_param
+
+    for family, cls in classes.items():
+        if cls is None:
+            continue
+        known = cls.parameters()
+        for key, values in restrict_grid(grid, known).items():
+            for value in values:
+                try:
+                    coerce_param(family, key, value, known[key][0])
+                except ValueError as exc:
+                    raise GridError(f"--grid {key}={','.join(values)}: {exc}") from None

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from actors.portfolio_kernel import PortfolioMember, SeriesKey, run_portfolio_kernel
+from analysis.columns import currency_of
 from analysis.exports import params_text
 from backtest.portfolio_config import (  # the config side, re-exported for callers
     PortfolioConfigError,
@@ -40,6 +41,7 @@ from backtest.portfolio_config import (  # the config side, re-exported for call
     instance_label,
     load_portfolio_config,
     load_series,
+    window_warnings,
 )
 from backtest.run import (
     ENGINE_VERSION,
@@ -86,6 +88,7 @@ class PortfolioResult:
     by_strategy: dict[str, dict]
     config: BacktestConfig = field(default_factory=BacktestConfig)
     source: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. disjoint data windows
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -158,6 +161,7 @@ def run_portfolio_backtest(
         signals = compute_signals_on_ray(members, series, ray_address)
     result = run_portfolio(members, series, config, entries, signals)
     result.source = str(config_path)
+    result.warnings = window_warnings(series)
     write_portfolio_outputs(result, Path(out_dir))
     store_portfolio_run(db_url, result)
     if not quiet:
@@ -341,7 +345,9 @@ def results_document(result: PortfolioResult) -> dict[str, Any]:
         "end": pd.Timestamp(result.end).strftime(TIME_FORMAT),
         "bars": len(result.equity),
         "metrics": result.metrics,
+        "currency": currency_of(symbols),  # one per account (portfolio_config refuses several)
         "signals_rejected": len(result.rejections),
+        "warnings": result.warnings,
         "settings": asdict(result.config),
         "by_strategy": result.by_strategy,
     }
@@ -352,13 +358,18 @@ def _summary(result: PortfolioResult, out: Path) -> None:
 
     total = result.metrics.get("total_return")
     text = f"{total:.2%}" if isinstance(total, float) else "n/a"
+    currency = currency_of(m.symbol for m in result.members) or ""
+    final = result.metrics.get("final_equity")
+    money = f", equity {result.config.cash:,.2f} -> {final:,.2f} {currency}" if final else ""
     Console().print(
         f"portfolio of {len(result.members)} instance(s): {len(result.trades)} trades, "
-        f"{len(result.rejections)} signals rejected, total return {text}; wrote trades.csv, "
+        f"{len(result.rejections)} signals rejected, total return {text}{money}; wrote trades.csv, "
         f"portfolio_trades.csv, equity.csv, results.json, rejections.csv to {out} "
         f"(run {result.run_id})",
         highlight=False,
     )
+    for warning in result.warnings:
+        Console(stderr=True).print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 def _ns(index: Any) -> np.ndarray:

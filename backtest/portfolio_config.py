@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from actors.portfolio_kernel import PortfolioMember, SeriesKey
+from analysis.columns import quote_currency
 from analysis.exports import params_text
 from strategies.base import Strategy
 from strategies.registry import make_strategy
@@ -41,6 +42,8 @@ class PortfolioEntry:
 def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
     """The instances of a prod.json (written by `cli.py weights`), validated."""
     path = Path(path)
+    if path.is_dir():
+        raise PortfolioConfigError(f"{path} is a directory; give the prod.json file in it")
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such portfolio config; write one with `cli.py weights`"
@@ -57,7 +60,31 @@ def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
             "writes"
         )
     default_exchange = document.get("exchange") if isinstance(document, dict) else None
-    return [_entry(path, i, item, default_exchange) for i, item in enumerate(raw)]
+    entries = [_entry(path, i, item, default_exchange) for i, item in enumerate(raw)]
+    check_one_currency(entries, path)
+    return entries
+
+
+def check_one_currency(entries: list[PortfolioEntry], path: Path | str) -> str | None:
+    """The account's quote currency; PortfolioConfigError when instances are quoted in several
+    (adding BTC and ETH pnl into one cash would be a sum of different units)."""
+    by_currency: dict[str, list[str]] = {}
+    for entry in entries:
+        currency = quote_currency(entry.symbol) or "?"
+        by_currency.setdefault(currency, [])
+        if entry.symbol not in by_currency[currency]:
+            by_currency[currency].append(entry.symbol)
+    if len(by_currency) <= 1:
+        return next(iter(by_currency), None)
+    listing = "; ".join(
+        f"{currency}: {', '.join(symbols)}" for currency, symbols in sorted(by_currency.items())
+    )
+    biggest = max(by_currency, key=lambda c: len(by_currency[c]))
+    raise PortfolioConfigError(
+        f"{path}: one account holds one currency, but the instances are quoted in "
+        f"{len(by_currency)} ({listing}); split the config into one portfolio per quote "
+        f"currency (e.g. keep the {biggest}-quoted instances only)"
+    )
 
 
 def _entry(path: Path, i: int, item: Any, exchange: str | None) -> PortfolioEntry:
@@ -123,3 +150,35 @@ def load_series(entries: list[PortfolioEntry], db_url: str, exchange: str, start
         if key not in series:
             series[key] = load_bars(db_url, entry.exchange or exchange, *key, start, end)
     return series
+
+
+def window_warnings(series: dict[SeriesKey, pd.DataFrame]) -> list[str]:
+    """Warnings when the series' data windows leave gaps of no data between them (a portfolio
+    over data 21 months apart): the metrics then count only the time with data."""
+    from analysis.spans import data_gaps
+
+    frames = [frame.index for frame in series.values() if len(frame)]
+    if not frames:
+        return []
+    union = frames[0].append(frames[1:]).unique().sort_values() if len(frames) > 1 else frames[0]
+    gaps = data_gaps(union)
+    if not gaps:
+        return []
+    windows = "; ".join(
+        f"{symbol} {interval} {_day(f.index[0])}..{_day(f.index[-1])}"
+        for (symbol, interval), f in series.items()
+        if len(f)
+    )
+    holes = ", ".join(
+        f"{_day(a)}..{_day(b)} ({(b - a) / pd.Timedelta(days=1):.0f} days)" for a, b in gaps[:3]
+    )
+    more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+    return [
+        f"the instances' data windows are disjoint ({windows}): no bars at all in {holes}{more}; "
+        "metrics count only the time with data (span_days), not the gaps; for one continuous "
+        "test, choose instances with overlapping data or narrow --start/--end"
+    ]
+
+
+def _day(stamp: pd.Timestamp) -> str:
+    return pd.Timestamp(stamp).strftime("%Y-%m-%d")

@@ -29,11 +29,18 @@ import numpy as np
 import pandas as pd
 
 from actors.kernel import KernelOutput, run_kernel
-from analysis.columns import EQUITY_COLUMNS, TIME_FORMAT, TRADE_COLUMNS, iso_utc  # noqa: F401 (re-exported)
+from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
+    EQUITY_COLUMNS,
+    TIME_FORMAT,
+    TRADE_COLUMNS,
+    iso_utc,
+    quote_currency,
+)
 from backtest.csv_text import write_equity_csv
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/1"
+MIN_NOTIONAL_FRACTION = 1e-4  # default minimum order notional: 0.01 % of the starting cash
 RESULT_KEYS = ("run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars")
 
 
@@ -49,6 +56,16 @@ class BacktestConfig:
     # since the strategy host already keeps those at one position per side (DESIGN.md section 5);
     # a pyramiding strategy is limited by its own Strategy.max_entries instead
     max_open_positions: int = 1
+    # smallest order notional in quote units (an exchange's min notional); None: a fraction
+    # MIN_NOTIONAL_FRACTION of the starting cash (1 at 10,000, whatever the quote currency:
+    # a default in quote units would mean 10 USDT but 10 BTC); 0: no minimum
+    min_notional: float | None = None
+
+    def min_order_notional(self) -> float:
+        """The minimum in quote units that the portfolio applies."""
+        if self.min_notional is None:
+            return MIN_NOTIONAL_FRACTION * self.cash
+        return float(self.min_notional)
 
     def __post_init__(self) -> None:
         checks = {
@@ -59,13 +76,14 @@ class BacktestConfig:
             "max_symbol_exposure": self.max_symbol_exposure > 0,
             "max_total_exposure": self.max_total_exposure > 0,
             "max_open_positions": self.max_open_positions >= 1,
+            "min_notional": self.min_notional is None or 0 <= self.min_notional < self.cash,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"backtest setting {name}={getattr(self, name)!r} is out of range "
                     "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
-                    "max_open_positions >= 1)"
+                    "max_open_positions >= 1, 0 <= min_notional < cash)"
                 )
 
 
@@ -221,9 +239,20 @@ def prepare_out_dir(path: str | Path | None) -> Path:
             f"cannot create output directory {str(out)!r}: {exc.strerror or exc}; "
             "check that every parent is a writable directory"
         ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
+    if not os.access(out, os.W_OK | os.X_OK) or not _can_create_file(out):
         raise OutDirError(f"output directory {str(out)!r} is not writable; choose another --out")
     return out
+
+
+def _can_create_file(directory: Path) -> bool:
+    """A real probe: os.access says yes to root on a read-only mount or directory."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".raytrader-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def write_outputs(result: BacktestResult, out_dir: Path, bars: pd.DataFrame | None = None) -> None:
@@ -264,6 +293,7 @@ def results_document(result: BacktestResult) -> dict[str, Any]:
         "end": iso_utc(result.end),
         "bars": int(result.bars),
         "metrics": result.metrics,
+        "currency": quote_currency(result.symbol),  # of cash, equity, pnl and fees
     }
 
 

@@ -73,7 +73,7 @@ StartOpt = Annotated[str | None, _opt("--start", help="First bar time (ISO, UTC)
 EndOpt = Annotated[str | None, _opt("--end", help="Last bar time (ISO, UTC), inclusive.")]
 DbOpt = Annotated[str | None, _opt("--db",
                   help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db).")]
-OutOpt = Annotated[Path | None, _opt("--out", "-o",
+OutOpt = Annotated[str | None, _opt("--out", "-o",
                    help="Directory for the output files (--all default: backtest_all).")]
 ExchangeOpt = Annotated[str, _opt("--exchange", "-e",
                         help="Exchange of stored bars (--all: each instance's own).")]
@@ -83,6 +83,9 @@ SlippageOpt = Annotated[float, _opt("--slippage-bps",
 CashOpt = Annotated[float, _opt("--cash", help="Starting cash.")]
 RiskOpt = Annotated[float, _opt("--risk",
                     help="Fraction of equity risked per trade (size = risk*equity/stop).")]
+MinNotionalOpt = Annotated[float | None, _opt("--min-notional",
+                           help="Smallest order notional in quote units; smaller orders are "
+                           "refused as dust (default: 0.01% of --cash; 0: none).")]
 FactorsOpt = Annotated[bool, _opt("--factors/--no-factors", panel=SINGLE,
                        help="Write factors.csv: the factors known at each trade's signal bar "
                        "(about 0.5 s of CPU per 300k bars; --no-factors skips it).")]
@@ -112,33 +115,54 @@ def backtest(
     slippage_bps: SlippageOpt = 0.0,
     cash: CashOpt = 10_000.0,
     risk: RiskOpt = 0.01,
+    min_notional: MinNotionalOpt = None,
     factors: FactorsOpt = True,
 ) -> None:
     """Backtest one strategy, a portfolio, or every instance (--all)."""
     from factors.bars import parse_utc
-    from store.db import resolve_url
 
     grid = grid_with_extra_args(list(grid), list(ctx.args), all_)
-    config = _config(cash, fee_bps, slippage_bps, risk)
-
-    url = resolve_url(db)
+    config = _config(cash, fee_bps, slippage_bps, risk, min_notional)
+    # Dates are checked once here: a typo is one error, not one "no data" line per series.
+    start, end = parse_utc(start, "--start"), parse_utc(end, "--end")
+    if out is not None and not out.strip():
+        raise UserError("--out is empty; give an output directory, e.g. --out out/run1")
+    if not all_ and portfolio is None:
+        _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
+    out_dir = _checked_out(out, "backtest_all" if all_ else None)
+    url = _opened_db(db)  # before any run: a bad --db must not leave files without a stored run
     if all_:
-        # Dates are checked once here: a typo is one error, not one "no data" line per series.
-        start, end = parse_utc(start, "--start"), parse_utc(end, "--end")
-        return _run_all(url, out, family, symbol, interval, start, end, grid, ray_address,
+        return _run_all(url, out_dir, family, symbol, interval, start, end, grid, ray_address,
                         separate, config)  # fmt: skip
     if portfolio is not None:
-        return _run_portfolio(portfolio, out, url, start, end, config, ray_address, use_ray,
+        return _run_portfolio(portfolio, out_dir, url, start, end, config, ray_address, use_ray,
                               exchange)  # fmt: skip
-    _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
-    from backtest.run import prepare_out_dir, write_outputs
+    from backtest.run import write_outputs
 
-    out = prepare_out_dir(out)  # a bad --out fails before anything runs or is stored
     result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
                               exchange, config)  # fmt: skip
-    write_outputs(result, out, bars if factors else None)
+    write_outputs(result, out_dir, bars if factors else None)
     store_result(url, result)  # only once the files are written
-    _summary(result, out, factors)
+    _summary(result, out_dir, factors)
+
+
+def _checked_out(out: str | None, default: str | None) -> Path | None:
+    """The output directory, created and checked writable before anything runs (an empty
+    --out, a file, a read-only directory: one error); None when not given and no default."""
+    from backtest.run import prepare_out_dir
+
+    if out is None and default is None:
+        return None
+    return prepare_out_dir(default if out is None else out)
+
+
+def _opened_db(db: str | None) -> str:
+    """The database URL, opened (tables created) now: StoreError at once if it cannot be."""
+    from store.db import get_engine, resolve_url
+
+    url = resolve_url(db)
+    get_engine(url)
+    return url
 
 
 def grid_with_extra_args(grid: list[str], extras: list[str], all_: bool) -> list[str]:
@@ -228,11 +252,13 @@ def order_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return rows(result.orders, result.run_id)
 
 
-def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float) -> BacktestConfig:
+def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float,
+            min_notional: float | None = None) -> BacktestConfig:  # fmt: skip
     from backtest.run import BacktestConfig
 
     try:
-        return BacktestConfig(cash=cash, fee_bps=fee_bps, slippage_bps=slippage_bps, risk=risk)
+        return BacktestConfig(cash=cash, fee_bps=fee_bps, slippage_bps=slippage_bps, risk=risk,
+                              min_notional=min_notional)  # fmt: skip
     except ValueError as exc:
         raise UserError(str(exc).replace("backtest setting ", "option --")) from None
 
@@ -266,9 +292,14 @@ def _summary(result: BacktestResult, out: Path, factors: bool = True) -> None:
     m = result.metrics
     total = m.get("total_return")
     text = f"{total:.2%}" if isinstance(total, float) else "n/a"
+    from analysis.columns import quote_currency
+
+    currency = quote_currency(result.symbol) or ""
+    final = m.get("final_equity")
+    money = f", equity {result.config.cash:,.2f} -> {final:,.2f} {currency}" if final else ""
     _out.print(
         f"{result.strategy} {result.symbol} {result.interval}: {result.bars} bars, "
-        f"{len(result.trades)} trades, total return {text}; wrote trades.csv, equity.csv, "
+        f"{len(result.trades)} trades, total return {text}{money}; wrote trades.csv, equity.csv, "
         f"results.json{', factors.csv' if factors else ''} to {out} (run {result.run_id})",
         highlight=False,
     )

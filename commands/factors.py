@@ -52,6 +52,8 @@ def read_bar_file(path: Path) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
+    if path.is_dir():
+        raise FileNotFoundError(f"bar file {path} is a directory; pass a --data FILE")
     if not path.exists():
         raise FileNotFoundError(f"bar file {path} not found; pass an existing --data FILE")
     suffixes = "".join(path.suffixes).lower()
@@ -87,14 +89,16 @@ def _load(
     end: str | None,
 ) -> tuple[pd.DataFrame, str]:
     """(bars, series id for the cache) from --data FILE or the database."""
-    import pandas as pd
+
+    from factors.bars import parse_utc
 
     if data is not None:
         bars = read_bar_file(data)
-        if start is not None:
-            bars = bars[bars.index >= pd.Timestamp(start, tz="UTC")]
-        if end is not None:
-            bars = bars[bars.index <= pd.Timestamp(end, tz="UTC")]
+        lo, hi = parse_utc(start, "--start"), parse_utc(end, "--end")  # ISO-8601 only
+        if lo is not None:
+            bars = bars[bars.index >= lo]
+        if hi is not None:
+            bars = bars[bars.index <= hi]
         return bars, f"file:{data.resolve()}:{symbol}:{interval}"
     from store.bars import load_bars
     from store.db import resolve_url

@@ -157,6 +157,8 @@ def load_instances_file(url: str, file: Path) -> LoadedInstances:
 
     from store.instances import declare_instance
 
+    if Path(file).is_dir():
+        raise FileNotFoundError(f"instances file {str(file)!r} is a directory; give a .yaml file")
     if not Path(file).is_file():
         raise FileNotFoundError(f"instances file {str(file)!r} not found")
     try:

@@ -102,7 +102,7 @@ def weights(
 
 
 def _split(frame, results_path, trades_path, split, method, rule, cash):
-    from analysis.columns import iso_utc
+    from analysis.columns import currency_of, iso_utc
     from analysis.report import fmt, report_console
     from analysis.weights import WeightsError, load_split_trades, split_report
     from factors.bars import parse_utc
@@ -113,7 +113,9 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
     trades = load_split_trades(trades_path, results_path)
     report = split_report(frame, trades, when, method, rule, cash)
     console = report_console()
-    table = Table(title=f"Selection on trades before {iso_utc(when)}", title_justify="left")
+    currency = currency_of(frame["symbol"]) if "symbol" in frame else None
+    unit = f" (money in {currency})" if currency else ""
+    table = Table(title=f"Selection on trades before {iso_utc(when)}{unit}", title_justify="left")
     table.add_column("metric")
     table.add_column("in-sample (selected)", justify="right")
     table.add_column("out-of-sample (selected)", justify="right")
@@ -122,6 +124,10 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
         cells = (report[k].get(key) for k in ("in_sample", "out_of_sample", "out_of_sample_all"))
         table.add_row(key, *(fmt(key, v) for v in cells))
     console.print(table)
+    for column in ("in_sample", "out_of_sample", "out_of_sample_all"):
+        note = report[column].get("annualised_note")
+        if note:  # why sortino / sharpe / cagr show "-"
+            console.print(f"- in {column.replace('_', '-')}: {note}", highlight=False)
     console.print(
         "in-sample = trades that exited before the split; out-of-sample = trades entered at or "
         "after it; trades spanning the split are in neither"

@@ -7,6 +7,8 @@ Messages carry times as int nanoseconds since the epoch (UTC).
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -44,6 +46,15 @@ def interval_ns(interval: str) -> int:
     return int(interval_delta(interval).value)
 
 
+# 2024-01-31, 2024-01-31T12:00, 2024-01-31 12:00:00.5, 2024-01-31T12:00Z, ...+02:00
+ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
+    r"(Z|[+-]\d{2}(:?\d{2})?)?",
+    re.IGNORECASE,
+)
+
+
 class TimeValueError(ValueError):
     """A date/time given by a user that cannot be read."""
 
@@ -56,8 +67,14 @@ def parse_utc(value: object, what: str = "time") -> pd.Timestamp | None:
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, str) and not ISO_8601.fullmatch(value.strip()):
+        # pandas would read 01/02/2024 month-first and 13/01/2024 day-first: refuse both
+        raise TimeValueError(
+            f"{what} {value!r} is not a date/time in ISO-8601 form; use 2024-01-31 or "
+            "2024-01-31T12:00Z (year-month-day; times without a zone are UTC)"
+        )
     try:
-        stamp = pd.Timestamp(value)
+        stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError, OverflowError):
         raise TimeValueError(
             f"{what} {value!r} is not a date/time; use ISO-8601 such as 2024-01-31 or "

@@ -60,7 +60,13 @@ def parse_param_args(pairs: list[str]) -> dict[str, str]:
             raise StrategyError(
                 f"parameter {pair!r} is not of the form key=value, e.g. lookback=20"
             )
-        params[key.strip()] = value.strip()
+        key = key.strip()
+        if key in params:  # which one wins would be a guess: say so
+            raise StrategyError(
+                f"parameter {key!r} given twice ({key}={params[key]}, {key}={value.strip()}); "
+                f"give --param {key}=... once"
+            )
+        params[key] = value.strip()
     return params
 
 

@@ -322,6 +322,8 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     partial = stored_runs(demo_db)
     assert proc.returncode == 130, output
     assert "interrupted" in output
+    # the count is the database's, not what the driver had counted when Ctrl-C landed
+    assert f"{len(partial)} of 24 selected runs are stored as done" in output, output
     assert 1 <= len(partial) < 24 and partial["run_key"].is_unique, output
     # Re-run (in this process, on the module's Ray, fast now): only the missing runs are computed.
     file.with_suffix(".slow").unlink()

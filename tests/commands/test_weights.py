@@ -90,6 +90,8 @@ def test_split_with_the_default_rule_refuses_a_few_days_and_says_why(tmp_path: P
     assert json.loads(out.read_text())["instances"] == []
     assert "refused 2 instance(s): sample too short (< 30 days of data)" in result.output
     assert "refused 3 instance(s): too few trades (< 2)" in result.output  # no in-sample trades
+    text = " ".join(result.output.split())
+    assert "- in in-sample: sharpe, sortino, cagr and volatility need >= 30 days" in text
 
 
 @pytest.mark.parametrize(
