@@ -26,13 +26,13 @@ demo: $(STAMP)
 	$(PY) cli.py backtest --all --exchange synthetic --out demo_out/synthetic
 	$(PY) cli.py weights demo_out/synthetic --method sortino --split $(DEMO_SPLIT) --no-db --out demo_out/prod.json | tee demo_out/weights.txt
 	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --end $(DEMO_SPLIT) --out demo_out/portfolio_in_sample
-	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --start $(DEMO_SPLIT) --out demo_out/portfolio
-	$(PY) cli.py analyze demo_out/portfolio --compare demo_out/portfolio_in_sample --html demo_out/report.html > demo_out/report.txt
+	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --start $(DEMO_SPLIT) --out demo_out/portfolio_out_of_sample
+	$(PY) cli.py analyze demo_out/portfolio_out_of_sample --compare demo_out/portfolio_in_sample --html demo_out/report.html > demo_out/report.txt
 	@echo
 	@echo "real samples, every family x interval:  demo_out/binance/results.csv (one row per run)"
 	@echo "synthetic market, every family x interval: demo_out/synthetic/results.csv, trades.csv"
 	@echo "weights chosen before $(DEMO_SPLIT):        demo_out/prod.json (in/out-of-sample: demo_out/weights.txt)"
-	@echo "portfolio in-sample / out-of-sample:    demo_out/portfolio_in_sample/, demo_out/portfolio/"
+	@echo "portfolio in-sample / out-of-sample:    demo_out/portfolio_in_sample/, demo_out/portfolio_out_of_sample/"
 	@echo "report (out-of-sample vs in-sample):    demo_out/report.html (text: demo_out/report.txt)"
 
 lint: $(STAMP)

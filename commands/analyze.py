@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from analysis.html_report import write_html
+from analysis.html_report import Compared, write_html
 from analysis.report import analyse, render, report_console
 from analysis.trades_io import load_trade_set
 
@@ -21,6 +21,11 @@ def analyze(
     ),
     html: Path | None = typer.Option(
         None, "--html", help="Also write a self-contained HTML report with plots to this file."
+    ),
+    compare: Path | None = typer.Option(
+        None,
+        "--compare",
+        help="Another run (e.g. the in-sample portfolio) shown side by side in the HTML report.",
     ),
     cash: float | None = typer.Option(
         None,
@@ -41,9 +46,16 @@ def analyze(
     else:
         render(trade_set, analysis, console)
     if html is not None:
-        plots = write_html(trade_set, analysis, html)
+        plots = write_html(trade_set, analysis, html, _compared(compare, cash))
         message = f"wrote {html} ({', '.join(plots)})"
         if as_json:
             typer.echo(message, err=True)
         else:
             console.print(message)
+
+
+def _compared(path: Path | None, cash: float | None) -> list[Compared]:
+    if path is None:
+        return []
+    other = analyse(load_trade_set(path, cash))
+    return [Compared(Path(path).name or str(path), other.metrics, other.curve)]
