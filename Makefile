@@ -31,18 +31,24 @@ test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+# The demo: real Binance samples (research only) and a generated year of 1m bars on exchange
+# "synthetic" (three USD pairs). On the synthetic market: every family x interval, weights chosen
+# in-sample (trades before DEMO_SPLIT), the portfolio run in-sample and out-of-sample, one report.
+DEMO_SPLIT ?= 2025-09-01
 demo: $(STAMP)
 	$(PY) cli.py data demo
-	$(PY) cli.py strategies list
-	$(PY) cli.py backtest --all --out demo_out/all
-	$(PY) cli.py weights demo_out/all --method binary --min-trades 10 --no-db --out demo_out/prod.json
-	$(PY) cli.py backtest --portfolio demo_out/prod.json --out demo_out/portfolio
-	$(PY) cli.py analyze demo_out/portfolio --html demo_out/report.html > demo_out/report.txt
+	$(PY) cli.py backtest --all --exchange binance --out demo_out/binance
+	$(PY) cli.py backtest --all --exchange synthetic --out demo_out/synthetic
+	$(PY) cli.py weights demo_out/synthetic --method sortino --split $(DEMO_SPLIT) --no-db --out demo_out/prod.json | tee demo_out/weights.txt
+	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --end $(DEMO_SPLIT) --out demo_out/portfolio_in_sample
+	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --start $(DEMO_SPLIT) --out demo_out/portfolio_out_of_sample
+	$(PY) cli.py analyze demo_out/portfolio_out_of_sample --compare demo_out/portfolio_in_sample --html demo_out/report.html > demo_out/report.txt
 	@echo
-	@echo "every family x interval: demo_out/all/results.csv (one row per run), demo_out/all/trades.csv"
-	@echo "production config:      demo_out/prod.json (instances with sortino > 0, expectancy > 0, >= 10 trades)"
-	@echo "portfolio backtest:     demo_out/portfolio/ (trades.csv, equity.csv, results.json, portfolio_trades.csv)"
-	@echo "report:                 demo_out/report.html (text: demo_out/report.txt)"
+	@echo "real samples, every family x interval:  demo_out/binance/results.csv (one row per run)"
+	@echo "synthetic market, every family x interval: demo_out/synthetic/results.csv, trades.csv"
+	@echo "weights chosen before $(DEMO_SPLIT):        demo_out/prod.json (in/out-of-sample: demo_out/weights.txt)"
+	@echo "portfolio in-sample / out-of-sample:    demo_out/portfolio_in_sample/, demo_out/portfolio_out_of_sample/"
+	@echo "report (out-of-sample vs in-sample):    demo_out/report.html (text: demo_out/report.txt)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,8 +1,11 @@
 """Self-contained HTML report for `cli.py analyze --html`: plotly charts with the plotly JS inline
 (no CDN: the report must open on a machine without internet).
 
-Plots: equity curve, drawdown, monthly returns heatmap, distribution of trade returns, and one
-equity line per strategy instance when several are present.
+Page: headline figures, (with --compare) the runs side by side, equity with its drawdown beneath,
+monthly heatmap, distribution of trade returns, each instance's equity (and, for a portfolio, its
+weight), then the tables of the text report: all metrics with units, by instance (family, symbol,
+interval), by family, symbol, interval, side and exit reason, monthly and weekly returns.
+Figures are in analysis/html_figures.py, tables in analysis/html_tables.py.
 """
 
 from __future__ import annotations
@@ -10,143 +13,214 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from analysis.metrics import METRIC_KEYS, equity_from_trades
-from analysis.report import Analysis, fmt, monthly_grid
+from analysis import html_figures as figs
+from analysis import html_tables as tables
+from analysis.labels import quote_currency
+from analysis.metrics import equity_from_trades, trade_stats
+from analysis.report import Analysis
 from analysis.trades_io import INSTANCE_COLUMNS, TradeSet
 
 MAX_STRATEGY_LINES = 10  # beyond this the chart is unreadable: the best and worst half are shown
 MAX_PARAMS_LABEL = 28  # longer differing-parameter text becomes a short hash in the legend
 
 # Element ids of the plots, in page order; the browser test checks each one rendered.
-PLOT_IDS = ("equity", "drawdown", "monthly", "trade_returns", "strategies")
+PLOT_IDS = ("compare", "equity", "monthly", "trade_returns", "strategies", "weights")
 
 
-def build_figures(ts: TradeSet, analysis: Analysis) -> dict[str, go.Figure]:
-    figures = {
-        "equity": _equity_figure(analysis.curve),
-        "drawdown": _drawdown_figure(analysis.curve),
-        "monthly": _monthly_figure(analysis.monthly),
-        "trade_returns": _returns_figure(ts.trades),
-    }
-    strategies = _strategy_figure(ts)
-    if strategies is not None:
-        figures["strategies"] = strategies
+@dataclass
+class Compared:
+    """Another run shown next to this one (e.g. the in-sample run of an out-of-sample report)."""
+
+    name: str
+    metrics: dict
+    curve: pd.Series
+
+
+@dataclass
+class Instances:
+    table: (
+        pd.DataFrame
+    )  # instance, trades, win_rate, total_pnl, expectancy, profit_factor[, weight]
+    lines: list[tuple[str, pd.Series]]  # the equity lines drawn (at most MAX_STRATEGY_LINES)
+    title: str
+    weights: pd.Series | None  # instance -> weight (a portfolio)
+
+
+def currency_of(ts: TradeSet, analysis: Analysis) -> str:
+    """The account's currency: given by the run, else the quote shared by every symbol."""
+    given = analysis.metrics.get("currency") or (ts.results or {}).get("currency")
+    if given:
+        return str(given)
+    symbols = list(ts.trades["symbol"].unique()) if "symbol" in ts.trades else []
+    return quote_currency(symbols) or "quote currency"
+
+
+def build_figures(
+    ts: TradeSet, analysis: Analysis, compare: list[Compared] | None = None
+) -> dict[str, go.Figure]:
+    currency = currency_of(ts, analysis)
+    figures: dict[str, go.Figure] = {}
+    if compare:
+        curves = {_run_name(ts): analysis.curve} | {c.name: c.curve for c in compare}
+        figures["compare"] = figs.compare_figure(curves)
+    figures["equity"] = figs.equity_drawdown_figure(analysis.curve, currency)
+    figures["monthly"] = figs.monthly_heatmap(analysis.monthly)
+    figures["trade_returns"] = figs.trade_returns_figure(ts.trades, currency)
+    instances = instance_data(ts)
+    if instances is not None and len(instances.lines) >= 2:
+        figures["strategies"] = figs.instance_lines_figure(
+            instances.lines, instances.title, currency
+        )
+    if instances is not None and instances.weights is not None and len(instances.weights):
+        figures["weights"] = figs.weights_figure(instances.weights)
     return figures
 
 
-def write_html(ts: TradeSet, analysis: Analysis, path: Path) -> list[str]:
+def write_html(
+    ts: TradeSet, analysis: Analysis, path: Path, compare: list[Compared] | None = None
+) -> list[str]:
     """Write the report; returns the ids of the plots it holds."""
-    figures = build_figures(ts, analysis)
-    parts = []
+    figures = build_figures(ts, analysis, compare)
+    currency = currency_of(ts, analysis)
+    plots = {}
     for i, (plot_id, fig) in enumerate(figures.items()):
-        fig.update_layout(template="plotly_white", height=420, margin={"t": 50, "b": 40})
-        div = pio.to_html(
+        fig.update_layout(template="plotly_white", margin={"t": 60, "b": 40, "r": 30},
+                          font={"family": "Helvetica, Arial, sans-serif"})  # fmt: skip
+        plots[plot_id] = pio.to_html(
             fig,
             include_plotlyjs=i == 0,  # the whole library once, inline
             full_html=False,
             div_id=plot_id,
-            config={"displaylogo": False},
+            config={"displaylogo": False, "responsive": True},
         )
-        parts.append(f'<section class="plot">{div}</section>')
+    instances = instance_data(ts)
     page = _PAGE.format(
-        title=html.escape(f"raytrader analysis: {ts.source}"),
+        title=html.escape(f"raytrader report: {_run_name(ts)}"),
+        subtitle=html.escape(_subtitle(ts, analysis, currency)),
         notes="".join(f"<p class='note'>{html.escape(n)}</p>" for n in analysis.notes),
-        metrics=_metrics_html(analysis.metrics),
-        plots="\n".join(parts),
+        body=_body(ts, analysis, plots, instances, compare or [], currency),
     )
     Path(path).write_text(page, encoding="utf-8")
     return list(figures)
 
 
-def _equity_figure(curve: pd.Series) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=curve.index, y=curve.to_numpy(), mode="lines", name="equity"))
-    return fig.update_layout(title="Equity", yaxis_title="equity")
+def _section(title: str, content: str, plot: str | None = None) -> str:
+    if not content and not plot:
+        return ""
+    return f"<section><h2>{html.escape(title)}</h2>{plot or ''}{content}</section>"
 
 
-def _drawdown_figure(curve: pd.Series) -> go.Figure:
-    values = curve.to_numpy(dtype=float)
-    peak = np.maximum.accumulate(values) if len(values) else values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, values / peak - 1, 0.0)
-    fig = go.Figure(
-        go.Scatter(x=curve.index, y=100 * dd, mode="lines", fill="tozeroy", name="drawdown")
+def _body(ts, analysis, plots, instances, compare, currency) -> str:
+    m = analysis.metrics
+    parts = [tables.headline_cards(m, currency)]
+    if compare:
+        runs = {_run_name(ts): m} | {c.name: c.metrics for c in compare}
+        title = " compared with ".join(runs)
+        parts.append(_section(title, tables.compare_table(runs, currency), plots.get("compare")))
+    parts.append(_section("Equity and drawdown", "", plots["equity"]))
+    parts.append(_section("Monthly returns", tables.monthly_table(analysis.monthly),
+                          plots["monthly"]))  # fmt: skip
+    parts.append(_section("Trade returns", "", plots["trade_returns"]))
+    if instances is not None:
+        weights = plots.get("weights", "")
+        parts.append(_section("Strategy instances", tables.instance_table(instances.table, currency),
+                              plots.get("strategies", "") + weights))  # fmt: skip
+    parts.append(_section("All metrics", tables.metrics_tables(m, currency)))
+    if m.get("trades"):
+        parts.append(_section("Breakdowns", tables.breakdown_tables(analysis.breakdowns, currency)))
+    parts.append(_section("Weekly returns (ISO weeks)", tables.weekly_table(analysis.weekly)))
+    return "\n".join(p for p in parts if p)
+
+
+def _run_name(ts: TradeSet) -> str:
+    return Path(ts.source).name or str(ts.source)
+
+
+def _subtitle(ts: TradeSet, analysis: Analysis, currency: str) -> str:
+    m = analysis.metrics
+    start = str(m.get("period_start") or "-").replace("T", " ").replace("Z", "")
+    end = str(m.get("period_end") or "-").replace("T", " ").replace("Z", "")
+    kind = "portfolio backtest" if (ts.results or {}).get("by_strategy") else "backtest"
+    return (
+        f"{kind} · {start} to {end} UTC · {m.get('trades') or 0:,} trades · initial cash "
+        f"{ts.initial_cash:,.2f} {currency} · {ts.source}"
     )
-    return fig.update_layout(title="Drawdown", yaxis_title="% below peak")
 
 
-def _monthly_figure(monthly: pd.Series) -> go.Figure:
-    grid = monthly_grid(monthly).drop(columns="Year", errors="ignore")
-    z = (100 * grid.astype(float)).round(2)
-    text = [[("" if pd.isna(v) else f"{v:.2f}%") for v in row] for row in z.to_numpy()]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z.to_numpy(),
-            x=list(grid.columns),
-            y=[str(y) for y in grid.index],
-            text=text,
-            texttemplate="%{text}",
-            colorscale="RdYlGn",
-            zmid=0,
-            colorbar={"title": "%"},
-        )
-    )
-    return fig.update_layout(title="Monthly returns", yaxis={"type": "category"})
-
-
-def _returns_figure(trades: pd.DataFrame) -> go.Figure:
-    if "return_pct" in trades and trades["return_pct"].notna().any():
-        values, label = trades["return_pct"].dropna(), "return per trade (return_pct)"
-    else:
-        values, label = trades["pnl"], "pnl per trade"
-    fig = go.Figure(go.Histogram(x=values.to_numpy(dtype=float), nbinsx=50, name="trades"))
-    return fig.update_layout(title="Distribution of trade returns", xaxis_title=label)
-
-
-def _strategy_figure(ts: TradeSet) -> go.Figure | None:
-    """One equity line per strategy instance (each from its own initial cash), at most
-    MAX_STRATEGY_LINES: the best and worst half by pnl when there are more."""
+# -- strategy instances -------------------------------------------------------------------------
+def instance_data(ts: TradeSet) -> Instances | None:
+    """Per-instance statistics and equity lines: a portfolio's instances with their weights
+    (portfolio_trades.csv), else the instances of a trades file with several of them."""
+    portfolio = Path(ts.source) / "portfolio_trades.csv"
+    if portfolio.is_file():
+        by_strategy = (ts.results or {}).get("by_strategy") or {}
+        return _portfolio_instances(pd.read_csv(portfolio), ts.initial_cash, by_strategy)
     cols = [c for c in INSTANCE_COLUMNS if c in ts.trades.columns]
     if ts.trades.empty or not cols:
         return None
     groups = list(ts.trades.groupby(cols, sort=True))
     if len(groups) < 2:
         return None
+    keys = [dict(zip(cols, k if isinstance(k, tuple) else (k,), strict=True)) for k, _ in groups]
+    names = short_labels(keys)
+    frame = _stats_table([(n, g, None) for n, (_, g) in zip(names, groups, strict=True)])
     cash = ts.cash_per_run or ts.initial_cash / len(groups)
-    ranked = sorted(groups, key=lambda g: -float(g[1]["pnl"].sum()))
-    title = "Equity per strategy"
+    ranked = sorted(zip(names, groups, strict=True), key=lambda x: -float(x[1][1]["pnl"].sum()))
+    title = "Equity of each instance (each from its own initial cash)"
     if len(ranked) > MAX_STRATEGY_LINES:
         best = MAX_STRATEGY_LINES // 2
-        worst = MAX_STRATEGY_LINES - best
-        ranked = ranked[:best] + ranked[-worst:]
-        title += f": best {best} and worst {worst} of {len(groups)} by pnl"
-    keys = [dict(zip(cols, k if isinstance(k, tuple) else (k,), strict=True)) for k, _ in ranked]
-    fig = go.Figure()
-    for label, key, (_, group) in zip(short_labels(keys), keys, ranked, strict=True):
-        eq = equity_from_trades(group, cash)
-        full = html.escape(" ".join(str(v) for v in key.values()))
-        fig.add_trace(
-            go.Scatter(
-                x=eq["timestamp"],
-                y=eq["equity"],
-                mode="lines",
-                name=label,
-                hovertemplate=f"{full}<br>%{{x}}<br>equity %{{y:,.2f}}<extra></extra>",
-            )
-        )
-    # legend to the right of the plot (short labels): it takes width, never the plot's height
-    return fig.update_layout(
-        title=title,
-        yaxis_title="equity",
-        showlegend=True,
-        legend={"x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 11}},
+        ranked = ranked[:best] + ranked[-(MAX_STRATEGY_LINES - best) :]
+        title += f": best {best} and worst {MAX_STRATEGY_LINES - best} of {len(groups)} by pnl"
+    lines = [(name, _equity_line(group, cash)) for name, (_, group) in ranked]
+    return Instances(frame, lines, title, None)
+
+
+def _portfolio_instances(trades: pd.DataFrame, cash: float, by_strategy: dict) -> Instances | None:
+    """Every instance of the config (results.json by_strategy), also those without trades."""
+    if "instance" not in trades.columns:
+        return None
+    trades = trades.assign(exit_time=pd.to_datetime(trades["exit_time"], utc=True))
+    empty = trades.iloc[:0]
+    found = dict(list(trades.groupby("instance", sort=False)))
+    weights = pd.Series(
+        {name: float(info.get("weight") or 0.0) for name, info in by_strategy.items()}
     )
+    if weights.empty:
+        weights = pd.Series({name: float(g["weight"].iloc[0]) for name, g in found.items()})
+    groups = [(name, found.get(name, empty)) for name in weights.index]
+    total = float(weights.sum()) or 1.0
+    frame = _stats_table([(name, g, weights[name]) for name, g in groups])
+    lines = [
+        (f"{name} ({weights[name] / total:.0%})", _equity_line(g, cash * weights[name] / total))
+        for name, g in sorted(groups, key=lambda x: -weights[x[0]])[:MAX_STRATEGY_LINES]
+    ]
+    title = "Equity of each instance: its weight's share of the initial cash plus its pnl"
+    return Instances(frame, lines, title, weights / total)
+
+
+def _stats_table(rows: list[tuple[str, pd.DataFrame, float | None]]) -> pd.DataFrame:
+    records = []
+    for name, group, weight in rows:
+        stats = trade_stats(group["pnl"].to_numpy(dtype=float))
+        record = {"instance": name, **{k: stats[k] for k in ("trades", "win_rate", "total_pnl",
+                                                             "expectancy", "profit_factor")}}  # fmt: skip
+        if weight is not None:
+            record["weight"] = weight
+        records.append(record)
+    frame = pd.DataFrame(records)
+    return frame.sort_values("total_pnl", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _equity_line(trades: pd.DataFrame, cash: float) -> pd.Series:
+    eq = equity_from_trades(trades, cash)
+    return pd.Series(eq["equity"].to_numpy(dtype=float), index=pd.DatetimeIndex(eq["timestamp"]))
 
 
 def short_labels(keys: list[dict]) -> list[str]:
@@ -190,27 +264,34 @@ def _hash(params: dict) -> str:
     return hashlib.sha1(canonical.encode()).hexdigest()[:6]
 
 
-def _metrics_html(metrics: dict) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(fmt(k, metrics.get(k)))}</td></tr>"
-        for k in METRIC_KEYS
-    )
-    return f"<table class='metrics'>{rows}</table>"
-
-
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table.metrics {{ border-collapse: collapse; margin-bottom: 2em; }}
-table.metrics th, table.metrics td {{ padding: 2px 12px; border-bottom: 1px solid #ddd; }}
-table.metrics th {{ text-align: left; font-weight: normal; }}
-table.metrics td {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.note {{ color: #8a6d00; }}
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 0; color: #1f2933; background: #f4f6f8; }}
+main {{ max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; }}
+h1 {{ font-size: 26px; margin: 8px 0 4px; }}
+h2 {{ font-size: 19px; margin: 0 0 12px; color: #243b53; }}
+h3 {{ font-size: 15px; margin: 18px 0 6px; color: #334e68; }}
+.subtitle {{ color: #52606d; margin-bottom: 16px; font-size: 14px; }}
+section {{ background: #fff; border-radius: 8px; padding: 18px 22px; margin: 18px 0;
+  box-shadow: 0 1px 3px rgba(0,0,0,0.08); }}
+.cards {{ display: grid; grid-template-columns: repeat(4, 1fr); gap: 12px; margin: 12px 0; }}
+.card {{ background: #fff; border-radius: 8px; padding: 12px 16px; box-shadow: 0 1px 3px rgba(0,0,0,0.08); }}
+.card-label {{ font-size: 13px; color: #52606d; }}
+.card-value {{ font-size: 24px; font-weight: 600; margin-top: 4px; }}
+table.data {{ border-collapse: collapse; font-size: 13px; margin: 8px 0; }}
+table.data th, table.data td {{ padding: 4px 10px; border-bottom: 1px solid #e4e7eb; }}
+table.data thead th {{ background: #f0f4f8; text-align: right; font-weight: 600; }}
+table.data thead th:first-child, table.data tbody th {{ text-align: left; font-weight: normal; }}
+table.data td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+table.data td.name {{ text-align: left; white-space: nowrap; }}
+.pos {{ color: #1e7f4c; }} .neg {{ color: #c0392b; }}
+.side-by-side {{ display: flex; gap: 32px; flex-wrap: wrap; }}
+table.instances {{ width: 100%; }}
+.note {{ color: #8a6d00; background: #fff8e1; padding: 6px 10px; border-radius: 6px; }}
 </style></head>
-<body><h1>{title}</h1>
+<body><main><h1>{title}</h1><div class="subtitle">{subtitle}</div>
 {notes}
-{metrics}
-{plots}
-</body></html>
+{body}
+</main></body></html>
 """

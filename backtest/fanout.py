@@ -92,6 +92,7 @@ def run_all(
     ray_address: str | None = None,
     separate: bool = False,
     config: Any = None,
+    exchange: str | None = None,
 ) -> FanoutSummary:
     """Run every enabled instance (filtered, grid-expanded) on Ray; see the module docstring."""
     from backtest.run import BacktestConfig
@@ -106,13 +107,13 @@ def run_all(
     summary = FanoutSummary()
 
     parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
-    instances = _select_instances(url, family, symbol, interval)
+    instances = _select_instances(url, family, symbol, interval, exchange)
     series = _load_series(url, instances, start, end, summary)
     specs = _build_specs(instances, parsed_grid, series, config)
     summary.total = len(specs)
     summary.selected_keys = {s.run_key for s in specs}
     if not specs:
-        filters = {"family": family, "symbol": symbol, "interval": interval}
+        filters = {"exchange": exchange, "family": family, "symbol": symbol, "interval": interval}
         raise FanoutError(_nothing_selected(instances, {**filters, "start": start, "end": end}))
     done_keys = completed_run_keys(url)
     pending = [s for s in specs if s.run_key not in done_keys]
@@ -132,18 +133,15 @@ def run_all(
 
 
 # -- selection ----------------------------------------------------------------------------------
-def _select_instances(url: str, family: str | None, symbol: str | None, interval: str | None):
+def _select_instances(url: str, family, symbol, interval, exchange=None):
     from store.instances import list_instances
 
     instances = list_instances(
-        url, enabled_only=True, family=family, symbol=symbol, interval=interval
+        url, enabled_only=True, family=family, symbol=symbol, interval=interval, exchange=exchange
     )
     if not instances:
-        filters = ", ".join(
-            f"{k}={v}"
-            for k, v in (("family", family), ("symbol", symbol), ("interval", interval))
-            if v
-        )
+        given = (("exchange", exchange), ("family", family), ("symbol", symbol))
+        filters = ", ".join(f"{k}={v}" for k, v in (*given, ("interval", interval)) if v)
         where = f" matching {filters}" if filters else ""
         raise FanoutError(
             f"no enabled strategy instances{where} in the database; register some with "

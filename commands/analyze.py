@@ -18,6 +18,11 @@ def analyze(
     html: Path | None = typer.Option(
         None, "--html", help="Also write a self-contained HTML report with plots to this file."
     ),
+    compare: Path | None = typer.Option(
+        None,
+        "--compare",
+        help="Another run (e.g. the in-sample portfolio) shown side by side in the HTML report.",
+    ),
     cash: float | None = typer.Option(
         None,
         "--cash",
@@ -42,9 +47,21 @@ def analyze(
     else:
         render(trade_set, analysis, console)
     if html is not None:
-        plots = write_html(trade_set, analysis, html)
+        plots = write_html(trade_set, analysis, html, _compared(compare, cash))
         message = f"wrote {html} ({', '.join(plots)})"
         if as_json:
             typer.echo(message, err=True)
         else:
             console.print(message)
+
+
+def _compared(path: Path | None, cash: float | None) -> list:
+    """The --compare run as analysis.html_report.Compared rows (none without --compare)."""
+    from analysis.html_report import Compared
+    from analysis.report import analyse
+    from analysis.trades_io import load_trade_set
+
+    if path is None:
+        return []
+    other = analyse(load_trade_set(path, cash))
+    return [Compared(Path(path).name or str(path), other.metrics, other.curve)]

@@ -75,8 +75,9 @@ DbOpt = Annotated[str | None, _opt("--db",
                   help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db).")]
 OutOpt = Annotated[str | None, _opt("--out", "-o",
                    help="Directory for the output files (--all default: backtest_all).")]
-ExchangeOpt = Annotated[str, _opt("--exchange", "-e",
-                        help="Exchange of stored bars (--all: each instance's own).")]
+ExchangeOpt = Annotated[str | None, _opt("--exchange", "-e",
+                        help="Exchange of stored bars, default binance (--all: only the "
+                        "instances on this exchange; default: every instance on its own).")]
 FeeOpt = Annotated[float, _opt("--fee-bps", help="Fee per fill, bps of notional.")]
 SlippageOpt = Annotated[float, _opt("--slippage-bps",
                         help="Slippage against you on market/stop fills, bps.")]
@@ -110,7 +111,7 @@ def backtest(
     end: EndOpt = None,
     db: DbOpt = None,
     out: OutOpt = None,
-    exchange: ExchangeOpt = "binance",
+    exchange: ExchangeOpt = None,
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
     cash: CashOpt = 10_000.0,
@@ -133,7 +134,8 @@ def backtest(
     url = _opened_db(db)  # before any run: a bad --db must not leave files without a stored run
     if all_:
         return _run_all(url, out_dir, family, symbol, interval, start, end, grid, ray_address,
-                        separate, config)  # fmt: skip
+                        separate, config, exchange)  # fmt: skip
+    exchange = exchange or "binance"
     if portfolio is not None:
         return _run_portfolio(portfolio, out_dir, url, start, end, config, ray_address, use_ray,
                               exchange)  # fmt: skip
@@ -273,11 +275,11 @@ def _require(**given: Any) -> None:
 
 
 def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
-             config) -> None:  # fmt: skip
+             config, exchange=None) -> None:  # fmt: skip
     from backtest.fanout import run_all
 
     run_all(url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
-            config)  # fmt: skip
+            config, exchange=exchange)  # fmt: skip
 
 
 def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,

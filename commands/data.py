@@ -24,6 +24,8 @@ console = Console(soft_wrap=True)  # long lines and tables are never cut in pipe
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
 DEMO_STRATEGIES = ROOT / "data" / "strategies_demo.yaml"
+SYNTHETIC_STRATEGIES = ROOT / "data" / "strategies_synthetic.yaml"
+TEST_ONLY = ("UNITTEST_",)  # anonymised test fixtures: kept out of the demo
 SAMPLE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<interval>\w+)\.csv\.gz$")
 
 DbOption = typer.Option(
@@ -167,13 +169,20 @@ def list_cmd(db: str | None = DbOption) -> None:
 
 
 @app.command("demo")
-def demo(db: str | None = DbOption) -> None:
-    """Import the sample data shipped in data/sample and register the demo strategy instances."""
+def demo(
+    db: str | None = DbOption,
+    synthetic: bool = typer.Option(
+        True, "--synthetic/--no-synthetic", help="Also generate and import the synthetic market."
+    ),
+    days: int = typer.Option(365, "--days", min=7, help="Days of synthetic 1m bars per pair."),
+) -> None:
+    """Import the real Binance samples in data/sample and a generated, seeded market (exchange
+    "synthetic"), and register the demo strategy instances for both."""
     from commands.instances import load_instances_file
     from store.db import resolve_url
 
     url = resolve_url(db)
-    files = sorted(SAMPLE_DIR.glob("*.csv.gz"))
+    files = [f for f in sorted(SAMPLE_DIR.glob("*.csv.gz")) if not f.name.startswith(TEST_ONLY)]
     if not files:
         raise FileNotFoundError(f"no sample files in {SAMPLE_DIR}")
     for file in files:
@@ -185,11 +194,37 @@ def demo(db: str | None = DbOption) -> None:
             url, file, "binance", symbol, match["interval"]
         )
         console.print(f"{symbol:<13} {match['interval']:>4}: {total:>6} bars ({added} new); {gaps}")
-    loaded = load_instances_file(url, DEMO_STRATEGIES)
-    console.print(
-        f"demo strategy instances: {loaded.total} ({loaded.describe()}) from "
-        f"{DEMO_STRATEGIES.name}; see `cli.py strategies list-instances`"
-    )
+    strategy_files = [DEMO_STRATEGIES]
+    if synthetic:
+        import_synthetic_market(url, days)
+        strategy_files.append(SYNTHETIC_STRATEGIES)
+    for strategies in strategy_files:
+        loaded = load_instances_file(url, strategies)
+        console.print(
+            f"demo strategy instances: {loaded.total} ({loaded.describe()}) from "
+            f"{strategies.name}; see `cli.py strategies list-instances`"
+        )
+
+
+def import_synthetic_market(url: str, days: int) -> None:
+    """Generate each synthetic pair into a Parquet file and import it like `data import` does."""
+    import tempfile
+
+    from factors.synthetic_market import DEMO_PAIRS, EXCHANGE, synthetic_bars
+
+    with tempfile.TemporaryDirectory(prefix="raytrader-synthetic-") as folder:
+        for pair in DEMO_PAIRS:
+            with console.status(f"synthetic {pair.symbol}: generating {days} days of 1m bars"):
+                file = Path(folder) / f"{pair.symbol.replace('/', '_')}-1m.parquet"
+                bars = synthetic_bars(pair, days=days)
+                bars.index = bars.index.as_unit("ms").asi8  # epoch ms, as ccxt writes them
+                bars.rename_axis("timestamp").reset_index().to_parquet(file, index=False)
+            with console.status(f"synthetic {pair.symbol}: importing {file.name}"):
+                added, total, gaps, _ = import_bars(url, file, EXCHANGE, pair.symbol, "1m")
+            console.print(
+                f"{pair.symbol:<13}   1m: {total:>6} bars ({added} new) on exchange "
+                f"{EXCHANGE!r} (generated, seed {pair.seed}); {gaps}"
+            )
 
 
 def _utc(value: str, option: str) -> pd.Timestamp:

@@ -132,8 +132,11 @@ def list_instances(
     family: str | None = None,
     symbol: str | None = None,
     interval: str | None = None,
+    exchange: str | None = None,
 ) -> list[StrategyInstance]:
     query = select(StrategyInstance)
+    if exchange:
+        query = query.where(StrategyInstance.exchange == exchange)
     if enabled_only:
         query = query.where(StrategyInstance.enabled == True)  # noqa: E712 (SQL expression)
     if family:

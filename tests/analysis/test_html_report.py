@@ -70,7 +70,7 @@ def _report(tmp_path: Path) -> tuple[Path, list[str]]:
 
 def test_html_is_self_contained(tmp_path: Path) -> None:
     html, plots = _report(tmp_path)
-    assert plots == ["equity", "drawdown", "monthly", "trade_returns", "strategies"]
+    assert plots == ["equity", "monthly", "trade_returns", "strategies"]
     text = html.read_text()
     # the plotly library is inline (no <script src=...>: the machine may have no internet)
     assert not re.search(r"<script[^>]+src=", text) and len(text) > 3_000_000
@@ -80,12 +80,14 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
 
 def test_single_strategy_has_no_per_strategy_plot(tmp_path: Path) -> None:
     ts = load_trade_set(write_backtest_dir(tmp_path / "run"))
-    assert write_html(ts, analyse(ts), tmp_path / "r.html") == [
-        "equity",
-        "drawdown",
-        "monthly",
-        "trade_returns",
-    ]
+    html = tmp_path / "r.html"
+    assert write_html(ts, analyse(ts), html) == ["equity", "monthly", "trade_returns"]
+    text = html.read_text()
+    # human labels with units, not metric keys
+    for words in ("Win rate (%)", "Max drawdown (%)", "Profit factor", "Sharpe ratio",
+                  "By exit reason", "Weekly returns", "Monthly returns"):  # fmt: skip
+        assert words in text, words
+    assert "pct_months_profitable" not in text
 
 
 @pytest.mark.browser
@@ -100,6 +102,7 @@ def test_plots_render_in_headless_chromium(tmp_path: Path, chromium: str) -> Non
         assert div, f"plot {plot_id} did not render"
     assert dom.count('class="main-svg"') >= len(plots)
     assert dom.count('class="trace scatter') >= 3  # equity, drawdown, per-strategy lines
+    assert '<g class="y2tick">' in dom or "y2tick" in dom  # the drawdown panel beneath
     assert 'class="hm"' in dom or "heatmaplayer" in dom  # the monthly heatmap drew
     # the per-strategy legend holds at most MAX_STRATEGY_LINES short entries
     strategies = dom[dom.index('<div id="strategies"') :]
@@ -119,7 +122,7 @@ def test_per_strategy_chart_stays_readable_with_many_instances(tmp_path: Path) -
     fig = build_figures(ts, analyse(ts))["strategies"]
     assert len(fig.data) == MAX_STRATEGY_LINES
     assert fig.layout.title.text.endswith(f"best 5 and worst 5 of {groups} by pnl")
-    pnl = ts.trades.groupby(["strategy", "symbol", "params"])["pnl"].sum().sort_values()
+    pnl = ts.trades.groupby(["strategy", "symbol", "interval", "params"])["pnl"].sum().sort_values()
     finals = sorted(trace.y[-1] for trace in fig.data)
     # each line starts from its own cash; the lowest ends at cash + the worst instance's pnl
     assert finals[0] == pytest.approx(ts.cash_per_run + pnl.iloc[0])
@@ -146,3 +149,84 @@ def test_short_labels_show_only_differing_params() -> None:
     assert hashed[0] != hashed[1] and all(
         re.fullmatch(r"sr_breakout ETH/BTC 5m #[0-9a-f]{6}", h) for h in hashed
     )
+
+
+# -- a portfolio on the synthetic market, out-of-sample compared with in-sample ------------------
+SPLIT = "2025-03-01"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".pytest_cache" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def portfolio_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two months of a 3-instance portfolio on generated bars: in-sample and out-of-sample runs
+    through the CLI, as `make demo` does (smaller)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from factors.synthetic_market import DEMO_PAIRS, synthetic_bars
+    from store.bars import save_bars
+
+    folder = tmp_path_factory.mktemp("portfolio-report")
+    db = f"sqlite:///{folder / 'r.db'}"
+    for pair in DEMO_PAIRS[:2]:
+        save_bars(db, "synthetic", pair.symbol, "1m", synthetic_bars(pair, days=120, outages=3))
+    instances = [
+        ("trend_day", "ALPHA/USD", "5m", {}, 0.5),
+        ("sr_breakout", "BETA/USD", "15m", {"lookback": 30}, 0.3),
+        ("volatility_breakout", "ALPHA/USD", "1h", {}, 0.2),
+    ]
+    prod = folder / "prod.json"
+    prod.write_text(json.dumps({"exchange": "synthetic", "instances": [
+        {"family": f, "symbol": s, "interval": i, "params": p, "weight": w}
+        for f, s, i, p, w in instances
+    ]}))  # fmt: skip
+    runner = CliRunner()
+    for name, window in (("in_sample", ["--end", SPLIT]), ("out_of_sample", ["--start", SPLIT])):
+        args = ["backtest", "--portfolio", str(prod), "--db", db, *window]
+        done = runner.invoke(app, [*args, "--out", str(folder / name)])
+        assert done.exit_code == 0, done.output
+    return folder
+
+
+def test_portfolio_report_compares_runs_and_shows_weights(portfolio_runs: Path) -> None:
+    from commands.analyze import _compared
+
+    ts = load_trade_set(portfolio_runs / "out_of_sample")
+    html = portfolio_runs / "report.html"
+    compare = _compared(portfolio_runs / "in_sample", None)
+    plots = write_html(ts, analyse(ts), html, compare)
+    assert plots == ["compare", "equity", "monthly", "trade_returns", "strategies", "weights"]
+    text = html.read_text()
+    assert "out_of_sample compared with in_sample" in text
+    assert "Net profit (USD)" in text and "Weight (%)" in text  # currency from the quote
+    for label in ("trend_day[ALPHA/USD 5m]", "sr_breakout[BETA/USD 15m lookback=30]"):
+        assert label in text  # the instance table: family + symbol + interval
+    fig = build_figures(ts, analyse(ts), compare)
+    weights = dict(zip(fig["weights"].data[0].y, fig["weights"].data[0].x, strict=True))
+    assert weights["trend_day[ALPHA/USD 5m]"] == pytest.approx(0.5)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert fig["equity"].layout.yaxis2.tickformat == ".0%"  # drawdown beneath, in percent
+    assert fig["compare"].layout.yaxis.tickformat == ".0%"
+
+
+@pytest.mark.browser
+def test_portfolio_report_screenshot_shows_every_plot(portfolio_runs: Path, chromium: str,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    from commands.analyze import _compared
+
+    ts = load_trade_set(portfolio_runs / "out_of_sample")
+    html = tmp_path / "report.html"
+    plots = write_html(ts, analyse(ts), html, _compared(portfolio_runs / "in_sample", None))
+    dom = _chromium(chromium, tmp_path, "--dump-dom", html.as_uri()).stdout
+    for plot_id in plots:
+        assert re.search(rf'<div id="{plot_id}" class="plotly-graph-div js-plotly-plot"', dom)
+    assert "heatmaplayer" in dom or 'class="hm"' in dom
+    assert dom.count('class="barlayer mlayer"') >= 2  # histogram and weight bars drew
+    assert dom.count('class="bartext bartext-outside"') == 3  # a weight label per instance
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # kept after the run, for a human to look at
+    shot = SCREENSHOTS / "portfolio-report.png"
+    shot.unlink(missing_ok=True)
+    _chromium(chromium, tmp_path, "--hide-scrollbars", "--window-size=1300,6200",
+              f"--screenshot={shot}", html.as_uri())  # fmt: skip
+    assert shot.exists() and shot.stat().st_size > 100_000
+    print(f"screenshot: {shot}")

@@ -53,20 +53,31 @@ def test_unreachable_database_is_one_clear_error():
     assert "secret" not in str(result.exception)
 
 
-def test_demo_imports_samples_and_registers_instances(sqlite_url):
-    out = _run("data", "demo", "--db", sqlite_url)
-    assert "demo strategy instances" in out
-    series = {(s["symbol"], s["interval"]) for s in list_series(sqlite_url)}
-    assert {("ETH/BTC", "5m"), ("XRP/ETH", "1m"), ("XRP/ETH", "5m")} <= series
-    assert len(load_bars(sqlite_url, "binance", "ETH/BTC", "1h")) > 400  # resampled on the fly
-    assert "(0 new, 0 re-enabled)" in _run("data", "demo", "--db", sqlite_url).splitlines()[-1]
-    # `cli.py weights` disabled some instances: `data demo` turns every demo instance back on
+def test_demo_imports_samples_and_a_synthetic_market_and_registers_instances(sqlite_url):
     from store.instances import list_instances, set_enabled
 
+    out = _run("data", "demo", "--days", "7", "--db", sqlite_url)
+    assert "demo strategy instances" in out
+    series = {(s["exchange"], s["symbol"], s["interval"]) for s in list_series(sqlite_url)}
+    assert {("binance", "ETH/BTC", "5m"), ("binance", "XRP/ETH", "1m")} <= series
+    assert not any(symbol.startswith("UNITTEST") for _, symbol, _ in series)  # test data only
+    synthetic = {(sym, iv) for ex, sym, iv in series if ex == "synthetic"}
+    assert synthetic == {("ALPHA/USD", "1m"), ("BETA/USD", "1m"), ("GAMMA/USD", "1m")}
+    alpha = load_bars(sqlite_url, "synthetic", "ALPHA/USD", "1m")
+    assert 7 * 1440 - 12 * 181 <= len(alpha) < 7 * 1440  # a week of minutes, outages missing
+    assert "(generated, seed 11)" in out
+    assert len(load_bars(sqlite_url, "binance", "ETH/BTC", "1h")) > 400  # resampled on the fly
+    # every family on every interval of the three synthetic pairs
+    assert len(list_instances(sqlite_url, exchange="synthetic")) == 5 * 5 * 3
+    assert len(list_instances(sqlite_url, exchange="binance")) == 70
+    again = _run("data", "demo", "--days", "7", "--db", sqlite_url)
+    assert again.count("(0 new, 0 re-enabled)") == 2 and "(0 new) on exchange" in again
+    # `cli.py weights` disabled some instances: `data demo` turns every demo instance back on
     demo = list_instances(sqlite_url)
     for inst in demo[:5]:
         set_enabled(sqlite_url, inst.id, False)
-    assert "(0 new, 5 re-enabled)" in _run("data", "demo", "--db", sqlite_url).splitlines()[-1]
+    out = _run("data", "demo", "--no-synthetic", "--db", sqlite_url)
+    assert "(0 new, 5 re-enabled)" in out and "synthetic" not in out
     assert len(list_instances(sqlite_url, enabled_only=True)) == len(demo)
 
 
