@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from commands import analyze, backtest, data, factors, instances, strategies, weights
+from commands import analyze, backtest, data, factors, instances, model, strategies, weights
 from commands.errors import report_user_errors
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("analyze", help="Report statistics and plots for trades or a backtes
 app.command("weights", help="Turn backtest results into weights and a production config.")(
     weights.weights
 )
+app.add_typer(model.app, name="model", help="Machine learning over trade outcomes.")
 
 
 def main() -> None:

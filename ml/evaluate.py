@@ -12,11 +12,14 @@ For one strategy instance over its bars:
    - placebo, per method and seed: the placebo fold models gate them;
    - random skip, per method and seed: signals skipped at random at the with-model run's skip
      rate (a method that never skips, like size, gives the without-model figures).
-A real improvement beats the placebo band (p95) and the random skips (p95).
+`placebo_margin` = (with - placebo mean) / (placebo p95 - placebo mean): how many placebo
+half-bands the with-model Sortino stands above the placebos (about 1 happens by chance).
+`improved` = with beats without, the random skips' p95 and the placebos' p95 by a margin of at
+least MIN_MARGIN (with a handful of placebo seeds, p95 alone is beaten by chance too often).
 
 Sortino is the project's (daily equity returns, analysis/metrics.py). An equity curve with no
-losing day has no downside deviation; its Sortino is reported as SORTINO_CAP when it gained and
-0 when it stayed flat (no trades), so such runs still compare.
+losing day has no downside deviation; its Sortino is reported as +inf when it gained and 0 when
+it stayed flat (no trades), so such runs still compare.
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ from ml.models import METHODS, ModelSpec
 from ml.walkforward import WalkForward, placebo_labels, walk_forward
 
 WARMUP_BARS = 300
-SORTINO_CAP = 99.0
+MIN_MARGIN = 2.0
 EVAL_COLUMNS = (
     "instance_id", "method", "trades_without", "trades_with", "sortino_without", "sortino_with",
     "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95",
     "expectancy_without", "expectancy_with", "max_drawdown_without", "max_drawdown_with",
-    "skip_rate", "improved", "oos_start", "oos_end", "kind", "selection", "placebo_seeds",
+    "skip_rate", "placebo_margin", "improved", "oos_start", "oos_end", "kind", "selection", "placebo_seeds",
     "random_seeds",
 )  # fmt: skip
 
@@ -158,7 +161,7 @@ def sortino_value(metrics: dict[str, Any]) -> float:
     value = metrics.get("sortino")
     if value is not None:
         return float(value)
-    return SORTINO_CAP if (metrics.get("total_return") or 0.0) > 0 else 0.0
+    return float("inf") if (metrics.get("total_return") or 0.0) > 0 else 0.0
 
 
 def _row(inst, spec, method, window, without, with_model, placebo, random, rate,
@@ -167,7 +170,11 @@ def _row(inst, spec, method, window, without, with_model, placebo, random, rate,
     random_s = np.array([m["sortino"] for m in random], dtype=float)
     placebo_p95 = float(np.percentile(placebo_s, 95)) if len(placebo_s) else float("nan")
     random_p95 = float(np.percentile(random_s, 95))
-    improved = with_model["sortino"] > max(without["sortino"], placebo_p95, random_p95)
+    with_s, placebo_mean = with_model["sortino"], float(np.mean(placebo_s))
+    spread = placebo_p95 - placebo_mean
+    margin = (with_s - placebo_mean) / spread if spread > 1e-12 else float("nan")
+    beats = with_s > max(without["sortino"], placebo_p95, random_p95)
+    improved = beats and (margin >= MIN_MARGIN or (spread <= 1e-12 and with_s > placebo_mean))
     return {
         "instance_id": inst.instance_id,
         "method": method,
@@ -175,7 +182,7 @@ def _row(inst, spec, method, window, without, with_model, placebo, random, rate,
         "trades_with": int(with_model["trades"]),
         "sortino_without": without["sortino"],
         "sortino_with": with_model["sortino"],
-        "sortino_placebo_mean": float(placebo_s.mean()) if len(placebo_s) else float("nan"),
+        "sortino_placebo_mean": placebo_mean,
         "sortino_placebo_p95": placebo_p95,
         "sortino_random_skip_p95": random_p95,
         "expectancy_without": without.get("expectancy"),
@@ -183,6 +190,7 @@ def _row(inst, spec, method, window, without, with_model, placebo, random, rate,
         "max_drawdown_without": without.get("max_drawdown"),
         "max_drawdown_with": with_model.get("max_drawdown"),
         "skip_rate": rate,
+        "placebo_margin": margin,
         "improved": bool(improved),
         "oos_start": str(inst.bars.index[window.oos_bar]),
         "oos_end": str(inst.bars.index[-1]),

@@ -7,7 +7,8 @@ and tests/ml/test_dataset.py proves it per group by truncating the bars at t and
   range as fractions of close_t, so a model sees the same scale on any market;
 - daily: the daily-context columns (previous closed UTC day: range, return, gap, ATR, ...), price
   levels (prev_day_high/low/close, day_open) as distances from close_t;
-- time: hour of day, minute of day and day of week of the bar's CLOSE (the signal time);
+- time: hour of day, minute of day (also as sine/cosine of the day's angle) and day of week of
+  the bar's CLOSE (the signal time);
 - higher: multi-interval context, a few factors of the next higher intervals (e.g. @1h), shown
   on a bar only once that higher bar closed;
 - tsfresh: tsfresh features over the window of the `window` log returns ending at t (and the
@@ -100,9 +101,12 @@ def daily_group(bars: pd.DataFrame, interval: str, cfg: FeatureConfig) -> pd.Dat
 
 def time_group(bars: pd.DataFrame, interval: str, cfg: FeatureConfig) -> pd.DataFrame:
     closes = pd.DatetimeIndex(bars.index) + interval_delta(interval)
+    angle = 2 * np.pi * (closes.hour * 60 + closes.minute).to_numpy(np.float64) / 1440.0
     return pd.DataFrame(
         {
             "t_hour": closes.hour.astype(float),
+            "t_day_sin": np.sin(angle),  # the day as a circle: 23:55 is next to 00:00
+            "t_day_cos": np.cos(angle),
             "t_minute_of_day": (closes.hour * 60 + closes.minute).astype(float),
             "t_day_of_week": closes.dayofweek.astype(float),
         },

@@ -76,17 +76,24 @@ def score_all(won: np.ndarray, p: np.ndarray, returns: np.ndarray, threshold: fl
     return {name: FUNCTIONS[name](won, p, returns, threshold) for name in FITNESS}
 
 
+def total_sortino(returns: np.ndarray) -> float:
+    """sum(r) / sqrt(sum(min(r, 0)^2)) = per-trade Sortino x sqrt(trades): rewards keeping many
+    good trades, not only the few best (what a threshold should trade off)."""
+    downside = math.sqrt(float(np.sum(np.minimum(returns, 0.0) ** 2)))
+    total = float(np.sum(returns))
+    return total / downside if downside > 1e-15 else (math.inf if total > 0 else 0.0)
+
+
 def choose_threshold(p: np.ndarray, returns: np.ndarray, min_share: float = 0.2) -> float:
     """The filter threshold (among the quantiles of p) whose taken trades have the best
-    per-trade Sortino, keeping at least `min_share` of the trades; call it on IN-SAMPLE
+    `total_sortino`, keeping at least `min_share` of the trades; call it on IN-SAMPLE
     predictions only. 0.0 (take everything) when nothing beats taking everything."""
     p, returns = np.asarray(p, float), np.asarray(returns, float)
-    best, best_value = 0.0, trade_sortino(returns)
-    best_value = -math.inf if best_value is None else best_value
+    best, best_value = 0.0, total_sortino(returns)
     for q in np.linspace(0.0, 1.0 - min_share, 17)[1:]:
         threshold = float(np.quantile(p, q))
         taken = taken_returns(p, returns, threshold)
-        value = None if taken is None else trade_sortino(taken)
+        value = None if taken is None else total_sortino(taken)
         if value is not None and value > best_value + 1e-12:
             best, best_value = threshold, value
     return best

@@ -22,7 +22,7 @@ def planted_market(
     seed: int = 0,
     lookback: int = 20,
     hold: int = 30,
-    drift: float = 0.0004,
+    drift: float = 0.0002,
     volatility: float = 0.001,
     start: str = "2024-01-01",
 ) -> pd.DataFrame:

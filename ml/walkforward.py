@@ -24,7 +24,7 @@ from ml.fitness import score_all
 from ml.models import Model, ModelSpec, fit
 
 INNER_SHARE = 0.7
-MIN_TRAIN = 20
+MIN_TRAIN = 15
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,121 @@
+"""`model eval`: with/without/placebo per instance and method on Ray; eval.csv, HTML, table.
+
+Each instance is evaluated with the configuration of its trained model (ml/modelstore.py). Out of
+sample needs models that never saw the tested trades, so evaluation re-fits that configuration
+per walk-forward fold (ml/evaluate.py); the stored final model, trained on every trade, is the
+one live trading uses.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from ml.evaluate import EVAL_COLUMNS, EvalSettings, write_eval_csv
+from ml.jobs import InstanceRef, fan_out
+from ml.models import ModelSpec
+
+
+def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec,
+              settings: EvalSettings) -> dict:  # fmt: skip
+    """Ray task: {"rows": [...]} or {"error": why}."""
+    from ml.evaluate import Instance, evaluate_instance
+    from ml.features import FeatureBuilder, FeatureConfig
+    from ml.train import _feature_args
+    from strategies.registry import make_strategy
+
+    builder = FeatureBuilder(FeatureConfig(**_feature_args(spec.features)))
+    try:
+        inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
+                        ref.symbol, ref.interval)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = evaluate_instance(inst, spec, settings, builder)
+    except ValueError as exc:
+        return {"instance_id": ref.instance_id, "error": str(exc)}
+    for row in rows:
+        row.update({"family": ref.family, "symbol": ref.symbol, "interval": ref.interval})
+    return {"instance_id": ref.instance_id, "rows": rows, "error": None}
+
+
+def run_eval(refs: list[InstanceRef], series: dict, specs: dict[int, ModelSpec],
+             settings: EvalSettings, out: Path, console: Console) -> tuple[list[dict], list[str]]:  # fmt: skip
+    """Evaluate every instance that has data and a spec; write eval.csv and eval.html."""
+    import ray
+
+    bar_refs = {s: ray.put(b) for s, b in series.items()}
+    usable = [r for r in refs if r.series in series and r.instance_id in specs]
+    jobs = [(r, bar_refs[r.series], specs[r.instance_id], settings) for r in usable]
+    outcomes = fan_out(eval_task, jobs, "evaluating", console)
+    rows, failed = [], []
+    for outcome in outcomes:
+        if outcome.get("error"):
+            failed.append(f"#{outcome['instance_id']}: {outcome['error']}")
+        else:
+            rows.extend(outcome["rows"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_eval_csv(rows, out / "eval.csv")
+    write_eval_html(rows, failed, out / "eval.html")
+    return rows, failed
+
+
+def eval_table(rows: list[dict]) -> Table:
+    table = Table(title="Out of sample: Sortino without vs with model, placebo and random skip")
+    for name in ("instance", "method", "trades w/o", "trades with", "sortino w/o",
+                 "sortino with", "placebo mean", "placebo p95", "random p95", "improved"):  # fmt: skip
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(str(r["instance_id"]), r["method"], str(r["trades_without"]),
+                      str(r["trades_with"]), _f(r["sortino_without"]), _f(r["sortino_with"]),
+                      _f(r["sortino_placebo_mean"]), _f(r["sortino_placebo_p95"]),
+                      _f(r["sortino_random_skip_p95"]), "yes" if r["improved"] else "no")  # fmt: skip
+    return table
+
+
+def write_eval_html(rows: list[dict], failed: list[str], path: Path) -> None:
+    """Plotly bars per instance and method (plotly JS inline: opens offline) and the table."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    frame = pd.DataFrame(rows, columns=list(EVAL_COLUMNS) if not rows else None)
+    parts = []
+    if len(frame):
+        labels = [f"#{i} {m}" for i, m in zip(frame["instance_id"], frame["method"], strict=True)]
+        fig = go.Figure()
+        for column, name in (("sortino_without", "without"), ("sortino_with", "with model"),
+                             ("sortino_placebo_p95", "placebo p95"),
+                             ("sortino_random_skip_p95", "random skip p95")):  # fmt: skip
+            fig.add_bar(x=labels, y=frame[column].clip(-1e3, 1e3), name=name)
+        fig.update_layout(title="Out-of-sample Sortino", barmode="group", template="plotly_white")
+        parts.append(pio.to_html(fig, include_plotlyjs=True, full_html=False, div_id="sortino"))
+        trades = go.Figure()
+        trades.add_bar(x=labels, y=frame["trades_without"], name="trades without")
+        trades.add_bar(x=labels, y=frame["trades_with"], name="trades with model")
+        trades.update_layout(title="Trades out of sample", barmode="group",
+                             template="plotly_white")  # fmt: skip
+        parts.append(pio.to_html(trades, include_plotlyjs=False, full_html=False, div_id="trades"))
+        parts.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    notes = "".join(f"<p>not evaluated: {html.escape(f)}</p>" for f in failed)
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>raytrader model eval</title>"
+        "</head><body><h1>Model evaluation (out of sample)</h1>" + notes + "".join(parts)
+        + "</body></html>\n"
+    )  # fmt: skip
+
+
+def spec_from_row(spec_json: str) -> ModelSpec:
+    return ModelSpec(**json.loads(spec_json))
+
+
+def _f(value: Any) -> str:
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return "n/a"

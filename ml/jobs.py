@@ -1,0 +1,139 @@
+"""Which instances a `model` command works on, their bars, and the Ray fan-out with progress.
+
+The driver does every database read and write; Ray tasks only compute (as in backtest --all).
+Each distinct series is loaded once and put into the object store. Each instance's backtest is
+re-run inside its task (the engine is deterministic and fast), which also covers instances that
+have no stored run yet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from factors.bars import parse_utc
+
+
+class SelectionError(ValueError):
+    """The instances asked for cannot be found or used; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    instance_id: int
+    family: str
+    params: dict
+    exchange: str
+    symbol: str
+    interval: str
+
+    @property
+    def series(self) -> tuple[str, str, str]:
+        return (self.exchange, self.symbol, self.interval)
+
+    @property
+    def label(self) -> str:
+        return f"#{self.instance_id} {self.family} {self.symbol} {self.interval}"
+
+
+def parse_selection(strategies: str | None, instances: str | None) -> tuple[int | None, list[int]]:
+    """(--strategies as a count or None for all, --instances ids); exactly one must be given."""
+    if (strategies is None) == (instances is None):
+        raise SelectionError(
+            "give either --strategies all|N (the first N enabled instances) or --instances "
+            "3,7,9 (instance ids; `cli.py strategies list-instances` shows them)"
+        )
+    if instances is not None:
+        try:
+            ids = [int(x) for x in instances.split(",") if x.strip()]
+        except ValueError:
+            raise SelectionError(
+                f"--instances {instances!r} is not a comma-separated list of ids, e.g. 3,7,9"
+            ) from None
+        if not ids:
+            raise SelectionError("--instances is empty; give ids like 3,7,9")
+        return None, ids
+    text = strategies.strip().lower()
+    if text == "all":
+        return None, []
+    if not text.isdigit() or int(text) < 1:
+        raise SelectionError(f"--strategies {strategies!r} must be all or a count >= 1, e.g. 10")
+    return int(text), []
+
+
+def select_instances(url: str, count: int | None, ids: Sequence[int]) -> list[InstanceRef]:
+    from store.instances import list_instances
+
+    stored = list_instances(url, enabled_only=not ids)
+    if ids:
+        by_id = {i.id: i for i in stored}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise SelectionError(
+                f"no strategy instance with id {', '.join(map(str, missing))}; "
+                "`cli.py strategies list-instances` shows the ids"
+            )
+        stored = [by_id[i] for i in ids]
+    elif count is not None:
+        stored = stored[:count]
+    if not stored:
+        raise SelectionError(
+            "no enabled strategy instances; add some (`cli.py strategies add`, `cli.py data demo`)"
+        )
+    return [InstanceRef(int(i.id), i.family, i.params, i.exchange, i.symbol, i.interval)
+            for i in stored]  # fmt: skip
+
+
+def load_series(url: str, refs: Iterable[InstanceRef], start: Any, end: Any) -> dict:
+    """series -> bars, each distinct series loaded once; a series without bars is left out."""
+    from store.bars import BarDataError, load_bars
+
+    lo, hi = parse_utc(start, "--start"), parse_utc(end, "--end")
+    if lo is not None and hi is not None and lo > hi:
+        raise SelectionError(f"--start {start} is after --end {end}; swap them")
+    out: dict[tuple[str, str, str], pd.DataFrame] = {}
+    for series in sorted({r.series for r in refs}):
+        try:
+            out[series] = load_bars(url, *series, lo, hi)
+        except BarDataError:
+            continue
+    return out
+
+
+def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
+            console: Console | None = None, on_result: Callable | None = None) -> list:  # fmt: skip
+    """Run function(*job) for every job as Ray tasks (one CPU each), with a progress bar.
+    Results come back in job order; `on_result(index, result)` sees each as it finishes."""
+    import ray
+
+    from backtest.fanout_io import progress
+
+    remote = ray.remote(num_cpus=1, max_retries=1)(function)
+    refs = [remote.remote(*job) for job in jobs]
+    index = {ref: k for k, ref in enumerate(refs)}
+    results: list = [None] * len(refs)
+    pending = list(refs)
+    with progress(console or Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=len(refs))
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                k = index[ref]
+                results[k] = ray.get(ref)
+                if on_result is not None:
+                    on_result(k, results[k])
+                bar.advance(task)
+    return results
+
+
+def ray_for_commands(ray_address: str | None, console: Console) -> Iterator:
+    """The Ray session of the ML commands (cluster/ray_setup.py rules)."""
+    from cluster.ray_setup import ray_session
+
+    cpus = None if ray_address or os.environ.get("RAY_ADDRESS") else os.cpu_count()
+    return ray_session(ray_address, num_cpus=cpus, console=console)
