@@ -7,7 +7,18 @@ import sys
 
 import typer
 
-from commands import analyze, backtest, data, factors, instances, model, strategies, weights
+from commands import (
+    analyze,
+    backtest,
+    data,
+    exchange,
+    factors,
+    instances,
+    live,
+    model,
+    strategies,
+    weights,
+)
 from commands.errors import report_user_errors
 
 app = typer.Typer(
@@ -38,6 +49,8 @@ app.command("analyze", help="Report statistics and plots for trades or a backtes
 app.command("weights", help="Turn backtest results into weights and a production config.")(
     weights.weights
 )
+app.add_typer(live.app, name="live", help="Trade live (dry run by default) on an exchange.")
+app.add_typer(exchange.app, name="exchange", help="A local exchange for tests and paper trading.")
 app.add_typer(model.app, name="model", help="Machine learning over trade outcomes.")
 
 

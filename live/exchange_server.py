@@ -48,6 +48,7 @@ class LocalExchange:
         self._replay: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.bars_sent = 0
+        self.stream_connections = 0  # market stream connections accepted so far
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -78,7 +79,9 @@ class LocalExchange:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.app(), access_log=log if log.isEnabledFor(logging.DEBUG) else None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -269,8 +272,11 @@ class LocalExchange:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self._market_ws[ws] = set()
+        self.stream_connections += 1
+        log.debug("market stream opened: %s", request.path)
         try:
             async for msg in ws:
+                log.debug("market stream message: %s %s", msg.type, msg.data)
                 if msg.type != WSMsgType.TEXT:
                     continue
                 body = json.loads(msg.data)
@@ -280,8 +286,12 @@ class LocalExchange:
                 elif body.get("method") == "UNSUBSCRIBE":
                     self._market_ws[ws] -= streams
                 await _send(ws, json.dumps({"result": None, "id": body.get("id")}))
+        except Exception:
+            log.exception("market stream failed")
+            raise
         finally:
             self._market_ws.pop(ws, None)
+            log.debug("market stream closed: %s %s", request.path, ws.close_code)
         return ws
 
     async def user_stream(self, request: web.Request) -> web.WebSocketResponse:

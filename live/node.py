@@ -12,9 +12,12 @@ The driver (this class) routes messages between them (live/runtime.py) and pumps
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +46,8 @@ class LiveSettings:
     max_open_positions: int = 1
     window: int = DEFAULT_WINDOW
     backoff: tuple[float, float] = (0.2, 10.0)
+    quiet_s: float = 5.0  # no stream message this long: confirm closed bars through REST
+    hosts_per_actor: int = HOSTS_PER_ACTOR  # instances of one series per Ray actor
 
 
 class LiveNode:
@@ -78,11 +83,12 @@ class LiveNode:
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         for key in series:
             on_series = [m for m in self.members if m.series == key]
-            for k in range(0, len(on_series), HOSTS_PER_ACTOR):
-                chunk = on_series[k : k + HOSTS_PER_ACTOR]
+            size = max(1, s.hosts_per_actor)
+            for k in range(0, len(on_series), size):
+                chunk = on_series[k : k + size]
                 hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
                           m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
-                part = f" #{k // HOSTS_PER_ACTOR + 1}" if len(on_series) > HOSTS_PER_ACTOR else ""
+                part = f" #{k // size + 1}" if len(on_series) > size else ""
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
         self._start_stream(series)
 
@@ -109,7 +115,7 @@ class LiveNode:
         from live.ws_routine import BarStream
 
         s = self.settings
-        args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff)
+        args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff, s.quiet_s)
         if self.ray is None:
             raise RuntimeError("the bar stream runs as an async Ray actor: start Ray first")
         self.stream = (
@@ -188,3 +194,27 @@ class LiveNode:
         return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
                 "orders_last_minute": len(self.orders_sent), "fills": self.fills,
                 "trades_closed": self.trades_closed}  # fmt: skip
+
+
+@contextlib.contextmanager
+def ray_for_live(console: Any) -> Iterator[Any]:
+    """Ray for the live actors: the one already initialised, $RAY_ADDRESS, or a local one of its
+    own (never another program's cluster found on this machine: live owns its actors)."""
+    from cluster.ray_setup import _connect, _dashboard_url, _start_local, prefer_token_auth
+
+    prefer_token_auth()
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    dashboard = os.environ.get("RAYTRADER_DASHBOARD", "1") != "0"
+    context = _connect(address) if address else _start_local(dashboard, None)
+    url = _dashboard_url(context)
+    if url:
+        console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

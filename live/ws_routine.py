@@ -28,19 +28,21 @@ SeriesKey = tuple[str, str]
 class BarStream:
     def __init__(self, exchange: str, url: str | None, series: list[SeriesKey],
                  last_delivered_ms: dict[SeriesKey, int], db_url: str | None = None,
-                 backoff: tuple[float, float] = (0.2, 10.0),
+                 backoff: tuple[float, float] = (0.2, 10.0), quiet_s: float = 5.0,
                  client_factory: Callable[[], Any] | None = None) -> None:  # fmt: skip
         self.exchange, self.url = exchange, url
         self.series = list(series)
         self.last = dict(last_delivered_ms)  # series -> open ms of the last bar delivered
         self.db_url = db_url
         self.backoff = backoff
+        self.quiet_s = quiet_s  # no stream message this long: confirm closed bars through REST
         self._factory = client_factory
         self._queue: asyncio.Queue | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self.client: Any = None
         self.connects = {key: 0 for key in self.series}
+        self._connections: dict[SeriesKey, frozenset[int]] = {}
         self.received = 0
         self.errors: list[str] = []
 
@@ -82,19 +84,30 @@ class BarStream:
     # -- per series ---------------------------------------------------------------------------
     async def _watch(self, key: SeriesKey) -> None:
         delay = self.backoff[0]
+        waiting: asyncio.Future | None = None
         while not self._stop.is_set():
             try:
                 self.connects[key] += 1
                 await self._catch_up(key, None)
                 while not self._stop.is_set():
-                    await self.client.watch_ohlcv(key[0], key[1])
-                    # ccxt returns only the new updates; the cache holds every recent candle
-                    cache = self.client.ohlcvs.get(key[0], {}).get(key[1]) or []
-                    await self._closed_from_stream(key, list(cache))
+                    if waiting is None:
+                        waiting = asyncio.ensure_future(self.client.watch_ohlcv(key[0], key[1]))
+                    done, _ = await asyncio.wait({waiting}, timeout=self.quiet_s)
+                    if not done:  # quiet stream: a bar may have closed before we subscribed
+                        await self._catch_up(key, None)
+                        continue
+                    waiting, finished = None, waiting
+                    finished.result()  # raises the stream's error, if any
+                    await self._after_reconnect(key)
+                    # ccxt returns only the new updates; its cache holds every recent candle,
+                    # and may grow while we deliver (REST, database): read it until it is quiet
+                    while await self._closed_from_stream(key, self._cached(key)):
+                        pass
                     delay = self.backoff[0]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # ccxt NetworkError & co: reconnect after a pause
+                waiting = None
                 self.errors.append(f"{key[0]} {key[1]}: {type(exc).__name__}: {exc}")
                 log.warning("bar stream %s %s: %s; reconnecting in %.1fs", *key, exc, delay)
                 try:
@@ -103,19 +116,37 @@ class BarStream:
                     pass
                 delay = min(delay * 2, self.backoff[1])
 
-    async def _closed_from_stream(self, key: SeriesKey, candles: list[list]) -> None:
-        if not candles:
+    async def _after_reconnect(self, key: SeriesKey) -> None:
+        """ccxt reconnects by itself; a candle cached before the drop may have missed its last
+        updates, so after a new connection every bar before the newest comes from REST."""
+        connections = frozenset(id(c) for c in self.client.clients.values())
+        if connections == self._connections.get(key):
             return
+        self._connections[key] = connections
+        cached = self._cached(key)
+        if cached:
+            newest = max(int(c[0]) for c in cached)
+            await self._catch_up(key, newest)
+            self.client.ohlcvs[key[0]][key[1]] = _only_newest(cached, newest, self.client)
+
+    def _cached(self, key: SeriesKey) -> list[list]:
+        return list(self.client.ohlcvs.get(key[0], {}).get(key[1]) or [])
+
+    async def _closed_from_stream(self, key: SeriesKey, candles: list[list]) -> bool:
+        """Deliver the closed bars among `candles`; True when there were any."""
+        if not candles:
+            return False
         newest = max(int(c[0]) for c in candles)
         closed = sorted((c for c in candles if self._is_new(key, c) and int(c[0]) < newest),
                         key=lambda c: c[0])  # fmt: skip
         if not closed:
-            return
+            return False
         step = interval_ns(key[1]) // MS
         last = self.last.get(key)
         if last is None or int(closed[0][0]) > last + step:
             await self._catch_up(key, int(closed[0][0]))  # the stream skipped bars: ask REST
         await self._deliver(key, [c for c in closed if self._is_new(key, c)])
+        return True
 
     async def _catch_up(self, key: SeriesKey, before_ms: int | None) -> None:
         """Closed bars after the last delivered one (and before `before_ms`), through REST."""
@@ -150,6 +181,17 @@ class BarStream:
                                              float(h), float(low), float(c), float(v or 0.0)))  # fmt: skip
             self.last[key] = int(t)
             self.received += 1
+
+
+def _only_newest(cached: list[list], newest: int, client: Any) -> Any:
+    """A fresh ccxt candle cache holding only the newest (still forming) candle."""
+    from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
+
+    fresh = ArrayCacheByTimestamp(client.safe_integer(client.options, "OHLCVLimit", 1000))
+    for candle in cached:
+        if int(candle[0]) == newest:
+            fresh.append(candle)
+    return fresh
 
 
 def save_live_bars(db_url: str, exchange: str, key: SeriesKey, rows: list[list]) -> None:
