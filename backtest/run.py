@@ -187,15 +187,12 @@ def equity_curve(bars: pd.DataFrame, records: list[dict[str, Any]], cash: float)
     n = len(open_ns)
     cash_delta = np.zeros(n)
     qty_delta = np.zeros(n)
-    for r in records:
-        sign = 1.0 if r["side"] == "long" else -1.0
-        e = int(np.searchsorted(open_ns, r["entry_ts"], "right")) - 1
-        cash_delta[e] -= sign * r["quantity"] * r["entry_price"] + r["entry_fee"]
-        qty_delta[e] += sign * r["quantity"]
-        if r["status"] == "CLOSED":
-            x = int(np.searchsorted(open_ns, r["exit_ts"], "right")) - 1
-            cash_delta[x] += sign * r["quantity"] * r["exit_price"] - r["exit_fee"]
-            qty_delta[x] -= sign * r["quantity"]
+    if records:
+        # Entry then exit of each trade, in record order: np.add.at adds in that order, so the
+        # sums are bit for bit those of a loop over the records.
+        bar, cash_change, qty_change = _fill_changes(open_ns, records)
+        np.add.at(cash_delta, bar, cash_change)
+        np.add.at(qty_delta, bar, qty_change)
     cash_curve = cash + np.cumsum(cash_delta)
     held = np.cumsum(qty_delta)
     held[np.abs(held) < 1e-12] = 0.0  # exact zero when flat despite float sums
@@ -206,6 +203,30 @@ def equity_curve(bars: pd.DataFrame, records: list[dict[str, Any]], cash: float)
             "cash": cash_curve,
         }
     )
+
+
+def _fill_changes(
+    open_ns: np.ndarray, records: list[dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bar index, cash change, quantity change) of every fill, entries and exits interleaved."""
+    closed = np.array([r["status"] == "CLOSED" for r in records])
+    sign = np.array([1.0 if r["side"] == "long" else -1.0 for r in records])
+    qty = np.array([r["quantity"] for r in records], dtype=np.float64)
+    entry_ts = np.array([r["entry_ts"] for r in records], dtype=np.int64)
+    entry_value = np.array([r["entry_price"] for r in records], dtype=np.float64)
+    entry_fee = np.array([r["entry_fee"] for r in records], dtype=np.float64)
+    exit_ts = np.array([r["exit_ts"] or 0 for r in records], dtype=np.int64)  # None: still open
+    exit_value = np.array([r["exit_price"] or 0.0 for r in records], dtype=np.float64)
+    exit_fee = np.array([r["exit_fee"] for r in records], dtype=np.float64)
+    entry_bar = np.searchsorted(open_ns, entry_ts, "right") - 1
+    exit_bar = np.searchsorted(open_ns, exit_ts, "right") - 1
+    bars = np.stack([entry_bar, exit_bar], axis=1).ravel()
+    cash = np.stack(
+        [-(sign * qty * entry_value + entry_fee), sign * qty * exit_value - exit_fee], axis=1
+    ).ravel()
+    held = np.stack([sign * qty, -(sign * qty)], axis=1).ravel()
+    keep = np.stack([np.ones_like(closed), closed], axis=1).ravel()
+    return bars[keep], cash[keep], held[keep]
 
 
 def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict[str, Any]:
