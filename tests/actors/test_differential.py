@@ -158,86 +158,112 @@ def finite_positive(value: float) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def model_trades(s: Scenario) -> list[dict]:
-    """The trades of `s` by the rules in the module docstring, one bar at a time."""
-    o, h, low, c = (s.bars[k].to_numpy() for k in ("open", "high", "low", "close"))
-    times = s.bars.index.as_unit("ns").asi8
-    fee, slip = s.config.fee_bps / 1e4, s.config.slippage_bps / 1e4
-    stop_d = s.table.get("stop_distance", pd.Series(math.nan, index=s.table.index)).to_numpy()
-    target_d = s.table.get("target_distance", pd.Series(math.nan, index=s.table.index)).to_numpy()
-    cash, trades = s.config.cash, []
-    position: Position | None = None
-    entry: tuple[str, float, int] | None = None  # (side, quantity, signal bar) for the next open
+class Model:
+    """The trades of a scenario by the rules in the module docstring, one bar at a time."""
 
-    def close(k: int, price: float, reason: str) -> None:
-        nonlocal cash, position
-        p = position
-        exit_fee = abs(price * p.quantity) * fee
+    def __init__(self, s: Scenario) -> None:
+        self.s = s
+        self.o, self.h, self.low, self.c = (s.bars[k].to_numpy() for k in ("open", "high", "low", "close"))  # fmt: skip
+        self.times = s.bars.index.as_unit("ns").asi8
+        self.fee, self.slip = s.config.fee_bps / 1e4, s.config.slippage_bps / 1e4
+        nan = pd.Series(math.nan, index=s.table.index)
+        self.stop_d = s.table.get("stop_distance", nan).to_numpy()
+        self.target_d = s.table.get("target_distance", nan).to_numpy()
+        self.cash, self.trades = s.config.cash, []
+        self.position: Position | None = None
+        self.entry: tuple[str, float, int] | None = None  # (side, qty, signal bar): next open
+
+    def run(self) -> list[dict]:
+        last = len(self.times) - 1
+        for k in range(last + 1):
+            self.at_open(k)
+            self.intrabar(k)
+            if k == last:
+                if self.position is not None:
+                    self.close(k, self.c[k], "end_of_data")  # the last close, no slippage
+                break
+            self.at_close(k)
+        return self.trades
+
+    def at_open(self, k: int) -> None:
+        """A pending entry fills at this open; else a due exit signal or time exit does."""
+        p, t = self.position, self.times[k]
+        if self.entry is not None:
+            self.open_position(k)
+        elif p is not None and (p.time_exit_ns <= t or p.exit_signalled):
+            reason = "time" if p.time_exit_ns <= t else "signal"
+            self.close(k, self.o[k] * (1 - p.sign * self.slip), reason)
+
+    def open_position(self, k: int) -> None:
+        side, quantity, t = self.entry
+        sign = 1.0 if side == "long" else -1.0
+        price = self.o[k] * (1 + sign * self.slip)
+        params = self.s.params
+        sd = finite_positive(self.stop_d[t]) or (params.sl_pct * price or None)
+        td = finite_positive(self.target_d[t]) or (params.tp_pct * price or None)
+        stop = price - sign * sd if sd else None
+        target = price + sign * td if td else None
+        deadlines = [math.inf]
+        if params.max_bars:
+            deadlines.append(self.times[k] + params.max_bars * STEP_NS[self.s.interval])
+        if self.s.session_exit:
+            deadlines.append((self.times[k] // DAY_NS + 1) * DAY_NS)
+        self.position = Position(side, quantity, k, price, abs(price * quantity) * self.fee,
+                                 stop if stop and stop > 0 else None,
+                                 target if target and target > 0 else None, min(deadlines))  # fmt: skip
+        self.entry = None
+
+    def intrabar(self, k: int) -> None:
+        """The stop before the take profit; a gap through the stop fills at the open."""
+        p = self.position
+        if p is None:
+            return
+        o, long = self.o[k], p.side == "long"
+        if p.stop is not None and (self.low[k] <= p.stop if long else self.h[k] >= p.stop):
+            worse = min(o, p.stop) if long else max(o, p.stop)
+            self.close(k, worse * (1 - p.sign * self.slip), "stop_loss")
+        elif p.target is not None and (self.h[k] >= p.target if long else self.low[k] <= p.target):
+            self.close(k, max(o, p.target) if long else min(o, p.target), "take_profit")
+
+    def at_close(self, k: int) -> None:
+        """Exit signals first, then entries (long before short), only when flat."""
+        table = self.s.table
+        if self.position is not None:
+            if table[f"exit_{self.position.side}"].iloc[k]:
+                self.position.exit_signalled = True
+            return
+        for side in ("long", "short"):
+            if table[f"enter_{side}"].iloc[k]:
+                quantity = self.size(k)
+                if quantity > 0:
+                    self.entry = (side, quantity, k)
+                return
+
+    def size(self, k: int) -> float:
+        """Flat, equity is the cash: min(risk size, what the cash buys with fee and slippage)."""
+        price, equity = float(self.c[k]), self.cash
+        distance = finite_positive(self.stop_d[k]) or (self.s.params.sl_pct * price) or price
+        if equity <= 0:
+            return 0.0
+        by_cash = equity / (price * (1 + self.fee + self.slip))
+        return min(self.s.config.risk * equity / distance, by_cash)
+
+    def close(self, k: int, price: float, reason: str) -> None:
+        p = self.position
+        exit_fee = abs(price * p.quantity) * self.fee
         pnl = p.sign * p.quantity * (price - p.entry_price) - p.entry_fee - exit_fee
-        cash += pnl
-        trades.append({"side": p.side, "entry_time": int(times[p.entry_bar]),
-                       "entry_price": float(p.entry_price), "exit_time": int(times[k]),
-                       "exit_price": float(price), "quantity": float(p.quantity),
-                       "fees": float(p.entry_fee + exit_fee), "pnl": float(pnl),
-                       "return_pct": float(pnl / (p.quantity * p.entry_price)),
-                       "exit_reason": reason})  # fmt: skip
-        position = None
-
-    for k in range(len(times)):
-        if entry is not None:  # the market entry fills at this open
-            side, quantity, t = entry
-            sign = 1.0 if side == "long" else -1.0
-            price = o[k] * (1 + sign * slip)
-            sd = finite_positive(stop_d[t]) or (s.params.sl_pct * price or None)
-            td = finite_positive(target_d[t]) or (s.params.tp_pct * price or None)
-            stop = price - sign * sd if sd else None
-            target = price + sign * td if td else None
-            deadlines = [math.inf]
-            if s.params.max_bars:
-                deadlines.append(times[k] + s.params.max_bars * STEP_NS[s.interval])
-            if s.session_exit:
-                deadlines.append((times[k] // DAY_NS + 1) * DAY_NS)
-            position = Position(side, quantity, k, price, abs(price * quantity) * fee,
-                                stop if stop and stop > 0 else None,
-                                target if target and target > 0 else None, min(deadlines))  # fmt: skip
-            entry = None
-        elif position is not None and (
-            position.time_exit_ns <= times[k] or position.exit_signalled
-        ):
-            reason = "time" if position.time_exit_ns <= times[k] else "signal"
-            close(k, o[k] * (1 - position.sign * slip), reason)
-        if position is not None:  # intrabar: the stop before the take profit
-            p = position
-            long = p.side == "long"
-            if p.stop is not None and (low[k] <= p.stop if long else h[k] >= p.stop):
-                worse = min(o[k], p.stop) if long else max(o[k], p.stop)  # a gap fills at the open
-                close(k, worse * (1 - p.sign * slip), "stop_loss")
-            elif p.target is not None and (h[k] >= p.target if long else low[k] <= p.target):
-                close(k, max(o[k], p.target) if long else min(o[k], p.target), "take_profit")
-        if k == len(times) - 1:
-            if position is not None:
-                close(k, c[k], "end_of_data")
-            break
-        # the close of bar k: exit signals first, then entries (long before short), flat only
-        if position is not None and s.table[f"exit_{position.side}"].iloc[k]:
-            position.exit_signalled = True
-        if position is None:
-            for side in ("long", "short"):
-                if s.table[f"enter_{side}"].iloc[k]:
-                    quantity = model_size(s, k, cash, finite_positive(stop_d[k]))
-                    if quantity > 0:
-                        entry = (side, quantity, k)
-                    break
-    return trades
+        self.cash += pnl
+        self.trades.append({"side": p.side, "entry_time": int(self.times[p.entry_bar]),
+                            "entry_price": float(p.entry_price), "exit_time": int(self.times[k]),
+                            "exit_price": float(price), "quantity": float(p.quantity),
+                            "fees": float(p.entry_fee + exit_fee), "pnl": float(pnl),
+                            "return_pct": float(pnl / (p.quantity * p.entry_price)),
+                            "exit_reason": reason})  # fmt: skip
+        self.position = None
 
 
-def model_size(s: Scenario, k: int, equity: float, stop_distance: float | None) -> float:
-    price = float(s.bars["close"].iloc[k])
-    distance = stop_distance or (s.params.sl_pct * price) or price
-    cost = (s.config.fee_bps + s.config.slippage_bps) / 1e4
-    if equity <= 0:
-        return 0.0
-    return min(s.config.risk * equity / distance, equity / (price * (1 + cost)))
+def model_trades(s: Scenario) -> list[dict]:
+    return Model(s).run()
 
 
 # -- comparison --------------------------------------------------------------------------------
