@@ -39,7 +39,7 @@ from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
 from backtest.csv_text import write_equity_csv
 from strategies.base import Strategy
 
-ENGINE_VERSION = "raytrader-engine/1"
+ENGINE_VERSION = "raytrader-engine/2"  # 2: dust orders refused, annualised metrics need 30 days
 MIN_NOTIONAL_FRACTION = 1e-4  # default minimum order notional: 0.01 % of the starting cash
 RESULT_KEYS = ("run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars")
 
