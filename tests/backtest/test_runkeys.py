@@ -43,7 +43,7 @@ PINNED = {
     # its fields changes this key, i.e. every stored run is recomputed
     "default BacktestConfig": (
         (*BASE, PARAMS, DATA, BacktestConfig()),
-        "572361f290cc71e7a5ce4b1c589cdb5739116d455fa852413ad239d7598557e3",
+        "f11bac6c1a26200c90c639e38880ae892197be077de180b702e4f95220d08a26",
     ),
 }
 
