@@ -70,7 +70,8 @@ def run_kernel(
     runtime.spawn("portfolio", Portfolio, config.cash, config.risk, config.fee_bps,
                   config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
                   config.max_open_positions, hedged, position_limits=limits,
-                  min_notional=config.min_order_notional())  # fmt: skip
+                  min_notional=config.min_order_notional(),
+                  lot_size=config.lot_size)  # fmt: skip
     runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast,
                   signal_gate=signal_gate)  # fmt: skip
     for name, actor in observers:

@@ -9,7 +9,8 @@ slippage: collateral for shorts too), by `max_symbol_exposure` and `max_total_ex
 (fractions of equity, positions marked at their latest price), and limited to
 `max_open_positions` per strategy and side, or to that strategy's own limit in
 `position_limits` (strategy id -> limit: a pyramiding strategy's max_entries). An order whose
-notional (qty * p) is below `min_notional` is dust and refused. A strategy that
+notional (qty * p) is below `min_notional` is dust and refused; with a `lot_size` the quantity is
+rounded down to whole lots and less than one lot is refused. A strategy that
 is not hedged cannot hold a long and a short at once. A signal that fails a check is rejected
 with a recorded reason.
 
@@ -110,9 +111,11 @@ class Portfolio(Actor):
         clock: EventClock | None = None,
         position_limits: dict[str, int] | None = None,
         min_notional: float = 0.0,
+        lot_size: float = 0.0,
     ) -> None:
         super().__init__(clock)
         self.min_notional = float(min_notional)  # smaller orders are dust: refused
+        self.lot_size = float(lot_size)  # sizes rounded down to whole lots (0: no rounding)
         self.initial_cash = float(cash)
         self._cash = ExactSum(cash)
         self.risk = risk
@@ -242,6 +245,11 @@ class Portfolio(Actor):
         quantity = caps[binding]
         if not (quantity > 0 and math.isfinite(quantity)):
             return 0.0, f"no size left: {binding} limit allows {max(quantity, 0.0):.8g} units"
+        if self.lot_size > 0:  # whole lots only; the tiny epsilon keeps 3 x 0.1 at 3 lots
+            lots = math.floor(quantity / self.lot_size + 1e-9)
+            if lots < 1:
+                return 0.0, f"below one lot: {quantity:.8g} units < lot size {self.lot_size:g}"
+            quantity = lots * self.lot_size
         if quantity * price < self.min_notional:
             return 0.0, (
                 f"below the minimum notional: {quantity * price:.8g} < {self.min_notional:g} "

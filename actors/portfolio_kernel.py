@@ -153,6 +153,7 @@ class WeightedPortfolio(Portfolio):
             clock=clock,
             position_limits=position_limits,
             min_notional=config.min_order_notional(),
+            lot_size=config.lot_size,
         )
         self.weights = dict(weights)
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series

@@ -39,7 +39,7 @@ from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
 from backtest.csv_text import write_equity_csv
 from strategies.base import Strategy
 
-ENGINE_VERSION = "raytrader-engine/1"
+ENGINE_VERSION = "raytrader-engine/2"  # 2: dust orders refused, annualised metrics need 30 days
 MIN_NOTIONAL_FRACTION = 1e-4  # default minimum order notional: 0.01 % of the starting cash
 RESULT_KEYS = ("run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars")
 
@@ -60,6 +60,9 @@ class BacktestConfig:
     # MIN_NOTIONAL_FRACTION of the starting cash (1 at 10,000, whatever the quote currency:
     # a default in quote units would mean 10 USDT but 10 BTC); 0: no minimum
     min_notional: float | None = None
+    # quantity step in base units (an exchange's lot size): sizes are rounded down to a multiple,
+    # a size under one lot is refused; 0: any quantity
+    lot_size: float = 0.0
 
     def min_order_notional(self) -> float:
         """The minimum in quote units that the portfolio applies."""
@@ -77,13 +80,14 @@ class BacktestConfig:
             "max_total_exposure": self.max_total_exposure > 0,
             "max_open_positions": self.max_open_positions >= 1,
             "min_notional": self.min_notional is None or 0 <= self.min_notional < self.cash,
+            "lot_size": self.lot_size >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"backtest setting {name}={getattr(self, name)!r} is out of range "
                     "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
-                    "max_open_positions >= 1, 0 <= min_notional < cash)"
+                    "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0)"
                 )
 
 

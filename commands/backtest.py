@@ -84,6 +84,9 @@ SlippageOpt = Annotated[float, _opt("--slippage-bps",
 CashOpt = Annotated[float, _opt("--cash", help="Starting cash.")]
 RiskOpt = Annotated[float, _opt("--risk",
                     help="Fraction of equity risked per trade (size = risk*equity/stop).")]
+LotSizeOpt = Annotated[float, _opt("--lot-size",
+                       help="Quantity step in base units: sizes round down to whole lots, less "
+                       "than one lot is refused (default 0: any quantity).")]
 MinNotionalOpt = Annotated[float | None, _opt("--min-notional",
                            help="Smallest order notional in quote units; smaller orders are "
                            "refused as dust (default: 0.01% of --cash; 0: none).")]
@@ -117,13 +120,14 @@ def backtest(
     cash: CashOpt = 10_000.0,
     risk: RiskOpt = 0.01,
     min_notional: MinNotionalOpt = None,
+    lot_size: LotSizeOpt = 0.0,
     factors: FactorsOpt = True,
 ) -> None:
     """Backtest one strategy, a portfolio, or every instance (--all)."""
     from factors.bars import parse_utc
 
     grid = grid_with_extra_args(list(grid), list(ctx.args), all_)
-    config = _config(cash, fee_bps, slippage_bps, risk, min_notional)
+    config = _config(cash, fee_bps, slippage_bps, risk, min_notional, lot_size)
     # Dates are checked once here: a typo is one error, not one "no data" line per series.
     start, end = parse_utc(start, "--start"), parse_utc(end, "--end")
     if out is not None and not out.strip():
@@ -255,12 +259,12 @@ def order_rows(result: BacktestResult) -> list[dict[str, Any]]:
 
 
 def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float,
-            min_notional: float | None = None) -> BacktestConfig:  # fmt: skip
+            min_notional: float | None = None, lot_size: float = 0.0) -> BacktestConfig:  # fmt: skip
     from backtest.run import BacktestConfig
 
     try:
         return BacktestConfig(cash=cash, fee_bps=fee_bps, slippage_bps=slippage_bps, risk=risk,
-                              min_notional=min_notional)  # fmt: skip
+                              min_notional=min_notional, lot_size=lot_size)  # fmt: skip
     except ValueError as exc:
         raise UserError(str(exc).replace("backtest setting ", "option --")) from None
 

@@ -70,8 +70,9 @@ def parse_utc(value: object, what: str = "time") -> pd.Timestamp | None:
     if isinstance(value, str) and not ISO_8601.fullmatch(value.strip()):
         # pandas would read 01/02/2024 month-first and 13/01/2024 day-first: refuse both
         raise TimeValueError(
-            f"{what} {value!r} is not a date/time in ISO-8601 form; use 2024-01-31 or "
-            "2024-01-31T12:00Z (year-month-day; times without a zone are UTC)"
+            f"{what} {value!r} is not a date/time; use ISO-8601 (year-month-day, never "
+            "day-first or month-first) such as 2024-01-31 or 2024-01-31T12:00Z (times without a "
+            "zone are UTC)"
         )
     try:
         stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)

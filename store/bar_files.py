@@ -20,6 +20,8 @@ from store.validate import (
     arrays_to_frame,
     check_unique_columns,
     gap_report,
+    time_text_range_error,
+    unreadable_time_hint,
     validate_arrays,
 )
 
@@ -132,21 +134,24 @@ def _timestamps(column: pd.Series, source: str) -> np.ndarray:
         values = numeric.to_numpy(np.float64)
         _check_epoch_ms(values, source)
         return values
-    stamps = pd.to_datetime(as_text.where(filled), utc=True, errors="coerce", format="ISO8601")
-    bad = stamps.isna() & filled
-    if bad.any():
-        row = int(np.argmax(bad.to_numpy()))
-        raise BarFormatError(
-            f"{source}: cannot read timestamp {as_text.iloc[row]!r} at row {row + 1} "
-            f"({int(bad.sum())} rows); use epoch milliseconds or ISO-8601 like 2018-01-10T00:00Z"
-        )
-    return _ms(stamps)
+    try:
+        stamps = pd.to_datetime(as_text.where(filled), utc=True, errors="coerce", format="ISO8601")
+        bad = stamps.isna() & filled
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise BarFormatError(
+                f"{source}: cannot read timestamp {as_text.iloc[row]!r} at row {row + 1} "
+                f"({int(bad.sum())} rows); {unreadable_time_hint(as_text.iloc[row])}"
+            )
+        return _ms(stamps)
+    except pd.errors.OutOfBoundsDatetime:  # a year past 2262: pandas raises despite "coerce"
+        raise time_text_range_error(as_text, source) from None
 
 
 def _ms(stamps: pd.Series) -> np.ndarray:
     epoch = pd.Timestamp(0, tz="UTC")
-    # Timedelta // Timedelta gives float64 with NaN where the time is missing (NaT).
-    # true division: a fraction of a millisecond stays visible to the validator
+    # Timedelta / Timedelta: float64 ms, NaN where the time is missing (NaT), and a fraction of
+    # a millisecond stays visible to the validator
     return ((stamps.dt.tz_convert("UTC") - epoch) / pd.Timedelta(milliseconds=1)).to_numpy(
         np.float64, na_value=np.nan
     )

@@ -311,3 +311,27 @@ def arrays_to_frame(ts_ms: np.ndarray, cols: dict[str, np.ndarray]) -> pd.DataFr
         pd.to_datetime(np.asarray(ts_ms, dtype=np.int64), unit="ms", utc=True), name="timestamp"
     )
     return pd.DataFrame({c: np.asarray(cols[c], dtype=np.float64) for c in OHLCV}, index=index)
+
+
+def unreadable_time_hint(text: str) -> str:
+    """The fix for a timestamp text that could not be read: a year beyond 2262 (or before 1970)
+    is readable but out of range, anything else is not ISO-8601."""
+    year = str(text).strip()[:4]
+    if year.isdigit() and not 1970 <= int(year) <= 2262:
+        return (
+            f"year {year} is outside 1970 .. 2262, the range of bar times; check the year (or "
+            "the unit of numeric timestamps)"
+        )
+    return "use epoch milliseconds or ISO-8601 like 2018-01-10T00:00Z"
+
+
+def time_text_range_error(texts: pd.Series, source: str) -> TimeRangeError:
+    """The error for ISO timestamps beyond what a bar time can hold (pandas refuses them)."""
+    years = pd.to_numeric(texts.str.slice(0, 4), errors="coerce")
+    outside = ((years < 1970) | (years > 2262)).to_numpy()
+    row = int(np.argmax(outside)) if outside.any() else 0
+    return TimeRangeError(
+        f"{source}: timestamps outside 1970-01-01 .. 2262-04-11: {int(outside.sum())} rows, "
+        f"first at row {row + 1} ({texts.iloc[row]!r}); fix: "
+        f"{unreadable_time_hint(texts.iloc[row])}"
+    )

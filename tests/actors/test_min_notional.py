@@ -64,3 +64,18 @@ def test_default_keeps_every_normal_btc_quoted_trade(sample_dir) -> None:
     strict = run_backtest(strategy, bars, "ETH/BTC", "5m", BacktestConfig(min_notional=9_999))
     assert len(strict.trades) == 0 and len(strict.rejections) > 10
     assert all(r["reason"].startswith("below the minimum notional") for r in strict.rejections)
+
+
+def test_lot_size_rounds_down_to_whole_lots_and_refuses_less_than_one() -> None:
+    # no stop: risk 0.3 x 1,000 / 100 = 3 units; lots of 0.7 -> 4 lots = 2.8 units
+    book = Portfolio(cash=1_000, risk=0.3, fee_bps=0, max_open_positions=5, lot_size=0.7)
+    order = book.handle(_enter(1))[0]
+    assert isinstance(order, OpenTrade) and order.quantity == pytest.approx(2.8)
+    exact = Portfolio(cash=1_000, risk=0.3, fee_bps=0, lot_size=0.1)  # 3 / 0.1 in floats
+    assert exact.handle(_enter(1))[0].quantity == pytest.approx(3.0)
+    tiny = Portfolio(cash=1_000, risk=0.3, fee_bps=0, lot_size=5.0)
+    refused = tiny.handle(_enter(1))
+    assert isinstance(refused[0], SignalRejected)
+    assert refused[0].reason == "below one lot: 3 units < lot size 5"
+    with pytest.raises(ValueError, match="lot_size"):
+        BacktestConfig(lot_size=-1)

@@ -40,6 +40,7 @@ def test_files_have_exactly_the_documented_columns_and_keys(result, tmp_path) ->
     assert tuple(equity.columns) == EQUITY_COLUMNS == ("timestamp", "equity", "cash")
     assert list(doc) == [
         "run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars", "metrics",
+        "currency",  # added after the section 6 keys (issue 14): what the money is counted in
     ]  # fmt: skip
     assert doc["params"] == {"lookback": 20, "sl_pct": 0.01, "tp_pct": 0.02, "allow_short": True}
     assert (doc["bars"], doc["start"]) == (4_000, "2024-01-01T00:00:00Z")

@@ -25,25 +25,25 @@ def test_key_is_stable_hex_and_ignores_dict_order():
 # every run already stored gets a new key and `backtest --all` recomputes ALL of them. That is
 # right only when results really change (then bump backtest.run.ENGINE_VERSION or KEY_LAYOUT and
 # update these literals in the same commit); a refactor must leave them untouched.
-PINNED_ENGINE = "raytrader-engine/1+keys1"
+PINNED_ENGINE = "raytrader-engine/2+keys1"
 PINNED = {
     "no config": (
         (*BASE, PARAMS, DATA),
-        "b54c1d26dc06d4eba457824a4667d36458c581a056d6a332fb6f02376b2504e2",
+        "e4539b399217314faacb121f0de6e67b3bb02312912bcf1b32fbdf8b41acdf29",
     ),
     "config dict": (
         (*BASE, PARAMS, DATA, {"cash": 10_000.0, "fee_bps": 5.0}),
-        "09995058b8b8aaa0144a57eeec6ec36feb0cce66a339b362a6ece5231e438eea",
+        "12c622bbc0851e71f6ea21461c474e52504adc215abe4645f27ce9669c5080b8",
     ),
     "empty params": (
         ("orb", "binance", "XRP/ETH", "1m", {}, (0, 0, 0)),
-        "82569a08e49001dbd50950c09f8f2346666fa7c13f5ccc9dd02991a8052f33e1",
+        "5b11b6d6d4fc27e3dddb98a275dede9f445e4824995665fc5052f6e086621ca8",
     ),
     # backtest --all passes the BacktestConfig itself: adding, renaming or re-defaulting one of
     # its fields changes this key, i.e. every stored run is recomputed
     "default BacktestConfig": (
         (*BASE, PARAMS, DATA, BacktestConfig()),
-        "52a65f2e844dc6246619dc759bc077dd2170e9b90b933db1a482bfde0cdc8053",
+        "f11bac6c1a26200c90c639e38880ae892197be077de180b702e4f95220d08a26",
     ),
 }
 

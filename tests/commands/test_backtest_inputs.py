@@ -127,7 +127,7 @@ def test_a_day_first_date_on_the_cli_is_refused(
     result = runner.invoke(
         app, [*args, "--start", "13/01/2018", "--db", instances_db, "--out", str(out)]
     )
-    assert "--start '13/01/2018' is not a date/time in ISO-8601 form" in _error(result)
+    assert "--start '13/01/2018' is not a date/time; use ISO-8601 (year-month-day" in _error(result)
     assert _runs(instances_db) == 0 and not out.exists()
 
 

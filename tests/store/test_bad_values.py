@@ -145,3 +145,9 @@ def test_frames_saved_directly_are_checked_the_same_way(sqlite_url: str) -> None
     with pytest.raises((TimeRangeError, ValueError, OverflowError)):
         save_bars(sqlite_url, "binance", "X/BTC", "1m", arrays_to_frame(ts, cols))
     assert list_series(sqlite_url) == []
+
+
+def test_an_iso_year_after_2262_is_named_as_out_of_range(tmp_path: Path) -> None:
+    rows = [f"2300-01-01T00:{i:02d}:00Z,10,10,10,10,5\n" for i in range(12)]
+    with pytest.raises(TimeRangeError, match="row 1 .*year 2300 is outside 1970 .. 2262"):
+        read_bar_file(_write(tmp_path, "future.csv", rows), "1m")
