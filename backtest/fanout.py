@@ -89,6 +89,7 @@ def run_all(
 ) -> FanoutSummary:
     """Run every enabled instance (filtered, grid-expanded) on Ray; see the module docstring."""
     from backtest.run import BacktestConfig
+    from backtest.run_dirs import clean_leftovers
     from store.db import resolve_url
     from store.runs import completed_run_keys
 
@@ -98,6 +99,8 @@ def run_all(
     config = config or BacktestConfig()
     out = Path(out_dir) if out_dir else Path("backtest_all")
     summary = FanoutSummary()
+    if leftovers := clean_leftovers(out):
+        console.print(f"removed {len(leftovers)} temporary file(s) left by an interrupted run")
 
     parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
     instances = _select_instances(url, family, symbol, interval, exchange)
