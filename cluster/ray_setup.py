@@ -275,8 +275,8 @@ def _dashboard_lifetime(info: RaySession) -> str:
     if not info.started_here:
         return ""
     return (
-        " (it stops when this command ends; to keep one, start Ray with `ray start` and set "
-        "RAY_ADDRESS=auto: see README)"
+        " (it stops when this command ends; to watch a run, start Ray first with `ray start` "
+        "and pass its address: README, Backtesting every strategy instance)"
     )
 
 
