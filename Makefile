@@ -4,13 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean browser
+.PHONY: install test demo lint bench clean browser
+
+# `make install` (or any target on a fresh clone): the virtual environment, with progress.
+install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "==> [1/3] creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,bench]"
+	@echo "==> [2/3] upgrading pip"
+	$(PY) -m pip install --progress-bar on --upgrade pip
+	@echo "==> [3/3] installing raytrader and its test and bench extras (ray, pandas, plotly, ccxt, ...): several hundred MB, a few minutes on a fresh machine"
+	$(PY) -m pip install --progress-bar on -e ".[test,bench]"
 	touch $(STAMP)
+	@echo "==> installed: run the CLI as .venv/bin/python cli.py ... (or once: source .venv/bin/activate)"
 
 # Headless Chromium for the HTML report's render test: Debian's package, installed only when
 # /usr/bin/chromium is missing (needs root, as in CI); the test skips only when it is absent.

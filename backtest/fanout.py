@@ -105,6 +105,7 @@ def run_all(
     config = config or BacktestConfig()
     out = Path(out_dir) if out_dir else Path("backtest_all")
     summary = FanoutSummary()
+    _remove_leftovers(out, console)
 
     parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
     instances = _select_instances(url, family, symbol, interval, exchange)
@@ -130,6 +131,13 @@ def run_all(
     summary.seconds = time.perf_counter() - began
     _print_summary(summary, console)
     return summary
+
+
+def _remove_leftovers(out: Path, console: Console) -> None:
+    from backtest.run_dirs import clean_leftovers
+
+    if leftovers := clean_leftovers(out):
+        console.print(f"removed {len(leftovers)} temporary file(s) left by an interrupted run")
 
 
 # -- selection ----------------------------------------------------------------------------------

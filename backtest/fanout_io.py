@@ -134,32 +134,36 @@ def run_dir_name(run: Any) -> str:
 
 def write_run_equity(out: Path, outcome: dict) -> None:
     """--separate, for a run computed now: its equity.csv (the database keeps no equity curve,
-    so runs done by an earlier invocation have none; see write_run_dirs for the rest)."""
+    so runs done by an earlier invocation have none), staged until write_run_dirs publishes the
+    run's directory atomically (backtest/run_dirs.py)."""
     from analysis.columns import EQUITY_COLUMNS
     from backtest.run import iso_times
+    from backtest.run_dirs import stage_equity
 
-    folder = out / "runs" / run_dir_name(outcome["run"])
-    folder.mkdir(parents=True, exist_ok=True)
     equity = outcome["result"].equity.loc[:, list(EQUITY_COLUMNS)]
-    iso_times(equity).to_csv(folder / "equity.csv", index=False)
+    stage_equity(out, run_dir_name(outcome["run"]), iso_times(equity))
 
 
 def write_run_dirs(out: Path, runs: list[Any], trades: dict[str, pd.DataFrame]) -> list[Path]:
     """--separate: one directory per selected run, from the database (so runs done by earlier
     invocations get one too): results.json and trades.csv in the combined layout (trades.csv
     columns plus params and run_id, analysis.exports.tagged_trades), so the files of many runs
-    concatenate back into the combined trades CSV. `trades` is run_trades(url, runs)."""
+    concatenate back into the combined trades CSV. `trades` is run_trades(url, runs). Each
+    directory appears complete or not at all (backtest/run_dirs.py)."""
     from backtest.run import results_document
+    from backtest.run_dirs import finish, publish
 
     folders = []
     for run in runs:
-        folder = out / "runs" / run_dir_name(run)
-        folder.mkdir(parents=True, exist_ok=True)
-        trades[run.id].to_csv(folder / TRADES_NAME, index=False)
         doc = results_document(_as_result(run, trades[run.id]))
         doc.update(run_key=run.run_key, status=run.status, error=run.error)
-        (folder / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-        folders.append(folder)
+
+        def write_files(folder: Path, run=run, doc=doc) -> None:
+            trades[run.id].to_csv(folder / TRADES_NAME, index=False)
+            (folder / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+        folders.append(publish(out, run_dir_name(run), write_files))
+    finish(out)
     return folders
 
 
@@ -200,10 +204,14 @@ def write_combined(
 
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(url, [s.run_key for s in specs])
-    results_path = write_results_csv(results_rows(runs, nodes), out / RESULTS_NAME)
-    trades_path = out / TRADES_NAME
+    # temporary names, then renames: a driver killed meanwhile leaves the previous files whole
+    partial = out / f".{RESULTS_NAME}.{os.getpid()}.partial"
+    os.replace(write_results_csv(results_rows(runs, nodes), partial), out / RESULTS_NAME)
+    results_path, trades_path = out / RESULTS_NAME, out / TRADES_NAME
     per_run = run_trades(url, runs)
-    concat_trades(per_run).to_csv(trades_path, index=False)
+    partial = out / f".{TRADES_NAME}.{os.getpid()}.partial"
+    concat_trades(per_run).to_csv(partial, index=False)
+    os.replace(partial, trades_path)
     if separate:
         write_run_dirs(out, runs, per_run)
     return results_path, trades_path

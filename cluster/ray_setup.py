@@ -232,19 +232,11 @@ def ray_session(
     if ray.is_initialized():
         session_kind = ("current", False, True)
         context = None
-    elif address:
+    elif address or (address := _cluster_on_this_machine()):
         context = _connect(address)
         session_kind = (address, False, False)
-    elif found := _cluster_on_this_machine():
-        context = _connect(found)
-        session_kind = (found, False, False)
     else:
-        restore = _single_machine_mode()
-        try:
-            context = _start_local(dashboard, num_cpus)
-        except BaseException:
-            _restore_environment(restore)
-            raise
+        context, restore = _start_local_on_loopback(dashboard, num_cpus)
         session_kind = ("local", True, False)
     try:
         nodes = _alive_nodes()
@@ -268,12 +260,23 @@ def ray_session(
             _restore_environment(restore)
 
 
+def _start_local_on_loopback(dashboard: bool, num_cpus: int | None):
+    """A local Ray in single-machine mode; returns its context and the environment to restore
+    once it is shut down."""
+    restore = _single_machine_mode()
+    try:
+        return _start_local(dashboard, num_cpus), restore
+    except BaseException:
+        _restore_environment(restore)
+        raise
+
+
 def _dashboard_lifetime(info: RaySession) -> str:
     if not info.started_here:
         return ""
     return (
-        " (it stops when this command ends; to keep one, start Ray with `ray start` and set "
-        "RAY_ADDRESS=auto: see README)"
+        " (it stops when this command ends; to watch a run, start Ray first with `ray start` "
+        "and pass its address: README, Backtesting every strategy instance)"
     )
 
 
