@@ -106,8 +106,10 @@ def test_same_data_and_configuration_give_the_same_leaderboard(
     a = pd.read_csv(first / "leaderboard.csv")
     b = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
     pd.testing.assert_frame_equal(a, b)
-    resumed = experiment(stored, first)  # every row already there: nothing recomputed
-    assert "combinations" not in resumed.output
+    rows = (first / "rows.jsonl").read_text()
+    assert len(rows.splitlines()) == 4
+    experiment(stored, first)  # every row already there: nothing recomputed or appended
+    assert (first / "rows.jsonl").read_text() == rows
     pd.testing.assert_frame_equal(pd.read_csv(first / "leaderboard.csv"), a)
 
 
