@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo lint bench clean browser
+.PHONY: install test demo ml-demo lint bench clean browser
 
 # `make install` (or any target on a fresh clone): the virtual environment, with progress.
 install: $(STAMP)
@@ -56,6 +56,21 @@ demo: $(STAMP)
 	@echo "weights chosen before $(DEMO_SPLIT):        demo_out/prod.json (in/out-of-sample: demo_out/weights.txt)"
 	@echo "portfolio in-sample / out-of-sample:    demo_out/portfolio_in_sample/, demo_out/portfolio_out_of_sample/"
 	@echo "report (out-of-sample vs in-sample):    demo_out/report.html (text: demo_out/report.txt)"
+
+# Machine learning on the demo data (its own database): experiment -> train -> eval of the
+# sr_breakout 5m instances; prints the without / with model / placebo / random-skip table.
+ML_DB := sqlite:///demo_out/ml.db
+ML_SELECT := --strategies all --family sr_breakout --interval 5m --folds 3 --db $(ML_DB)
+ml-demo: $(STAMP)
+	mkdir -p demo_out
+	$(PY) cli.py data demo --db $(ML_DB) > /dev/null
+	$(PY) cli.py model experiment $(ML_SELECT) --kinds logreg,rf,hgb --out demo_out/ml/experiment
+	$(PY) cli.py model train $(ML_SELECT) --models-dir demo_out/ml/models
+	$(PY) cli.py model eval $(ML_SELECT) --out demo_out/ml/eval
+	@echo
+	@echo "experiment: demo_out/ml/experiment/experiment.json, leaderboard.csv"
+	@echo "models:     demo_out/ml/models (rows in table ml_models of demo_out/ml.db)"
+	@echo "evaluation: demo_out/ml/eval/eval.csv, eval.html"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -19,6 +19,8 @@ _err = Console(stderr=True)
 StrategiesOpt = Annotated[str | None, typer.Option("--strategies",
                           help="all, or N: the first N enabled instances (by id).")]
 InstancesOpt = Annotated[str | None, typer.Option("--instances", help="Instance ids, e.g. 3,7,9.")]
+FamilyOpt = Annotated[str | None, typer.Option("--family", help="With --strategies: only this family.")]
+IntervalOpt = Annotated[str | None, typer.Option("--interval", help="With --strategies: only this interval.")]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First bar time (ISO, UTC).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last bar time (ISO, UTC).")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RAYTRADER_DB).")]
@@ -39,14 +41,15 @@ def _csv(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
     return items
 
 
-def _inputs(db: str | None, strategies: str | None, instances: str | None, start, end) -> tuple:
+def _inputs(db: str | None, strategies: str | None, instances: str | None, start, end,
+            family: str | None = None, interval: str | None = None) -> tuple:  # fmt: skip
     """(url, instance refs, series) with every input checked before Ray starts."""
     from ml.jobs import load_series, parse_selection, select_instances
     from store.db import resolve_url
 
     count, ids = parse_selection(strategies, instances)
     url = resolve_url(db)
-    refs = select_instances(url, count, ids)
+    refs = select_instances(url, count, ids, family, interval)
     series = load_series(url, refs, start, end)
     if not series:
         raise UserError(
@@ -67,6 +70,8 @@ def experiment(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
     strategies: StrategiesOpt = None,
     instances: InstancesOpt = None,
+    family: FamilyOpt = None,
+    interval: IntervalOpt = None,
     kinds: Annotated[str, typer.Option(help="Model kinds to try.")] = "logreg,rf,hgb,mlp",
     selections: Annotated[str, typer.Option(help="Feature selections.")] = "none,fdr,mi,l1",
     fitness: Annotated[str, typer.Option(help="Fitness that ranks combinations.")] = "sortino",
@@ -100,7 +105,7 @@ def experiment(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = prepare_out_dir(out)
-    url, refs, series = _inputs(db, strategies, instances, start, end)
+    url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
         doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err)
     record_experiment(url, out, doc["best"])
@@ -142,6 +147,8 @@ def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
 def train(
     strategies: StrategiesOpt = None,
     instances: InstancesOpt = None,
+    family: FamilyOpt = None,
+    interval: IntervalOpt = None,
     experiment_dir: ExperimentOpt = None,
     models_dir: ModelsDirOpt = Path("models"),
     folds: FoldsOpt = 4,
@@ -156,7 +163,7 @@ def train(
     from ml.train import train_models
 
     _folds(folds)
-    url, refs, series = _inputs(db, strategies, instances, start, end)
+    url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     spec = _spec_for_training(url, experiment_dir)
     models_dir = prepare_out_dir(models_dir)
     with ray_for_commands(ray_address, _err):
@@ -176,6 +183,8 @@ def eval_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
     strategies: StrategiesOpt = None,
     instances: InstancesOpt = None,
+    family: FamilyOpt = None,
+    interval: IntervalOpt = None,
     experiment_dir: ExperimentOpt = None,
     models_dir: ModelsDirOpt = Path("models"),
     methods: Annotated[str, typer.Option(help="Application methods.")] = "filter,size,kelly",
@@ -201,7 +210,7 @@ def eval_(
     settings = EvalSettings(_folds(folds), 0.4, placebo_seeds, random_seeds,
                             _csv(methods, METHODS, "--methods"), BacktestConfig())  # fmt: skip
     out = prepare_out_dir(out)
-    url, refs, series = _inputs(db, strategies, instances, start, end)
+    url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
         ids = [r.instance_id for r in refs]
         missing = [r for r in refs if r.instance_id not in latest_models(url, ids)]

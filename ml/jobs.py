@@ -66,10 +66,13 @@ def parse_selection(strategies: str | None, instances: str | None) -> tuple[int 
     return int(text), []
 
 
-def select_instances(url: str, count: int | None, ids: Sequence[int]) -> list[InstanceRef]:
+def select_instances(url: str, count: int | None, ids: Sequence[int], family: str | None = None,
+                     interval: str | None = None) -> list[InstanceRef]:  # fmt: skip
+    """Instances by id, or the first `count` (None: all) enabled ones, optionally only of one
+    family and/or interval."""
     from store.instances import list_instances
 
-    stored = list_instances(url, enabled_only=not ids)
+    stored = list_instances(url, enabled_only=not ids, family=family, interval=interval)
     if ids:
         by_id = {i.id: i for i in stored}
         missing = [i for i in ids if i not in by_id]
@@ -82,8 +85,10 @@ def select_instances(url: str, count: int | None, ids: Sequence[int]) -> list[In
     elif count is not None:
         stored = stored[:count]
     if not stored:
+        only = " ".join(f"{k} {v}" for k, v in (("family", family), ("interval", interval)) if v)
         raise SelectionError(
-            "no enabled strategy instances; add some (`cli.py strategies add`, `cli.py data demo`)"
+            f"no enabled strategy instances{' of ' + only if only else ''}; see `cli.py "
+            "strategies list-instances`, add some (`cli.py strategies add`, `cli.py data demo`)"
         )
     return [InstanceRef(int(i.id), i.family, i.params, i.exchange, i.symbol, i.interval)
             for i in stored]  # fmt: skip

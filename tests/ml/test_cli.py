@@ -1,0 +1,132 @@
+"""`cli.py model experiment | train | eval` on a stored planted market, on one local Ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+FAST = ["--folds", "3"]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> tuple[str, int]:
+    """A database with the planted market stored as bars and one sr_breakout instance."""
+    from ml.synthetic import planted_market
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('mlcli') / 'ml.db'}"
+    save_bars(url, "binance", "PLT/USD", "5m", planted_market(8_000, effect=True, seed=3))
+    inst = add_instance(url, "sr_breakout", "binance", "PLT/USD", "5m",
+                        {"sl_pct": 0.005, "tp_pct": 0.005})  # fmt: skip
+    return url, int(inst.id)
+
+
+def model(*args: str):
+    result = runner.invoke(app, ["model", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def experiment(stored, out: Path):
+    url, iid = stored
+    return model("experiment", "--instances", str(iid), "--kinds", "logreg,rf",
+                 "--selections", "none,mi", "--out", str(out), "--db", url, *FAST)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_experiment(ray_local, stored, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp")
+    return out, experiment(stored, out)
+
+
+def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_experiment,
+                                                       tmp_path):  # fmt: skip
+    url, iid = stored
+    exp_dir, result = first_experiment
+    doc = json.loads((exp_dir / "experiment.json").read_text())
+    assert len(doc["rows"]) == 4 and doc["best"]["kind"] in ("logreg", "rf")
+    assert all(r["roc_auc"] > 0.7 for r in doc["rows"])  # time of day decides: easy to learn
+    assert "best:" in result.output
+
+    model("train", "--instances", str(iid), "--db", url, "--models-dir",
+          str(tmp_path / "models"), *FAST)  # fmt: skip
+    from ml.modelstore import latest_models, load_model
+
+    row = latest_models(url, [iid])[iid]
+    assert row.version == 1 and row.trades > 80
+    assert json.loads(row.spec_json)["kind"] == doc["best"]["kind"]  # the latest experiment's
+    trained = load_model(row.path)
+    assert trained.instance_id == iid and trained.model.columns
+    again = model("train", "--instances", str(iid), "--db", url, "--models-dir",
+                  str(tmp_path / "models"), *FAST)  # fmt: skip
+    assert "1 already trained (skipped)" in again.output
+    assert latest_models(url, [iid])[iid].version == 1
+
+    out = tmp_path / "eval"
+    model("eval", "--instances", str(iid), "--db", url, "--out", str(out), "--placebo-seeds",
+          "3", "--random-seeds", "3", "--methods", "filter,kelly", *FAST)  # fmt: skip
+    frame = pd.read_csv(out / "eval.csv")
+    assert list(frame.columns[:9]) == [
+        "instance_id", "method", "trades_without", "trades_with", "sortino_without",
+        "sortino_with", "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95",
+    ]  # fmt: skip
+    assert list(frame["method"]) == ["filter", "kelly"]
+    assert (frame["sortino_with"] > frame["sortino_without"]).all()
+    assert (frame["sortino_with"] > frame["sortino_placebo_p95"]).all()
+    assert 'id="sortino"' in (out / "eval.html").read_text()
+
+
+def test_same_data_and_configuration_give_the_same_leaderboard(
+    ray_local, stored, first_experiment, tmp_path
+):
+    first, _ = first_experiment
+    experiment(stored, tmp_path / "b")
+    a = pd.read_csv(first / "leaderboard.csv")
+    b = pd.read_csv(tmp_path / "b" / "leaderboard.csv")
+    pd.testing.assert_frame_equal(a, b)
+    rows = (first / "rows.jsonl").read_text()
+    assert len(rows.splitlines()) == 4
+    experiment(stored, first)  # every row already there: nothing recomputed or appended
+    assert (first / "rows.jsonl").read_text() == rows
+    pd.testing.assert_frame_equal(pd.read_csv(first / "leaderboard.csv"), a)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "--out", "X", "--strategies", "0"], "--strategies '0' must be all or a count"),
+        (["train", "--instances", "999"], "no strategy instance with id 999"),
+        (["experiment", "--out", "X", "--strategies", "all", "--kinds", "svm"], "--kinds 'svm'"),
+        (["eval", "--out", "X", "--strategies", "all", "--folds", "1"], "--folds 1"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(stored, tmp_path, args, message):
+    url, _ = stored
+    args = [a.replace("X", str(tmp_path / "o")) for a in args]
+    done = subprocess.run([sys.executable, "cli.py", "model", *args, "--db", url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
