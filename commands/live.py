@@ -79,9 +79,9 @@ def live(
         )
     if real:
         raise UserError("--real is not available in this version; run the dry run (default)")
+    client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
     url_db = resolve_url(db)
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
-    client = rest_client(exchange, url, keys)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
     settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk)
@@ -105,8 +105,9 @@ def _run(settings, members, warm, duration: float | None) -> None:
 
     commit_warmup(settings.db_url, settings.exchange, warm)
     stopping = {"now": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
     with ray_for_live(console) as ray:
+        # after Ray started: its driver installs a SIGTERM handler of its own that aborts
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
         console.print(f"live dry run on {settings.exchange} ({settings.url or 'default URL'}): "
@@ -128,9 +129,9 @@ def _run(settings, members, warm, duration: float | None) -> None:
 def _status(node) -> Text:
     s = node.status()
     return Text(
-        f"{node.settings.exchange}: connected | bars {s['bars']} | open positions "
-        f"{s['positions']} | equity {s['equity']:,.2f} | orders last minute "
-        f"{s['orders_last_minute']} | trades closed {s['trades_closed']}"
+        f"{node.settings.exchange} connected | bars {s['bars']} | positions {s['positions']} | "
+        f"equity {s['equity']:,.2f} | orders/min {s['orders_last_minute']} | "
+        f"closed {s['trades_closed']}"
     )
 
 
@@ -138,6 +139,8 @@ def _summary(node) -> None:
     trades = node.trades()
     closed = [t for t in trades if t["status"] == "CLOSED"]
     active = [t for t in trades if t["status"] == "ACTIVE"]
+    if not console.is_terminal:
+        console.print()  # the status line's last frame has no line end
     console.print(f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
                   f"{len(active)} position(s) left open as they are (dry run: nothing at the "
                   "exchange)")  # fmt: skip

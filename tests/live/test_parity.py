@@ -19,8 +19,12 @@ from live.setup import check_exchange, warm_up
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
 
-N = 900  # three days of 5m bars: every family trades (checked below)
-INSTANCES = [(family, {}) for family in BUILTIN] + [("sr_breakout", {"allow_short": True})]
+N = 350  # 29 hours of NXT/BTC 5m bars: every family trades (checked below)
+SYMBOL, FILE = "NXT/BTC", "NXT_BTC-5m.csv.gz"
+PARAMS = {"trend_day": {"min_move": 0.002, "min_r2": 0.3}}  # a trend day within the sample
+INSTANCES = [(family, PARAMS.get(family, {})) for family in BUILTIN] + [
+    ("sr_breakout", {"allow_short": True})
+]
 RISK = "0.001"  # small positions: the shared live account never limits an entry
 
 
@@ -34,7 +38,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def bars() -> pd.DataFrame:
-    return sample(n=N)
+    return sample(FILE, n=N)
 
 
 def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) -> pd.DataFrame:
@@ -43,8 +47,8 @@ def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) ->
         out = bars.copy()
         out.insert(0, "timestamp", pd.DatetimeIndex(out.index).as_unit("ms").asi8)
         out.to_csv(data, index=False)
-    out_dir = tmp / f"{family}-{len(params)}"
-    args = ["backtest", "--strategy", family, "--data", str(data), "--symbol", "ETH/BTC",
+    out_dir = tmp / f"{family}-{'-'.join(params)}"
+    args = ["backtest", "--strategy", family, "--data", str(data), "--symbol", SYMBOL,
             "--interval", "5m", "--out", str(out_dir), "--risk", RISK,
             "--db", f"sqlite:///{tmp / 'backtest.db'}"]  # fmt: skip
     for key, value in params.items():
@@ -55,9 +59,9 @@ def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) ->
 
 
 def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[PortfolioMember]]:
-    members = [PortfolioMember(f"{family}-{len(params)}", make_strategy(family, params),
-                               "ETH/BTC", "5m") for family, params in INSTANCES]  # fmt: skip
-    with ExchangeThread(market_of(bars)) as ex:
+    members = [PortfolioMember(f"{family}-{'-'.join(params)}", make_strategy(family, params),
+                               SYMBOL, "5m") for family, params in INSTANCES]  # fmt: skip
+    with ExchangeThread(market_of(bars, SYMBOL)) as ex:
         client = rest_client("binance", ex.url)
         check_exchange(client, ex.url, members)
         warm = warm_up(client, db_url, "binance", members)
@@ -66,8 +70,7 @@ def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[
         node = LiveNode(settings, members, warm, ray)
         node.start()
         try:
-            for _ in range(0, N, 50):
-                ex.step(50)
+            ex.step(N)
             # the last bar is never confirmed closed: no later bar arrives after the data ends
             node.wait_for_bars(N - 1, timeout=120)
             return node.trades(), members
