@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo live-demo lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 	@echo "production config:      demo_out/prod.json (instances with sortino > 0, expectancy > 0, >= 10 trades)"
 	@echo "portfolio backtest:     demo_out/portfolio/ (trades.csv, equity.csv, results.json, portfolio_trades.csv)"
 	@echo "report:                 demo_out/report.html (text: demo_out/report.txt)"
+
+live-demo: $(STAMP)
+	mkdir -p demo_out
+	$(PY) cli.py data demo --db sqlite:///demo_out/live.db
+	$(PY) -m live.demo --seconds 60 --speed 600 --db sqlite:///demo_out/live.db
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

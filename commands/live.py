@@ -129,7 +129,7 @@ def _run(settings, members, warm, duration: float | None) -> None:
 def _status(node) -> Text:
     s = node.status()
     return Text(
-        f"{node.settings.exchange} connected | bars {s['bars']} | positions {s['positions']} | "
+        f"{node.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.2f} | orders/min {s['orders_last_minute']} | "
         f"closed {s['trades_closed']}"
     )
@@ -148,6 +148,9 @@ def _summary(node) -> None:
         print(f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
               f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "
               f"{t['exit_reason']} pnl {t['pnl']:.8g}")  # fmt: skip
+    for t in active:
+        print(f"open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+              f"{t['entry_price']:.8g} quantity {t['quantity']:.8g}")  # fmt: skip
 
 
 def _iso(ns: int) -> str:
