@@ -77,14 +77,12 @@ def live(
             f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
             f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
         )
-    if real:
-        raise UserError("--real is not available in this version; run the dry run (default)")
     client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
     url_db = resolve_url(db)
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk)
+    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
     _run(settings, members, warm, duration)
 
 
@@ -110,7 +108,8 @@ def _run(settings, members, warm, duration: float | None) -> None:
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
-        console.print(f"live dry run on {settings.exchange} ({settings.url or 'default URL'}): "
+        mode = "REAL orders" if settings.real else "dry run"
+        console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
         try:
@@ -142,8 +141,7 @@ def _summary(node) -> None:
     if not console.is_terminal:
         console.print()  # the status line's last frame has no line end
     console.print(f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
-                  f"{len(active)} position(s) left open as they are (dry run: nothing at the "
-                  "exchange)")  # fmt: skip
+                  f"{len(active)} position(s) and their exchange orders left as they are")  # fmt: skip
     for t in closed:
         print(f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
               f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "

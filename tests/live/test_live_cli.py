@@ -97,7 +97,7 @@ def test_serve_and_trade_live_until_sigterm(tmp_path) -> None:
         text_err = "".join(errors)
         assert trader.returncode == 0, text_err
         stopped = next(line for line in errors if line.startswith("stopped:"))
-        assert int(stopped.split()[1]) >= 5 and "left open as they are" in stopped
+        assert int(stopped.split()[1]) >= 5 and "left as they are" in stopped
     finally:
         for proc in (trader, serve):
             if proc is not None and proc.poll() is None:
