@@ -20,7 +20,7 @@ from live.setup import check_exchange, warm_up
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
 
-N = 350  # 29 hours of NXT/BTC 5m bars: every family trades (checked below)
+OFFSET, N = 150, 200  # 17 hours of NXT/BTC 5m bars over two UTC days: every family trades
 SYMBOL, FILE = "NXT/BTC", "NXT_BTC-5m.csv.gz"
 PARAMS = {"trend_day": {"min_move": 0.002, "min_r2": 0.3}}  # a trend day within the sample
 INSTANCES = [(family, PARAMS.get(family, {})) for family in BUILTIN] + [
@@ -44,7 +44,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def bars() -> pd.DataFrame:
-    return sample(FILE, n=N)
+    return sample(FILE).iloc[OFFSET : OFFSET + N]
 
 
 def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) -> pd.DataFrame:
@@ -110,14 +110,14 @@ def _iso(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-REAL_N = 200
+REAL_N = 120
 REAL_INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {})]
 
 
 def test_real_mode_trades_like_the_backtest(ray_local, bars, tmp_path, sqlite_url) -> None:
     """--real through the ccxt broker and the balance-locking local exchange (OCO brackets),
     bar by bar: the same trades as the backtest."""
-    short = bars.iloc[:REAL_N]
+    short = sample(FILE, n=REAL_N)
     members = [PortfolioMember(f"{family}-real", make_strategy(family, params), SYMBOL, "5m")
                for family, params in REAL_INSTANCES]  # fmt: skip
     with ExchangeThread(market_of(short, SYMBOL), {"BTC": 10.0}) as ex:
