@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo ml-demo lint bench clean browser
+.PHONY: install test demo ml-demo live-demo lint bench clean browser
 
 # `make install` (or any target on a fresh clone): the virtual environment, with progress.
 install: $(STAMP)
@@ -71,6 +71,11 @@ ml-demo: $(STAMP)
 	@echo "experiment: demo_out/ml/experiment/experiment.json, leaderboard.csv"
 	@echo "models:     demo_out/ml/models (rows in table ml_models of demo_out/ml.db)"
 	@echo "evaluation: demo_out/ml/eval/eval.csv, eval.html"
+
+live-demo: $(STAMP)
+	mkdir -p demo_out
+	$(PY) cli.py data demo --db sqlite:///demo_out/live.db
+	$(PY) -m live.demo --seconds 60 --speed 600 --db sqlite:///demo_out/live.db
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -77,14 +77,12 @@ def live(
             f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
             f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
         )
-    if real:
-        raise UserError("--real is not available in this version; run the dry run (default)")
+    client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
     url_db = resolve_url(db)
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
-    client = rest_client(exchange, url, keys)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk)
+    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
     _run(settings, members, warm, duration)
 
 
@@ -105,11 +103,13 @@ def _run(settings, members, warm, duration: float | None) -> None:
 
     commit_warmup(settings.db_url, settings.exchange, warm)
     stopping = {"now": False}
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
     with ray_for_live(console) as ray:
+        # after Ray started: its driver installs a SIGTERM handler of its own that aborts
+        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
-        console.print(f"live dry run on {settings.exchange} ({settings.url or 'default URL'}): "
+        mode = "REAL orders" if settings.real else "dry run"
+        console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
         try:
@@ -128,9 +128,9 @@ def _run(settings, members, warm, duration: float | None) -> None:
 def _status(node) -> Text:
     s = node.status()
     return Text(
-        f"{node.settings.exchange}: connected | bars {s['bars']} | open positions "
-        f"{s['positions']} | equity {s['equity']:,.2f} | orders last minute "
-        f"{s['orders_last_minute']} | trades closed {s['trades_closed']}"
+        f"{node.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
+        f"equity {s['equity']:,.2f} | orders/min {s['orders_last_minute']} | "
+        f"closed {s['trades_closed']}"
     )
 
 
@@ -138,13 +138,17 @@ def _summary(node) -> None:
     trades = node.trades()
     closed = [t for t in trades if t["status"] == "CLOSED"]
     active = [t for t in trades if t["status"] == "ACTIVE"]
+    if not console.is_terminal:
+        console.print()  # the status line's last frame has no line end
     console.print(f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
-                  f"{len(active)} position(s) left open as they are (dry run: nothing at the "
-                  "exchange)")  # fmt: skip
+                  f"{len(active)} position(s) and their exchange orders left as they are")  # fmt: skip
     for t in closed:
         print(f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
               f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "
               f"{t['exit_reason']} pnl {t['pnl']:.8g}")  # fmt: skip
+    for t in active:
+        print(f"open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+              f"{t['entry_price']:.8g} quantity {t['quantity']:.8g}")  # fmt: skip
 
 
 def _iso(ns: int) -> str:

@@ -49,6 +49,8 @@ class LocalExchange:
         self._lock = asyncio.Lock()
         self.bars_sent = 0
         self.stream_connections = 0  # market stream connections accepted so far
+        self.announced_at: dict[int, float] = {}  # bar open ms -> wall time its close was sent
+        self.orders_at: list[tuple[float, str]] = []  # (wall time, client order id) received
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -137,6 +139,9 @@ class LocalExchange:
             for stream in streams & messages.keys():
                 for text in messages[stream]:
                     await _send(ws, text)
+        sent = time.time()
+        for c in closed:
+            self.announced_at[int(c.series.open_ms[c.index])] = sent
         self.bars_sent += len(closed)
         await self._report(changed)
 
@@ -208,6 +213,7 @@ class LocalExchange:
         if type_ not in _TYPES:
             raise ExchangeError(-1116, f"Invalid orderType {type_!r}; use one of {sorted(_TYPES)}")
         client_id = params.get("newClientOrderId") or f"local-{time.monotonic_ns()}"
+        self.orders_at.append((time.time(), client_id))
         orders = self.engine.place(acct, symbol, params.get("side", ""), type_,
                                    _float(params.get("quantity")), _float(params.get("price")),
                                    _float(params.get("stopPrice")), client_id)  # fmt: skip

@@ -13,6 +13,7 @@ The driver (this class) routes messages between them (live/runtime.py) and pumps
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 import uuid
@@ -21,7 +22,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from actors.messages import OrderFilled, SubmitOrder, TradeClosed, TradeOpened
+from actors.messages import (
+    BarClosed,
+    CancelOrder,
+    OrderFilled,
+    SubmitOrder,
+    TradeClosed,
+    TradeOpened,
+)
 from actors.order_manager import OrderManager
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
 from live.dry_run import DryRunExchange
@@ -48,6 +56,7 @@ class LiveSettings:
     backoff: tuple[float, float] = (0.2, 10.0)
     quiet_s: float = 5.0  # no stream message this long: confirm closed bars through REST
     hosts_per_actor: int = HOSTS_PER_ACTOR  # instances of one series per Ray actor
+    real: bool = False  # orders through the ccxt broker (keys from the environment)
 
 
 class LiveNode:
@@ -60,6 +69,7 @@ class LiveNode:
         self.run_id = uuid.uuid4().hex[:8]
         self.runtime = LiveRuntime(ray_module)
         self.stream: Any = None
+        self.broker: Any = None
         self._handles: list[Any] = []
         self.bars = 0
         self.orders_sent: deque[float] = deque()
@@ -72,8 +82,13 @@ class LiveNode:
     def start(self) -> None:
         s = self.settings
         series = sorted({m.series for m in self.members})
-        self._spawn(EXCHANGE, "exchange dry-run", [("exchange", DryRunExchange(
-            s.fee_bps, s.slippage_bps, {m.label: m.series for m in self.members}))])  # fmt: skip
+        routes = {m.label: m.series for m in self.members}
+        if s.real:
+            cash = self._start_broker(routes)
+            s = dataclasses.replace(s, cash=cash)
+        else:
+            self._spawn(EXCHANGE, "exchange dry-run",
+                        [("exchange", DryRunExchange(s.fee_bps, s.slippage_bps, routes))])  # fmt: skip
         self._spawn("orders", "orders", [("orders", OrderManager(self._order_store()))])
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
@@ -91,6 +106,22 @@ class LiveNode:
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
         self._start_stream(series)
+
+    def _start_broker(self, routes: dict[str, tuple[str, str]]) -> float:
+        """The ccxt broker as the exchange actor; returns the account's free quote balance."""
+        from live.broker import CcxtBroker
+
+        s = self.settings
+        broker = (
+            self.ray.remote(CcxtBroker)
+            .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
+            .remote(s.exchange, s.url, routes)
+        )
+        self._handles.append(broker)
+        self.broker = broker
+        self.ray.get(broker.start.remote())
+        self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
+        return self.ray.get(broker.quote_balance.remote(self.members[0].symbol))
 
     def _spawn(self, group: str, title: str, members: list[tuple[str, Any]]) -> None:
         local = ActorGroup(members)
@@ -128,9 +159,11 @@ class LiveNode:
 
     def stop(self) -> None:
         """Stop the stream and the actors; open orders and positions are left as they are."""
-        if self.stream is not None:
+        for actor in (self.stream, self.broker):
+            if actor is None:
+                continue
             try:
-                self.ray.get(self.stream.stop.remote(), timeout=15)
+                self.ray.get(actor.stop.remote(), timeout=15)
             except Exception:  # already gone: nothing left to close
                 pass
         for handle in self._handles:

@@ -4,6 +4,7 @@ every strategy family. Real ccxt, real local server, real Ray."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,32 +20,42 @@ from live.setup import check_exchange, warm_up
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
 
-N = 900  # three days of 5m bars: every family trades (checked below)
-INSTANCES = [(family, {}) for family in BUILTIN] + [("sr_breakout", {"allow_short": True})]
+OFFSET, N = 150, 200  # 17 hours of NXT/BTC 5m bars over two UTC days: every family trades
+SYMBOL, FILE = "NXT/BTC", "NXT_BTC-5m.csv.gz"
+PARAMS = {"trend_day": {"min_move": 0.002, "min_r2": 0.3}}  # a trend day within the sample
+INSTANCES = [(family, PARAMS.get(family, {})) for family in BUILTIN] + [
+    ("sr_breakout", {"allow_short": True})
+]
 RISK = "0.001"  # small positions: the shared live account never limits an entry
 
 
 @pytest.fixture(scope="module")
 def ray_local():
+    # real mode reads its keys from the environment, in the Ray worker: set them before Ray starts
+    os.environ["RAYTRADER_BINANCE_API_KEY"] = "parity-key"
+    os.environ["RAYTRADER_BINANCE_API_SECRET"] = "local-secret"
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
     yield ray
     ray.shutdown()
+    for name in ("RAYTRADER_BINANCE_API_KEY", "RAYTRADER_BINANCE_API_SECRET"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="module")
 def bars() -> pd.DataFrame:
-    return sample(n=N)
+    return sample(FILE).iloc[OFFSET : OFFSET + N]
 
 
 def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) -> pd.DataFrame:
+    tmp.mkdir(parents=True, exist_ok=True)
     data = tmp / "bars.csv"
     if not data.exists():
         out = bars.copy()
         out.insert(0, "timestamp", pd.DatetimeIndex(out.index).as_unit("ms").asi8)
         out.to_csv(data, index=False)
-    out_dir = tmp / f"{family}-{len(params)}"
-    args = ["backtest", "--strategy", family, "--data", str(data), "--symbol", "ETH/BTC",
+    out_dir = tmp / f"{family}-{'-'.join(params)}"
+    args = ["backtest", "--strategy", family, "--data", str(data), "--symbol", SYMBOL,
             "--interval", "5m", "--out", str(out_dir), "--risk", RISK,
             "--db", f"sqlite:///{tmp / 'backtest.db'}"]  # fmt: skip
     for key, value in params.items():
@@ -55,9 +66,9 @@ def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) ->
 
 
 def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[PortfolioMember]]:
-    members = [PortfolioMember(f"{family}-{len(params)}", make_strategy(family, params),
-                               "ETH/BTC", "5m") for family, params in INSTANCES]  # fmt: skip
-    with ExchangeThread(market_of(bars)) as ex:
+    members = [PortfolioMember(f"{family}-{'-'.join(params)}", make_strategy(family, params),
+                               SYMBOL, "5m") for family, params in INSTANCES]  # fmt: skip
+    with ExchangeThread(market_of(bars, SYMBOL)) as ex:
         client = rest_client("binance", ex.url)
         check_exchange(client, ex.url, members)
         warm = warm_up(client, db_url, "binance", members)
@@ -66,8 +77,7 @@ def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[
         node = LiveNode(settings, members, warm, ray)
         node.start()
         try:
-            for _ in range(0, N, 50):
-                ex.step(50)
+            ex.step(N)
             # the last bar is never confirmed closed: no later bar arrives after the data ends
             node.wait_for_bars(N - 1, timeout=120)
             return node.trades(), members
@@ -98,3 +108,47 @@ def test_dry_run_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_
 
 def _iso(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+REAL_N = 120
+REAL_INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {})]
+
+
+def test_real_mode_trades_like_the_backtest(ray_local, bars, tmp_path, sqlite_url) -> None:
+    """--real through the ccxt broker and the balance-locking local exchange (OCO brackets),
+    bar by bar: the same trades as the backtest."""
+    short = sample(FILE, n=REAL_N)
+    members = [PortfolioMember(f"{family}-real", make_strategy(family, params), SYMBOL, "5m")
+               for family, params in REAL_INSTANCES]  # fmt: skip
+    with ExchangeThread(market_of(short, SYMBOL), {"BTC": 10.0}) as ex:
+        client = rest_client("binance", ex.url)
+        warm = warm_up(client, sqlite_url, "binance", members)
+        settings = LiveSettings("binance", ex.url, sqlite_url, risk=float(RISK), quiet_s=1.0,
+                                real=True)  # fmt: skip
+        node = LiveNode(settings, members, warm, ray_local)
+        node.start()
+        try:
+            for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
+                ex.step(1)
+                node.wait_for_bars(k, timeout=60)
+            records = node.trades()
+        finally:
+            node.stop()
+        sent = ex.exchange.orders_at
+    assert all(cid.startswith("rt-") for _t, cid in sent) and len({c for _t, c in sent}) == len(
+        sent
+    )
+    last_seen = short.index[REAL_N - 2]
+    for (family, params), member in zip(REAL_INSTANCES, members, strict=True):
+        expected = backtest_trades(family, params, short, tmp_path / "real")
+        expected = expected[(expected.exit_reason != "end_of_data")
+                            & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+        assert len(expected) >= 1, f"{family}: pick a series where it trades"
+        got = sorted((t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
+                     key=lambda t: t["entry_ts"])  # fmt: skip
+        live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]
+        back = [(r.entry_time, r.exit_time, r.side, r.exit_reason) for r in expected.itertuples()]
+        assert live == back, family
+        for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
+            assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
+            assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
