@@ -84,8 +84,8 @@ CashOpt = Annotated[float, _opt("--cash", help="Starting cash.")]
 RiskOpt = Annotated[float, _opt("--risk",
                     help="Fraction of equity risked per trade (size = risk*equity/stop).")]
 FactorsOpt = Annotated[bool, _opt("--factors/--no-factors", panel=SINGLE,
-                       help="Write factors.csv: the factors known at each trade's signal bar "
-                       "(about 0.5 s of CPU per 300k bars; --no-factors skips it).")]
+                       help="Also write factors.csv: the factors known at each trade's signal "
+                       "bar (off by default: it costs about as much CPU as the backtest itself).")]
 # fmt: on
 
 
@@ -112,7 +112,7 @@ def backtest(
     slippage_bps: SlippageOpt = 0.0,
     cash: CashOpt = 10_000.0,
     risk: RiskOpt = 0.01,
-    factors: FactorsOpt = True,
+    factors: FactorsOpt = False,
 ) -> None:
     """Backtest one strategy, a portfolio, or every instance (--all)."""
     from factors.bars import parse_utc
@@ -262,7 +262,7 @@ def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, u
                            exchange=exchange)  # fmt: skip
 
 
-def _summary(result: BacktestResult, out: Path, factors: bool = True) -> None:
+def _summary(result: BacktestResult, out: Path, factors: bool = False) -> None:
     m = result.metrics
     total = m.get("total_return")
     text = f"{total:.2%}" if isinstance(total, float) else "n/a"
