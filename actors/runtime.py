@@ -112,8 +112,7 @@ class LocalRuntime:
                 clock.now = ts  # EventClock.advance, inlined
             for out in method(msg):
                 if type(out) is Scheduled:
-                    self._seq += 1
-                    heapq.heappush(self._queue, (out.ts, out.phase, self._seq, out.msg))
+                    self.schedule(out.ts, out.phase, out.msg)  # subclasses order the queue
                 else:
                     self._deliver(out)
 

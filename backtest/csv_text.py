@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.columns import EQUITY_COLUMNS, TIME_FORMAT
 
 NS_PER_S = 1_000_000_000
+SECONDS_PER_DAY = 86_400
 
 
 def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
@@ -25,16 +26,26 @@ def write_equity_csv(equity: pd.DataFrame, path: Path) -> None:
     if stamps.hasnans or not all(np.isfinite(v).all() for v in numbers):
         _write_with_pandas(equity, path)
         return
-    columns = [iso_seconds(stamps), *(float_texts(v) for v in numbers)]
-    rows = "".join([f"{a},{b},{c}\n" for a, b, c in zip(*columns, strict=True)])
+    days, times = iso_parts(stamps)
+    columns = [days, times, *(float_texts(v) for v in numbers)]
+    rows = "".join([f"{d}{t},{e},{c}\n" for d, t, e, c in zip(*columns, strict=True)])
     path.write_text(",".join(EQUITY_COLUMNS) + "\n" + rows)
 
 
-def iso_seconds(stamps: pd.DatetimeIndex) -> list[str]:
-    """Times as TIME_FORMAT text (2024-01-31T12:05:00Z), truncated to the second like strftime."""
+def iso_parts(stamps: pd.DatetimeIndex) -> tuple[list[str], list[str]]:
+    """Times as TIME_FORMAT text (2024-01-31T12:05:00Z) in two parts, "2024-01-31T" and
+    "12:05:00Z", truncated to the second like strftime. Each distinct day and time of day is
+    formatted once: a year of 1m bars has 365 days and 1,440 times of day."""
     utc = stamps.tz_convert("UTC") if stamps.tz is not None else stamps
-    seconds = (utc.as_unit("ns").asi8 // NS_PER_S).astype("datetime64[s]")
-    return np.char.add(np.datetime_as_string(seconds, unit="s"), "Z").tolist()
+    days, second_of_day = np.divmod(utc.as_unit("ns").asi8 // NS_PER_S, SECONDS_PER_DAY)
+    unique_days, day_of_row = np.unique(days, return_inverse=True)
+    day_texts = np.char.add(np.datetime_as_string(unique_days.astype("datetime64[D]")), "T")
+    unique_times, time_of_row = np.unique(second_of_day, return_inverse=True)
+    time_texts = np.array(
+        [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in unique_times.tolist()],
+        dtype=object,
+    )
+    return day_texts.astype(object)[day_of_row].tolist(), time_texts[time_of_row].tolist()
 
 
 def float_texts(values: np.ndarray) -> list[str]:

@@ -1,8 +1,8 @@
 """End to end: `cli.py backtest` as a user runs it against backtesting.py doing the same job.
 
 Both read a generated 1m CSV (30k and 330k bars), run sr_breakout(20, 1%, 2%), and write the
-trades and the equity curve as CSV files (ours also writes results.json, factors.csv unless
---no-factors is given, and stores the run in a SQLite file). Each job is a fresh process, so
+trades and the equity curve as CSV files (ours also writes results.json and stores the run in a
+SQLite file; with --factors also factors.csv). Each job is a fresh process, so
 imports count; CPU = user + system seconds of the child process. Prints medians of --repeat runs
 and the marginal bars/s, (330k - 30k bars) / (t_330k - t_30k), i.e. the cost per bar beyond the
 fixed start-up. Usage: python benchmarks/e2e.py [--repeat 3] [--sizes 30000,330000]
@@ -86,7 +86,7 @@ def ours(csv: Path, work: Path, factors: bool) -> list[str]:
             "--param", f"lookback={LOOKBACK}", "--param", f"sl_pct={SL}", "--param",
             f"tp_pct={TP}", "--data", str(csv), "--symbol", "BENCH/USDT", "--interval", "1m",
             "--out", str(out), "--db", f"sqlite:///{db}"]  # fmt: skip
-    return argv + ([] if factors else ["--no-factors"])
+    return argv + (["--factors"] if factors else [])
 
 
 def theirs(csv: Path, work: Path) -> list[str]:
@@ -104,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="30000,330000")
-    parser.add_argument("--no-factors", action="store_true", help="ours without factors.csv")
+    parser.add_argument("--factors", action="store_true", help="ours also writes factors.csv")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="e2e-") as tmp:
@@ -113,7 +113,7 @@ def main() -> None:
         for n in sizes:
             csv = work / f"bars_{n}.csv"
             write_csv(csv, n)
-            table["raytrader"][n] = medians(ours(csv, work, not args.no_factors), args.repeat)
+            table["raytrader"][n] = medians(ours(csv, work, args.factors), args.repeat)
             table["backtesting.py"][n] = medians(theirs(csv, work), args.repeat)
             for name, cells in table.items():
                 cpu, wall = cells[n]

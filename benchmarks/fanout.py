@@ -1,7 +1,14 @@
 """How well `backtest --all` fans out: N backtests serial in one process vs on Ray.
 
     .venv/bin/python benchmarks/fanout.py                 # 200 runs, Ray with 2 CPUs
+    .venv/bin/python benchmarks/fanout.py --runs 10000 --serial-sample 400 --no-e2e
     .venv/bin/python benchmarks/fanout.py --runs 60 --cpus 2 --no-e2e
+
+With --serial-sample K the serial pass runs K of the specs (an even spread, after one warm-up
+run per series) and the serial CPU of all runs is estimated from it; efficiency by CPU compares
+the same specs in both passes. With --store the Ray pass also stores every batch in a SQLite
+file as it arrives and writes results.csv and the combined trades CSV (as `backtest --all`),
+and the driver's memory is printed as the runs grow.
 
 The runs: every built-in family x several parameter sets over the demo data (real Binance 5m,
 ~5,760 bars per pair) and a synthetic year of 5m bars (105,120 bars). Prints:
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -42,7 +50,7 @@ from strategies.registry import BUILTIN, make_strategy  # noqa: E402
 DEMO = {"ETH/BTC": "ETH_BTC-5m.csv.gz", "LTC/BTC": "LTC_BTC-5m.csv.gz", "XRP/BTC": None}
 
 
-def demo_series() -> dict[tuple[str, str, str], pd.DataFrame]:
+def demo_series(year_interval: str = "5m") -> dict[tuple[str, str, str], pd.DataFrame]:
     series = {}
     for symbol, file in DEMO.items():
         if file is None:
@@ -52,19 +60,24 @@ def demo_series() -> dict[tuple[str, str, str], pd.DataFrame]:
         frame = raw[["open", "high", "low", "close", "volume"]].astype("float64")
         frame.index = pd.DatetimeIndex(ts, name="timestamp")
         series[("binance", symbol, "5m")] = frame
-    year = random_walk_bars(365 * 288, "5m", start="2024-01-01", seed=7)
-    series[("synthetic", "SYN/USD", "5m")] = year
+    per_day = pd.Timedelta("1D") // pd.Timedelta(year_interval)
+    year = random_walk_bars(365 * per_day, year_interval, start="2024-01-01", seed=7)
+    series[("synthetic", "SYN/USD", year_interval)] = year
     return series
 
 
 def param_sets(family: str, count: int) -> list[dict]:
-    """`count` distinct parameter sets: the family's first numeric parameter scaled, sl varied."""
+    """`count` distinct parameter sets: the family's first numeric parameter scaled, sl, tp and
+    allow_short varied (up to ~960 per family: 10,000 runs over three series)."""
     cls = BUILTIN[family]
     numeric = [k for k, (kind, d) in cls.parameters().items() if kind in (int, float) and d]
     sets: dict[str, dict] = {}
-    scales = [0.5 + 0.25 * i for i in range(12)]
-    for scale, sl in itertools.product(scales, (0.005, 0.01, 0.015, 0.02, 0.03)):
-        params: dict = {"sl_pct": sl} if "sl_pct" in cls.parameters() else {}
+    scales = [0.5 + 0.125 * i for i in range(24)]
+    grid = itertools.product(
+        (False, True), (0.02, 0.01, 0.03, 0.05), scales, (0.005, 0.01, 0.015, 0.02, 0.03)
+    )
+    for short, tp, scale, sl in grid:
+        params: dict = {"sl_pct": sl, "tp_pct": tp, "allow_short": short}
         if numeric:
             kind, default = cls.parameters()[numeric[0]]
             value = default * scale
@@ -92,10 +105,11 @@ def build_specs(series: dict, runs: int, config: BacktestConfig) -> list[fanout.
     return ordered[:runs]
 
 
-def serial(specs, series, config) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of the backtests one after another in this process."""
-    began, cpu = time.perf_counter(), time.process_time()
+def serial(specs, series, config) -> dict[str, float]:
+    """CPU seconds of each backtest run one after another in this process (run_key -> s)."""
+    cpu = {}
     for spec in specs:
+        began = time.process_time()
         run_backtest(
             make_strategy(spec.family, spec.params),
             series[spec.series],
@@ -103,25 +117,66 @@ def serial(specs, series, config) -> tuple[float, float]:
             spec.interval,
             config,
         )
-    return time.perf_counter() - began, time.process_time() - cpu
+        cpu[spec.run_key] = time.process_time() - began
+    return cpu
 
 
-def on_ray(specs, series, config, cpus: int) -> tuple[float, float, set[int], int]:
-    """The same dispatch as `backtest --all`, without storing (stream_batches)."""
+def sample(specs: list, count: int) -> list:
+    """An even spread of `count` specs (every kind of run and series), or all of them."""
+    if count <= 0 or count >= len(specs):
+        return list(specs)
+    step = len(specs) / count
+    return [specs[int(i * step)] for i in range(count)]
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of a process (its own threads included), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def on_ray(specs, series, config, cpus: int, url: str | None = None) -> dict[str, Any]:
+    """The same dispatch as `backtest --all` (stream_batches); with `url` every batch is stored
+    as it arrives, as run_all does. Returns wall, per-run worker CPU, pids, tasks, driver CPU
+    and the driver's memory after each tenth of the runs."""
     import ray
 
-    began = time.perf_counter()
+    from backtest import fanout_io
+
+    began, driver_cpu = time.perf_counter(), time.process_time()
     refs = {key: ray.put(series[key]) for key in {s.series for s in specs}}
     pids: set[int] = set()
-    tasks, cpu = 0, 0.0
+    run_cpu: dict[str, float] = {}
+    tasks, done, memory, store_cpu = 0, 0, [], 0.0
     for _batch, outcomes in stream_batches(specs, refs, config, False, cpus):
         assert not isinstance(outcomes, Exception), outcomes
         tasks += 1
+        if url is not None:
+            cpu = time.process_time()
+            fanout_io.store_batch(url, outcomes)
+            store_cpu += time.process_time() - cpu
         for outcome in outcomes:
             assert outcome["run"]["status"] == "done", outcome["run"]["error"]
             pids.add(outcome["pid"])
-            cpu += outcome["cpu_seconds"]
-    return time.perf_counter() - began, cpu, pids, tasks
+            run_cpu[outcome["run"]["run_key"]] = outcome["cpu_seconds"]
+        done += len(outcomes)
+        if done * 10 // len(specs) > len(memory):
+            memory.append((done, rss_mb()))
+    return {
+        "wall": time.perf_counter() - began,
+        "run_cpu": run_cpu,
+        "pids": pids,
+        "tasks": tasks,
+        "driver_cpu": time.process_time() - driver_cpu,
+        "memory": memory,
+    }
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -165,6 +220,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--serial-sample", type=int, default=0,
+                        help="serial pass over this many specs (0: all)")  # fmt: skip
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="store every batch in SQLite and write the CSVs, as backtest --all",
+    )
+    parser.add_argument("--year-interval", default="5m",
+                        help="interval of the synthetic year (5m: 105,120 bars)")  # fmt: skip
     parser.add_argument("--no-e2e", action="store_true", help="skip the run_all measurement")
     return parser.parse_args()
 
@@ -172,68 +236,96 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     config = BacktestConfig()
-    series = demo_series()
+    series = demo_series(args.year_interval)
     specs = build_specs(series, args.runs, config)
     bars = sum(s.bars for s in specs)
     print(
         f"{len(specs)} backtests, {len(series)} series, {bars:,} bars in all "
         f"({os.cpu_count()} CPUs on this machine, Ray with {args.cpus})"
     )
-    t_serial, cpu_serial = serial(specs, series, config)
-    print(
-        f"serial      : {t_serial:.2f} s  {len(specs) / t_serial:.1f} backtests/s "
-        f"(CPU {cpu_serial:.2f} s)"
-    )
-    measure_ray(specs, series, config, args.cpus, (t_serial, cpu_serial))
+    serial(sample(specs, len(series) * 2), series, config)  # warm-up: imports, caches
+    chosen = sample(specs, args.serial_sample)
+    began = time.perf_counter()
+    serial_cpu = serial(chosen, series, config)
+    wall = time.perf_counter() - began
+    total = sum(serial_cpu.values())
+    print(f"serial      : {len(chosen)} backtests, CPU {total:.2f} s "
+          f"({total / len(chosen) * 1000:.1f} ms each), wall {wall:.2f} s "
+          f"(warmed first)")  # fmt: skip
+    measure_ray(specs, series, config, args, serial_cpu, wall)
     if not args.no_e2e:
         end_to_end(series, specs, args.cpus)
 
 
-def measure_ray(specs, series, config, cpus: int, serial_times: tuple[float, float]) -> None:
+def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: float) -> None:
     """Start Ray, warm the workers, time the fan-out and print its figures; stop Ray."""
     import ray
 
     began = time.perf_counter()
-    ray.init(
-        num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False
-    )
+    ray.init(num_cpus=args.cpus, include_dashboard=False, _node_ip_address="127.0.0.2",
+             log_to_driver=False)  # fmt: skip
     started = time.perf_counter() - began
     try:
-        on_ray(specs[: 2 * cpus], series, config, cpus)  # start the workers once
-        t_ray, cpu_ray, pids, tasks = on_ray(specs, series, config, cpus)
+        warm = on_ray(sample(specs, 4 * args.cpus), series, config, args.cpus)
+        before = {pid: process_cpu(pid) for pid in warm["pids"]}
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench.db" if args.store else None
+            result = on_ray(specs, series, config, args.cpus, url)
+            if url is not None:
+                write_outputs(url, Path(tmp) / "out", specs, result)
+        workers = {pid: process_cpu(pid) - before.get(pid, 0.0) for pid in result["pids"]}
         print(
-            f"ray         : {t_ray:.2f} s  {len(specs) / t_ray:.1f} backtests/s in {tasks} "
-            f"tasks (ray.init {started:.1f} s, not counted)"
+            f"ray         : {result['wall']:.2f} s wall, {len(specs) / result['wall']:.1f} "
+            f"backtests/s in {result['tasks']} tasks (ray.init {started:.1f} s, not counted)"
         )
-        report_ray(len(specs), cpus, serial_times, (t_ray, cpu_ray))
-        workers = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(pids))
-        print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {workers} MB")
+        report_ray(specs, args.cpus, serial_cpu, serial_wall, result, sum(workers.values()))
+        peaks = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(result["pids"]))
+        print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {peaks} MB")
     finally:
         ray.shutdown()
 
 
-def report_ray(
-    runs: int, cpus: int, serial_times: tuple[float, float], ray_times: tuple[float, float]
-) -> None:
-    """Efficiency (wall and CPU) and Ray overhead per backtest; a note when the host is busy."""
-    (t_serial, cpu_serial), (t_ray, cpu_ray) = serial_times, ray_times
-    efficiency = t_serial / (cpus * t_ray)
-    overhead_ms = (cpus * t_ray - t_serial) / runs * 1000
-    print(f"efficiency  : {efficiency:.2f}  (serial / ({cpus} x ray); target >= 0.9)")
-    print(
-        f"CPU eff.    : {cpu_serial / cpu_ray:.2f}  (serial CPU / CPU the workers spent on the "
-        "same backtests; unaffected by other load)"
-    )
-    print(
-        f"overhead    : {overhead_ms:.1f} ms of Ray per backtest (wall); worker CPU per "
-        f"backtest {cpu_ray / runs * 1000:.1f} ms vs serial {cpu_serial / runs * 1000:.1f} ms"
-    )
+def write_outputs(url: str, out: Path, specs, result: dict) -> None:
+    """results.csv and the combined trades CSV from the database, as run_all ends."""
+    from backtest import fanout_io
+
+    began = time.perf_counter()
+    results, trades = fanout_io.write_combined(url, out, specs, {})
+    rows = sum(1 for _ in trades.open()) - 1
+    result["memory"].append(("csv", rss_mb()))
+    print(f"outputs     : results.csv and {rows:,} trades written in "
+          f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+
+
+def report_ray(specs, cpus: int, serial_cpu: dict, serial_wall: float, result: dict,
+               worker_process_cpu: float) -> None:  # fmt: skip
+    """Efficiency by CPU (the figure that other load does not distort) and by wall, Ray overhead
+    per backtest, the driver's memory as runs grow; a note when the host is busy."""
+    runs, run_cpu = len(specs), result["run_cpu"]
+    same = [k for k in serial_cpu if k in run_cpu]
+    # slowdown of the backtests themselves in the workers, on the very specs run serially
+    ratio = sum(run_cpu[k] for k in same) / sum(serial_cpu[k] for k in same)
+    serial_total = sum(run_cpu.values()) / ratio  # serial CPU of every run, estimated
+    spent = worker_process_cpu + result["driver_cpu"]
+    print(f"CPU eff.    : {serial_total / spent:.2f}  (serial CPU of the runs {serial_total:.1f} s "
+          f"/ CPU of the Ray workers {worker_process_cpu:.1f} s + driver "
+          f"{result['driver_cpu']:.1f} s; target >= 0.9)")  # fmt: skip
+    print(f"  in runs   : {1 / ratio:.2f}  (the same {len(same)} backtests: serial CPU / their "
+          "CPU inside the workers)")  # fmt: skip
+    overhead = (worker_process_cpu - sum(run_cpu.values())) / runs * 1000
+    print(f"overhead    : Ray {overhead:.1f} ms CPU per backtest in the workers (outside the "
+          f"runs), driver dispatch {result['driver_cpu'] / runs * 1000:.1f} ms per backtest; "
+          f"storing in SQLite {result['store_cpu'] / runs * 1000:.1f} ms per backtest "
+          "(not in the efficiency: the serial pass stores nothing)")  # fmt: skip
+    wall_serial = serial_total / (sum(serial_cpu.values()) / serial_wall)
+    print(f"wall eff.   : {wall_serial / (cpus * result['wall']):.2f}  (estimated serial wall / "
+          f"({cpus} x ray wall); noisy on a shared machine)")  # fmt: skip
+    growth = ", ".join(f"{n}: {mb:.0f}" for n, mb in result["memory"])
+    print(f"driver RSS  : MB after runs {growth}")
     load = os.getloadavg()[0]
     if load > cpus * 0.75:
-        print(
-            f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
-            "compete for the CPUs, so wall-clock efficiency is understated"
-        )
+        print(f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
+              "compete for the CPUs, so wall figures are understated")  # fmt: skip
 
 
 if __name__ == "__main__":

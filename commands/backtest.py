@@ -91,8 +91,8 @@ MinNotionalOpt = Annotated[float | None, _opt("--min-notional",
                            help="Smallest order notional in quote units; smaller orders are "
                            "refused as dust (default: 0.01% of --cash; 0: none).")]
 FactorsOpt = Annotated[bool, _opt("--factors/--no-factors", panel=SINGLE,
-                       help="Write factors.csv: the factors known at each trade's signal bar "
-                       "(about 0.5 s of CPU per 300k bars; --no-factors skips it).")]
+                       help="Also write factors.csv: the factors known at each trade's signal "
+                       "bar (off by default: it costs about as much CPU as the backtest itself).")]
 # fmt: on
 
 
@@ -121,7 +121,7 @@ def backtest(
     risk: RiskOpt = 0.01,
     min_notional: MinNotionalOpt = None,
     lot_size: LotSizeOpt = 0.0,
-    factors: FactorsOpt = True,
+    factors: FactorsOpt = False,
 ) -> None:
     """Backtest one strategy, a portfolio, or every instance (--all)."""
     from factors.bars import parse_utc
@@ -294,7 +294,7 @@ def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, u
                            exchange=exchange)  # fmt: skip
 
 
-def _summary(result: BacktestResult, out: Path, factors: bool = True) -> None:
+def _summary(result: BacktestResult, out: Path, factors: bool = False) -> None:
     m = result.metrics
     total = m.get("total_return")
     text = f"{total:.2%}" if isinstance(total, float) else "n/a"

@@ -114,11 +114,21 @@ def test_user_mistakes_give_one_error_line(tmp_path) -> None:
         assert "Traceback" not in done.stderr
 
 
-def test_backtest_writes_factors_known_at_each_signal_bar(tmp_path, sqlite_url) -> None:
+def test_factors_csv_only_with_the_flag(tmp_path, sqlite_url) -> None:
     out = tmp_path / "out"
     result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
                  "--data", str(DATA), "--db", sqlite_url, "--out", str(out),
                  "--start", "2018-01-12", "--end", "2018-01-25")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["equity.csv", "results.json", "trades.csv"]
+    assert "factors.csv" not in result.output
+
+
+def test_backtest_writes_factors_known_at_each_signal_bar(tmp_path, sqlite_url) -> None:
+    out = tmp_path / "out"
+    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
+                 "--data", str(DATA), "--db", sqlite_url, "--out", str(out),
+                 "--start", "2018-01-12", "--end", "2018-01-25", "--factors")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "factors.csv" in result.output
     trades = pd.read_csv(out / "trades.csv")
