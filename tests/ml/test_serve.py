@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ import requests
 from ml.apply import calibrate, decide
 from ml.models import ModelSpec, fit
 from ml.modelstore import TrainedModel, load_model, save_model
+from ml.remote_gate import RemoteModelGate
 from ml.serve import bind_warning
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,3 +179,44 @@ def test_bad_options_are_one_error_line(args, says) -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("error:") and says in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- the live signal gate over HTTP ---------------------------------------------------------------
+def signal(signal_id: int) -> SimpleNamespace:
+    return SimpleNamespace(signal_id=signal_id, ts=0)
+
+
+def test_the_remote_gate_decides_as_the_model_does_in_process(api) -> None:
+    rows = {
+        1: {"range_20": 2.0, "hour_sin": 0.1, "unused": 5.0},
+        2: {"range_20": -2.0, "hour_sin": 0.0},
+    }
+    gate = RemoteModelGate(api["base"], INSTANCE, lambda s: rows[s.signal_id], timeout=60)
+    newest = max((api["folder"] / "models").glob("instance7_v*.pkl"))
+    trained = load_model(newest)
+    for signal_id, row in rows.items():
+        features = pd.DataFrame([{k: row[k] for k in FEATURES}])
+        p = float(trained.model.predict_proba(features)[0])
+        assert gate(signal(signal_id)) == decide("filter", p, trained.calibration)
+    assert gate.fell_back == 0 and gate.asked == 2
+
+
+@pytest.mark.parametrize(("fallback", "decision"), [("trade", (True, 1.0)), ("skip", (False, 0.0))])
+def test_the_remote_gate_falls_back_when_the_api_is_down(caplog, fallback, decision) -> None:
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    gate = RemoteModelGate(f"http://127.0.0.1:{port}", INSTANCE, lambda s: {}, fallback, 0.5)
+    with caplog.at_level(logging.WARNING, logger="raytrader.ml.gate"):
+        assert gate(signal(4)) == decision
+    assert gate.fell_back == 1
+    assert f"model API for instance {INSTANCE} unavailable at signal 4" in caplog.text
+    with pytest.raises(ValueError, match="unknown fallback 'maybe'"):
+        RemoteModelGate("http://127.0.0.1:1", INSTANCE, lambda s: {}, "maybe")
+
+
+def test_the_remote_gate_falls_back_on_a_refused_request(api, caplog) -> None:
+    gate = RemoteModelGate(api["base"], 12345, lambda s: {"range_20": 1.0}, "skip", 60)
+    with caplog.at_level(logging.WARNING, logger="raytrader.ml.gate"):
+        assert gate(signal(1)) == (False, 0.0)
+    assert "HTTP 404: no trained model for instance 12345" in caplog.text
