@@ -225,3 +225,9 @@ def eval_(
     for line in failed[:20]:
         _out.print(f"not evaluated {line}", highlight=False)
     _out.print(f"wrote {out / 'eval.csv'} and {out / 'eval.html'}", highlight=False)
+
+
+# `model run` lives in its own module: serving is a separate concern from the research commands.
+from commands.model_run import run as _run  # noqa: E402
+
+app.command("run")(_run)
