@@ -14,7 +14,8 @@ holds one position at a time (no hedge, no pyramiding):
 - the fee (bps of notional) is charged on every fill; pnl is net of entry and exit fees;
   return_pct = pnl / entry notional; entry_time / exit_time are the open times of the fill bars;
 - size = min(risk * equity / stop distance (or / price without a stop), cash / (price * (1 +
-  fee + slippage))) at the signal bar's close; flat, equity is the cash.
+  fee + slippage)), exposure limit * equity / price) at the signal bar's close; flat, equity
+  is the cash.
 
 Hypothesis draws bars with gaps between a close and the next open and missing bars, signals,
 brackets, fees, slippage and risk; every trade of the engine (fast mode and replay) must equal
@@ -132,6 +133,8 @@ def scenarios(draw) -> Scenario:
         fee_bps=draw(st.sampled_from([0.0, 2.5, 10.0, 30.0])),
         slippage_bps=draw(st.sampled_from([0.0, 1.0, 5.0, 20.0])),
         risk=draw(st.sampled_from([0.01, 0.2, 1.0])),
+        max_symbol_exposure=draw(st.sampled_from([1.0, 1.0, 0.3])),
+        max_total_exposure=draw(st.sampled_from([1.0, 1.0, 0.5])),
     )
     return Scenario(bars, interval, table, params, draw(st.booleans()), config)
 
@@ -240,13 +243,15 @@ class Model:
                 return
 
     def size(self, k: int) -> float:
-        """Flat, equity is the cash: min(risk size, what the cash buys with fee and slippage)."""
-        price, equity = float(self.c[k]), self.cash
+        """Flat, equity is the cash: the risk size capped by what the cash buys with fee and
+        slippage and by the exposure limits (fractions of equity)."""
+        price, equity, config = float(self.c[k]), self.cash, self.s.config
         distance = finite_positive(self.stop_d[k]) or (self.s.params.sl_pct * price) or price
         if equity <= 0:
             return 0.0
         by_cash = equity / (price * (1 + self.fee + self.slip))
-        return min(self.s.config.risk * equity / distance, by_cash)
+        limit = min(config.max_symbol_exposure, config.max_total_exposure)
+        return min(config.risk * equity / distance, by_cash, limit * equity / price)
 
     def close(self, k: int, price: float, reason: str) -> None:
         p = self.position
