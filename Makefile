@@ -46,7 +46,7 @@ demo: $(STAMP)
 	$(PY) cli.py data demo
 	$(PY) cli.py backtest --all --exchange binance --out demo_out/binance
 	$(PY) cli.py backtest --all --exchange synthetic --out demo_out/synthetic
-	$(PY) cli.py weights demo_out/synthetic --method sortino --split $(DEMO_SPLIT) --no-db --out demo_out/prod.json | tee demo_out/weights.txt
+	$(PY) cli.py weights demo_out/synthetic --method sortino --split $(DEMO_SPLIT) --no-db --out demo_out/prod.json > demo_out/weights.txt; status=$$?; cat demo_out/weights.txt; exit $$status
 	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --end $(DEMO_SPLIT) --out demo_out/portfolio_in_sample
 	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --start $(DEMO_SPLIT) --out demo_out/portfolio_out_of_sample
 	$(PY) cli.py analyze demo_out/portfolio_out_of_sample --compare demo_out/portfolio_in_sample --html demo_out/report.html > demo_out/report.txt

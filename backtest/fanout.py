@@ -318,6 +318,12 @@ def _collect(url, out, batch: list[RunSpec], outcomes, separate: bool, summary) 
         text = str(outcomes).strip()
         summary.lost_errors.append(text.splitlines()[0] if text else type(outcomes).__name__)
         return
+    for outcome in outcomes if separate else ():
+        if outcome.get("result") is not None:
+            # Only runs computed now have an equity curve; results.json and trades.csv of every
+            # selected run are written from the database at the end (write_combined). Staged
+            # before the run is stored: a stored run's curve survives a killed driver.
+            fanout_io.write_run_equity(out, outcome)
     fanout_io.store_batch(url, outcomes)
     for outcome in outcomes:
         if outcome["run"]["status"] == "done":
@@ -326,10 +332,6 @@ def _collect(url, out, batch: list[RunSpec], outcomes, separate: bool, summary) 
             summary.failed += 1
         summary.nodes.add(outcome["node_ip"])
         summary.nodes_by_run[outcome["run"]["run_key"]] = outcome["node_ip"]
-        if separate and outcome.get("result") is not None:
-            # Only runs computed now have an equity curve; results.json and trades.csv of every
-            # selected run are written from the database at the end (write_combined).
-            fanout_io.write_run_equity(out, outcome)
 
 
 def _print_summary(summary: FanoutSummary, console: Console) -> None:

@@ -124,7 +124,8 @@ def test_backtest_all_with_its_dashboard_listens_on_loopback_only(slow_db):
 def test_the_check_sees_ray_on_another_node_address_listen_on_every_interface(tmp_path):
     """Ray as DESIGN.md section 11 starts it in tests (node 127.0.0.2, cluster mode): its gRPC
     servers bind every interface. The same check fails there, so it can fail."""
-    seen, _ = _run_and_watch([sys.executable, "-c", PLAIN_RAY], tmp_path, {})
+    slow_machine = {"RAY_raylet_start_wait_time_s": "180"}  # a loaded machine starts slowly
+    seen, _ = _run_and_watch([sys.executable, "-c", PLAIN_RAY], tmp_path, slow_machine)
     assert {row for row in seen if not _on_loopback(row[0])}
 
 
