@@ -28,10 +28,9 @@ def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec,
     """Ray task: {"rows": [...]} or {"error": why}."""
     from ml.evaluate import Instance, evaluate_instance
     from ml.features import FeatureBuilder, FeatureConfig
-    from ml.train import _feature_args
     from strategies.registry import make_strategy
 
-    builder = FeatureBuilder(FeatureConfig(**_feature_args(spec.features)))
+    builder = FeatureBuilder(FeatureConfig.from_dict(spec.features))
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip

@@ -63,6 +63,15 @@ class FeatureConfig:
         if self.window < 3:
             raise ValueError(f"feature window {self.window} is too short; use >= 3 bars")
 
+    @classmethod
+    def from_dict(cls, data: dict | None) -> FeatureConfig:
+        """The inverse of as_dict (an empty dict: the defaults)."""
+        if not data:
+            return cls()
+        higher = data.get("higher")
+        return cls(tuple(data["groups"]), int(data["window"]), data["tsfresh"],
+                   tuple(higher) if higher is not None else None)  # fmt: skip
+
     def as_dict(self) -> dict:
         return {"groups": list(self.groups), "window": self.window, "tsfresh": self.tsfresh,
                 "higher": list(self.higher) if self.higher is not None else None}  # fmt: skip

@@ -41,7 +41,7 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
     from ml.walkforward import fit_in_sample, walk_forward
     from strategies.registry import make_strategy
 
-    features = FeatureConfig(**_feature_args(spec.features))
+    features = FeatureConfig.from_dict(spec.features)
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip
@@ -63,13 +63,6 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
         "data_end": bars.index[-1].to_pydatetime(),
         "error": None,
     }  # fmt: skip
-
-
-def _feature_args(data: dict) -> dict:
-    if not data:
-        return {}
-    return {"groups": tuple(data["groups"]), "window": data["window"], "tsfresh": data["tsfresh"],
-            "higher": tuple(data["higher"]) if data.get("higher") else None}  # fmt: skip
 
 
 def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpec,

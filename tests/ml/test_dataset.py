@@ -85,3 +85,11 @@ def test_distribution_report_counts_classes_and_summarises_features(bars, result
     hours = ds.features["t_hour"]
     assert report["summary"]["t_hour"]["max"] == hours.max() <= 23
     assert "won (win rate" in report_text(report)
+
+
+def test_feature_config_round_trips_through_its_recorded_form():
+    config = FeatureConfig(groups=("time", "tsfresh"), window=20, tsfresh="minimal", higher=("1h",))
+    assert FeatureConfig.from_dict(config.as_dict()) == config
+    assert FeatureConfig.from_dict({}) == FeatureConfig()
+    with pytest.raises(ValueError, match="unknown tsfresh set"):
+        FeatureConfig(tsfresh="huge")
