@@ -73,6 +73,7 @@ def test_real_mode_without_keys_exits_2_with_one_error_line(tmp_path) -> None:
     assert "RAYTRADER_BINANCE_API_KEY" in lines[0]
 
 
+@pytest.mark.ray
 def test_serve_and_trade_live_until_sigterm(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'live.db'}"
     add_instance(db, "sr_breakout", "binance", "ETH/BTC", "5m", {})

@@ -85,6 +85,7 @@ def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[
             node.stop()
 
 
+@pytest.mark.ray
 def test_dry_run_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
                                                            sqlite_url) -> None:  # fmt: skip
     records, members = live_trades(ray_local, bars, sqlite_url)
@@ -114,6 +115,7 @@ REAL_N = 120
 REAL_INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {})]
 
 
+@pytest.mark.ray
 def test_real_mode_trades_like_the_backtest(ray_local, bars, tmp_path, sqlite_url) -> None:
     """--real through the ccxt broker and the balance-locking local exchange (OCO brackets),
     bar by bar: the same trades as the backtest."""
