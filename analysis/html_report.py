@@ -22,7 +22,7 @@ import plotly.io as pio
 
 from analysis import html_figures as figs
 from analysis import html_tables as tables
-from analysis.labels import quote_currency
+from analysis.columns import currency_of
 from analysis.metrics import equity_from_trades, trade_stats
 from analysis.report import Analysis
 from analysis.trades_io import INSTANCE_COLUMNS, TradeSet
@@ -53,19 +53,19 @@ class Instances:
     weights: pd.Series | None  # instance -> weight (a portfolio)
 
 
-def currency_of(ts: TradeSet, analysis: Analysis) -> str:
-    """The account's currency: given by the run, else the quote shared by every symbol."""
+def account_currency(ts: TradeSet, analysis: Analysis) -> str:
+    """The account's currency: given by the run, else the symbols' quote (analysis.columns)."""
     given = analysis.metrics.get("currency") or (ts.results or {}).get("currency")
     if given:
         return str(given)
     symbols = list(ts.trades["symbol"].unique()) if "symbol" in ts.trades else []
-    return quote_currency(symbols) or "quote currency"
+    return currency_of(symbols) or "quote currency"
 
 
 def build_figures(
     ts: TradeSet, analysis: Analysis, compare: list[Compared] | None = None
 ) -> dict[str, go.Figure]:
-    currency = currency_of(ts, analysis)
+    currency = account_currency(ts, analysis)
     figures: dict[str, go.Figure] = {}
     if compare:
         curves = {_run_name(ts): analysis.curve} | {c.name: c.curve for c in compare}
@@ -88,7 +88,7 @@ def write_html(
 ) -> list[str]:
     """Write the report; returns the ids of the plots it holds."""
     figures = build_figures(ts, analysis, compare)
-    currency = currency_of(ts, analysis)
+    currency = account_currency(ts, analysis)
     plots = {}
     for i, (plot_id, fig) in enumerate(figures.items()):
         fig.update_layout(template="plotly_white", margin={"t": 60, "b": 40, "r": 30},

@@ -84,9 +84,3 @@ def value_text(key: str, value: Any) -> str:
     if key in RATIO_KEYS:
         return f"{value:,.2f}"
     return f"{value:,.2f}"
-
-
-def quote_currency(symbols: list[str]) -> str | None:
-    """The quote currency shared by every symbol (ETH/BTC -> BTC), else None."""
-    quotes = {str(s).split("/", 1)[1] for s in symbols if "/" in str(s)}
-    return quotes.pop() if len(quotes) == 1 else None

@@ -165,7 +165,11 @@ def test_no_trades_no_equity() -> None:
          "pct_weeks_profitable", "exposure", "cagr", "best_month", "worst_month", "volatility",
          "period_start", "period_end"),
     )  # fmt: skip
-    assert out == {**NOTHING, **no_curve, "initial_cash": 10_000.0, "final_equity": 10_000.0}
+    too_short = {"span_days": 0.0, "daily_returns": 0, "annualised_note": (
+        "sharpe, sortino, cagr and volatility need >= 30 days of data and >= 20 daily returns; "
+        "this sample has 0.0 days and 0 daily returns")}  # fmt: skip
+    assert out == {**NOTHING, **no_curve, **too_short, "initial_cash": 10_000.0,
+                   "final_equity": 10_000.0}  # fmt: skip
     assert_strict_json(out)
 
 
@@ -184,7 +188,8 @@ def test_no_trades_flat_curve() -> None:
         0.0,
     )  # fmt: skip
     assert out == {**NOTHING, **flat, "initial_cash": 1000.0, "final_equity": 1000.0,
-                   "period_start": "2024-01-01T00:00:00Z", "period_end": "2024-01-03T00:00:00Z"}  # fmt: skip
+                   "period_start": "2024-01-01T00:00:00Z", "period_end": "2024-01-03T00:00:00Z",
+                   "span_days": 2.0, "daily_returns": 3, "annualised_note": None}  # fmt: skip
     assert_strict_json(out)
 
 
