@@ -110,7 +110,8 @@ def experiment(
         doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err)
     record_experiment(url, out, doc["best"])
     _print_leaderboard(doc, settings.fitness)
-    _out.print(f"wrote {out / 'experiment.json'} and {out / 'leaderboard.csv'}", highlight=False)
+    _out.print(f"wrote {out / 'experiment.json'}, leaderboard.csv and experiment.html",
+               highlight=False)  # fmt: skip
 
 
 def _print_leaderboard(doc: dict, fitness: str) -> None:

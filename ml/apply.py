@@ -108,3 +108,33 @@ class RandomSkipGate:
 
     def __call__(self, signal) -> tuple[bool, float]:
         return bool(self._rng.random() >= self.rate), 1.0
+
+
+class OnlineGate:
+    """The live path: each signal's features are computed when it is asked, from the bars known
+    at the signal (`history(ts)` returns the bars closed at or before ts), then one model call.
+    In a backtest it decides exactly like ModelGate with the same model (a test proves it)."""
+
+    def __init__(self, trained, method: str, interval: str, history) -> None:
+        from ml.features import FeatureBuilder, FeatureConfig
+
+        self.model, self.calibration = trained.model, trained.calibration
+        self.builder = FeatureBuilder(FeatureConfig.from_dict(trained.features))
+        self.method, self.interval, self.history = method, interval, history
+
+    def __call__(self, signal) -> tuple[bool, float]:
+        bars = self.history(int(signal.ts))
+        row = self.builder.rows(bars, self.interval, [len(bars) - 1])
+        return decide(self.method, float(self.model.predict_proba(row)[0]), self.calibration)
+
+
+def closed_bars(bars: pd.DataFrame, interval: str):
+    """history(ts) for OnlineGate over a bar frame: the bars whose close is <= ts."""
+    from factors.bars import interval_ns
+
+    close_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8 + interval_ns(interval)
+
+    def history(ts: int) -> pd.DataFrame:
+        return bars.iloc[: int(np.searchsorted(close_ns, ts, "right"))]
+
+    return history

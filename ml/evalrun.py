@@ -118,3 +118,25 @@ def _f(value: Any) -> str:
         return f"{float(value):.2f}"
     except (TypeError, ValueError):
         return "n/a"
+
+
+def write_leaderboard_html(board: list[dict], fitness: str, path: Path) -> None:
+    """The experiment's leaderboard: one bar per combination for each fitness, and the table."""
+    import plotly.io as pio
+    from plotly.subplots import make_subplots
+
+    names = ("roc_auc", "f1", "neg_log_loss", "sortino", "expectancy")
+    fig = make_subplots(rows=len(names), cols=1, subplot_titles=names, shared_xaxes=True)
+    labels = [e["label"] for e in board]
+    for k, name in enumerate(names, 1):
+        values = [e[name] if e[name] is not None else float("nan") for e in board]
+        fig.add_bar(x=labels, y=values, name=name, row=k, col=1)
+    fig.update_layout(title=f"Out-of-sample fitness per combination (ranked by {fitness})",
+                      height=220 * len(names), showlegend=False, template="plotly_white")  # fmt: skip
+    table = pd.DataFrame([{k: v for k, v in e.items() if k != "spec"} for e in board])
+    path.write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>raytrader model experiment"
+        "</title></head><body><h1>Model experiment: leaderboard</h1>"
+        + pio.to_html(fig, include_plotlyjs=True, full_html=False, div_id="leaderboard")
+        + table.to_html(index=False, float_format=lambda v: f"{v:.4g}") + "</body></html>\n"
+    )  # fmt: skip

@@ -8,7 +8,7 @@
    combination is what `model train` uses.
 Rows are appended to DIR/rows.jsonl as they finish; a rerun into the same DIR skips the rows
 already there (resume). DIR/experiment.json holds the settings, every row, the leaderboard and
-the best combination; DIR/leaderboard.csv the table.
+the best combination; DIR/leaderboard.csv the table, DIR/experiment.html plots of every fitness per combination.
 """
 
 from __future__ import annotations
@@ -142,6 +142,9 @@ def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSe
     pd.DataFrame([{k: v for k, v in b.items() if k != "spec"} for b in board]).to_csv(
         out / "leaderboard.csv", index=False
     )
+    from ml.evalrun import write_leaderboard_html
+
+    write_leaderboard_html(board, settings.fitness, out / "experiment.html")
     return document
 
 

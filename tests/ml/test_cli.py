@@ -69,6 +69,7 @@ def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_
     assert len(doc["rows"]) == 4 and doc["best"]["kind"] in ("logreg", "rf")
     assert all(r["roc_auc"] > 0.7 for r in doc["rows"])  # time of day decides: easy to learn
     assert "best:" in result.output
+    assert 'id="leaderboard"' in (exp_dir / "experiment.html").read_text()
 
     model("train", "--instances", str(iid), "--db", url, "--models-dir",
           str(tmp_path / "models"), *FAST)  # fmt: skip

@@ -78,3 +78,39 @@ def test_random_skip_gate_skips_at_its_rate():
     gate = RandomSkipGate(0.3, seed=1)
     taken = [gate(None)[0] for _ in range(5000)]
     assert abs(1 - np.mean(taken) - 0.3) < 0.03
+
+
+def test_online_gate_computing_features_at_each_signal_decides_like_the_precomputed_gate():
+    from ml.apply import ModelGate, OnlineGate, closed_bars
+    from ml.dataset import build_dataset
+    from ml.features import FeatureBuilder, FeatureConfig
+    from ml.models import ModelSpec
+    from ml.modelstore import TrainedModel
+    from ml.synthetic import planted_market
+    from ml.walkforward import Fold, FoldModel, fit_in_sample
+
+    bars = planted_market(6000, effect=True, seed=5)
+    strategy = SRBreakout(sl_pct=0.005, tp_pct=0.005)
+    config = FeatureConfig(groups=("factors", "time", "tsfresh"))
+    builder = FeatureBuilder(config)
+    train_bars, test_bars = bars.iloc[:3500], bars.iloc[3500:]
+    trades = run_backtest(strategy, train_bars, "X/Y", "5m").trades
+    ds = build_dataset(trades, train_bars, "5m", builder)
+    model, calibration = fit_in_sample(ds, np.arange(len(ds)), ModelSpec(kind="logreg"))
+    trained = TrainedModel(1, model.spec, model, calibration, config.as_dict())
+    # precomputed: every entry-flag bar of the test part, features from the whole series
+    flags = np.flatnonzero(strategy.compute(bars)["enter_long"].to_numpy())
+    flags = flags[flags >= 3500]
+    rows = builder.rows(bars, "5m", flags).reindex(columns=ds.features.columns)
+    rows.index = pd.DatetimeIndex(bars.index[flags] + pd.Timedelta("5min")).as_unit("ns").asi8
+    everything = Fold(np.arange(0), np.arange(0), 0, np.iinfo(np.int64).max)
+    precomputed = ModelGate([FoldModel(everything, model, calibration)], rows, "filter")
+    online = OnlineGate(trained, "filter", "5m", closed_bars(bars, "5m"))
+
+    def on_test_part(gate):
+        output = run_kernel(strategy, test_bars, "X/Y", "5m", CONFIG, signal_gate=gate)
+        return assemble_result(strategy, test_bars, "X/Y", "5m", CONFIG, output).trades
+
+    expected = on_test_part(precomputed)
+    assert 0 < precomputed.taken < precomputed.asked  # the model really filters
+    pd.testing.assert_frame_equal(on_test_part(online), expected)
