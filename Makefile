@@ -84,6 +84,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bars_load.py
 	$(PY) benchmarks/factors_speed.py
+	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/e2e.py
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/fanout.py
 

@@ -174,7 +174,8 @@ def on_ray(specs, series, config, cpus: int, url: str | None = None) -> dict[str
         "run_cpu": run_cpu,
         "pids": pids,
         "tasks": tasks,
-        "driver_cpu": time.process_time() - driver_cpu,
+        "driver_cpu": time.process_time() - driver_cpu - store_cpu,  # dispatch only
+        "store_cpu": store_cpu,
         "memory": memory,
     }
 
