@@ -57,6 +57,16 @@ class LiveSettings:
     quiet_s: float = 5.0  # no stream message this long: confirm closed bars through REST
     hosts_per_actor: int = HOSTS_PER_ACTOR  # instances of one series per Ray actor
     real: bool = False  # orders through the ccxt broker (keys from the environment)
+    min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
+    lot_size: float = 0.0
+
+    def min_order_notional(self) -> float:
+        """The portfolio's dust limit, the same rule as a backtest's (parity)."""
+        from backtest.run import MIN_NOTIONAL_FRACTION
+
+        if self.min_notional is None:
+            return MIN_NOTIONAL_FRACTION * self.cash
+        return float(self.min_notional)
 
 
 class LiveNode:

@@ -151,8 +151,11 @@ class OosWindow:
         oos_from = inst.bars.index[self.oos_bar]
         equity = result.equity[result.equity["timestamp"] >= oos_from]
         from analysis.metrics import compute_metrics
+        from analysis.spans import NO_MINIMUM
 
-        metrics = compute_metrics(result.trades, equity, config.cash)
+        # No minimum span here: the with/without/placebo Sortinos are compared with each other
+        # on the same out-of-sample window, never shown as a strategy's annualised figure.
+        metrics = compute_metrics(result.trades, equity, config.cash, NO_MINIMUM)
         metrics["sortino"] = sortino_value(metrics)
         return metrics
 
