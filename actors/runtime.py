@@ -61,10 +61,6 @@ class LocalRuntime:
     def __init__(self) -> None:
         self._actors: dict[str, Any] = {}
         self._routes: dict[type, list[Any]] = {}
-        # LocalRuntime's delivery path: (clock to advance or None, bound handler) per type, so a
-        # delivery is one call instead of handle() -> clock.advance() -> table lookup (~25% of
-        # a backtest's engine time). Same order and effect as calling actor.handle(msg).
-        self._handlers: dict[type, list[tuple[EventClock | None, Callable[[Any], list]]]] = {}
         self._queue: list[tuple[int, int, int, Any]] = []
         self._seq = 0
         self.delivered = 0
@@ -74,7 +70,6 @@ class LocalRuntime:
         self._actors[name] = actor
         for kind in actor.subscriptions():
             self._routes.setdefault(kind, []).append(actor)
-            self._handlers.setdefault(kind, []).append(_direct_handler(actor, kind))
 
     def spawn(self, name: str, cls: type, *args: Any, **kwargs: Any) -> None:
         """Create an actor of `cls` and add it (RayRuntime creates it as a Ray actor)."""
@@ -106,27 +101,15 @@ class LocalRuntime:
 
     def _deliver(self, msg: Any) -> None:
         self.delivered += 1
-        ts = msg.ts
-        for clock, method in self._handlers.get(type(msg), ()):
-            if clock is not None and ts > clock.now:
-                clock.now = ts  # EventClock.advance, inlined
-            for out in method(msg):
+        for actor in self._routes.get(type(msg), ()):
+            for out in actor.handle(msg):
                 if type(out) is Scheduled:
-                    self.schedule(out.ts, out.phase, out.msg)  # subclasses order the queue
+                    self.schedule(out.ts, out.phase, out.msg)
                 else:
                     self._deliver(out)
 
     def end(self, ts: int) -> None:
         self.schedule(ts, Phase.END, EndOfData(ts))
-
-
-def _direct_handler(actor: Any, kind: type) -> tuple[EventClock | None, Callable[[Any], list]]:
-    """(clock, method) that does what actor.handle(msg) does for a message of `kind`; an actor
-    that overrides handle() or brings its own clock class keeps going through handle()."""
-    plain = type(actor).handle is Actor.handle and type(actor.clock) is EventClock
-    if plain and kind in actor._table:
-        return actor.clock, actor._table[kind]
-    return None, actor.handle
 
 
 class RayRuntime(LocalRuntime):
