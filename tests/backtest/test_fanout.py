@@ -281,6 +281,14 @@ def test_a_small_job_still_spreads_over_every_cpu():
     assert len(batches) >= 4 and sum(len(b) for b in batches) == 20
 
 
+def as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, as a shell starts a
+    command. A blocked or ignored SIGINT is inherited through exec, and earlier tests in the
+    same pytest process (threads of servers and Ray clients) may leave it so."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.ray
 def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     ray_local, demo_db, tmp_path
@@ -303,7 +311,8 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     cmd = [sys.executable, "cli.py", "backtest", "--all", "--db", demo_db]
     cmd += ["--family", f"{file}:Slow", "--out", str(tmp_path / "o1")]
     log = (tmp_path / "cli.log").open("w+")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=as_from_a_terminal)  # fmt: skip
     try:
         deadline = time.monotonic() + 240  # Ray start + first batch, on a loaded machine
         while len(stored_runs(demo_db)) == 0:
