@@ -89,12 +89,20 @@ def test_serve_and_trade_live_until_sigterm(tmp_path) -> None:
                                    f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         errors: list[str] = []
-        threading.Thread(target=lambda: errors.extend(trader.stderr), daemon=True).start()
+        outputs: list[str] = []
+        # One reader per pipe, joined after the exit: communicate() would race the stderr reader
+        # for the last lines (the "stopped:" summary is among them).
+        readers = [threading.Thread(target=lambda: errors.extend(trader.stderr), daemon=True),
+                   threading.Thread(target=lambda: outputs.extend(trader.stdout), daemon=True)]  # fmt: skip
+        for reader in readers:
+            reader.start()
         _wait_for(lambda: any("live dry run on binance" in line for line in errors), 180)
         warm = rows(db, "bars")  # the warm-up bars, stored before trading starts
         _wait_for(lambda: rows(db, "bars") >= warm + 5, 60)  # a 5m bar every 0.5 s
         trader.send_signal(signal.SIGTERM)
-        out, _ = trader.communicate(timeout=60)
+        trader.wait(timeout=60)
+        for reader in readers:
+            reader.join(timeout=30)
         text_err = "".join(errors)
         assert trader.returncode == 0, text_err
         stopped = next(line for line in errors if line.startswith("stopped:"))
