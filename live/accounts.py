@@ -15,6 +15,11 @@ Fill rules are those of DESIGN.md section 5, applied to the bar in progress:
 Balances: a resting sell locks its base quantity, a resting buy its quote cost; an order that
 needs more than the free balance is refused (-2010), as on a real spot exchange, so a second
 resting sell of the same coins (a stop loss and a separate take profit) is refused.
+Cross margin (the market where shorts are allowed): each key also has a margin account, funded on
+first use like the spot one and kept apart from it as Binance keeps its wallets apart. An order's
+`sideEffectType` MARGIN_BUY / AUTO_BORROW_REPAY borrows the shortfall when it is placed (a short
+sale borrows the base coins), within LEVERAGE x net equity; AUTO_REPAY / AUTO_BORROW_REPAY repays
+the debt in the asset a fill brings in. No interest is charged (backtests charge none: parity).
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ class ExchangeError(Exception):
 INSUFFICIENT = -2010
 UNKNOWN_ORDER = -2011
 BAD_PARAM = -1102
+BORROW_LIMIT = -3006  # Binance: "Your borrow amount has exceed maximum borrow amount."
+LEVERAGE = 3.0  # cross margin classic: debts up to (LEVERAGE - 1) x net equity
+SIDE_EFFECTS = ("NO_SIDE_EFFECT", "MARGIN_BUY", "AUTO_REPAY", "AUTO_BORROW_REPAY")
+BORROWS = ("MARGIN_BUY", "AUTO_BORROW_REPAY")
+REPAYS = ("AUTO_REPAY", "AUTO_BORROW_REPAY")
 
 
 @dataclass
@@ -60,6 +70,8 @@ class Order:
     update_ms: int = 0
     trade_id: int | None = None
     locked: tuple[str, float] | None = None  # (asset, amount) held for this order (or its list)
+    side_effect: str = "NO_SIDE_EFFECT"  # margin orders only
+    borrowed: tuple[str, float] | None = None  # what placing this margin order borrowed
 
 
 @dataclass
@@ -69,6 +81,8 @@ class Account:
     balances: dict[str, list[float]]  # asset -> [free, locked]
     orders: dict[int, Order] = field(default_factory=dict)
     trades: list[dict] = field(default_factory=list)
+    margin: bool = False  # a cross margin account (may borrow)
+    debts: dict[str, float] = field(default_factory=dict)  # asset -> borrowed, not yet repaid
 
     def free(self, asset: str) -> float:
         return self.balances.setdefault(asset, [0.0, 0.0])[0]
@@ -92,6 +106,7 @@ class MatchingEngine:
         self.funding = dict(funding)
         self.fee_rate = fee_rate
         self.accounts: dict[str, Account] = {}
+        self.margin_accounts: dict[str, Account] = {}
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._list_ids = itertools.count(1)
@@ -104,11 +119,22 @@ class MatchingEngine:
             acct = self.accounts[api_key] = Account(api_key, secret, funds)
         return acct
 
+    def margin_account(self, api_key: str, secret: str) -> Account:
+        """The key's cross margin account (apart from its spot account), funded on first use."""
+        acct = self.margin_accounts.get(api_key)
+        if acct is None:
+            funds = {a: [v, 0.0] for a, v in self.funding.items()}
+            acct = self.margin_accounts[api_key] = Account(api_key, secret, funds, margin=True)
+        return acct
+
     # -- placing ------------------------------------------------------------------------------
     def place(self, acct: Account, symbol: str, side: str, type_: str, quantity: float,
               price: float | None, stop_price: float | None, client_id: str,
-              list_id: int = -1) -> list[Order]:  # fmt: skip
+              list_id: int = -1, side_effect: str = "NO_SIDE_EFFECT") -> list[Order]:  # fmt: skip
         """Place an order; returns the orders that changed (the new one, filled or resting)."""
+        if side_effect not in SIDE_EFFECTS or (side_effect != "NO_SIDE_EFFECT" and not acct.margin):
+            raise ExchangeError(BAD_PARAM, f"sideEffectType {side_effect!r} is not valid here; "
+                                f"margin orders take one of {', '.join(SIDE_EFFECTS)}")  # fmt: skip
         series = self._series(symbol)
         bar = series.forming()
         if bar is None:
@@ -116,7 +142,10 @@ class MatchingEngine:
         self._check(acct, symbol, side, type_, quantity, price, stop_price, client_id)
         now = int(series.open_ms[bar])
         order = Order(next(self._ids), client_id, symbol, side, type_, quantity, price,
-                      stop_price, now, now, list_id, update_ms=now)  # fmt: skip
+                      stop_price, now, now, list_id, update_ms=now,
+                      side_effect=side_effect)  # fmt: skip
+        if acct.margin:  # borrows before the funds check, as Binance's MARGIN_BUY does
+            self.borrow_for(acct, order, float(series.values[bar][0]))
         if type_ == "MARKET":
             self._require_funds(acct, order, float(series.values[bar][0]))
             self._fill(acct, order, float(series.values[bar][0]), now)
@@ -126,15 +155,17 @@ class MatchingEngine:
         return [order]
 
     def place_oco(self, acct: Account, symbol: str, side: str, quantity: float, limit: float,
-                  stop: float, client_ids: tuple[str, str]) -> list[Order]:  # fmt: skip
+                  stop: float, client_ids: tuple[str, str],
+                  side_effect: str = "NO_SIDE_EFFECT") -> list[Order]:  # fmt: skip
         """A take-profit LIMIT_MAKER and a STOP_LOSS sharing one lock; one fill cancels the other."""
         list_id = next(self._list_ids)
         stop_order = self.place(acct, symbol, side, "STOP_LOSS", quantity, None, stop,
-                                client_ids[0], list_id)[0]  # fmt: skip
+                                client_ids[0], list_id, side_effect)[0]  # fmt: skip
         # the limit leg shares the stop leg's lock: placed without locking again
         now = stop_order.created_ms
         limit_order = Order(next(self._ids), client_ids[1], symbol, side, "LIMIT_MAKER",
-                            quantity, limit, None, now, now, list_id, update_ms=now)  # fmt: skip
+                            quantity, limit, None, now, now, list_id, update_ms=now,
+                            side_effect=side_effect)  # fmt: skip
         acct.orders[limit_order.order_id] = limit_order
         return [stop_order, limit_order]
 
@@ -194,6 +225,60 @@ class MatchingEngine:
         return next((o for o in acct.orders.values()
                      if o.list_id == order.list_id and o.locked), None)  # fmt: skip
 
+    # -- margin (cross): borrowing and repaying -------------------------------------------------
+    def borrow_for(self, acct: Account, order: Order, price: float) -> None:
+        """MARGIN_BUY / AUTO_BORROW_REPAY: borrow what the order needs beyond the free balance
+        (a short sale borrows its base coins), within the account's borrowing limit."""
+        if order.side_effect not in BORROWS:
+            return
+        base, quote = split_symbol(order.symbol)
+        level = price if order.type == "MARKET" else (order.price or order.stop_price or price)
+        if order.side == "BUY":
+            need, asset = order.quantity * level * (1 + self.fee_rate), quote
+        else:
+            need, asset = order.quantity, base
+        shortfall = need - acct.free(asset)
+        if shortfall <= 1e-12:
+            return
+        prices = {quote: 1.0, base: level}
+        limit = (LEVERAGE - 1.0) * self.net_equity(acct, quote, prices)
+        debt = self.debt_value(acct, quote, prices) + shortfall * prices[asset]
+        if debt > limit + 1e-12:
+            raise ExchangeError(
+                BORROW_LIMIT,
+                f"Your borrow amount has exceed maximum borrow amount: borrowing {shortfall:.8f} "
+                f"{asset} makes debts {debt:.8f} {quote}, over {limit:.8f} {quote} "
+                f"({LEVERAGE - 1:g} x net equity)",
+            )
+        acct.move(asset, shortfall)
+        acct.debts[asset] = acct.debts.get(asset, 0.0) + shortfall
+        order.borrowed = (asset, shortfall)
+
+    def _repay(self, acct: Account, asset: str, received: float) -> None:
+        """AUTO_REPAY: what a fill brings in pays back the debt in that asset first."""
+        amount = min(acct.debts.get(asset, 0.0), received, acct.free(asset))
+        if amount > 0:
+            acct.move(asset, -amount)
+            acct.debts[asset] -= amount
+
+    def price_in(self, asset: str, quote: str, prices: dict[str, float]) -> float | None:
+        if asset in prices:
+            return prices[asset]
+        return self.market.last_price(f"{asset}/{quote}")
+
+    def net_equity(self, acct: Account, quote: str, prices: dict[str, float]) -> float:
+        """Assets minus debts, valued in `quote` (assets without a price in it count nothing)."""
+        total = 0.0
+        for asset, (free, locked) in acct.balances.items():
+            price = self.price_in(asset, quote, prices)
+            if price:
+                total += (free + locked - acct.debts.get(asset, 0.0)) * price
+        return total
+
+    def debt_value(self, acct: Account, quote: str, prices: dict[str, float]) -> float:
+        return sum(amount * (self.price_in(asset, quote, prices) or 0.0)
+                   for asset, amount in acct.debts.items())  # fmt: skip
+
     # -- filling and cancelling ---------------------------------------------------------------
     def _fill(self, acct: Account, order: Order, price: float, ts_ms: int) -> None:
         self._unlock(acct, order)
@@ -208,6 +293,9 @@ class MatchingEngine:
         order.trade_id = next(self._trade_ids)
         acct.trades.append({"id": order.trade_id, "order": order, "price": price,
                             "qty": order.quantity, "fee": fee, "time": ts_ms})  # fmt: skip
+        if acct.margin and order.side_effect in REPAYS:
+            received = (base, order.quantity) if order.side == "BUY" else (quote, notional - fee)
+            self._repay(acct, *received)
 
     def cancel(self, acct: Account, order: Order, ts_ms: int | None = None) -> list[Order]:
         if order.status != "NEW":
@@ -237,7 +325,7 @@ class MatchingEngine:
             o, h, low, _c, _v = (float(x) for x in series.values[c.index])
             bar_ms = int(series.open_ms[c.index])
             for kind in ("STOP_LOSS", "LIMIT"):  # stops before targets (section 5)
-                for acct in self.accounts.values():
+                for acct in [*self.accounts.values(), *self.margin_accounts.values()]:
                     for order in list(acct.orders.values()):
                         if self._due(order, series.symbol, kind, bar_ms, h, low):
                             changed.extend((acct, x) for x in self._trigger(acct, order, o, bar_ms))

@@ -33,7 +33,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
                 "allowTrailingStop": False,
                 "cancelReplaceAllowed": False,
                 "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False,
+                "isMarginTradingAllowed": True,  # cross margin: live/margin_exchange.py
                 "filters": [
                     {
                         "filterType": "PRICE_FILTER",
@@ -49,7 +49,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
                     },
                 ],  # fmt: skip
                 "permissions": [],
-                "permissionSets": [["SPOT"]],
+                "permissionSets": [["SPOT", "MARGIN"]],
                 "defaultSelfTradePreventionMode": "NONE",
                 "allowedSelfTradePreventionModes": ["NONE"],
             }
@@ -121,6 +121,9 @@ def order_json(order: Order, full: bool = False) -> dict[str, Any]:
     }
     if full:
         out["fills"] = [fill_json(order)] if order.status == "FILLED" else []
+    if order.borrowed is not None:  # a margin order that borrowed (Binance's MARGIN_BUY answer)
+        out["marginBuyBorrowAsset"], amount = order.borrowed
+        out["marginBuyBorrowAmount"] = _num(amount)
     return out
 
 

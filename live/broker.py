@@ -42,8 +42,10 @@ def client_order_id(instance: str, signal_ts: int, role: str, attempt: int = 0) 
 
 
 class CcxtBroker:
-    def __init__(self, exchange: str, url: str | None, routes: dict[str, tuple[str, str]]) -> None:
+    def __init__(self, exchange: str, url: str | None, routes: dict[str, tuple[str, str]],
+                 market: str = "spot") -> None:  # fmt: skip
         self.exchange, self.url = exchange, url
+        self.market = market  # spot | margin (live/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
         self.client: Any = None
         self._resting: dict[int, dict] = {}  # our order id -> {"id", "symbol", "oco", "msg"}
@@ -57,11 +59,12 @@ class CcxtBroker:
 
     async def start(self) -> bool:
         from live.ccxt_clients import api_keys, ws_client
+        from live.margin import for_market
 
         keys = api_keys(self.exchange)
         if keys is None:
             raise RuntimeError(f"no API keys for {self.exchange} in the environment")
-        self.client = ws_client(self.exchange, self.url, keys)
+        self.client = for_market(ws_client(self.exchange, self.url, keys), self.market)
         await self.client.load_markets()
         return True
 
@@ -104,6 +107,11 @@ class CcxtBroker:
     async def _market(self, msg: SubmitOrder) -> list:
         import ccxt
 
+        from live.margin import short_refusal
+
+        refusal = short_refusal(self.market, msg)
+        if refusal is not None:
+            return [OrderRejected(msg.ts, msg.order_id, refusal)]
         if msg.trade_id is not None:
             await self._free_coins(msg.trade_id)
         cid = client_order_id(msg.strategy, msg.ts, msg.role)

@@ -3,7 +3,8 @@
 REST at Binance's paths under /api/v3 (exchangeInfo, klines, ticker, time, account, order,
 openOrders, allOrders, myTrades, orderList/oco), market streams at /ws/<n> (SUBSCRIBE to
 <sym>@kline_<interval>) and the user-data stream at /ws-api/v3 (userDataStream.subscribe.signature
-then executionReport events), which ccxt.pro's watch_orders uses for spot.
+then executionReport events), which ccxt.pro's watch_orders uses for spot. Cross margin (shorts)
+answers at /sapi/v1/margin/... (live/margin_exchange.py) on each key's margin account.
 
 Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
 (funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
@@ -28,6 +29,7 @@ from aiohttp import WSMsgType, web
 
 from live import binance_format as fmt
 from live.accounts import Account, ExchangeError, MatchingEngine, Order
+from live.margin_exchange import margin_routes
 from live.replay import Closed, ReplayMarket
 
 log = logging.getLogger("raytrader.exchange")
@@ -71,6 +73,7 @@ class LocalExchange:
             web.get(api + "allOrders", self.signed(self.all_orders)),
             web.get(api + "myTrades", self.signed(self.my_trades)),
             web.post(api + "orderList/oco", self.signed(self.new_oco)),
+            *margin_routes(self),
             web.get("/ws", self.market_stream),
             web.get("/ws/{stream}", self.market_stream),
             web.get("/ws-api/v3", self.user_stream),
@@ -147,6 +150,8 @@ class LocalExchange:
 
     async def _report(self, changed: list[tuple[Account, Order]]) -> None:
         for acct, order in changed:
+            if acct.margin:  # margin updates go to Binance's margin stream, not served here
+                continue
             event = {"subscriptionId": 0, "event": fmt.execution_report(order, order.update_ms)}
             text = json.dumps(event)
             for ws, key in list(self._user_ws.items()):
@@ -154,10 +159,10 @@ class LocalExchange:
                     await _send(ws, text)
 
     # -- auth ---------------------------------------------------------------------------------
-    def signed(self, handler: Any) -> Any:
+    def signed(self, handler: Any, margin: bool = False) -> Any:
         async def wrapped(request: web.Request) -> web.Response:
             try:
-                acct, params = await self._authenticate(request)
+                acct, params = await self._authenticate(request, margin)
                 async with self._lock:
                     result, changed = handler(acct, params)
                 await self._report(changed)
@@ -167,7 +172,8 @@ class LocalExchange:
 
         return wrapped
 
-    async def _authenticate(self, request: web.Request) -> tuple[Account, dict[str, str]]:
+    async def _authenticate(self, request: web.Request,
+                            margin: bool = False) -> tuple[Account, dict[str, str]]:  # fmt: skip
         key = request.headers.get("X-MBX-APIKEY")
         if not key:
             raise ExchangeError(-2014, "API-key format invalid.")
@@ -176,7 +182,8 @@ class LocalExchange:
         expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not signature or not hmac.compare_digest(signature, expected):
             raise ExchangeError(-1022, "Signature for this request is not valid.")
-        return self.engine.account(key, self.secret), dict(parse_qsl(payload))
+        book = self.engine.margin_account if margin else self.engine.account
+        return book(key, self.secret), dict(parse_qsl(payload))
 
     # -- public -------------------------------------------------------------------------------
     async def exchange_info(self, request: web.Request) -> web.Response:
@@ -216,7 +223,8 @@ class LocalExchange:
         self.orders_at.append((time.time(), client_id))
         orders = self.engine.place(acct, symbol, params.get("side", ""), type_,
                                    _float(params.get("quantity")), _float(params.get("price")),
-                                   _float(params.get("stopPrice")), client_id)  # fmt: skip
+                                   _float(params.get("stopPrice")), client_id,
+                                   side_effect=params.get("sideEffectType") or "NO_SIDE_EFFECT")  # fmt: skip
         return fmt.order_json(orders[0], full=True), [(acct, o) for o in orders]
 
     def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:

@@ -59,6 +59,7 @@ class LiveSettings:
     real: bool = False  # orders through the ccxt broker (keys from the environment)
     min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
     lot_size: float = 0.0
+    market: str = "spot"  # real mode: spot | margin (shorts need margin, live/margin.py)
 
     def min_order_notional(self) -> float:
         """The portfolio's dust limit, the same rule as a backtest's (parity)."""
@@ -125,7 +126,7 @@ class LiveNode:
         broker = (
             self.ray.remote(CcxtBroker)
             .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
-            .remote(s.exchange, s.url, routes)
+            .remote(s.exchange, s.url, routes, s.market)
         )
         self._handles.append(broker)
         self.broker = broker

@@ -1,0 +1,93 @@
+"""Which market a live instance trades: spot (longs only) or cross margin (longs and shorts).
+
+A short needs a market that lends the coins it sells (DESIGN.md section 12). On spot, a short
+entry is refused before it reaches the exchange, with the reason and the fix; the run goes on.
+On margin, the ccxt broker's client is wrapped by `MarginClient`, which sends every order and
+query to Binance's cross margin API (ccxt routes `{'marginMode': 'cross'}` to /sapi/v1/margin/...)
+with `sideEffectType=AUTO_BORROW_REPAY`: a short sale borrows its coins, the buy that closes it
+repays them (and a long that needs more quote than is free borrows it, its sale repays it). The
+broker's code stays the same for both markets: only its client differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MARKETS = ("spot", "margin")
+CROSS = {"marginMode": "cross"}
+SIDE_EFFECT = "AUTO_BORROW_REPAY"
+
+
+def check_market(market: str) -> str:
+    """The market kind, or ValueError with the fix."""
+    if market not in MARKETS:
+        raise ValueError(f"--market must be one of {', '.join(MARKETS)}, got {market!r}")
+    return market
+
+
+def short_refusal(market: str, msg: Any) -> str | None:
+    """Why a SubmitOrder cannot go to this market (a short entry on spot), or None."""
+    if market == "spot" and msg.role == "entry" and msg.side == "sell":
+        return f"short on spot market {msg.symbol}: use --market margin"
+    return None
+
+
+def for_market(client: Any, market: str) -> Any:
+    """The ccxt client the broker uses on this market."""
+    return MarginClient(client) if check_market(market) == "margin" else client
+
+
+class MarginClient:
+    """A ccxt binance client whose orders, order queries and balance are on the cross margin
+    account. Every other attribute is the client's own (markets, precision, close)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def create_order(self, symbol: str, type: str, side: str, amount: float,
+                           price: float | None = None, params: dict | None = None) -> dict:  # fmt: skip
+        extra = {**CROSS, "sideEffectType": SIDE_EFFECT, **(params or {})}
+        return await self._client.create_order(symbol, type, side, amount, price, extra)
+
+    async def cancel_order(self, id: str, symbol: str | None = None,
+                           params: dict | None = None) -> dict:  # fmt: skip
+        return await self._client.cancel_order(id, symbol, {**CROSS, **(params or {})})
+
+    async def fetch_order(self, id: str, symbol: str | None = None,
+                          params: dict | None = None) -> dict:  # fmt: skip
+        return await self._client.fetch_order(id, symbol, {**CROSS, **(params or {})})
+
+    async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None,
+                                limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+        return await self._client.fetch_open_orders(symbol, since, limit, {**CROSS, **(params or {})})
+
+    async def fetch_orders(self, symbol: str | None = None, since: int | None = None,
+                           limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+        return await self._client.fetch_orders(symbol, since, limit, {**CROSS, **(params or {})})
+
+    async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None,
+                              limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+        return await self._client.fetch_my_trades(symbol, since, limit, {**CROSS, **(params or {})})
+
+    async def fetch_balance(self, params: dict | None = None) -> dict:
+        return await self._client.fetch_balance({**CROSS, **(params or {})})
+
+    async def privatePostOrderListOco(self, request: dict) -> dict:  # noqa: N802 - ccxt's name
+        """The spot OCO request, sent as Binance's margin OCO (its older form: `price` for the
+        LIMIT_MAKER leg, `stopPrice` for the STOP_LOSS leg, per-leg client ids)."""
+        legs = {request.get(f"{pos}Type"): pos for pos in ("above", "below")}
+        limit, stop = legs.get("LIMIT_MAKER"), legs.get("STOP_LOSS")
+        if limit is None or stop is None:
+            raise ValueError(f"an OCO needs a LIMIT_MAKER and a STOP_LOSS leg, got {legs}")
+        margin = {"symbol": request["symbol"], "side": request["side"],
+                  "quantity": request["quantity"], "price": request[f"{limit}Price"],
+                  "stopPrice": request[f"{stop}StopPrice"], "sideEffectType": SIDE_EFFECT}  # fmt: skip
+        for key, pos in (("limitClientOrderId", limit), ("stopClientOrderId", stop)):
+            if request.get(f"{pos}ClientOrderId"):
+                margin[key] = request[f"{pos}ClientOrderId"]
+        if request.get("listClientOrderId"):
+            margin["listClientOrderId"] = request["listClientOrderId"]
+        return await self._client.sapiPostMarginOrderOco(margin)

@@ -1,0 +1,109 @@
+"""The local exchange's cross margin API: Binance's /sapi/v1/margin/... paths, for shorts.
+
+ccxt's binance client sends an order with `{'marginMode': 'cross'}` to /sapi/v1/margin/order
+(and fetch/cancel/open orders/my trades/balance to their /sapi/v1/margin/ twins), so the same
+spot symbols trade on the margin account of the key (live/accounts.py: borrowing, repaying,
+the borrowing limit). The order handlers are the spot ones of LocalExchange run on the margin
+account; only the account, the OCO (Binance's older margin OCO: price / stopPrice /
+limitClientOrderId / stopClientOrderId) and borrow-repay are margin's own. Margin order updates
+are not pushed on the spot user stream (Binance has a separate margin stream): clients poll.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from live import binance_format as fmt
+from live.accounts import BAD_PARAM, Account, ExchangeError
+
+if TYPE_CHECKING:
+    from live.exchange_server import LocalExchange
+
+SAPI = "/sapi/v1/margin/"
+
+
+def margin_routes(ex: LocalExchange) -> list[web.RouteDef]:
+    """Routes of the cross margin API, each on the key's margin account."""
+
+    def signed(handler: Any) -> Any:
+        return ex.signed(handler, margin=True)
+
+    return [
+        web.get(SAPI + "account", signed(lambda acct, p: (account_json(ex, acct), []))),
+        web.post(SAPI + "order", signed(ex.new_order)),
+        web.get(SAPI + "order", signed(ex.get_order)),
+        web.delete(SAPI + "order", signed(ex.cancel_order)),
+        web.get(SAPI + "openOrders", signed(ex.open_orders)),
+        web.get(SAPI + "allOrders", signed(ex.all_orders)),
+        web.get(SAPI + "myTrades", signed(ex.my_trades)),
+        web.post(SAPI + "order/oco", signed(lambda acct, p: new_oco(ex, acct, p))),
+        web.post(SAPI + "borrow-repay", signed(lambda acct, p: borrow_repay(ex, acct, p))),
+    ]
+
+
+def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
+    """POST /sapi/v1/margin/order/oco: a LIMIT_MAKER at `price` and a STOP_LOSS at `stopPrice`."""
+    symbol = ex._require_symbol(params)
+    if params.get("stopLimitPrice"):
+        raise ExchangeError(-1116, "STOP_LOSS_LIMIT legs are not supported here; omit stopLimitPrice")
+    list_client = params.get("listClientOrderId") or f"list-{time.monotonic_ns()}"
+    ids = (params.get("stopClientOrderId") or f"{list_client}-s",
+           params.get("limitClientOrderId") or f"{list_client}-t")  # fmt: skip
+    orders = ex.engine.place_oco(
+        acct, symbol, params.get("side", ""), _float(params.get("quantity")),
+        _float(params.get("price")), _float(params.get("stopPrice")), ids,
+        params.get("sideEffectType") or "NO_SIDE_EFFECT",
+    )  # fmt: skip
+    market_id = orders[0].symbol.replace("/", "")
+    body = {"orderListId": orders[0].list_id, "contingencyType": "OCO",
+            "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
+            "listClientOrderId": list_client, "transactionTime": orders[0].created_ms,
+            "symbol": market_id, "isIsolated": False,
+            "orders": [{"symbol": market_id, "orderId": o.order_id, "clientOrderId": o.client_id}
+                       for o in orders],
+            "orderReports": [fmt.order_json(o) for o in orders]}  # fmt: skip
+    return body, [(acct, o) for o in orders]
+
+
+def borrow_repay(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
+    """POST /sapi/v1/margin/borrow-repay with type REPAY: pay back a debt by hand (orders borrow
+    through their sideEffectType; a manual BORROW is not offered here)."""
+    asset, kind = params.get("asset", "").upper(), params.get("type", "")
+    amount = _float(params.get("amount")) or 0.0
+    if kind != "REPAY" or amount <= 0 or not asset:
+        raise ExchangeError(BAD_PARAM, "borrow-repay here takes type=REPAY, asset and amount > 0; "
+                            "borrow with an order's sideEffectType=MARGIN_BUY")  # fmt: skip
+    owed = acct.debts.get(asset, 0.0)
+    if amount > owed + 1e-12 or amount > acct.free(asset) + 1e-12:
+        raise ExchangeError(-3041, f"Balance is not enough: repaying {amount:.8f} {asset}, "
+                            f"owed {owed:.8f}, free {acct.free(asset):.8f}")  # fmt: skip
+    acct.move(asset, -amount)
+    acct.debts[asset] = owed - amount
+    return {"tranId": time.monotonic_ns()}, []
+
+
+def account_json(ex: LocalExchange, acct: Account) -> dict[str, Any]:
+    """GET /sapi/v1/margin/account: per asset free, locked, borrowed, interest, net asset; the
+    totals in BTC (assets without a BTC price count nothing there)."""
+    rows, assets_btc, debts_btc = [], 0.0, 0.0
+    for asset, (free, locked) in sorted(acct.balances.items()):
+        borrowed = acct.debts.get(asset, 0.0)
+        rows.append({"asset": asset, "free": fmt._num(free), "locked": fmt._num(locked),
+                     "borrowed": fmt._num(borrowed), "interest": "0",
+                     "netAsset": fmt._num(free + locked - borrowed)})  # fmt: skip
+        price = ex.engine.price_in(asset, "BTC", {"BTC": 1.0}) or 0.0
+        assets_btc += (free + locked) * price
+        debts_btc += borrowed * price
+    level = assets_btc / debts_btc if debts_btc > 0 else 999.0
+    return {"borrowEnabled": True, "tradeEnabled": True, "transferEnabled": True,
+            "marginLevel": fmt._num(level), "totalAssetOfBtc": fmt._num(assets_btc),
+            "totalLiabilityOfBtc": fmt._num(debts_btc),
+            "totalNetAssetOfBtc": fmt._num(assets_btc - debts_btc),
+            "userAssets": rows}  # fmt: skip
+
+
+def _float(value: Any) -> float | None:
+    return None if value in (None, "") else float(value)
