@@ -32,6 +32,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Trade the inst
                       "of this prod.json instead of the database's enabled instances.")]
 RealOpt = Annotated[bool, typer.Option("--real", help="Send real orders (keys from "
                     "RAYTRADER_<EXCHANGE>_API_KEY/_SECRET or RAYTRADER_API_KEY/_SECRET).")]
+MarketOpt = Annotated[str, typer.Option("--market", help="--real: spot (longs only; a short "
+                      "entry is refused) or margin (cross margin: shorts borrow their coins).")]
 CashOpt = Annotated[float, typer.Option("--cash", help="Dry run: starting cash of the account.")]
 RiskOpt = Annotated[float, typer.Option("--risk", help="Fraction of equity risked per trade.")]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill, bps.")]
@@ -53,6 +55,7 @@ def live(
     instances: InstancesOpt = None,
     config: ConfigOpt = None,
     real: RealOpt = False,
+    market: MarketOpt = "spot",
     cash: CashOpt = 10_000.0,
     risk: RiskOpt = 0.01,
     fee_bps: FeeOpt = 10.0,
@@ -68,6 +71,8 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
+    if market not in ("spot", "margin"):
+        raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     keys = api_keys(exchange) if real else None
@@ -82,7 +87,8 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
+    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real,
+                            market=market)  # fmt: skip
     _run(settings, members, warm, duration)
 
 
@@ -108,7 +114,7 @@ def _run(settings, members, warm, duration: float | None) -> None:
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
-        mode = "REAL orders" if settings.real else "dry run"
+        mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration

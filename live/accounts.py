@@ -25,9 +25,12 @@ the debt in the asset a fill brings in. No interest is charged (backtests charge
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass, field
 
 from live.replay import ReplayMarket, Series
+
+log = logging.getLogger("raytrader.exchange")
 
 
 class ExchangeError(Exception):
@@ -196,11 +199,9 @@ class MatchingEngine:
         else:
             need, asset = order.quantity, base
         if acct.free(asset) + 1e-12 < need:
-            raise ExchangeError(
-                INSUFFICIENT,
-                f"Account has insufficient balance for requested action: needs {need:.8f} "
-                f"{asset}, {acct.free(asset):.8f} free",
-            )
+            # Binance's exact words: ccxt maps them to InsufficientFunds, as with the real one
+            log.info("refused: needs %.8f %s, %.8f free", need, asset, acct.free(asset))
+            raise ExchangeError(INSUFFICIENT, "Account has insufficient balance for requested action.")
 
     def _lock(self, acct: Account, order: Order) -> None:
         level = order.price if order.type == "LIMIT" else order.stop_price

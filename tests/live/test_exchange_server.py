@@ -61,7 +61,7 @@ def test_a_second_resting_sell_of_the_same_coins_is_refused(exchange) -> None:
     c = client(exchange)
     c.create_order("ETH/BTC", "market", "sell", 4.0)  # ETH 10 -> 6
     c.create_order("ETH/BTC", "market", "sell", 6.0, None, {"stopLossPrice": 95.0})
-    with pytest.raises(ccxt.InvalidOrder, match="insufficient balance"):  # Binance's -2010
+    with pytest.raises(ccxt.InsufficientFunds, match="insufficient balance"):  # Binance's -2010
         c.create_order("ETH/BTC", "limit", "sell", 6.0, 110.0)
     assert c.fetch_balance()["ETH"]["used"] == 6.0
 
