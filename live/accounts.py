@@ -201,7 +201,9 @@ class MatchingEngine:
         if acct.free(asset) + 1e-12 < need:
             # Binance's exact words: ccxt maps them to InsufficientFunds, as with the real one
             log.info("refused: needs %.8f %s, %.8f free", need, asset, acct.free(asset))
-            raise ExchangeError(INSUFFICIENT, "Account has insufficient balance for requested action.")
+            raise ExchangeError(
+                INSUFFICIENT, "Account has insufficient balance for requested action."
+            )
 
     def _lock(self, acct: Account, order: Order) -> None:
         level = order.price if order.type == "LIMIT" else order.stop_price

@@ -62,7 +62,9 @@ class MarginClient:
 
     async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None,
                                 limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
-        return await self._client.fetch_open_orders(symbol, since, limit, {**CROSS, **(params or {})})
+        return await self._client.fetch_open_orders(
+            symbol, since, limit, {**CROSS, **(params or {})}
+        )
 
     async def fetch_orders(self, symbol: str | None = None, since: int | None = None,
                            limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip

@@ -48,7 +48,9 @@ def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
     """POST /sapi/v1/margin/order/oco: a LIMIT_MAKER at `price` and a STOP_LOSS at `stopPrice`."""
     symbol = ex._require_symbol(params)
     if params.get("stopLimitPrice"):
-        raise ExchangeError(-1116, "STOP_LOSS_LIMIT legs are not supported here; omit stopLimitPrice")
+        raise ExchangeError(
+            -1116, "STOP_LOSS_LIMIT legs are not supported here; omit stopLimitPrice"
+        )
     list_client = params.get("listClientOrderId") or f"list-{time.monotonic_ns()}"
     ids = (params.get("stopClientOrderId") or f"{list_client}-s",
            params.get("limitClientOrderId") or f"{list_client}-t")  # fmt: skip

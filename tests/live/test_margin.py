@@ -110,7 +110,9 @@ def test_borrowing_is_limited_to_twice_the_net_equity(exchange) -> None:
     c = client(exchange, "borrow-limit")
     align(exchange, 0)  # price 100; net equity 1000 BTC: debts up to 2000 BTC = 20 ETH
     with pytest.raises(ccxt.ExchangeError, match="exceed maximum borrow amount"):
-        c.create_order(SYMBOL, "market", "sell", 20.5, None, {**CROSS, "sideEffectType": "MARGIN_BUY"})
+        c.create_order(
+            SYMBOL, "market", "sell", 20.5, None, {**CROSS, "sideEffectType": "MARGIN_BUY"}
+        )
     assert margin_balance(c) == (0.0, 0.0, 0.0, 1000.0, 0.0, 0.0)
     c.create_order(SYMBOL, "market", "sell", 20.0, None, {**CROSS, "sideEffectType": "MARGIN_BUY"})
     assert margin_balance(c)[:3] == (0.0, 0.0, 20.0)
