@@ -127,6 +127,18 @@ def order_json(order: Order, full: bool = False) -> dict[str, Any]:
     return out
 
 
+def order_list_json(orders: list[Order], list_client: str) -> dict[str, Any]:
+    """An OCO order list as placed (spot and margin answer alike)."""
+    market_id = orders[0].symbol.replace("/", "")
+    return {"orderListId": orders[0].list_id, "contingencyType": "OCO",
+            "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
+            "listClientOrderId": list_client, "transactionTime": orders[0].created_ms,
+            "symbol": market_id,
+            "orders": [{"symbol": market_id, "orderId": o.order_id, "clientOrderId": o.client_id}
+                       for o in orders],
+            "orderReports": [order_json(o) for o in orders]}  # fmt: skip
+
+
 def fill_json(order: Order) -> dict[str, Any]:
     _base, quote = split_symbol(order.symbol)
     return {"price": _num(order.fill_price), "qty": _num(order.executed),

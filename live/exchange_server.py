@@ -230,19 +230,17 @@ class LocalExchange:
     def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:
         symbol = self._require_symbol(params)
         list_client = params.get("listClientOrderId", f"list-{time.monotonic_ns()}")
-        ids = (params.get("belowClientOrderId") or f"{list_client}-s",
-               params.get("aboveClientOrderId") or f"{list_client}-t")  # fmt: skip
-        stop = _float(params.get("belowStopPrice") or params.get("stopPrice"))
-        limit = _float(params.get("abovePrice") or params.get("price"))
+        # a sell OCO has its stop below the market, a buy OCO (closing a short) above it
+        at, other = (
+            ("above", "below") if params.get("aboveType") == "STOP_LOSS" else ("below", "above")
+        )
+        ids = (params.get(f"{at}ClientOrderId") or f"{list_client}-s",
+               params.get(f"{other}ClientOrderId") or f"{list_client}-t")  # fmt: skip
+        stop = _float(params.get(f"{at}StopPrice") or params.get("stopPrice"))
+        limit = _float(params.get(f"{other}Price") or params.get("price"))
         orders = self.engine.place_oco(acct, symbol, params.get("side", ""),
                                        _float(params.get("quantity")), limit, stop, ids)  # fmt: skip
-        body = {"orderListId": orders[0].list_id, "listClientOrderId": list_client,
-                "contingencyType": "OCO", "listStatusType": "EXEC_STARTED",
-                "listOrderStatus": "EXECUTING", "symbol": orders[0].symbol.replace("/", ""),
-                "orders": [{"symbol": o.symbol.replace("/", ""), "orderId": o.order_id,
-                            "clientOrderId": o.client_id} for o in orders],
-                "orderReports": [fmt.order_json(o) for o in orders]}  # fmt: skip
-        return body, [(acct, o) for o in orders]
+        return fmt.order_list_json(orders, list_client), [(acct, o) for o in orders]
 
     def get_order(self, acct: Account, params: dict) -> tuple[Any, list]:
         return fmt.order_json(self._find(acct, params)), []

@@ -59,14 +59,7 @@ def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
         _float(params.get("price")), _float(params.get("stopPrice")), ids,
         params.get("sideEffectType") or "NO_SIDE_EFFECT",
     )  # fmt: skip
-    market_id = orders[0].symbol.replace("/", "")
-    body = {"orderListId": orders[0].list_id, "contingencyType": "OCO",
-            "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
-            "listClientOrderId": list_client, "transactionTime": orders[0].created_ms,
-            "symbol": market_id, "isIsolated": False,
-            "orders": [{"symbol": market_id, "orderId": o.order_id, "clientOrderId": o.client_id}
-                       for o in orders],
-            "orderReports": [fmt.order_json(o) for o in orders]}  # fmt: skip
+    body = {**fmt.order_list_json(orders, list_client), "isIsolated": False}
     return body, [(acct, o) for o in orders]
 
 

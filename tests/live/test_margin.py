@@ -121,6 +121,21 @@ def test_borrowing_is_limited_to_twice_the_net_equity(exchange) -> None:
         c.sapiPostMarginBorrowRepay({"asset": "ETH", "amount": "1", "type": "REPAY"})
 
 
+def test_a_spot_buy_oco_has_its_stop_above(exchange) -> None:
+    """Binance's OCO names its legs by position: a buy's stop is the upper one."""
+    c = client(exchange, "spot-buy-oco")
+    align(exchange, 0)
+    c.privatePostOrderListOco({"symbol": "ETHBTC", "side": "BUY", "quantity": "1",
+                               "aboveType": "STOP_LOSS", "aboveStopPrice": "110",
+                               "aboveClientOrderId": "b-sl", "belowType": "LIMIT_MAKER",
+                               "belowPrice": "95", "belowClientOrderId": "b-tp"})  # fmt: skip
+    assert c.fetch_balance()["BTC"]["used"] == pytest.approx(110 * 1.001)
+    exchange.step(2)  # phase 1 touches 111 and 94: the stop buys at 110, the limit expires
+    orders = {o["clientOrderId"]: o["status"] for o in c.fetch_orders(SYMBOL)}
+    assert orders == {"b-sl": "closed", "b-tp": "expired"}
+    assert c.fetch_balance()["ETH"]["free"] == 1.0
+
+
 def test_spot_orders_take_no_side_effect(exchange) -> None:
     c = client(exchange, "spot-side-effect")
     with pytest.raises(ccxt.BadRequest, match="sideEffectType"):
