@@ -4,16 +4,26 @@ real-mode broker; spot refuses them. One server for the module, on a free loopba
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Any
 
 import ccxt
+import pandas as pd
 import pytest
 
 from actors.messages import BarClosed, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder
+from actors.portfolio_kernel import PortfolioMember
 from live.broker import CcxtBroker
 from live.ccxt_clients import rest_client
 from live.margin import MarginClient, check_market, for_market, short_refusal
+from live.node import LiveNode, LiveSettings
 from live.server_thread import ExchangeThread
-from tests.live.helpers import SECRET, T0, bars, market_of
+from live.setup import warm_up
+from strategies.registry import make_strategy
+from tests.live.helpers import SECRET, T0, bars, market_of, sample
+from tests.live.test_parity import FILE as PARITY_FILE
+from tests.live.test_parity import RISK, _iso, backtest_trades
+from tests.live.test_parity import SYMBOL as PARITY_SYMBOL
 
 MS = 1_000_000
 STEP_NS = 300 * 10**9
@@ -240,3 +250,63 @@ def test_market_kinds() -> None:
     assert short_refusal("margin", entry) is None
     assert short_refusal("spot", submit(0, 2, "sell", "market", "signal", 1.0)) is None  # an exit
     assert isinstance(for_market(object(), "margin"), MarginClient)
+
+
+# -- real mode on Ray: a short-capable family on margin trades like the backtest -----------------
+REAL_N = 50  # the first 50 NXT/BTC 5m bars: sr_breakout shorts (a stop, a target) and a long
+
+
+@pytest.fixture(scope="module")
+def ray_margin():
+    # the broker reads its keys from the environment, in the Ray worker: set them before Ray
+    os.environ["RAYTRADER_BINANCE_API_KEY"] = "margin-parity-key"
+    os.environ["RAYTRADER_BINANCE_API_SECRET"] = SECRET
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    yield ray
+    ray.shutdown()
+    for name in ("RAYTRADER_BINANCE_API_KEY", "RAYTRADER_BINANCE_API_SECRET"):
+        os.environ.pop(name, None)
+
+
+def run_real(ray, frame, db_url: str, market: str) -> tuple[list[dict], list[dict], Any]:
+    member = PortfolioMember("sr-short", make_strategy("sr_breakout", {"allow_short": True}),
+                             PARITY_SYMBOL, "5m")  # fmt: skip
+    with ExchangeThread(market_of(frame, PARITY_SYMBOL), {"BTC": 10.0}) as ex:
+        warm = warm_up(rest_client("binance", ex.url), db_url, "binance", [member])
+        settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
+                                real=True, market=market)  # fmt: skip
+        node = LiveNode(settings, [member], warm, ray)
+        node.start()
+        try:
+            for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
+                ex.step(1)
+                node.wait_for_bars(k, timeout=60)
+            return node.trades(), node.orders(), ex.exchange.engine
+        finally:
+            node.stop()
+
+
+@pytest.mark.ray
+def test_real_mode_shorts_on_margin_trade_like_the_backtest(
+    ray_margin, tmp_path, sqlite_url
+) -> None:
+    frame = sample(PARITY_FILE, n=REAL_N)
+    records, _orders, engine = run_real(ray_margin, frame, sqlite_url, "margin")
+    expected = backtest_trades("sr_breakout", {"allow_short": True}, frame, tmp_path)
+    last_seen = frame.index[REAL_N - 2]
+    expected = expected[(expected.exit_reason != "end_of_data")
+                        & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+    assert {"long", "short"} <= set(expected.side) and len(expected) >= 3
+    got = sorted((t for t in records if t["status"] == "CLOSED"), key=lambda t: t["entry_ts"])
+    live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]
+    back = [(r.entry_time, r.exit_time, r.side, r.exit_reason) for r in expected.itertuples()]
+    assert live == back
+    for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
+        assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
+        assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
+    acct = engine.margin_accounts["margin-parity-key"]
+    assert engine.accounts.get("margin-parity-key") is None  # every order went to margin
+    open_trades = [t for t in records if t["status"] == "ACTIVE"]
+    if not any(t["side"] == "short" for t in open_trades):  # every short closed: all repaid
+        assert acct.debts.get("NXT", 0.0) == pytest.approx(0.0, abs=1e-9)
