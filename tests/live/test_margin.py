@@ -310,3 +310,19 @@ def test_real_mode_shorts_on_margin_trade_like_the_backtest(
     open_trades = [t for t in records if t["status"] == "ACTIVE"]
     if not any(t["side"] == "short" for t in open_trades):  # every short closed: all repaid
         assert acct.debts.get("NXT", 0.0) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.ray
+def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(ray_margin, sqlite_url) -> None:
+    frame = sample(PARITY_FILE, n=REAL_N)
+    records, orders, engine = run_real(ray_margin, frame, sqlite_url, "spot")
+    refused = [o for o in orders if o["role"] == "entry" and o["side"] == "sell"]
+    assert len(refused) >= 2  # the shorts of the margin run (and re-signals while flat)
+    assert {(o["status"], o["reason"]) for o in refused} == {
+        ("REJECTED", "short on spot market NXT/BTC: use --market margin")
+    }
+    closed = [(t["side"], t["exit_reason"]) for t in records if t["status"] == "CLOSED"]
+    assert closed == [("long", "stop_loss")]  # the long after them still traded
+    assert engine.margin_accounts == {}  # spot only
+    sells = [o for o in engine.accounts["margin-parity-key"].orders.values() if o.side == "SELL"]
+    assert [o.type for o in sells] == ["STOP_LOSS", "LIMIT_MAKER"]  # the long's OCO exit only
