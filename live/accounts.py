@@ -304,6 +304,8 @@ class MatchingEngine:
         if order.status != "NEW":
             raise ExchangeError(UNKNOWN_ORDER, "Unknown order sent.")
         self._unlock(acct, order)
+        if acct.margin and order.borrowed is not None:  # Binance's autoRepayAtCancel (default)
+            self._repay(acct, *order.borrowed)
         order.status = "CANCELED"
         order.update_ms = ts_ms if ts_ms is not None else self.market.now_ms
         changed = [order]

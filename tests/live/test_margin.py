@@ -10,9 +10,11 @@ from typing import Any
 import ccxt
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from actors.messages import BarClosed, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder
 from actors.portfolio_kernel import PortfolioMember
+from commands.errors import UserError
 from live.broker import CcxtBroker
 from live.ccxt_clients import rest_client
 from live.margin import MarginClient, check_market, for_market, short_refusal
@@ -103,6 +105,16 @@ def test_a_short_closed_by_its_target(exchange) -> None:
     # 1000 + 100 - 0.1, then - 95 - 0.095; 1 ETH repaid
     assert margin_balance(c) == pytest.approx((0.0, 0.0, 0.0, 1004.805, 0.0, 0.0))
     assert c.fetch_open_orders(SYMBOL, None, None, CROSS) == []
+
+
+def test_cancelling_an_order_that_borrowed_repays_the_loan(exchange) -> None:
+    c = client(exchange, "cancel-repays")
+    align(exchange, 0)
+    stop = c.create_order(SYMBOL, "market", "sell", 2.0, None,
+                          {**CROSS, "stopLossPrice": 90.0, "sideEffectType": "MARGIN_BUY"})  # fmt: skip
+    assert margin_balance(c)[:3] == (0.0, 2.0, 2.0)  # borrowed when placed, locked for the stop
+    c.cancel_order(stop["id"], SYMBOL, CROSS)
+    assert margin_balance(c) == (0.0, 0.0, 0.0, 1000.0, 0.0, 0.0)
 
 
 def test_a_short_on_spot_is_refused_for_insufficient_balance(exchange) -> None:
@@ -326,3 +338,14 @@ def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(ray_margin, sqlite_u
     assert engine.margin_accounts == {}  # spot only
     sells = [o for o in engine.accounts["margin-parity-key"].orders.values() if o.side == "SELL"]
     assert [o.type for o in sells] == ["STOP_LOSS", "LIMIT_MAKER"]  # the long's OCO exit only
+
+
+def test_an_unknown_market_is_refused_before_anything_runs() -> None:
+    from cli import app
+
+    result = CliRunner().invoke(app, ["live", "--market", "futures"])
+    assert isinstance(result.exception, UserError)  # cli.py main: one `error:` line, exit 2
+    assert (
+        str(result.exception)
+        == "--market must be spot or margin, got 'futures'; shorts need margin"
+    )
