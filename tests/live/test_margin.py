@@ -349,3 +349,48 @@ def test_an_unknown_market_is_refused_before_anything_runs() -> None:
         str(result.exception)
         == "--market must be spot or margin, got 'futures'; shorts need margin"
     )
+
+
+def test_the_broker_closes_a_short_by_signal_cancelling_its_legs(exchange, monkeypatch) -> None:
+    async def scenario() -> tuple[list, dict]:
+        broker = await started(exchange, "margin", "broker-signal-exit", monkeypatch)
+        try:
+            i = align(exchange, 0)
+            ts = T0.value + i * STEP_NS
+            events = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 2.0)])
+            legs = [submit(ts, 2, "buy", "stop", "stop_loss", 2.0, 115.0, trade=1),
+                    submit(ts, 3, "buy", "limit", "take_profit", 2.0, 85.0, trade=1)]  # fmt: skip
+            events += await broker.handle_batch(legs)
+            exchange.step(1)  # phase 0: nothing touched
+            events += await broker.handle_batch([bar_closed(i)])
+            exit_ = submit(ts + STEP_NS, 4, "buy", "market", "signal", 2.0, trade=1)
+            events += await broker.handle_batch([exit_])  # at the open of phase 1: 100
+            return events, await broker.client.fetch_balance()
+        finally:
+            await broker.stop()
+
+    events, balance = asyncio.run(scenario())
+    assert [(e.order_id, e.price) for e in events if type(e) is OrderFilled] == [
+        (1, 100.0),
+        (4, 100.0),
+    ]
+    assert (balance["ETH"]["debt"], balance["ETH"]["total"]) == (0.0, 0.0)
+    assert balance["BTC"]["free"] == pytest.approx(1000 + 200 - 0.2 - 200 - 0.2)
+    assert balance["BTC"]["used"] == 0.0  # the OCO's lock went with its cancel
+    orders = exchange.exchange.engine.margin_accounts["broker-signal-exit"].orders.values()
+    assert [o.status for o in orders] == ["FILLED", "CANCELED", "CANCELED", "FILLED"]
+
+
+def test_every_client_url_points_at_the_local_exchange(exchange) -> None:
+    """Nothing can leave the machine: margin (/sapi) and every other API family are rehosted."""
+
+    def urls(tree) -> list[str]:
+        if isinstance(tree, dict):
+            return [u for v in tree.values() for u in urls(v)]
+        return [tree] if isinstance(tree, str) else []
+
+    rest = client(exchange, "urls")
+    found = urls(rest.urls["api"])
+    assert f"{exchange.url}/sapi/v1" in found
+    ws_base = exchange.url.replace("http", "ws", 1)
+    assert all(u.startswith((exchange.url, ws_base)) for u in found), found
