@@ -281,31 +281,40 @@ def ray_margin():
         os.environ.pop(name, None)
 
 
-def run_real(ray, frame, db_url: str, market: str) -> tuple[list[dict], list[dict], Any]:
+@pytest.fixture(scope="module")
+def real_runs(ray_margin, tmp_path_factory) -> dict[str, Any]:
+    """sr_breakout with shorts, in real mode, on margin and on spot at once: two live nodes (one
+    API key: its margin and its spot accounts) on one local exchange, stepped bar by bar."""
+    frame = sample(PARITY_FILE, n=REAL_N)
     member = PortfolioMember("sr-short", make_strategy("sr_breakout", {"allow_short": True}),
                              PARITY_SYMBOL, "5m")  # fmt: skip
+    tmp = tmp_path_factory.mktemp("real")
+    nodes: dict[str, LiveNode] = {}
     with ExchangeThread(market_of(frame, PARITY_SYMBOL), {"BTC": 10.0}) as ex:
-        warm = warm_up(rest_client("binance", ex.url), db_url, "binance", [member])
-        settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
-                                real=True, market=market)  # fmt: skip
-        node = LiveNode(settings, [member], warm, ray)
-        node.start()
         try:
+            for market in ("margin", "spot"):
+                db_url = f"sqlite:///{tmp / market}.db"
+                warm = warm_up(rest_client("binance", ex.url), db_url, "binance", [member])
+                settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
+                                        real=True, market=market)  # fmt: skip
+                nodes[market] = LiveNode(settings, [member], warm, ray_margin)
+                nodes[market].start()
             for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
                 ex.step(1)
-                node.wait_for_bars(k, timeout=60)
-            return node.trades(), node.orders(), ex.exchange.engine
+                for node in nodes.values():
+                    node.wait_for_bars(k, timeout=60)
+            out = {m: (n.trades(), n.orders()) for m, n in nodes.items()}
         finally:
-            node.stop()
+            for node in nodes.values():
+                node.stop()
+    return {**out, "engine": ex.exchange.engine, "frame": frame, "tmp": tmp}
 
 
 @pytest.mark.ray
-def test_real_mode_shorts_on_margin_trade_like_the_backtest(
-    ray_margin, tmp_path, sqlite_url
-) -> None:
-    frame = sample(PARITY_FILE, n=REAL_N)
-    records, _orders, engine = run_real(ray_margin, frame, sqlite_url, "margin")
-    expected = backtest_trades("sr_breakout", {"allow_short": True}, frame, tmp_path)
+def test_real_mode_shorts_on_margin_trade_like_the_backtest(real_runs) -> None:
+    records, _orders = real_runs["margin"]
+    frame, engine = real_runs["frame"], real_runs["engine"]
+    expected = backtest_trades("sr_breakout", {"allow_short": True}, frame, real_runs["tmp"])
     last_seen = frame.index[REAL_N - 2]
     expected = expected[(expected.exit_reason != "end_of_data")
                         & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
@@ -318,16 +327,15 @@ def test_real_mode_shorts_on_margin_trade_like_the_backtest(
         assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
         assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
     acct = engine.margin_accounts["margin-parity-key"]
-    assert engine.accounts.get("margin-parity-key") is None  # every order went to margin
+    assert {o.side_effect for o in acct.orders.values()} == {"AUTO_BORROW_REPAY"}
     open_trades = [t for t in records if t["status"] == "ACTIVE"]
     if not any(t["side"] == "short" for t in open_trades):  # every short closed: all repaid
         assert acct.debts.get("NXT", 0.0) == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.ray
-def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(ray_margin, sqlite_url) -> None:
-    frame = sample(PARITY_FILE, n=REAL_N)
-    records, orders, engine = run_real(ray_margin, frame, sqlite_url, "spot")
+def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(real_runs) -> None:
+    records, orders = real_runs["spot"]
     refused = [o for o in orders if o["role"] == "entry" and o["side"] == "sell"]
     assert len(refused) >= 2  # the shorts of the margin run (and re-signals while flat)
     assert {(o["status"], o["reason"]) for o in refused} == {
@@ -335,9 +343,10 @@ def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(ray_margin, sqlite_u
     }
     closed = [(t["side"], t["exit_reason"]) for t in records if t["status"] == "CLOSED"]
     assert closed == [("long", "stop_loss")]  # the long after them still traded
-    assert engine.margin_accounts == {}  # spot only
-    sells = [o for o in engine.accounts["margin-parity-key"].orders.values() if o.side == "SELL"]
-    assert [o.type for o in sells] == ["STOP_LOSS", "LIMIT_MAKER"]  # the long's OCO exit only
+    spot = real_runs["engine"].accounts["margin-parity-key"].orders.values()
+    assert {o.side_effect for o in spot} == {"NO_SIDE_EFFECT"}
+    sells = [o.type for o in spot if o.side == "SELL"]
+    assert sells == ["STOP_LOSS", "LIMIT_MAKER"]  # the long's OCO exit only
 
 
 def test_an_unknown_market_is_refused_before_anything_runs() -> None:
