@@ -18,8 +18,9 @@ resting sell of the same coins (a stop loss and a separate take profit) is refus
 Cross margin (the market where shorts are allowed): each key also has a margin account, funded on
 first use like the spot one and kept apart from it as Binance keeps its wallets apart. An order's
 `sideEffectType` MARGIN_BUY / AUTO_BORROW_REPAY borrows the shortfall when it is placed (a short
-sale borrows the base coins), within LEVERAGE x net equity; AUTO_REPAY / AUTO_BORROW_REPAY repays
-the debt in the asset a fill brings in. No interest is charged (backtests charge none: parity).
+sale borrows the base coins), debts up to (LEVERAGE - 1) x net equity (3x cross margin; past
+that -3006); AUTO_REPAY / AUTO_BORROW_REPAY repays the debt in the asset a fill brings in, and
+cancelling an order that borrowed repays its loan. No interest (backtests charge none: parity).
 """
 
 from __future__ import annotations
