@@ -38,6 +38,9 @@ FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill,
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
 DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
                         "seconds (default: run until Ctrl-C or SIGTERM).")]
+OnDisableOpt = Annotated[str, typer.Option("--on-disable", help="An instance disabled while "
+                        "running (`cli.py strategies disable ID`, or its pair disabled): keep its "
+                        "positions (managed by their exits) or close them at market.")]
 # fmt: on
 
 
@@ -58,6 +61,7 @@ def live(
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
     duration: DurationOpt = None,
+    on_disable: OnDisableOpt = "keep",
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -68,6 +72,8 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
+    if on_disable not in ("keep", "close"):
+        raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     keys = api_keys(exchange) if real else None
@@ -83,7 +89,19 @@ def live(
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
     settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
-    _run(settings, members, warm, duration)
+    control = {"on_disable": on_disable, "config": config,
+               "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
+    _run(settings, members, warm, duration, control)
+
+
+def _adopter(family, symbol, interval, ids):
+    """Which instances enabled while running this run takes on: those its filters allow."""
+
+    def adopt(row) -> bool:
+        return ((not family or row.family == family) and (not symbol or row.symbol == symbol)
+                and (not interval or row.interval == interval) and (not ids or row.id in ids))  # fmt: skip
+
+    return adopt
 
 
 def _ids(text: str | None) -> list[int] | None:
@@ -97,17 +115,23 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(settings, members, warm, duration: float | None) -> None:
+def _run(settings, members, warm, duration: float | None, control: dict) -> None:
+    from live.control import LiveControl, declare_config, member_ids
     from live.node import LiveNode, ray_for_live
     from live.setup import commit_warmup
 
     commit_warmup(settings.db_url, settings.exchange, warm)
+    if control["config"] is not None:
+        ids = declare_config(settings.db_url, settings.exchange, control["config"], members)
+    else:
+        ids = member_ids(members)
     stopping = {"now": False}
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
+        watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
         mode = "REAL orders" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
@@ -116,6 +140,7 @@ def _run(settings, members, warm, duration: float | None) -> None:
             with Live(_status(node), console=console, refresh_per_second=2, transient=False) as bar:
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
+                    watch.maybe_poll()  # enable/disable in the database: every ~2 s
                     bar.update(_status(node))
         except KeyboardInterrupt:
             pass

@@ -31,7 +31,8 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.order_manager import OrderManager
-from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from actors.portfolio_kernel import PortfolioMember
+from live.control import LivePortfolio
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
 from live.runtime import EXCHANGE, LiveRuntime
@@ -104,7 +105,7 @@ class LiveNode:
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members
                   if m.strategy.pyramiding}  # fmt: skip
-        portfolio = WeightedPortfolio(s, weights, {}, hedged, position_limits=limits)
+        portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         for key in series:
             on_series = [m for m in self.members if m.series == key]
