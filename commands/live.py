@@ -104,6 +104,28 @@ def _adopter(family, symbol, interval, ids):
     return adopt
 
 
+@app.command("status")
+def status(
+    db: DbOpt = None,
+    exchange: Annotated[str | None, typer.Option("--exchange", "-e", help="Only this exchange.")] = None,
+    day: Annotated[str | None, typer.Option("--day", help="UTC day of the pnl per instance, "
+                   "YYYY-MM-DD (default: today; a replay trades on its data's days).")] = None,
+) -> None:  # fmt: skip
+    """Print the running system's state from the database (positions, open orders, the day's
+    pnl per instance); reads only, never disturbs the trader."""
+    import datetime as dt
+
+    from live.status import read_status, status_lines
+    from store.db import resolve_url
+
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise UserError(f"--day {day!r} must be a date YYYY-MM-DD, e.g. 2024-03-01") from None
+    for line in status_lines(read_status(resolve_url(db), exchange, when)):
+        print(line)
+
+
 def _ids(text: str | None) -> list[int] | None:
     if not text:
         return None

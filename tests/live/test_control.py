@@ -17,6 +17,7 @@ from live.control import LiveControl, LivePortfolio, member_ids
 from live.node import LiveNode, LiveSettings
 from live.server_thread import ExchangeThread
 from live.setup import check_exchange, select_members, warm_up
+from live.status import read_status
 from store.instances import add_instance, set_enabled, set_pair_active
 from tests.live.helpers import market_of, sample
 
@@ -110,6 +111,8 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
             said = control.poll()
             step_to(N)
             records = node.trades()
+            shown = read_status(sqlite_url)  # `cli.py live status` while the trader runs
+            orders = node.orders()
             rejections = node.portfolio()["rejections"]
         finally:
             node.stop()
@@ -119,6 +122,10 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
     refused = [r for r in rejections if r["strategy"] == label_a and "disabled" in r["reason"]]
     assert refused and all(disabled_at <= r["ts"] <= enabled_at for r in refused)
     assert [ts for ts in entries_a if ts > enabled_at], "trades resume after the enable"
+    held = sorted(t["strategy"] for t in records if t["status"] == "ACTIVE")
+    assert sorted(p["strategy"] for p in shown.positions) == held
+    resting = [o for o in orders if o["status"] in ("NEW", "SUBMITTED")]
+    assert len(shown.orders) == len(resting)
     # B: exactly its backtest
     label_b = control.labels[b]
     got_b = sorted(_iso(t["entry_ts"]) for t in records if t["strategy"] == label_b)
