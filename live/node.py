@@ -35,6 +35,7 @@ from actors.portfolio_kernel import PortfolioMember
 from live.control import LivePortfolio
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
+from live.metrics import LiveMetrics
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 
@@ -88,6 +89,8 @@ class LiveNode:
         self.trades_opened = 0
         self.trades_closed = 0
         self.runtime.observers.append(self._observe)
+        self.metrics = LiveMetrics(settings.exchange, None if ray_module is not None else False)
+        self.runtime.observers.append(self.metrics.observe)
 
     # -- start / stop -------------------------------------------------------------------------
     def start(self) -> None:
@@ -195,6 +198,7 @@ class LiveNode:
             while j < len(bars) and bars[j].ts == bars[i].ts:
                 j += 1
             self.runtime.on_bars(bars[i:j])
+            self.metrics.delivered()
             self.bars += j - i
             i = j
 
@@ -235,6 +239,7 @@ class LiveNode:
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()
         state = self.portfolio()
+        self.metrics.set_equity(state["equity"])
         return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
                 "orders_last_minute": len(self.orders_sent), "fills": self.fills,
                 "trades_closed": self.trades_closed}  # fmt: skip

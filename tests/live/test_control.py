@@ -5,6 +5,11 @@ instance enabled that the run had not loaded gets a host; --on-disable close clo
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
+import urllib.request
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -28,9 +33,30 @@ RISK = 0.001  # 180, 233, ...; reversal_breakout at 64, 76, 82, 147, ...; small:
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    with socket.socket() as s:  # a free port for the Prometheus metrics of this Ray node
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2",
+             _metrics_export_port=port)  # fmt: skip
+    ray.metrics_url = f"http://127.0.0.2:{port}/metrics"
     yield ray
     ray.shutdown()
+
+
+def scrape(url: str, name: str, enough: float, timeout: float = 60.0) -> dict[str, float]:
+    """Values of one metric (by its tags) once their sum reaches `enough` (Ray exports every
+    few seconds)."""
+    deadline = time.monotonic() + timeout
+    values: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                      for line in body.splitlines() if line.startswith(name + "{")}  # fmt: skip
+            if sum(values.values()) >= enough:
+                return values
+        time.sleep(1.0)
+    raise AssertionError(f"{name} reached {sum(values.values())} < {enough} in {timeout}s")
 
 
 def test_a_disabled_instance_has_its_entries_refused_with_a_reason() -> None:
