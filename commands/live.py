@@ -32,7 +32,10 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Trade the inst
                       "of this prod.json instead of the database's enabled instances.")]
 RealOpt = Annotated[bool, typer.Option("--real", help="Send real orders (keys from "
                     "RAYTRADER_<EXCHANGE>_API_KEY/_SECRET or RAYTRADER_API_KEY/_SECRET).")]
-CashOpt = Annotated[float, typer.Option("--cash", help="Dry run: starting cash of the account.")]
+CashOpt = Annotated[float | None, typer.Option("--cash", help="Dry run: starting cash, in the "
+                    "quote currency of the traded pairs (default: the account's free balance of it "
+                    "when API keys are set, else the local exchange's default funding: 10 BTC, "
+                    "100 ETH, 100000 USDT).")]
 RiskOpt = Annotated[float, typer.Option("--risk", help="Fraction of equity risked per trade.")]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill, bps.")]
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
@@ -56,7 +59,7 @@ def live(
     instances: InstancesOpt = None,
     config: ConfigOpt = None,
     real: RealOpt = False,
-    cash: CashOpt = 10_000.0,
+    cash: CashOpt = None,
     risk: RiskOpt = 0.01,
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
@@ -76,7 +79,7 @@ def live(
         raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
-    keys = api_keys(exchange) if real else None
+    keys = api_keys(exchange)
     if real and keys is None:
         up = exchange.upper()
         raise UserError(
@@ -88,10 +91,48 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
+    if cash is not None and not cash > 0:
+        raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
+    if not real:
+        cash = _dry_run_cash(client, keys, members, cash)
+    settings = LiveSettings(exchange, url, url_db, cash or 0.0, fee_bps, slippage_bps, risk,
+                            real=real)  # fmt: skip
     control = {"on_disable": on_disable, "config": config,
                "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
     _run(settings, members, warm, duration, control)
+
+
+def _dry_run_cash(client, keys, members, cash: float | None) -> float:
+    """The dry run's starting cash in the quote currency of the traded pairs (one account)."""
+    from live.server_thread import DEFAULT_FUNDING
+
+    quotes = sorted({m.symbol.split("/")[-1] for m in members})
+    if len(quotes) > 1:
+        raise UserError(
+            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
+            "account in one currency; narrow them with --symbol or --instances"
+        )
+    quote = quotes[0]
+    where = "--cash"
+    if cash is None and keys is not None:
+        import ccxt
+
+        try:
+            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
+        except ccxt.BaseError as exc:
+            raise UserError(
+                f"cannot read the account's {quote} balance with the API keys in the environment "
+                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
+            ) from None
+        where = "the account's free balance"
+    if cash is None and quote in DEFAULT_FUNDING:
+        cash, where = DEFAULT_FUNDING[quote], "the local exchange's default funding"
+    if cash is None:
+        raise UserError(
+            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+        )
+    console.print(f"dry run starting cash: {cash:g} {quote} ({where})")
+    return cash
 
 
 def _adopter(family, symbol, interval, ids):
