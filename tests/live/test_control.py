@@ -6,6 +6,7 @@ instance enabled that the run had not loaded gets a host; --on-disable close clo
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 import urllib.request
@@ -71,6 +72,29 @@ def test_a_disabled_instance_has_its_entries_refused_with_a_reason() -> None:
     assert type(opened).__name__ == "OpenTrade" and book.weights["a"] == 0.5
     # the plain portfolio knows no such command: the refusal is LivePortfolio's doing
     assert DisableInstance not in Portfolio.handlers
+
+
+def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(tmp_path,
+                                                                             sqlite_url) -> None:  # fmt: skip
+    from backtest.portfolio_config import build_members, load_portfolio_config
+    from live.control import declare_config
+    from store.instances import list_instances, live_states
+    from strategies.registry import make_strategy
+
+    full = make_strategy("sr_breakout", {}).param_dict()  # stored complete, as `strategies add`
+    old = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", full, enabled=False)
+    config = tmp_path / "prod.json"
+    config.write_text(json.dumps({"exchange": "binance", "instances": [
+        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 0.5},
+        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 2.0,
+         "params": {"lookback": 30}}]}))  # fmt: skip
+    members = build_members(load_portfolio_config(config))
+    ids = declare_config(sqlite_url, "binance", config, members)
+    assert sorted(ids.values()) == sorted(m.label for m in members) and old.id in ids
+    stored = {r.id: (r.enabled, r.weight) for r in list_instances(sqlite_url)}
+    assert stored == {old.id: (True, 0.5), max(ids): (True, 2.0)}
+    set_enabled(sqlite_url, max(ids), False)
+    assert live_states(sqlite_url, "binance") == {old.id: (True, 0.5), max(ids): (False, 2.0)}
 
 
 def _backtest_entries(family: str, frame: pd.DataFrame, tmp) -> list[str]:
