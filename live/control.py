@@ -132,7 +132,14 @@ class LiveControl:
         if now < self._next:
             return []
         self._next = now + self.poll_s
-        return self.poll()
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return self.poll()
+        except SQLAlchemyError as exc:  # a database hiccup must not stop trading: retry later
+            line = f"cannot read the instances from the database ({type(exc).__name__}); retrying"
+            self.log(line)
+            return [line]
 
     def poll(self) -> list[str]:
         """Apply the database's current state; returns what changed, one line each (logged)."""

@@ -97,6 +97,23 @@ def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(tmp
     assert live_states(sqlite_url, "binance") == {old.id: (True, 0.5), max(ids): (False, 2.0)}
 
 
+def test_a_database_hiccup_is_logged_and_retried_not_fatal(sqlite_url) -> None:
+    from sqlalchemy import text
+
+    from live.setup import Warmup
+    from store.db import get_engine
+
+    add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {})
+    node = LiveNode(LiveSettings("binance", None, sqlite_url), [], Warmup(), None)
+    log: list[str] = []
+    control = LiveControl(node, {}, "keep", None, log.append, poll_s=0.0)
+    assert control.maybe_poll() == []
+    with get_engine(sqlite_url).begin() as conn:  # broken on purpose: the table is gone
+        conn.execute(text("DROP TABLE strategy_instances"))
+    (line,) = control.maybe_poll()
+    assert line.startswith("cannot read the instances from the database") and log == [line]
+
+
 def _backtest_entries(family: str, frame: pd.DataFrame, tmp) -> list[str]:
     data = tmp / "bars.csv"
     out = frame.copy()
