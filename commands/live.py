@@ -200,11 +200,12 @@ def _run(settings, members, warm, duration: float | None, control: dict) -> None
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            with Live(_status(node), console=console, refresh_per_second=2, transient=False) as bar:
+            with Live(_status(node, watch), console=console, refresh_per_second=2,
+                      transient=False) as bar:  # fmt: skip
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
                     watch.maybe_poll()  # enable/disable in the database: every ~2 s
-                    bar.update(_status(node))
+                    bar.update(_status(node, watch))
         except KeyboardInterrupt:
             pass
         finally:
@@ -213,12 +214,13 @@ def _run(settings, members, warm, duration: float | None, control: dict) -> None
             node.stop()
 
 
-def _status(node) -> Text:
+def _status(node, watch) -> Text:
     s = node.status()
+    off = sum(not on for on in watch.active.values())
     return Text(
         f"{node.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
-        f"equity {s['equity']:,.2f} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}"
+        f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
+        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )
 
 

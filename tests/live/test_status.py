@@ -1,5 +1,6 @@
 """`cli.py live status`: the live state read from the database only (live/status.py), with a
-hand-computed scenario; backtest rows never show; the database is not changed by reading."""
+hand-computed scenario on SQLite and PostgreSQL; backtest rows never show; the database is not
+changed by reading."""
 
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ def _scenario(url: str) -> None:
         ])  # fmt: skip
 
 
-def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'live.db'}"
+def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: Path,
+                                                                     db_url: str) -> None:  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'live.db'}" if db_url.startswith("sqlite") else db_url
     _scenario(url)
     before = _digest(tmp_path)
     result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
@@ -62,7 +64,7 @@ def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: 
     assert lines[3] == "  live-x:7 #2 b ETH/BTC sell stop @ 0.099 2 stop_loss SUBMITTED"
     assert lines[4] == "pnl on 2018-01-25 (UTC, closed trades): +0.3"
     assert lines[5:] == ["  #1 a: 2 trade(s) pnl +0.3"]
-    assert _digest(tmp_path) == before  # nothing written, not even to the write-ahead log
+    assert _digest(tmp_path) == before  # SQLite: nothing written, not even to the write-ahead log
 
 
 def _digest(folder: Path) -> list[str]:
