@@ -3,7 +3,7 @@
 Reads only (no table is written, no actor is asked): live trading writes every order and trade
 change at once (actors/order_store.py), so the database is the running system's state. Live
 rows are those without a backtest run id. Shown: open positions (marked at the latest stored
-close of their series: the live stream stores every bar), open orders (NEW or SUBMITTED), and
+close of their series, with that bar's time: the live stream stores every bar), open orders (NEW or SUBMITTED), and
 per instance the trades closed on one UTC day with their pnl (default: today).
 """
 
@@ -46,10 +46,10 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         held = select(t_.strategy, t_.exchange, t_.symbol, t_.interval, t_.side, t_.quantity,
                       t_.entry_time, t_.entry_price).where(*live_t, t_.status == "ACTIVE")  # fmt: skip
         for t in conn.execute(held.order_by(t_.entry_time)).mappings():
-            mark = _latest_close(conn, t["exchange"], t["symbol"], t["interval"])
+            mark, mark_ms = _latest_close(conn, t["exchange"], t["symbol"], t["interval"])
             sign = 1.0 if t["side"] == "long" else -1.0
             pnl = None if mark is None else sign * t["quantity"] * (mark - t["entry_price"])
-            out.positions.append({**t, "mark": mark, "unrealised": pnl})
+            out.positions.append({**t, "mark": mark, "mark_ms": mark_ms, "unrealised": pnl})
         orders = select(o_.id, o_.strategy, o_.symbol, o_.side, o_.type, o_.role, o_.quantity,
                         o_.price, o_.stop_price, o_.status
                         ).where(*live_o, o_.status.in_(OPEN_ORDER))  # fmt: skip
@@ -80,16 +80,18 @@ def _check_exists(url: str) -> None:
             )
 
 
-def _latest_close(conn: Any, exchange: str, symbol: str, interval: str) -> float | None:
+def _latest_close(conn: Any, exchange: str, symbol: str,
+                  interval: str) -> tuple[float | None, int | None]:  # fmt: skip
+    """(close, open time in ms) of the newest stored bar of the series."""
     from sqlalchemy import select
 
     from store.models import Bar
 
     b = Bar.__table__.c
-    query = select(b.close).where(
-        b.exchange == exchange, b.symbol == symbol, b.interval == interval
-    )
-    return conn.execute(query.order_by(b.ts.desc()).limit(1)).scalar()
+    query = select(b.close, b.ts).where(b.exchange == exchange, b.symbol == symbol,
+                                        b.interval == interval)  # fmt: skip
+    row = conn.execute(query.order_by(b.ts.desc()).limit(1)).first()
+    return (None, None) if row is None else (float(row[0]), int(row[1]))
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
@@ -102,8 +104,10 @@ def status_lines(status: LiveStatus) -> list[str]:
     """Plain lines (stable for scripts and tests): positions, orders, pnl per instance."""
     lines = [f"open positions: {len(status.positions)}"]
     for p in status.positions:
-        mark = "no stored bar" if p["mark"] is None else (
-            f"mark {p['mark']:.8g} unrealised {p['unrealised']:+.8g}")  # fmt: skip
+        mark = "no stored bar"
+        if p["mark"] is not None:
+            bar = _iso(dt.datetime.fromtimestamp(p["mark_ms"] / 1000, dt.UTC))
+            mark = f"mark {p['mark']:.8g} (bar {bar}) unrealised {p['unrealised']:+.8g}"
         lines.append(f"  {p['strategy']} {p['symbol']} {p['side']} {p['quantity']:.8g} @ "
                      f"{p['entry_price']:.8g} since {_iso(p['entry_time'])} {mark}")  # fmt: skip
     lines.append(f"open orders: {len(status.orders)}")

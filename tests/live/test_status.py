@@ -59,7 +59,7 @@ def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: 
     assert lines[0] == "open positions: 1"
     # marked at the latest stored close 0.11: 2 x (0.11 - 0.1) = +0.02
     assert lines[1].startswith("  #2 b ETH/BTC long 2 @ 0.1 since 2018-01-25T00:00:00Z")
-    assert lines[1].endswith("mark 0.11 unrealised +0.02")
+    assert lines[1].endswith("mark 0.11 (bar 1970-01-01T00:00:00Z) unrealised +0.02")
     assert lines[2] == "open orders: 1"
     assert lines[3] == "  live-x:7 #2 b ETH/BTC sell stop @ 0.099 2 stop_loss SUBMITTED"
     assert lines[4] == "pnl on 2018-01-25 (UTC, closed trades): +0.3"
