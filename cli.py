@@ -16,6 +16,7 @@ from commands import (
     instances,
     live,
     model,
+    pairs,
     strategies,
     weights,
 )
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data", help="Import, download, resample and list bar data.")
+data.app.add_typer(pairs.app, name="pairs", help="Pairs live may trade: list, enable, disable.")
 app.add_typer(strategies.app, name="strategies", help="Strategy families and instances.")
 for _name, _func in (
     ("add", instances.add),

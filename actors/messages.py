@@ -223,3 +223,26 @@ class Scheduled:
 
 ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderFilled, OrderCancelled)
 TRADE_EVENTS = (TradeOpened, TradeClosed)
+
+
+# -- live control (the driver sends these when `cli.py strategies enable|disable` changed the
+# database while `live` runs) --------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DisableInstance:
+    """Stop opening new positions for this instance; close what it holds if close_positions."""
+
+    ts: int
+    strategy: str
+    close_positions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnableInstance:
+    """Accept new entries of this instance again (or for the first time: a host just spawned),
+    sized with `weight` when given."""
+
+    ts: int
+    strategy: str
+    weight: float | None = None
+    hedge: bool = False
+    position_limit: int | None = None

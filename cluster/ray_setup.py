@@ -196,11 +196,13 @@ def _connect(address: str):
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {text}; {hint}") from None
 
 
-def _start_local(dashboard: bool, num_cpus: int | None):
+def _start_local(dashboard: bool, num_cpus: int | None, dashboard_port: int | None = None):
     import ray
 
     secure_token_file(create=os.environ.get("RAY_AUTH_MODE", "token") == "token")
+    extra = {"dashboard_port": dashboard_port} if dashboard_port else {}
     return ray.init(
+        **extra,
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=dashboard,
         dashboard_host="127.0.0.1",

@@ -34,12 +34,18 @@ RealOpt = Annotated[bool, typer.Option("--real", help="Send real orders (keys fr
                     "RAYTRADER_<EXCHANGE>_API_KEY/_SECRET or RAYTRADER_API_KEY/_SECRET).")]
 MarketOpt = Annotated[str, typer.Option("--market", help="--real: spot (longs only; a short "
                       "entry is refused) or margin (cross margin: shorts borrow their coins).")]
-CashOpt = Annotated[float, typer.Option("--cash", help="Dry run: starting cash of the account.")]
+CashOpt = Annotated[float | None, typer.Option("--cash", help="Dry run: starting cash, in the "
+                    "quote currency of the traded pairs (default: the account's free balance of it "
+                    "when API keys are set, else the local exchange's default funding: 10 BTC, "
+                    "100 ETH, 100000 USDT).")]
 RiskOpt = Annotated[float, typer.Option("--risk", help="Fraction of equity risked per trade.")]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill, bps.")]
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
 DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
                         "seconds (default: run until Ctrl-C or SIGTERM).")]
+OnDisableOpt = Annotated[str, typer.Option("--on-disable", help="An instance disabled while "
+                        "running (`cli.py strategies disable ID`, or its pair disabled): keep its "
+                        "positions (managed by their exits) or close them at market.")]
 # fmt: on
 
 
@@ -56,11 +62,12 @@ def live(
     config: ConfigOpt = None,
     real: RealOpt = False,
     market: MarketOpt = "spot",
-    cash: CashOpt = 10_000.0,
+    cash: CashOpt = None,
     risk: RiskOpt = 0.01,
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
     duration: DurationOpt = None,
+    on_disable: OnDisableOpt = "keep",
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -73,9 +80,11 @@ def live(
     ids = _ids(instances)
     if market not in ("spot", "margin"):
         raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
+    if on_disable not in ("keep", "close"):
+        raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
-    keys = api_keys(exchange) if real else None
+    keys = api_keys(exchange)
     if real and keys is None:
         up = exchange.upper()
         raise UserError(
@@ -87,9 +96,80 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real,
-                            market=market)  # fmt: skip
-    _run(settings, members, warm, duration)
+    if cash is not None and not cash > 0:
+        raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
+    if not real:
+        cash = _dry_run_cash(client, keys, members, cash)
+    settings = LiveSettings(exchange, url, url_db, cash or 0.0, fee_bps, slippage_bps, risk,
+                            real=real, market=market)  # fmt: skip
+    control = {"on_disable": on_disable, "config": config,
+               "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
+    _run(settings, members, warm, duration, control)
+
+
+def _dry_run_cash(client, keys, members, cash: float | None) -> float:
+    """The dry run's starting cash in the quote currency of the traded pairs (one account)."""
+    from live.server_thread import DEFAULT_FUNDING
+
+    quotes = sorted({m.symbol.split("/")[-1] for m in members})
+    if len(quotes) > 1:
+        raise UserError(
+            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
+            "account in one currency; narrow them with --symbol or --instances"
+        )
+    quote = quotes[0]
+    where = "--cash"
+    if cash is None and keys is not None:
+        import ccxt
+
+        try:
+            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
+        except ccxt.BaseError as exc:
+            raise UserError(
+                f"cannot read the account's {quote} balance with the API keys in the environment "
+                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
+            ) from None
+        where = "the account's free balance"
+    if cash is None and quote in DEFAULT_FUNDING:
+        cash, where = DEFAULT_FUNDING[quote], "the local exchange's default funding"
+    if cash is None:
+        raise UserError(
+            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+        )
+    console.print(f"dry run starting cash: {cash:g} {quote} ({where})")
+    return cash
+
+
+def _adopter(family, symbol, interval, ids):
+    """Which instances enabled while running this run takes on: those its filters allow."""
+
+    def adopt(row) -> bool:
+        return ((not family or row.family == family) and (not symbol or row.symbol == symbol)
+                and (not interval or row.interval == interval) and (not ids or row.id in ids))  # fmt: skip
+
+    return adopt
+
+
+@app.command("status")
+def status(
+    db: DbOpt = None,
+    exchange: Annotated[str | None, typer.Option("--exchange", "-e", help="Only this exchange.")] = None,
+    day: Annotated[str | None, typer.Option("--day", help="UTC day of the pnl per instance, "
+                   "YYYY-MM-DD (default: today; a replay trades on its data's days).")] = None,
+) -> None:  # fmt: skip
+    """Print the running system's state from the database (positions, open orders, the day's
+    pnl per instance); reads only, never disturbs the trader."""
+    import datetime as dt
+
+    from live.status import read_status, status_lines
+    from store.db import resolve_url
+
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise UserError(f"--day {day!r} must be a date YYYY-MM-DD, e.g. 2024-03-01") from None
+    for line in status_lines(read_status(resolve_url(db), exchange, when)):
+        print(line)
 
 
 def _ids(text: str | None) -> list[int] | None:
@@ -103,26 +183,34 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(settings, members, warm, duration: float | None) -> None:
+def _run(settings, members, warm, duration: float | None, control: dict) -> None:
+    from live.control import LiveControl, declare_config, member_ids
     from live.node import LiveNode, ray_for_live
     from live.setup import commit_warmup
 
     commit_warmup(settings.db_url, settings.exchange, warm)
+    if control["config"] is not None:
+        ids = declare_config(settings.db_url, settings.exchange, control["config"], members)
+    else:
+        ids = member_ids(members)
     stopping = {"now": False}
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
+        watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
         mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
         try:
-            with Live(_status(node), console=console, refresh_per_second=2, transient=False) as bar:
+            with Live(_status(node, watch), console=console, refresh_per_second=2,
+                      transient=False) as bar:  # fmt: skip
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
-                    bar.update(_status(node))
+                    watch.maybe_poll()  # enable/disable in the database: every ~2 s
+                    bar.update(_status(node, watch))
         except KeyboardInterrupt:
             pass
         finally:
@@ -131,12 +219,13 @@ def _run(settings, members, warm, duration: float | None) -> None:
             node.stop()
 
 
-def _status(node) -> Text:
+def _status(node, watch) -> Text:
     s = node.status()
+    off = sum(not on for on in watch.active.values())
     return Text(
         f"{node.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
-        f"equity {s['equity']:,.2f} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}"
+        f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
+        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )
 
 

@@ -73,6 +73,10 @@ class CcxtBroker:
             await self.client.close()
         return True
 
+    def add_route(self, strategy: str, series: tuple[str, str]) -> None:
+        """An instance enabled while running (live/control.py), on a series already streamed."""
+        self.routes[strategy] = series
+
     async def quote_balance(self, symbol: str) -> float:
         balance = await self.client.fetch_balance()
         return float(balance.get(symbol.split("/")[1], {}).get("free") or 0.0)

@@ -4,7 +4,10 @@
 
 Starts `cli.py exchange serve` (replaying data/sample from 2018-01-25 at --speed x real time),
 runs `cli.py live` in dry run on the demo instances of ETH/BTC 5m for --seconds, stops both with
-SIGTERM and prints what was traded (the live command's summary).
+SIGTERM and prints what was traded (the live command's summary). The dry run's starting cash
+is the local exchange's default funding of the pair's quote currency (10 BTC for ETH/BTC, as the
+account `exchange serve` gives every API key); `live --cash` would set another amount in BTC.
+The Ray dashboard and metrics of the run are on free ports (printed at start).
 """
 
 from __future__ import annotations

@@ -52,5 +52,9 @@ class DryRunExchange(Actor):
                 self._where.pop(event.order_id, None)
         return out
 
+    def add_route(self, strategy: str, series: tuple[str, str]) -> None:
+        """An instance enabled while running (live/control.py), on a series already streamed."""
+        self.routes[strategy] = series
+
     def open_orders(self) -> list[int]:
         return sorted(self._where)

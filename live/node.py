@@ -31,9 +31,11 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.order_manager import OrderManager
-from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from actors.portfolio_kernel import PortfolioMember
+from live.control import LivePortfolio
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
+from live.metrics import LiveMetrics
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 
@@ -88,6 +90,8 @@ class LiveNode:
         self.trades_opened = 0
         self.trades_closed = 0
         self.runtime.observers.append(self._observe)
+        self.metrics = LiveMetrics(settings.exchange, None if ray_module is not None else False)
+        self.runtime.observers.append(self.metrics.observe)
 
     # -- start / stop -------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,7 +109,7 @@ class LiveNode:
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members
                   if m.strategy.pyramiding}  # fmt: skip
-        portfolio = WeightedPortfolio(s, weights, {}, hedged, position_limits=limits)
+        portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         for key in series:
             on_series = [m for m in self.members if m.series == key]
@@ -195,6 +199,7 @@ class LiveNode:
             while j < len(bars) and bars[j].ts == bars[i].ts:
                 j += 1
             self.runtime.on_bars(bars[i:j])
+            self.metrics.delivered()
             self.bars += j - i
             i = j
 
@@ -235,6 +240,7 @@ class LiveNode:
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()
         state = self.portfolio()
+        self.metrics.set_equity(state["equity"])
         return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
                 "orders_last_minute": len(self.orders_sent), "fills": self.fills,
                 "trades_closed": self.trades_closed}  # fmt: skip
@@ -243,8 +249,18 @@ class LiveNode:
 @contextlib.contextmanager
 def ray_for_live(console: Any) -> Iterator[Any]:
     """Ray for the live actors: the one already initialised, $RAY_ADDRESS, or a local one of its
-    own (never another program's cluster found on this machine: live owns its actors)."""
-    from cluster.ray_setup import _connect, _dashboard_url, _start_local, prefer_token_auth
+    own (never another program's cluster found on this machine: live owns its actors). A local
+    one listens on loopback only, its dashboard and metrics on free ports (never Ray's fixed 8265:
+    another Ray on the machine, e.g. a backtest, may hold it)."""
+    from cluster.ray_setup import (
+        _connect,
+        _dashboard_url,
+        _free_port,
+        _restore_environment,
+        _single_machine_mode,
+        _start_local,
+        prefer_token_auth,
+    )
 
     prefer_token_auth()
     import ray
@@ -254,11 +270,28 @@ def ray_for_live(console: Any) -> Iterator[Any]:
         return
     address = os.environ.get("RAY_ADDRESS")
     dashboard = os.environ.get("RAYTRADER_DASHBOARD", "1") != "0"
-    context = _connect(address) if address else _start_local(dashboard, None)
-    url = _dashboard_url(context)
-    if url:
-        console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
+    restore = None if address else _single_machine_mode()
     try:
+        if address:
+            context = _connect(address)
+        else:
+            context = _start_local(dashboard, None, _free_port() if dashboard else None)
+        url = _dashboard_url(context)
+        if url:
+            console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
+        metrics = _metrics_url(ray)
+        if metrics:
+            console.print(f"Ray metrics (Prometheus text): {metrics}")
         yield ray
     finally:
         ray.shutdown()
+        if restore is not None:
+            _restore_environment(restore)
+
+
+def _metrics_url(ray: Any) -> str | None:
+    """Where this node serves its metrics (live/metrics.py), for Prometheus or curl."""
+    for node in ray.nodes():
+        if node.get("Alive") and node.get("MetricsExportPort"):
+            return f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    return None

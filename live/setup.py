@@ -45,11 +45,13 @@ def select_members(db_url: str, exchange: str, config: Path | None, family: str 
         if ids:
             members = [m for m, e in zip(members, entries, strict=False) if e.instance_id in ids]
     else:
-        from store.instances import list_instances
+        from store.instances import list_instances, live_states
         from strategies.registry import make_strategy
 
+        tradable = live_states(db_url, exchange)  # enabled, and its pair not disabled
         rows = list_instances(db_url, True, family, symbol, interval)
-        rows = [r for r in rows if r.exchange == exchange and (not ids or r.id in ids)]
+        rows = [r for r in rows if r.exchange == exchange and (not ids or r.id in ids)
+                and tradable.get(r.id, (False, 0.0))[0]]  # fmt: skip
         members = []
         for r in rows:
             strategy = make_strategy(r.family, r.params)

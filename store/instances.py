@@ -149,6 +149,46 @@ def list_instances(
         return list(session.exec(query.order_by(StrategyInstance.id)).all())
 
 
+def live_states(url: str, exchange: str) -> dict[int, tuple[bool, float]]:
+    """id -> (tradable, weight) of the exchange's instances: enabled and its pair active.
+
+    One small query (the live driver polls it every ~2 s while trading)."""
+    query = (
+        select(StrategyInstance.id, StrategyInstance.enabled, StrategyInstance.weight, Pair.active)
+        .join(
+            Pair,
+            (Pair.exchange == StrategyInstance.exchange) & (Pair.symbol == StrategyInstance.symbol),
+            isouter=True,
+        )
+        .where(StrategyInstance.exchange == exchange)
+    )
+    with session_scope(url) as session:
+        rows = session.exec(query).all()
+    return {int(i): (bool(on) and active is not False, float(w)) for i, on, w, active in rows}
+
+
+def get_instance(url: str, instance_id: int) -> StrategyInstance:
+    with session_scope(url) as session:
+        return _get(session, instance_id)
+
+
+def set_pair_active(url: str, exchange: str, symbol: str, active: bool) -> Pair:
+    """Enable or disable trading a pair: its instances stay as they are but `live` skips them."""
+    with session_scope(url) as session:
+        found = session.exec(
+            select(Pair).where(Pair.exchange == exchange, Pair.symbol == symbol)
+        ).first()
+        if found is None:
+            known = ", ".join(p.symbol for p in session.exec(select(Pair)).all()) or "none"
+            raise InstanceError(
+                f"no pair {symbol} on {exchange} in the database (known: {known}); pairs are "
+                "registered with their first instance (`cli.py strategies add`)"
+            )
+        found.active = bool(active)
+        session.add(found)
+        return found
+
+
 def list_pairs(url: str) -> list[Pair]:
     with session_scope(url) as session:
         return list(session.exec(select(Pair).order_by(Pair.exchange, Pair.symbol)).all())

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cli import app
+from live.ccxt_clients import rest_client
 from live.server_thread import ExchangeThread
 from store.db import get_engine
 from store.instances import add_instance
-from tests.live.helpers import SAMPLE, market_of, sample
+from tests.live.helpers import SAMPLE, SECRET, market_of, sample
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -74,39 +76,58 @@ def test_real_mode_without_keys_exits_2_with_one_error_line(tmp_path) -> None:
 
 
 @pytest.mark.ray
-def test_serve_and_trade_live_until_sigterm(tmp_path) -> None:
+def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
+    """`cli.py live --real` against `cli.py exchange serve`, both real processes: keys from the
+    environment only, orders seen on the exchange under the account of those keys, never a key in
+    the output; SIGTERM stops it cleanly (exit 0, the summary says what is left as it is).
+    (One trader process for both: each starts its own Ray, the slow part of this test.)
+    (sr_breakout enters at 09:00 on this series: a few bars after the start; the exchange steps a
+    bar at a time on request.)"""
     db = f"sqlite:///{tmp_path / 'live.db'}"
     add_instance(db, "sr_breakout", "binance", "ETH/BTC", "5m", {})
-    env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "RAYTRADER_DB": db}
+    key = "cli-real-key"
+    env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "RAYTRADER_DB": db,
+           "RAYTRADER_API_KEY": key, "RAYTRADER_API_SECRET": SECRET}  # fmt: skip
     serve = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "exchange", "serve", "--data",
-                              str(SAMPLE / "ETH_BTC-5m.csv.gz"), "--port", "0", "--speed", "600",
-                              "--start", "2018-01-12"], cwd=tmp_path, env=env,
+                              str(SAMPLE / "ETH_BTC-5m.csv.gz"), "--port", "0", "--speed", "0",
+                              "--start", "2018-01-10T08:30"], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
     trader = None
     try:
-        port = _port(serve)
-        trader = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "live", "--url",
-                                   f"http://127.0.0.1:{port}"], cwd=tmp_path, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        url = f"http://127.0.0.1:{_port(serve)}"
+        trader = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "live", "--real",
+                                   "--url", url], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
         errors: list[str] = []
         outputs: list[str] = []
-        # One reader per pipe, joined after the exit: communicate() would race the stderr reader
-        # for the last lines (the "stopped:" summary is among them).
         readers = [threading.Thread(target=lambda: errors.extend(trader.stderr), daemon=True),
                    threading.Thread(target=lambda: outputs.extend(trader.stdout), daemon=True)]  # fmt: skip
         for reader in readers:
             reader.start()
-        _wait_for(lambda: any("live dry run on binance" in line for line in errors), 180)
-        warm = rows(db, "bars")  # the warm-up bars, stored before trading starts
-        _wait_for(lambda: rows(db, "bars") >= warm + 5, 60)  # a 5m bar every 0.5 s
+        client = rest_client("binance", url, (key, SECRET))  # the same account as the trader's
+        seen: list[dict] = []
+        _wait_for(lambda: any("live REAL orders on binance" in line for line in errors), 180)
+
+        def step_and_look() -> bool:  # one bar per look: the exchange moves only when asked
+            urllib.request.urlopen(urllib.request.Request(f"{url}/_local/step?n=1", method="POST"))
+            seen[:] = client.fetch_orders("ETH/BTC")
+            return bool(seen)
+
+        _wait_for(step_and_look, 120)
         trader.send_signal(signal.SIGTERM)
         trader.wait(timeout=60)
         for reader in readers:
             reader.join(timeout=30)
-        text_err = "".join(errors)
-        assert trader.returncode == 0, text_err
+        text_all = "".join(errors + outputs)
+        assert trader.returncode == 0, text_all
+        assert "live REAL orders on binance" in text_all
         stopped = next(line for line in errors if line.startswith("stopped:"))
-        assert int(stopped.split()[1]) >= 5 and "left as they are" in stopped
+        assert int(stopped.split()[1]) >= 1 and "left as they are" in stopped
+        assert all(o["clientOrderId"].startswith("rt-") for o in seen)
+        assert key not in text_all and SECRET not in text_all  # keys are never logged
+        sent = {o["clientOrderId"] for o in seen}
+        stored = _ids(db, "SELECT id FROM orders")
+        assert sent and len(stored) >= len(sent)
     finally:
         for proc in (trader, serve):
             if proc is not None and proc.poll() is None:
@@ -115,6 +136,30 @@ def test_serve_and_trade_live_until_sigterm(tmp_path) -> None:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def test_dry_run_cash_is_in_the_quote_currency(exchange) -> None:
+    from actors.portfolio_kernel import PortfolioMember
+    from commands.live import _dry_run_cash
+    from strategies.registry import make_strategy
+
+    def member(symbol: str) -> PortfolioMember:
+        return PortfolioMember(symbol, make_strategy("sr_breakout", {}), symbol, "5m")
+
+    eth_btc = [member("ETH/BTC")]
+    client = rest_client("binance", exchange.url, ("cash-key", SECRET))
+    assert _dry_run_cash(client, None, eth_btc, None) == 10.0  # the local default: 10 BTC
+    assert _dry_run_cash(client, ("cash-key", SECRET), eth_btc, None) == 10.0  # the account's
+    assert _dry_run_cash(client, None, eth_btc, 2.5) == 2.5
+    with pytest.raises(ValueError, match="quoted in BTC, USDT"):
+        _dry_run_cash(client, None, [*eth_btc, member("BTC/USDT")], None)
+    with pytest.raises(ValueError, match="pass --cash AMOUNT \\(in EUR\\)"):
+        _dry_run_cash(client, None, [member("BTC/EUR")], None)
+
+
+def _ids(db_url: str, query: str) -> list:
+    with get_engine(db_url).connect() as conn:
+        return [r[0] for r in conn.execute(text(query))]
 
 
 def _port(proc: subprocess.Popen) -> int:

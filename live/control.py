@@ -1,0 +1,228 @@
+"""Strategy instances and pairs enabled or disabled while `live` runs, without a restart.
+
+The driver polls the database every ~2 s (`LiveControl.maybe_poll`: one small query,
+`store.instances.live_states`) and turns what changed into commands for the portfolio:
+- an instance disabled (or its pair disabled: `cli.py data pairs disable SYMBOL`) ->
+  `DisableInstance`: the portfolio refuses its new entries with a reason; what it holds is kept
+  (its stop, target, time and signal exits work as before) or, with `--on-disable close`,
+  closed at market at the next bar;
+- an instance enabled again, or its weight changed -> `EnableInstance` (with the new weight);
+- an instance enabled that this run did not load: its strategy host is spawned, warmed from the
+  stored bars of its series, when that series is streamed already; a new series is reported
+  (trading it needs a restart: the stream subscribes to its series at start).
+Commands, not mode flags: the portfolio (`LivePortfolio`) holds the set of disabled instances.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from actors.messages import BarClosed, CloseTrade, DisableInstance, EnableInstance, SignalRaised
+from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+
+POLL_S = 2.0
+ON_DISABLE = ("keep", "close")
+_ID = re.compile(r"^#(\d+) ")
+
+
+class LivePortfolio(WeightedPortfolio):
+    """WeightedPortfolio that obeys DisableInstance / EnableInstance."""
+
+    handlers = {
+        **WeightedPortfolio.handlers,
+        DisableInstance: "on_disable",
+        EnableInstance: "on_enable",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.disabled: set[str] = set()
+
+    def on_signal(self, msg: SignalRaised) -> list:
+        if msg.action == "enter" and msg.strategy in self.disabled:
+            self.marks[msg.symbol] = msg.price
+            return self._reject(msg, f"instance {msg.strategy} is disabled: no new entries")
+        return super().on_signal(msg)
+
+    def on_disable(self, msg: DisableInstance) -> list:
+        self.disabled.add(msg.strategy)
+        if not msg.close_positions:
+            return []
+        return [
+            CloseTrade(msg.ts, p.trade_id, "disabled") for p in self.open_positions(msg.strategy)
+        ]
+
+    def on_enable(self, msg: EnableInstance) -> list:
+        self.disabled.discard(msg.strategy)
+        if msg.weight is not None:
+            self.weights[msg.strategy] = float(msg.weight)
+        if msg.hedge:
+            self.hedged = self.hedged | {msg.strategy}
+        if msg.position_limit is not None:
+            self.position_limits[msg.strategy] = int(msg.position_limit)
+        return []
+
+
+def member_ids(members: list[PortfolioMember]) -> dict[int, str]:
+    """Instance id -> label of members loaded from the database (labels start with `#id `)."""
+    out = {}
+    for m in members:
+        found = _ID.match(m.label)
+        if found:
+            out[int(found.group(1))] = m.label
+    return out
+
+
+def declare_config(db_url: str, exchange: str, config: Path,
+                   members: list[PortfolioMember]) -> dict[int, str]:  # fmt: skip
+    """Store the instances of a prod.json in the database (enabled, with the config's weights),
+    so `cli.py strategies disable ID` reaches them while running; returns id -> label."""
+    from backtest.portfolio_config import build_members, load_portfolio_config
+    from store.instances import declare_instance
+
+    entries = load_portfolio_config(config)
+    by_label = {m.label: e for m, e in zip(build_members(entries), entries, strict=True)}
+    out = {}
+    for m in members:
+        e = by_label[m.label]
+        row, _change = declare_instance(db_url, e.family, e.exchange or exchange, m.symbol,
+                                        m.interval, m.strategy.param_dict(), True, e.weight)  # fmt: skip
+        out[int(row.id)] = m.label
+    return out
+
+
+class LiveControl:
+    """Polls the database and sends the node's portfolio what changed (driver side)."""
+
+    def __init__(self, node: Any, ids: dict[int, str], on_disable: str = "keep",
+                 adopt: Callable[[Any], bool] | None = None,
+                 log: Callable[[str], None] = print, poll_s: float = POLL_S) -> None:  # fmt: skip
+        if on_disable not in ON_DISABLE:
+            raise ValueError(
+                f"--on-disable must be one of {', '.join(ON_DISABLE)}, got {on_disable!r}"
+            )
+        self.node = node
+        self.labels = dict(ids)  # instance id -> label, of the instances this run trades
+        self.on_disable = on_disable
+        self.adopt = adopt  # None: instances enabled later are not adopted (--config runs)
+        self.log = log
+        self.poll_s = poll_s
+        self.active = {i: True for i in self.labels}
+        self.weights = {m.label: m.weight for m in node.members}
+        self.ignored: set[int] = set()  # new instances reported once, not adopted
+        self.last_ts = 0  # close time of the latest bar delivered: the commands' time
+        self.last_bar: dict[tuple[str, str], int] = {}  # series -> open ns of its latest bar
+        self._next = 0.0
+        node.runtime.observers.append(self._observe)
+
+    def _observe(self, msg: Any) -> None:
+        if type(msg) is BarClosed:
+            self.last_ts = max(self.last_ts, msg.ts)
+            key = (msg.symbol, msg.interval)
+            self.last_bar[key] = max(self.last_bar.get(key, 0), msg.bar_ts)
+
+    def maybe_poll(self) -> list[str]:
+        now = time.monotonic()
+        if now < self._next:
+            return []
+        self._next = now + self.poll_s
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return self.poll()
+        except SQLAlchemyError as exc:  # a database hiccup must not stop trading: retry later
+            line = f"cannot read the instances from the database ({type(exc).__name__}); retrying"
+            self.log(line)
+            return [line]
+
+    def poll(self) -> list[str]:
+        """Apply the database's current state; returns what changed, one line each (logged)."""
+        from store.instances import live_states
+
+        states = live_states(self.node.settings.db_url, self.node.settings.exchange)
+        said: list[str] = []
+        for iid, label in list(self.labels.items()):
+            on, weight = states.get(iid, (False, 0.0))
+            if not on and self.active[iid]:
+                said.append(self._disable(iid, label))
+            elif on and (not self.active[iid] or weight != self.weights.get(label)):
+                said.append(self._enable(iid, label, weight))
+        if self.adopt is not None:
+            for iid, (on, _weight) in sorted(states.items()):
+                if on and iid not in self.labels and iid not in self.ignored:
+                    said.extend(self._adopt(iid))
+        for line in said:
+            self.log(line)
+        return said
+
+    def _disable(self, iid: int, label: str) -> str:
+        close = self.on_disable == "close"
+        self.active[iid] = False
+        self.node.runtime.deliver([DisableInstance(self.last_ts, label, close)])
+        held = "its positions are closed at market" if close else "its positions are kept"
+        return f"instance {label} disabled: no new entries; {held}"
+
+    def _enable(self, iid: int, label: str, weight: float) -> str:
+        was = self.active[iid]
+        self.active[iid] = True
+        self.weights[label] = weight
+        self.node.runtime.deliver([EnableInstance(self.last_ts, label, weight)])
+        return f"instance {label} {'weight ' + format(weight, 'g') if was else 'enabled'}"
+
+    def _adopt(self, iid: int) -> list[str]:
+        from store.instances import get_instance
+
+        row = get_instance(self.node.settings.db_url, iid)
+        if not self.adopt(row):
+            self.ignored.add(iid)
+            return []
+        key = (row.symbol, row.interval)
+        if key not in {m.series for m in self.node.members}:
+            self.ignored.add(iid)
+            return [f"instance #{iid} enabled, but this run does not stream {row.symbol} "
+                    f"{row.interval}: restart `cli.py live` to trade it"]  # fmt: skip
+        member = self._spawn(row, key)
+        self.labels[iid] = member.label
+        self.active[iid] = True
+        self.weights[member.label] = member.weight
+        return [f"instance {member.label} enabled: host started, warmed from stored bars"]
+
+    def _spawn(self, row: Any, key: tuple[str, str]) -> PortfolioMember:
+        from backtest.portfolio_config import instance_label
+        from live.hosts import LiveStrategyHost
+        from live.runtime import EXCHANGE
+        from strategies.registry import make_strategy
+
+        node, s = self.node, self.node.settings
+        strategy = make_strategy(row.family, row.params)
+        label = f"#{row.id} {instance_label(strategy, row.symbol, row.interval)}"
+        member = PortfolioMember(label, strategy, row.symbol, row.interval, row.weight)
+        host = LiveStrategyHost(strategy, self._history(key), row.symbol, row.interval, label,
+                                s.window)  # fmt: skip
+        if node.broker is not None:
+            node.ray.get(node.broker.add_route.remote(label, key))
+        else:
+            node.runtime.query(EXCHANGE, "exchange", "add_route", label, key)
+        node._spawn(f"hosts {key} +{row.id}", f"strategies {key[0]} {key[1]} #{row.id}",
+                    [(label, host)])  # fmt: skip
+        node.members.append(member)
+        limit = strategy.entry_limit() if strategy.pyramiding else None
+        node.runtime.deliver([EnableInstance(self.last_ts, label, member.weight,
+                                             bool(strategy.hedge), limit)])  # fmt: skip
+        return member
+
+    def _history(self, key: tuple[str, str]) -> pd.DataFrame:
+        """Stored bars of the series up to the latest one delivered (the stream saves each)."""
+        from live.setup import _stored
+
+        frame = _stored(self.node.settings.db_url, self.node.settings.exchange, key, None)
+        last = self.last_bar.get(key)
+        if last is None:
+            return self.node.warm.frames[key]
+        return frame[pd.DatetimeIndex(frame.index).as_unit("ns").asi8 <= last]

@@ -1,0 +1,116 @@
+"""Ray metrics of the live system (ray.util.metrics; Prometheus names get Ray's `ray_` prefix).
+
+Emitted by the driver, which routes every message between the live actors (live/runtime.py),
+so each metric is recorded where the thing happens, once, without a call per actor:
+
+| metric (as exported)                          | kind      | tags                        |
+|-----------------------------------------------|-----------|-----------------------------|
+| ray_raytrader_live_bars_total                 | counter   | exchange, symbol, interval  |
+| ray_raytrader_live_orders_total               | counter   | exchange, status            |
+| ray_raytrader_live_fills_total                | counter   | exchange                    |
+| ray_raytrader_live_equity                     | gauge     | exchange                    |
+| ray_raytrader_live_bar_to_order_ms            | histogram | exchange                    |
+
+`orders` counts order events by status: submitted (the order manager sent it), accepted,
+filled, cancelled, rejected. `bar_to_order_ms` is the time from a bar batch reaching the driver
+to an order it caused leaving the order manager for the exchange (the system's reaction time;
+the network to the exchange is not in it). Equity is the portfolio's, set on each status line.
+Without Ray initialised (in-process tests, tools) every metric is a no-op.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from actors.messages import (
+    BarClosed,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    SubmitOrder,
+)
+
+LATENCY_BOUNDS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
+_STATUS = {
+    SubmitOrder: "submitted",
+    OrderAccepted: "accepted",
+    OrderFilled: "filled",
+    OrderCancelled: "cancelled",
+    OrderRejected: "rejected",
+}
+
+
+class _Null:
+    """A metric that records nothing (Ray not initialised)."""
+
+    def inc(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    set = observe = inc
+
+
+def ray_is_up() -> bool:
+    try:
+        import ray
+    except ImportError:
+        return False
+    return ray.is_initialized()
+
+
+class LiveMetrics:
+    def __init__(self, exchange: str, active: bool | None = None) -> None:
+        self.active = ray_is_up() if active is None else active
+        self.exchange = exchange
+        self._bar_t0: float | None = None  # when the bar batch in delivery reached the driver
+        self._bar_tags: dict[tuple[str, str], dict[str, str]] = {}
+        self._status_tags = {s: {"status": s} for s in _STATUS.values()}
+        self.bars = self._make("Counter", "raytrader_live_bars", "Closed bars delivered.",
+                               ("exchange", "symbol", "interval"))  # fmt: skip
+        self.orders = self._make("Counter", "raytrader_live_orders", "Order events by status.",
+                                 ("exchange", "status"))  # fmt: skip
+        self.fills = self._make("Counter", "raytrader_live_fills", "Order fills.", ("exchange",))
+        self.equity = self._make("Gauge", "raytrader_live_equity", "Portfolio equity (quote).",
+                                 ("exchange",))  # fmt: skip
+        self.latency = self._make("Histogram", "raytrader_live_bar_to_order_ms",
+                                  "Bar reaching the driver -> order sent to the exchange, ms.",
+                                  ("exchange",), LATENCY_BOUNDS_MS)  # fmt: skip
+
+    def _make(self, kind: str, name: str, description: str, tags: tuple[str, ...],
+              bounds: list[float] | None = None) -> Any:  # fmt: skip
+        if not self.active:
+            return _Null()
+        from ray.util import metrics
+
+        extra = {"boundaries": bounds} if bounds else {}
+        metric = getattr(metrics, kind)(name, description=description, tag_keys=tags, **extra)
+        metric.set_default_tags({"exchange": self.exchange})
+        return metric
+
+    def observe(self, msg: Any) -> None:
+        """A runtime observer: sees every message the driver routes."""
+        kind = type(msg)
+        if kind is BarClosed:
+            self._bar_t0 = time.perf_counter()
+            key = (msg.symbol, msg.interval)
+            tags = self._bar_tags.get(key)
+            if tags is None:
+                tags = self._bar_tags[key] = {"symbol": msg.symbol, "interval": msg.interval}
+            self.bars.inc(1.0, tags)
+            return
+        status = _STATUS.get(kind)
+        if status is None:
+            return
+        self.orders.inc(1.0, self._status_tags[status])
+        if kind is OrderFilled:
+            self.fills.inc(1.0)
+        elif kind is SubmitOrder and self._bar_t0 is not None:
+            self.latency.observe((time.perf_counter() - self._bar_t0) * 1000.0)
+
+    def delivered(self) -> None:
+        """The bar batch is done: later orders (e.g. an instance disabled) are not its doing."""
+        self._bar_t0 = None
+
+    def set_equity(self, value: float) -> None:
+        self.equity.set(float(value))

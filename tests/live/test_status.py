@@ -1,0 +1,89 @@
+"""`cli.py live status`: the live state read from the database only (live/status.py), with a
+hand-computed scenario on SQLite and PostgreSQL; backtest rows never show; the database is not
+changed by reading."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from store.db import session_scope
+from store.models import Bar, OrderRecord, TradeRecord
+
+DAY = datetime(2018, 1, 25, tzinfo=UTC)
+
+
+def _trade(strategy: str, status: str, exit_hour: int | None, pnl: float | None,
+           run_id: str | None = None, day: datetime = DAY) -> TradeRecord:  # fmt: skip
+    return TradeRecord(run_id=run_id, trade_id=f"{strategy}-{exit_hour}-{run_id}", strategy=strategy,
+                       exchange="binance", symbol="ETH/BTC", interval="5m", side="long",
+                       status=status, entry_time=day.replace(hour=0), entry_price=0.1,
+                       exit_time=None if exit_hour is None else day.replace(hour=exit_hour),
+                       exit_price=None if pnl is None else 0.1, quantity=2.0, pnl=pnl)  # fmt: skip
+
+
+def _order(oid: str, status: str, run_id: str | None = None) -> OrderRecord:
+    return OrderRecord(id=oid, run_id=run_id, role="stop_loss", strategy="#2 b", exchange="binance",
+                       symbol="ETH/BTC", side="sell", type="stop", quantity=2.0, stop_price=0.099,
+                       status=status)  # fmt: skip
+
+
+def _scenario(url: str) -> None:
+    with session_scope(url) as s:
+        s.add_all([
+            _trade("#1 a", "CLOSED", 3, 0.5), _trade("#1 a", "CLOSED", 9, -0.2),
+            _trade("#2 b", "CLOSED", 5, 1.0, day=DAY.replace(day=24)),  # another day
+            _trade("#2 b", "ACTIVE", None, None),
+            _trade("#1 a", "CLOSED", 4, 99.0, run_id="bt-1"),  # a backtest's: never shown
+            _order("live-x:7", "SUBMITTED"), _order("live-x:6", "FILLED"),
+            _order("bt:1", "NEW", run_id="bt-1"),
+            Bar(exchange="binance", symbol="ETH/BTC", interval="5m", ts=1, open=0.1, high=0.1,
+                low=0.1, close=0.105, volume=1.0),
+            Bar(exchange="binance", symbol="ETH/BTC", interval="5m", ts=2, open=0.1, high=0.1,
+                low=0.1, close=0.11, volume=1.0),
+        ])  # fmt: skip
+
+
+def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: Path,
+                                                                     db_url: str) -> None:  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'live.db'}" if db_url.startswith("sqlite") else db_url
+    _scenario(url)
+    before = _digest(tmp_path)
+    result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "open positions: 1"
+    # marked at the latest stored close 0.11: 2 x (0.11 - 0.1) = +0.02
+    assert lines[1].startswith("  #2 b ETH/BTC long 2 @ 0.1 since 2018-01-25T00:00:00Z")
+    assert lines[1].endswith("mark 0.11 (bar 1970-01-01T00:00:00Z) unrealised +0.02")
+    assert lines[2] == "open orders: 1"
+    assert lines[3] == "  live-x:7 #2 b ETH/BTC sell stop @ 0.099 2 stop_loss SUBMITTED"
+    assert lines[4] == "pnl on 2018-01-25 (UTC, closed trades): +0.3"
+    assert lines[5:] == ["  #1 a: 2 trade(s) pnl +0.3"]
+    assert _digest(tmp_path) == before  # SQLite: nothing written, not even to the write-ahead log
+
+
+def _digest(folder: Path) -> list[str]:
+    # the file and its write-ahead log (-shm is the readers' shared index: readers mark it)
+    files = [f for f in (folder / "live.db", folder / "live.db-wal") if f.exists()]
+    return [f"{f.name} {hashlib.sha256(f.read_bytes()).hexdigest()}" for f in files]
+
+
+def test_status_of_a_day_without_trades_says_where_the_last_ones_are(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    _scenario(url)
+    result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-02-01"])
+    assert "pnl on 2018-02-01 (UTC, closed trades): +0" in result.output
+    assert "the latest live trade closed on 2018-01-25" in result.output
+
+
+def test_status_bad_input_is_one_error(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(app, ["live", "status", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert isinstance(missing.exception, ValueError) and "no database at" in str(missing.exception)
+    assert not (tmp_path / "x.db").exists()  # nothing created
+    bad_day = CliRunner().invoke(app, ["live", "status", "--day", "25/01/2018"])
+    assert "--day '25/01/2018' must be a date" in str(bad_day.exception)
