@@ -38,6 +38,14 @@ FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill,
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
 DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
                         "seconds (default: run until Ctrl-C or SIGTERM).")]
+ModelUrlOpt = Annotated[str | None, typer.Option("--model-url", help="Ask the instances' models "
+                        "over HTTP at this `cli.py model run` API, e.g. http://127.0.0.1:8766 "
+                        "(default: the model files of the store, in process).")]
+ModelFallbackOpt = Annotated[str, typer.Option("--model-fallback", help="When the model API is "
+                             "down, slow or refuses: trade (as without a model) or skip the signal.")]
+ModelTimeoutOpt = Annotated[float, typer.Option("--model-timeout", help="Seconds the model API may "
+                            "take for one prediction before the fallback applies.")]
+NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Trade without the trained models.")]
 # fmt: on
 
 
@@ -58,6 +66,10 @@ def live(
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
     duration: DurationOpt = None,
+    model_url: ModelUrlOpt = None,
+    model_fallback: ModelFallbackOpt = "trade",
+    model_timeout: ModelTimeoutOpt = 0.5,
+    no_model: NoModelOpt = False,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -68,6 +80,7 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
+    _check_model_options(model_url, model_fallback, model_timeout, no_model)
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     keys = api_keys(exchange) if real else None
@@ -83,7 +96,36 @@ def live(
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
     settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
-    _run(settings, members, warm, duration)
+    models = None if no_model else _models(url_db, members, config, model_url, model_fallback,
+                                           model_timeout)  # fmt: skip
+    _run(settings, members, warm, duration, models)
+
+
+def _check_model_options(url: str | None, fallback: str, timeout: float, no_model: bool) -> None:
+    if fallback not in ("trade", "skip"):
+        raise UserError(f"--model-fallback {fallback!r}: use trade or skip")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UserError(f"--model-url {url!r} must be an http(s) URL, e.g. http://127.0.0.1:8766")
+    if not timeout > 0:
+        raise UserError(f"--model-timeout must be > 0 seconds, got {timeout}")
+    if no_model and url is not None:
+        raise UserError("--no-model and --model-url contradict each other; give one")
+
+
+def _models(db_url: str, members, config, url: str | None, fallback: str, timeout: float):
+    """The instances' trained models (live/model_gates.py); None when none has one."""
+    from live.model_gates import load_model_gates
+    from live.setup import member_instances
+
+    gates = load_model_gates(db_url, member_instances(members, config), url, fallback, timeout)
+    if gates.models:
+        how = f"over {gates.url} (fallback: {fallback})" if url else "in process"
+        console.print(f"model: {len(gates.models)} of {len(members)} instance(s) ask their "
+                      f"trained model at each signal, {how}")  # fmt: skip
+    elif url is not None:
+        console.print("warning: --model-url given, but no instance traded here has a trained "
+                      "model (`cli.py model train`); trading without models")  # fmt: skip
+    return gates if gates.models else None
 
 
 def _ids(text: str | None) -> list[int] | None:
@@ -97,7 +139,7 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(settings, members, warm, duration: float | None) -> None:
+def _run(settings, members, warm, duration: float | None, models=None) -> None:
     from live.node import LiveNode, ray_for_live
     from live.setup import commit_warmup
 
@@ -106,7 +148,7 @@ def _run(settings, members, warm, duration: float | None) -> None:
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-        node = LiveNode(settings, members, warm, ray)
+        node = LiveNode(settings, members, warm, ray, models=models)
         node.start()
         mode = "REAL orders" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "

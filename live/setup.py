@@ -157,3 +157,22 @@ def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
     for key, rows in warm.fetched.items():
         if rows:
             save_live_bars(db_url, exchange, key, rows)
+
+
+def member_instances(members: list[PortfolioMember], config: Path | None) -> dict[str, int | None]:
+    """label -> instance id (the key of its trained models): the "#id" prefix of a database
+    instance's label, or the instance_id of its prod.json entry (None when it has none)."""
+    import re
+
+    by_label: dict[str, int | None] = {}
+    if config is not None:
+        from backtest.portfolio_config import build_members, load_portfolio_config
+
+        entries = load_portfolio_config(config)
+        by_label = {m.label: e.instance_id for m, e in zip(build_members(entries), entries,
+                                                            strict=True)}  # fmt: skip
+    out: dict[str, int | None] = {}
+    for m in members:
+        found = re.match(r"#(\d+) ", m.label)
+        out[m.label] = int(found.group(1)) if found else by_label.get(m.label)
+    return out

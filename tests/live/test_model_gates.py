@@ -217,3 +217,40 @@ def test_the_feed_and_the_api_row_match_the_in_process_model(market) -> None:
     p = trained.model.predict_proba(direct)[0]
     x = np.array([list(row.values())])
     assert trained.model.estimator.predict_proba(x)[0, 1] == pytest.approx(p, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model-fallback", "maybe"], "--model-fallback 'maybe': use trade or skip"),
+        (["--model-url", "127.0.0.1:8766"], "must be an http(s) URL"),
+        (["--model-timeout", "0"], "--model-timeout must be > 0"),
+        (["--no-model", "--model-url", "http://127.0.0.1:1"], "contradict"),
+    ],
+)
+def test_bad_model_options_are_one_clear_error_before_anything_runs(tmp_path, args,
+                                                                    message) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    db = tmp_path / "live.db"
+    result = CliRunner().invoke(app, ["live", "--db", f"sqlite:///{db}", *args])
+    assert isinstance(result.exception, ValueError) and message in str(result.exception)
+    assert not db.exists()  # checked before the database is opened
+
+
+def test_instances_are_found_by_database_id_or_prod_json_entry(tmp_path) -> None:
+    import json
+
+    from backtest.portfolio_config import build_members, load_portfolio_config
+    from live.setup import member_instances
+
+    config = tmp_path / "prod.json"
+    config.write_text(json.dumps({"instances": [
+        {"family": "sr_breakout", "symbol": SYMBOL, "interval": "5m", "instance_id": 7},
+        {"family": "sr_breakout", "symbol": SYMBOL, "interval": "1h"}]}))  # fmt: skip
+    members = build_members(load_portfolio_config(config))
+    assert list(member_instances(members, config).values()) == [7, None]
+    db_member = PortfolioMember("#12 sr_breakout[ETH/BTC 5m]", members[0].strategy, SYMBOL, "5m")
+    assert member_instances([db_member], None) == {db_member.label: 12}
