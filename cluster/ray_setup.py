@@ -197,17 +197,32 @@ def _connect(address: str):
 
 
 def _start_local(dashboard: bool, num_cpus: int | None):
+    """A local Ray whose every process dies with this driver (cluster/ray_reaper.py), after
+    sweeping what a killed run left."""
     import ray
 
+    from cluster import ray_reaper
+
+    swept = ray_reaper.sweep_stale()
+    if swept:
+        logging.getLogger("raytrader.ray").warning(
+            "stopped %d Ray process(es) left by a run whose driver was killed", swept
+        )
     secure_token_file(create=os.environ.get("RAY_AUTH_MODE", "token") == "token")
-    return ray.init(
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        _node_ip_address=LOCAL_NODE_IP,
-        log_to_driver=False,
-        logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
-    )
+    marker = ray_reaper.new_marker()
+    ray_reaper.start_watchdog(marker)
+    os.environ[ray_reaper.MARKER] = marker  # inherited by every Ray process of this run
+    try:
+        return ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            _node_ip_address=LOCAL_NODE_IP,
+            log_to_driver=False,
+            logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
+        )
+    finally:
+        os.environ.pop(ray_reaper.MARKER, None)  # later children of the driver are not Ray's
 
 
 @contextlib.contextmanager
