@@ -231,10 +231,12 @@ def ray_session(
     dashboard: bool | None = None,
     num_cpus: int | None = None,
     console: Console | None = None,
+    keep: bool = False,
 ) -> Iterator[RaySession]:
     """Ray ready for tasks while the block runs; disconnects (or stops what it started) after.
 
     When Ray is already initialised in this process (tests, notebooks) it is used as it is.
+    `keep`: the caller keeps Ray up after its work (--keep-dashboard); only the notice differs.
     """
     prefer_token_auth()
     import ray
@@ -266,7 +268,7 @@ def ray_session(
         where = "a local Ray" if info.started_here else f"Ray at {info.address}"
         console.print(f"using {where}: {info.alive_nodes} node(s), {info.cpus:g} CPU(s)")
         if info.dashboard_url:
-            console.print(f"Ray dashboard: {info.dashboard_url}{_dashboard_lifetime(info)}")
+            console.print(f"Ray dashboard: {info.dashboard_url}{_dashboard_lifetime(info, keep)}")
         yield info
     finally:
         if not session_kind[2]:
@@ -286,9 +288,11 @@ def _start_local_on_loopback(dashboard: bool, num_cpus: int | None):
         raise
 
 
-def _dashboard_lifetime(info: RaySession) -> str:
+def _dashboard_lifetime(info: RaySession, keep: bool = False) -> str:
     if not info.started_here:
         return ""
+    if keep:
+        return " (kept up after the run until Ctrl-C: --keep-dashboard)"
     return (
         " (it stops when this command ends; to watch a run, start Ray first with `ray start` "
         "and pass its address: README, Backtesting every strategy instance)"
