@@ -45,6 +45,11 @@ ModelFallbackOpt = Annotated[str, typer.Option("--model-fallback", help="When th
                              "down, slow or refuses: trade (as without a model) or skip the signal.")]
 ModelTimeoutOpt = Annotated[float, typer.Option("--model-timeout", help="Seconds the model API may "
                             "take for one prediction before the fallback applies.")]
+MinNotionalOpt = Annotated[float | None, typer.Option("--min-notional", help="Smallest order "
+                           "notional, quote units (default: the exchange's minimum for the "
+                           "traded markets, else 0.01% of the cash as in backtests).")]
+LotSizeOpt = Annotated[float | None, typer.Option("--lot-size", help="Quantity step, base units "
+                       "(default: the exchange's amount step for the traded markets).")]
 NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Trade without the trained models.")]
 # fmt: on
 
@@ -70,6 +75,8 @@ def live(
     model_fallback: ModelFallbackOpt = "trade",
     model_timeout: ModelTimeoutOpt = 0.5,
     no_model: NoModelOpt = False,
+    min_notional: MinNotionalOpt = None,
+    lot_size: LotSizeOpt = None,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -81,6 +88,9 @@ def live(
 
     ids = _ids(instances)
     _check_model_options(model_url, model_fallback, model_timeout, no_model)
+    for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
+        if value is not None and not value >= 0:
+            raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     keys = api_keys(exchange) if real else None
@@ -95,10 +105,24 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
+    limits = _limits(client, members, min_notional, lot_size)
+    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real,
+                            min_notional=limits[0], lot_size=limits[1])  # fmt: skip
     models = None if no_model else _models(url_db, members, config, model_url, model_fallback,
                                            model_timeout)  # fmt: skip
     _run(settings, members, warm, duration, models)
+
+
+def _limits(client, members, min_notional: float | None, lot_size: float | None):
+    """(min notional, lot size): the user's, else the exchange's for the traded markets."""
+    from live.setup import market_limits, order_limits
+
+    market = market_limits(client, members)
+    chosen = order_limits(min_notional, lot_size, market)
+    notional = "0.01% of the cash" if chosen[0] is None else f"{chosen[0]:g}"
+    console.print(f"order limits: min notional {notional}, lot size {chosen[1]:g} (given, or "
+                  f"from {market.source})")  # fmt: skip
+    return chosen
 
 
 def _check_model_options(url: str | None, fallback: str, timeout: float, no_model: bool) -> None:

@@ -226,6 +226,8 @@ def test_the_feed_and_the_api_row_match_the_in_process_model(market) -> None:
         (["--model-url", "127.0.0.1:8766"], "must be an http(s) URL"),
         (["--model-timeout", "0"], "--model-timeout must be > 0"),
         (["--no-model", "--model-url", "http://127.0.0.1:1"], "contradict"),
+        (["--min-notional", "-1"], "--min-notional must be a number >= 0"),
+        (["--lot-size", "nan"], "--lot-size must be a number >= 0"),
     ],
 )
 def test_bad_model_options_are_one_clear_error_before_anything_runs(tmp_path, args,
