@@ -196,9 +196,10 @@ def _connect(address: str):
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {text}; {hint}") from None
 
 
-def _start_local(dashboard: bool, num_cpus: int | None):
+def _start_local(dashboard: bool, num_cpus: int | None, log_to_driver: bool = False):
     """A local Ray whose every process dies with this driver (cluster/ray_reaper.py), after
-    sweeping what a killed run left."""
+    sweeping what a killed run left. `log_to_driver`: the actors' log lines are printed by the
+    driver (live: a model API fallback is logged in a strategy actor and must be seen)."""
     import ray
 
     from cluster import ray_reaper
@@ -218,7 +219,7 @@ def _start_local(dashboard: bool, num_cpus: int | None):
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
             _node_ip_address=LOCAL_NODE_IP,
-            log_to_driver=False,
+            log_to_driver=log_to_driver,
             logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
         )
     finally:

@@ -256,7 +256,8 @@ def ray_for_live(console: Any) -> Iterator[Any]:
         return
     address = os.environ.get("RAY_ADDRESS")
     dashboard = os.environ.get("RAYTRADER_DASHBOARD", "1") != "0"
-    context = _connect(address) if address else _start_local(dashboard, None)
+    # the actors' log lines (e.g. a model API fallback) are printed here, with the actor's name
+    context = _connect(address) if address else _start_local(dashboard, None, log_to_driver=True)
     url = _dashboard_url(context)
     if url:
         console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
