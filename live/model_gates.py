@@ -98,7 +98,7 @@ class ModelGates:
     models: dict[str, tuple[int, Any]]  # member label -> (instance id, TrainedModel)
     url: str | None = None  # a `cli.py model run` API; None: the models in process
     fallback: str = "trade"  # when the API is down, slow or refuses: trade | skip
-    timeout: float = 0.25  # seconds the API may take for one prediction
+    timeout: float = 0.5  # seconds the API may take for one prediction (--model-timeout)
 
     def gate(self, label: str, interval: str, feed: BarFeed) -> Any:
         from ml.apply import OnlineGate
@@ -124,7 +124,7 @@ class ModelGates:
 
 
 def load_model_gates(db_url: str, instances: dict[str, int | None], url: str | None,
-                     fallback: str, timeout: float = 0.25) -> ModelGates:  # fmt: skip
+                     fallback: str, timeout: float = 0.5) -> ModelGates:  # fmt: skip
     """The newest stored model of each instance that has one (label -> instance id given)."""
     from ml.modelstore import latest_models, load_model
 
