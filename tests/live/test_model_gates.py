@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SYMBOL, INTERVAL, N = "ETH/BTC", "5m", 250
 PARAMS = {"sl_pct": 0.003, "tp_pct": 0.003}
 CONFIG = BacktestConfig(risk=0.001)  # small positions: the shared live account never limits
-INSTANCES = {"inproc": 1, "remote": 2, "down": 3}  # label -> instance id (one model, 3 ways)
+INSTANCES = {"inproc": 1, "remote": 2, "down": 3, "down-trade": 4}  # one model, asked 4 ways
 
 
 @pytest.fixture(scope="module")
@@ -171,17 +171,21 @@ def test_live_with_the_model_trades_like_the_backtest_with_it(ray_local, market,
         load_model_gates(stored, {"inproc": 1}, None, "trade"),
         load_model_gates(stored, {"remote": 2}, api, "trade", timeout=10.0),
         load_model_gates(stored, {"down": 3}, dead_url(), "skip"),
+        load_model_gates(stored, {"down-trade": 4}, dead_url(), "trade"),
     )
     records = live_run(ray_local, market, stored, gates)
     assert same(of(records, "inproc"), with_model), (of(records, "inproc"), with_model)
     assert same(of(records, "remote"), with_model), (of(records, "remote"), with_model)
-    # API down with --model-fallback skip: every signal skipped, and the log says so
+    # API down: --model-fallback skip skips every signal, trade trades as without a model
     assert of(records, "down") == [] and not [t for t in records if t["strategy"] == "down"]
+    assert same(of(records, "down-trade"), without), (of(records, "down-trade"), without)
     deadline, seen = time.monotonic() + 20, ""
-    while time.monotonic() < deadline and "unavailable" not in seen:
+    wanted = ("model API for instance 3 unavailable", "model API for instance 4 unavailable")
+    while time.monotonic() < deadline and not all(w in seen for w in wanted):
         time.sleep(0.5)  # Ray forwards the actors' log lines to the driver asynchronously
         seen += capfd.readouterr().err
     assert "model API for instance 3 unavailable" in seen and "skipping the signal" in seen
+    assert "model API for instance 4 unavailable" in seen and "trading without the model" in seen
 
 
 def test_a_broken_feature_row_would_change_the_decisions(market) -> None:
