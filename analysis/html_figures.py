@@ -3,6 +3,10 @@
 Axes say their unit: money in the account's currency, shares as percent (plotly tickformat
 ".0%" on fractions). Long curves (a year of 1m bars) are thinned to MAX_POINTS buckets, keeping
 each bucket's last equity and its deepest drawdown, so the page stays small and fast.
+
+Gaps of no data (analysis/spans.py: a portfolio over two windows 21 months apart) are neither
+drawn nor shown: the line breaks at each gap (a NaN point, plotly does not connect across it)
+and the time axis leaves the gap out (rangebreaks), so no year of nothing fills the plot.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.report import monthly_grid
+from analysis.spans import data_gaps
 
 MAX_POINTS = 4000
 GREEN, RED, BLUE, GREY = "#2e9e5b", "#d0463c", "#2f6db5", "#888888"
@@ -38,20 +43,49 @@ def thin(curve: pd.Series, how: str = "last") -> pd.Series:
     return grouped.min() if how == "min" else grouped.last()
 
 
+Gaps = list[tuple[pd.Timestamp, pd.Timestamp]]
+
+
+def broken(curve: pd.Series, gaps: Gaps) -> pd.Series:
+    """The curve with a NaN point just inside each gap: the line stops at the gap's start."""
+    if curve.empty:
+        return curve
+    inside = [a + (b - a) * 0.001 for a, b in gaps if a >= curve.index[0] and b <= curve.index[-1]]
+    if not inside:
+        return curve
+    holes = pd.Series(np.nan, index=pd.DatetimeIndex(inside).as_unit(curve.index.unit))
+    return pd.concat([curve, holes]).sort_index()
+
+
+def hide_gaps(fig: go.Figure, gaps: Gaps) -> go.Figure:
+    """Leave the gaps out of every time axis (a small margin stays, so the break shows)."""
+    if gaps:
+        bounds = [[_iso(a + (b - a) * 0.01), _iso(b - (b - a) * 0.01)] for a, b in gaps]
+        fig.update_xaxes(rangebreaks=[{"bounds": pair} for pair in bounds])
+    return fig
+
+
+def _iso(stamp: pd.Timestamp) -> str:
+    """UTC wall-clock time without an offset, as plotly.js reads date strings."""
+    stamp = pd.Timestamp(stamp)
+    return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).isoformat()
+
+
 def equity_drawdown_figure(curve: pd.Series, currency: str) -> go.Figure:
     """Equity on top, drawdown beneath on the same time axis."""
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05,
         subplot_titles=(f"Equity ({currency})", "Drawdown (% below the previous peak)"),
     )  # fmt: skip
-    equity = thin(curve)
+    gaps = data_gaps(curve.index)
+    equity = broken(thin(curve), gaps)
     fig.add_trace(
         go.Scatter(x=equity.index, y=equity.to_numpy(), mode="lines", name="equity",
                    line={"color": BLUE, "width": 1.6},
                    hovertemplate=f"%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>"),
         row=1, col=1,
     )  # fmt: skip
-    dd = thin(drawdown(curve), "min")
+    dd = broken(thin(drawdown(curve), "min"), gaps)
     fig.add_trace(
         go.Scatter(x=dd.index, y=dd.to_numpy(), mode="lines", name="drawdown", fill="tozeroy",
                    line={"color": RED, "width": 1}, fillcolor="rgba(208,70,60,0.25)",
@@ -60,7 +94,7 @@ def equity_drawdown_figure(curve: pd.Series, currency: str) -> go.Figure:
     )  # fmt: skip
     fig.update_yaxes(title_text=currency, tickformat=",.0f", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
-    return fig.update_layout(showlegend=False, height=560)
+    return hide_gaps(fig, gaps).update_layout(showlegend=False, height=560)
 
 
 def monthly_heatmap(monthly: pd.Series) -> go.Figure:
@@ -112,13 +146,15 @@ def trade_returns_figure(trades: pd.DataFrame, currency: str) -> go.Figure:
 def instance_lines_figure(lines: list[tuple[str, pd.Series]], title: str, currency: str):
     """One equity line per strategy instance."""
     fig = go.Figure()
+    gaps = _union_gaps([curve for _name, curve in lines])
     for i, (name, curve) in enumerate(lines):
+        curve = broken(curve, data_gaps(curve.index)) if len(curve) > 1 else curve
         fig.add_trace(go.Scatter(
             x=curve.index, y=curve.to_numpy(), mode="lines", name=name,
             line={"color": PALETTE[i % len(PALETTE)], "width": 1.5},
             hovertemplate=f"{name}<br>%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>",
         ))  # fmt: skip
-    return fig.update_layout(
+    return hide_gaps(fig, gaps).update_layout(
         title=title, yaxis={"title": currency, "tickformat": ",.0f"}, height=460,
         legend={"x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 11}},
     )  # fmt: skip
@@ -143,17 +179,27 @@ def weights_figure(weights: pd.Series) -> go.Figure:
 def compare_figure(curves: dict[str, pd.Series]) -> go.Figure:
     """Each run's cumulative return from its own start, on one time axis."""
     fig = go.Figure()
+    gaps = _union_gaps([c for c in curves.values() if not c.empty])
     for i, (name, curve) in enumerate(curves.items()):
         if curve.empty:
             continue
-        growth = thin(curve / float(curve.iloc[0]) - 1)
+        growth = broken(thin(curve / float(curve.iloc[0]) - 1), data_gaps(curve.index))
         fig.add_trace(go.Scatter(
             x=growth.index, y=growth.to_numpy(), mode="lines", name=name,
             line={"color": (BLUE, "#e07b39", GREY)[i % 3], "width": 1.8},
             hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.2%}}<extra></extra>",
         ))  # fmt: skip
-    return fig.update_layout(
+    return hide_gaps(fig, gaps).update_layout(
         title="Cumulative return of each run from its start", height=380,
         yaxis={"title": "return", "tickformat": ".0%"},
         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
     )  # fmt: skip
+
+
+def _union_gaps(curves: list[pd.Series]) -> Gaps:
+    """The gaps where none of the curves has data (what the shared time axis may leave out)."""
+    stamps = [c.index for c in curves if len(c)]
+    if not stamps:
+        return []
+    union = stamps[0].append(stamps[1:]).unique().sort_values() if len(stamps) > 1 else stamps[0]
+    return data_gaps(pd.DatetimeIndex(union))

@@ -196,20 +196,37 @@ def _connect(address: str):
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {text}; {hint}") from None
 
 
-def _start_local(dashboard: bool, num_cpus: int | None, dashboard_port: int | None = None):
+def _start_local(dashboard: bool, num_cpus: int | None, dashboard_port: int | None = None,
+                 log_to_driver: bool = False):
+    """A local Ray whose every process dies with this driver (cluster/ray_reaper.py), after
+    sweeping what a killed run left. `log_to_driver`: the actors' log lines are printed by the
+    driver (live: a model API fallback is logged in a strategy actor and must be seen)."""
     import ray
 
+    from cluster import ray_reaper
+
+    swept = ray_reaper.sweep_stale()
+    if swept:
+        logging.getLogger("raytrader.ray").warning(
+            "stopped %d Ray process(es) left by a run whose driver was killed", swept
+        )
     secure_token_file(create=os.environ.get("RAY_AUTH_MODE", "token") == "token")
-    extra = {"dashboard_port": dashboard_port} if dashboard_port else {}
-    return ray.init(
-        **extra,
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        _node_ip_address=LOCAL_NODE_IP,
-        log_to_driver=False,
-        logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
-    )
+    marker = ray_reaper.new_marker()
+    ray_reaper.start_watchdog(marker)
+    os.environ[ray_reaper.MARKER] = marker  # inherited by every Ray process of this run
+    try:
+        extra = {"dashboard_port": dashboard_port} if dashboard_port else {}
+        return ray.init(
+            **extra,
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            _node_ip_address=LOCAL_NODE_IP,
+            log_to_driver=log_to_driver,
+            logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
+        )
+    finally:
+        os.environ.pop(ray_reaper.MARKER, None)  # later children of the driver are not Ray's
 
 
 @contextlib.contextmanager
@@ -218,10 +235,12 @@ def ray_session(
     dashboard: bool | None = None,
     num_cpus: int | None = None,
     console: Console | None = None,
+    keep: bool = False,
 ) -> Iterator[RaySession]:
     """Ray ready for tasks while the block runs; disconnects (or stops what it started) after.
 
     When Ray is already initialised in this process (tests, notebooks) it is used as it is.
+    `keep`: the caller keeps Ray up after its work (--keep-dashboard); only the notice differs.
     """
     prefer_token_auth()
     import ray
@@ -253,7 +272,7 @@ def ray_session(
         where = "a local Ray" if info.started_here else f"Ray at {info.address}"
         console.print(f"using {where}: {info.alive_nodes} node(s), {info.cpus:g} CPU(s)")
         if info.dashboard_url:
-            console.print(f"Ray dashboard: {info.dashboard_url}{_dashboard_lifetime(info)}")
+            console.print(f"Ray dashboard: {info.dashboard_url}{_dashboard_lifetime(info, keep)}")
         yield info
     finally:
         if not session_kind[2]:
@@ -273,9 +292,11 @@ def _start_local_on_loopback(dashboard: bool, num_cpus: int | None):
         raise
 
 
-def _dashboard_lifetime(info: RaySession) -> str:
+def _dashboard_lifetime(info: RaySession, keep: bool = False) -> str:
     if not info.started_here:
         return ""
+    if keep:
+        return " (kept up after the run until Ctrl-C: --keep-dashboard)"
     return (
         " (it stops when this command ends; to watch a run, start Ray first with `ray start` "
         "and pass its address: README, Backtesting every strategy instance)"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,6 +63,9 @@ GridOpt = Annotated[list[str], _opt("--grid", panel=ALL,
                     "one --grid: --grid lookback=10,20 sl_pct=0.01,0.02).")]
 SeparateOpt = Annotated[bool, _opt("--separate", help="Also write one directory per run.",
                         panel=ALL)]
+KeepDashboardOpt = Annotated[bool, _opt("--keep-dashboard", panel=ALL,
+                             help="Keep the local Ray and its dashboard up after the run, until "
+                             "Ctrl-C (the URL is printed).")]
 PortfolioOpt = Annotated[Path | None, _opt("--portfolio", panel=PORTFOLIO,
                          help="Backtest the portfolio described by this prod.json on one shared "
                          "account (`cli.py weights` writes it).")]
@@ -107,6 +112,7 @@ def backtest(
     family: FamilyOpt = None,
     grid: GridOpt = [],  # noqa: B006
     separate: SeparateOpt = False,
+    keep_dashboard: KeepDashboardOpt = False,
     portfolio: PortfolioOpt = None,
     use_ray: RayOpt = False,
     ray_address: RayAddressOpt = None,
@@ -134,32 +140,64 @@ def backtest(
         raise UserError("--out is empty; give an output directory, e.g. --out out/run1")
     if not all_ and portfolio is None:
         _require(strategy=strategy, symbol=symbol, interval=interval, out=out)
-    out_dir = _checked_out(out, "backtest_all" if all_ else None)
-    url = _opened_db(db)  # before any run: a bad --db must not leave files without a stored run
-    if all_:
-        return _run_all(url, out_dir, family, symbol, interval, start, end, grid, ray_address,
-                        separate, config, exchange)  # fmt: skip
-    exchange = exchange or "binance"
-    if portfolio is not None:
-        return _run_portfolio(portfolio, out_dir, url, start, end, config, ray_address, use_ray,
-                              exchange)  # fmt: skip
-    from backtest.run import write_outputs
+    if keep_dashboard and not all_:
+        raise UserError("--keep-dashboard is for --all (the runs on Ray); add --all or drop it")
+    if portfolio is not None and not all_:
+        _checked_portfolio(portfolio, out)  # a bad prod.json: one error, no --out created
+    out_dir, fresh = _checked_out(out, "backtest_all" if all_ else None)
+    with _nothing_left_on_failure(out_dir, fresh):
+        url = _opened_db(db)  # before any run: a bad --db must not leave files without a run
+        if all_:
+            return _run_all(url, out_dir, family, symbol, interval, start, end, grid,
+                            ray_address, separate, config, exchange, keep_dashboard)  # fmt: skip
+        exchange = exchange or "binance"
+        if portfolio is not None:
+            return _run_portfolio(portfolio, out_dir, url, start, end, config, ray_address,
+                                  use_ray, exchange)  # fmt: skip
+        from backtest.run import write_outputs
 
-    result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
-                              exchange, config)  # fmt: skip
-    write_outputs(result, out_dir, bars if factors else None)
-    store_result(url, result)  # only once the files are written
-    _summary(result, out_dir, factors)
+        result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
+                                  exchange, config)  # fmt: skip
+        write_outputs(result, out_dir, bars if factors else None)
+        store_result(url, result)  # only once the files are written
+        _summary(result, out_dir, factors)
 
 
-def _checked_out(out: str | None, default: str | None) -> Path | None:
+def _checked_portfolio(path: Path, out: str | None) -> None:
+    """prod.json read and its instances built before --out is created."""
+    from backtest.portfolio_config import build_members, load_portfolio_config
+
+    if out is None:
+        raise UserError(
+            "backtest --portfolio needs --out DIR; e.g. cli.py backtest --portfolio prod.json "
+            "--out out/portfolio"
+        )
+    build_members(load_portfolio_config(path))  # unknown families and bad parameters, too
+
+
+@contextlib.contextmanager
+def _nothing_left_on_failure(out_dir: Path | None, fresh: bool) -> Iterator[None]:
+    """An --out directory this command created is removed again when the run fails before
+    writing anything into it (no data, a bad database...): a failed run leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        if fresh and out_dir is not None and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+
+
+def _checked_out(out: str | None, default: str | None) -> tuple[Path | None, bool]:
     """The output directory, created and checked writable before anything runs (an empty
-    --out, a file, a read-only directory: one error); None when not given and no default."""
+    --out, a file, a read-only directory: one error); None when not given and no default.
+    Also whether it was created now."""
     from backtest.run import prepare_out_dir
 
     if out is None and default is None:
-        return None
-    return prepare_out_dir(default if out is None else out)
+        return None, False
+    path = default if out is None else out
+    fresh = not Path(path).exists()
+    return prepare_out_dir(path), fresh
 
 
 def _opened_db(db: str | None) -> str:
@@ -279,11 +317,40 @@ def _require(**given: Any) -> None:
 
 
 def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
-             config, exchange=None) -> None:  # fmt: skip
+             config, exchange=None, keep_dashboard: bool = False) -> None:  # fmt: skip
     from backtest.fanout import run_all
 
-    run_all(url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
-            config, exchange=exchange)  # fmt: skip
+    args = (url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
+            config)  # fmt: skip
+    if not keep_dashboard:
+        run_all(*args, exchange=exchange)
+        return
+    from cluster.ray_setup import ray_session
+
+    console = Console(stderr=True)
+    # Ray is started (or joined) here, around the run: run_all uses it and leaves it up
+    with ray_session(ray_address, console=console, keep=True) as session:
+        run_all(*args, exchange=exchange)
+        _wait_for_ctrl_c(session, console)
+
+
+def _wait_for_ctrl_c(session: Any, console: Console) -> None:
+    """--keep-dashboard: Ray (and its dashboard) stay up until Ctrl-C."""
+    import time
+
+    if not session.started_here:
+        console.print(f"the dashboard of the Ray cluster at {session.address} stays up with it")
+        return
+    if not session.dashboard_url:
+        console.print("no dashboard to keep: it is off (RAYTRADER_DASHBOARD=0); stopping Ray")
+        return
+    console.print(f"run finished; Ray dashboard kept up at {session.dashboard_url} (the "
+                  "finished tasks and their logs); Ctrl-C stops Ray and ends the command")  # fmt: skip
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping Ray")
 
 
 def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,

@@ -46,6 +46,19 @@ DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop afte
 OnDisableOpt = Annotated[str, typer.Option("--on-disable", help="An instance disabled while "
                         "running (`cli.py strategies disable ID`, or its pair disabled): keep its "
                         "positions (managed by their exits) or close them at market.")]
+ModelUrlOpt = Annotated[str | None, typer.Option("--model-url", help="Ask the instances' models "
+                        "over HTTP at this `cli.py model run` API, e.g. http://127.0.0.1:8766 "
+                        "(default: the model files of the store, in process).")]
+ModelFallbackOpt = Annotated[str, typer.Option("--model-fallback", help="When the model API is "
+                             "down, slow or refuses: trade (as without a model) or skip the signal.")]
+ModelTimeoutOpt = Annotated[float, typer.Option("--model-timeout", help="Seconds the model API may "
+                            "take for one prediction before the fallback applies.")]
+MinNotionalOpt = Annotated[float | None, typer.Option("--min-notional", help="Smallest order "
+                           "notional, quote units (default: the exchange's minimum for the "
+                           "traded markets, else 0.01% of the cash as in backtests).")]
+LotSizeOpt = Annotated[float | None, typer.Option("--lot-size", help="Quantity step, base units "
+                       "(default: the exchange's amount step for the traded markets).")]
+NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Trade without the trained models.")]
 # fmt: on
 
 
@@ -68,6 +81,12 @@ def live(
     slippage_bps: SlippageOpt = 0.0,
     duration: DurationOpt = None,
     on_disable: OnDisableOpt = "keep",
+    model_url: ModelUrlOpt = None,
+    model_fallback: ModelFallbackOpt = "trade",
+    model_timeout: ModelTimeoutOpt = 0.5,
+    no_model: NoModelOpt = False,
+    min_notional: MinNotionalOpt = None,
+    lot_size: LotSizeOpt = None,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -82,6 +101,10 @@ def live(
         raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
     if on_disable not in ("keep", "close"):
         raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
+    _check_model_options(model_url, model_fallback, model_timeout, no_model)
+    for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
+        if value is not None and not value >= 0:
+            raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     keys = api_keys(exchange)
@@ -100,11 +123,15 @@ def live(
         raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
     if not real:
         cash = _dry_run_cash(client, keys, members, cash)
+    limits = _limits(client, members, min_notional, lot_size)
     settings = LiveSettings(exchange, url, url_db, cash or 0.0, fee_bps, slippage_bps, risk,
-                            real=real, market=market)  # fmt: skip
+                            real=real, market=market, min_notional=limits[0],
+                            lot_size=limits[1])  # fmt: skip
+    models = None if no_model else _models(url_db, members, config, model_url, model_fallback,
+                                           model_timeout)  # fmt: skip
     control = {"on_disable": on_disable, "config": config,
                "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
-    _run(settings, members, warm, duration, control)
+    _run(settings, members, warm, duration, control, models)
 
 
 def _dry_run_cash(client, keys, members, cash: float | None) -> float:
@@ -172,6 +199,45 @@ def status(
         print(line)
 
 
+def _limits(client, members, min_notional: float | None, lot_size: float | None):
+    """(min notional, lot size): the user's, else the exchange's for the traded markets."""
+    from live.setup import market_limits, order_limits
+
+    market = market_limits(client, members)
+    chosen = order_limits(min_notional, lot_size, market)
+    notional = "0.01% of the cash" if chosen[0] is None else f"{chosen[0]:g}"
+    console.print(f"order limits: min notional {notional}, lot size {chosen[1]:g} (given, or "
+                  f"from {market.source})")  # fmt: skip
+    return chosen
+
+
+def _check_model_options(url: str | None, fallback: str, timeout: float, no_model: bool) -> None:
+    if fallback not in ("trade", "skip"):
+        raise UserError(f"--model-fallback {fallback!r}: use trade or skip")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UserError(f"--model-url {url!r} must be an http(s) URL, e.g. http://127.0.0.1:8766")
+    if not timeout > 0:
+        raise UserError(f"--model-timeout must be > 0 seconds, got {timeout}")
+    if no_model and url is not None:
+        raise UserError("--no-model and --model-url contradict each other; give one")
+
+
+def _models(db_url: str, members, config, url: str | None, fallback: str, timeout: float):
+    """The instances' trained models (live/model_gates.py); None when none has one."""
+    from live.model_gates import load_model_gates
+    from live.setup import member_instances
+
+    gates = load_model_gates(db_url, member_instances(members, config), url, fallback, timeout)
+    if gates.models:
+        how = f"over {gates.url} (fallback: {fallback})" if url else "in process"
+        console.print(f"model: {len(gates.models)} of {len(members)} instance(s) ask their "
+                      f"trained model at each signal, {how}")  # fmt: skip
+    elif url is not None:
+        console.print("warning: --model-url given, but no instance traded here has a trained "
+                      "model (`cli.py model train`); trading without models")  # fmt: skip
+    return gates if gates.models else None
+
+
 def _ids(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -183,7 +249,7 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(settings, members, warm, duration: float | None, control: dict) -> None:
+def _run(settings, members, warm, duration: float | None, control: dict, models=None) -> None:
     from live.control import LiveControl, declare_config, member_ids
     from live.node import LiveNode, ray_for_live
     from live.setup import commit_warmup
@@ -197,7 +263,7 @@ def _run(settings, members, warm, duration: float | None, control: dict) -> None
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-        node = LiveNode(settings, members, warm, ray)
+        node = LiveNode(settings, members, warm, ray, models=models)
         node.start()
         watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
         mode = f"REAL orders ({settings.market})" if settings.real else "dry run"

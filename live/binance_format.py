@@ -41,12 +41,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
                         "maxPrice": "1000000.00000000",
                         "tickSize": "0.00000001",
                     },
-                    {
-                        "filterType": "LOT_SIZE",
-                        "minQty": "0.00000001",
-                        "maxQty": "9000000.00000000",
-                        "stepSize": "0.00000001",
-                    },
+                    *_limit_filters(market, symbol),
                 ],  # fmt: skip
                 "permissions": [],
                 "permissionSets": [["SPOT", "MARGIN"]],
@@ -61,6 +56,19 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
         "exchangeFilters": [],
         "symbols": symbols,
     }
+
+
+def _limit_filters(market: ReplayMarket, symbol: str) -> list[dict[str, Any]]:
+    """LOT_SIZE (the quantity step) and, when the market has one, NOTIONAL (the minimum)."""
+    min_notional, step = market.limits.get(symbol, (0.0, 1e-8))
+    lot = _num(step)
+    filters = [{"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000000.00000000",
+                "stepSize": lot}]  # fmt: skip
+    if min_notional > 0:
+        filters.append({"filterType": "NOTIONAL", "minNotional": _num(min_notional),
+                        "applyMinToMarket": True, "maxNotional": "9000000000.00000000",
+                        "applyMaxToMarket": False, "avgPriceMins": 5})  # fmt: skip
+    return filters
 
 
 def kline_event(series: Series, index: int, closed: bool, event_ms: int) -> dict[str, Any]:

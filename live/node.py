@@ -74,8 +74,9 @@ class LiveSettings:
 
 class LiveNode:
     def __init__(self, settings: LiveSettings, members: list[PortfolioMember], warm: Warmup,
-                 ray_module: Any) -> None:  # fmt: skip
+                 ray_module: Any, models: Any = None) -> None:  # fmt: skip
         self.settings = settings
+        self.models = models  # live/model_gates.ModelGates: instances that ask a trained model
         self.members = members
         self.warm = warm
         self.ray = ray_module
@@ -118,6 +119,8 @@ class LiveNode:
                 chunk = on_series[k : k + size]
                 hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
                           m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
+                if self.models is not None:
+                    hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
         self._start_stream(series)
@@ -275,7 +278,8 @@ def ray_for_live(console: Any) -> Iterator[Any]:
         if address:
             context = _connect(address)
         else:
-            context = _start_local(dashboard, None, _free_port() if dashboard else None)
+            context = _start_local(dashboard, None, _free_port() if dashboard else None,
+                                   log_to_driver=True)  # actors' log lines (model API fallbacks)
         url = _dashboard_url(context)
         if url:
             console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")

@@ -64,6 +64,9 @@ class ReplayMarket:
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     now_ms: int = 0  # market time: every bar with close <= now has closed
     ended: bool = False
+    # symbol -> (min notional in quote units, lot size in base units), published in exchangeInfo
+    # as Binance's NOTIONAL and LOT_SIZE filters (default: no minimum, a step of 1e-8)
+    limits: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     # -- building -----------------------------------------------------------------------------
     def add(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:

@@ -159,3 +159,69 @@ def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
     for key, rows in warm.fetched.items():
         if rows:
             save_live_bars(db_url, exchange, key, rows)
+
+
+def member_instances(members: list[PortfolioMember], config: Path | None) -> dict[str, int | None]:
+    """label -> instance id (the key of its trained models): the "#id" prefix of a database
+    instance's label, or the instance_id of its prod.json entry (None when it has none)."""
+    import re
+
+    by_label: dict[str, int | None] = {}
+    if config is not None:
+        from backtest.portfolio_config import build_members, load_portfolio_config
+
+        entries = load_portfolio_config(config)
+        by_label = {m.label: e.instance_id for m, e in zip(build_members(entries), entries,
+                                                            strict=True)}  # fmt: skip
+    out: dict[str, int | None] = {}
+    for m in members:
+        found = re.match(r"#(\d+) ", m.label)
+        out[m.label] = int(found.group(1)) if found else by_label.get(m.label)
+    return out
+
+
+@dataclass(frozen=True)
+class MarketLimits:
+    """The order limits of the traded markets, as the live portfolio applies them."""
+
+    min_notional: float | None  # quote units; None: the exchange states none
+    lot_size: float  # base units; 0: no step known
+    source: str  # what they were read from, for the start-up line
+
+
+def market_limits(client: Any, members: list[PortfolioMember]) -> MarketLimits:
+    """Minimum notional (ccxt market limits.cost.min: Binance's NOTIONAL / MIN_NOTIONAL filter)
+    and lot size (the amount step: LOT_SIZE stepSize) of the traded markets, read after
+    `check_exchange` loaded them. One account trades them all with one setting, so the
+    strictest wins: the largest minimum and the largest step (steps are powers of ten on
+    Binance, so the largest is a whole multiple of the others)."""
+    minimums, steps = [], []
+    for symbol in sorted({m.symbol for m in members}):
+        market = client.markets[symbol]
+        cost = ((market.get("limits") or {}).get("cost") or {}).get("min")
+        if cost:
+            minimums.append(float(cost))
+        step = _amount_step(client, market)
+        if step:
+            steps.append(step)
+    where = f"{client.id} markets {', '.join(sorted({m.symbol for m in members}))}"
+    return MarketLimits(max(minimums) if minimums else None, max(steps) if steps else 0.0, where)
+
+
+def _amount_step(client: Any, market: dict) -> float | None:
+    precision = (market.get("precision") or {}).get("amount")
+    if precision is None:
+        return None
+    from ccxt.base.decimal_to_precision import TICK_SIZE
+
+    return float(precision) if client.precisionMode == TICK_SIZE else 10.0 ** -float(precision)
+
+
+def order_limits(min_notional: float | None, lot_size: float | None,
+                 market: MarketLimits) -> tuple[float | None, float]:  # fmt: skip
+    """The live settings' (min_notional, lot_size): the user's when given, else the market's
+    (and without a market minimum, the backtests' default: None, a fraction of the cash)."""
+    return (
+        market.min_notional if min_notional is None else min_notional,
+        market.lot_size if lot_size is None else lot_size,
+    )

@@ -1,0 +1,68 @@
+"""live/setup.py: the order limits of live trading come from the exchange's markets (real ccxt
+against the local exchange's exchangeInfo filters) unless the user gave them."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from live.ccxt_clients import rest_client
+from live.node import LiveSettings
+from live.replay import ReplayMarket
+from live.server_thread import ExchangeThread
+from live.setup import check_exchange, market_limits, order_limits
+from strategies.registry import make_strategy
+from tests.live.helpers import sample
+
+STRATEGY = make_strategy("sr_breakout", {})
+
+
+def members(*symbols: str) -> list[PortfolioMember]:
+    return [PortfolioMember(s, STRATEGY, s, "5m") for s in symbols]
+
+
+def served(limits: dict[str, tuple[float, float]]) -> ReplayMarket:
+    market = ReplayMarket(limits=limits)
+    for symbol in ("ETH/BTC", "LTC/BTC"):
+        market.add(symbol, "5m", sample(n=20))
+    market.start_at(None)
+    return market
+
+
+@pytest.fixture(scope="module")
+def exchange():
+    limits = {"ETH/BTC": (0.0005, 0.001), "LTC/BTC": (0.0002, 0.01)}
+    with ExchangeThread(served(limits)) as ex:
+        client = rest_client("binance", ex.url)
+        check_exchange(client, ex.url, members("ETH/BTC", "LTC/BTC"))  # loads the markets
+        yield client
+
+
+def test_the_limits_are_read_from_the_exchange_filters(exchange) -> None:
+    eth = market_limits(exchange, members("ETH/BTC"))
+    assert (eth.min_notional, eth.lot_size) == (0.0005, 0.001)
+    # one account, one setting: the strictest of the traded markets
+    both = market_limits(exchange, members("ETH/BTC", "LTC/BTC"))
+    assert (both.min_notional, both.lot_size) == (0.0005, 0.01)
+    assert "ETH/BTC, LTC/BTC" in both.source
+
+
+def test_the_users_values_win_and_reach_the_live_portfolio(exchange) -> None:
+    market = market_limits(exchange, members("ETH/BTC"))
+    assert order_limits(None, None, market) == (0.0005, 0.001)
+    assert order_limits(0.0, 0.5, market) == (0.0, 0.5)  # given: used, even 0 (no minimum)
+    notional, lot = order_limits(None, None, market)
+    settings = LiveSettings("binance", None, "sqlite://", min_notional=notional, lot_size=lot)
+    portfolio = WeightedPortfolio(settings, {"ETH/BTC": 1.0}, {}, frozenset())
+    assert (portfolio.min_notional, portfolio.lot_size) == (0.0005, 0.001)
+
+
+def test_without_a_notional_filter_the_backtest_default_applies() -> None:
+    with ExchangeThread(served({})) as ex:
+        client = rest_client("binance", ex.url)
+        check_exchange(client, ex.url, members("ETH/BTC"))
+        limits = market_limits(client, members("ETH/BTC"))
+    assert (limits.min_notional, limits.lot_size) == (None, 1e-8)
+    settings = LiveSettings("binance", None, "sqlite://", cash=5_000.0,
+                            min_notional=limits.min_notional)  # fmt: skip
+    assert settings.min_order_notional() == pytest.approx(0.5)  # 0.01% of the cash
