@@ -196,8 +196,12 @@ def _connect(address: str):
         raise RayClusterError(f"cannot connect to Ray at {address!r}: {text}; {hint}") from None
 
 
-def _start_local(dashboard: bool, num_cpus: int | None, dashboard_port: int | None = None,
-                 log_to_driver: bool = False):
+def _start_local(
+    dashboard: bool,
+    num_cpus: int | None,
+    dashboard_port: int | None = None,
+    log_to_driver: bool = False,
+):
     """A local Ray whose every process dies with this driver (cluster/ray_reaper.py), after
     sweeping what a killed run left. `log_to_driver`: the actors' log lines are printed by the
     driver (live: a model API fallback is logged in a strategy actor and must be seen)."""

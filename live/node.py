@@ -278,8 +278,9 @@ def ray_for_live(console: Any) -> Iterator[Any]:
         if address:
             context = _connect(address)
         else:
-            context = _start_local(dashboard, None, _free_port() if dashboard else None,
-                                   log_to_driver=True)  # actors' log lines (model API fallbacks)
+            context = _start_local(
+                dashboard, None, _free_port() if dashboard else None, log_to_driver=True
+            )  # actors' log lines (model API fallbacks)
         url = _dashboard_url(context)
         if url:
             console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
