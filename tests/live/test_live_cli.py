@@ -106,7 +106,7 @@ def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
             reader.start()
         client = rest_client("binance", url, (key, SECRET))  # the same account as the trader's
         seen: list[dict] = []
-        _wait_for(lambda: any("live REAL orders on binance" in line for line in errors), 180)
+        _wait_for(lambda: any("live REAL orders (spot) on binance" in line for line in errors), 180)
 
         def step_and_look() -> bool:  # one bar per look: the exchange moves only when asked
             urllib.request.urlopen(urllib.request.Request(f"{url}/_local/step?n=1", method="POST"))
@@ -120,7 +120,7 @@ def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
             reader.join(timeout=30)
         text_all = "".join(errors + outputs)
         assert trader.returncode == 0, text_all
-        assert "live REAL orders on binance" in text_all
+        assert "live REAL orders (spot) on binance" in text_all
         stopped = next(line for line in errors if line.startswith("stopped:"))
         assert int(stopped.split()[1]) >= 1 and "left as they are" in stopped
         assert all(o["clientOrderId"].startswith("rt-") for o in seen)
