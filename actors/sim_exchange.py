@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ from actors.runtime import Actor, EventClock
 
 _FIRST_CHUNK = 256
 _MAX_CHUNK = 1 << 16
+_BLOCK = 256  # bars per block of the block extremes (fast search over long quiet stretches)
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,53 @@ class BarArrays:
             close=bars["close"].to_numpy(np.float64),
         )
 
+    # Built on first use (a cached_property writes the instance dict: fine on a frozen class).
+    @cached_property
+    def low_blocks(self) -> np.ndarray:
+        """Lowest low of every block of _BLOCK bars (NaN ignored)."""
+        return block_extremes(self.low, below=True)
 
-def first_hit(values: np.ndarray, start: int, level: float, below: bool) -> int:
+    @cached_property
+    def high_blocks(self) -> np.ndarray:
+        """Highest high of every block of _BLOCK bars (NaN ignored)."""
+        return block_extremes(self.high, below=False)
+
+
+def block_extremes(values: np.ndarray, below: bool) -> np.ndarray:
+    """min (below) or max of values[k*_BLOCK : (k+1)*_BLOCK] for every block k, NaN ignored."""
+    if len(values) == 0:
+        return values.copy()
+    starts = np.arange(0, len(values), _BLOCK)
+    return (np.fmin if below else np.fmax).reduceat(values, starts)
+
+
+def first_hit(
+    values: np.ndarray, start: int, level: float, below: bool, blocks: np.ndarray | None = None
+) -> int:
     """First index >= start with values <= level (below) or >= level; -1 if none.
 
-    Searches growing chunks so a trigger a few bars ahead costs a few small slices, not a scan
-    of the whole tail.
+    Scans the next few hundred values directly (most triggers are close); beyond that, with
+    `blocks` (block_extremes of values), it finds the first block whose extreme reaches the
+    level and scans only that block, so a level hit far away (or never) costs a few small
+    slices instead of a scan of the whole tail. Without blocks it searches growing chunks.
     """
     n = len(values)
-    i, chunk = start, _FIRST_CHUNK
+    if blocks is None:
+        return _scan(values, start, n, level, below, _FIRST_CHUNK)
+    end = min(n, (start // _BLOCK + 2) * _BLOCK)  # to a block boundary, >= _BLOCK values
+    found = _scan(values, start, end, level, below, end - start)
+    if found >= 0 or end >= n:
+        return found
+    block = _scan(blocks, end // _BLOCK, len(blocks), level, below, 16)
+    if block < 0:
+        return -1
+    return _scan(values, block * _BLOCK, n, level, below, _BLOCK)
+
+
+def _scan(values: np.ndarray, i: int, n: int, level: float, below: bool, chunk: int) -> int:
+    """First index in [i, n) with values <= level (below) or >= level, chunks growing 4x."""
     while i < n:
-        segment = values[i : i + chunk]
+        segment = values[i : min(i + chunk, n)]
         hits = segment <= level if below else segment >= level
         k = int(hits.argmax())
         if hits[k]:
@@ -202,12 +240,10 @@ class SimExchange(Actor):
             index = int(times.searchsorted(max(order.trigger_ts, order.active_from)))
             return index if index < n else -1
         start = int(times.searchsorted(order.active_from))
-        sell = order.side == "sell"
-        if order.kind == "stop":
-            values, below = (arrays.low, True) if sell else (arrays.high, False)
-        else:
-            values, below = (arrays.high, False) if sell else (arrays.low, True)
-        return first_hit(values, start, order.price, below)
+        # a sell stop and a buy limit trigger on the low, the others on the high
+        if (order.kind == "stop") == (order.side == "sell"):
+            return first_hit(arrays.low, start, order.price, True, arrays.low_blocks)
+        return first_hit(arrays.high, start, order.price, False, arrays.high_blocks)
 
     def on_fill_due(self, msg: FillDue) -> list:
         order = self._orders.get(msg.order_id)
