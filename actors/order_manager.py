@@ -14,8 +14,8 @@ bulk at the end by the caller) or any write-through store with the same methods 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, Protocol
 
 from actors.messages import (
@@ -59,7 +59,7 @@ class OrderState:
     reason: str | None = None
 
     def record(self) -> dict[str, Any]:
-        return dict(zip(ORDER_FIELDS, _order_values(self), strict=True))
+        return _order_record(self)
 
 
 @dataclass(slots=True)
@@ -83,15 +83,22 @@ class TradeState:
     orders: list[int] = field(default_factory=list)  # exit orders (the OCO group)
 
     def record(self) -> dict[str, Any]:
-        return dict(zip(TRADE_FIELDS, _trade_values(self), strict=True))
+        return _trade_record(self)
 
 
-# record() builds thousands of dicts per backtest: one attrgetter call per record, not one
-# getattr per field.
+# record() builds thousands of dicts per backtest: a generated dict display
+# ({"order_id": s.order_id, ...}) is ~3x faster than dict(zip(fields, attrgetter(s))).
 ORDER_FIELDS = OrderState.__slots__
 TRADE_FIELDS = tuple(name for name in TradeState.__slots__ if name != "orders")
-_order_values = attrgetter(*ORDER_FIELDS)
-_trade_values = attrgetter(*TRADE_FIELDS)
+
+
+def _record_function(fields: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
+    items = ", ".join(f"{name!r}: state.{name}" for name in fields)
+    return eval(f"lambda state: {{{items}}}")  # noqa: S307 (field names of our own slots)
+
+
+_order_record = _record_function(ORDER_FIELDS)
+_trade_record = _record_function(TRADE_FIELDS)
 
 
 class OrderStore(Protocol):
@@ -115,10 +122,10 @@ class MemoryOrderStore:
         self._trades[trade.trade_id] = trade
 
     def orders(self) -> list[dict[str, Any]]:
-        return [o.record() for o in self._orders.values()]
+        return [_order_record(o) for o in self._orders.values()]
 
     def trades(self) -> list[dict[str, Any]]:
-        return [t.record() for t in self._trades.values()]
+        return [_trade_record(t) for t in self._trades.values()]
 
 
 class OrderManager(Actor):

@@ -46,6 +46,11 @@ from actors.runtime import Actor, EventClock
 _FIRST_CHUNK = 256
 _MAX_CHUNK = 1 << 16
 _BLOCK = 256  # bars per block of the block extremes (fast search over long quiet stretches)
+_KINDS = frozenset(("market", "stop", "limit", "timed", "close"))
+# fill phase of an order kind (plain ints: the event queue compares them on every push)
+_PHASE = {"stop": int(Phase.STOP), "limit": int(Phase.TARGET)}
+_OPEN = int(Phase.OPEN)
+_SETTLE = {int(Phase.STOP): int(Phase.SETTLE_STOP), int(Phase.TARGET): int(Phase.SETTLE_TARGET)}
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,11 @@ class SimExchange(Actor):
             self._table.pop(BarClosed)
         self._orders: dict[int, SubmitOrder] = {}
         self._filled_groups: set[int] = set()
+        # Fast mode, OCO groups: the earliest timer of a group ((due, phase), order id), and the
+        # timers of its later legs held back: they can only fill if that earliest leg is
+        # cancelled first (if it fills, the group is done), so they are scheduled only then.
+        self._first_timer: dict[int, tuple[tuple[int, int], int]] = {}
+        self._held: dict[int, list[Scheduled]] = {}
         self._bars: dict[str, tuple[int, BarClosed]] = {}  # replay: symbol -> (index, bar)
         self.fills = 0
         # > 0: stop/target fills are booked at the bar's close, this long after its open (a
@@ -197,22 +207,33 @@ class SimExchange(Actor):
         return out
 
     def on_cancel(self, msg: CancelOrder) -> list:
-        if self._orders.pop(msg.order_id, None) is None:
+        order = self._orders.pop(msg.order_id, None)
+        if order is None:
             return []  # already filled or cancelled: nothing to do
-        return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        out: list = [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        group = order.oco
+        if group is not None and group in self._held:
+            first = self._first_timer.get(group)
+            if first is not None and first[1] == order.order_id:
+                # the leg that held the others back will not fill: schedule them now
+                del self._first_timer[group]
+                out.extend(self._held.pop(group))
+        return out
 
     def _invalid(self, msg: SubmitOrder) -> str | None:
+        kind = msg.kind
         if not (msg.quantity > 0 and math.isfinite(msg.quantity)):
             return f"quantity must be a positive number, got {msg.quantity}"
-        if msg.kind in ("stop", "limit") and not (msg.price and msg.price > 0):
-            return f"{msg.kind} order needs a positive price, got {msg.price}"
-        if msg.kind == "timed" and msg.trigger_ts is None:
+        if kind in _PHASE and not (msg.price and msg.price > 0):
+            return f"{kind} order needs a positive price, got {msg.price}"
+        if kind == "timed" and msg.trigger_ts is None:
             return "timed order needs trigger_ts"
-        if msg.kind not in ("market", "stop", "limit", "timed", "close"):
-            return f"unknown order kind {msg.kind!r}"
-        if self.fast and msg.symbol not in self.data:
-            return f"no data for symbol {msg.symbol!r}"
-        if msg.kind == "close" and not self.fast and msg.symbol not in self._bars:
+        if kind not in _KINDS:
+            return f"unknown order kind {kind!r}"
+        if self.fast:
+            if msg.symbol not in self.data:
+                return f"no data for symbol {msg.symbol!r}"
+        elif kind == "close" and msg.symbol not in self._bars:
             return f"no bar seen yet for {msg.symbol!r}"
         return None
 
@@ -222,26 +243,31 @@ class SimExchange(Actor):
         index = self._fill_bar(order, arrays)
         if index < 0:
             return []  # never fills within the data; rests until cancelled
-        phase = {"stop": Phase.STOP, "limit": Phase.TARGET}.get(order.kind, Phase.OPEN)
-        ts = int(arrays.open_ns[index])
-        if self.settle_after_ns and phase != Phase.OPEN:
-            due = ts + self.settle_after_ns
-            settle = Phase.SETTLE_STOP if phase == Phase.STOP else Phase.SETTLE_TARGET
-            return [Scheduled(due, settle, FillDue(ts, order.order_id, index))]
-        return [Scheduled(ts, phase, FillDue(ts, order.order_id, index))]
+        phase = _PHASE.get(order.kind, _OPEN)
+        ts = due = int(arrays.open_ns[index])
+        if self.settle_after_ns and phase != _OPEN:
+            due, phase = ts + self.settle_after_ns, _SETTLE[phase]
+        timer = Scheduled(due, phase, FillDue(ts, order.order_id, index))
+        group = order.oco
+        if group is None:
+            return [timer]
+        first = self._first_timer.get(group)
+        if first is not None and (due, phase) > first[0]:
+            self._held.setdefault(group, []).append(timer)  # after a sibling's fill: held
+            return []
+        if first is None or (due, phase) < first[0]:
+            self._first_timer[group] = ((due, phase), order.order_id)
+        return [timer]
 
     def _fill_bar(self, order: SubmitOrder, arrays: BarArrays) -> int:
-        times = arrays.open_ns
-        n = len(times)
-        if order.kind == "market":
-            index = int(times.searchsorted(max(order.ts, order.active_from)))
-            return index if index < n else -1
-        if order.kind == "timed":
-            index = int(times.searchsorted(max(order.trigger_ts, order.active_from)))
-            return index if index < n else -1
+        times, kind = arrays.open_ns, order.kind
+        if kind == "market" or kind == "timed":
+            first = order.ts if kind == "market" else order.trigger_ts
+            index = int(times.searchsorted(max(first, order.active_from)))
+            return index if index < len(times) else -1
         start = int(times.searchsorted(order.active_from))
         # a sell stop and a buy limit trigger on the low, the others on the high
-        if (order.kind == "stop") == (order.side == "sell"):
+        if (kind == "stop") == (order.side == "sell"):
             return first_hit(arrays.low, start, order.price, True, arrays.low_blocks)
         return first_hit(arrays.high, start, order.price, False, arrays.high_blocks)
 
@@ -312,6 +338,8 @@ class SimExchange(Actor):
         del self._orders[order.order_id]
         if order.oco is not None:
             self._filled_groups.add(order.oco)
+            self._first_timer.pop(order.oco, None)
+            self._held.pop(order.oco, None)  # never due now: the group filled
         self.fills += 1
         fee = abs(price * order.quantity) * self.fee
         return OrderFilled(ts, order.order_id, price, order.quantity, fee)

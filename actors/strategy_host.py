@@ -53,6 +53,12 @@ from strategies.base import Strategy
 
 COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order
 _SIDE = {"exit_long": "long", "exit_short": "short", "enter_long": "long", "enter_short": "short"}
+_CLOSE = int(Phase.CLOSE)  # a plain int: the event queue compares phases on every push
+# column -> (side, is an exit, the other side): what _armed needs, without string work per call
+_ARMING = {
+    c: (side, c.startswith("exit"), "short" if side == "long" else "long")
+    for c, side in _SIDE.items()
+}
 
 
 class StrategyHost(Actor):
@@ -95,7 +101,8 @@ class StrategyHost(Actor):
         self.close = bars["close"].to_numpy(np.float64)
         self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
         self._where = {c: np.flatnonzero(self._flags[c]) for c in COLUMNS}
-        self._any = np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
+        # replay only (fast mode finds its bars through _where): a list, read once per bar
+        self._any = [] if fast else np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
         self._distances = {
             c: frame[c].to_numpy(np.float64) if c in frame else None
             for c in ("stop_distance", "target_distance")
@@ -103,6 +110,10 @@ class StrategyHost(Actor):
         rules = strategy.exit_rules()
         self._rules = rules
         self._hold_ns = rules.max_bars * step if rules.max_bars else None
+        # the ExitSpec of every entry when the strategy gives no per-bar distances
+        self._plain_exits = ExitSpec(
+            rules.sl_pct, rules.tp_pct, None, None, self._hold_ns, rules.session_end
+        )
         self.hedge, self.limit = strategy.hedge, strategy.entry_limit()
         self._open = {"long": 0, "short": 0}
         self._pending = {"long": False, "short": False}
@@ -168,18 +179,18 @@ class StrategyHost(Actor):
 
     # -- signals ------------------------------------------------------------------------------
     def _armed(self, column: str) -> bool:
-        side = _SIDE[column]
-        if column.startswith("exit"):
+        side, is_exit, other = _ARMING[column]
+        if is_exit:
             return self._open[side] > 0
-        other = "short" if side == "long" else "long"
         if self._pending[side] or self._open[side] >= self.limit:
             return False
         return self.hedge or not (self._open[other] or self._pending[other])
 
     def _evaluate(self, i: int) -> list:
         out: list = []
+        flags = self._flags
         for column in COLUMNS:
-            if self._flags[column][i] and self._armed(column):
+            if flags[column][i] and self._armed(column):
                 signal = self._signal(i, column)
                 if self.signal_gate is not None and signal.action == "enter":
                     signal = self._gated(signal)
@@ -196,48 +207,58 @@ class StrategyHost(Actor):
         return signal if scale == 1.0 else replace(signal, size_scale=float(scale))
 
     def _signal(self, i: int, column: str) -> SignalRaised:
-        side = _SIDE[column]
+        side, is_exit, _other = _ARMING[column]
         self._next_signal += 1
         self.signals_raised += 1
-        if column.startswith("exit"):
+        if is_exit:
             return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
                                 self.interval, side, "exit", float(self.close[i]))  # fmt: skip
         self._pending[side] = True
-        rules = self._rules
-        exits = ExitSpec(
-            rules.sl_pct,
-            rules.tp_pct,
-            _finite(self._distances["stop_distance"], i),
-            _finite(self._distances["target_distance"], i),
-            self._hold_ns,
-            rules.session_end,
-        )
+        stops, targets = self._distances["stop_distance"], self._distances["target_distance"]
+        if stops is None and targets is None:
+            exits = self._plain_exits
+        else:
+            rules = self._rules
+            exits = ExitSpec(
+                rules.sl_pct,
+                rules.tp_pct,
+                _finite(stops, i),
+                _finite(targets, i),
+                self._hold_ns,
+                rules.session_end,
+            )
         return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
                             self.interval, side, "enter", float(self.close[i]), exits)  # fmt: skip
 
     def _reschedule_now(self) -> list:
         if not self.fast:
             return []
-        # the first bar whose close is still ahead of now
-        return self._reschedule(int(self.close_ns.searchsorted(self.clock.now, "right")))
+        return self._reschedule(None)
 
-    def _reschedule(self, start: int) -> list:
-        """Fast mode: one timer at the next bar >= start where an armed column fires."""
+    def _reschedule(self, start: int | None) -> list:
+        """Fast mode: one timer at the next bar >= start where an armed column fires.
+
+        start None: the first bar whose close is still ahead of now (found only when some
+        column is armed: after an entry fills usually none is)."""
         self._generation += 1
         if self._stopped:
             return []
         best = -1
         for column in COLUMNS:
-            if not self._armed(column):
-                continue
             where = self._where[column]
+            if not len(where) or not self._armed(column):
+                continue
+            if start is None:
+                start = int(self.close_ns.searchsorted(self.clock.now, "right"))
             k = int(where.searchsorted(start))
-            if k < len(where) and (best < 0 or where[k] < best):
-                best = int(where[k])
+            if k < len(where):
+                candidate = int(where[k])
+                if best < 0 or candidate < best:
+                    best = candidate
         if best < 0:
             return []
         ts = int(self.close_ns[best])
-        return [Scheduled(ts, Phase.CLOSE, SignalDue(ts, self.name, self._generation, best))]
+        return [Scheduled(ts, _CLOSE, SignalDue(ts, self.name, self._generation, best))]
 
 
 def _finite(values: np.ndarray | None, i: int) -> float | None:
