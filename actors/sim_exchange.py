@@ -180,8 +180,9 @@ class SimExchange(Actor):
         # Fast mode, OCO groups: the earliest timer of a group ((due, phase), order id), and the
         # timers of its later legs held back: they can only fill if that earliest leg is
         # cancelled first (if it fills, the group is done), so they are scheduled only then.
-        self._first_timer: dict[int, tuple[tuple[int, int], int]] = {}
-        self._held: dict[int, list[Scheduled]] = {}
+        self._first_timer: dict[int, tuple[tuple[int, int], int, int]] = {}  # + its bar index
+        self._held: dict[int, list] = {}  # Scheduled, or (order, bar to search on from)
+        self._last_fill_bar: tuple[str, int, int] = ("", -1, -1)  # symbol, open ns, bar index
         self._bars: dict[str, tuple[int, BarClosed]] = {}  # replay: symbol -> (index, bar)
         self.fills = 0
         # > 0: stop/target fills are booked at the bar's close, this long after its open (a
@@ -217,7 +218,7 @@ class SimExchange(Actor):
             if first is not None and first[1] == order.order_id:
                 # the leg that held the others back will not fill: schedule them now
                 del self._first_timer[group]
-                out.extend(self._held.pop(group))
+                out.extend(self._release(self._held.pop(group)))
         return out
 
     def _invalid(self, msg: SubmitOrder) -> str | None:
@@ -238,38 +239,66 @@ class SimExchange(Actor):
         return None
 
     # -- fast mode --------------------------------------------------------------------------
-    def _schedule(self, order: SubmitOrder) -> list:
+    def _schedule(self, order: SubmitOrder, start: int | None = None) -> list:
         arrays = self.data[order.symbol]
-        index = self._fill_bar(order, arrays)
+        group = order.oco
+        first = self._first_timer.get(group) if group is not None else None
+        # a resting leg can only fill before its group's earliest timer (else that one fills
+        # first): search only up to that bar, and further only if that leg is cancelled
+        bound = first[2] + 1 if first is not None and order.kind in _PHASE else None
+        index = self._fill_bar(order, arrays, start, bound)
         if index < 0:
-            return []  # never fills within the data; rests until cancelled
+            if bound is not None and bound < len(arrays.open_ns):
+                self._held.setdefault(group, []).append((order, bound))
+            return []  # never fills within the data (or the bound); rests until cancelled
         phase = _PHASE.get(order.kind, _OPEN)
         ts = due = int(arrays.open_ns[index])
         if self.settle_after_ns and phase != _OPEN:
             due, phase = ts + self.settle_after_ns, _SETTLE[phase]
         timer = Scheduled(due, phase, FillDue(ts, order.order_id, index))
-        group = order.oco
         if group is None:
             return [timer]
-        first = self._first_timer.get(group)
         if first is not None and (due, phase) > first[0]:
             self._held.setdefault(group, []).append(timer)  # after a sibling's fill: held
             return []
         if first is None or (due, phase) < first[0]:
-            self._first_timer[group] = ((due, phase), order.order_id)
+            self._first_timer[group] = ((due, phase), order.order_id, index)
         return [timer]
 
-    def _fill_bar(self, order: SubmitOrder, arrays: BarArrays) -> int:
+    def _release(self, held: list) -> list:
+        """Timers of held legs, and the searches not yet done past the bound they stopped at."""
+        out: list = []
+        for item in held:
+            if type(item) is Scheduled:
+                out.append(item)
+            elif item[0].order_id in self._orders:  # (order, first bar not searched yet)
+                out.extend(self._schedule(item[0], item[1]))
+        return out
+
+    def _fill_bar(
+        self, order: SubmitOrder, arrays: BarArrays, start: int | None, bound: int | None
+    ) -> int:
+        """Index of the bar where `order` fills (-1: none), searching stop/limit orders from
+        `start` (default: their active_from bar) up to bar `bound` (excluded; None: the end)."""
         times, kind = arrays.open_ns, order.kind
         if kind == "market" or kind == "timed":
             first = order.ts if kind == "market" else order.trigger_ts
             index = int(times.searchsorted(max(first, order.active_from)))
             return index if index < len(times) else -1
-        start = int(times.searchsorted(order.active_from))
+        if start is None:
+            symbol, opened, index = self._last_fill_bar
+            if opened == order.active_from and symbol == order.symbol:
+                start = index  # brackets live from the entry's fill bar: no search needed
+            else:
+                start = int(times.searchsorted(order.active_from))
         # a sell stop and a buy limit trigger on the low, the others on the high
         if (kind == "stop") == (order.side == "sell"):
-            return first_hit(arrays.low, start, order.price, True, arrays.low_blocks)
-        return first_hit(arrays.high, start, order.price, False, arrays.high_blocks)
+            values, below, blocks = arrays.low, True, arrays.low_blocks
+        else:
+            values, below, blocks = arrays.high, False, arrays.high_blocks
+        # a shorter view: the block table may cover bars past it, first_hit stays within it
+        return first_hit(values if bound is None else values[:bound], start, order.price, below,
+                         blocks)  # fmt: skip
 
     def on_fill_due(self, msg: FillDue) -> list:
         order = self._orders.get(msg.order_id)
@@ -277,6 +306,7 @@ class SimExchange(Actor):
             return []  # cancelled meanwhile, or its OCO group already filled
         arrays = self.data[order.symbol]
         i = msg.bar_index
+        self._last_fill_bar = (order.symbol, msg.ts, i)
         price = fill_price(order, float(arrays.open[i]), float(arrays.close[i]), self.slippage)
         return [self._fill(order, msg.ts, price)]
 

@@ -300,6 +300,13 @@ def test_first_hit_with_block_extremes_matches_a_plain_scan() -> None:
                 want = start + int(hits.argmax()) if hits.any() else -1
                 got = first_hit(values, start, level, below, blocks)
                 assert got == want, (start, level, below)
+    # a shorter view with the full series' block table (the bounded search of a later leg)
+    for bound in (300, 5_000, 5_120, 5_121):
+        view = values[:bound]
+        with np.errstate(invalid="ignore"):
+            hits = view[10:] <= 99.5
+        want = 10 + int(hits.argmax()) if hits.any() else -1
+        assert first_hit(view, 10, 99.5, True, lows) == want, bound
     # a deliberately wrong block table (a max where a min belongs) misses a far hit
     far = np.full(5_000, 5.0)
     far[4_000] = 1.0
