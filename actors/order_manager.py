@@ -194,11 +194,12 @@ class OrderManager(Actor):
         return self._entry_failed(order, msg.ts, f"entry cancelled: {msg.reason}")
 
     def on_filled(self, msg: OrderFilled) -> list:
-        order = self._finish(msg.order_id, "FILLED", None)
+        order = self._orders.pop(msg.order_id, None)
         if order is None:
             return []
+        order.status, order.reason = "FILLED", None
         order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
-        self.store.put_order(order)
+        self.store.put_order(order)  # status and fill in one write
         if order.role == "entry":
             return self._open(order, msg)
         return self._close(order, msg)

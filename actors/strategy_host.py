@@ -26,6 +26,7 @@ when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClose
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -101,6 +102,10 @@ class StrategyHost(Actor):
         self.close = bars["close"].to_numpy(np.float64)
         self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
         self._where = {c: np.flatnonzero(self._flags[c]) for c in COLUMNS}
+        # fast mode looks these up once per timer: plain lists and bisect (no numpy scalars);
+        # the close time of each signal bar tells the first one still ahead of now at once
+        self._where_list = {c: w.tolist() for c, w in self._where.items()}
+        self._where_close = {c: self.close_ns[w].tolist() for c, w in self._where.items()}
         # replay only (fast mode finds its bars through _where): a list, read once per bar
         self._any = [] if fast else np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
         self._distances = {
@@ -243,21 +248,19 @@ class StrategyHost(Actor):
         self._generation += 1
         if self._stopped:
             return []
-        best = -1
+        best, ts = -1, 0
         for column in COLUMNS:
-            where = self._where[column]
-            if not len(where) or not self._armed(column):
+            where = self._where_list[column]
+            if not where or not self._armed(column):
                 continue
-            if start is None:
-                start = int(self.close_ns.searchsorted(self.clock.now, "right"))
-            k = int(where.searchsorted(start))
-            if k < len(where):
-                candidate = int(where[k])
-                if best < 0 or candidate < best:
-                    best = candidate
+            if start is None:  # the first signal bar whose close is still ahead of now
+                k = bisect_right(self._where_close[column], self.clock.now)
+            else:
+                k = bisect_left(where, start)
+            if k < len(where) and (best < 0 or where[k] < best):
+                best, ts = where[k], self._where_close[column][k]
         if best < 0:
             return []
-        ts = int(self.close_ns[best])
         return [Scheduled(ts, _CLOSE, SignalDue(ts, self.name, self._generation, best))]
 
 
