@@ -223,16 +223,21 @@ class Portfolio(Actor):
 
     # -- rules --------------------------------------------------------------------------------
     def _compliance(self, msg: SignalRaised) -> str | None:
-        mine = [p for p in self.positions.values() if p.strategy == msg.strategy]
-        pending = [r for r in self._reserved.values() if r.strategy == msg.strategy]
-        same = sum(p.side == msg.side for p in mine) + sum(r.side == msg.side for r in pending)
-        limit = self.position_limits.get(msg.strategy, self.max_open_positions)
+        strategy, side = msg.strategy, msg.side
+        same, opposite = 0, False  # this strategy's positions and pending entries per side
+        for held in (self.positions, self._reserved):
+            for p in held.values():
+                if p.strategy == strategy:
+                    if p.side == side:
+                        same += 1
+                    else:
+                        opposite = True
+        limit = self.position_limits.get(strategy, self.max_open_positions)
         if same >= limit:
             return (
                 f"max open positions reached: {same} {msg.side} of {limit} "
                 f"allowed for {msg.strategy}"
             )
-        opposite = any(p.side != msg.side for p in mine) or any(r.side != msg.side for r in pending)
         if opposite and msg.strategy not in self.hedged:
             return f"{msg.strategy} holds the opposite side and does not declare hedge"
         return None
@@ -249,7 +254,7 @@ class Portfolio(Actor):
         by_risk = (
             msg.size_scale * self.risk * equity / (distance if distance is not None else price)
         )
-        available = math.fsum([*self._cash.partials, *(-r.cost for r in self._reserved.values())])
+        available = math.fsum([*self._cash.partials, *[-r.cost for r in self._reserved.values()]])
         here, total = self._exposures(msg.symbol)
         caps = (
             ("risk", by_risk),
