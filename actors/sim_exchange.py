@@ -108,9 +108,15 @@ def first_hit(
     if blocks is None:
         return _scan(values, start, n, level, below, _FIRST_CHUNK)
     end = min(n, (start // _BLOCK + 2) * _BLOCK)  # to a block boundary, >= _BLOCK values
-    found = _scan(values, start, end, level, below, end - start)
-    if found >= 0 or end >= n:
-        return found
+    if start >= end:
+        return -1
+    segment = values[start:end]  # inlined _scan of one chunk: the common, near case
+    hits = segment <= level if below else segment >= level
+    k = int(hits.argmax())
+    if hits[k]:
+        return start + k
+    if end >= n:
+        return -1
     block = _scan(blocks, end // _BLOCK, len(blocks), level, below, 16)
     if block < 0:
         return -1
