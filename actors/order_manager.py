@@ -14,7 +14,6 @@ bulk at the end by the caller) or any write-through store with the same methods 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,15 +89,10 @@ class TradeState:
 # ({"order_id": s.order_id, ...}) is ~3x faster than dict(zip(fields, attrgetter(s))).
 ORDER_FIELDS = OrderState.__slots__
 TRADE_FIELDS = tuple(name for name in TradeState.__slots__ if name != "orders")
-
-
-def _record_function(fields: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
-    items = ", ".join(f"{name!r}: state.{name}" for name in fields)
-    return eval(f"lambda state: {{{items}}}")  # noqa: S307 (field names of our own slots)
-
-
-_order_record = _record_function(ORDER_FIELDS)
-_trade_record = _record_function(TRADE_FIELDS)
+_order_record, _trade_record = (
+    eval("lambda s: {" + ", ".join(f"{n!r}: s.{n}" for n in fields) + "}")  # noqa: S307
+    for fields in (ORDER_FIELDS, TRADE_FIELDS)  # our own slot names
+)
 
 
 class OrderStore(Protocol):
