@@ -7,7 +7,9 @@ one at a time as BarClosed through the same actors, as live trading will.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,13 +84,28 @@ def run_kernel(
     )
     runtime.schedule(first, Phase.CLOSE, RunStarted(first))
     runtime.end(last_close)
-    runtime.run(None if fast else bar_messages(bars, symbol, interval))
-    return KernelOutput(
-        orders=runtime.call("orders", "orders"),
-        trades=runtime.call("orders", "trades"),
-        portfolio=runtime.call("portfolio", "state"),
-        messages=runtime.delivered,
-    )
+    with collector_paused():
+        runtime.run(None if fast else bar_messages(bars, symbol, interval))
+        return KernelOutput(
+            orders=runtime.call("orders", "orders"),
+            trades=runtime.call("orders", "trades"),
+            portfolio=runtime.call("portfolio", "state"),
+            messages=runtime.delivered,
+        )
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the events run: a run allocates tens of thousands of
+    short-lived messages and records (freed by reference counting, no cycles), which otherwise
+    set off collections that scan the whole heap (about 5 % of a fast run)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def bar_messages(bars: pd.DataFrame, symbol: str, interval: str) -> Iterator[BarClosed]:

@@ -11,9 +11,43 @@ of t (signals) comes first, then market fills at the open of t+1, then stops, th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
+
+_Message = TypeVar("_Message", bound=type)
+
+
+def fast_init(cls: _Message) -> _Message:
+    """Give a frozen slotted dataclass a faster __init__ with the same signature and result.
+
+    The generated frozen __init__ sets each field through object.__setattr__; this one calls
+    each slot's own descriptor setter, about 2.5x faster. The class stays frozen (assignment
+    still raises FrozenInstanceError), slotted, picklable and equal by value: only the
+    construction path changes. The engine builds ~18 messages per trade, so it counts.
+    """
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(
+        f.default_factory is not dataclasses.MISSING or not f.init for f in fields
+    ):
+        return cls  # keep the generated __init__: it knows these cases
+    names = [f.name for f in fields]
+    params, scope = [], {}
+    for f in fields:
+        scope[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is not dataclasses.MISSING:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+    body = "".join(f"\n    _set_{n}(self, {n})" for n in names) or "\n    pass"
+    exec(f"def __init__(self, {', '.join(params)}):{body}", scope)  # noqa: S102
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init
+    return cls
 
 
 class Phase(IntEnum):
@@ -28,6 +62,7 @@ class Phase(IntEnum):
     END = 9  # after everything: end of data
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ExitSpec:
     """How an entry's position ends besides signals; distances override the percentages."""
@@ -41,11 +76,13 @@ class ExitSpec:
 
 
 # -- data and lifecycle ---------------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RunStarted:
     ts: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BarClosed:
     ts: int  # close time
@@ -59,12 +96,14 @@ class BarClosed:
     volume: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EndOfData:
     ts: int
 
 
 # -- strategy -> portfolio ------------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SignalRaised:
     ts: int
@@ -79,6 +118,7 @@ class SignalRaised:
     size_scale: float = 1.0  # multiplies the portfolio's risk-based size (a signal gate's)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SignalRejected:
     ts: int
@@ -90,6 +130,7 @@ class SignalRejected:
 
 
 # -- portfolio -> order manager -------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OpenTrade:
     ts: int
@@ -102,6 +143,7 @@ class OpenTrade:
     exits: ExitSpec
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseTrade:
     ts: int
@@ -110,6 +152,7 @@ class CloseTrade:
 
 
 # -- order manager -> exchange --------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
     ts: int
@@ -127,6 +170,7 @@ class SubmitOrder:
     trade_id: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
     ts: int
@@ -135,12 +179,14 @@ class CancelOrder:
 
 
 # -- exchange -> order manager --------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderAccepted:
     ts: int
     order_id: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderRejected:
     ts: int
@@ -148,6 +194,7 @@ class OrderRejected:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     ts: int  # open time of the bar in which it filled
@@ -157,6 +204,7 @@ class OrderFilled:
     fee: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OrderCancelled:
     ts: int
@@ -165,6 +213,7 @@ class OrderCancelled:
 
 
 # -- order manager -> portfolio, strategy host ----------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TradeOpened:
     ts: int
@@ -179,6 +228,7 @@ class TradeOpened:
     entry_fee: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TradeClosed:
     ts: int
@@ -197,6 +247,7 @@ class TradeClosed:
 
 
 # -- timers (actors schedule these for themselves through the runtime) -----------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SignalDue:
     ts: int
@@ -205,6 +256,7 @@ class SignalDue:
     bar_index: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FillDue:
     ts: int
@@ -212,6 +264,7 @@ class FillDue:
     bar_index: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Scheduled:
     """Envelope an actor returns to have `msg` delivered later at (ts, phase)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, Protocol
 
 from actors.messages import (
@@ -59,7 +58,7 @@ class OrderState:
     reason: str | None = None
 
     def record(self) -> dict[str, Any]:
-        return dict(zip(ORDER_FIELDS, _order_values(self), strict=True))
+        return _order_record(self)
 
 
 @dataclass(slots=True)
@@ -83,15 +82,17 @@ class TradeState:
     orders: list[int] = field(default_factory=list)  # exit orders (the OCO group)
 
     def record(self) -> dict[str, Any]:
-        return dict(zip(TRADE_FIELDS, _trade_values(self), strict=True))
+        return _trade_record(self)
 
 
-# record() builds thousands of dicts per backtest: one attrgetter call per record, not one
-# getattr per field.
+# record() builds thousands of dicts per backtest: a generated dict display
+# ({"order_id": s.order_id, ...}) is ~3x faster than dict(zip(fields, attrgetter(s))).
 ORDER_FIELDS = OrderState.__slots__
 TRADE_FIELDS = tuple(name for name in TradeState.__slots__ if name != "orders")
-_order_values = attrgetter(*ORDER_FIELDS)
-_trade_values = attrgetter(*TRADE_FIELDS)
+_order_record, _trade_record = (
+    eval("lambda s: {" + ", ".join(f"{n!r}: s.{n}" for n in fields) + "}")  # noqa: S307
+    for fields in (ORDER_FIELDS, TRADE_FIELDS)  # our own slot names
+)
 
 
 class OrderStore(Protocol):
@@ -115,10 +116,10 @@ class MemoryOrderStore:
         self._trades[trade.trade_id] = trade
 
     def orders(self) -> list[dict[str, Any]]:
-        return [o.record() for o in self._orders.values()]
+        return [_order_record(o) for o in self._orders.values()]
 
     def trades(self) -> list[dict[str, Any]]:
-        return [t.record() for t in self._trades.values()]
+        return [_trade_record(t) for t in self._trades.values()]
 
 
 class OrderManager(Actor):
@@ -187,11 +188,12 @@ class OrderManager(Actor):
         return self._entry_failed(order, msg.ts, f"entry cancelled: {msg.reason}")
 
     def on_filled(self, msg: OrderFilled) -> list:
-        order = self._finish(msg.order_id, "FILLED", None)
+        order = self._orders.pop(msg.order_id, None)
         if order is None:
             return []
+        order.status, order.reason = "FILLED", None
         order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
-        self.store.put_order(order)
+        self.store.put_order(order)  # status and fill in one write
         if order.role == "entry":
             return self._open(order, msg)
         return self._close(order, msg)

@@ -157,6 +157,22 @@ class Portfolio(Actor):
         )
         return held + pending
 
+    def _exposures(self, symbol: str) -> tuple[float, float]:
+        """(exposure(symbol), exposure()) in one pass; the same sums, so the same floats."""
+        if not self.positions and not self._reserved:
+            return 0.0, 0.0
+        marks = self.marks
+        held, held_here = [], []
+        for p in self.positions.values():
+            value = p.quantity * marks.get(p.symbol, p.entry_price)
+            held.append(value)
+            if p.symbol == symbol:
+                held_here.append(value)
+        pending = [r.notional for r in self._reserved.values()]
+        pending_here = [r.notional for r in self._reserved.values() if r.symbol == symbol]
+        fsum = math.fsum
+        return fsum(held_here) + fsum(pending_here), fsum(held) + fsum(pending)
+
     # -- handlers -----------------------------------------------------------------------------
     def on_signal(self, msg: SignalRaised) -> list:
         self.marks[msg.symbol] = msg.price
@@ -207,16 +223,21 @@ class Portfolio(Actor):
 
     # -- rules --------------------------------------------------------------------------------
     def _compliance(self, msg: SignalRaised) -> str | None:
-        mine = [p for p in self.positions.values() if p.strategy == msg.strategy]
-        pending = [r for r in self._reserved.values() if r.strategy == msg.strategy]
-        same = sum(p.side == msg.side for p in mine) + sum(r.side == msg.side for r in pending)
-        limit = self.position_limits.get(msg.strategy, self.max_open_positions)
+        strategy, side = msg.strategy, msg.side
+        same, opposite = 0, False  # this strategy's positions and pending entries per side
+        for held in (self.positions, self._reserved):
+            for p in held.values():
+                if p.strategy == strategy:
+                    if p.side == side:
+                        same += 1
+                    else:
+                        opposite = True
+        limit = self.position_limits.get(strategy, self.max_open_positions)
         if same >= limit:
             return (
                 f"max open positions reached: {same} {msg.side} of {limit} "
                 f"allowed for {msg.strategy}"
             )
-        opposite = any(p.side != msg.side for p in mine) or any(r.side != msg.side for r in pending)
         if opposite and msg.strategy not in self.hedged:
             return f"{msg.strategy} holds the opposite side and does not declare hedge"
         return None
@@ -233,16 +254,18 @@ class Portfolio(Actor):
         by_risk = (
             msg.size_scale * self.risk * equity / (distance if distance is not None else price)
         )
-        available = math.fsum([*self._cash.partials, *(-r.cost for r in self._reserved.values())])
-        caps = {
-            "risk": by_risk,
-            "cash": available / (price * (1 + self.cost_rate)),
-            "symbol exposure": (self.max_symbol_exposure * equity - self.exposure(msg.symbol))
-            / price,
-            "total exposure": (self.max_total_exposure * equity - self.exposure()) / price,
-        }
-        binding = min(caps, key=caps.__getitem__)
-        quantity = caps[binding]
+        available = math.fsum([*self._cash.partials, *[-r.cost for r in self._reserved.values()]])
+        here, total = self._exposures(msg.symbol)
+        caps = (
+            ("risk", by_risk),
+            ("cash", available / (price * (1 + self.cost_rate))),
+            ("symbol exposure", (self.max_symbol_exposure * equity - here) / price),
+            ("total exposure", (self.max_total_exposure * equity - total) / price),
+        )
+        binding, quantity = caps[0]
+        for name, value in caps[1:]:  # the first smallest, as min() over them
+            if value < quantity:
+                binding, quantity = name, value
         if not (quantity > 0 and math.isfinite(quantity)):
             return 0.0, f"no size left: {binding} limit allows {max(quantity, 0.0):.8g} units"
         if self.lot_size > 0:  # whole lots only; the tiny epsilon keeps 3 x 0.1 at 3 lots

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.kernel import KernelOutput
+from actors.kernel import KernelOutput, collector_paused
 from actors.messages import (
     BarClosed,
     CancelOrder,
@@ -235,13 +235,14 @@ def run_portfolio_kernel(
     )
     runtime.schedule(first, Phase.CLOSE, RunStarted(first))
     runtime.end(last_close)
-    runtime.run(None)
-    return KernelOutput(
-        orders=runtime.call("orders", "orders"),
-        trades=runtime.call("orders", "trades"),
-        portfolio=runtime.call("portfolio", "state"),
-        messages=runtime.delivered,
-    )
+    with collector_paused():
+        runtime.run(None)
+        return KernelOutput(
+            orders=runtime.call("orders", "orders"),
+            trades=runtime.call("orders", "trades"),
+            portfolio=runtime.call("portfolio", "state"),
+            messages=runtime.delivered,
+        )
 
 
 def check_members(members: Sequence[PortfolioMember], series: dict[SeriesKey, Any]) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,12 @@ from actors.runtime import Actor, EventClock
 
 _FIRST_CHUNK = 256
 _MAX_CHUNK = 1 << 16
+_BLOCK = 256  # bars per block of the block extremes (fast search over long quiet stretches)
+_KINDS = frozenset(("market", "stop", "limit", "timed", "close"))
+# fill phase of an order kind (plain ints: the event queue compares them on every push)
+_PHASE = {"stop": int(Phase.STOP), "limit": int(Phase.TARGET)}
+_OPEN = int(Phase.OPEN)
+_SETTLE = {int(Phase.STOP): int(Phase.SETTLE_STOP), int(Phase.TARGET): int(Phase.SETTLE_TARGET)}
 
 
 @dataclass(frozen=True)
@@ -67,17 +74,59 @@ class BarArrays:
             close=bars["close"].to_numpy(np.float64),
         )
 
+    # Built on first use (a cached_property writes the instance dict: fine on a frozen class).
+    @cached_property
+    def low_blocks(self) -> np.ndarray:
+        """Lowest low of every block of _BLOCK bars (NaN ignored)."""
+        return block_extremes(self.low, below=True)
 
-def first_hit(values: np.ndarray, start: int, level: float, below: bool) -> int:
+    @cached_property
+    def high_blocks(self) -> np.ndarray:
+        """Highest high of every block of _BLOCK bars (NaN ignored)."""
+        return block_extremes(self.high, below=False)
+
+
+def block_extremes(values: np.ndarray, below: bool) -> np.ndarray:
+    """min (below) or max of values[k*_BLOCK : (k+1)*_BLOCK] for every block k, NaN ignored."""
+    if len(values) == 0:
+        return values.copy()
+    starts = np.arange(0, len(values), _BLOCK)
+    return (np.fmin if below else np.fmax).reduceat(values, starts)
+
+
+def first_hit(
+    values: np.ndarray, start: int, level: float, below: bool, blocks: np.ndarray | None = None
+) -> int:
     """First index >= start with values <= level (below) or >= level; -1 if none.
 
-    Searches growing chunks so a trigger a few bars ahead costs a few small slices, not a scan
-    of the whole tail.
+    Scans the next few hundred values directly (most triggers are close); beyond that, with
+    `blocks` (block_extremes of values), it finds the first block whose extreme reaches the
+    level and scans only that block, so a level hit far away (or never) costs a few small
+    slices instead of a scan of the whole tail. Without blocks it searches growing chunks.
     """
     n = len(values)
-    i, chunk = start, _FIRST_CHUNK
+    if blocks is None:
+        return _scan(values, start, n, level, below, _FIRST_CHUNK)
+    end = min(n, (start // _BLOCK + 2) * _BLOCK)  # to a block boundary, >= _BLOCK values
+    if start >= end:
+        return -1
+    segment = values[start:end]  # inlined _scan of one chunk: the common, near case
+    hits = segment <= level if below else segment >= level
+    k = int(hits.argmax())
+    if hits[k]:
+        return start + k
+    if end >= n:
+        return -1
+    block = _scan(blocks, end // _BLOCK, len(blocks), level, below, 16)
+    if block < 0:
+        return -1
+    return _scan(values, block * _BLOCK, n, level, below, _BLOCK)
+
+
+def _scan(values: np.ndarray, i: int, n: int, level: float, below: bool, chunk: int) -> int:
+    """First index in [i, n) with values <= level (below) or >= level, chunks growing 4x."""
     while i < n:
-        segment = values[i : i + chunk]
+        segment = values[i : min(i + chunk, n)]
         hits = segment <= level if below else segment >= level
         k = int(hits.argmax())
         if hits[k]:
@@ -134,6 +183,12 @@ class SimExchange(Actor):
             self._table.pop(BarClosed)
         self._orders: dict[int, SubmitOrder] = {}
         self._filled_groups: set[int] = set()
+        # Fast mode, OCO groups: the earliest timer of a group ((due, phase), order id), and the
+        # timers of its later legs held back: they can only fill if that earliest leg is
+        # cancelled first (if it fills, the group is done), so they are scheduled only then.
+        self._first_timer: dict[int, tuple[tuple[int, int], int, int]] = {}  # + its bar index
+        self._held: dict[int, list] = {}  # Scheduled, or (order, bar to search on from)
+        self._last_fill_bar: tuple[str, int, int] = ("", -1, -1)  # symbol, open ns, bar index
         self._bars: dict[str, tuple[int, BarClosed]] = {}  # replay: symbol -> (index, bar)
         self.fills = 0
         # > 0: stop/target fills are booked at the bar's close, this long after its open (a
@@ -159,55 +214,97 @@ class SimExchange(Actor):
         return out
 
     def on_cancel(self, msg: CancelOrder) -> list:
-        if self._orders.pop(msg.order_id, None) is None:
+        order = self._orders.pop(msg.order_id, None)
+        if order is None:
             return []  # already filled or cancelled: nothing to do
-        return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        out: list = [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        group = order.oco
+        if group is not None and group in self._held:
+            first = self._first_timer.get(group)
+            if first is not None and first[1] == order.order_id:
+                # the leg that held the others back will not fill: schedule them now
+                del self._first_timer[group]
+                out.extend(self._release(self._held.pop(group)))
+        return out
 
     def _invalid(self, msg: SubmitOrder) -> str | None:
+        kind = msg.kind
         if not (msg.quantity > 0 and math.isfinite(msg.quantity)):
             return f"quantity must be a positive number, got {msg.quantity}"
-        if msg.kind in ("stop", "limit") and not (msg.price and msg.price > 0):
-            return f"{msg.kind} order needs a positive price, got {msg.price}"
-        if msg.kind == "timed" and msg.trigger_ts is None:
+        if kind in _PHASE and not (msg.price and msg.price > 0):
+            return f"{kind} order needs a positive price, got {msg.price}"
+        if kind == "timed" and msg.trigger_ts is None:
             return "timed order needs trigger_ts"
-        if msg.kind not in ("market", "stop", "limit", "timed", "close"):
-            return f"unknown order kind {msg.kind!r}"
-        if self.fast and msg.symbol not in self.data:
-            return f"no data for symbol {msg.symbol!r}"
-        if msg.kind == "close" and not self.fast and msg.symbol not in self._bars:
+        if kind not in _KINDS:
+            return f"unknown order kind {kind!r}"
+        if self.fast:
+            if msg.symbol not in self.data:
+                return f"no data for symbol {msg.symbol!r}"
+        elif kind == "close" and msg.symbol not in self._bars:
             return f"no bar seen yet for {msg.symbol!r}"
         return None
 
     # -- fast mode --------------------------------------------------------------------------
-    def _schedule(self, order: SubmitOrder) -> list:
+    def _schedule(self, order: SubmitOrder, start: int | None = None) -> list:
         arrays = self.data[order.symbol]
-        index = self._fill_bar(order, arrays)
+        group = order.oco
+        first = self._first_timer.get(group) if group is not None else None
+        # a resting leg can only fill before its group's earliest timer (else that one fills
+        # first): search only up to that bar, and further only if that leg is cancelled
+        bound = first[2] + 1 if first is not None and order.kind in _PHASE else None
+        index = self._fill_bar(order, arrays, start, bound)
         if index < 0:
-            return []  # never fills within the data; rests until cancelled
-        phase = {"stop": Phase.STOP, "limit": Phase.TARGET}.get(order.kind, Phase.OPEN)
-        ts = int(arrays.open_ns[index])
-        if self.settle_after_ns and phase != Phase.OPEN:
-            due = ts + self.settle_after_ns
-            settle = Phase.SETTLE_STOP if phase == Phase.STOP else Phase.SETTLE_TARGET
-            return [Scheduled(due, settle, FillDue(ts, order.order_id, index))]
-        return [Scheduled(ts, phase, FillDue(ts, order.order_id, index))]
+            if bound is not None and bound < len(arrays.open_ns):
+                self._held.setdefault(group, []).append((order, bound))
+            return []  # never fills within the data (or the bound); rests until cancelled
+        phase = _PHASE.get(order.kind, _OPEN)
+        ts = due = int(arrays.open_ns[index])
+        if self.settle_after_ns and phase != _OPEN:
+            due, phase = ts + self.settle_after_ns, _SETTLE[phase]
+        timer = Scheduled(due, phase, FillDue(ts, order.order_id, index))
+        if group is None:
+            return [timer]
+        if first is not None and (due, phase) > first[0]:
+            self._held.setdefault(group, []).append(timer)  # after a sibling's fill: held
+            return []
+        if first is None or (due, phase) < first[0]:
+            self._first_timer[group] = ((due, phase), order.order_id, index)
+        return [timer]
 
-    def _fill_bar(self, order: SubmitOrder, arrays: BarArrays) -> int:
-        times = arrays.open_ns
-        n = len(times)
-        if order.kind == "market":
-            index = int(times.searchsorted(max(order.ts, order.active_from)))
-            return index if index < n else -1
-        if order.kind == "timed":
-            index = int(times.searchsorted(max(order.trigger_ts, order.active_from)))
-            return index if index < n else -1
-        start = int(times.searchsorted(order.active_from))
-        sell = order.side == "sell"
-        if order.kind == "stop":
-            values, below = (arrays.low, True) if sell else (arrays.high, False)
+    def _release(self, held: list) -> list:
+        """Timers of held legs, and the searches not yet done past the bound they stopped at."""
+        out: list = []
+        for item in held:
+            if type(item) is Scheduled:
+                out.append(item)
+            elif item[0].order_id in self._orders:  # (order, first bar not searched yet)
+                out.extend(self._schedule(item[0], item[1]))
+        return out
+
+    def _fill_bar(
+        self, order: SubmitOrder, arrays: BarArrays, start: int | None, bound: int | None
+    ) -> int:
+        """Index of the bar where `order` fills (-1: none), searching stop/limit orders from
+        `start` (default: their active_from bar) up to bar `bound` (excluded; None: the end)."""
+        times, kind = arrays.open_ns, order.kind
+        if kind == "market" or kind == "timed":
+            first = order.ts if kind == "market" else order.trigger_ts
+            index = int(times.searchsorted(max(first, order.active_from)))
+            return index if index < len(times) else -1
+        if start is None:
+            symbol, opened, index = self._last_fill_bar
+            if opened == order.active_from and symbol == order.symbol:
+                start = index  # brackets live from the entry's fill bar: no search needed
+            else:
+                start = int(times.searchsorted(order.active_from))
+        # a sell stop and a buy limit trigger on the low, the others on the high
+        if (kind == "stop") == (order.side == "sell"):
+            values, below, blocks = arrays.low, True, arrays.low_blocks
         else:
-            values, below = (arrays.high, False) if sell else (arrays.low, True)
-        return first_hit(values, start, order.price, below)
+            values, below, blocks = arrays.high, False, arrays.high_blocks
+        # a shorter view: the block table may cover bars past it, first_hit stays within it
+        return first_hit(values if bound is None else values[:bound], start, order.price, below,
+                         blocks)  # fmt: skip
 
     def on_fill_due(self, msg: FillDue) -> list:
         order = self._orders.get(msg.order_id)
@@ -215,6 +312,7 @@ class SimExchange(Actor):
             return []  # cancelled meanwhile, or its OCO group already filled
         arrays = self.data[order.symbol]
         i = msg.bar_index
+        self._last_fill_bar = (order.symbol, msg.ts, i)
         price = fill_price(order, float(arrays.open[i]), float(arrays.close[i]), self.slippage)
         return [self._fill(order, msg.ts, price)]
 
@@ -276,6 +374,8 @@ class SimExchange(Actor):
         del self._orders[order.order_id]
         if order.oco is not None:
             self._filled_groups.add(order.oco)
+            self._first_timer.pop(order.oco, None)
+            self._held.pop(order.oco, None)  # never due now: the group filled
         self.fills += 1
         fee = abs(price * order.quantity) * self.fee
         return OrderFilled(ts, order.order_id, price, order.quantity, fee)

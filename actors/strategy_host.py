@@ -26,6 +26,7 @@ when the strategy overrides Strategy.on_order), on_trade (TradeOpened/TradeClose
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -53,6 +54,12 @@ from strategies.base import Strategy
 
 COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order
 _SIDE = {"exit_long": "long", "exit_short": "short", "enter_long": "long", "enter_short": "short"}
+_CLOSE = int(Phase.CLOSE)  # a plain int: the event queue compares phases on every push
+# column -> (side, is an exit, the other side): what _armed needs, without string work per call
+_ARMING = {
+    c: (side, c.startswith("exit"), "short" if side == "long" else "long")
+    for c, side in _SIDE.items()
+}
 
 
 class StrategyHost(Actor):
@@ -95,7 +102,12 @@ class StrategyHost(Actor):
         self.close = bars["close"].to_numpy(np.float64)
         self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
         self._where = {c: np.flatnonzero(self._flags[c]) for c in COLUMNS}
-        self._any = np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
+        # fast mode looks these up once per timer: plain lists and bisect (no numpy scalars);
+        # the close time of each signal bar tells the first one still ahead of now at once
+        self._where_list = {c: w.tolist() for c, w in self._where.items()}
+        self._where_close = {c: self.close_ns[w].tolist() for c, w in self._where.items()}
+        # replay only (fast mode finds its bars through _where): a list, read once per bar
+        self._any = [] if fast else np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
         self._distances = {
             c: frame[c].to_numpy(np.float64) if c in frame else None
             for c in ("stop_distance", "target_distance")
@@ -103,6 +115,10 @@ class StrategyHost(Actor):
         rules = strategy.exit_rules()
         self._rules = rules
         self._hold_ns = rules.max_bars * step if rules.max_bars else None
+        # the ExitSpec of every entry when the strategy gives no per-bar distances
+        self._plain_exits = ExitSpec(
+            rules.sl_pct, rules.tp_pct, None, None, self._hold_ns, rules.session_end
+        )
         self.hedge, self.limit = strategy.hedge, strategy.entry_limit()
         self._open = {"long": 0, "short": 0}
         self._pending = {"long": False, "short": False}
@@ -168,18 +184,18 @@ class StrategyHost(Actor):
 
     # -- signals ------------------------------------------------------------------------------
     def _armed(self, column: str) -> bool:
-        side = _SIDE[column]
-        if column.startswith("exit"):
+        side, is_exit, other = _ARMING[column]
+        if is_exit:
             return self._open[side] > 0
-        other = "short" if side == "long" else "long"
         if self._pending[side] or self._open[side] >= self.limit:
             return False
         return self.hedge or not (self._open[other] or self._pending[other])
 
     def _evaluate(self, i: int) -> list:
         out: list = []
+        flags = self._flags
         for column in COLUMNS:
-            if self._flags[column][i] and self._armed(column):
+            if flags[column][i] and self._armed(column):
                 signal = self._signal(i, column)
                 if self.signal_gate is not None and signal.action == "enter":
                     signal = self._gated(signal)
@@ -196,48 +212,56 @@ class StrategyHost(Actor):
         return signal if scale == 1.0 else replace(signal, size_scale=float(scale))
 
     def _signal(self, i: int, column: str) -> SignalRaised:
-        side = _SIDE[column]
+        side, is_exit, _other = _ARMING[column]
         self._next_signal += 1
         self.signals_raised += 1
-        if column.startswith("exit"):
+        if is_exit:
             return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
                                 self.interval, side, "exit", float(self.close[i]))  # fmt: skip
         self._pending[side] = True
-        rules = self._rules
-        exits = ExitSpec(
-            rules.sl_pct,
-            rules.tp_pct,
-            _finite(self._distances["stop_distance"], i),
-            _finite(self._distances["target_distance"], i),
-            self._hold_ns,
-            rules.session_end,
-        )
+        stops, targets = self._distances["stop_distance"], self._distances["target_distance"]
+        if stops is None and targets is None:
+            exits = self._plain_exits
+        else:
+            rules = self._rules
+            exits = ExitSpec(
+                rules.sl_pct,
+                rules.tp_pct,
+                _finite(stops, i),
+                _finite(targets, i),
+                self._hold_ns,
+                rules.session_end,
+            )
         return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
                             self.interval, side, "enter", float(self.close[i]), exits)  # fmt: skip
 
     def _reschedule_now(self) -> list:
         if not self.fast:
             return []
-        # the first bar whose close is still ahead of now
-        return self._reschedule(int(self.close_ns.searchsorted(self.clock.now, "right")))
+        return self._reschedule(None)
 
-    def _reschedule(self, start: int) -> list:
-        """Fast mode: one timer at the next bar >= start where an armed column fires."""
+    def _reschedule(self, start: int | None) -> list:
+        """Fast mode: one timer at the next bar >= start where an armed column fires.
+
+        start None: the first bar whose close is still ahead of now (found only when some
+        column is armed: after an entry fills usually none is)."""
         self._generation += 1
         if self._stopped:
             return []
-        best = -1
+        best, ts = -1, 0
         for column in COLUMNS:
-            if not self._armed(column):
+            where = self._where_list[column]
+            if not where or not self._armed(column):
                 continue
-            where = self._where[column]
-            k = int(where.searchsorted(start))
+            if start is None:  # the first signal bar whose close is still ahead of now
+                k = bisect_right(self._where_close[column], self.clock.now)
+            else:
+                k = bisect_left(where, start)
             if k < len(where) and (best < 0 or where[k] < best):
-                best = int(where[k])
+                best, ts = where[k], self._where_close[column][k]
         if best < 0:
             return []
-        ts = int(self.close_ns[best])
-        return [Scheduled(ts, Phase.CLOSE, SignalDue(ts, self.name, self._generation, best))]
+        return [Scheduled(ts, _CLOSE, SignalDue(ts, self.name, self._generation, best))]
 
 
 def _finite(values: np.ndarray | None, i: int) -> float | None:

@@ -16,6 +16,7 @@ Usage: python benchmarks/engine.py [--bars N] [--repeat 3] [--backtesting-py]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -44,6 +45,12 @@ def measure(fn, repeat: int) -> tuple[float, float, object]:
         cpu.append(time.process_time() - c)
         wall.append(time.perf_counter() - w)
     return statistics.median(cpu), statistics.median(wall), result
+
+
+def load_average() -> str:
+    """The machine's load (the figures are CPU seconds, but a shared machine slows those too)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} CPUs"
 
 
 def line(name: str, n: int, cpu: float, wall: float, extra: str = "") -> None:
@@ -127,7 +134,7 @@ def main() -> None:
     config = BacktestConfig(fee_bps=FEE_BPS)
     n = len(bars)
     print(f"sr_breakout(lookback={LOOKBACK}, sl={SL:.0%}, tp={TP:.0%}) on {n:,} 1m bars, "
-          f"medians of {args.repeat}")  # fmt: skip
+          f"medians of {args.repeat}; {load_average()}")  # fmt: skip
     run_backtest(strategy, bars, "BENCH", "1m", config)  # warm-up
 
     def kernel(s):
@@ -160,6 +167,7 @@ def main() -> None:
         line("vectorbt + equity and stats", n, s_cpu, s_wall)
         print(f"ours / vectorbt by CPU: kernel {v_cpu / k_cpu:.2f}x; with equity and "
               f"metrics vs with stats {s_cpu / f_cpu:.2f}x")  # fmt: skip
+    print(f"done; {load_average()}")
     if args.backtesting_py:
         result = backtesting_py(bars)
         if result is None:

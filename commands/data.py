@@ -142,30 +142,42 @@ def download(
 @app.command("list")
 def list_cmd(db: str | None = DbOption) -> None:
     """Show stored series: first/last bar, bars, gaps."""
-    from store.bars import list_series
-    from store.db import resolve_url
-    from store.validate import format_duration
+    # stdlib sqlite3 for an existing SQLite file (fast start); SQLAlchemy for anything else
+    from store.catalog import format_duration, resolve_url, sqlite_series_rows
 
-    rows = list_series(resolve_url(db))
+    url = resolve_url(db)
+    rows = sqlite_series_rows(url)
+    if rows is None:
+        from store.bars import series_rows
+
+        rows = series_rows(url)
     if not rows:
         console.print("no bars stored; run `cli.py data demo` or `cli.py data import FILE ...`")
         return
     table = Table(
         "exchange", "symbol", "interval", "first", "last", "bars", "gaps", "missing", "largest gap"
     )
-    for r in rows:
+    for exchange, symbol, interval, first, last, bars, gaps, missing, largest in rows:
         table.add_row(
-            r["exchange"],
-            r["symbol"],
-            r["interval"],
-            r["first"].strftime("%Y-%m-%d %H:%M"),
-            r["last"].strftime("%Y-%m-%d %H:%M"),
-            str(r["bars"]),
-            str(r["gaps"]),
-            str(r["missing_bars"]),
-            format_duration(int(r["largest_gap"].value // 1_000_000)) if r["gaps"] else "-",
+            exchange,
+            symbol,
+            interval,
+            _minute_text(first),
+            _minute_text(last),
+            str(int(bars)),
+            str(int(gaps)),
+            str(int(missing)),
+            format_duration(int(largest)) if gaps else "-",
         )
     Console(width=max(console.width, 160)).print(table)
+
+
+def _minute_text(ms: int) -> str:
+    """Epoch ms as 'YYYY-mm-dd HH:MM' UTC (integer arithmetic: no float rounding)."""
+    from datetime import UTC, datetime, timedelta
+
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(ms))
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 @app.command("demo")

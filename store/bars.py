@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import text
 
 from factors.bars import INTERVALS, OHLCV, interval_delta, parse_utc
+from store.catalog import SERIES_SQL, sort_series_rows
 from store.db import backend, get_engine
 from store.resample import resample_bars
 from store.validate import (
@@ -275,18 +276,19 @@ def stored_intervals(url: str, exchange: str, symbol: str) -> list[str]:
     return sorted(names, key=lambda i: INTERVALS.get(i, pd.Timedelta(0)))
 
 
+def series_rows(url: str) -> list[tuple]:
+    """Every stored series as raw rows (store.catalog.SeriesRow), in listing order; creates the
+    tables on first use. store.catalog.sqlite_series_rows reads a SQLite file more cheaply."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(text(SERIES_SQL)).all()
+    return sort_series_rows([tuple(r) for r in rows])
+
+
 def list_series(url: str) -> list[dict]:
     """Every stored series: exchange, symbol, interval, first, last (UTC Timestamps), bars,
     gaps, missing_bars, largest_gap (Timedelta)."""
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT exchange, symbol, interval, first_ts, last_ts, bars, gaps, missing_bars, "
-                "largest_gap_ms FROM bar_series ORDER BY exchange, symbol, interval"
-            )
-        ).all()
     out = []
-    for r in rows:
+    for r in series_rows(url):
         out.append(
             {
                 "exchange": r[0],
@@ -300,7 +302,4 @@ def list_series(url: str) -> list[dict]:
                 "largest_gap": pd.Timedelta(milliseconds=int(r[8])),
             }
         )
-    out.sort(
-        key=lambda d: (d["exchange"], d["symbol"], INTERVALS.get(d["interval"], pd.Timedelta(0)))
-    )
     return out

@@ -8,7 +8,6 @@ psycopg 3 (`postgresql+psycopg://user@host:5432/name`). Tables are created on fi
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 
@@ -17,8 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
-DEFAULT_URL = "sqlite:///raytrader.db"
-ENV_VAR = "RAYTRADER_DB"
+from store.catalog import DEFAULT_URL, ENV_VAR, resolve_url  # noqa: F401 (public here too)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -26,13 +24,6 @@ _lock = threading.Lock()
 
 class StoreError(ValueError):
     """The database cannot be used as asked (bad URL, unreachable server); says how to fix it."""
-
-
-def resolve_url(explicit: str | None = None) -> str:
-    """`--db` beats RAYTRADER_DB beats sqlite:///raytrader.db (in the working directory)."""
-    if explicit:
-        return explicit
-    return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
 def safe_url(url: str) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from factors.bars import INTERVALS, OHLCV, interval_delta
+from store.catalog import format_duration  # noqa: F401 (kept importable from here)
 
 PRICES = ("open", "high", "low", "close")
 
@@ -100,17 +101,6 @@ class GapReport:
             f"{self.gaps} gaps ({self.missing_bars} missing bars), "
             f"largest {format_duration(self.largest_ms)}"
         )
-
-
-def format_duration(ms: int) -> str:
-    """12 minutes -> '12m', 90 minutes -> '1h30m', 2 days 3 hours -> '2d3h'."""
-    minutes = int(ms // 60_000)
-    if minutes == 0:
-        return f"{ms / 1000:g}s"
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
-    return "".join(parts)
 
 
 def gap_report(ts_ms: np.ndarray, interval: str) -> GapReport:

@@ -9,14 +9,18 @@ never import actors/, store/ or ray.
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when signals are computed: listing strategies stays light
+    import pandas as pd
 
-from factors.bars import TRADING_INTERVALS
+# factors.bars.TRADING_INTERVALS spelled out (importing factors would load pandas); a test
+# keeps the two equal.
+TRADING_INTERVALS = ("1m", "3m", "5m", "15m", "1h")
 
 SIGNAL_COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")
 # Optional per-bar bracket distances in price units, known at t (e.g. k x ATR_t). When present
@@ -113,6 +117,8 @@ class Strategy:
 
     def compute(self, bars: pd.DataFrame) -> pd.DataFrame:
         """Run `signals` and normalise the result: all signal columns, bool, aligned to bars."""
+        import pandas as pd
+
         raw = self.signals(bars)
         if not isinstance(raw, pd.DataFrame) or not raw.index.equals(bars.index):
             raise StrategyError(
@@ -193,7 +199,7 @@ def coerce_param(strategy: str, key: str, value: Any, kind: type) -> Any:
             return int(value)
         if base is float:
             number = float(value)
-            if not np.isfinite(number):
+            if not math.isfinite(number):
                 raise ValueError
             return number
         return base(value)
@@ -205,7 +211,8 @@ def coerce_param(strategy: str, key: str, value: Any, kind: type) -> Any:
 
 
 def _to_bool(value: Any) -> bool:
-    if isinstance(value, bool | np.bool_):
+    numpy = sys.modules.get("numpy")  # a numpy bool can only exist once numpy is loaded
+    if isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_)):
         return bool(value)
     text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):

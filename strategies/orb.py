@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
+    import pandas as pd
 
 from strategies.base import Strategy
 from strategies.session import (
@@ -59,6 +61,8 @@ class OpenRangeBreakout(Strategy):
         self.require(p.max_bars >= 0, "max_bars", ">= 0")
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         p = self.params
         minute = minute_of_day(bars.index)
         in_range = minute < p.range_minutes

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
+    import pandas as pd
 
-from factors.volatility import atr
 from strategies.base import Strategy
 
 
@@ -54,6 +55,10 @@ class ReversalBreakout(Strategy):
         self.require(p.max_bars >= 0, "max_bars", ">= 0")
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
+        from factors.volatility import atr
+
         p = self.params
         high, low, close = bars["high"], bars["low"], bars["close"]
         atr_t = atr(bars, p.atr_n)

@@ -6,8 +6,11 @@ the families stay valid on any interval (1m .. 1h) and on series with missing ba
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the helpers call methods of the frames they get
+    import numpy as np
+    import pandas as pd
 
 MINUTES_PER_DAY = 24 * 60
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
+    import pandas as pd
 
-from factors.daily import daily_context
 from strategies.base import Strategy
 from strategies.session import MINUTES_PER_DAY, first_in_session, minute_of_day, session_key
 
@@ -31,6 +32,8 @@ def session_r2(bars: pd.DataFrame, day_open: pd.Series) -> pd.Series:
     R^2 of a random walk does not shrink with the number of bars, so one threshold serves 1m
     and 1h alike. Running sums per day keep it causal (NaN until two bars differ).
     """
+    import pandas as pd
+
     key = session_key(bars.index)
     x = pd.Series(minute_of_day(bars.index) / 60.0, index=bars.index)
     y = bars["close"] / day_open - 1.0
@@ -70,6 +73,10 @@ class TrendDay(Strategy):
         self.require(p.max_bars >= 0, "max_bars", ">= 0")
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
+        from factors.daily import daily_context
+
         p = self.params
         day_open = daily_context(bars)["day_open"]
         close = bars["close"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
+    import pandas as pd
 
-from factors.daily import daily_context
 from strategies.base import Strategy
 from strategies.session import first_in_session
 
@@ -54,6 +55,8 @@ class VolatilityBreakout(Strategy):
 
     def basis(self, bars: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         """(day_open, basis in price units) per bar, from daily_context (causal)."""
+        from factors.daily import daily_context
+
         ctx = daily_context(bars)
         if self.params.basis == "atr":
             basis = ctx["prev_day_atr"]
@@ -62,6 +65,8 @@ class VolatilityBreakout(Strategy):
         return ctx["day_open"], basis
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         p = self.params
         day_open, basis = self.basis(bars)
         distance = p.k * basis

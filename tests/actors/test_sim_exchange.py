@@ -283,3 +283,61 @@ def test_oco_group_fills_once_in_replay() -> None:
     fills = [m for m in ex.handle(stop) + ex.handle(target) if isinstance(m, OrderFilled)]
     assert [(f.order_id, f.price) for f in fills] == [(1, 99.0)]
     assert ex.open_orders() == [2]  # waits for the order manager's cancel
+
+
+def test_first_hit_with_block_extremes_matches_a_plain_scan() -> None:
+    from actors.sim_exchange import block_extremes
+
+    rng = np.random.default_rng(3)
+    values = 100.0 + np.cumsum(rng.normal(0, 0.05, 20_000))
+    values[[50, 9_000, 15_000]] = np.nan  # NaN never triggers and never hides a hit
+    lows, highs = block_extremes(values, True), block_extremes(values, False)
+    for start in (0, 1, 255, 256, 700, 12_345, 19_999):
+        for level in (90.0, 95.0, 99.5, 100.5, 105.0, 110.0):
+            for below, blocks in ((True, lows), (False, highs)):
+                with np.errstate(invalid="ignore"):
+                    hits = values[start:] <= level if below else values[start:] >= level
+                want = start + int(hits.argmax()) if hits.any() else -1
+                got = first_hit(values, start, level, below, blocks)
+                assert got == want, (start, level, below)
+    # a shorter view with the full series' block table (the bounded search of a later leg)
+    for bound in (300, 5_000, 5_120, 5_121):
+        view = values[:bound]
+        with np.errstate(invalid="ignore"):
+            hits = view[10:] <= 99.5
+        want = 10 + int(hits.argmax()) if hits.any() else -1
+        assert first_hit(view, 10, 99.5, True, lows) == want, bound
+    # a deliberately wrong block table (a max where a min belongs) misses a far hit
+    far = np.full(5_000, 5.0)
+    far[4_000] = 1.0
+    assert first_hit(far, 0, 2.0, True, block_extremes(far, True)) == 4_000
+    assert first_hit(far, 0, 2.0, True, block_extremes(far, False)) == -1
+
+
+def test_fast_mode_holds_a_later_oco_leg_until_the_earlier_leg_is_cancelled() -> None:
+    from actors.messages import CancelOrder, FillDue, OrderCancelled, Scheduled
+
+    bars = make_bars([QUIET] * 3 + [(100.0, 100.2, 98.0, 99.0)] + [QUIET] * 3 +
+                     [(100.0, 103.0, 99.5, 102.0)] + [QUIET])  # fmt: skip
+    arrays = BarArrays.from_frame(bars)
+    ex = SimExchange(data={"X": arrays})
+    start = int(arrays.open_ns[1])
+    stop = SubmitOrder(start, 1, "s", "X", "sell", 1.0, "stop", "stop_loss", 99.0, None, start, 7)
+    target = SubmitOrder(start, 2, "s", "X", "sell", 1.0, "limit", "take_profit", 102.0, None,
+                         start, 7)  # fmt: skip
+    (accepted, stop_timer) = ex.handle(stop)
+    assert isinstance(stop_timer, Scheduled) and stop_timer.msg.bar_index == 3
+    assert [type(m).__name__ for m in ex.handle(target)] == ["OrderAccepted"]  # held back
+    # the stop is cancelled before its bar: the target's timer is released, at bar 7
+    out = ex.handle(CancelOrder(start, 1, "test"))
+    assert isinstance(out[0], OrderCancelled)
+    (released,) = out[1:]
+    assert isinstance(released.msg, FillDue) and released.msg.bar_index == 7
+    (fill,) = ex.handle(released.msg)
+    assert (fill.order_id, fill.price) == (2, 102.0)
+    # when the earlier leg fills instead, the held leg is never scheduled
+    ex = SimExchange(data={"X": arrays})
+    ex.handle(stop)
+    ex.handle(target)
+    (fill,) = ex.handle(stop_timer.msg)
+    assert fill.order_id == 1 and ex.handle(CancelOrder(start, 2, "oco"))[1:] == []

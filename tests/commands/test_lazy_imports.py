@@ -51,3 +51,36 @@ def test_spelled_out_defaults_match_their_sources():
     assert weights.MIN_ANNUALISED_DAYS == spans.MIN_ANNUALISED_DAYS
     assert weights.MIN_DAILY_RETURNS == spans.MIN_DAILY_RETURNS
     assert factors.DEFAULT_CACHE_DIR == DEFAULT_CACHE_DIR
+
+
+def test_light_listing_commands_import_no_heavy_module(tmp_path):
+    assert loaded_heavy_modules("strategies", "list") == []
+    url = f"sqlite:///{tmp_path / 'listing.db'}"
+    # a new file: the SQLAlchemy path creates the tables (and may load what it needs)
+    assert "sqlalchemy" in loaded_heavy_modules("data", "list", "--db", url)
+    # an existing database is read with the stdlib sqlite3 module
+    assert loaded_heavy_modules("data", "list", "--db", url) == []
+
+
+def test_stdlib_listing_reads_the_same_rows_as_sqlalchemy(tmp_path):
+    from factors.synthetic import random_walk_bars
+    from store.bars import save_bars, series_rows
+    from store.catalog import sqlite_series_rows
+
+    url = f"sqlite:///{tmp_path / 'rows.db'}"
+    assert sqlite_series_rows(url) is None  # no file yet: the caller takes the full path
+    for interval in ("5m", "1m", "1h"):
+        save_bars(url, "binance", "X/Y", interval, random_walk_bars(50, interval, seed=1))
+    rows = sqlite_series_rows(url)
+    assert rows == series_rows(url)
+    assert [r[2] for r in rows] == ["1m", "5m", "1h"]  # by interval length, not by text
+    assert sqlite_series_rows("postgresql+psycopg://u@127.0.0.1:1/x") is None
+
+
+def test_spelled_out_intervals_match_factors():
+    from factors.bars import INTERVALS, TRADING_INTERVALS
+    from store.catalog import INTERVAL_MINUTES
+    from strategies.base import TRADING_INTERVALS as STRATEGY_INTERVALS
+
+    assert STRATEGY_INTERVALS == TRADING_INTERVALS
+    assert {k: int(v.total_seconds() // 60) for k, v in INTERVALS.items()} == INTERVAL_MINUTES
