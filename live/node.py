@@ -4,16 +4,25 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
 - `bars <exchange>`: the websocket routine (live/ws_routine.py), an async actor;
 - `strategies <symbol> <interval>`: the LiveStrategyHosts of the instances on that series;
 - `portfolio`: the WeightedPortfolio (sizing risk x weight on one shared account);
-- `orders`: the OrderManager with the write-through SQL order store;
+- `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
 - `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
   broker takes this place, nothing else changes.
 The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
+
+Start (DESIGN.md section 12): the open orders and trades of earlier sessions are loaded from
+the database (live/recovery.py); real mode reconciles them with the exchange before anything
+trades (live/reconcile.py; a failure stops the start with one error); the order manager,
+portfolio and strategy hosts get that state back; then the bar stream starts. While running:
+open trades' marks are written every 30 s (and at stop), real mode audits the exchange for
+orders and fills the database does not know every `reconcile_every` minutes.
+With `ray_module=None` everything runs in this process (the recovery tests' kill -9 runs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 import uuid
@@ -31,13 +40,29 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.order_manager import OrderManager
-from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from actors.portfolio_kernel import PortfolioMember
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
+from live.recovery import (
+    LivePortfolio,
+    LoopActor,
+    Restored,
+    StoredGroup,
+    adopt_into,
+    load_state,
+    restore_dry_run,
+    write_marks,
+)
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 
 HOSTS_PER_ACTOR = 25
+MARK_EVERY_S = 30.0
+log = logging.getLogger("raytrader.live")
+
+
+class ReconcileError(ValueError):
+    """The stored state could not be reconciled with the exchange: the start is stopped."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,7 @@ class LiveSettings:
     real: bool = False  # orders through the ccxt broker (keys from the environment)
     min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
     lot_size: float = 0.0
+    reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
 
     def min_order_notional(self) -> float:
         """The portfolio's dust limit, the same rule as a backtest's (parity)."""
@@ -86,25 +112,36 @@ class LiveNode:
         self.fills = 0
         self.trades_opened = 0
         self.trades_closed = 0
+        self.restored = Restored()
+        self.warnings: list[str] = []
+        self.marks: dict[str, float] = {}  # symbol -> latest close
+        self._marked_at = self._audited_at = time.monotonic()
         self.runtime.observers.append(self._observe)
 
     # -- start / stop -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, stream: bool = True) -> None:
         s = self.settings
         series = sorted({m.series for m in self.members})
         routes = {m.label: m.series for m in self.members}
+        restored = self.restored = load_state(s.db_url, s.exchange,
+                                              [m.label for m in self.members], not s.real)  # fmt: skip
         if s.real:
-            cash = self._start_broker(routes)
+            cash, events = self._start_broker(routes, restored)
             s = dataclasses.replace(s, cash=cash)
         else:
-            self._spawn(EXCHANGE, "exchange dry-run",
-                        [("exchange", DryRunExchange(s.fee_bps, s.slippage_bps, routes))])  # fmt: skip
-        self._spawn("orders", "orders", [("orders", OrderManager(self._order_store()))])
+            exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
+            events = restore_dry_run(exchange, restored)
+            self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
+        manager = OrderManager(self._order_store())
+        adopt_into(manager, restored)
+        self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members
                   if m.strategy.pyramiding}  # fmt: skip
-        portfolio = WeightedPortfolio(s, weights, {}, hedged, position_limits=limits)
+        start_cash = s.cash if s.real else s.cash + restored.realized
+        portfolio = LivePortfolio(dataclasses.replace(s, cash=start_cash), weights, {}, hedged,
+                                  position_limits=limits)  # fmt: skip
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         for key in series:
             on_series = [m for m in self.members if m.series == key]
@@ -115,31 +152,64 @@ class LiveNode:
                           m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
-        self._start_stream(series)
+        self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
+        self.runtime.deliver(events)  # fills while down, orders refused or placed again
+        if s.real:  # what the account holds now, whatever was replayed above
+            balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
+            self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
+        if stream:
+            self._start_stream(series)
 
-    def _start_broker(self, routes: dict[str, tuple[str, str]]) -> float:
-        """The ccxt broker as the exchange actor; returns the account's free quote balance."""
+    def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
+        """The ccxt broker as the exchange actor, reconciled with the stored open orders;
+        returns (the account's free quote balance, the events reconciliation found)."""
         from live.broker import CcxtBroker
 
         s = self.settings
-        broker = (
-            self.ray.remote(CcxtBroker)
-            .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
-            .remote(s.exchange, s.url, routes)
-        )
-        self._handles.append(broker)
+        broker = CcxtBroker(s.exchange, s.url, routes, s.db_url)
+        if self.ray is None:
+            broker = LoopActor(broker)
+        else:
+            broker = (
+                self.ray.remote(CcxtBroker)
+                .options(
+                    name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1
+                )  # fmt: skip
+                .remote(s.exchange, s.url, routes, s.db_url)
+            )
+            self._handles.append(broker)
         self.broker = broker
-        self.ray.get(broker.start.remote())
+        self._call(broker, "start")
+        try:
+            result = self._call(broker, "reconcile", restored.submits(), restored.known,
+                                restored.last_fill_ms)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
+            cause = getattr(exc, "cause", None) or exc
+            raise ReconcileError(f"reconciliation with {s.exchange} failed before trading: "
+                                 f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
+                                 "(check the exchange and --url, then start again)") from None  # fmt: skip
+        self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
-        return self.ray.get(broker.quote_balance.remote(self.members[0].symbol))
+        return self._call(broker, "quote_balance", self.members[0].symbol), result["events"]
 
-    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]]) -> None:
-        local = ActorGroup(members)
+    def _call(self, handle: Any, method: str, *args: Any) -> Any:
+        if self.ray is None:
+            return getattr(handle, method)(*args)
+        return self.ray.get(getattr(handle, method).remote(*args))
+
+    def _report(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            log.warning(warning)
+        self.warnings.extend(warnings)
+
+    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]],
+               cls: type = ActorGroup) -> None:  # fmt: skip
+        local = cls(members)
         if self.ray is None:
             self.runtime.add(group, local, local.subscriptions())
             return
         handle = (
-            self.ray.remote(ActorGroup)
+            self.ray.remote(cls)
             .options(name=f"{title} [{self.run_id}]", num_cpus=0, max_concurrency=1)
             .remote(members)
         )
@@ -147,10 +217,12 @@ class LiveNode:
         self.runtime.add(group, handle, local.subscriptions())
 
     def _order_store(self) -> Any:
-        from actors.order_store import SqlOrderStore
+        from actors.order_store import DRY_RUN, SqlOrderStore
 
-        return SqlOrderStore(self.settings.db_url, prefix=f"live-{self.run_id}",
-                             exchange=self.settings.exchange)  # fmt: skip
+        dry = not self.settings.real  # dry-run rows: their own run_id and ids, never mixed up
+        return SqlOrderStore(self.settings.db_url, run_id=DRY_RUN if dry else None,
+                             exchange=self.settings.exchange, stable=True, autocommit=False,
+                             id_prefix="dry-" if dry else "")  # fmt: skip
 
     def _start_stream(self, series: list[tuple[str, str]]) -> None:
         from live.ws_routine import BarStream
@@ -169,22 +241,45 @@ class LiveNode:
 
     def stop(self) -> None:
         """Stop the stream and the actors; open orders and positions are left as they are."""
+        self.write_marks()
         for actor in (self.stream, self.broker):
             if actor is None:
                 continue
             try:
-                self.ray.get(actor.stop.remote(), timeout=15)
+                if self.ray is None:
+                    actor.stop()
+                else:
+                    self.ray.get(actor.stop.remote(), timeout=15)
             except Exception:  # already gone: nothing left to close
                 pass
         for handle in self._handles:
             self.ray.kill(handle)
         self._handles = []
 
+    def write_marks(self) -> None:
+        """Open trades' mark price and unrealised pnl, at the latest closes seen."""
+        self._marked_at = time.monotonic()
+        if self.marks:
+            s = self.settings
+            write_marks(s.db_url, dict(self.marks), not s.real, s.exchange)
+
+    def housekeeping(self) -> None:
+        """Marks every 30 s; in real mode an audit of the exchange every reconcile_every min."""
+        now = time.monotonic()
+        if now - self._marked_at >= MARK_EVERY_S:
+            self.write_marks()
+        every = self.settings.reconcile_every * 60.0
+        if self.settings.real and every > 0 and now - self._audited_at >= every:
+            self._audited_at = now
+            since = int(time.time() * 1000 - every * 1000 * 2)
+            self._report(self._call(self.broker, "audit", since))
+
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:
         """Wait up to max_wait for closed bars, deliver them; returns how many bars."""
         bars = self.ray.get(self.stream.next_bars.remote(max_wait))
         self.deliver(bars)
+        self.housekeeping()
         return len(bars)
 
     def deliver(self, bars: list) -> None:
@@ -195,6 +290,7 @@ class LiveNode:
                 j += 1
             self.runtime.on_bars(bars[i:j])
             self.bars += j - i
+            self.marks.update((b.symbol, b.close) for b in bars[i:j])
             i = j
 
     def wait_for_bars(self, total: int, timeout: float = 30.0) -> None:
