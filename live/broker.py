@@ -20,6 +20,8 @@ the stored open orders with the exchange before trading resumes. API keys come f
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 from actors.messages import (
@@ -116,8 +118,9 @@ class CcxtBroker:
         self.sent += 1
         crash_point("sent")
         self.record([(cid, order["id"])])
+        fill = await self.fill_event(msg.order_id, order, msg.symbol)
         crash_point("filled")
-        return [OrderAccepted(msg.ts, msg.order_id), _filled(msg.order_id, order)]
+        return [OrderAccepted(msg.ts, msg.order_id), fill]
 
     async def _bracket(self, legs: list[SubmitOrder]) -> list:
         import ccxt
@@ -213,10 +216,26 @@ class CcxtBroker:
             order = await self.client.fetch_order(rest["id"], bar.symbol)
             if order["status"] == "closed":
                 del self._resting[oid]
-                fills.append((0 if rest["msg"].kind == "stop" else 1, _filled(oid, order)))
+                fill = await self.fill_event(oid, order, bar.symbol)
+                fills.append((0 if rest["msg"].kind == "stop" else 1, fill))
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
+
+    async def fill_event(self, order_id: int, order: dict, symbol: str) -> OrderFilled:
+        """The fill of a closed order; its fee from the account's trades (an order as fetched
+        carries none, and a fill without its fee would misstate the trade's pnl)."""
+        import ccxt
+
+        event = _filled(order_id, order)
+        try:
+            trades = await self.client.fetch_my_trades(symbol, None, None, {"orderId": order["id"]})
+        except ccxt.BaseError:
+            return event
+        if not trades:
+            return event
+        fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
+        return dataclasses.replace(event, fee=fee)
 
     # -- ids ----------------------------------------------------------------------------------
     def cid(self, msg: SubmitOrder) -> str:

@@ -53,7 +53,7 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
         if exchange_id is None:
             adopted.append((cid, order["id"]))
         accepted.append(OrderAccepted(msg.ts, msg.order_id))
-        timeline.extend(_outcome(broker, msg, order))
+        timeline.extend(await _outcome(broker, msg, order))
     broker.record(adopted)
     events = accepted + [e for _ts, _rank, e in sorted(timeline, key=lambda x: (x[0], x[1]))]
     if resend:
@@ -75,15 +75,17 @@ async def _lookup(client: Any, symbol: str, exchange_id: str | None, cid: str) -
         return None
 
 
-def _outcome(broker: Any, msg: SubmitOrder, order: dict) -> list[tuple[int, int, Any]]:
-    from live.broker import _filled
-
+async def _outcome(broker: Any, msg: SubmitOrder, order: dict) -> list[tuple[int, int, Any]]:
     status = order.get("status")
+    if status == "open" and msg.role != "entry" and msg.trade_id is None:
+        # an exit leg of a trade that is closed already: it must not rest any longer
+        await broker.client.cancel_order(order["id"], msg.symbol)
+        return [(msg.ts, 8, OrderCancelled(msg.ts, msg.order_id, "oco"))]
     if status == "open":
         broker._resting[msg.order_id] = {"id": str(order["id"]), "msg": msg}
         return []
     if status == "closed":
-        event = _filled(msg.order_id, order)
+        event = await broker.fill_event(msg.order_id, order, msg.symbol)
         return [(event.ts, _RANK.get(msg.role, 3), event)]
     ts = int((order.get("info") or {}).get("updateTime") or order.get("timestamp") or 0) * 10**6
     return [(ts, 8, OrderCancelled(ts, msg.order_id, f"{status} at the exchange"))]

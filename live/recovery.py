@@ -101,7 +101,7 @@ def _exits(text: str | None) -> tuple[ExitSpec, str]:
 
 
 def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool) -> Restored:
-    from sqlalchemy import select
+    from sqlmodel import select
 
     from store.db import session_scope
     from store.models import OrderRecord, TradeRecord
@@ -139,9 +139,9 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
         out.trade_rows[k] = (t.trade_id, int(t.id), None)
     for o in sorted((o for o in orders if o.status in OPEN), key=lambda o: (o.created_at, o.id)):
         next_id += 1
+        # an exit of a trade already closed (its sibling filled, the cancel never got through)
+        # comes back without a trade: reconciliation cancels it if it still rests
         trade = trade_of_entry.get(o.parent_id) if o.parent_id else None
-        if o.role != "entry" and trade is None:
-            continue  # an exit of a trade no longer active: nothing left to manage
         signal_id = trade.signal_id if trade else -(1000 + next_id)
         price = o.price if o.type == "limit" else o.stop_price
         state = OrderState(next_id, o.strategy, o.symbol, o.side, _kind(o), o.role, o.quantity,
@@ -152,7 +152,7 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
         out.exchange_ids[next_id] = o.exchange_order_id
         if trade is not None:
             trade.orders.append(next_id)
-        else:
+        elif o.role == "entry":
             out.pending[(o.strategy, signal_id)] = _exits(o.exits_json)
     return out
 

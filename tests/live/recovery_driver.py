@@ -69,7 +69,22 @@ def _bar(row: list) -> BarClosed:
     return BarClosed(ns + STEP_MS * 1_000_000, SYMBOL, INTERVAL, ns, o, h, low, c, v)
 
 
+def _preload() -> None:
+    """Import what a session needs once, before forking (no threads, no connections yet)."""
+    import ccxt.async_support  # noqa: F401
+    import ccxt.pro  # noqa: F401
+    import pandas  # noqa: F401
+    import sqlmodel  # noqa: F401
+
+    import live.broker  # noqa: F401
+    import live.reconcile  # noqa: F401
+    import live.ws_routine  # noqa: F401
+    import store.bars  # noqa: F401
+    import store.models  # noqa: F401
+
+
 def serve() -> None:
+    _preload()
     for line in sys.stdin:
         job = json.loads(line)
         pid = os.fork()
