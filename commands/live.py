@@ -38,6 +38,9 @@ FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill,
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
 DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
                         "seconds (default: run until Ctrl-C or SIGTERM).")]
+ReconcileOpt = Annotated[float, typer.Option("--reconcile-every", help="Real mode: minutes "
+                        "between audits of the exchange for orders and fills the database does "
+                        "not know (0: only at start).")]
 # fmt: on
 
 
@@ -58,6 +61,7 @@ def live(
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
     duration: DurationOpt = None,
+    reconcile_every: ReconcileOpt = 5.0,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -70,6 +74,8 @@ def live(
     ids = _ids(instances)
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
+    if not reconcile_every >= 0:
+        raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
     keys = api_keys(exchange) if real else None
     if real and keys is None:
         up = exchange.upper()
@@ -82,7 +88,8 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real)
+    settings = LiveSettings(exchange, url, url_db, cash, fee_bps, slippage_bps, risk, real=real,
+                            reconcile_every=reconcile_every)  # fmt: skip
     _run(settings, members, warm, duration)
 
 
@@ -108,14 +115,19 @@ def _run(settings, members, warm, duration: float | None) -> None:
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
         node.start()
+        _recovered(node)
         mode = "REAL orders" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
+        shown = len(node.warnings)
         try:
             with Live(_status(node), console=console, refresh_per_second=2, transient=False) as bar:
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
+                    for warning in node.warnings[shown:]:  # found by the periodic audit
+                        console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+                    shown = len(node.warnings)
                     bar.update(_status(node))
         except KeyboardInterrupt:
             pass
@@ -123,6 +135,16 @@ def _run(settings, members, warm, duration: float | None) -> None:
             signal.signal(signal.SIGTERM, previous)
             _summary(node)
             node.stop()
+
+
+def _recovered(node) -> None:
+    """What came back from the database, and anything at the exchange it does not know."""
+    restored = node.restored
+    if restored.orders or restored.trades:
+        console.print(f"recovered from the database: {len(restored.trades)} open trade(s), "
+                      f"{len(restored.orders)} open order(s)")  # fmt: skip
+    for warning in node.warnings:
+        console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
 
 def _status(node) -> Text:
