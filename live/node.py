@@ -184,6 +184,8 @@ class LiveNode:
             result = self._call(broker, "reconcile", restored.submits(), restored.known,
                                 restored.last_fill_ms)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
+            with contextlib.suppress(Exception):
+                self._call(broker, "stop")
             cause = getattr(exc, "cause", None) or exc
             raise ReconcileError(f"reconciliation with {s.exchange} failed before trading: "
                                  f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
