@@ -53,6 +53,7 @@ class CcxtBroker:
         self.sent_ids: set[str] = set()  # exchange ids of the orders placed by this session
         self.known: dict[str, str | None] = {}  # restored: stored client id -> exchange id
         self.cids: dict[int, str] = {}  # restored orders: our order id -> their stored client id
+        self.audit_from: dict[str, int] = {}  # symbol -> exchange ms the next audit reads from
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -268,15 +269,16 @@ class CcxtBroker:
         from live.reconcile import reconcile
 
         self.known = dict(known)
+        self.audit_from = dict(last_fill_ms)
         return await reconcile(self, submits, known, last_fill_ms)
 
-    async def audit(self, since_ms: int | None) -> list[str]:
-        """Every --reconcile-every minutes: exchange orders/fills unknown to us, as warnings."""
+    async def audit(self) -> list[str]:
+        """Every --reconcile-every minutes: exchange orders and fills (since the newest fill the
+        last audit saw) unknown to us, as warnings."""
         from live.reconcile import audit
 
-        symbols = {s for s, _i in self.routes.values()}
         eids = {str(e) for e in self.known.values() if e}
-        return await audit(self, set(self.known), eids, dict.fromkeys(symbols, since_ms))
+        return await audit(self, set(self.known), eids, dict(self.audit_from))
 
 
 def _filled(order_id: int, order: dict) -> OrderFilled:

@@ -273,8 +273,7 @@ class LiveNode:
         every = self.settings.reconcile_every * 60.0
         if self.settings.real and every > 0 and now - self._audited_at >= every:
             self._audited_at = now
-            since = int(time.time() * 1000 - every * 1000 * 2)
-            self._report(self._call(self.broker, "audit", since))
+            self._report(self._call(self.broker, "audit"))
 
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:

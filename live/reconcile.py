@@ -102,7 +102,10 @@ async def audit(broker: Any, known_cids: set[str], known_eids: set[str],
                 warnings.append(f"exchange order {order['id']} ({cid}) on {symbol} is not in the "
                                 "database: left untouched")  # fmt: skip
         since = since_ms.get(symbol)
-        for fill in await broker.client.fetch_my_trades(symbol, since):
+        fills = await broker.client.fetch_my_trades(symbol, since)
+        if fills:  # the next audit starts after the newest fill seen (exchange time)
+            broker.audit_from[symbol] = max(int(f["timestamp"]) for f in fills) + 1
+        for fill in fills:
             if str(fill.get("order")) not in known_eids | broker.sent_ids:
                 warnings.append(f"exchange fill {fill.get('id')} of order {fill.get('order')} on "
                                 f"{symbol} ({fill.get('side')} {fill.get('amount')} @ "

@@ -80,7 +80,7 @@ def exchange(frame):
 
 
 def real_node(db: str, url: str, frame: pd.DataFrame) -> LiveNode:
-    settings = LiveSettings("binance", url, db, risk=0.001, real=True)
+    settings = LiveSettings("binance", url, db, risk=0.001, real=True, reconcile_every=1e-9)
     return LiveNode(settings, members(), Warmup(frames={KEY: frame.iloc[:0]}), None)
 
 
@@ -98,6 +98,11 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(excha
     try:
         assert any("by-hand" in w and "not in the database" in w for w in node.warnings)
         assert client.fetch_order(mine["id"], SYMBOL)["status"] == "open"  # untouched
+        # the periodic audit (every --reconcile-every minutes) finds a fill made by hand
+        hand = client.create_order(SYMBOL, "market", "buy", 10.0, None, {"clientOrderId": "x-2"})
+        node.housekeeping()
+        assert any(f"of order {hand['id']} " in w and "left untouched" in w for w in node.warnings)
+        assert not any("rt-" in w for w in node.warnings)  # its own orders are never reported
     finally:
         node.stop()
 
