@@ -73,6 +73,11 @@ class CcxtBroker:
             await self.client.close()
         return True
 
+    async def totals(self) -> dict[str, float]:
+        """Every asset's total (free + locked) balance."""
+        balance = await self.client.fetch_balance()
+        return {k: float(v or 0.0) for k, v in (balance.get("total") or {}).items()}
+
     async def quote_balance(self, symbol: str) -> float:
         balance = await self.client.fetch_balance()
         return float(balance.get(symbol.split("/")[1], {}).get("free") or 0.0)

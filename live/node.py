@@ -50,6 +50,7 @@ from live.recovery import (
     StoredGroup,
     adopt_into,
     load_state,
+    position_warnings,
     restore_dry_run,
     write_marks,
 )
@@ -157,6 +158,7 @@ class LiveNode:
         if s.real:  # what the account holds now, whatever was replayed above
             balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
             self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
+            self._check_positions()
         if stream:
             self._start_stream(series)
 
@@ -193,6 +195,12 @@ class LiveNode:
         self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
         return self._call(broker, "quote_balance", self.members[0].symbol), result["events"]
+
+    def _check_positions(self) -> None:
+        """An exchange position the database does not know: reported loudly, never touched."""
+        totals = self._call(self.broker, "totals")
+        bases = {m.symbol.split("/")[0] for m in self.members}
+        self._report(position_warnings(self.trades(), totals, bases))
 
     def _call(self, handle: Any, method: str, *args: Any) -> Any:
         if self.ray is None:

@@ -97,6 +97,7 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(excha
     node.start(stream=False)
     try:
         assert any("by-hand" in w and "not in the database" in w for w in node.warnings)
+        assert not any("the account holds" in w for w in node.warnings)  # no NXT yet
         assert client.fetch_order(mine["id"], SYMBOL)["status"] == "open"  # untouched
         # the periodic audit (every --reconcile-every minutes) finds a fill made by hand
         hand = client.create_order(SYMBOL, "market", "buy", 10.0, None, {"clientOrderId": "x-2"})
@@ -105,6 +106,11 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(excha
         assert not any("rt-" in w for w in node.warnings)  # its own orders are never reported
     finally:
         node.stop()
+    again = real_node(sqlite_url, exchange.url, frame)  # a restart sees coins it did not buy
+    again.start(stream=False)
+    again.stop()
+    assert any("the account holds 10 NXT, the open trades in the database 0" in w
+               for w in again.warnings), again.warnings  # fmt: skip
 
 
 def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(exchange, frame, sqlite_url,
