@@ -51,6 +51,7 @@ from live.recovery import (
     adopt_into,
     load_state,
     position_warnings,
+    replace_lost_legs,
     restore_dry_run,
     write_marks,
 )
@@ -126,8 +127,9 @@ class LiveNode:
         routes = {m.label: m.series for m in self.members}
         restored = self.restored = load_state(s.db_url, s.exchange,
                                               [m.label for m in self.members], not s.real)  # fmt: skip
+        lost: list = []
         if s.real:
-            cash, events = self._start_broker(routes, restored)
+            cash, events, lost = self._start_broker(routes, restored)
             s = dataclasses.replace(s, cash=cash)
         else:
             exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
@@ -135,6 +137,7 @@ class LiveNode:
             self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
         manager = OrderManager(self._order_store())
         adopt_into(manager, restored)
+        fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
         self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
@@ -155,6 +158,7 @@ class LiveNode:
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
         self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
         self.runtime.deliver(events)  # fills while down, orders refused or placed again
+        self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
         if s.real:  # what the account holds now, whatever was replayed above
             balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
             self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
@@ -194,7 +198,8 @@ class LiveNode:
                                  "(check the exchange and --url, then start again)") from None  # fmt: skip
         self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
-        return self._call(broker, "quote_balance", self.members[0].symbol), result["events"]
+        balance = self._call(broker, "quote_balance", self.members[0].symbol)
+        return balance, result["events"], result["lost"]
 
     def _check_positions(self) -> None:
         """An exchange position the database does not know: reported loudly, never touched."""

@@ -9,7 +9,10 @@ On every start, before trading, for each order the database has open (NEW or SUB
 - not found at the exchange: an entry is marked failed (its bar has passed); an exit order
   (a bracket leg, an exit by signal) never reached the exchange and is sent now, under the same
   client order id: that re-creates a bracket leg missing for an open trade;
-- a time exit lives here, not at the exchange: it is simply kept again.
+- a time exit lives here until due, then goes out as a market order under its own client id:
+  found at the exchange -> as above; not found -> kept again;
+- a stop or target of an open trade cancelled at the exchange by someone else (no sibling
+  filled, no exit on its way) is placed again as a new order (`lost`, live/recovery.py).
 Then `audit` (also run every --reconcile-every minutes): the exchange's open orders and its
 fills since the last stored fill that the database does not know are reported loudly and left
 untouched.
@@ -19,7 +22,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.messages import OrderAccepted, OrderCancelled, OrderRejected, SubmitOrder
+from actors.messages import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    SubmitOrder,
+)
 
 _RANK = {"entry": 0, "stop_loss": 1, "take_profit": 2}
 
@@ -34,15 +43,15 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
     adopted: list[tuple[str, Any]] = []
     for cid, exchange_id, msg in submits:
         broker.cids[msg.order_id] = cid
-        if msg.kind == "timed":
-            broker._timed[msg.order_id] = msg
-            accepted.append(OrderAccepted(msg.ts, msg.order_id))
-            continue
         try:
             order = await _lookup(broker.client, msg.symbol, exchange_id, cid)
         except ccxt.BaseError as exc:
             raise RuntimeError(f"reconciliation failed: order {cid} on {msg.symbol}: "
                                f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+        if order is None and msg.kind == "timed":  # not yet due when we went down: kept again
+            broker._timed[msg.order_id] = msg
+            accepted.append(OrderAccepted(msg.ts, msg.order_id))
+            continue
         if order is None:
             if msg.role == "entry":
                 reason = "never reached the exchange before a restart"
@@ -61,7 +70,18 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
     known_eids = {str(e) for e in known.values() if e} | {str(e) for _c, e in adopted}
     warnings = await audit(broker, set(known), known_eids, last_fill_ms)
     return {"events": events, "warnings": warnings, "resent": len(resend),
-            "adopted": len(adopted)}  # fmt: skip
+            "adopted": len(adopted), "lost": _lost_legs(submits, timeline)}  # fmt: skip
+
+
+def _lost_legs(submits: list, timeline: list) -> list[SubmitOrder]:
+    """Stops and targets of open trades cancelled at the exchange behind our back (no sibling
+    filled, no exit on its way): the node places them again, under new client order ids."""
+    msgs = {m.order_id: m for _c, _e, m in submits}
+    filled = {msgs[e.order_id].trade_id for _t, _r, e in timeline if type(e) is OrderFilled}
+    exiting = {m.trade_id for m in msgs.values() if m.kind in ("market", "close")}
+    return [msgs[e.order_id] for _t, _r, e in timeline
+            if type(e) is OrderCancelled and msgs[e.order_id].kind in ("stop", "limit")
+            and msgs[e.order_id].trade_id not in filled | exiting | {None}]  # fmt: skip
 
 
 async def _lookup(client: Any, symbol: str, exchange_id: str | None, cid: str) -> dict | None:

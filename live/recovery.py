@@ -169,6 +169,31 @@ def adopt_into(manager: Any, restored: Restored) -> None:
     store.pending = manager._pending  # entries' exits are written with their NEW row
 
 
+def replace_lost_legs(manager: Any, restored: Restored, lost: list[SubmitOrder],
+                      now_ns: int) -> list[SubmitOrder]:  # fmt: skip
+    """New orders for bracket legs cancelled at the exchange behind our back: stored NEW now
+    (new client order ids: their time is now), sent once the actors run."""
+    trades = {t.trade_id: t for t in restored.trades}
+    ts = now_ns // 1_000_000 * 1_000_000
+    fresh, out = [], []
+    next_id = max([0, *(o.order_id for o in restored.orders)])
+    for old in lost:
+        trade = trades[old.trade_id]
+        next_id += 1
+        order = OrderState(next_id, old.strategy, old.symbol, old.side, old.kind, old.role,
+                           old.quantity, old.price, trade.trade_id, trade.signal_id, ts)  # fmt: skip
+        trade.orders.append(next_id)
+        fresh.append(order)
+        out.append(SubmitOrder(ts, next_id, old.strategy, old.symbol, old.side, old.quantity,
+                               old.kind, old.role, old.price, None, trade.entry_ts,
+                               trade.trade_id, trade.trade_id))  # fmt: skip
+    manager.restore(fresh, [], {})
+    for order in fresh:
+        manager.store.put_order(order)
+    manager.store.flush()  # write-ahead: stored before they can be sent
+    return out
+
+
 def restore_dry_run(exchange: Any, restored: Restored) -> list:
     """The dry run's resting orders come back into its books from the database. An entry
     that was NEW is refused (the bar it was meant for has passed); the rest are placed again."""

@@ -77,3 +77,51 @@ def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(exchan
     _orders, trades = stored(sqlite_url)
     account = exchange.exchange.engine.accounts.get("broken")
     assert trades == [] and (account is None or account.orders == {})  # nothing was traded
+
+
+def drive_until(node: LiveNode, ex: ExchangeThread, condition) -> None:
+    """Close bars one at a time at the exchange and deliver them until `condition()`."""
+    from tests.live.recovery_driver import STEP_MS, _bar
+
+    last = -1
+    while not condition():
+        assert ex.step(1), "the data ended first"
+        rows = node_client(ex).fetch_ohlcv(SYMBOL, INTERVAL, last + 1, 1000)
+        closed = [r for r in rows if r[0] + STEP_MS <= ex.exchange.market.now_ms]
+        node.deliver([_bar(r) for r in closed])
+        last = int(closed[-1][0]) if closed else last
+
+
+def node_client(ex: ExchangeThread):
+    from live.ccxt_clients import rest_client
+
+    return rest_client("binance", ex.url, ("lost", SECRET))
+
+
+def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(exchange, frame, sqlite_url,
+                                                                      monkeypatch) -> None:  # fmt: skip
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    node = real_node(sqlite_url, exchange.url, frame)
+    node.start(stream=False)
+    drive_until(node, exchange, lambda: any(t["status"] == "ACTIVE" for t in node.trades()))
+    node.stop()
+    client = node_client(exchange)
+    legs = client.fetch_open_orders(SYMBOL)
+    assert {o["clientOrderId"].split("-")[3] for o in legs} == {"sl", "tp"}
+    client.cancel_order(legs[0]["id"], SYMBOL)  # by hand: the OCO list goes with it
+    assert client.fetch_open_orders(SYMBOL) == []
+    again = real_node(sqlite_url, exchange.url, frame)
+    again.start(stream=False)
+    again.stop()
+    placed = client.fetch_open_orders(SYMBOL)
+    orders, trades = stored(sqlite_url)
+    rows = {r["id"]: r for r in orders}
+    assert len(placed) == 2 and {o["id"] for o in placed}.isdisjoint({o["id"] for o in legs})
+    for old in legs:  # the cancelled ones are marked so, the new ones stored under their own ids
+        assert rows[old["clientOrderId"]]["status"] == "CANCELLED"
+    active = next(t for t in trades if t["status"] == "ACTIVE")
+    for new in placed:
+        row = rows[new["clientOrderId"]]
+        assert row["status"] == "SUBMITTED" and row["exchange_order_id"] == str(new["id"])
+        assert row["parent_id"] == active["trade_id"] and row["quantity"] == active["quantity"]
