@@ -143,9 +143,9 @@ class LiveNode:
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members
                   if m.strategy.pyramiding}  # fmt: skip
-        start_cash = s.cash if s.real else s.cash + restored.realized
-        portfolio = LivePortfolio(dataclasses.replace(s, cash=start_cash), weights, {}, hedged,
-                                  position_limits=limits)  # fmt: skip
+        portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
+        if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
+            portfolio.book(restored.cash_flows)
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         for key in series:
             on_series = [m for m in self.members if m.series == key]

@@ -48,6 +48,10 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
         except ccxt.BaseError as exc:
             raise RuntimeError(f"reconciliation failed: order {cid} on {msg.symbol}: "
                                f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+        if order is None and msg.trade_id is None and msg.role != "entry":
+            reason = "its trade closed before a restart"  # an exit never sent, now moot
+            timeline.append((msg.ts, 8, OrderCancelled(msg.ts, msg.order_id, reason)))
+            continue
         if order is None and msg.kind == "timed":  # not yet due when we went down: kept again
             broker._timed[msg.order_id] = msg
             accepted.append(OrderAccepted(msg.ts, msg.order_id))

@@ -22,7 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from actors.messages import ExitSpec, OrderAccepted, OrderRejected, SubmitOrder, TradeOpened
+from actors.messages import (
+    ExitSpec,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    SubmitOrder,
+    TradeOpened,
+)
 from actors.order_manager import OrderState, TradeState, time_exit_ts
 from actors.order_store import DRY_RUN
 from actors.portfolio_kernel import WeightedPortfolio
@@ -56,7 +63,9 @@ class Restored:
     exchange_ids: dict[int, str | None] = field(default_factory=dict)
     trade_rows: dict[int, tuple[str, int, int | None]] = field(default_factory=dict)
     exits: dict[int, ExitSpec] = field(default_factory=dict)  # trade id -> its entry's exits
-    realized: float = 0.0  # pnl of the closed trades (dry run: added to the starting cash)
+    # the closed trades' cash flows, as the portfolio booked them (dry run: its cash comes back
+    # exactly, so sizing after a restart is bit for bit the sizing without one)
+    cash_flows: list[float] = field(default_factory=list)
     known: dict[str, str | None] = field(default_factory=dict)  # stored id -> exchange id
     last_fill_ms: dict[str, int] = field(default_factory=dict)  # symbol -> latest stored fill
 
@@ -124,7 +133,7 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
         if o.status == "FILLED" and o.updated_at is not None:
             ms = _ns(o.updated_at) // 1_000_000
             out.last_fill_ms[o.symbol] = max(out.last_fill_ms.get(o.symbol, 0), ms)
-    out.realized = sum(t.pnl or 0.0 for t in trades if t.status == "CLOSED")
+    out.cash_flows = _cash_flows(orders, trades)
     next_id = 0
     trade_of_entry: dict[str, TradeState] = {}
     for k, t in enumerate(sorted((t for t in trades if t.status == "ACTIVE"),
@@ -154,6 +163,21 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
             trade.orders.append(next_id)
         elif o.role == "entry":
             out.pending[(o.strategy, signal_id)] = _exits(o.exits_json)
+    return out
+
+
+def _cash_flows(orders: list, trades: list) -> list[float]:
+    """What Portfolio.on_trade_opened/closed added to the cash for each closed trade."""
+    fee = {o.id: o.fee for o in orders}
+    exit_fee = {o.parent_id: o.fee for o in orders if o.parent_id and o.status == "FILLED"}
+    out = []
+    for t in trades:
+        if t.status != "CLOSED" or t.exit_price is None:
+            continue
+        sign = 1.0 if t.side == "long" else -1.0
+        entry_fee = fee.get(t.trade_id, 0.0)
+        out.append(-(sign * t.quantity * t.entry_price + entry_fee))
+        out.append(sign * t.quantity * t.exit_price - exit_fee.get(t.trade_id, t.fees - entry_fee))
     return out
 
 
@@ -202,6 +226,9 @@ def restore_dry_run(exchange: Any, restored: Restored) -> list:
         if msg.role == "entry":
             events.append(OrderRejected(msg.ts, msg.order_id, "not placed before a restart"))
             continue
+        if msg.trade_id is None:  # an exit of a trade that closed before the restart
+            events.append(OrderCancelled(msg.ts, msg.order_id, "oco"))
+            continue
         out = exchange.on_submit(msg)
         events.extend(e for e in out if type(e) is not OrderAccepted or _is_new(restored, msg))
     return events
@@ -232,6 +259,11 @@ class LivePortfolio(WeightedPortfolio):
 
     def reset_cash(self, value: float) -> float:
         self._cash.add(float(value) - self.cash)
+        return self.cash
+
+    def book(self, flows: list[float]) -> float:
+        for flow in flows:
+            self._cash.add(flow)
         return self.cash
 
 

@@ -29,7 +29,12 @@ from live.setup import warm_up
 from strategies.registry import make_strategy
 
 SYMBOL, INTERVAL, STEP_MS = "NXT/BTC", "5m", 300_000
-INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {}), ("sr_breakout", {"lookback": 10})]
+INSTANCES = [
+    ("sr_breakout", {}),
+    ("reversal_breakout", {}),
+    ("sr_breakout", {"lookback": 10}),
+    ("reversal_breakout", {"max_bars": 3}),
+]  # the last one has time exits
 RISK = 0.001
 
 
