@@ -147,15 +147,7 @@ class LiveNode:
         if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
             portfolio.book(restored.cash_flows)
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
-        for key in series:
-            on_series = [m for m in self.members if m.series == key]
-            size = max(1, s.hosts_per_actor)
-            for k in range(0, len(on_series), size):
-                chunk = on_series[k : k + size]
-                hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
-                          m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
-                part = f" #{k // size + 1}" if len(on_series) > size else ""
-                self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+        self._spawn_hosts(series)
         self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
         self.runtime.deliver(events)  # fills while down, orders refused or placed again
         self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
@@ -166,9 +158,22 @@ class LiveNode:
         if stream:
             self._start_stream(series)
 
+    def _spawn_hosts(self, series: list[tuple[str, str]]) -> None:
+        s = self.settings
+        for key in series:
+            on_series = [m for m in self.members if m.series == key]
+            size = max(1, s.hosts_per_actor)
+            for k in range(0, len(on_series), size):
+                chunk = on_series[k : k + size]
+                hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
+                          m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
+                part = f" #{k // size + 1}" if len(on_series) > size else ""
+                self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+
     def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;
-        returns (the account's free quote balance, the events reconciliation found)."""
+        returns (the account's free quote balance, the events reconciliation found for the
+        other actors, the bracket legs to place again)."""
         from live.broker import CcxtBroker
 
         s = self.settings
