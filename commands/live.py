@@ -108,13 +108,14 @@ def _run(settings, members, warm, duration: float | None) -> None:
     from live.node import LiveNode, ray_for_live
     from live.setup import commit_warmup
 
-    commit_warmup(settings.db_url, settings.exchange, warm)
     stopping = {"now": False}
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray)
-        node.start()
+        node.start(stream=False)  # restore and reconcile first: a failure writes nothing
+        commit_warmup(settings.db_url, settings.exchange, warm)
+        node.start_stream()
         _recovered(node)
         mode = "REAL orders" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "

@@ -156,7 +156,11 @@ class LiveNode:
             self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
             self._check_positions()
         if stream:
-            self._start_stream(series)
+            self.start_stream()
+
+    def start_stream(self) -> None:
+        """The bar stream: the last step of the start (after start(stream=False))."""
+        self._start_stream(sorted({m.series for m in self.members}))
 
     def _spawn_hosts(self, series: list[tuple[str, str]]) -> None:
         s = self.settings
