@@ -135,8 +135,8 @@ def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
     assert btc[0] + btc[1] == pytest.approx(cash, abs=1e-7), "cash differs from the exchange"
 
 
-def chain_run(driver, tmp_path: Path, name: str, chain: list[tuple[str, int]]):
-    db = f"sqlite:///{tmp_path / f'{name}.db'}"
+def chain_run(driver, tmp_path: Path, name: str, chain: list[tuple[str, int]], db: str = ""):
+    db = db or f"sqlite:///{tmp_path / f'{name}.db'}"
     short = sample("NXT_BTC-5m.csv.gz", n=N)
     with ExchangeThread(market_of(short, "NXT/BTC"), dict(FUNDING)) as ex:
         for point, n in chain:
@@ -165,4 +165,10 @@ def test_a_run_without_crash_is_consistent_and_a_broken_store_is_caught(driver, 
 def test_killed_at_seeded_points_then_restarted_nothing_lost_nothing_doubled(driver, tmp_path,
                                                                              chain) -> None:  # fmt: skip
     orders, trades, account = chain_run(driver, tmp_path, f"k{CHAINS.index(chain)}", chain)
+    check_consistency(orders, trades, account)
+
+
+def test_killed_and_restarted_on_postgresql(driver, tmp_path, postgres_url) -> None:
+    chain = [("sent", 1), ("filled", 2), ("flush", 3)]
+    orders, trades, account = chain_run(driver, tmp_path, "pg", chain, postgres_url)
     check_consistency(orders, trades, account)
