@@ -1,18 +1,25 @@
 """Recovery in one process (no Ray): a dry run stopped dead and restarted trades exactly like one
-that never stopped; open trades' marks are written."""
+that never stopped; open trades' marks are written; the test-only crash hook."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from actors.messages import BarClosed
 from live.node import LiveNode, LiveSettings
+from live.recovery import CRASH_ENV
 from live.setup import Warmup
 from tests.live.helpers import sample
 from tests.live.recovery_driver import INTERVAL, SYMBOL, members
 from tests.live.test_recovery import stored
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = (SYMBOL, INTERVAL)
 N = 100
 STEP_NS = 300 * 10**9
@@ -67,3 +74,16 @@ def test_dry_run_killed_with_a_trade_open_resumes_from_its_records(frame, tmp_pa
     for t in (t for t in trades if t["status"] == "ACTIVE"):
         assert t["mark_price"] == last and t["marked_at"] is not None
         assert t["unrealised_pnl"] == pytest.approx(t["quantity"] * (last - t["entry_price"]))
+
+
+def test_the_crash_hook_is_inert_unless_asked_and_kills_at_the_nth_pass() -> None:
+    code = "from live.recovery import crash_point\nfor _ in range(3): crash_point('flush')\n"
+
+    def run(spec: str | None) -> int:
+        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+        if spec is not None:
+            env[CRASH_ENV] = spec
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env).returncode
+
+    assert run(None) == 0 and run("submit:1,flush:4") == 0  # unset, or never reached: no-op
+    assert run("submit:1,flush:3") == -9  # the third pass of "flush": SIGKILL
