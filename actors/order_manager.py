@@ -356,6 +356,14 @@ class OrderManager(Actor):
         side = "long" if order.side == "buy" else "short"
         return [SignalRejected(ts, order.signal_id, order.strategy, order.symbol, side, reason)]
 
+    def restore(self, orders: list[OrderState], trades: list[TradeState], pending: dict) -> None:
+        """Live restart (live/recovery.py): take back open orders, ACTIVE trades, entry exits."""
+        self._orders.update({o.order_id: o for o in orders})
+        self._trades.update({t.trade_id: t for t in trades})
+        self._pending.update(pending)
+        self._next_order = max([self._next_order, *self._orders])
+        self._next_trade = max([self._next_trade, *self._trades])
+
     # -- queries ------------------------------------------------------------------------------
     def orders(self) -> list[dict[str, Any]]:
         return self.store.orders()

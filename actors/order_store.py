@@ -1,13 +1,24 @@
 """Order manager stores backed by the database (store.models OrderRecord / TradeRecord).
 
-`SqlOrderStore` writes every order and trade change at once (live trading: a restart or a
-crash loses nothing). Backtests use `MemoryOrderStore` (actors/order_manager.py) and store
-their orders and trades in bulk at the end (store.runs.save_backtest_run with `order_rows`).
+`SqlOrderStore` writes every order and trade change through (live trading: a restart or a
+crash loses nothing). Live, it runs with `autocommit=False`: changes are buffered and
+`flush()` writes them in one transaction at the end of each delivery batch (live/node.py).
+That is still write-ahead: the order manager emits a SubmitOrder in one delivery round and the
+exchange actor receives it in the next, after the NEW row was committed.
+Backtests use `MemoryOrderStore` (actors/order_manager.py) and store their orders and trades in
+bulk at the end (store.runs.save_backtest_run with `order_rows`).
+
+Live order ids are stable: the row id is the client order id derived from (instance, signal
+bar, role) — `client_order_id(order_key(...), ts, role)`, the id the broker sends — so after a
+restart the same order has the same id and can never be sent twice under two names.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +26,24 @@ import pandas as pd
 
 from actors.order_manager import MemoryOrderStore, OrderState, TradeState
 
+ROLE_CODES = {"entry": "en", "stop_loss": "sl", "take_profit": "tp", "time": "tx", "signal": "sx",
+              "end_of_data": "ed"}  # fmt: skip
+MS = 1_000_000
+DRY_RUN = "dry-run"  # run_id of dry-run live rows (real live rows have none)
 _TYPES = {"stop": "stop", "limit": "limit"}  # market, timed and close orders are market orders
+
+
+def client_order_id(instance: str, signal_ts: int, role: str, attempt: int = 0) -> str:
+    """<= 36 chars of [A-Za-z0-9-]: rt-<instance hash>-<signal bar ms>-<role>-<attempt>."""
+    digest = hashlib.sha1(instance.encode()).hexdigest()[:8]
+    return f"rt-{digest}-{signal_ts // MS}-{ROLE_CODES.get(role, 'xx')}-{attempt}"
+
+
+def order_key(strategy: str, side: str, role: str, entry_ts: int | None) -> str:
+    """The instance part of a client order id. Entries add their side (a hedged instance may
+    enter both sides at one bar); exits add their trade's entry time (one exit signal closes
+    every open trade of a pyramiding instance at the same bar)."""
+    return f"{strategy}|{side}" if role == "entry" else f"{strategy}|{entry_ts}"
 
 
 def _time(ns: int | None) -> datetime | None:
@@ -78,24 +106,42 @@ def trade_row(record: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 class SqlOrderStore(MemoryOrderStore):
-    """Write-through store: each change is written in its own transaction, then kept in memory."""
+    """Write-through store. `prefix` given: ids are `prefix:order_id` (one session's ids);
+    `stable=True` (live): ids are the client order ids (`id_prefix` + cid), the same in every
+    session. With `autocommit=False` changes wait in memory until `flush()` (one transaction)."""
 
     def __init__(self, url: str, prefix: str | None = None, run_id: str | None = None,
-                 instance_id: int | None = None, exchange: str = "") -> None:  # fmt: skip
+                 instance_id: int | None = None, exchange: str = "", stable: bool = False,
+                 autocommit: bool = True, id_prefix: str = "") -> None:  # fmt: skip
         super().__init__()
         self.url = url
         self.prefix = prefix or uuid.uuid4().hex[:12]  # order ids stay unique across sessions
+        self.stable, self.autocommit, self.id_prefix = stable, autocommit, id_prefix
         self.extra = {"run_id": run_id, "instance_id": instance_id, "exchange": exchange}
+        self.ids: dict[int, str] = {}  # order id -> row id
+        self.trade_ids: dict[int, str] = {}  # trade id -> row trade_id
+        self.pending: dict = {}  # the order manager's (strategy, signal) -> (exits, interval)
         self._trade_pk: dict[int, int] = {}
         # Bracket legs point at their trade's entry order; the link is written with each leg,
         # because the rows carry no trade id to rebuild it from later.
         self._entry_of_signal: dict[tuple[str, int | None], int] = {}
         self._entry_of_trade: dict[int, int | None] = {}
+        self._dirty_orders: dict[int, dict[str, Any]] = {}
+        self._dirty_trades: dict[int, dict[str, Any]] = {}
+
+    def order_id_of(self, order: OrderState) -> str:
+        if not self.stable:
+            return f"{self.prefix}:{order.order_id}"
+        known = self.ids.get(order.order_id)
+        if known is None:
+            trade = self._trades.get(order.trade_id) if order.trade_id is not None else None
+            key = order_key(order.strategy, order.side, order.role,
+                            trade.entry_ts if trade is not None else None)  # fmt: skip
+            known = self.id_prefix + client_order_id(key, order.created_ts, order.role)
+            self.ids[order.order_id] = known
+        return known
 
     def put_order(self, order: OrderState) -> None:
-        from store.db import session_scope
-        from store.models import OrderRecord
-
         super().put_order(order)
         if order.role == "entry":
             self._entry_of_signal[(order.strategy, order.signal_id)] = order.order_id
@@ -103,19 +149,81 @@ class SqlOrderStore(MemoryOrderStore):
         else:
             parent = self._entry_of_trade.get(order.trade_id) if order.trade_id else None
         row = order_row(order.record(), self.prefix, parent)
-        with session_scope(self.url) as session:
-            session.merge(OrderRecord(**row, **self.extra))
+        row["id"] = self.order_id_of(order)
+        if self.stable and order.role != "entry":
+            row["parent_id"] = self.trade_ids.get(order.trade_id)  # the trade's entry order
+        if order.role == "entry" and order.status == "NEW":
+            spec = self.pending.get((order.strategy, order.signal_id))
+            if spec is not None:  # what the fill needs to place the bracket (recovery)
+                row["exits_json"] = json.dumps({"interval": spec[1], **asdict(spec[0])})
+        previous = self._dirty_orders.get(order.order_id)
+        if previous is not None and "exits_json" in previous:
+            row.setdefault("exits_json", previous["exits_json"])
+        self._dirty_orders[order.order_id] = {**row, **self.extra}
+        if self.autocommit:
+            self.flush()
 
     def put_trade(self, trade: TradeState) -> None:
-        from store.db import session_scope
-        from store.models import TradeRecord
-
         super().put_trade(trade)
         entry = self._entry_of_signal.get((trade.strategy, trade.signal_id))
         self._entry_of_trade.setdefault(trade.trade_id, entry)
         row = trade_row(trade.record(), self.prefix)
+        if self.stable:
+            if trade.trade_id not in self.trade_ids and entry is not None:
+                self.trade_ids[trade.trade_id] = self.ids.get(entry, row["trade_id"])
+            row["trade_id"] = self.trade_ids.get(trade.trade_id, row["trade_id"])
+        self._dirty_trades[trade.trade_id] = {**row, **self.extra}
+        if self.autocommit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered change in one transaction (nothing to do: no round trip)."""
+        if not self._dirty_orders and not self._dirty_trades:
+            return
+        from store.db import session_scope
+
+        orders, trades = self._dirty_orders, self._dirty_trades
         with session_scope(self.url) as session:
-            record = TradeRecord(**row, **self.extra, id=self._trade_pk.get(trade.trade_id))
-            record = session.merge(record)
-            session.flush()
-            self._trade_pk[trade.trade_id] = record.id
+            conn = session.connection()
+            for row in orders.values():
+                _upsert_order(conn, row)
+            for trade_id, row in trades.items():
+                self._trade_pk[trade_id] = _upsert_trade(conn, row, self._trade_pk.get(trade_id))
+        self._dirty_orders, self._dirty_trades = {}, {}
+
+    def adopt(self, order: OrderState, row_id: str) -> None:
+        """A restored order (live/recovery.py): keep its stored id, write nothing."""
+        self.ids[order.order_id] = row_id
+        MemoryOrderStore.put_order(self, order)
+        if order.role == "entry":
+            self._entry_of_signal[(order.strategy, order.signal_id)] = order.order_id
+
+    def adopt_trade(self, trade: TradeState, row_id: str, pk: int, entry: int | None) -> None:
+        self.trade_ids[trade.trade_id] = row_id
+        self._trade_pk[trade.trade_id] = pk
+        self._entry_of_trade[trade.trade_id] = entry
+        MemoryOrderStore.put_trade(self, trade)
+
+
+def _upsert_order(conn: Any, row: dict[str, Any]) -> None:
+    """UPDATE, else INSERT. Never touches exchange_order_id: the broker writes that one."""
+    from sqlalchemy import insert, update
+
+    from store.models import OrderRecord
+
+    table = OrderRecord.__table__
+    values = {k: v for k, v in row.items() if k != "id"}
+    if conn.execute(update(table).where(table.c.id == row["id"]).values(**values)).rowcount == 0:
+        conn.execute(insert(table).values(**row))
+
+
+def _upsert_trade(conn: Any, row: dict[str, Any], pk: int | None) -> int:
+    from sqlalchemy import insert, update
+
+    from store.models import TradeRecord
+
+    table = TradeRecord.__table__
+    if pk is not None:
+        conn.execute(update(table).where(table.c.id == pk).values(**row))
+        return pk
+    return int(conn.execute(insert(table).values(**row)).inserted_primary_key[0])

@@ -59,6 +59,9 @@ MinNotionalOpt = Annotated[float | None, typer.Option("--min-notional", help="Sm
 LotSizeOpt = Annotated[float | None, typer.Option("--lot-size", help="Quantity step, base units "
                        "(default: the exchange's amount step for the traded markets).")]
 NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Trade without the trained models.")]
+ReconcileOpt = Annotated[float, typer.Option("--reconcile-every", help="Real mode: minutes "
+                        "between audits of the exchange for orders and fills the database does "
+                        "not know (0: only at start).")]
 # fmt: on
 
 
@@ -87,6 +90,7 @@ def live(
     no_model: NoModelOpt = False,
     min_notional: MinNotionalOpt = None,
     lot_size: LotSizeOpt = None,
+    reconcile_every: ReconcileOpt = 5.0,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
@@ -107,6 +111,8 @@ def live(
             raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
+    if not reconcile_every >= 0:
+        raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
     keys = api_keys(exchange)
     if real and keys is None:
         up = exchange.upper()
@@ -126,7 +132,7 @@ def live(
     limits = _limits(client, members, min_notional, lot_size)
     settings = LiveSettings(exchange, url, url_db, cash or 0.0, fee_bps, slippage_bps, risk,
                             real=real, market=market, min_notional=limits[0],
-                            lot_size=limits[1])  # fmt: skip
+                            lot_size=limits[1], reconcile_every=reconcile_every)  # fmt: skip
     models = None if no_model else _models(url_db, members, config, model_url, model_fallback,
                                            model_timeout)  # fmt: skip
     control = {"on_disable": on_disable, "config": config,
@@ -251,31 +257,38 @@ def _ids(text: str | None) -> list[int] | None:
 
 def _run(settings, members, warm, duration: float | None, control: dict, models=None) -> None:
     from live.control import LiveControl, declare_config, member_ids
-    from live.node import LiveNode, ray_for_live
+    from live.node import LiveNode
+    from live.ray_live import ray_for_live
     from live.setup import commit_warmup
 
-    commit_warmup(settings.db_url, settings.exchange, warm)
-    if control["config"] is not None:
-        ids = declare_config(settings.db_url, settings.exchange, control["config"], members)
-    else:
-        ids = member_ids(members)
     stopping = {"now": False}
     with ray_for_live(console) as ray:
         # after Ray started: its driver installs a SIGTERM handler of its own that aborts
         previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
         node = LiveNode(settings, members, warm, ray, models=models)
-        node.start()
+        node.start(stream=False)  # restore and reconcile first: a failure writes nothing
+        commit_warmup(settings.db_url, settings.exchange, warm)
+        if control["config"] is not None:
+            ids = declare_config(settings.db_url, settings.exchange, control["config"], members)
+        else:
+            ids = member_ids(members)
+        node.start_stream()
+        _recovered(node)
         watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
         mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
         console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
                       f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
         deadline = None if duration is None else time.monotonic() + duration
+        shown = len(node.warnings)
         try:
             with Live(_status(node, watch), console=console, refresh_per_second=2,
                       transient=False) as bar:  # fmt: skip
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
                     watch.maybe_poll()  # enable/disable in the database: every ~2 s
+                    for warning in node.warnings[shown:]:  # found by the periodic audit
+                        console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+                    shown = len(node.warnings)
                     bar.update(_status(node, watch))
         except KeyboardInterrupt:
             pass
@@ -283,6 +296,16 @@ def _run(settings, members, warm, duration: float | None, control: dict, models=
             signal.signal(signal.SIGTERM, previous)
             _summary(node)
             node.stop()
+
+
+def _recovered(node) -> None:
+    """What came back from the database, and anything at the exchange it does not know."""
+    restored = node.restored
+    if restored.orders or restored.trades:
+        console.print(f"recovered from the database: {len(restored.trades)} open trade(s), "
+                      f"{len(restored.orders)} open order(s)")  # fmt: skip
+    for warning in node.warnings:
+        console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
 
 def _status(node, watch) -> Text:

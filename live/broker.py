@@ -12,12 +12,16 @@ Fills of resting orders are read by polling the exchange when a bar of that symb
 exchange matched that bar before publishing it), and, like the fills of time exits, reported in
 that bar's first delivery step (before the strategies see the bar), as the simulated exchange does.
 Every order carries a client order id derived from (instance, signal bar, role, attempt), so a
-resend is recognisable. API keys come from the environment only (live/ccxt_clients.api_keys).
+resend is recognisable; that id is also the order's row id in the database (the order manager
+wrote it as NEW before this actor received it) and the exchange's order id is written to that
+row as soon as the exchange answers. After a restart `reconcile` (live/reconcile.py) compares
+the stored open orders with the exchange before trading resumes. API keys come from the environment only (live/ccxt_clients.api_keys).
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import math
 from typing import Any
 
 from actors.messages import (
@@ -29,22 +33,16 @@ from actors.messages import (
     OrderRejected,
     SubmitOrder,
 )
+from actors.order_store import MS, client_order_id, order_key
+from live.recovery import crash_point
 
-ROLE_CODES = {"entry": "en", "stop_loss": "sl", "take_profit": "tp", "time": "tx", "signal": "sx",
-              "end_of_data": "ed"}  # fmt: skip
-MS = 1_000_000
-
-
-def client_order_id(instance: str, signal_ts: int, role: str, attempt: int = 0) -> str:
-    """<= 36 chars of [A-Za-z0-9-]: rt-<instance hash>-<signal bar ms>-<role>-<attempt>."""
-    digest = hashlib.sha1(instance.encode()).hexdigest()[:8]
-    return f"rt-{digest}-{signal_ts // MS}-{ROLE_CODES.get(role, 'xx')}-{attempt}"
+__all__ = ["CcxtBroker", "client_order_id"]
 
 
 class CcxtBroker:
     def __init__(self, exchange: str, url: str | None, routes: dict[str, tuple[str, str]],
-                 market: str = "spot") -> None:  # fmt: skip
-        self.exchange, self.url = exchange, url
+                 db_url: str | None = None, market: str = "spot") -> None:  # fmt: skip
+        self.exchange, self.url, self.db_url = exchange, url, db_url
         self.market = market  # spot | margin (live/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
         self.client: Any = None
@@ -53,6 +51,10 @@ class CcxtBroker:
         self._deferred: dict[tuple[str, str], list] = {}  # reported at that series' next bar
         self._gone: set[int] = set()  # cancelled at the exchange before the manager asked
         self.sent = 0
+        self.sent_ids: set[str] = set()  # exchange ids of the orders placed by this session
+        self.known: dict[str, str | None] = {}  # restored: stored client id -> exchange id
+        self.cids: dict[int, str] = {}  # restored orders: our order id -> their stored client id
+        self.audit_from: dict[str, int] = {}  # symbol -> exchange ms the next audit reads from
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -76,6 +78,11 @@ class CcxtBroker:
     def add_route(self, strategy: str, series: tuple[str, str]) -> None:
         """An instance enabled while running (live/control.py), on a series already streamed."""
         self.routes[strategy] = series
+
+    async def totals(self) -> dict[str, float]:
+        """Every asset's total (free + locked) balance."""
+        balance = await self.client.fetch_balance()
+        return {k: float(v or 0.0) for k, v in (balance.get("total") or {}).items()}
 
     async def quote_balance(self, symbol: str) -> float:
         balance = await self.client.fetch_balance()
@@ -118,14 +125,19 @@ class CcxtBroker:
             return [OrderRejected(msg.ts, msg.order_id, refusal)]
         if msg.trade_id is not None:
             await self._free_coins(msg.trade_id)
-        cid = client_order_id(msg.strategy, msg.ts, msg.role)
+        cid = self.cid(msg)
+        crash_point("submit")
         try:
             order = await self.client.create_order(msg.symbol, "market", msg.side, msg.quantity,
                                                    None, {"clientOrderId": cid})  # fmt: skip
         except ccxt.BaseError as exc:
             return [OrderRejected(msg.ts, msg.order_id, f"{type(exc).__name__}: {exc}")]
         self.sent += 1
-        return [OrderAccepted(msg.ts, msg.order_id), _filled(msg.order_id, order)]
+        crash_point("sent")
+        self.record([(cid, order["id"])])
+        fill = await self.fill_event(msg.order_id, order, msg.symbol)
+        crash_point("filled")
+        return [OrderAccepted(msg.ts, msg.order_id), fill]
 
     async def _bracket(self, legs: list[SubmitOrder]) -> list:
         import ccxt
@@ -136,8 +148,8 @@ class CcxtBroker:
         market = self.client.market(first.symbol)
         try:
             if stop and limit:
-                ids = (client_order_id(stop.strategy, stop.ts, stop.role),
-                       client_order_id(limit.strategy, limit.ts, limit.role))  # fmt: skip
+                ids = (self.cid(stop), self.cid(limit))
+                crash_point("submit")
                 result = await self.client.privatePostOrderListOco({
                     "symbol": market["id"], "side": stop.side.upper(),
                     "quantity": self.client.amount_to_precision(stop.symbol, stop.quantity),
@@ -149,24 +161,22 @@ class CcxtBroker:
                 by_cid = {o["clientOrderId"]: o["orderId"] for o in result["orders"]}
                 placed = [(stop, by_cid[ids[0]]), (limit, by_cid[ids[1]])]
             elif stop:
+                crash_point("submit")
                 order = await self.client.create_order(
                     stop.symbol, "market", stop.side, stop.quantity, None,
-                    {"stopLossPrice": stop.price,
-                     "clientOrderId": client_order_id(stop.strategy, stop.ts, stop.role)})  # fmt: skip
+                    {"stopLossPrice": stop.price, "clientOrderId": self.cid(stop)})  # fmt: skip
                 placed = [(stop, order["id"])]
             else:
-                order = await self.client.create_order(
-                    limit.symbol,
-                    "limit",
-                    limit.side,
-                    limit.quantity,
-                    limit.price,
-                    {"clientOrderId": client_order_id(limit.strategy, limit.ts, limit.role)},
-                )
+                crash_point("submit")
+                order = await self.client.create_order(limit.symbol, "limit", limit.side,
+                                                       limit.quantity, limit.price,
+                                                       {"clientOrderId": self.cid(limit)})  # fmt: skip
                 placed = [(limit, order["id"])]
         except ccxt.BaseError as exc:
             return [OrderRejected(m.ts, m.order_id, f"{type(exc).__name__}: {exc}") for m in legs]
         self.sent += 1
+        crash_point("sent")
+        self.record([(self.cid(msg), exchange_id) for msg, exchange_id in placed])
         for msg, exchange_id in placed:
             self._resting[msg.order_id] = {"id": str(exchange_id), "msg": msg}
         return [OrderAccepted(m.ts, m.order_id) for m in legs]
@@ -196,6 +206,8 @@ class CcxtBroker:
         return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
 
     async def _on_bar(self, bar: BarClosed) -> list:
+        if self._resting:
+            crash_point("resting")
         key = (bar.symbol, bar.interval)
         out = self._deferred.pop(key, [])
         out.extend(await self._poll_fills(bar))
@@ -221,8 +233,68 @@ class CcxtBroker:
             order = await self.client.fetch_order(rest["id"], bar.symbol)
             if order["status"] == "closed":
                 del self._resting[oid]
-                fills.append((0 if rest["msg"].kind == "stop" else 1, _filled(oid, order)))
+                fill = await self.fill_event(oid, order, bar.symbol)
+                fills.append((0 if rest["msg"].kind == "stop" else 1, fill))
+        if fills:
+            crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
+
+    async def fill_event(self, order_id: int, order: dict, symbol: str) -> OrderFilled:
+        """The fill of a closed order; its fee from the account's trades (an order as fetched
+        carries none, and a fill without its fee would misstate the trade's pnl)."""
+        import ccxt
+
+        event = _filled(order_id, order)
+        try:
+            trades = await self.client.fetch_my_trades(symbol, None, None, {"orderId": order["id"]})
+        except ccxt.BaseError:
+            return event
+        if not trades:
+            return event
+        fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
+        return dataclasses.replace(event, fee=fee)
+
+    # -- ids ----------------------------------------------------------------------------------
+    def cid(self, msg: SubmitOrder) -> str:
+        """The client order id: the stored one for a restored order, else derived."""
+        known = self.cids.get(msg.order_id)
+        if known is not None:
+            return known
+        key = order_key(msg.strategy, msg.side, msg.role, msg.active_from)
+        return client_order_id(key, msg.ts, msg.role)
+
+    def record(self, placed: list[tuple[str, Any]]) -> None:
+        """Write the exchange's order ids to the orders' rows at once (one transaction)."""
+        self.sent_ids.update(str(e) for _c, e in placed)
+        if self.db_url is None or not placed:
+            return
+        from sqlalchemy import update
+
+        from store.db import session_scope
+        from store.models import OrderRecord
+
+        table = OrderRecord.__table__
+        with session_scope(self.db_url) as session:
+            for cid, exchange_id in placed:
+                session.connection().execute(update(table).where(table.c.id == cid)
+                                             .values(exchange_order_id=str(exchange_id)))  # fmt: skip
+
+    async def reconcile(self, submits: list, known: dict[str, str | None],
+                        last_fill_ms: dict[str, int]) -> dict:  # fmt: skip
+        """Start of a session: the stored open orders against the exchange (live/reconcile.py)."""
+        from live.reconcile import reconcile
+
+        self.known = dict(known)
+        self.audit_from = dict(last_fill_ms)
+        return await reconcile(self, submits, known, last_fill_ms)
+
+    async def audit(self) -> list[str]:
+        """Every --reconcile-every minutes: exchange orders and fills (since the newest fill the
+        last audit saw) unknown to us, as warnings."""
+        from live.reconcile import audit
+
+        eids = {str(e) for e in self.known.values() if e}
+        return await audit(self, set(self.known), eids, dict(self.audit_from))
 
 
 def _filled(order_id: int, order: dict) -> OrderFilled:

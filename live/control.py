@@ -32,7 +32,8 @@ _ID = re.compile(r"^#(\d+) ")
 
 
 class LivePortfolio(WeightedPortfolio):
-    """WeightedPortfolio that obeys DisableInstance / EnableInstance."""
+    """WeightedPortfolio that obeys DisableInstance / EnableInstance, and whose cash is set again
+    after a restart (live/recovery.py)."""
 
     handlers = {
         **WeightedPortfolio.handlers,
@@ -67,6 +68,17 @@ class LivePortfolio(WeightedPortfolio):
         if msg.position_limit is not None:
             self.position_limits[msg.strategy] = int(msg.position_limit)
         return []
+
+    def reset_cash(self, value: float) -> float:
+        """After a restart in real mode: the cash is what the account really holds."""
+        self._cash.add(float(value) - self.cash)
+        return self.cash
+
+    def book(self, flows: list[float]) -> float:
+        """After a restart in dry run: the cash flows of the trades closed before the stop."""
+        for flow in flows:
+            self._cash.add(flow)
+        return self.cash
 
 
 def member_ids(members: list[PortfolioMember]) -> dict[int, str]:

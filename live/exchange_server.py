@@ -262,8 +262,10 @@ class LocalExchange:
     def my_trades(self, acct: Account, params: dict) -> tuple[Any, list]:
         symbol = self._require_symbol(params)
         since = _int(params.get("startTime")) or 0
+        from_id, order_id = _int(params.get("fromId")) or 0, _int(params.get("orderId"))
         rows = [fmt.my_trade_json(t) for t in acct.trades
-                if t["order"].symbol == symbol and t["time"] >= since]  # fmt: skip
+                if t["order"].symbol == symbol and t["time"] >= since and t["id"] >= from_id
+                and (order_id is None or t["order"].order_id == order_id)]  # fmt: skip
         return rows, []
 
     def _require_symbol(self, params: dict) -> str:

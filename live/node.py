@@ -4,21 +4,28 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
 - `bars <exchange>`: the websocket routine (live/ws_routine.py), an async actor;
 - `strategies <symbol> <interval>`: the LiveStrategyHosts of the instances on that series;
 - `portfolio`: the WeightedPortfolio (sizing risk x weight on one shared account);
-- `orders`: the OrderManager with the write-through SQL order store;
+- `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
 - `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
   broker takes this place, nothing else changes.
 The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
+
+Start (DESIGN.md section 12): the open orders and trades of earlier sessions are loaded from
+the database (live/recovery.py); real mode reconciles them with the exchange before anything
+trades (live/reconcile.py; a failure stops the start with one error); the order manager,
+portfolio and strategy hosts get that state back; then the bar stream starts. While running:
+open trades' marks are written every 30 s (and at stop), real mode audits the exchange for
+orders and fills the database does not know every `reconcile_every` minutes.
+With `ray_module=None` everything runs in this process (the recovery tests' kill -9 runs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
+import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +43,27 @@ from live.control import LivePortfolio
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
 from live.metrics import LiveMetrics
+from live.recovery import (
+    LoopActor,
+    Restored,
+    StoredGroup,
+    adopt_into,
+    load_state,
+    position_warnings,
+    replace_lost_legs,
+    restore_dry_run,
+    write_marks,
+)
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 
 HOSTS_PER_ACTOR = 25
+MARK_EVERY_S = 30.0
+log = logging.getLogger("raytrader.live")
+
+
+class ReconcileError(ValueError):
+    """The stored state could not be reconciled with the exchange: the start is stopped."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,7 @@ class LiveSettings:
     min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
     lot_size: float = 0.0
     market: str = "spot"  # real mode: spot | margin (shorts need margin, live/margin.py)
+    reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
 
     def min_order_notional(self) -> float:
         """The portfolio's dust limit, the same rule as a backtest's (parity)."""
@@ -90,28 +115,58 @@ class LiveNode:
         self.fills = 0
         self.trades_opened = 0
         self.trades_closed = 0
+        self.restored = Restored()
+        self.warnings: list[str] = []
+        self.marks: dict[str, float] = {}  # symbol -> latest close
+        self._marked_at = self._audited_at = time.monotonic()
         self.runtime.observers.append(self._observe)
         self.metrics = LiveMetrics(settings.exchange, None if ray_module is not None else False)
         self.runtime.observers.append(self.metrics.observe)
 
     # -- start / stop -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, stream: bool = True) -> None:
         s = self.settings
         series = sorted({m.series for m in self.members})
         routes = {m.label: m.series for m in self.members}
+        restored = self.restored = load_state(s.db_url, s.exchange,
+                                              [m.label for m in self.members], not s.real)  # fmt: skip
+        lost: list = []
         if s.real:
-            cash = self._start_broker(routes)
+            cash, events, lost = self._start_broker(routes, restored)
             s = dataclasses.replace(s, cash=cash)
         else:
-            self._spawn(EXCHANGE, "exchange dry-run",
-                        [("exchange", DryRunExchange(s.fee_bps, s.slippage_bps, routes))])  # fmt: skip
-        self._spawn("orders", "orders", [("orders", OrderManager(self._order_store()))])
+            exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
+            events = restore_dry_run(exchange, restored)
+            self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
+        manager = OrderManager(self._order_store())
+        adopt_into(manager, restored)
+        fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
+        self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members
                   if m.strategy.pyramiding}  # fmt: skip
         portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
+        if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
+            portfolio.book(restored.cash_flows)
         self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
+        self._spawn_hosts(series)
+        self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
+        self.runtime.deliver(events)  # fills while down, orders refused or placed again
+        self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
+        if s.real:  # what the account holds now, whatever was replayed above
+            balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
+            self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
+            self._check_positions()
+        if stream:
+            self.start_stream()
+
+    def start_stream(self) -> None:
+        """The bar stream: the last step of the start (after start(stream=False))."""
+        self._start_stream(sorted({m.series for m in self.members}))
+
+    def _spawn_hosts(self, series: list[tuple[str, str]]) -> None:
+        s = self.settings
         for key in series:
             on_series = [m for m in self.members if m.series == key]
             size = max(1, s.hosts_per_actor)
@@ -123,31 +178,67 @@ class LiveNode:
                     hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
                 self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
-        self._start_stream(series)
 
-    def _start_broker(self, routes: dict[str, tuple[str, str]]) -> float:
-        """The ccxt broker as the exchange actor; returns the account's free quote balance."""
+    def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
+        """The ccxt broker as the exchange actor, reconciled with the stored open orders;
+        returns (the account's free quote balance, the events reconciliation found for the
+        other actors, the bracket legs to place again)."""
         from live.broker import CcxtBroker
 
         s = self.settings
-        broker = (
-            self.ray.remote(CcxtBroker)
-            .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
-            .remote(s.exchange, s.url, routes, s.market)
-        )
-        self._handles.append(broker)
+        broker = CcxtBroker(s.exchange, s.url, routes, s.db_url, s.market)
+        if self.ray is None:
+            broker = LoopActor(broker)
+        else:
+            broker = (
+                self.ray.remote(CcxtBroker)
+                .options(
+                    name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1
+                )  # fmt: skip
+                .remote(s.exchange, s.url, routes, s.db_url, s.market)
+            )
+            self._handles.append(broker)
         self.broker = broker
-        self.ray.get(broker.start.remote())
+        self._call(broker, "start")
+        try:
+            result = self._call(broker, "reconcile", restored.submits(), restored.known,
+                                restored.last_fill_ms)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
+            with contextlib.suppress(Exception):
+                self._call(broker, "stop")
+            cause = getattr(exc, "cause", None) or exc
+            raise ReconcileError(f"reconciliation with {s.exchange} failed before trading: "
+                                 f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
+                                 "(check the exchange and --url, then start again)") from None  # fmt: skip
+        self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
-        return self.ray.get(broker.quote_balance.remote(self.members[0].symbol))
+        balance = self._call(broker, "quote_balance", self.members[0].symbol)
+        return balance, result["events"], result["lost"]
 
-    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]]) -> None:
-        local = ActorGroup(members)
+    def _check_positions(self) -> None:
+        """An exchange position the database does not know: reported loudly, never touched."""
+        totals = self._call(self.broker, "totals")
+        bases = {m.symbol.split("/")[0] for m in self.members}
+        self._report(position_warnings(self.trades(), totals, bases))
+
+    def _call(self, handle: Any, method: str, *args: Any) -> Any:
+        if self.ray is None:
+            return getattr(handle, method)(*args)
+        return self.ray.get(getattr(handle, method).remote(*args))
+
+    def _report(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            log.warning(warning)
+        self.warnings.extend(warnings)
+
+    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]],
+               cls: type = ActorGroup) -> None:  # fmt: skip
+        local = cls(members)
         if self.ray is None:
             self.runtime.add(group, local, local.subscriptions())
             return
         handle = (
-            self.ray.remote(ActorGroup)
+            self.ray.remote(cls)
             .options(name=f"{title} [{self.run_id}]", num_cpus=0, max_concurrency=1)
             .remote(members)
         )
@@ -155,10 +246,12 @@ class LiveNode:
         self.runtime.add(group, handle, local.subscriptions())
 
     def _order_store(self) -> Any:
-        from actors.order_store import SqlOrderStore
+        from actors.order_store import DRY_RUN, SqlOrderStore
 
-        return SqlOrderStore(self.settings.db_url, prefix=f"live-{self.run_id}",
-                             exchange=self.settings.exchange)  # fmt: skip
+        dry = not self.settings.real  # dry-run rows: their own run_id and ids, never mixed up
+        return SqlOrderStore(self.settings.db_url, run_id=DRY_RUN if dry else None,
+                             exchange=self.settings.exchange, stable=True, autocommit=False,
+                             id_prefix="dry-" if dry else "")  # fmt: skip
 
     def _start_stream(self, series: list[tuple[str, str]]) -> None:
         from live.ws_routine import BarStream
@@ -177,22 +270,44 @@ class LiveNode:
 
     def stop(self) -> None:
         """Stop the stream and the actors; open orders and positions are left as they are."""
+        self.write_marks()
         for actor in (self.stream, self.broker):
             if actor is None:
                 continue
             try:
-                self.ray.get(actor.stop.remote(), timeout=15)
+                if self.ray is None:
+                    actor.stop()
+                else:
+                    self.ray.get(actor.stop.remote(), timeout=15)
             except Exception:  # already gone: nothing left to close
                 pass
         for handle in self._handles:
             self.ray.kill(handle)
         self._handles = []
 
+    def write_marks(self) -> None:
+        """Open trades' mark price and unrealised pnl, at the latest closes seen."""
+        self._marked_at = time.monotonic()
+        if self.marks:
+            s = self.settings
+            write_marks(s.db_url, dict(self.marks), not s.real, s.exchange)
+
+    def housekeeping(self) -> None:
+        """Marks every 30 s; in real mode an audit of the exchange every reconcile_every min."""
+        now = time.monotonic()
+        if now - self._marked_at >= MARK_EVERY_S:
+            self.write_marks()
+        every = self.settings.reconcile_every * 60.0
+        if self.settings.real and every > 0 and now - self._audited_at >= every:
+            self._audited_at = now
+            self._report(self._call(self.broker, "audit"))
+
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:
         """Wait up to max_wait for closed bars, deliver them; returns how many bars."""
         bars = self.ray.get(self.stream.next_bars.remote(max_wait))
         self.deliver(bars)
+        self.housekeeping()
         return len(bars)
 
     def deliver(self, bars: list) -> None:
@@ -204,6 +319,7 @@ class LiveNode:
             self.runtime.on_bars(bars[i:j])
             self.metrics.delivered()
             self.bars += j - i
+            self.marks.update((b.symbol, b.close) for b in bars[i:j])
             i = j
 
     def wait_for_bars(self, total: int, timeout: float = 30.0) -> None:
@@ -247,56 +363,3 @@ class LiveNode:
         return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
                 "orders_last_minute": len(self.orders_sent), "fills": self.fills,
                 "trades_closed": self.trades_closed}  # fmt: skip
-
-
-@contextlib.contextmanager
-def ray_for_live(console: Any) -> Iterator[Any]:
-    """Ray for the live actors: the one already initialised, $RAY_ADDRESS, or a local one of its
-    own (never another program's cluster found on this machine: live owns its actors). A local
-    one listens on loopback only, its dashboard and metrics on free ports (never Ray's fixed 8265:
-    another Ray on the machine, e.g. a backtest, may hold it)."""
-    from cluster.ray_setup import (
-        _connect,
-        _dashboard_url,
-        _free_port,
-        _restore_environment,
-        _single_machine_mode,
-        _start_local,
-        prefer_token_auth,
-    )
-
-    prefer_token_auth()
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    dashboard = os.environ.get("RAYTRADER_DASHBOARD", "1") != "0"
-    restore = None if address else _single_machine_mode()
-    try:
-        if address:
-            context = _connect(address)
-        else:
-            context = _start_local(
-                dashboard, None, _free_port() if dashboard else None, log_to_driver=True
-            )  # actors' log lines (model API fallbacks)
-        url = _dashboard_url(context)
-        if url:
-            console.print(f"Ray dashboard: {url} (actors: bars, strategies, portfolio, orders)")
-        metrics = _metrics_url(ray)
-        if metrics:
-            console.print(f"Ray metrics (Prometheus text): {metrics}")
-        yield ray
-    finally:
-        ray.shutdown()
-        if restore is not None:
-            _restore_environment(restore)
-
-
-def _metrics_url(ray: Any) -> str | None:
-    """Where this node serves its metrics (live/metrics.py), for Prometheus or curl."""
-    for node in ray.nodes():
-        if node.get("Alive") and node.get("MetricsExportPort"):
-            return f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
-    return None

@@ -92,6 +92,7 @@ def _create(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
@@ -103,6 +104,23 @@ def _create(url: str) -> Engine:
         engine.dispose()
         raise StoreError(f"cannot use database {shown}: {type(exc).__name__}") from None
     return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A database made by an older version: add the nullable columns added since (create_all
+    makes missing tables, never missing columns). Only nullable, default-less columns are ever
+    added this way, so old rows stay valid."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

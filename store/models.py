@@ -141,7 +141,8 @@ class OrderRecord(SQLModel, table=True):
     __tablename__ = "orders"
 
     id: str = Field(primary_key=True, max_length=64)  # our client order id
-    run_id: str | None = Field(default=None, max_length=64, index=True)  # None in live trading
+    # None in real live trading, "dry-run" in a live dry run, the run id in a backtest
+    run_id: str | None = Field(default=None, max_length=64, index=True)
     instance_id: int | None = Field(default=None, index=True)
     exchange_order_id: str | None = Field(default=None, max_length=128)
     parent_id: str | None = Field(default=None, max_length=64, index=True)
@@ -161,6 +162,8 @@ class OrderRecord(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts_column()
     updated_at: datetime | None = _ts_column(nullable=True)
+    # live entries: the exits and interval of the signal (a restart places the bracket from it)
+    exits_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class TradeRecord(SQLModel, table=True):
@@ -187,6 +190,10 @@ class TradeRecord(SQLModel, table=True):
     pnl: float | None = None
     return_pct: float | None = None
     exit_reason: str | None = Field(default=None, max_length=32)
+    # live open trades: the latest mark (written every 30 s and on shutdown)
+    mark_price: float | None = None
+    unrealised_pnl: float | None = None
+    marked_at: datetime | None = _ts_column(nullable=True)
 
 
 class BacktestRun(SQLModel, table=True):

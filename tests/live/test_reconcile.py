@@ -1,0 +1,134 @@
+"""Reconciliation at start and every --reconcile-every minutes (real mode, in one process, real
+ccxt against the local exchange): what the database does not know is reported and left alone;
+a reconciliation that cannot finish stops the start with one clear error."""
+
+from __future__ import annotations
+
+import contextlib
+
+import ccxt
+import pandas as pd
+import pytest
+
+from live.node import LiveNode, LiveSettings, ReconcileError
+from live.server_thread import ExchangeThread
+from live.setup import Warmup
+from store.db import session_scope
+from store.models import OrderRecord
+from tests.live.helpers import SECRET, market_of, sample
+from tests.live.recovery_driver import INTERVAL, SYMBOL, members
+from tests.live.test_recovery import FUNDING, stored
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return sample("NXT_BTC-5m.csv.gz", n=40)
+
+
+@pytest.fixture
+def exchange(frame):
+    with ExchangeThread(market_of(frame, SYMBOL), dict(FUNDING)) as ex:
+        yield ex
+
+
+def real_node(db: str, url: str, frame: pd.DataFrame) -> LiveNode:
+    settings = LiveSettings("binance", url, db, risk=0.001, real=True, reconcile_every=1e-9)
+    return LiveNode(settings, members(), Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]}), None)
+
+
+def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(exchange, frame, sqlite_url,
+                                                                           monkeypatch) -> None:  # fmt: skip
+    from live.ccxt_clients import rest_client
+
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "foreign")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    exchange.step(3)
+    client = rest_client("binance", exchange.url, ("foreign", SECRET))
+    mine = client.create_order(SYMBOL, "limit", "buy", 100.0, 1e-6, {"clientOrderId": "by-hand"})
+    node = real_node(sqlite_url, exchange.url, frame)
+    node.start(stream=False)
+    try:
+        assert any("by-hand" in w and "not in the database" in w for w in node.warnings)
+        assert not any("the account holds" in w for w in node.warnings)  # no NXT yet
+        assert client.fetch_order(mine["id"], SYMBOL)["status"] == "open"  # untouched
+        # the periodic audit (every --reconcile-every minutes) finds a fill made by hand
+        hand = client.create_order(SYMBOL, "market", "buy", 10.0, None, {"clientOrderId": "x-2"})
+        node.housekeeping()
+        assert any(f"of order {hand['id']} " in w and "left untouched" in w for w in node.warnings)
+        assert not any("rt-" in w for w in node.warnings)  # its own orders are never reported
+    finally:
+        node.stop()
+    again = real_node(sqlite_url, exchange.url, frame)  # a restart sees coins it did not buy
+    again.start(stream=False)
+    again.stop()
+    assert any("the account holds 10 NXT, the open trades in the database 0" in w
+               for w in again.warnings), again.warnings  # fmt: skip
+
+
+def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(exchange, frame, sqlite_url,
+                                                                          monkeypatch) -> None:  # fmt: skip
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "broken")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    label = members()[0].label
+    with session_scope(sqlite_url) as session:  # an open order on a market the exchange lacks
+        session.add(OrderRecord(id="rt-0-1-en-0", strategy=label, exchange="binance",
+                                symbol="DOGE/BTC", side="buy", quantity=1.0,
+                                status="SUBMITTED", exchange_order_id="7"))  # fmt: skip
+    node = real_node(sqlite_url, exchange.url, frame)
+    with pytest.raises(ReconcileError, match="reconciliation with binance failed before trading"):
+        node.start(stream=False)
+    _orders, trades = stored(sqlite_url)
+    account = exchange.exchange.engine.accounts.get("broken")
+    assert trades == [] and (account is None or account.orders == {})  # nothing was traded
+
+
+def drive_until(node: LiveNode, ex: ExchangeThread, condition) -> None:
+    """Close bars one at a time at the exchange and deliver them until `condition()`."""
+    from tests.live.recovery_driver import STEP_MS, _bar
+
+    last = -1
+    while not condition():
+        assert ex.step(1), "the data ended first"
+        rows = node_client(ex).fetch_ohlcv(SYMBOL, INTERVAL, last + 1, 1000)
+        closed = [r for r in rows if r[0] + STEP_MS <= ex.exchange.market.now_ms]
+        node.deliver([_bar(r) for r in closed])
+        last = int(closed[-1][0]) if closed else last
+
+
+def node_client(ex: ExchangeThread):
+    from live.ccxt_clients import rest_client
+
+    return rest_client("binance", ex.url, ("lost", SECRET))
+
+
+def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(exchange, frame, sqlite_url,
+                                                                      monkeypatch) -> None:  # fmt: skip
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    node = real_node(sqlite_url, exchange.url, frame)
+    node.start(stream=False)
+    drive_until(node, exchange, lambda: any(t["status"] == "ACTIVE" for t in node.trades()))
+    node.stop()
+    client = node_client(exchange)
+    legs = client.fetch_open_orders(SYMBOL)
+    assert {o["clientOrderId"].split("-")[3] for o in legs} == {"sl", "tp"}
+    for leg in legs:  # by hand (an OCO list goes as a whole: its sibling is gone already)
+        with contextlib.suppress(ccxt.BaseError):
+            client.cancel_order(leg["id"], SYMBOL)
+    assert client.fetch_open_orders(SYMBOL) == []
+    again = real_node(sqlite_url, exchange.url, frame)
+    again.start(stream=False)
+    again.stop()
+    placed = client.fetch_open_orders(SYMBOL)
+    orders, trades = stored(sqlite_url)
+    rows = {r["id"]: r for r in orders}
+    assert len(placed) == len(legs)
+    assert {o["id"] for o in placed}.isdisjoint({o["id"] for o in legs})
+    for old in legs:  # the cancelled ones are marked so, the new ones stored under their own ids
+        assert rows[old["clientOrderId"]]["status"] == "CANCELLED"
+    active = {t["trade_id"]: t for t in trades if t["status"] == "ACTIVE"}
+    for new in placed:
+        row = rows[new["clientOrderId"]]
+        assert row["status"] == "SUBMITTED" and row["exchange_order_id"] == str(new["id"])
+        assert row["quantity"] == active[row["parent_id"]]["quantity"]
+    assert {rows[o["clientOrderId"]]["role"] for o in placed} == {"stop_loss", "take_profit"}

@@ -1,0 +1,89 @@
+"""Recovery in one process (no Ray): a dry run stopped dead and restarted trades exactly like one
+that never stopped; open trades' marks are written; the test-only crash hook."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from actors.messages import BarClosed
+from live.node import LiveNode, LiveSettings
+from live.recovery import CRASH_ENV
+from live.setup import Warmup
+from tests.live.helpers import sample
+from tests.live.recovery_driver import INTERVAL, SYMBOL, members
+from tests.live.test_recovery import stored
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = (SYMBOL, INTERVAL)
+N = 100
+STEP_NS = 300 * 10**9
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return sample("NXT_BTC-5m.csv.gz", n=N)
+
+
+def bars(frame: pd.DataFrame, lo: int, hi: int) -> list[BarClosed]:
+    opens = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+    return [BarClosed(int(opens[i]) + STEP_NS, SYMBOL, INTERVAL, int(opens[i]), *map(float, row))
+            for i, row in zip(range(lo, hi), frame.iloc[lo:hi].itertuples(index=False), strict=True)]  # fmt: skip
+
+
+def dry_node(db: str, frame: pd.DataFrame, k: int) -> LiveNode:
+    warm = Warmup(frames={KEY: frame.iloc[:k]})
+    node = LiveNode(LiveSettings("binance", None, db, risk=0.001), members(), warm, None)
+    node.start(stream=False)
+    return node
+
+
+def outcome(db: str) -> list[tuple]:
+    _orders, trades = stored(db)
+    return sorted((t["strategy"], t["entry_time"], t["entry_price"], t["quantity"], t["status"],
+                   t["exit_time"], t["exit_price"], t["exit_reason"]) for t in trades)  # fmt: skip
+
+
+def test_dry_run_killed_with_a_trade_open_resumes_from_its_records(frame, tmp_path) -> None:
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    node = dry_node(whole, frame, 0)
+    node.deliver(bars(frame, 0, N))
+    expected = outcome(whole)
+    assert len(expected) >= 6
+    # stop dead (no stop(), nothing flushed on the way out) while a trade and its legs are open
+    trade = next(t for t in expected if t[4] == "CLOSED" and t[5] - t[1] >= pd.Timedelta("10min"))
+    k = int(frame.index.get_loc(trade[1])) + 1
+    split = f"sqlite:///{tmp_path / 'split.db'}"
+    first = dry_node(split, frame, 0)
+    first.deliver(bars(frame, 0, k))
+    assert any(t["status"] == "ACTIVE" for t in first.trades())
+    second = dry_node(split, frame, k)
+    assert second.restored.trades and second.restored.orders  # open trade, resting legs
+    resting = second.runtime.query("exchange", "exchange", "open_orders")
+    assert len(resting) == len(second.restored.orders)
+    second.deliver(bars(frame, k, N))
+    assert outcome(split) == expected
+    second.write_marks()  # the trades still open get their mark at the last close
+    _orders, trades = stored(split)
+    last = float(frame["close"].iloc[-1])
+    for t in (t for t in trades if t["status"] == "ACTIVE"):
+        assert t["mark_price"] == last and t["marked_at"] is not None
+        assert t["unrealised_pnl"] == pytest.approx(t["quantity"] * (last - t["entry_price"]))
+
+
+def test_the_crash_hook_is_inert_unless_asked_and_kills_at_the_nth_pass() -> None:
+    code = "from live.recovery import crash_point\nfor _ in range(3): crash_point('flush')\n"
+
+    def run(spec: str | None) -> int:
+        env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+        if spec is not None:
+            env[CRASH_ENV] = spec
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env).returncode
+
+    assert run(None) == 0 and run("submit:1,flush:4") == 0  # unset, or never reached: no-op
+    assert run("submit:1,flush:3") == -9  # the third pass of "flush": SIGKILL

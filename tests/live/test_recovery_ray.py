@@ -1,0 +1,177 @@
+"""kill -9 recovery through Ray: the real `cli.py live --real` process (its Ray included) killed
+by SIGKILL at seeded moments and restarted; and one Ray actor (the order manager's) killing
+itself by SIGKILL in the middle of a batch (before its commit), the node then restarted. The same invariants as tests/live/test_recovery.py
+(database == exchange) hold at the end. Real ccxt, real local exchange, real Ray."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from live.recovery import CRASH_ENV
+from live.server_thread import ExchangeThread
+from store.db import get_engine
+from store.instances import add_instance
+from tests.live.helpers import SECRET, market_of, sample
+from tests.live.test_recovery import FUNDING, check_consistency, stored
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 70  # bars: the three instances trade from bar 35 on
+SYMBOL = "NXT/BTC"
+KILL_AT_ORDERS = (2, 6)
+PACE_S = 0.4
+ORDERS_KILL_AT = 6  # seeded: the order manager's actor dies at its 6th batch of each session  # seeded: SIGKILL once the database holds this many orders
+
+
+def count(db: str, table: str) -> int:
+    with get_engine(db).connect() as conn:
+        return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def _wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class Cli:
+    """`cli.py live --real` in a session of its own (killing the group kills its Ray too)."""
+
+    def __init__(self, url: str, db: str, key: str, cwd: Path) -> None:
+        env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "RAYTRADER_DB": db,
+               "RAYTRADER_BINANCE_API_KEY": key, "RAYTRADER_BINANCE_API_SECRET": SECRET}  # fmt: skip
+        env.pop("RAY_ADDRESS", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "live", "--real", "--url", url, "--risk",
+             "0.001", "--reconcile-every", "0.02"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        self.errors: list[str] = []
+        self._readers = [threading.Thread(target=lambda: self.errors.extend(self.proc.stderr),
+                                          daemon=True),
+                         threading.Thread(target=lambda: list(self.proc.stdout), daemon=True)]  # fmt: skip
+        for reader in self._readers:
+            reader.start()
+
+    def started(self) -> bool:
+        return any("live REAL orders" in line for line in self.errors)
+
+    def kill(self) -> None:
+        with_group(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        with_group(self.proc.pid, signal.SIGKILL)  # whatever of its Ray is left
+        for reader in self._readers:
+            reader.join(timeout=10)
+
+
+def with_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.mark.ray
+def test_cli_live_real_killed_by_sigkill_and_restarted(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    for family, params in (("sr_breakout", {}), ("reversal_breakout", {}),
+                           ("sr_breakout", {"lookback": 10})):  # fmt: skip
+        add_instance(db, family, "binance", SYMBOL, "5m", params)
+    kills = list(KILL_AT_ORDERS)
+    with ExchangeThread(market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL), dict(FUNDING)) as ex:
+        cli = Cli(ex.url, db, "cli", tmp_path)
+        try:
+            assert _wait(cli.started, 240), "".join(cli.errors)
+            step = 0
+            while step < N:
+                ex.step(1)
+                step += 1
+                _wait(lambda n=step: count(db, "bars") >= n - 1, 20)  # the stream stored it
+                time.sleep(PACE_S)  # the node trades on it (its progress is not visible outside)
+                if kills and count(db, "orders") >= kills[0]:
+                    kills.pop(0)
+                    cli.kill()
+                    cli.stop()
+                    cli = Cli(ex.url, db, "cli", tmp_path)
+                    assert _wait(cli.started, 240), "".join(cli.errors)
+            _wait(lambda: count(db, "bars") >= N - 1, 30)
+            time.sleep(1.0)  # the last bar's orders reach the exchange (or are refused)
+        finally:
+            cli.stop()
+        assert cli.proc.returncode == 0, "".join(cli.errors)
+        assert not kills, f"kill points not reached: {kills}: {''.join(cli.errors)[-3000:]}"
+        orders, trades = stored(db)
+        check_consistency(orders, trades, ex.exchange.engine.accounts["cli"])
+        assert len(trades) >= 3
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    os.environ["RAYTRADER_BINANCE_API_KEY"] = "actor-kill"
+    os.environ["RAYTRADER_BINANCE_API_SECRET"] = SECRET
+    # Ray's worker processes inherit this: the order manager's actor kills itself by SIGKILL
+    # at its ORDERS_KILL_AT-th batch, just before committing it (this process must not)
+    os.environ[CRASH_ENV] = f"flush:{ORDERS_KILL_AT}"
+    ray = pytest.importorskip("ray")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    finally:
+        os.environ.pop(CRASH_ENV)
+    yield ray
+    ray.shutdown()
+    for name in ("RAYTRADER_BINANCE_API_KEY", "RAYTRADER_BINANCE_API_SECRET"):
+        os.environ.pop(name, None)
+
+
+@pytest.mark.ray
+def test_order_manager_actor_killed_then_node_restarted(ray_local, sqlite_url) -> None:
+    from live.ccxt_clients import rest_client
+    from live.node import LiveNode, LiveSettings
+    from live.setup import warm_up
+    from tests.live.recovery_driver import members
+
+    group = members()
+
+    def start(url: str) -> LiveNode:
+        warm = warm_up(rest_client("binance", url), sqlite_url, "binance", group)
+        settings = LiveSettings("binance", url, sqlite_url, risk=0.001, quiet_s=1.0, real=True)
+        node = LiveNode(settings, group, warm, ray_local)
+        node.start()
+        return node
+
+    restarts = 0
+    with ExchangeThread(market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL), dict(FUNDING)) as ex:
+        node = start(ex.url)
+        try:
+            for _k in range(1, N):
+                ex.step(1)
+                try:
+                    node.wait_for_bars(node.bars + 1, timeout=60)
+                except ray_local.exceptions.RayActorError:  # the orders actor died
+                    node.stop()  # the rest of this session's actors go too
+                    node = start(ex.url)
+                    restarts += 1
+        finally:
+            node.stop()
+    assert restarts >= 1
+    orders, trades = stored(sqlite_url)
+    check_consistency(orders, trades, ex.exchange.engine.accounts["actor-kill"])
+    assert len(trades) >= 3
