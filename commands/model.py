@@ -139,7 +139,7 @@ def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
 
     chosen = experiment_dir or latest_experiment(url)
     if chosen is None:
-        _err.print("no experiment yet: using the default configuration (hgb, no selection)")
+        _err.print("no experiment yet: using the default configuration (logreg, no selection)")
         return ModelSpec()
     return load_best(chosen)
 
@@ -221,11 +221,12 @@ def eval_(
             train_models(url, missing, series, spec, prepare_out_dir(models_dir),
                          BacktestConfig(), _err, folds)  # fmt: skip
         specs = {i: spec_from_row(m.spec_json) for i, m in latest_models(url, ids).items()}
-        rows, failed = run_eval(refs, series, specs, settings, out, _err)
+        rows, failed = run_eval(url, refs, series, specs, settings, out, _err)
     _out.print(eval_table(rows))
     for line in failed[:20]:
         _out.print(f"not evaluated {line}", highlight=False)
-    _out.print(f"wrote {out / 'eval.csv'} and {out / 'eval.html'}", highlight=False)
+    _out.print(f"wrote {out / 'eval.csv'}, {out / 'trades_by_model.csv'} and {out / 'eval.html'}",
+               highlight=False)  # fmt: skip
 
 
 # `model run` lives in its own module: serving is a separate concern from the research commands.

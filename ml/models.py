@@ -37,7 +37,7 @@ FLAML_MAX_ITER = 20
 class ModelSpec:
     """One combination of modelling choices; `as_dict` is what results record."""
 
-    kind: str = "hgb"
+    kind: str = "logreg"
     selection: str = "none"
     fitness: str = "sortino"
     method: str = "filter"
