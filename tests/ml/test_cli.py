@@ -97,6 +97,14 @@ def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_
     assert (frame["sortino_with"] > frame["sortino_without"]).all()
     assert (frame["sortino_with"] > frame["sortino_placebo_p95"]).all()
     assert 'id="sortino"' in (out / "eval.html").read_text()
+    trades = pd.read_csv(out / "trades_by_model.csv")
+    assert list(trades.columns[:3]) == ["instance_id", "method", "trade_id"]
+    assert trades.columns[-1] == "p"
+    counts = trades.groupby("method").size()
+    assert counts["none"] == frame["trades_without"].iloc[0]  # the without-model run's trades
+    assert counts["filter"] == frame.set_index("method").loc["filter", "trades_with"]
+    taken = trades[trades["method"] == "filter"]
+    assert taken["p"].notna().all() and (taken["p"].between(0, 1)).all()
 
 
 def test_same_data_and_configuration_give_the_same_leaderboard(
