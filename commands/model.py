@@ -75,7 +75,13 @@ def experiment(
     kinds: Annotated[str, typer.Option(help="Model kinds to try.")] = "logreg,rf,hgb,mlp",
     selections: Annotated[str, typer.Option(help="Feature selections.")] = "none,fdr,mi,l1",
     fitness: Annotated[str, typer.Option(help="Fitness that ranks combinations.")] = "sortino",
-    method: Annotated[str, typer.Option(help="Application method recorded.")] = "filter",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Application method(s) tried: each is a combination axis; the trading fitness "
+            "(sortino, expectancy) scores the trades the method takes, sized as it sizes them."
+        ),
+    ] = "filter",
     tsfresh: Annotated[
         str, typer.Option(help="tsfresh set: lean|minimal|efficient|none.")
     ] = "lean",
@@ -99,7 +105,7 @@ def experiment(
     try:
         settings = ExperimentSettings(
             _csv(kinds, KINDS, "--kinds"), _csv(selections, SELECTIONS, "--selections"),
-            _csv(fitness, FITNESS, "--fitness")[0], _csv(method, METHODS, "--method")[0],
+            _csv(fitness, FITNESS, "--fitness")[0], _csv(method, METHODS, "--method"),
             _folds(folds), time_budget, 0, FeatureConfig(window=window, tsfresh=tsfresh),
         )  # fmt: skip
     except ValueError as exc:
@@ -129,7 +135,8 @@ def _print_leaderboard(doc: dict, fitness: str) -> None:
     for s in doc["skipped"]:
         _out.print(f"instance {s['instance_id']} skipped: {s['reason']}", highlight=False)
     best = doc["best"]
-    _out.print(f"best: {best['kind']}/{best['selection']}" if best else "best: none (no scores)")
+    _out.print(f"best: {best['kind']}/{best['selection']}/{best['method']}" if best
+               else "best: none (no scores)")  # fmt: skip
 
 
 def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
@@ -170,7 +177,7 @@ def train(
     with ray_for_commands(ray_address, _err):
         summary = train_models(url, refs, series, spec, models_dir, BacktestConfig(), _err, folds)
     _out.print(
-        f"{spec.kind}/{spec.selection}: {summary.selected} selected, {summary.trained} trained, "
+        f"{spec.label}: {summary.selected} selected, {summary.trained} trained, "
         f"{summary.skipped} already trained (skipped), {len(summary.failed)} not trainable, "
         f"{len(summary.no_data)} without data; model files in {models_dir}",
         highlight=False,

@@ -36,7 +36,7 @@ class ExperimentSettings:
     kinds: tuple[str, ...] = ("logreg", "rf", "hgb", "mlp")
     selections: tuple[str, ...] = ("none", "fdr", "mi", "l1")
     fitness: str = "sortino"
-    method: str = "filter"
+    methods: tuple[str, ...] = ("filter",)
     n_folds: int = 4
     time_budget: float = 10.0
     seed: int = 0
@@ -48,12 +48,12 @@ class ExperimentSettings:
                 kind,
                 selection,
                 self.fitness,
-                self.method,
+                method,
                 self.seed,
                 self.time_budget,
                 self.features.as_dict(),
             )  # fmt: skip
-            for kind, selection in product(self.kinds, self.selections)
+            for kind, selection, method in product(self.kinds, self.selections, self.methods)
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
     from ml.walkforward import walk_forward
 
     row = {"instance_id": ref.instance_id, "label": spec.label, "kind": spec.kind,
-           "selection": spec.selection, "trades": len(ds)}  # fmt: skip
+           "selection": spec.selection, "method": spec.method, "trades": len(ds)}  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -155,7 +155,7 @@ def leaderboard(rows: list[dict], combos: list[ModelSpec], fitness: str) -> list
     for spec in combos:
         mine = frame[frame["label"] == spec.label] if len(frame) else frame
         entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind,
-                                 "selection": spec.selection}  # fmt: skip
+                                 "selection": spec.selection, "method": spec.method}  # fmt: skip
         scored = mine[mine[fitness].notna()] if len(mine) else mine
         entry["instances"] = int(len(scored))
         for name in FITNESS:

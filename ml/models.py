@@ -60,7 +60,7 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.kind}/{self.selection}"
+        return f"{self.kind}/{self.selection}/{self.method}"
 
 
 class Model:

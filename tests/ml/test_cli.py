@@ -139,3 +139,13 @@ def test_bad_input_is_one_error_line_and_exit_2(stored, tmp_path, args, message)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_method_option_makes_each_method_a_combination(ray_local, stored, tmp_path):
+    url, iid = stored
+    model("experiment", "--instances", str(iid), "--kinds", "logreg", "--selections", "none",
+          "--method", "filter,kelly", "--out", str(tmp_path), "--db", url, *FAST)  # fmt: skip
+    doc = json.loads((tmp_path / "experiment.json").read_text())
+    assert sorted(e["label"] for e in doc["leaderboard"]) == [
+        "logreg/none/filter", "logreg/none/kelly"]  # fmt: skip
+    assert doc["best"]["method"] in ("filter", "kelly")
