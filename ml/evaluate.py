@@ -107,7 +107,9 @@ def evaluate_instance(inst: Instance, spec: ModelSpec, settings: EvalSettings = 
     ds = instance_dataset(inst, builder, settings.config, trades)
     real = walk_forward(ds, spec, settings.n_folds, settings.first_train)
     placebos = [
-        walk_forward(ds, spec, settings.n_folds, settings.first_train, *placebo_labels(ds, seed))
+        walk_forward(
+            ds, spec, settings.n_folds, settings.first_train, *placebo_labels(ds, seed), score=False
+        )  # fmt: skip
         for seed in range(settings.placebo_seeds)
     ]
     window = OosWindow.of(inst, real)

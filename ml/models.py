@@ -174,7 +174,9 @@ def make_estimator(spec: ModelSpec, rows: int) -> Any:
     if spec.kind == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        return make_pipeline(
+            StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, solver="newton-cholesky")
+        )
     if spec.kind == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
