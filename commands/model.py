@@ -113,7 +113,7 @@ def experiment(
     out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
-        doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err)
+        doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err, url)
     record_experiment(url, out, doc["best"])
     _print_leaderboard(doc, settings.fitness)
     _out.print(f"wrote {out / 'experiment.json'}, leaderboard.csv and experiment.html",

@@ -1,6 +1,7 @@
 """`model experiment`: every combination of modelling choices, walk-forward, on Ray.
 
-1. one Ray task per instance builds its dataset (backtest + features; ml/dataset.py);
+1. one Ray task per instance builds its dataset (its stored run's trades, or a backtest when it
+   has none, + features; ml/dataset.py);
 2. one Ray task per (instance, combination) runs the walk-forward (ml/walkforward.py) and
    returns the out-of-sample scores of every fitness function;
 3. the leaderboard ranks combinations by the mean of the chosen fitness over the instances
@@ -62,8 +63,10 @@ class ExperimentSettings:
         return data
 
 
-def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, config: Any):
-    """Ray task: (dataset, None) or (None, why not)."""
+def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, config: Any,
+                 trades: pd.DataFrame | None = None):  # fmt: skip
+    """Ray task: (dataset, None) or (None, why not); `trades`: the stored run's (None: backtest
+    here)."""
     from ml.evaluate import Instance, instance_dataset
     from ml.features import FeatureBuilder
     from strategies.registry import make_strategy
@@ -71,7 +74,7 @@ def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, 
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip
-        return instance_dataset(inst, FeatureBuilder(features), config), None
+        return instance_dataset(inst, FeatureBuilder(features), config, trades), None
     except ValueError as exc:
         return None, str(exc)
 
@@ -98,16 +101,22 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
 
 
 def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSettings,
-                   out: Path, config: Any, console: Console) -> dict[str, Any]:  # fmt: skip
-    """Run (or resume) the experiment into `out`; returns the experiment document."""
+                   out: Path, config: Any, console: Console,
+                   url: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run (or resume) the experiment into `out`; returns the experiment document. With `url`,
+    instances with a stored backtest run use its trades (ml/stored.py)."""
     import ray
+
+    from ml.stored import stored_trades
 
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     done = _done_rows(rows_path)
     usable = [r for r in refs if r.series in series]
     bar_refs = {s: ray.put(b) for s, b in series.items()}
-    jobs = [(r, bar_refs[r.series], settings.features, config) for r in usable]
+    trades = stored_trades(url, usable, series, config) if url else {}
+    jobs = [(r, bar_refs[r.series], settings.features, config, trades.get(r.instance_id))
+            for r in usable]  # fmt: skip
     datasets = fan_out(dataset_task, jobs, "datasets", console)
     combos = settings.combinations()
     todo, skipped = [], []
