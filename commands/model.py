@@ -179,7 +179,8 @@ def train(
     _out.print(
         f"{spec.label}: {summary.selected} selected, {summary.trained} trained, "
         f"{summary.skipped} already trained (skipped), {len(summary.failed)} not trainable, "
-        f"{len(summary.no_data)} without data; model files in {models_dir}",
+        f"{len(summary.no_data)} without data ({summary.stored_runs} read their stored backtest "
+        f"run's trades, the others were backtested); model files in {models_dir}",
         highlight=False,
     )
     for line in summary.failed[:20]:

@@ -149,3 +149,20 @@ def test_method_option_makes_each_method_a_combination(ray_local, stored, tmp_pa
     assert sorted(e["label"] for e in doc["leaderboard"]) == [
         "logreg/none/filter", "logreg/none/kelly"]  # fmt: skip
     assert doc["best"]["method"] in ("filter", "kelly")
+
+
+def test_train_reads_the_runs_backtest_all_stored(ray_local, tmp_path):
+    from ml.synthetic import planted_market
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    url = f"sqlite:///{tmp_path / 'ml.db'}"
+    save_bars(url, "binance", "PLT/USD", "5m", planted_market(8_000, effect=True, seed=4))
+    iid = add_instance(url, "sr_breakout", "binance", "PLT/USD", "5m",
+                       {"sl_pct": 0.005, "tp_pct": 0.005}).id  # fmt: skip
+    done = runner.invoke(app, ["backtest", "--all", "--db", url, "--out", str(tmp_path / "bt")])
+    assert done.exit_code == 0, done.output
+    result = model("train", "--instances", str(iid), "--db", url, "--models-dir",
+                   str(tmp_path / "models"), *FAST)  # fmt: skip
+    assert "1 trained" in result.output
+    assert "(1 read their stored backtest run's trades" in " ".join(result.output.split())
