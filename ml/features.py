@@ -156,6 +156,8 @@ def tsfresh_group(bars: pd.DataFrame, positions: np.ndarray, cfg: FeatureConfig)
     volume = np.log1p(bars["volume"].to_numpy(np.float64)) if "volume" in bars else None
     w = cfg.window
     ok = positions[positions >= w]  # a full window of returns exists (return 0 is undefined)
+    if len(ok) == 0:  # tsfresh fails on an empty frame; these rows are all missing anyway
+        return pd.DataFrame(index=pd.Index(positions, name="position"))
     offsets = ok[:, None] - np.arange(w - 1, -1, -1)[None, :]
     data = {"id": np.repeat(ok, w), "step": np.tile(np.arange(w), len(ok)),
             "ret": returns[offsets].ravel()}  # fmt: skip
