@@ -70,7 +70,7 @@ ml-demo: $(STAMP)
 	@echo
 	@echo "experiment: demo_out/ml/experiment/experiment.json, leaderboard.csv"
 	@echo "models:     demo_out/ml/models (rows in table ml_models of demo_out/ml.db)"
-	@echo "evaluation: demo_out/ml/eval/eval.csv, eval.html"
+	@echo "evaluation: demo_out/ml/eval/eval.csv, trades_by_model.csv, eval.html"
 
 live-demo: $(STAMP)
 	mkdir -p demo_out

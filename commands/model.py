@@ -75,7 +75,13 @@ def experiment(
     kinds: Annotated[str, typer.Option(help="Model kinds to try.")] = "logreg,rf,hgb,mlp",
     selections: Annotated[str, typer.Option(help="Feature selections.")] = "none,fdr,mi,l1",
     fitness: Annotated[str, typer.Option(help="Fitness that ranks combinations.")] = "sortino",
-    method: Annotated[str, typer.Option(help="Application method recorded.")] = "filter",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Application method(s) tried: each is a combination axis; the trading fitness "
+            "(sortino, expectancy) scores the trades the method takes, sized as it sizes them."
+        ),
+    ] = "filter",
     tsfresh: Annotated[
         str, typer.Option(help="tsfresh set: lean|minimal|efficient|none.")
     ] = "lean",
@@ -99,7 +105,7 @@ def experiment(
     try:
         settings = ExperimentSettings(
             _csv(kinds, KINDS, "--kinds"), _csv(selections, SELECTIONS, "--selections"),
-            _csv(fitness, FITNESS, "--fitness")[0], _csv(method, METHODS, "--method")[0],
+            _csv(fitness, FITNESS, "--fitness")[0], _csv(method, METHODS, "--method"),
             _folds(folds), time_budget, 0, FeatureConfig(window=window, tsfresh=tsfresh),
         )  # fmt: skip
     except ValueError as exc:
@@ -107,7 +113,7 @@ def experiment(
     out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
-        doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err)
+        doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err, url)
     record_experiment(url, out, doc["best"])
     _print_leaderboard(doc, settings.fitness)
     _out.print(f"wrote {out / 'experiment.json'}, leaderboard.csv and experiment.html",
@@ -129,7 +135,8 @@ def _print_leaderboard(doc: dict, fitness: str) -> None:
     for s in doc["skipped"]:
         _out.print(f"instance {s['instance_id']} skipped: {s['reason']}", highlight=False)
     best = doc["best"]
-    _out.print(f"best: {best['kind']}/{best['selection']}" if best else "best: none (no scores)")
+    _out.print(f"best: {best['kind']}/{best['selection']}/{best['method']}" if best
+               else "best: none (no scores)")  # fmt: skip
 
 
 def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
@@ -139,7 +146,7 @@ def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
 
     chosen = experiment_dir or latest_experiment(url)
     if chosen is None:
-        _err.print("no experiment yet: using the default configuration (hgb, no selection)")
+        _err.print("no experiment yet: using the default configuration (logreg, no selection)")
         return ModelSpec()
     return load_best(chosen)
 
@@ -170,9 +177,10 @@ def train(
     with ray_for_commands(ray_address, _err):
         summary = train_models(url, refs, series, spec, models_dir, BacktestConfig(), _err, folds)
     _out.print(
-        f"{spec.kind}/{spec.selection}: {summary.selected} selected, {summary.trained} trained, "
+        f"{spec.label}: {summary.selected} selected, {summary.trained} trained, "
         f"{summary.skipped} already trained (skipped), {len(summary.failed)} not trainable, "
-        f"{len(summary.no_data)} without data; model files in {models_dir}",
+        f"{len(summary.no_data)} without data ({summary.stored_runs} read their stored backtest "
+        f"run's trades, the others were backtested); model files in {models_dir}",
         highlight=False,
     )
     for line in summary.failed[:20]:
@@ -221,11 +229,12 @@ def eval_(
             train_models(url, missing, series, spec, prepare_out_dir(models_dir),
                          BacktestConfig(), _err, folds)  # fmt: skip
         specs = {i: spec_from_row(m.spec_json) for i, m in latest_models(url, ids).items()}
-        rows, failed = run_eval(refs, series, specs, settings, out, _err)
+        rows, failed = run_eval(url, refs, series, specs, settings, out, _err)
     _out.print(eval_table(rows))
     for line in failed[:20]:
         _out.print(f"not evaluated {line}", highlight=False)
-    _out.print(f"wrote {out / 'eval.csv'} and {out / 'eval.html'}", highlight=False)
+    _out.print(f"wrote {out / 'eval.csv'}, {out / 'trades_by_model.csv'} and {out / 'eval.html'}",
+               highlight=False)  # fmt: skip
 
 
 # `model run` lives in its own module: serving is a separate concern from the research commands.

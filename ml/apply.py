@@ -94,6 +94,11 @@ class ModelGate:
         self.taken += int(take)
         return take, scale
 
+    def probability(self, ts: int) -> float | None:
+        """The model's P(win) for the signal at close time `ts` (None outside every fold)."""
+        known = self._p.get(int(ts))
+        return None if known is None else known[0]
+
     @property
     def skip_rate(self) -> float:
         return 1.0 - self.taken / self.asked if self.asked else 0.0

@@ -1,6 +1,7 @@
 """`model eval`: with/without/placebo per instance and method on Ray; eval.csv, HTML, table.
 
-Each instance is evaluated with the configuration of its trained model (ml/modelstore.py). Out of
+Each instance is evaluated with the configuration of its trained model (ml/modelstore.py), in
+batches per series (ml/jobs.py), from its stored backtest run's trades when it has one. Out of
 sample needs models that never saw the tested trades, so evaluation re-fits that configuration
 per walk-forward fold (ml/evaluate.py); the stored final model, trained on every trade, is the
 one live trading uses.
@@ -23,58 +24,100 @@ from ml.jobs import InstanceRef, fan_out
 from ml.models import ModelSpec
 
 
-def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec,
-              settings: EvalSettings) -> dict:  # fmt: skip
-    """Ray task: {"rows": [...]} or {"error": why}."""
+def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, settings: EvalSettings,
+              trades: pd.DataFrame | None = None, builder: Any = None) -> dict:  # fmt: skip
+    """One instance: {"rows": [...], "trades": frame of its runs' trades} or {"error": why}."""
     from ml.evaluate import Instance, evaluate_instance
     from ml.features import FeatureBuilder, FeatureConfig
     from strategies.registry import make_strategy
 
-    builder = FeatureBuilder(FeatureConfig.from_dict(spec.features))
+    builder = builder or FeatureBuilder(FeatureConfig.from_dict(spec.features))
+    log: list[pd.DataFrame] = []
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rows = evaluate_instance(inst, spec, settings, builder)
+            rows = evaluate_instance(inst, spec, settings, builder, trades, log)
     except ValueError as exc:
         return {"instance_id": ref.instance_id, "error": str(exc)}
     for row in rows:
         row.update({"family": ref.family, "symbol": ref.symbol, "interval": ref.interval})
-    return {"instance_id": ref.instance_id, "rows": rows, "error": None}
+    frame = pd.concat(log, ignore_index=True) if log else pd.DataFrame()
+    return {"instance_id": ref.instance_id, "rows": rows, "trades": frame, "error": None}
 
 
-def run_eval(refs: list[InstanceRef], series: dict, specs: dict[int, ModelSpec],
+def eval_batch(items: list[tuple], settings: EvalSettings) -> list[dict]:
+    """Ray task: eval_task for each (ref, bars or its object ref, spec, stored trades or None);
+    instances of one series with the same feature configuration share the feature tables."""
+    from ml.features import FeatureBuilder, FeatureConfig
+    from ml.jobs import resolve_series
+
+    builders: dict[str, Any] = {}
+    fetched: dict = {}
+    out = []
+    for ref, bars, spec, trades in items:
+        config = FeatureConfig.from_dict(spec.features)
+        builder = builders.setdefault(repr(config), FeatureBuilder(config))
+        out.append(eval_task(ref, resolve_series(fetched, bars), spec, settings, trades, builder))
+    return out
+
+
+def run_eval(url: str, refs: list[InstanceRef], series: dict, specs: dict[int, ModelSpec],
              settings: EvalSettings, out: Path, console: Console) -> tuple[list[dict], list[str]]:  # fmt: skip
-    """Evaluate every instance that has data and a spec; write eval.csv and eval.html."""
+    """Evaluate every instance that has data and a spec; write eval.csv, trades_by_model.csv
+    and eval.html."""
     import ray
 
-    bar_refs = {s: ray.put(b) for s, b in series.items()}
+    from ml.jobs import batches
+    from ml.stored import stored_trades
+
     usable = [r for r in refs if r.series in series and r.instance_id in specs]
-    jobs = [(r, bar_refs[r.series], specs[r.instance_id], settings) for r in usable]
-    outcomes = fan_out(eval_task, jobs, "evaluating", console)
-    rows, failed = [], []
+    trades = stored_trades(url, usable, series, settings.config)
+    bar_refs = {s: ray.put(series[s]) for s in {r.series for r in usable}}
+    groups = batches(usable)
+    jobs = [([(usable[k], bar_refs[usable[k].series], specs[usable[k].instance_id],
+               trades.get(usable[k].instance_id)) for k in g], settings) for g in groups]  # fmt: skip
+    outcomes = [o for batch in fan_out(eval_batch, jobs, "evaluating", console,
+                                       sizes=[len(g) for g in groups]) for o in batch]  # fmt: skip
+    rows, failed, logs = [], [], []
     for outcome in outcomes:
         if outcome.get("error"):
             failed.append(f"#{outcome['instance_id']}: {outcome['error']}")
         else:
             rows.extend(outcome["rows"])
+            logs.append(outcome["trades"])
     out.mkdir(parents=True, exist_ok=True)
     write_eval_csv(rows, out / "eval.csv")
+    write_trades_by_model(logs, out / "trades_by_model.csv")
     write_eval_html(rows, failed, out / "eval.html")
     return rows, failed
 
 
+def write_trades_by_model(frames: list[pd.DataFrame], path: Path) -> None:
+    """instance_id, method (none = without model), the trades.csv columns, p (the model's P(win)
+    at the trade's signal; empty outside the out-of-sample folds)."""
+    from backtest.run import TRADE_COLUMNS, iso_times
+
+    frames = [f for f in frames if len(f)]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    columns = ["instance_id", "method", *TRADE_COLUMNS, "p"]
+    iso_times(frame.reindex(columns=columns)).to_csv(path, index=False)
+
+
 def eval_table(rows: list[dict]) -> Table:
-    table = Table(title="Out of sample: Sortino without vs with model, placebo and random skip")
+    table = Table(title="Out of sample: Sortino without vs with model (engine runs); the real "
+                  "model replayed on the without run's trades vs the placebo and random-skip "
+                  "replays")  # fmt: skip
     for name in ("instance", "method", "trades w/o", "trades with", "sortino w/o",
-                 "sortino with", "placebo mean", "placebo p95", "random p95", "improved"):  # fmt: skip
+                 "sortino with", "with (replay)", "placebo mean", "placebo p95", "random p95",
+                 "improved"):  # fmt: skip
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(str(r["instance_id"]), r["method"], str(r["trades_without"]),
                       str(r["trades_with"]), _f(r["sortino_without"]), _f(r["sortino_with"]),
-                      _f(r["sortino_placebo_mean"]), _f(r["sortino_placebo_p95"]),
-                      _f(r["sortino_random_skip_p95"]), "yes" if r["improved"] else "no")  # fmt: skip
+                      _f(r["sortino_with_replay"]), _f(r["sortino_placebo_mean"]),
+                      _f(r["sortino_placebo_p95"]), _f(r["sortino_random_skip_p95"]), "yes" if r["improved"] else "no")  # fmt: skip
     return table
 
 

@@ -9,13 +9,17 @@ For one strategy instance over its bars:
    strategy's lookback is filled) and its metrics cover the out-of-sample bars only:
    - without: the strategy alone;
    - with, per application method (ml/apply.py): the fold models gate the signals;
-   - placebo, per method and seed: the placebo fold models gate them;
-   - random skip, per method and seed: signals skipped at random at the with-model run's skip
-     rate (a method that never skips, like size, gives the without-model figures).
-`placebo_margin` = (with - placebo mean) / (placebo p95 - placebo mean): how many placebo
-half-bands the with-model Sortino stands above the placebos (about 1 happens by chance).
-`improved` = with beats without, the random skips' p95 and the placebos' p95 by a margin of at
-least MIN_MARGIN (with a handful of placebo seeds, p95 alone is beaten by chance too often).
+4. the controls, vectorised over seeds on the without run's trades (ml/controls.py):
+   - placebo, per method and seed: the placebo fold models' decisions;
+   - random skip, per method and seed: trades skipped at random at the with-model run's skip
+     rate (a method that never skips, like size, gives the without-model figures);
+   - the real model's decisions replayed the same way (`sortino_with_replay`), so the controls
+     are compared like for like.
+`placebo_margin` = (replayed - placebo mean) / (placebo p95 - placebo mean): how many placebo
+half-bands the real model stands above the placebos (about 1 happens by chance).
+`improved` = the with-model engine run beats without, and the replayed real model beats the
+random skips' p95 and the placebos' p95 by a margin of at least MIN_MARGIN (with a handful of
+placebo seeds, p95 alone is beaten by chance too often).
 
 Sortino is the project's (daily equity returns, analysis/metrics.py). An equity curve with no
 losing day has no downside deviation; its Sortino is reported as +inf when it gained and 0 when
@@ -31,11 +35,12 @@ import numpy as np
 import pandas as pd
 
 from actors.kernel import run_kernel
-from backtest.run import BacktestConfig, assemble_result, run_backtest
+from backtest.run import BacktestConfig, equity_curve, run_backtest, trades_frame
 from factors.bars import interval_ns
-from ml.apply import ModelGate, RandomSkipGate
+from ml.apply import ModelGate
+from ml.controls import Replay, gate_weights, random_weights
 from ml.dataset import Dataset, build_dataset
-from ml.features import FeatureBuilder
+from ml.features import FeatureBuilder, signal_positions
 from ml.models import METHODS, ModelSpec
 from ml.walkforward import WalkForward, placebo_labels, walk_forward
 
@@ -44,7 +49,7 @@ MIN_MARGIN = 2.0
 EVAL_COLUMNS = (
     "instance_id", "method", "trades_without", "trades_with", "sortino_without", "sortino_with",
     "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95",
-    "expectancy_without", "expectancy_with", "max_drawdown_without", "max_drawdown_with",
+    "sortino_with_replay", "expectancy_without", "expectancy_with", "max_drawdown_without", "max_drawdown_with",
     "skip_rate", "placebo_margin", "improved", "oos_start", "oos_end", "kind", "selection", "placebo_seeds",
     "random_seeds",
 )  # fmt: skip
@@ -83,36 +88,80 @@ class WindowGate:
         return self.inner(signal) if self.inner is not None else (True, 1.0)
 
 
-def instance_dataset(inst: Instance, builder: FeatureBuilder, config: BacktestConfig) -> Dataset:
-    result = run_backtest(inst.strategy, inst.bars, inst.symbol, inst.interval, config)
-    return build_dataset(result.trades, inst.bars, inst.interval, builder)
+def instance_dataset(inst: Instance, builder: FeatureBuilder, config: BacktestConfig,
+                     trades: pd.DataFrame | None = None) -> Dataset:  # fmt: skip
+    """The instance's dataset from its stored run's `trades` (trades.csv columns), or from a
+    backtest run here when it has none."""
+    if trades is None:
+        trades = run_backtest(inst.strategy, inst.bars, inst.symbol, inst.interval, config).trades
+    return build_dataset(trades, inst.bars, inst.interval, builder)
 
 
 def evaluate_instance(inst: Instance, spec: ModelSpec, settings: EvalSettings = EvalSettings(),
-                      builder: FeatureBuilder | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per application method (EVAL_COLUMNS); see the module docstring."""
+                      builder: FeatureBuilder | None = None, trades: pd.DataFrame | None = None,
+                      trade_log: list | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per application method (EVAL_COLUMNS); see the module docstring. `trades`: the
+    stored run's trades (None: backtest here); `trade_log` gets the trades of every engine run
+    (trades.csv columns plus instance_id, method, p)."""
     builder = builder or FeatureBuilder()
-    ds = instance_dataset(inst, builder, settings.config)
+    ds = instance_dataset(inst, builder, settings.config, trades)
     real = walk_forward(ds, spec, settings.n_folds, settings.first_train)
     placebos = [
-        walk_forward(ds, spec, settings.n_folds, settings.first_train, *placebo_labels(ds, seed))
+        walk_forward(
+            ds, spec, settings.n_folds, settings.first_train, *placebo_labels(ds, seed), score=False
+        )  # fmt: skip
         for seed in range(settings.placebo_seeds)
     ]
     window = OosWindow.of(inst, real)
     features = window.candidate_features(inst, builder, ds.features.columns)
     without = window.run(inst, None, settings.config)
+    replay = Replay.of(without.equity, without.trades, settings.config.cash,
+                       trade_signal_ns(inst, without.trades))  # fmt: skip
+    real_gate = ModelGate(real.folds, features, "filter")  # decisions replayed; method set below
+    placebo_gates = [ModelGate(p.folds, features, "filter") for p in placebos]
+    _log(trade_log, inst, "none", without.trades, real_gate)
     rows = []
     for method in settings.methods:
         gate = ModelGate(real.folds, features, method)
         with_model = window.run(inst, gate, settings.config)
-        placebo = [window.run(inst, ModelGate(p.folds, features, method), settings.config)
-                   for p in placebos]  # fmt: skip
+        for g in (real_gate, *placebo_gates):
+            g.method = method
+        replayed = replay.sortinos(gate_weights([real_gate], replay.signal_ns))[0]
+        placebo = replay.sortinos(gate_weights(placebo_gates, replay.signal_ns))
         rate = gate.skip_rate
-        random = [window.run(inst, RandomSkipGate(rate, seed), settings.config)
-                  for seed in range(settings.random_seeds)] if rate > 0 else [without]  # fmt: skip
-        rows.append(_row(inst, spec, method, window, without, with_model, placebo, random, rate,
-                         settings))  # fmt: skip
+        random = (replay.sortinos(random_weights(rate, settings.random_seeds, len(replay.pnl)))
+                  if rate > 0 else np.array([without.metrics["sortino"]]))  # fmt: skip
+        rows.append(_row(inst, spec, method, window, without.metrics, with_model.metrics,
+                         replayed, placebo, random, rate, settings))  # fmt: skip
+        _log(trade_log, inst, method, with_model.trades, gate)
     return rows
+
+
+def _log(trade_log: list | None, inst: Instance, method: str, trades: pd.DataFrame,
+         gate: ModelGate) -> None:  # fmt: skip
+    if trade_log is None:
+        return
+    frame = trades.copy()
+    signal_ns = trade_signal_ns(inst, trades)
+    frame.insert(0, "method", method)
+    frame.insert(0, "instance_id", inst.instance_id)
+    frame["p"] = [gate.probability(ts) for ts in signal_ns.tolist()]
+    trade_log.append(frame)
+
+
+def trade_signal_ns(inst: Instance, trades: pd.DataFrame) -> np.ndarray:
+    """Close time of each trade's signal bar (what a gate was asked about)."""
+    if len(trades) == 0:
+        return np.array([], dtype=np.int64)
+    close_ns = pd.DatetimeIndex(inst.bars.index).as_unit("ns").asi8 + interval_ns(inst.interval)
+    return close_ns[signal_positions(inst.bars, inst.interval, trades["entry_time"])]
+
+
+@dataclass
+class WindowRun:
+    metrics: dict[str, Any]  # trades, expectancy, max_drawdown, sortino (out of sample)
+    trades: pd.DataFrame  # trades.csv columns
+    equity: pd.DataFrame  # timestamp, equity of the out-of-sample bars
 
 
 @dataclass
@@ -143,21 +192,27 @@ class OosWindow:
         rows.index = pd.Index(close_ns[positions], name="signal_ns")
         return rows
 
-    def run(self, inst: Instance, gate: Any, config: BacktestConfig) -> dict[str, Any]:
+    def run(self, inst: Instance, gate: Any, config: BacktestConfig) -> WindowRun:
+        """A real engine backtest from the warm-up on; metrics over the out-of-sample bars (only
+        the ones compared here: computed as analysis/metrics.py does, without its other work)."""
+        from analysis.metrics import max_drawdown, period_returns, sortino, trade_stats
+
         bars = inst.bars.iloc[self.first_bar :]
         output = run_kernel(inst.strategy, bars, inst.symbol, inst.interval, config,
                             signal_gate=WindowGate(self.start_ns, gate))  # fmt: skip
-        result = assemble_result(inst.strategy, bars, inst.symbol, inst.interval, config, output)
-        oos_from = inst.bars.index[self.oos_bar]
-        equity = result.equity[result.equity["timestamp"] >= oos_from]
-        from analysis.metrics import compute_metrics
-        from analysis.spans import NO_MINIMUM
-
+        trades = trades_frame(output.trades)
+        equity = equity_curve(bars, output.trades, config.cash)
+        equity = equity[equity["timestamp"] >= inst.bars.index[self.oos_bar]]
+        curve = equity.set_index("timestamp")["equity"]
         # No minimum span here: the with/without/placebo Sortinos are compared with each other
         # on the same out-of-sample window, never shown as a strategy's annualised figure.
-        metrics = compute_metrics(result.trades, equity, config.cash, NO_MINIMUM)
+        stats = trade_stats(trades["pnl"].to_numpy(dtype=float))
+        metrics = {"trades": stats["trades"], "expectancy": stats["expectancy"],
+                   "max_drawdown": max_drawdown(curve),
+                   "sortino": sortino(period_returns(curve, config.cash, "day", True)),
+                   "total_return": float(curve.iloc[-1]) / config.cash - 1 if len(curve) else 0.0}  # fmt: skip
         metrics["sortino"] = sortino_value(metrics)
-        return metrics
+        return WindowRun(metrics, trades, equity)
 
 
 def sortino_value(metrics: dict[str, Any]) -> float:
@@ -167,27 +222,26 @@ def sortino_value(metrics: dict[str, Any]) -> float:
     return float("inf") if (metrics.get("total_return") or 0.0) > 0 else 0.0
 
 
-def _row(inst, spec, method, window, without, with_model, placebo, random, rate,
+def _row(inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate,
          settings) -> dict[str, Any]:  # fmt: skip
-    placebo_s = np.array([m["sortino"] for m in placebo], dtype=float)
-    random_s = np.array([m["sortino"] for m in random], dtype=float)
     placebo_p95 = float(np.percentile(placebo_s, 95)) if len(placebo_s) else float("nan")
     random_p95 = float(np.percentile(random_s, 95))
     with_s, placebo_mean = with_model["sortino"], float(np.mean(placebo_s))
     spread = placebo_p95 - placebo_mean
-    margin = (with_s - placebo_mean) / spread if spread > 1e-12 else float("nan")
-    beats = with_s > max(without["sortino"], placebo_p95, random_p95)
-    improved = beats and (margin >= MIN_MARGIN or (spread <= 1e-12 and with_s > placebo_mean))
+    margin = (replayed - placebo_mean) / spread if spread > 1e-12 else float("nan")
+    beats = with_s > without["sortino"] and replayed > max(placebo_p95, random_p95)
+    improved = beats and (margin >= MIN_MARGIN or (spread <= 1e-12 and replayed > placebo_mean))
     return {
         "instance_id": inst.instance_id,
         "method": method,
         "trades_without": int(without["trades"]),
         "trades_with": int(with_model["trades"]),
         "sortino_without": without["sortino"],
-        "sortino_with": with_model["sortino"],
+        "sortino_with": with_s,
         "sortino_placebo_mean": placebo_mean,
         "sortino_placebo_p95": placebo_p95,
         "sortino_random_skip_p95": random_p95,
+        "sortino_with_replay": float(replayed),
         "expectancy_without": without.get("expectancy"),
         "expectancy_with": with_model.get("expectancy"),
         "max_drawdown_without": without.get("max_drawdown"),

@@ -1,6 +1,7 @@
 """`model experiment`: every combination of modelling choices, walk-forward, on Ray.
 
-1. one Ray task per instance builds its dataset (backtest + features; ml/dataset.py);
+1. one Ray task per instance builds its dataset (its stored run's trades, or a backtest when it
+   has none, + features; ml/dataset.py);
 2. one Ray task per (instance, combination) runs the walk-forward (ml/walkforward.py) and
    returns the out-of-sample scores of every fitness function;
 3. the leaderboard ranks combinations by the mean of the chosen fitness over the instances
@@ -36,7 +37,7 @@ class ExperimentSettings:
     kinds: tuple[str, ...] = ("logreg", "rf", "hgb", "mlp")
     selections: tuple[str, ...] = ("none", "fdr", "mi", "l1")
     fitness: str = "sortino"
-    method: str = "filter"
+    methods: tuple[str, ...] = ("filter",)
     n_folds: int = 4
     time_budget: float = 10.0
     seed: int = 0
@@ -48,12 +49,12 @@ class ExperimentSettings:
                 kind,
                 selection,
                 self.fitness,
-                self.method,
+                method,
                 self.seed,
                 self.time_budget,
                 self.features.as_dict(),
             )  # fmt: skip
-            for kind, selection in product(self.kinds, self.selections)
+            for kind, selection, method in product(self.kinds, self.selections, self.methods)
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,8 +63,10 @@ class ExperimentSettings:
         return data
 
 
-def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, config: Any):
-    """Ray task: (dataset, None) or (None, why not)."""
+def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, config: Any,
+                 trades: pd.DataFrame | None = None):  # fmt: skip
+    """Ray task: (dataset, None) or (None, why not); `trades`: the stored run's (None: backtest
+    here)."""
     from ml.evaluate import Instance, instance_dataset
     from ml.features import FeatureBuilder
     from strategies.registry import make_strategy
@@ -71,7 +74,7 @@ def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, 
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip
-        return instance_dataset(inst, FeatureBuilder(features), config), None
+        return instance_dataset(inst, FeatureBuilder(features), config, trades), None
     except ValueError as exc:
         return None, str(exc)
 
@@ -83,7 +86,7 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
     from ml.walkforward import walk_forward
 
     row = {"instance_id": ref.instance_id, "label": spec.label, "kind": spec.kind,
-           "selection": spec.selection, "trades": len(ds)}  # fmt: skip
+           "selection": spec.selection, "method": spec.method, "trades": len(ds)}  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -98,16 +101,22 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
 
 
 def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSettings,
-                   out: Path, config: Any, console: Console) -> dict[str, Any]:  # fmt: skip
-    """Run (or resume) the experiment into `out`; returns the experiment document."""
+                   out: Path, config: Any, console: Console,
+                   url: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run (or resume) the experiment into `out`; returns the experiment document. With `url`,
+    instances with a stored backtest run use its trades (ml/stored.py)."""
     import ray
+
+    from ml.stored import stored_trades
 
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     done = _done_rows(rows_path)
     usable = [r for r in refs if r.series in series]
     bar_refs = {s: ray.put(b) for s, b in series.items()}
-    jobs = [(r, bar_refs[r.series], settings.features, config) for r in usable]
+    trades = stored_trades(url, usable, series, config) if url else {}
+    jobs = [(r, bar_refs[r.series], settings.features, config, trades.get(r.instance_id))
+            for r in usable]  # fmt: skip
     datasets = fan_out(dataset_task, jobs, "datasets", console)
     combos = settings.combinations()
     todo, skipped = [], []
@@ -155,7 +164,7 @@ def leaderboard(rows: list[dict], combos: list[ModelSpec], fitness: str) -> list
     for spec in combos:
         mine = frame[frame["label"] == spec.label] if len(frame) else frame
         entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind,
-                                 "selection": spec.selection}  # fmt: skip
+                                 "selection": spec.selection, "method": spec.method}  # fmt: skip
         scored = mine[mine[fitness].notna()] if len(mine) else mine
         entry["instances"] = int(len(scored))
         for name in FITNESS:

@@ -156,6 +156,8 @@ def tsfresh_group(bars: pd.DataFrame, positions: np.ndarray, cfg: FeatureConfig)
     volume = np.log1p(bars["volume"].to_numpy(np.float64)) if "volume" in bars else None
     w = cfg.window
     ok = positions[positions >= w]  # a full window of returns exists (return 0 is undefined)
+    if len(ok) == 0:  # tsfresh fails on an empty frame; these rows are all missing anyway
+        return pd.DataFrame(index=pd.Index(positions, name="position"))
     offsets = ok[:, None] - np.arange(w - 1, -1, -1)[None, :]
     data = {"id": np.repeat(ok, w), "step": np.tile(np.arange(w), len(ok)),
             "ret": returns[offsets].ravel()}  # fmt: skip
@@ -173,27 +175,48 @@ def tsfresh_group(bars: pd.DataFrame, positions: np.ndarray, cfg: FeatureConfig)
 @dataclass
 class FeatureBuilder:
     """Builds the feature rows of chosen bar positions of one series; extra groups (tests) are
-    bar-group functions added by name."""
+    bar-group functions added by name. The tables of the last series seen (every bar group, and
+    the tsfresh rows of every position asked so far) are kept, so the instances of one series
+    in a batch compute them once (the series object is held, so its identity cannot be reused)."""
 
     cfg: FeatureConfig = field(default_factory=FeatureConfig)
     extra: dict[str, BarGroup] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def rows(self, bars: pd.DataFrame, interval: str, positions: Sequence[int]) -> pd.DataFrame:
         """One row per position (index: the position), float64 columns."""
         positions = np.asarray(positions, dtype=np.int64)
         index = pd.Index(positions, name="position")
+        cache = self._series_cache(bars, interval)
         parts: list[pd.DataFrame] = []
         groups = {**{g: BAR_GROUPS[g] for g in self.cfg.groups if g in BAR_GROUPS}, **self.extra}
-        for function in groups.values():
-            table = function(bars, interval, self.cfg)
-            part = table.iloc[positions].reset_index(drop=True)
+        for name, function in groups.items():
+            if name not in cache:
+                cache[name] = function(bars, interval, self.cfg)
+            part = cache[name].iloc[positions].reset_index(drop=True)
             part.index = index
             parts.append(part)
         if "tsfresh" in self.cfg.groups:
-            parts.append(tsfresh_group(bars, positions, self.cfg))
+            parts.append(self._tsfresh(cache, bars, positions))
         if not parts:
             return pd.DataFrame(index=index)
         return pd.concat(parts, axis=1).astype(np.float64)
+
+    def _series_cache(self, bars: pd.DataFrame, interval: str) -> dict:
+        if self._cache.get("bars") is not bars or self._cache.get("interval") != interval:
+            self._cache.clear()
+            self._cache.update(bars=bars, interval=interval)
+        return self._cache
+
+    def _tsfresh(self, cache: dict, bars: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+        known: pd.DataFrame | None = cache.get("tsfresh")
+        wanted = np.unique(positions)
+        missing = wanted if known is None else wanted[~np.isin(wanted, known.index.to_numpy())]
+        if len(missing) or known is None:
+            fresh = tsfresh_group(bars, missing, self.cfg)
+            known = fresh if known is None else pd.concat([known, fresh]).sort_index()
+            cache["tsfresh"] = known
+        return known.reindex(pd.Index(positions, name="position"))
 
 
 def signal_positions(bars: pd.DataFrame, interval: str, entry_times: Sequence) -> np.ndarray:

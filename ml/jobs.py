@@ -1,9 +1,11 @@
 """Which instances a `model` command works on, their bars, and the Ray fan-out with progress.
 
 The driver does every database read and write; Ray tasks only compute (as in backtest --all).
-Each distinct series is loaded once and put into the object store. Each instance's backtest is
-re-run inside its task (the engine is deterministic and fast), which also covers instances that
-have no stored run yet.
+Each distinct series is loaded once and put into the object store. Instances go to Ray in
+batches (`batches`: the instances of one series together, so a task computes that series'
+feature tables once for all of them, and ~1,000 instances make a few dozen tasks, not 1,000);
+each instance's trades come from its stored backtest run (ml/stored.py) or, without one, from a
+backtest inside its task.
 """
 
 from __future__ import annotations
@@ -111,9 +113,11 @@ def load_series(url: str, refs: Iterable[InstanceRef], start: Any, end: Any) -> 
 
 
 def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
-            console: Console | None = None, on_result: Callable | None = None) -> list:  # fmt: skip
+            console: Console | None = None, on_result: Callable | None = None,
+            sizes: Sequence[int] | None = None) -> list:  # fmt: skip
     """Run function(*job) for every job as Ray tasks (one CPU each), with a progress bar.
-    Results come back in job order; `on_result(index, result)` sees each as it finishes."""
+    Results come back in job order; `on_result(index, result)` sees each as it finishes.
+    `sizes`: instances per job (batches), so the bar counts instances."""
     import ray
 
     from backtest.fanout_io import progress
@@ -124,7 +128,7 @@ def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
     results: list = [None] * len(refs)
     pending = list(refs)
     with progress(console or Console(stderr=True)) as bar:
-        task = bar.add_task(description, total=len(refs))
+        task = bar.add_task(description, total=sum(sizes) if sizes else len(refs))
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
@@ -132,8 +136,45 @@ def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
                 results[k] = ray.get(ref)
                 if on_result is not None:
                     on_result(k, results[k])
-                bar.advance(task)
+                bar.advance(task, sizes[k] if sizes else 1)
     return results
+
+
+def batches(refs: Sequence[InstanceRef], cpus: int | None = None,
+            most: int = 40) -> list[list[int]]:  # fmt: skip
+    """Indices of `refs` in batches of one series each, small enough that every CPU gets about
+    four batches (load balance) and at most `most` instances (progress stays visible)."""
+    cpus = cpus or _cluster_cpus()
+    size = max(1, min(most, -(-len(refs) // (4 * cpus))))
+    by_series: dict[tuple, list[int]] = {}
+    for k, ref in enumerate(refs):
+        by_series.setdefault(ref.series, []).append(k)
+    out: list[list[int]] = []
+    for series in sorted(by_series):
+        members = by_series[series]
+        out.extend(members[i : i + size] for i in range(0, len(members), size))
+    return out
+
+
+def resolve_series(cache: dict, bars: Any) -> pd.DataFrame:
+    """Inside a task: the bars of an object-store reference, fetched once per task (the same
+    object for every instance of the series, so the feature cache applies)."""
+    import ray
+
+    if not isinstance(bars, ray.ObjectRef):
+        return bars
+    if bars not in cache:
+        cache[bars] = ray.get(bars)
+    return cache[bars]
+
+
+def _cluster_cpus() -> int:
+    import ray
+
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # Ray not started (tests calling batches directly)
+        return os.cpu_count() or 1
 
 
 def ray_for_commands(ray_address: str | None, console: Console) -> Iterator:

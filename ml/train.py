@@ -1,6 +1,7 @@
 """`model train`: the chosen configuration trained for every selected instance, on Ray.
 
-Each Ray task backtests its instance over the data range, builds the dataset, scores the
+Each Ray task takes a batch of instances (ml/jobs.py), reads each one's trades from its stored
+backtest run (or backtests it when it has none), builds the dataset, scores the
 configuration walk-forward (out-of-sample metrics for the row) and fits the final model on all
 trades (threshold and size references chosen on an inner held-out part, as in every fold). The
 driver writes each model (file + `ml_models` row, ml/modelstore.py) as its task finishes, so an
@@ -29,12 +30,15 @@ class TrainSummary:
     trained: int = 0
     failed: list[str] = field(default_factory=list)
     no_data: list[int] = field(default_factory=list)
+    stored_runs: int = 0  # instances whose trades came from their stored backtest run
     rows: list[dict] = field(default_factory=list)
 
 
 def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: int,
-               config: Any) -> dict:  # fmt: skip
-    """Ray task: {"trained": TrainedModel, "metrics": ..., ...} or {"error": why}."""
+               config: Any, trades: pd.DataFrame | None = None,
+               builder: Any = None) -> dict:  # fmt: skip
+    """One instance: {"trained": TrainedModel, "metrics": ..., ...} or {"error": why}.
+    `trades`: its stored run's (None: backtest here); `builder`: shared by a batch."""
     from ml.evaluate import Instance, instance_dataset
     from ml.features import FeatureBuilder, FeatureConfig
     from ml.modelstore import TrainedModel
@@ -45,7 +49,7 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
     try:
         inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
                         ref.symbol, ref.interval)  # fmt: skip
-        ds = instance_dataset(inst, FeatureBuilder(features), config)
+        ds = instance_dataset(inst, builder or FeatureBuilder(features), config, trades)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scores = walk_forward(ds, spec, n_folds).scores
@@ -57,6 +61,7 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
         "instance_id": ref.instance_id,
         "trained": trained,
         "trades": len(ds),
+        "stored_run": trades is not None,
         "metrics": {**scores, "win_rate": float(ds.won.mean()), "features": len(model.columns),
                     "threshold": calibration.threshold, "fit_seconds": model.fit_seconds},
         "data_start": bars.index[0].to_pydatetime(),
@@ -65,18 +70,31 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
     }  # fmt: skip
 
 
+def train_batch(items: list[tuple], spec: ModelSpec, n_folds: int, config: Any) -> list[dict]:
+    """Ray task: train_task for each (ref, bars or its object ref, stored trades or None); one
+    feature builder, so the instances of a series share its feature tables."""
+    from ml.features import FeatureBuilder, FeatureConfig
+    from ml.jobs import resolve_series
+
+    builder = FeatureBuilder(FeatureConfig.from_dict(spec.features))
+    fetched: dict = {}
+    return [train_task(ref, resolve_series(fetched, bars), spec, n_folds, config, trades, builder)
+            for ref, bars, trades in items]  # fmt: skip
+
+
 def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpec,
                  folder: Path, config: Any, console: Console, n_folds: int = 4) -> TrainSummary:  # fmt: skip
     """Train (or resume) every instance; see the module docstring."""
     import ray
 
     from backtest.runkeys import data_range
+    from ml.jobs import batches
     from ml.modelstore import model_key, save_model, stored_keys
+    from ml.stored import stored_trades
 
     summary = TrainSummary(selected=len(refs))
     done = stored_keys(url)
-    jobs, keys = [], []
-    bar_refs: dict = {}
+    todo, keys = [], []
     for ref in refs:
         bars = series.get(ref.series)
         if bars is None:
@@ -86,21 +104,27 @@ def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpe
         if key in done:
             summary.skipped += 1
             continue
-        if ref.series not in bar_refs:
-            bar_refs[ref.series] = ray.put(bars)
-        jobs.append((ref, bar_refs[ref.series], spec, n_folds, config))
+        todo.append(ref)
         keys.append(key)
+    trades = stored_trades(url, todo, series, config)
+    summary.stored_runs = len(trades)
+    bar_refs = {s: ray.put(series[s]) for s in {r.series for r in todo}}
+    groups = batches(todo)
+    jobs = [([(todo[k], bar_refs[todo[k].series], trades.get(todo[k].instance_id)) for k in g],
+             spec, n_folds, config) for g in groups]  # fmt: skip
 
-    def store(k: int, outcome: dict) -> None:
-        if outcome.get("error"):
-            summary.failed.append(f"#{outcome['instance_id']}: {outcome['error']}")
-            return
-        record = save_model(url, keys[k], outcome["trained"], folder, outcome)
-        summary.trained += 1
-        summary.rows.append({"instance_id": record.instance_id, "version": record.version,
-                             "trades": record.trades, **outcome["metrics"],
-                             "path": record.path})  # fmt: skip
+    def store(b: int, outcomes: list[dict]) -> None:
+        for k, outcome in zip(groups[b], outcomes, strict=True):
+            if outcome.get("error"):
+                summary.failed.append(f"#{outcome['instance_id']}: {outcome['error']}")
+                continue
+            record = save_model(url, keys[k], outcome["trained"], folder, outcome)
+            summary.trained += 1
+            summary.rows.append({"instance_id": record.instance_id, "version": record.version,
+                                 "trades": record.trades, **outcome["metrics"],
+                                 "path": record.path})  # fmt: skip
 
     if jobs:
-        fan_out(train_task, jobs, "training", console, on_result=store)
+        fan_out(train_batch, jobs, "training", console, on_result=store,
+                sizes=[len(g) for g in groups])  # fmt: skip
     return summary

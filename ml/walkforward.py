@@ -107,9 +107,10 @@ def fit_in_sample(ds: Dataset, rows: np.ndarray, spec: ModelSpec,
 
 def walk_forward(ds: Dataset, spec: ModelSpec, n_folds: int = 4, first_train: float = 0.4,
                  won: np.ndarray | None = None,
-                 returns: np.ndarray | None = None) -> WalkForward:  # fmt: skip
+                 returns: np.ndarray | None = None, score: bool = True) -> WalkForward:  # fmt: skip
     """Fit every fold in-sample, predict its test block; score the out-of-sample predictions
-    (against the TRUE labels and returns, whatever the model was trained on)."""
+    (against the TRUE labels and returns, whatever the model was trained on) unless `score` is
+    False (placebos: only their fold models are used)."""
     fold_models, rows, probs = [], [], []
     for fold in make_folds(ds, n_folds, first_train):
         model, calibration = fit_in_sample(ds, fold.train, spec, won, returns)
@@ -117,20 +118,25 @@ def walk_forward(ds: Dataset, spec: ModelSpec, n_folds: int = 4, first_train: fl
         rows.append(fold.test)
         probs.append(model.predict_proba(ds.features.iloc[fold.test]))
     oos_rows, oos_p = np.concatenate(rows), np.concatenate(probs)
-    threshold = np.array(
-        [fm.calibration.threshold for fm in fold_models for _ in range(len(fm.fold.test))]
-    )
+    if not score:
+        return WalkForward(spec, fold_models, oos_rows, oos_p, {})
+    calibrations = [fm.calibration for fm in fold_models for _ in range(len(fm.fold.test))]
     scores = score_all(ds.won[oos_rows], oos_p, ds.returns[oos_rows], 0.5)
-    # trading fitness at each fold's own in-sample threshold
+    # trading fitness under the spec's application method, with each fold's own calibration
     for name in ("sortino", "expectancy"):
-        scores[name] = _filtered(name, oos_p, ds.returns[oos_rows], threshold)
+        scores[name] = _applied(name, spec.method, oos_p, ds.returns[oos_rows], calibrations)
     return WalkForward(spec, fold_models, oos_rows, oos_p, scores)
 
 
-def _filtered(name: str, p: np.ndarray, returns: np.ndarray, threshold: np.ndarray):
+def _applied(name: str, method: str, p: np.ndarray, returns: np.ndarray, calibrations: list):
+    """Sortino / expectancy of the trades the method takes, each return times its size
+    multiplier (filter: the trades with p >= threshold at normal size)."""
+    from ml.apply import decide
     from ml.fitness import MIN_TAKEN, trade_sortino
 
-    taken = returns[p >= threshold]
+    decisions = [decide(method, float(v), c) for v, c in zip(p, calibrations, strict=True)]
+    taken = np.array([r * size for r, (take, size) in zip(returns, decisions, strict=True)
+                      if take])  # fmt: skip
     if len(taken) < MIN_TAKEN:
         return None
     return trade_sortino(taken) if name == "sortino" else float(np.mean(taken))

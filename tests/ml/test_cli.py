@@ -97,6 +97,14 @@ def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_
     assert (frame["sortino_with"] > frame["sortino_without"]).all()
     assert (frame["sortino_with"] > frame["sortino_placebo_p95"]).all()
     assert 'id="sortino"' in (out / "eval.html").read_text()
+    trades = pd.read_csv(out / "trades_by_model.csv")
+    assert list(trades.columns[:3]) == ["instance_id", "method", "trade_id"]
+    assert trades.columns[-1] == "p"
+    counts = trades.groupby("method").size()
+    assert counts["none"] == frame["trades_without"].iloc[0]  # the without-model run's trades
+    assert counts["filter"] == frame.set_index("method").loc["filter", "trades_with"]
+    taken = trades[trades["method"] == "filter"]
+    assert taken["p"].notna().all() and (taken["p"].between(0, 1)).all()
 
 
 def test_same_data_and_configuration_give_the_same_leaderboard(
@@ -131,3 +139,30 @@ def test_bad_input_is_one_error_line_and_exit_2(stored, tmp_path, args, message)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_method_option_makes_each_method_a_combination(ray_local, stored, tmp_path):
+    url, iid = stored
+    model("experiment", "--instances", str(iid), "--kinds", "logreg", "--selections", "none",
+          "--method", "filter,kelly", "--out", str(tmp_path), "--db", url, *FAST)  # fmt: skip
+    doc = json.loads((tmp_path / "experiment.json").read_text())
+    assert sorted(e["label"] for e in doc["leaderboard"]) == [
+        "logreg/none/filter", "logreg/none/kelly"]  # fmt: skip
+    assert doc["best"]["method"] in ("filter", "kelly")
+
+
+def test_train_reads_the_runs_backtest_all_stored(ray_local, tmp_path):
+    from ml.synthetic import planted_market
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    url = f"sqlite:///{tmp_path / 'ml.db'}"
+    save_bars(url, "binance", "PLT/USD", "5m", planted_market(8_000, effect=True, seed=4))
+    iid = add_instance(url, "sr_breakout", "binance", "PLT/USD", "5m",
+                       {"sl_pct": 0.005, "tp_pct": 0.005}).id  # fmt: skip
+    done = runner.invoke(app, ["backtest", "--all", "--db", url, "--out", str(tmp_path / "bt")])
+    assert done.exit_code == 0, done.output
+    result = model("train", "--instances", str(iid), "--db", url, "--models-dir",
+                   str(tmp_path / "models"), *FAST)  # fmt: skip
+    assert "1 trained" in result.output
+    assert "(1 read their stored backtest run's trades" in " ".join(result.output.split())

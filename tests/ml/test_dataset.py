@@ -93,3 +93,14 @@ def test_feature_config_round_trips_through_its_recorded_form():
     assert FeatureConfig.from_dict({}) == FeatureConfig()
     with pytest.raises(ValueError, match="unknown tsfresh set"):
         FeatureConfig(tsfresh="huge")
+
+
+def test_a_builder_shared_by_a_series_instances_gives_the_rows_a_fresh_one_gives(bars):
+    shared = FeatureBuilder(FeatureConfig())
+    shared.rows(bars, "5m", [500, 900])  # an earlier instance of the same series
+    again = shared.rows(bars, "5m", [5, 900, 1200])  # 5: before a full tsfresh window
+    fresh = FeatureBuilder(FeatureConfig()).rows(bars, "5m", [5, 900, 1200])
+    pd.testing.assert_frame_equal(again.reindex(columns=fresh.columns), fresh)
+    other = random_walk_bars(1500, "5m", seed=8)  # another series: nothing of the first is reused
+    pd.testing.assert_frame_equal(shared.rows(other, "5m", [900]),
+                                  FeatureBuilder(FeatureConfig()).rows(other, "5m", [900]))  # fmt: skip

@@ -97,3 +97,22 @@ def test_placebo_shuffles_labels_and_returns_together():
     won, returns = placebo_labels(ds, seed=3)
     assert not np.array_equal(won, ds.won)
     assert np.array_equal(won == 1, returns > 0)  # each label keeps its own return
+
+
+def test_the_application_method_decides_what_the_trading_fitness_scores():
+    # filter takes only the trades the model expects to win; size takes every trade (losers
+    # at a smaller size): with a clear effect the filter's expectancy is the win return itself
+    ds = toy_dataset()
+    filt = walk_forward(ds, ModelSpec(kind="logreg", method="filter"), 3).scores
+    size = walk_forward(ds, ModelSpec(kind="logreg", method="size"), 3).scores
+    assert filt["expectancy"] == pytest.approx(0.01, abs=1e-3)
+    assert 0 < size["expectancy"] < filt["expectancy"]
+    assert filt["roc_auc"] == size["roc_auc"]  # the same models: only the application differs
+
+
+def test_experiment_methods_are_a_combination_axis():
+    from ml.experiment import ExperimentSettings
+
+    combos = ExperimentSettings(kinds=("logreg",), selections=("none",),
+                                methods=("filter", "kelly")).combinations()  # fmt: skip
+    assert [c.label for c in combos] == ["logreg/none/filter", "logreg/none/kelly"]
