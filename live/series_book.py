@@ -50,6 +50,11 @@ class SeriesBook:
         self._day_memo: dict[Any, Any] = {}
         self._day_memo_day: int | None = None
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Ray hands numpy arrays over zero-copy and read-only: the buffer must be writable
+        self.__dict__.update(state)
+        self.ns, self.cols = self.ns.copy(), self.cols.copy()
+
     # -- reading ------------------------------------------------------------------------------
     @property
     def open(self) -> np.ndarray:
