@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.messages import BarClosed
+from actors.messages import BarClosed, SignalDue, SignalRejected, TradeClosed, TradeOpened
 from actors.strategy_host import COLUMNS, StrategyHost
 from factors.bars import OHLCV, interval_ns
 from live.fast_signals import Row, bars_needed, evaluator_for, last_row
@@ -107,6 +107,11 @@ def share_books(actors: list[Any]) -> None:
         host.share_book(best[host.book_key()])
 
 
+# Messages a StrategyHost ignores unless msg.strategy is its name: the group hands them to that
+# host only (100 hosts x 100 trade events a bar would otherwise be 10,000 calls).
+BY_STRATEGY = (TradeOpened, TradeClosed, SignalRejected, SignalDue)
+
+
 class ActorGroup:
     """Plain actors hosted together; `handle_batch` delivers each message to the subscribed ones."""
 
@@ -114,9 +119,14 @@ class ActorGroup:
         self.members = dict(members)
         share_books(list(self.members.values()))
         self._routes: dict[type, list[Any]] = {}
+        self._named: dict[tuple[type, str], list[Any]] = {}
         for actor in self.members.values():
             for kind in actor.subscriptions():
-                self._routes.setdefault(kind, []).append(actor)
+                if kind in BY_STRATEGY and isinstance(actor, StrategyHost):
+                    self._named.setdefault((kind, actor.name), []).append(actor)
+                    self._routes.setdefault(kind, [])
+                else:
+                    self._routes.setdefault(kind, []).append(actor)
 
     def subscriptions(self) -> tuple[type, ...]:
         return tuple(self._routes)
@@ -124,8 +134,12 @@ class ActorGroup:
     def handle_batch(self, messages: list) -> list:
         out: list = []
         for msg in messages:
-            for actor in self._routes.get(type(msg), ()):
+            kind = type(msg)
+            for actor in self._routes.get(kind, ()):
                 out.extend(actor.handle(msg))
+            if kind in BY_STRATEGY:
+                for actor in self._named.get((kind, msg.strategy), ()):
+                    out.extend(actor.handle(msg))
         return out
 
     def query(self, member: str, method: str, *args: Any) -> Any:
