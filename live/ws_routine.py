@@ -7,6 +7,9 @@ On every (re)connect the task first catches up with REST `fetch_ohlcv` from the 
 delivered, so a dropped connection skips no bar; a bar at or before the last delivered one is
 never delivered again. Connection errors are retried with exponential backoff. Every delivered
 bar is saved to the bars table (the one backtests read) before it is handed out.
+Beside the bars, one task per active symbol runs ccxt.pro `watch_ticker` (REST `fetch_ticker`
+first, so a mark exists before the first update) and keeps the last ticker of each symbol
+(`tickers()`): the mark price shown in the status and used for marks between bars.
 `stop()` sets an asyncio.Event, cancels the watchers and closes the client.
 """
 
@@ -45,6 +48,8 @@ class BarStream:
         self._connections: dict[SeriesKey, frozenset[int]] = {}
         self.received = 0
         self.errors: list[str] = []
+        self.symbols = sorted({symbol for symbol, _ in self.series})
+        self._tickers: dict[str, dict[str, Any]] = {}  # symbol -> last, bid, ask, ms
 
     # -- lifecycle (async actor methods) ------------------------------------------------------
     async def start(self) -> bool:
@@ -54,6 +59,7 @@ class BarStream:
         self.client = self._factory() if self._factory else ws_client(self.exchange, self.url)
         await self.client.load_markets()
         self._tasks = [asyncio.create_task(self._watch(key)) for key in self.series]
+        self._tasks += [asyncio.create_task(self._watch_ticker(s)) for s in self.symbols]
         return True
 
     async def stop(self) -> bool:
@@ -77,9 +83,42 @@ class BarStream:
             bars.append(self._queue.get_nowait())
         return sorted(bars, key=lambda b: (b.ts, b.symbol, b.interval))
 
+    def tickers(self) -> dict[str, dict[str, Any]]:
+        """The last ticker of every active symbol: {symbol: {last, bid, ask, ms}}."""
+        return {symbol: dict(t) for symbol, t in self._tickers.items()}
+
     def state(self) -> dict[str, Any]:
         return {"received": self.received, "connects": {f"{s} {i}": n for (s, i), n in
-                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:]}  # fmt: skip
+                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:],
+                "tickers": self.tickers()}  # fmt: skip
+
+    # -- per symbol ---------------------------------------------------------------------------
+    async def _watch_ticker(self, symbol: str) -> None:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            try:
+                if symbol not in self._tickers:  # a mark before the stream's first update
+                    self._keep_ticker(symbol, await self.client.fetch_ticker(symbol))
+                while not self._stop.is_set():
+                    self._keep_ticker(symbol, await self.client.watch_ticker(symbol))
+                    delay = self.backoff[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # as for bars: reconnect after a pause
+                self.errors.append(f"{symbol} ticker: {type(exc).__name__}: {exc}")
+                log.warning("ticker stream %s: %s; reconnecting in %.1fs", symbol, exc, delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.backoff[1])
+
+    def _keep_ticker(self, symbol: str, ticker: dict[str, Any]) -> None:
+        last = ticker.get("last")
+        if last is None or float(last) <= 0:
+            return  # an empty ticker (no trade yet) is no mark
+        self._tickers[symbol] = {"last": float(last), "bid": ticker.get("bid"),
+                                 "ask": ticker.get("ask"), "ms": ticker.get("timestamp")}  # fmt: skip
 
     # -- per series ---------------------------------------------------------------------------
     async def _watch(self, key: SeriesKey) -> None:
