@@ -15,7 +15,7 @@ every instance with its own parameters (no sharing). --store memory: the order m
 orders in memory (no SQLite): the pipeline's latency without the database write.
 
 Usage: python benchmarks/live_latency.py [--bars 120] [--counts 1,10,100] [--mix sr|all]
-       [--store sqlite|memory] [--warm 2000]
+       [--store sqlite|memory] [--warm 2000] [--per-actor 25]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actors.messages import SubmitOrder  # noqa: E402
 from actors.portfolio_kernel import PortfolioMember  # noqa: E402
 from live.ccxt_clients import rest_client  # noqa: E402
-from live.node import LiveNode, LiveSettings  # noqa: E402
+from live.node import HOSTS_PER_ACTOR, LiveNode, LiveSettings  # noqa: E402
 from live.replay import ReplayMarket  # noqa: E402
 from live.server_thread import ExchangeThread  # noqa: E402
 from live.setup import warm_up  # noqa: E402
@@ -92,7 +92,8 @@ def cluster_cpu() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str) -> dict:
+def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str,
+            per_actor: int) -> dict:  # fmt: skip
     frame, _ = read_bar_file(Path(FILE), "5m")
     market = ReplayMarket()
     market.add(SYMBOL, "5m", frame.iloc[: warm_n + bars + 1])
@@ -100,7 +101,8 @@ def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_ur
     members = instances(count, mix)
     with ExchangeThread(market) as ex:
         warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, db_url, risk=0.001, quiet_s=0.5)
+        settings = LiveSettings("binance", ex.url, db_url, risk=0.001, quiet_s=0.5,
+                                hosts_per_actor=per_actor)  # fmt: skip
         node = LiveNode(settings, members, warm, ray)
         if store == "memory":
             from actors.order_manager import MemoryOrderStore
@@ -145,6 +147,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2000)
     parser.add_argument("--mix", choices=("sr", "all"), default="sr")
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--per-actor", type=int, default=HOSTS_PER_ACTOR,
+                        help="strategy hosts per Ray actor (the live default)")  # fmt: skip
     args = parser.parse_args()
     import ray
 
@@ -157,7 +161,7 @@ def main() -> None:
         for count in (int(c) for c in args.counts.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 r = measure(ray, count, args.bars, args.warm, args.mix, args.store,
-                            f"sqlite:///{tmp}/bench.db")  # fmt: skip
+                            f"sqlite:///{tmp}/bench.db", args.per_actor)  # fmt: skip
             print(f"{count:>9} {pct(r['wall'], 0.5):>9.1f} {pct(r['wall'], 0.99):>9.1f} "
                   f"{pct(r['cpu'], 0.5):>8.1f} {pct(r['cpu'], 0.99):>8.1f} {statistics.mean(r['cpu']):>8.1f} "
                   f"{len(r['orders']):>10} {pct(r['orders'], 0.5):>9.1f} "
