@@ -153,3 +153,12 @@ def test_every_builtin_family_has_a_fast_path() -> None:
 
     assert set(EVALUATORS) == set(BUILTIN.values())
     assert all(issubclass(k, Strategy) for k in EVALUATORS)
+
+
+def test_from_an_empty_history_the_first_bars_match_too() -> None:
+    """No warm-up at all: windows that reach the series start (NaN previous close, partial
+    first day) are handled as compute() handles them."""
+    frame = series("5m", 3, seed=11)
+    hosts = [LiveStrategyHost(make_strategy(f, p), frame.iloc[:0], "X/Y", "5m", f"{k} {f}")
+             for k, (f, p) in enumerate(INSTANCES)]  # fmt: skip
+    assert mismatches(hosts, frame, 0, "5m") == {h.name: [] for h in hosts}
