@@ -166,7 +166,10 @@ class BarStream:
         if cached:
             newest = max(int(c[0]) for c in cached)
             await self._catch_up(key, newest)
-            self.client.ohlcvs[key[0]][key[1]] = _only_newest(cached, newest, self.client)
+            # read the cache again: updates that arrived during the REST call are kept (the
+            # snapshot from before it would drop them, and their bar would wait for `quiet_s`)
+            self.client.ohlcvs[key[0]][key[1]] = _only_newest(self._cached(key), newest,
+                                                              self.client)  # fmt: skip
 
     def _cached(self, key: SeriesKey) -> list[list]:
         return list(self.client.ohlcvs.get(key[0], {}).get(key[1]) or [])
@@ -223,12 +226,13 @@ class BarStream:
 
 
 def _only_newest(cached: list[list], newest: int, client: Any) -> Any:
-    """A fresh ccxt candle cache holding only the newest (still forming) candle."""
+    """A fresh ccxt candle cache holding only the candles from `newest` on (the forming one and
+    any that came after it on the new connection)."""
     from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
 
     fresh = ArrayCacheByTimestamp(client.safe_integer(client.options, "OHLCVLimit", 1000))
     for candle in cached:
-        if int(candle[0]) == newest:
+        if int(candle[0]) >= newest:
             fresh.append(candle)
     return fresh
 
