@@ -131,6 +131,7 @@ class BarStream:
                 while not self._stop.is_set():
                     if waiting is None:
                         waiting = asyncio.ensure_future(self.client.watch_ohlcv(key[0], key[1]))
+                        await self._missed_wakeup(key)
                     done, _ = await asyncio.wait({waiting}, timeout=self.quiet_s)
                     if not done:  # quiet stream: a bar may have closed before we subscribed
                         await self._catch_up(key, None)
@@ -154,6 +155,18 @@ class BarStream:
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, self.backoff[1])
+
+    async def _missed_wakeup(self, key: SeriesKey) -> None:
+        """ccxt wakes a watcher only if its future exists when an update is handled; an update
+        handled between our last read of the cache and the new future (a kline split over two
+        reads) wakes nobody, and its bar would wait `quiet_s` for the REST check. Let the new
+        watch register (one loop turn), then read the cache again, on the same connection only
+        (after a reconnect `_after_reconnect` decides what the cache may still be trusted for)."""
+        await asyncio.sleep(0)
+        connections = frozenset(id(c) for c in self.client.clients.values())
+        if connections == self._connections.get(key):
+            while await self._closed_from_stream(key, self._cached(key)):
+                pass
 
     async def _after_reconnect(self, key: SeriesKey) -> None:
         """ccxt reconnects by itself; a candle cached before the drop may have missed its last
