@@ -2,9 +2,8 @@
 
 REST at Binance's paths under /api/v3 (exchangeInfo, klines, ticker, time, account, order,
 openOrders, allOrders, myTrades, orderList/oco), market streams at /ws/<n> (SUBSCRIBE to
-<sym>@kline_<interval>, <sym>@ticker or <sym>@miniTicker) and the user-data stream at /ws-api/v3
-(userDataStream.subscribe.signature then executionReport events), which ccxt.pro's watch_orders
-uses for spot.
+<sym>@kline_<interval>) and the user-data stream at /ws-api/v3 (userDataStream.subscribe.signature
+then executionReport events), which ccxt.pro's watch_orders uses for spot.
 
 Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
 (funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
@@ -136,7 +135,8 @@ class LocalExchange:
             if c.next_index is not None:
                 texts.append(json.dumps(fmt.kline_event(c.series, c.next_index, False, event_ms)))
             messages[stream] = texts
-        for symbol in {c.series.symbol for c in closed}:  # tickers: the new last price
+        # <sym>@ticker and <sym>@miniTicker (what watch_ticker reads): the new last price
+        for symbol in {c.series.symbol for c in closed}:
             for stream, event in fmt.ticker_events(self.market, symbol).items():
                 messages[stream] = [json.dumps(event)]
         for ws, streams in list(self._market_ws.items()):
