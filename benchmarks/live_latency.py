@@ -1,16 +1,27 @@
 """Live latency: bar close sent by the local exchange -> orders for that bar submitted.
 
-For 1, 10 and 100 strategy instances (sr_breakout with lookback 3: it signals often) on one
-exchange, in dry run on Ray (the first 5 bars are not counted: first-use set-up): the local exchange closes one bar at a time (stepped); for each bar
-the time from the server sending the closed kline to the live runtime having delivered every
-message that bar caused (signals -> portfolio -> order manager -> SubmitOrder to the dry-run
-exchange) is measured. Prints p50 and p99 over the bars (all bars, and bars that led to an order)
-and the driver's CPU time. Usage: python benchmarks/live_latency.py [--bars 120] [--counts 1,10,100]
+For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), in dry run on
+Ray: the local exchange closes one bar at a time (stepped); for each bar, the wall time from the
+server sending the closed kline to the live runtime having delivered every message that bar
+caused (signals -> portfolio -> order manager, its SQLite write -> SubmitOrder at the dry-run
+exchange), and the CPU time of the whole local Ray cluster plus this driver over that bar (every
+process of the tree; other users of the machine are not counted). The first bars are not
+counted (first-use set-up). Prints p50 and p99 over the bars, all bars and the bars that led
+to orders. Each host is warmed with `--warm` stored bars and keeps the default window.
+
+--mix sr (default): sr_breakout with lookback 3 + i % 5 (signals often; 5 distinct parameter
+sets, so identical instances share one evaluation). --mix all: the five families round robin,
+every instance with its own parameters (no sharing). --store memory: the order manager keeps
+orders in memory (no SQLite): the pipeline's latency without the database write.
+
+Usage: python benchmarks/live_latency.py [--bars 120] [--counts 1,10,100] [--mix sr|all]
+       [--store sqlite|memory] [--warm 2000] [--per-actor 25]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -22,51 +33,104 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from actors.messages import SubmitOrder  # noqa: E402
 from actors.portfolio_kernel import PortfolioMember  # noqa: E402
 from live.ccxt_clients import rest_client  # noqa: E402
-from live.node import LiveNode, LiveSettings  # noqa: E402
+from live.node import HOSTS_PER_ACTOR, LiveNode, LiveSettings  # noqa: E402
 from live.replay import ReplayMarket  # noqa: E402
 from live.server_thread import ExchangeThread  # noqa: E402
 from live.setup import warm_up  # noqa: E402
 from store.bar_files import read_bar_file  # noqa: E402
 from strategies.registry import make_strategy  # noqa: E402
 
-WARM, WINDOW = 200, 300
 SKIP = 5  # first bars: actors import and open the database on first use; not counted
+SYMBOL, FILE = "ETH/BTC", "data/sample/ETH_BTC-5m.csv.gz"
 
 
-def measure(ray, count: int, bars: int, db_url: str) -> dict:
-    frame, _ = read_bar_file(Path("data/sample/ETH_BTC-5m.csv.gz"), "5m")
+def instances(count: int, mix: str) -> list[PortfolioMember]:
+    out = []
+    for i in range(count):
+        if mix == "sr":
+            family, params = "sr_breakout", {"lookback": 3 + i % 5}
+        else:
+            family, params = _distinct(i)
+        out.append(PortfolioMember(f"{family}-{i}", make_strategy(family, params), SYMBOL, "5m",
+                                   1.0 / count))  # fmt: skip
+    return out
+
+
+def _distinct(i: int) -> tuple[str, dict]:
+    k = i // 5
+    return [
+        ("sr_breakout", {"lookback": 3 + k}),
+        ("reversal_breakout", {"lookback": 10 + k, "swing": 3, "move_atr": 1.0}),
+        ("orb", {"range_minutes": 15 + 5 * k}),
+        ("trend_day", {"decision_minutes": 60 + 5 * k, "min_move": 0.001, "min_r2": 0.1}),
+        ("volatility_breakout", {"k": 0.1 + 0.01 * k}),
+    ][i % 5]
+
+
+def cluster_cpu() -> float:
+    """CPU seconds of this process and every process it started (the local Ray cluster), from
+    /proc (Linux): utime + stime of each process in the tree."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # a process that just exited
+            continue
+        stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, ticks
+    tree, ticks = {os.getpid()}, 0
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    ticks = sum(stats[pid][1] for pid in tree if pid in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str,
+            per_actor: int) -> dict:  # fmt: skip
+    frame, _ = read_bar_file(Path(FILE), "5m")
     market = ReplayMarket()
-    market.add("ETH/BTC", "5m", frame.iloc[: WARM + bars + 1])
-    market.start_at(int(frame.index[WARM].value // 1_000_000))
-    members = [PortfolioMember(f"sr{i}", make_strategy("sr_breakout", {"lookback": 3 + i % 5}),
-                               "ETH/BTC", "5m", 1.0 / count) for i in range(count)]  # fmt: skip
+    market.add(SYMBOL, "5m", frame.iloc[: warm_n + bars + 1])
+    market.start_at(int(frame.index[warm_n].value // 1_000_000))
+    members = instances(count, mix)
     with ExchangeThread(market) as ex:
         warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, db_url, risk=0.001, window=WINDOW,
-                                quiet_s=0.5)  # fmt: skip
+        settings = LiveSettings("binance", ex.url, db_url, risk=0.001, quiet_s=0.5,
+                                hosts_per_actor=per_actor)  # fmt: skip
         node = LiveNode(settings, members, warm, ray)
+        if store == "memory":
+            from actors.order_manager import MemoryOrderStore
+
+            node._order_store = MemoryOrderStore  # what the pipeline costs without the database
         node.start()
         ordered: set[int] = set()
         node.runtime.observers.append(
             lambda m: ordered.add(node.bars) if type(m) is SubmitOrder else None
         )
-        latencies, with_orders = [], []
-        cpu0 = time.process_time()
+        wall, cpu, with_orders = [], [], []
         try:
             for i in range(bars):
+                cpu0 = cluster_cpu()
                 ex.step(1)
-                node.wait_for_bars(i + 1, timeout=60)
+                node.wait_for_bars(i + 1, timeout=120)
                 done = time.time()
-                sent = ex.exchange.announced_at[int(frame.index[WARM + i].value // 1_000_000)]
+                used = cluster_cpu() - cpu0
+                sent = ex.exchange.announced_at[int(frame.index[warm_n + i].value // 1_000_000)]
                 if i < SKIP:
                     continue
-                latencies.append((done - sent) * 1000)
+                wall.append((done - sent) * 1000)
+                cpu.append(used * 1000)
                 if i in ordered:
-                    with_orders.append(latencies[-1])
+                    with_orders.append(wall[-1])
         finally:
             node.stop()
-        cpu = time.process_time() - cpu0
-    return {"count": count, "all": latencies, "orders": with_orders, "cpu_ms": cpu * 1000 / bars}
+    return {"wall": wall, "cpu": cpu, "orders": with_orders}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,21 +144,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=120)
     parser.add_argument("--counts", default="1,10,100")
+    parser.add_argument("--warm", type=int, default=2000)
+    parser.add_argument("--mix", choices=("sr", "all"), default="sr")
+    parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--per-actor", type=int, default=HOSTS_PER_ACTOR,
+                        help="strategy hosts per Ray actor (the live default)")  # fmt: skip
     args = parser.parse_args()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     try:
-        print(f"{'instances':>9} {'p50 ms':>8} {'p99 ms':>8} {'p50 (bars with orders)':>23} "
-              f"{'p99 (with orders)':>18} {'orders bars':>11} {'driver CPU ms/bar':>18}")  # fmt: skip
+        print(f"{'instances':>9} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
+              f"{'CPU mean':>8} {'order bars':>10} {'their p50':>9} {'their p99':>9}   (ms; CPU = all Ray "
+              "processes + driver, 10 ms ticks)")  # fmt: skip
         for count in (int(c) for c in args.counts.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                r = measure(ray, count, args.bars, f"sqlite:///{tmp}/bench.db")
-            print(f"{count:>9} {pct(r['all'], 0.5):>8.1f} {pct(r['all'], 0.99):>8.1f} "
-                  f"{pct(r['orders'], 0.5):>23.1f} {pct(r['orders'], 0.99):>18.1f} "
-                  f"{len(r['orders']):>11} {r['cpu_ms']:>18.2f} "
-                  f"(median {statistics.median(r['all']):.1f})", flush=True)  # fmt: skip
+                r = measure(ray, count, args.bars, args.warm, args.mix, args.store,
+                            f"sqlite:///{tmp}/bench.db", args.per_actor)  # fmt: skip
+            print(f"{count:>9} {pct(r['wall'], 0.5):>9.1f} {pct(r['wall'], 0.99):>9.1f} "
+                  f"{pct(r['cpu'], 0.5):>8.1f} {pct(r['cpu'], 0.99):>8.1f} {statistics.mean(r['cpu']):>8.1f} "
+                  f"{len(r['orders']):>10} {pct(r['orders'], 0.5):>9.1f} "
+                  f"{pct(r['orders'], 0.99):>9.1f}", flush=True)  # fmt: skip
     finally:
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         ray.shutdown()
 
 

@@ -104,6 +104,20 @@ def ticker(market: ReplayMarket, symbol: str) -> dict[str, Any]:
     }
 
 
+def ticker_events(market: ReplayMarket, symbol: str) -> dict[str, dict[str, Any]]:
+    """<sym>@ticker and <sym>@miniTicker stream events (ccxt.pro's watch_ticker subscribes to
+    the mini one by default, its `name` option picks the full one): the REST ticker's values."""
+    rest = ticker(market, symbol)
+    names = {"c": "lastPrice", "o": "openPrice", "h": "highPrice", "l": "lowPrice",
+             "v": "volume", "q": "quoteVolume"}  # fmt: skip
+    mini = {"e": "24hrMiniTicker", "E": market.now_ms, "s": rest["symbol"],
+            **{k: rest[v] for k, v in names.items()}}  # fmt: skip
+    full = {**mini, "e": "24hrTicker", "b": rest["bidPrice"], "a": rest["askPrice"], "B": "0",
+            "A": "0", "O": rest["openTime"], "C": rest["closeTime"], "n": rest["count"]}  # fmt: skip
+    stream = rest["symbol"].lower()
+    return {f"{stream}@ticker": full, f"{stream}@miniTicker": mini}
+
+
 def order_json(order: Order, full: bool = False) -> dict[str, Any]:
     out = {
         "symbol": order.symbol.replace("/", ""),

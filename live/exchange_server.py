@@ -138,6 +138,10 @@ class LocalExchange:
             if c.next_index is not None:
                 texts.append(json.dumps(fmt.kline_event(c.series, c.next_index, False, event_ms)))
             messages[stream] = texts
+        # <sym>@ticker and <sym>@miniTicker (what watch_ticker reads): the new last price
+        for symbol in {c.series.symbol for c in closed}:
+            for stream, event in fmt.ticker_events(self.market, symbol).items():
+                messages[stream] = [json.dumps(event)]
         for ws, streams in list(self._market_ws.items()):
             for stream in streams & messages.keys():
                 for text in messages[stream]:

@@ -1,11 +1,16 @@
 """Live strategy hosts and the group that hosts several actors in one Ray actor.
 
 `LiveStrategyHost` is the StrategyHost in replay mode (bars one at a time, the same `_evaluate`
-and gating) whose series grows as bars arrive: on each live bar it appends the bar and
-recomputes the strategy's signals over the stored history plus the live bars (at most `window`
-bars). Strategies are causal (value at t uses bars <= t; the lookahead tests prove it), so the
-signal at a live bar is exactly the one the backtest computes at that bar. Warm-up bars are
-history: they are never evaluated, only used to compute the first live bar's signals.
+and gating) whose series grows as bars arrive. Warm-up bars are history: never evaluated, only
+read for the first live bar's signals. On each live bar the host needs its strategy's signal
+columns at that bar only:
+- built-in families: live/fast_signals.py evaluates the rule at the newest bar in numpy over
+  the bars it depends on, from a SeriesBook (live/series_book.py) shared by every host of the
+  series in the group; instances with the same class and parameters share one evaluation;
+- any other strategy: `Strategy.compute` over the kept bars (at most `window`), as before.
+Strategies are causal (value at t uses bars <= t; the lookahead tests prove it), so either way
+the signal at a live bar is exactly the one the backtest computes at that bar
+(tests/live/test_hosts_fast.py compares the two paths bar by bar for every family).
 
 `ActorGroup` holds several plain actors and delivers a batch of messages to those subscribed,
 in order, returning everything they emit (the live runtime routes it on): one Ray call per
@@ -19,73 +24,92 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.messages import BarClosed
+from actors.messages import BarClosed, SignalDue, SignalRejected, TradeClosed, TradeOpened
 from actors.strategy_host import COLUMNS, StrategyHost
-from factors.bars import interval_ns
+from factors.bars import OHLCV, interval_ns
+from live.fast_signals import Row, bars_needed, evaluator_for, last_row
+from live.series_book import SeriesBook
 from strategies.base import Strategy
 
-DEFAULT_WINDOW = 20_000  # bars of history kept per live host (daily context needs days of 1m)
+DEFAULT_WINDOW = 20_000  # bars kept for strategies without a fast path (days of 1m history)
+DISTANCES = ("stop_distance", "target_distance")
 
 
 class LiveStrategyHost(StrategyHost):
     def __init__(self, strategy: Strategy, warm: pd.DataFrame, symbol: str, interval: str,
                  strategy_id: str | None = None, window: int = DEFAULT_WINDOW) -> None:  # fmt: skip
-        warm = warm.loc[:, ["open", "high", "low", "close", "volume"]].iloc[-window:]
-        super().__init__(strategy, warm, symbol, interval, False, strategy_id)
+        warm = warm.loc[:, list(OHLCV)]
+        self._fast = evaluator_for(strategy)
+        # the fast path reads only what its rule needs; the generic one recomputes `window` bars
+        need = bars_needed(strategy, interval_ns(interval)) if self._fast else window
+        self.keep = max(window if self._fast is None else need, 1)
+        super().__init__(strategy, warm.iloc[-1:], symbol, interval, False, strategy_id)
         self.window = window
-        self._history = warm
-        self._times: list[int] = []  # open ns of live bars (int: float64 would round ns)
-        self._rows: list[tuple[float, float, float, float, float]] = []
+        self.book = SeriesBook(warm, interval, self.keep)
+        self._last = self.book.last_ts()
         self.bars_seen = 0
 
     def on_bar(self, msg: BarClosed) -> list:
         if msg.symbol != self.symbol or msg.interval != self.interval:
             return []
-        last = self._last_open_ns()
-        if last is not None and msg.bar_ts <= last:
+        if self._last is not None and msg.bar_ts <= self._last:
             return []  # already seen: a repeat never trades twice
-        self._times.append(msg.bar_ts)
-        self._rows.append((msg.open, msg.high, msg.low, msg.close, msg.volume))
+        self._last = msg.bar_ts
+        # idempotent: the first host of a shared book adds the bar, the others find it there
+        self.book.append(msg.bar_ts, (msg.open, msg.high, msg.low, msg.close, msg.volume))
         self.bars_seen += 1
-        bars = self._bars()
-        self._recompute(bars)
-        i = len(bars) - 1
-        return self._evaluate(i) if self._any[i] else []
+        row = self._row()
+        self._load_row(row, msg.bar_ts)
+        return self._evaluate(0) if any(row[:4]) else []
 
-    def _last_open_ns(self) -> int | None:
-        if self._times:
-            return self._times[-1]
-        if len(self._history):
-            return int(pd.DatetimeIndex(self._history.index[-1:]).as_unit("ns").asi8[0])
-        return None
+    def _row(self) -> Row:
+        """Signal columns at the newest bar (order: enter_long, exit_long, enter_short, exit_short)."""
+        if self._fast is not None:
+            return last_row(self.strategy, self._fast, self.book)
+        frame = self.strategy.compute(self.book.frame(self.window)).iloc[-1]
+        distances = [float(frame[c]) if c in frame.index else None for c in DISTANCES]
+        return (bool(frame["enter_long"]), bool(frame["exit_long"]), bool(frame["enter_short"]),
+                bool(frame["exit_short"]), distances[0], distances[1])  # fmt: skip
 
-    def _bars(self) -> pd.DataFrame:
-        if len(self._rows) > 256:  # fold live rows into the history now and then
-            self._history, self._times, self._rows = self._joined(), [], []
-        return self._joined()
-
-    def _joined(self) -> pd.DataFrame:
-        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 5)
-        index = pd.DatetimeIndex(pd.to_datetime(np.array(self._times, dtype=np.int64), utc=True))
-        live = pd.DataFrame(rows, columns=["open", "high", "low", "close", "volume"], index=index)
-        frame = pd.concat([self._history, live]) if len(self._history) else live
-        return frame.iloc[-self.window :]
-
-    def _recompute(self, bars: pd.DataFrame) -> None:
-        """The signal columns over the current series (what StrategyHost computes once)."""
-        frame = self.strategy.compute(bars)
-        self.open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8.copy()
+    def _load_row(self, row: Row, bar_ts: int) -> None:
+        """StrategyHost's per-bar columns, one bar long, so `_evaluate(0)` reads this bar."""
+        el, xl, es, xs, stop, target = row
+        flags = {"enter_long": el, "exit_long": xl, "enter_short": es, "exit_short": xs}
+        self._flags = {c: (bool(flags[c]),) for c in COLUMNS}
+        self._distances = {"stop_distance": None if stop is None else (stop,),
+                           "target_distance": None if target is None else (target,)}  # fmt: skip
+        self.open_ns = np.array([bar_ts], dtype=np.int64)
         self.close_ns = self.open_ns + interval_ns(self.interval)
-        self.close = bars["close"].to_numpy(np.float64)
-        self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
-        self._any = np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
-        self._distances = {
-            c: frame[c].to_numpy(np.float64) if c in frame else None
-            for c in ("stop_distance", "target_distance")
-        }
+        self.close = (float(self.book.close[-1]),)
+
+    def share_book(self, book: SeriesBook) -> None:
+        """Read the bars from `book` (same series and history) instead of this host's own."""
+        book.require(self.keep)
+        self.book = book
+
+    def book_key(self) -> tuple[str, str, int | None]:
+        return (self.symbol, self.interval, self.book.last_ts())
 
     def stop(self) -> None:
         self.strategy.on_stop()
+
+
+def share_books(actors: list[Any]) -> None:
+    """Hosts of one series (same last bar) read one book: the bar is stored once per process
+    and per-bar values (signals of identical instances, daily context) are computed once."""
+    best: dict[Any, SeriesBook] = {}
+    hosts = [a for a in actors if isinstance(a, LiveStrategyHost)]
+    for host in hosts:
+        key = host.book_key()
+        if key not in best or (best[key].total(), best[key].n) < (host.book.total(), host.book.n):
+            best[key] = host.book  # the longest history of that series
+    for host in hosts:
+        host.share_book(best[host.book_key()])
+
+
+# Messages a StrategyHost ignores unless msg.strategy is its name: the group hands them to that
+# host only (100 hosts x 100 trade events a bar would otherwise be 10,000 calls).
+BY_STRATEGY = (TradeOpened, TradeClosed, SignalRejected, SignalDue)
 
 
 class ActorGroup:
@@ -93,10 +117,16 @@ class ActorGroup:
 
     def __init__(self, members: list[tuple[str, Any]]) -> None:
         self.members = dict(members)
+        share_books(list(self.members.values()))
         self._routes: dict[type, list[Any]] = {}
+        self._named: dict[tuple[type, str], list[Any]] = {}
         for actor in self.members.values():
             for kind in actor.subscriptions():
-                self._routes.setdefault(kind, []).append(actor)
+                if kind in BY_STRATEGY and isinstance(actor, StrategyHost):
+                    self._named.setdefault((kind, actor.name), []).append(actor)
+                    self._routes.setdefault(kind, [])
+                else:
+                    self._routes.setdefault(kind, []).append(actor)
 
     def subscriptions(self) -> tuple[type, ...]:
         return tuple(self._routes)
@@ -104,8 +134,12 @@ class ActorGroup:
     def handle_batch(self, messages: list) -> list:
         out: list = []
         for msg in messages:
-            for actor in self._routes.get(type(msg), ()):
+            kind = type(msg)
+            for actor in self._routes.get(kind, ()):
                 out.extend(actor.handle(msg))
+            if kind in BY_STRATEGY:
+                for actor in self._named.get((kind, msg.strategy), ()):
+                    out.extend(actor.handle(msg))
         return out
 
     def query(self, member: str, method: str, *args: Any) -> Any:

@@ -7,6 +7,9 @@ On every (re)connect the task first catches up with REST `fetch_ohlcv` from the 
 delivered, so a dropped connection skips no bar; a bar at or before the last delivered one is
 never delivered again. Connection errors are retried with exponential backoff. Every delivered
 bar is saved to the bars table (the one backtests read) before it is handed out.
+Beside the bars, one task per active symbol runs ccxt.pro `watch_ticker` (REST `fetch_ticker`
+first, so a mark exists before the first update) and keeps the last ticker of each symbol
+(`tickers()`): the mark price shown in the status and used for marks between bars.
 `stop()` sets an asyncio.Event, cancels the watchers and closes the client.
 """
 
@@ -45,6 +48,8 @@ class BarStream:
         self._connections: dict[SeriesKey, frozenset[int]] = {}
         self.received = 0
         self.errors: list[str] = []
+        self.symbols = sorted({symbol for symbol, _ in self.series})
+        self._tickers: dict[str, dict[str, Any]] = {}  # symbol -> last, bid, ask, ms
 
     # -- lifecycle (async actor methods) ------------------------------------------------------
     async def start(self) -> bool:
@@ -54,6 +59,7 @@ class BarStream:
         self.client = self._factory() if self._factory else ws_client(self.exchange, self.url)
         await self.client.load_markets()
         self._tasks = [asyncio.create_task(self._watch(key)) for key in self.series]
+        self._tasks += [asyncio.create_task(self._watch_ticker(s)) for s in self.symbols]
         return True
 
     async def stop(self) -> bool:
@@ -77,9 +83,42 @@ class BarStream:
             bars.append(self._queue.get_nowait())
         return sorted(bars, key=lambda b: (b.ts, b.symbol, b.interval))
 
+    def tickers(self) -> dict[str, dict[str, Any]]:
+        """The last ticker of every active symbol: {symbol: {last, bid, ask, ms}}."""
+        return {symbol: dict(t) for symbol, t in self._tickers.items()}
+
     def state(self) -> dict[str, Any]:
         return {"received": self.received, "connects": {f"{s} {i}": n for (s, i), n in
-                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:]}  # fmt: skip
+                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:],
+                "tickers": self.tickers()}  # fmt: skip
+
+    # -- per symbol ---------------------------------------------------------------------------
+    async def _watch_ticker(self, symbol: str) -> None:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            try:
+                if symbol not in self._tickers:  # a mark before the stream's first update
+                    self._keep_ticker(symbol, await self.client.fetch_ticker(symbol))
+                while not self._stop.is_set():
+                    self._keep_ticker(symbol, await self.client.watch_ticker(symbol))
+                    delay = self.backoff[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # as for bars: reconnect after a pause
+                self.errors.append(f"{symbol} ticker: {type(exc).__name__}: {exc}")
+                log.warning("ticker stream %s: %s; reconnecting in %.1fs", symbol, exc, delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.backoff[1])
+
+    def _keep_ticker(self, symbol: str, ticker: dict[str, Any]) -> None:
+        last = ticker.get("last")
+        if last is None or float(last) <= 0:
+            return  # an empty ticker (no trade yet) is no mark
+        self._tickers[symbol] = {"last": float(last), "bid": ticker.get("bid"),
+                                 "ask": ticker.get("ask"), "ms": ticker.get("timestamp")}  # fmt: skip
 
     # -- per series ---------------------------------------------------------------------------
     async def _watch(self, key: SeriesKey) -> None:
@@ -92,6 +131,7 @@ class BarStream:
                 while not self._stop.is_set():
                     if waiting is None:
                         waiting = asyncio.ensure_future(self.client.watch_ohlcv(key[0], key[1]))
+                        await self._missed_wakeup(key)
                     done, _ = await asyncio.wait({waiting}, timeout=self.quiet_s)
                     if not done:  # quiet stream: a bar may have closed before we subscribed
                         await self._catch_up(key, None)
@@ -116,6 +156,18 @@ class BarStream:
                     pass
                 delay = min(delay * 2, self.backoff[1])
 
+    async def _missed_wakeup(self, key: SeriesKey) -> None:
+        """ccxt wakes a watcher only if its future exists when an update is handled; an update
+        handled between our last read of the cache and the new future (a kline split over two
+        reads) wakes nobody, and its bar would wait `quiet_s` for the REST check. Let the new
+        watch register (one loop turn), then read the cache again, on the same connection only
+        (after a reconnect `_after_reconnect` decides what the cache may still be trusted for)."""
+        await asyncio.sleep(0)
+        connections = frozenset(id(c) for c in self.client.clients.values())
+        if connections == self._connections.get(key):
+            while await self._closed_from_stream(key, self._cached(key)):
+                pass
+
     async def _after_reconnect(self, key: SeriesKey) -> None:
         """ccxt reconnects by itself; a candle cached before the drop may have missed its last
         updates, so after a new connection every bar before the newest comes from REST."""
@@ -127,7 +179,10 @@ class BarStream:
         if cached:
             newest = max(int(c[0]) for c in cached)
             await self._catch_up(key, newest)
-            self.client.ohlcvs[key[0]][key[1]] = _only_newest(cached, newest, self.client)
+            # read the cache again: updates that arrived during the REST call are kept (the
+            # snapshot from before it would drop them, and their bar would wait for `quiet_s`)
+            self.client.ohlcvs[key[0]][key[1]] = _only_newest(self._cached(key), newest,
+                                                              self.client)  # fmt: skip
 
     def _cached(self, key: SeriesKey) -> list[list]:
         return list(self.client.ohlcvs.get(key[0], {}).get(key[1]) or [])
@@ -184,12 +239,13 @@ class BarStream:
 
 
 def _only_newest(cached: list[list], newest: int, client: Any) -> Any:
-    """A fresh ccxt candle cache holding only the newest (still forming) candle."""
+    """A fresh ccxt candle cache holding only the candles from `newest` on (the forming one and
+    any that came after it on the new connection)."""
     from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
 
     fresh = ArrayCacheByTimestamp(client.safe_integer(client.options, "OHLCVLimit", 1000))
     for candle in cached:
-        if int(candle[0]) == newest:
+        if int(candle[0]) >= newest:
             fresh.append(candle)
     return fresh
 

@@ -180,7 +180,7 @@ def bar_closed(index: int) -> BarClosed:
 async def started(ex: ExchangeThread, market: str, key: str, monkeypatch) -> CcxtBroker:
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", key)
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
-    broker = CcxtBroker("binance", ex.url, {"inst": (SYMBOL, "5m")}, market)
+    broker = CcxtBroker("binance", ex.url, {"inst": (SYMBOL, "5m")}, market=market)
     await broker.start()
     return broker
 

@@ -72,3 +72,43 @@ def test_the_bar_in_progress_is_never_delivered(sqlite_url: str) -> None:
     with ExchangeThread(market_of(frame)) as ex:
         got = asyncio.run(run(ex))
     assert len(got) == 3  # bars 0..2 closed; bar 3 is in progress
+
+
+def test_the_ticker_of_each_symbol_follows_the_stream_across_a_drop() -> None:
+    frame = sample(n=12)
+
+    def price(i: int) -> float:  # the exchange's last price: the open of the bar in progress
+        return float(f"{frame['open'].iloc[i]:.10f}")
+
+    async def until_last(stream: BarStream, want: float) -> dict:
+        for _ in range(100):
+            ticker = stream.tickers().get("ETH/BTC")
+            if ticker and ticker["last"] == want:
+                return ticker
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"ticker {stream.tickers()} never reached {want}")
+
+    async def run(ex: ExchangeThread) -> tuple[list, set]:
+        stream = BarStream("binance", ex.url, [("ETH/BTC", "5m")], {}, None, backoff=(0.05, 0.2),
+                           quiet_s=0.5)  # fmt: skip
+        await stream.start()
+        loop = asyncio.get_running_loop()
+        try:
+            seen = [await until_last(stream, price(0))]  # REST, before any bar closed
+            await loop.run_in_executor(None, ex.step, 3)
+            seen.append(await until_last(stream, price(3)))  # the <sym>@ticker stream
+            streams = set().union(*ex.exchange._market_ws.values())
+            await loop.run_in_executor(None, ex.drop_streams)
+            await asyncio.sleep(0.3)  # the watchers reconnect (backoff 0.05 s)
+            await loop.run_in_executor(None, ex.step, 3)
+            seen.append(await until_last(stream, price(6)))
+            assert stream.state()["tickers"]["ETH/BTC"]["last"] == price(6)
+            return seen, streams
+        finally:
+            await stream.stop()
+
+    with ExchangeThread(market_of(frame)) as ex:
+        seen, streams = asyncio.run(run(ex))
+    assert {"ethbtc@miniTicker", "ethbtc@kline_5m"} <= streams  # ccxt.pro's default ticker
+    assert [t["last"] for t in seen] == [price(0), price(3), price(6)]
+    assert seen[1]["ms"] > seen[0]["ms"]  # a newer ticker, from the stream
