@@ -185,10 +185,8 @@ class SqlOrderStore(MemoryOrderStore):
         orders, trades = self._dirty_orders, self._dirty_trades
         with session_scope(self.url) as session:
             conn = session.connection()
-            for row in orders.values():
-                _upsert_order(conn, row)
-            for trade_id, row in trades.items():
-                self._trade_pk[trade_id] = _upsert_trade(conn, row, self._trade_pk.get(trade_id))
+            _upsert_orders(conn, list(orders.values()))
+            self._trade_pk.update(_upsert_trades(conn, trades, self._trade_pk))
         self._dirty_orders, self._dirty_trades = {}, {}
 
     def adopt(self, order: OrderState, row_id: str) -> None:
@@ -205,25 +203,54 @@ class SqlOrderStore(MemoryOrderStore):
         MemoryOrderStore.put_trade(self, trade)
 
 
-def _upsert_order(conn: Any, row: dict[str, Any]) -> None:
-    """UPDATE, else INSERT. Never touches exchange_order_id: the broker writes that one."""
-    from sqlalchemy import insert, update
+def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Rows by their set of columns: one executemany statement per set."""
+    out: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(tuple(sorted(row)), []).append(row)
+    return out
+
+
+def _prefixed(row: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Parameters of an executemany UPDATE: bind names must differ from the column names."""
+    return {key: value, **{f"v_{c}": v for c, v in row.items()}}
+
+
+def _upsert_orders(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """UPDATE the rows that exist, INSERT the others: one SELECT, then one executemany per
+    statement (a round of 100 orders is a few statements, not 200). Never touches
+    exchange_order_id: the broker writes that one."""
+    from sqlalchemy import bindparam, insert, select, update
 
     from store.models import OrderRecord
 
+    if not rows:
+        return
     table = OrderRecord.__table__
-    values = {k: v for k, v in row.items() if k != "id"}
-    if conn.execute(update(table).where(table.c.id == row["id"]).values(**values)).rowcount == 0:
-        conn.execute(insert(table).values(**row))
+    ids = [row["id"] for row in rows]
+    present = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+    for columns, group in _groups([r for r in rows if r["id"] in present]).items():
+        stmt = update(table).where(table.c.id == bindparam("row_id"))
+        stmt = stmt.values(**{c: bindparam(f"v_{c}") for c in columns if c != "id"})
+        conn.execute(stmt, [_prefixed(row, "row_id", row["id"]) for row in group])
+    for _columns, group in _groups([r for r in rows if r["id"] not in present]).items():
+        conn.execute(insert(table), group)
 
 
-def _upsert_trade(conn: Any, row: dict[str, Any], pk: int | None) -> int:
-    from sqlalchemy import insert, update
+def _upsert_trades(conn: Any, rows: dict[int, dict[str, Any]],
+                   known: dict[int, int]) -> dict[int, int]:  # fmt: skip
+    """Trades: UPDATE by primary key (executemany); a new trade is INSERTed on its own, as its
+    primary key is needed for later updates. Returns the primary keys of the new ones."""
+    from sqlalchemy import bindparam, insert, update
 
     from store.models import TradeRecord
 
     table = TradeRecord.__table__
-    if pk is not None:
-        conn.execute(update(table).where(table.c.id == pk).values(**row))
-        return pk
-    return int(conn.execute(insert(table).values(**row)).inserted_primary_key[0])
+    updates = [(row, known[tid]) for tid, row in rows.items() if tid in known]
+    for columns, group in _groups([row for row, _pk in updates]).items():
+        stmt = update(table).where(table.c.id == bindparam("row_pk"))
+        stmt = stmt.values(**{c: bindparam(f"v_{c}") for c in columns})
+        pks = {id(row): pk for row, pk in updates}
+        conn.execute(stmt, [_prefixed(row, "row_pk", pks[id(row)]) for row in group])
+    return {tid: int(conn.execute(insert(table).values(**row)).inserted_primary_key[0])
+            for tid, row in rows.items() if tid not in known}  # fmt: skip
