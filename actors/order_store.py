@@ -239,8 +239,8 @@ def _upsert_orders(conn: Any, rows: list[dict[str, Any]]) -> None:
 
 def _upsert_trades(conn: Any, rows: dict[int, dict[str, Any]],
                    known: dict[int, int]) -> dict[int, int]:  # fmt: skip
-    """Trades: UPDATE by primary key (executemany); a new trade is INSERTed on its own, as its
-    primary key is needed for later updates. Returns the primary keys of the new ones."""
+    """Trades: UPDATE by primary key and INSERT the new ones, each one executemany; the new rows'
+    primary keys (needed for their later updates) come back in order. Returns those."""
     from sqlalchemy import bindparam, insert, update
 
     from store.models import TradeRecord
@@ -252,5 +252,13 @@ def _upsert_trades(conn: Any, rows: dict[int, dict[str, Any]],
         stmt = stmt.values(**{c: bindparam(f"v_{c}") for c in columns})
         pks = {id(row): pk for row, pk in updates}
         conn.execute(stmt, [_prefixed(row, "row_pk", pks[id(row)]) for row in group])
-    return {tid: int(conn.execute(insert(table).values(**row)).inserted_primary_key[0])
-            for tid, row in rows.items() if tid not in known}  # fmt: skip
+    new: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+    for tid, row in rows.items():
+        if tid not in known:
+            new.setdefault(tuple(sorted(row)), []).append((tid, row))
+    pks: dict[int, int] = {}
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    for pairs in new.values():  # one executemany per column set, ids in the rows' order
+        result = conn.execute(stmt, [row for _tid, row in pairs])
+        pks.update(zip([tid for tid, _row in pairs], map(int, result.scalars()), strict=True))
+    return pks
