@@ -17,6 +17,7 @@ import pytest
 from backtest.fanout import RunSpec, run_all
 from backtest.fanout_batches import Batcher, estimated_seconds
 from cluster.ray_setup import RayClusterError, RaySession, check_database_for_cluster
+from tests.ray_local import local_test_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 RAISING_STRATEGY = """
@@ -121,10 +122,8 @@ def sample_bars(sample_dir: Path, name: str, rows: int | None = None) -> pd.Data
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    yield ray
-    ray.shutdown()
+    with local_test_ray() as ray:
+        yield ray
 
 
 @pytest.fixture

@@ -9,16 +9,15 @@ from backtest.portfolio import build_members, run_portfolio
 from backtest.portfolio_ray import compute_signals_on_ray
 from backtest.run import BacktestConfig
 from tests.backtest.test_portfolio import entries, two_walks
+from tests.ray_local import local_test_ray
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    yield ray
-    ray.shutdown()
+    with local_test_ray() as ray:
+        yield ray
 
 
 def test_ray_signals_give_the_same_trades_as_the_local_run(ray_local) -> None:

@@ -4,7 +4,6 @@ real-mode broker; spot refuses them. One server for the module, on a free loopba
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import ccxt
@@ -26,6 +25,7 @@ from tests.live.helpers import SECRET, T0, bars, market_of, sample
 from tests.live.test_parity import FILE as PARITY_FILE
 from tests.live.test_parity import RISK, _iso, backtest_trades
 from tests.live.test_parity import SYMBOL as PARITY_SYMBOL
+from tests.ray_local import local_test_ray
 
 MS = 1_000_000
 STEP_NS = 300 * 10**9
@@ -271,14 +271,12 @@ REAL_N = 50  # the first 50 NXT/BTC 5m bars: sr_breakout shorts (a stop, a targe
 @pytest.fixture(scope="module")
 def ray_margin():
     # the broker reads its keys from the environment, in the Ray worker: set them before Ray
-    os.environ["RAYTRADER_BINANCE_API_KEY"] = "margin-parity-key"
-    os.environ["RAYTRADER_BINANCE_API_SECRET"] = SECRET
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    yield ray
-    ray.shutdown()
-    for name in ("RAYTRADER_BINANCE_API_KEY", "RAYTRADER_BINANCE_API_SECRET"):
-        os.environ.pop(name, None)
+    keys = {
+        "RAYTRADER_BINANCE_API_KEY": "margin-parity-key",
+        "RAYTRADER_BINANCE_API_SECRET": SECRET,
+    }
+    with local_test_ray(keys) as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")

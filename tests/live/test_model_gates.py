@@ -34,6 +34,7 @@ from ml.synthetic import planted_market
 from ml.walkforward import fit_in_sample
 from strategies.registry import make_strategy
 from tests.live.helpers import market_of
+from tests.ray_local import local_test_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL, INTERVAL, N = "ETH/BTC", "5m", 250
@@ -87,10 +88,8 @@ def api(stored):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    yield ray
-    ray.shutdown()
+    with local_test_ray() as ray:
+        yield ray
 
 
 def dead_url() -> str:

@@ -4,7 +4,6 @@ every strategy family. Real ccxt, real local server, real Ray."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +18,7 @@ from live.server_thread import ExchangeThread
 from live.setup import check_exchange, warm_up
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
+from tests.ray_local import local_test_ray
 
 OFFSET, N = 150, 200  # 17 hours of NXT/BTC 5m bars over two UTC days: every family trades
 SYMBOL, FILE = "NXT/BTC", "NXT_BTC-5m.csv.gz"
@@ -32,14 +32,12 @@ RISK = "0.001"  # small positions: the shared live account never limits an entry
 @pytest.fixture(scope="module")
 def ray_local():
     # real mode reads its keys from the environment, in the Ray worker: set them before Ray starts
-    os.environ["RAYTRADER_BINANCE_API_KEY"] = "parity-key"
-    os.environ["RAYTRADER_BINANCE_API_SECRET"] = "local-secret"
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    yield ray
-    ray.shutdown()
-    for name in ("RAYTRADER_BINANCE_API_KEY", "RAYTRADER_BINANCE_API_SECRET"):
-        os.environ.pop(name, None)
+    keys = {
+        "RAYTRADER_BINANCE_API_KEY": "parity-key",
+        "RAYTRADER_BINANCE_API_SECRET": "local-secret",
+    }
+    with local_test_ray(keys) as ray:
+        yield ray
 
 
 @pytest.fixture(scope="module")
