@@ -219,7 +219,10 @@ def _start_local(
     ray_reaper.start_watchdog(marker)
     os.environ[ray_reaper.MARKER] = marker  # inherited by every Ray process of this run
     try:
-        extra = {"dashboard_port": dashboard_port} if dashboard_port else {}
+        # a free port, never Ray's fixed 8265: another Ray on this machine (a live run, another
+        # backtest) may hold it
+        port = dashboard_port or (_free_port() if dashboard else None)
+        extra = {"dashboard_port": port} if port else {}
         return ray.init(
             **extra,
             num_cpus=num_cpus or os.cpu_count() or 1,
