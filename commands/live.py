@@ -101,18 +101,11 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
-    if market not in ("spot", "margin"):
-        raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
-    if on_disable not in ("keep", "close"):
-        raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
+    _check_choices(market, on_disable, risk, reconcile_every, cash)
     _check_model_options(model_url, model_fallback, model_timeout, no_model)
     for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
         if value is not None and not value >= 0:
             raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
-    if not 0 < risk <= 1:
-        raise UserError(f"--risk must be in (0, 1], got {risk}")
-    if not reconcile_every >= 0:
-        raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
     keys = api_keys(exchange)
     if real and keys is None:
         up = exchange.upper()
@@ -125,8 +118,6 @@ def live(
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
     warm = warm_up(client, url_db, exchange, members)
-    if cash is not None and not cash > 0:
-        raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
     if not real:
         cash = _dry_run_cash(client, keys, members, cash)
     limits = _limits(client, members, min_notional, lot_size)
@@ -138,6 +129,21 @@ def live(
     control = {"on_disable": on_disable, "config": config,
                "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
     _run(settings, members, warm, duration, control, models)
+
+
+def _check_choices(market: str, on_disable: str, risk: float, reconcile_every: float,
+                   cash: float | None) -> None:  # fmt: skip
+    """The plain option values, before anything is opened or asked."""
+    if market not in ("spot", "margin"):
+        raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
+    if on_disable not in ("keep", "close"):
+        raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
+    if not 0 < risk <= 1:
+        raise UserError(f"--risk must be in (0, 1], got {risk}")
+    if not reconcile_every >= 0:
+        raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
+    if cash is not None and not cash > 0:
+        raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
 
 
 def _dry_run_cash(client, keys, members, cash: float | None) -> float:
