@@ -105,15 +105,20 @@ class LocalRuntime:
     def _deliver(self, msg: Any) -> None:
         # Actor.handle inlined: advance the actor's clock, then call its handler directly.
         self.delivered += 1
+        routes = self._direct.get(type(msg))
+        if routes is None:
+            return
         ts = msg.ts
-        for clock, handler in self._direct.get(type(msg), ()):
+        for clock, handler in routes:
             if ts > clock.now:
                 clock.now = ts
-            for out in handler(msg):
-                if type(out) is Scheduled:
-                    self.schedule(out.ts, out.phase, out.msg)
-                else:
-                    self._deliver(out)
+            out = handler(msg)
+            if out:  # most handlers return [] (no iterator then)
+                for item in out:
+                    if type(item) is Scheduled:
+                        self.schedule(item.ts, item.phase, item.msg)
+                    else:
+                        self._deliver(item)
 
     def end(self, ts: int) -> None:
         self.schedule(ts, Phase.END, EndOfData(ts))
