@@ -286,21 +286,17 @@ class OrderManager(Actor):
         price: float | None = None,
         trigger: int | None = None,
     ) -> SubmitOrder:
+        # _new_order and _submit inlined: two of these per trade, on the hot path of a fill
         side = "sell" if trade.side == "long" else "buy"
-        order = self._new_order(
-            ts,
-            trade.strategy,
-            trade.symbol,
-            side,
-            kind,
-            role,
-            trade.quantity,
-            price,
-            trade.trade_id,
-            trade.signal_id,
-        )
-        trade.orders.append(order.order_id)
-        return self._submit(order, ts, trigger, trade.entry_ts, trade.trade_id)
+        self._next_order += 1
+        oid, tid = self._next_order, trade.trade_id
+        order = OrderState(oid, trade.strategy, trade.symbol, side, kind, role, trade.quantity,
+                           price, tid, trade.signal_id, ts)  # fmt: skip
+        self._orders[oid] = order
+        self.store.put_order(order)
+        trade.orders.append(oid)
+        return SubmitOrder(ts, oid, trade.strategy, trade.symbol, side, trade.quantity, kind, role,
+                           price, trigger, trade.entry_ts, tid, tid)  # fmt: skip
 
     def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
         return any(
