@@ -36,6 +36,7 @@ from actors.runtime import Actor, EventClock
 
 DAY_NS = 86_400 * 10**9
 EXIT_ROLES = ("stop_loss", "take_profit", "time", "signal", "end_of_data")
+_NO_EXITS = (ExitSpec(), "")  # an entry without pending exits (frozen: shared)
 
 
 @dataclass(slots=True)
@@ -203,7 +204,7 @@ class OrderManager(Actor):
         self._next_trade += 1
         side = "long" if order.side == "buy" else "short"
         key = (order.strategy, order.signal_id)
-        exits, interval = self._pending.pop(key, (ExitSpec(), ""))
+        exits, interval = self._pending.pop(key, _NO_EXITS)
         trade = TradeState(
             self._next_trade,
             order.signal_id,
@@ -388,6 +389,8 @@ def _distance(absolute: float | None, pct: float | None, price: float) -> float 
 
 def time_exit_ts(entry_ts: int, exits: ExitSpec) -> int | None:
     """When a time exit becomes due: entry bar open + hold, and/or the end of its UTC day."""
+    if not exits.hold_ns and not exits.session_end:
+        return None
     candidates = []
     if exits.hold_ns:
         candidates.append(entry_ts + exits.hold_ns)
