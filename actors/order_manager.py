@@ -205,18 +205,8 @@ class OrderManager(Actor):
         side = "long" if order.side == "buy" else "short"
         key = (order.strategy, order.signal_id)
         exits, interval = self._pending.pop(key, _NO_EXITS)
-        trade = TradeState(
-            self._next_trade,
-            order.signal_id,
-            order.strategy,
-            order.symbol,
-            interval,
-            side,
-            fill.quantity,
-            fill.ts,
-            fill.price,
-            fill.fee,
-        )
+        trade = TradeState(self._next_trade, order.signal_id, order.strategy, order.symbol,
+                           interval, side, fill.quantity, fill.ts, fill.price, fill.fee)  # fmt: skip
         order.trade_id = trade.trade_id
         self._trades[trade.trade_id] = trade
         self.store.put_trade(trade)
@@ -371,8 +361,12 @@ class OrderManager(Actor):
 
 def bracket_levels(side: str, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:
     """Stop and target prices from the entry fill price: distances first, else percentages."""
-    stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
-    target_d = _distance(exits.target_distance, exits.tp_pct, price)
+    if exits.stop_distance is None and exits.target_distance is None:  # percentages only
+        stop_d = exits.sl_pct * price if exits.sl_pct else None
+        target_d = exits.tp_pct * price if exits.tp_pct else None
+    else:
+        stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
+        target_d = _distance(exits.target_distance, exits.tp_pct, price)
     sign = 1.0 if side == "long" else -1.0
     stop = price - sign * stop_d if stop_d is not None else None
     target = price + sign * target_d if target_d is not None else None

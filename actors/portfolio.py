@@ -225,7 +225,7 @@ class Portfolio(Actor):
     def _compliance(self, msg: SignalRaised) -> str | None:
         strategy, side = msg.strategy, msg.side
         same, opposite = 0, False  # this strategy's positions and pending entries per side
-        for held in (self.positions, self._reserved):
+        for held in (self.positions, self._reserved) if self.positions or self._reserved else ():
             for p in held.values():
                 if p.strategy == strategy:
                     if p.side == side:
