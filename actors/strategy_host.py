@@ -106,8 +106,9 @@ class StrategyHost(Actor):
         # the close time of each signal bar tells the first one still ahead of now at once
         self._where_list = {c: w.tolist() for c, w in self._where.items()}
         self._where_close = {c: self.close_ns[w].tolist() for c, w in self._where.items()}
-        # the columns that fire at all, in evaluation order (the others can be skipped)
-        self._live = tuple(c for c in COLUMNS if self._where_list[c])
+        # fast mode: the columns that fire at all, in evaluation order (the others are
+        # skipped); replay and live evaluate all (live hosts swap in each bar's flags)
+        self._live = tuple(c for c in COLUMNS if self._where_list[c]) if fast else COLUMNS
         # Strategy.on_trade does nothing: not called when the strategy keeps it
         self._on_trade = getattr(strategy.on_trade, "__func__", None) is not Strategy.on_trade
         # replay only (fast mode finds its bars through _where): a list, read once per bar
