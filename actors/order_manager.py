@@ -137,6 +137,8 @@ class OrderManager(Actor):
     def __init__(self, store: OrderStore | None = None, clock: EventClock | None = None) -> None:
         super().__init__(clock)
         self.store = store if store is not None else MemoryOrderStore()
+        # the memory store holds these very objects: their later changes need no second put
+        self._rewrite = type(self.store) is not MemoryOrderStore
         self._orders: dict[int, OrderState] = {}  # not yet final
         self._trades: dict[int, TradeState] = {}  # ACTIVE
         # (strategy id, signal id) -> (exits, interval): signal ids are numbered per strategy
@@ -174,7 +176,8 @@ class OrderManager(Actor):
         if order is None or order.status != "NEW":
             return []
         order.status = "SUBMITTED"
-        self.store.put_order(order)
+        if self._rewrite:
+            self.store.put_order(order)
         if order.role != "entry" and order.trade_id not in self._trades:
             # an exit leg acknowledged after its trade closed (a sibling filled first)
             return [CancelOrder(msg.ts, order.order_id, "oco")]
@@ -194,7 +197,8 @@ class OrderManager(Actor):
             return []
         order.status, order.reason = "FILLED", None
         order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
-        self.store.put_order(order)  # status and fill in one write
+        if self._rewrite:
+            self.store.put_order(order)  # status and fill in one write
         if order.role == "entry":
             return self._open(order, msg)
         return self._close(order, msg)
@@ -210,20 +214,9 @@ class OrderManager(Actor):
         order.trade_id = trade.trade_id
         self._trades[trade.trade_id] = trade
         self.store.put_trade(trade)
-        out: list = [
-            TradeOpened(
-                fill.ts,
-                trade.trade_id,
-                trade.signal_id,
-                trade.strategy,
-                trade.symbol,
-                trade.interval,
-                side,
-                trade.quantity,
-                fill.price,
-                fill.fee,
-            )
-        ]
+        out: list = [TradeOpened(fill.ts, trade.trade_id, trade.signal_id, trade.strategy,
+                                 trade.symbol, trade.interval, side, trade.quantity, fill.price,
+                                 fill.fee)]  # fmt: skip
         stop, target = bracket_levels(side, fill.price, exits)
         if stop is not None:
             out.append(self._exit_order(trade, fill.ts, "stop", "stop_loss", stop))
@@ -243,7 +236,8 @@ class OrderManager(Actor):
         trade.status, trade.exit_ts, trade.exit_price = "CLOSED", fill.ts, fill.price
         trade.exit_fee, trade.exit_reason = fill.fee, order.role
         trade.pnl = gross - trade.entry_fee - fill.fee
-        self.store.put_trade(trade)
+        if self._rewrite:
+            self.store.put_trade(trade)
         out: list = [
             CancelOrder(fill.ts, oid, "oco")
             for oid in trade.orders
@@ -333,7 +327,8 @@ class OrderManager(Actor):
         if order is None:
             return None
         order.status, order.reason = status, reason
-        self.store.put_order(order)
+        if self._rewrite:
+            self.store.put_order(order)
         return order
 
     def _entry_failed(self, order: OrderState | None, ts: int, reason: str) -> list:
@@ -347,6 +342,7 @@ class OrderManager(Actor):
         """Live restart (live/recovery.py): take back open orders, ACTIVE trades, entry exits."""
         self._orders.update({o.order_id: o for o in orders})
         self._trades.update({t.trade_id: t for t in trades})
+        self._rewrite = True  # restored objects are not in the store: every change is put
         self._pending.update(pending)
         self._next_order = max([self._next_order, *self._orders])
         self._next_trade = max([self._next_trade, *self._trades])
