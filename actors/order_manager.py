@@ -36,6 +36,7 @@ from actors.runtime import Actor, EventClock
 
 DAY_NS = 86_400 * 10**9
 EXIT_ROLES = ("stop_loss", "take_profit", "time", "signal", "end_of_data")
+_NO_EXITS = (ExitSpec(), "")  # an entry without pending exits (frozen: shared)
 
 
 @dataclass(slots=True)
@@ -136,6 +137,8 @@ class OrderManager(Actor):
     def __init__(self, store: OrderStore | None = None, clock: EventClock | None = None) -> None:
         super().__init__(clock)
         self.store = store if store is not None else MemoryOrderStore()
+        # the memory store holds these very objects: their later changes need no second put
+        self._rewrite = type(self.store) is not MemoryOrderStore
         self._orders: dict[int, OrderState] = {}  # not yet final
         self._trades: dict[int, TradeState] = {}  # ACTIVE
         # (strategy id, signal id) -> (exits, interval): signal ids are numbered per strategy
@@ -173,7 +176,8 @@ class OrderManager(Actor):
         if order is None or order.status != "NEW":
             return []
         order.status = "SUBMITTED"
-        self.store.put_order(order)
+        if self._rewrite:
+            self.store.put_order(order)
         if order.role != "entry" and order.trade_id not in self._trades:
             # an exit leg acknowledged after its trade closed (a sibling filled first)
             return [CancelOrder(msg.ts, order.order_id, "oco")]
@@ -193,7 +197,8 @@ class OrderManager(Actor):
             return []
         order.status, order.reason = "FILLED", None
         order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
-        self.store.put_order(order)  # status and fill in one write
+        if self._rewrite:
+            self.store.put_order(order)  # status and fill in one write
         if order.role == "entry":
             return self._open(order, msg)
         return self._close(order, msg)
@@ -203,36 +208,15 @@ class OrderManager(Actor):
         self._next_trade += 1
         side = "long" if order.side == "buy" else "short"
         key = (order.strategy, order.signal_id)
-        exits, interval = self._pending.pop(key, (ExitSpec(), ""))
-        trade = TradeState(
-            self._next_trade,
-            order.signal_id,
-            order.strategy,
-            order.symbol,
-            interval,
-            side,
-            fill.quantity,
-            fill.ts,
-            fill.price,
-            fill.fee,
-        )
+        exits, interval = self._pending.pop(key, _NO_EXITS)
+        trade = TradeState(self._next_trade, order.signal_id, order.strategy, order.symbol,
+                           interval, side, fill.quantity, fill.ts, fill.price, fill.fee)  # fmt: skip
         order.trade_id = trade.trade_id
         self._trades[trade.trade_id] = trade
         self.store.put_trade(trade)
-        out: list = [
-            TradeOpened(
-                fill.ts,
-                trade.trade_id,
-                trade.signal_id,
-                trade.strategy,
-                trade.symbol,
-                trade.interval,
-                side,
-                trade.quantity,
-                fill.price,
-                fill.fee,
-            )
-        ]
+        out: list = [TradeOpened(fill.ts, trade.trade_id, trade.signal_id, trade.strategy,
+                                 trade.symbol, trade.interval, side, trade.quantity, fill.price,
+                                 fill.fee)]  # fmt: skip
         stop, target = bracket_levels(side, fill.price, exits)
         if stop is not None:
             out.append(self._exit_order(trade, fill.ts, "stop", "stop_loss", stop))
@@ -252,7 +236,8 @@ class OrderManager(Actor):
         trade.status, trade.exit_ts, trade.exit_price = "CLOSED", fill.ts, fill.price
         trade.exit_fee, trade.exit_reason = fill.fee, order.role
         trade.pnl = gross - trade.entry_fee - fill.fee
-        self.store.put_trade(trade)
+        if self._rewrite:
+            self.store.put_trade(trade)
         out: list = [
             CancelOrder(fill.ts, oid, "oco")
             for oid in trade.orders
@@ -286,21 +271,17 @@ class OrderManager(Actor):
         price: float | None = None,
         trigger: int | None = None,
     ) -> SubmitOrder:
+        # _new_order and _submit inlined: two of these per trade, on the hot path of a fill
         side = "sell" if trade.side == "long" else "buy"
-        order = self._new_order(
-            ts,
-            trade.strategy,
-            trade.symbol,
-            side,
-            kind,
-            role,
-            trade.quantity,
-            price,
-            trade.trade_id,
-            trade.signal_id,
-        )
-        trade.orders.append(order.order_id)
-        return self._submit(order, ts, trigger, trade.entry_ts, trade.trade_id)
+        self._next_order += 1
+        oid, tid = self._next_order, trade.trade_id
+        order = OrderState(oid, trade.strategy, trade.symbol, side, kind, role, trade.quantity,
+                           price, tid, trade.signal_id, ts)  # fmt: skip
+        self._orders[oid] = order
+        self.store.put_order(order)
+        trade.orders.append(oid)
+        return SubmitOrder(ts, oid, trade.strategy, trade.symbol, side, trade.quantity, kind, role,
+                           price, trigger, trade.entry_ts, tid, tid)  # fmt: skip
 
     def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
         return any(
@@ -346,7 +327,8 @@ class OrderManager(Actor):
         if order is None:
             return None
         order.status, order.reason = status, reason
-        self.store.put_order(order)
+        if self._rewrite:
+            self.store.put_order(order)
         return order
 
     def _entry_failed(self, order: OrderState | None, ts: int, reason: str) -> list:
@@ -360,6 +342,7 @@ class OrderManager(Actor):
         """Live restart (live/recovery.py): take back open orders, ACTIVE trades, entry exits."""
         self._orders.update({o.order_id: o for o in orders})
         self._trades.update({t.trade_id: t for t in trades})
+        self._rewrite = True  # restored objects are not in the store: every change is put
         self._pending.update(pending)
         self._next_order = max([self._next_order, *self._orders])
         self._next_trade = max([self._next_trade, *self._trades])
@@ -374,8 +357,12 @@ class OrderManager(Actor):
 
 def bracket_levels(side: str, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:
     """Stop and target prices from the entry fill price: distances first, else percentages."""
-    stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
-    target_d = _distance(exits.target_distance, exits.tp_pct, price)
+    if exits.stop_distance is None and exits.target_distance is None:  # percentages only
+        stop_d = exits.sl_pct * price if exits.sl_pct else None
+        target_d = exits.tp_pct * price if exits.tp_pct else None
+    else:
+        stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
+        target_d = _distance(exits.target_distance, exits.tp_pct, price)
     sign = 1.0 if side == "long" else -1.0
     stop = price - sign * stop_d if stop_d is not None else None
     target = price + sign * target_d if target_d is not None else None
@@ -392,6 +379,8 @@ def _distance(absolute: float | None, pct: float | None, price: float) -> float 
 
 def time_exit_ts(entry_ts: int, exits: ExitSpec) -> int | None:
     """When a time exit becomes due: entry bar open + hold, and/or the end of its UTC day."""
+    if not exits.hold_ns and not exits.session_end:
+        return None
     candidates = []
     if exits.hold_ns:
         candidates.append(entry_ts + exits.hold_ns)

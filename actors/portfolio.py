@@ -225,7 +225,7 @@ class Portfolio(Actor):
     def _compliance(self, msg: SignalRaised) -> str | None:
         strategy, side = msg.strategy, msg.side
         same, opposite = 0, False  # this strategy's positions and pending entries per side
-        for held in (self.positions, self._reserved):
+        for held in (self.positions, self._reserved) if self.positions or self._reserved else ():
             for p in held.values():
                 if p.strategy == strategy:
                     if p.side == side:
@@ -247,15 +247,23 @@ class Portfolio(Actor):
         price = msg.price
         if not (price > 0 and math.isfinite(price)):
             return 0.0, f"no valid price at the signal ({price})"
-        equity = self.equity()
+        # no open position and nothing reserved (the common case): equity, available cash
+        # and both exposures are the cash itself and zeros, the same floats as the full sums
+        idle = not self.positions and not self._reserved
+        equity = self._cash.value if idle else self.equity()
         if equity <= 0:
             return 0.0, f"equity is not positive ({equity:.2f})"
         distance = stop_distance(msg)
         by_risk = (
             msg.size_scale * self.risk * equity / (distance if distance is not None else price)
         )
-        available = math.fsum([*self._cash.partials, *[-r.cost for r in self._reserved.values()]])
-        here, total = self._exposures(msg.symbol)
+        if idle:
+            available, here, total = equity, 0.0, 0.0
+        else:
+            available = math.fsum(
+                [*self._cash.partials, *[-r.cost for r in self._reserved.values()]]
+            )
+            here, total = self._exposures(msg.symbol)
         caps = (
             ("risk", by_risk),
             ("cash", available / (price * (1 + self.cost_rate))),

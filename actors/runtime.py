@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
+from heapq import heappush
 from typing import Any
 
 from actors.messages import BarClosed, EndOfData, Phase, Scheduled
@@ -66,6 +67,8 @@ class LocalRuntime:
         self._queue: list[tuple[int, int, int, Any]] = []
         self._seq = 0
         self.delivered = 0
+        # a subclass may reorder what it schedules: then its own schedule() is called
+        self._plain_schedule = type(self).schedule is LocalRuntime.schedule
 
     # -- wiring -----------------------------------------------------------------------------
     def add(self, name: str, actor: Actor) -> None:
@@ -105,15 +108,23 @@ class LocalRuntime:
     def _deliver(self, msg: Any) -> None:
         # Actor.handle inlined: advance the actor's clock, then call its handler directly.
         self.delivered += 1
+        routes = self._direct.get(type(msg))
+        if routes is None:
+            return
         ts = msg.ts
-        for clock, handler in self._direct.get(type(msg), ()):
+        for clock, handler in routes:
             if ts > clock.now:
                 clock.now = ts
-            for out in handler(msg):
-                if type(out) is Scheduled:
-                    self.schedule(out.ts, out.phase, out.msg)
-                else:
-                    self._deliver(out)
+            out = handler(msg)
+            if out:  # most handlers return [] (no iterator then)
+                for item in out:
+                    if type(item) is not Scheduled:
+                        self._deliver(item)
+                    elif self._plain_schedule:  # schedule() inlined
+                        self._seq += 1
+                        heappush(self._queue, (item.ts, item.phase, self._seq, item.msg))
+                    else:
+                        self.schedule(item.ts, item.phase, item.msg)
 
     def end(self, ts: int) -> None:
         self.schedule(ts, Phase.END, EndOfData(ts))

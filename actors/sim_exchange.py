@@ -204,14 +204,12 @@ class SimExchange(Actor):
         if reason:
             return [OrderRejected(msg.ts, msg.order_id, reason)]
         self._orders[msg.order_id] = msg
-        out: list = [OrderAccepted(msg.ts, msg.order_id)]
+        accepted = OrderAccepted(msg.ts, msg.order_id)
         if msg.kind == "close":
-            out.extend(self._fill_close(msg))
-        elif self.fast:
-            out.extend(self._schedule(msg))
-        else:
-            out.extend(self._check_current_bar(msg))
-        return out
+            return [accepted, *self._fill_close(msg)]
+        if self.fast:
+            return [accepted, *self._schedule(msg)]
+        return [accepted, *self._check_current_bar(msg)]
 
     def on_cancel(self, msg: CancelOrder) -> list:
         order = self._orders.pop(msg.order_id, None)
@@ -313,7 +311,8 @@ class SimExchange(Actor):
         arrays = self.data[order.symbol]
         i = msg.bar_index
         self._last_fill_bar = (order.symbol, msg.ts, i)
-        price = fill_price(order, float(arrays.open[i]), float(arrays.close[i]), self.slippage)
+        open_ = float(arrays.open[i])  # (the close matters only to close orders: never timed)
+        price = fill_price(order, open_, open_, self.slippage)
         return [self._fill(order, msg.ts, price)]
 
     # -- replay mode ------------------------------------------------------------------------

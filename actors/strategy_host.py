@@ -106,6 +106,11 @@ class StrategyHost(Actor):
         # the close time of each signal bar tells the first one still ahead of now at once
         self._where_list = {c: w.tolist() for c, w in self._where.items()}
         self._where_close = {c: self.close_ns[w].tolist() for c, w in self._where.items()}
+        # fast mode: the columns that fire at all, in evaluation order (the others are
+        # skipped); replay and live evaluate all (live hosts swap in each bar's flags)
+        self._live = tuple(c for c in COLUMNS if self._where_list[c]) if fast else COLUMNS
+        # Strategy.on_trade does nothing: not called when the strategy keeps it
+        self._on_trade = getattr(strategy.on_trade, "__func__", None) is not Strategy.on_trade
         # replay only (fast mode finds its bars through _where): a list, read once per bar
         self._any = [] if fast else np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
         self._distances = {
@@ -170,7 +175,8 @@ class StrategyHost(Actor):
         else:
             self._open[msg.side] -= 1
             self._stopped = self._stopped or msg.exit_reason == "end_of_data"
-        self.strategy.on_trade(msg)
+        if self._on_trade:
+            self.strategy.on_trade(msg)
         return self._reschedule_now()
 
     def on_order(self, msg: Any) -> list:
@@ -194,7 +200,7 @@ class StrategyHost(Actor):
     def _evaluate(self, i: int) -> list:
         out: list = []
         flags = self._flags
-        for column in COLUMNS:
+        for column in self._live:
             if flags[column][i] and self._armed(column):
                 signal = self._signal(i, column)
                 if self.signal_gate is not None and signal.action == "enter":
@@ -249,10 +255,10 @@ class StrategyHost(Actor):
         if self._stopped:
             return []
         best, ts = -1, 0
-        for column in COLUMNS:
-            where = self._where_list[column]
-            if not where or not self._armed(column):
+        for column in self._live:
+            if not self._armed(column):
                 continue
+            where = self._where_list[column]
             if start is None:  # the first signal bar whose close is still ahead of now
                 k = bisect_right(self._where_close[column], self.clock.now)
             else:
