@@ -1,12 +1,15 @@
 """Live latency: bar close sent by the local exchange -> orders for that bar submitted.
 
 For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), in dry run on
-Ray: the local exchange closes one bar at a time (stepped); for each bar, the wall time from the
-server sending the closed kline to the live runtime having delivered every message that bar
-caused (signals -> portfolio -> order manager, its SQLite write -> SubmitOrder at the dry-run
-exchange), and the CPU time of the whole local Ray cluster plus this driver over that bar (every
-process of the tree; other users of the machine are not counted). The first bars are not
-counted (first-use set-up). Prints p50 and p99 over the bars, all bars and the bars that led
+Ray: the local exchange closes one bar at a time (stepped). "all bars": for each bar, the wall
+time from the server sending the closed kline to the live runtime having delivered every message
+that bar caused (the whole cascade, fills and bookkeeping included), and the CPU time of the whole
+local Ray cluster plus this driver over that bar (every process of the tree; other users of the
+machine are not counted). "order bars": for each bar that led to orders, the issue's measure: the
+server sending the closed kline -> the last order of that bar routed to the exchange actor (after
+signals -> portfolio -> order manager and its SQLite write). The first bars are not counted
+(first-use set-up). Prints p50 and p99. Each host is warmed with `--warm` stored bars and keeps
+the default window.
 to orders. Each host is warmed with `--warm` stored bars and keeps the default window.
 
 --mix sr (default): sr_breakout with lookback 3 + i % 5 (signals often; 5 distinct parameter
@@ -109,10 +112,13 @@ def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_ur
 
             node._order_store = MemoryOrderStore  # what the pipeline costs without the database
         node.start()
-        ordered: set[int] = set()
-        node.runtime.observers.append(
-            lambda m: ordered.add(node.bars) if type(m) is SubmitOrder else None
-        )
+        submitted: dict[int, float] = {}  # bar index -> when its last order left for the exchange
+
+        def on_message(msg) -> None:
+            if type(msg) is SubmitOrder:
+                submitted[node.bars] = time.time()
+
+        node.runtime.observers.append(on_message)
         wall, cpu, with_orders = [], [], []
         try:
             for i in range(bars):
@@ -126,8 +132,8 @@ def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_ur
                     continue
                 wall.append((done - sent) * 1000)
                 cpu.append(used * 1000)
-                if i in ordered:
-                    with_orders.append(wall[-1])
+                if i in submitted:  # bar close sent -> its orders routed to the exchange actor
+                    with_orders.append((submitted[i] - sent) * 1000)
         finally:
             node.stop()
     return {"wall": wall, "cpu": cpu, "orders": with_orders}
