@@ -152,3 +152,40 @@ def test_real_mode_trades_like_the_backtest(ray_local, bars, tmp_path, sqlite_ur
         for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
             assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
             assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
+
+
+@pytest.mark.ray
+def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
+                                                                        sqlite_url) -> None:  # fmt: skip
+    """Every family (and sr_breakout with shorts) in real mode through the ccxt broker on the
+    local exchange's cross margin market (shorts borrow their coins), bar by bar: the backtest's
+    trades. (Spot with its balance-locking OCO brackets: the test above.)"""
+    members = [PortfolioMember(f"{family}-{'-'.join(params)}-margin", make_strategy(family, params),
+                               SYMBOL, "5m") for family, params in INSTANCES]  # fmt: skip
+    with ExchangeThread(market_of(bars, SYMBOL), {"BTC": 10.0}) as ex:
+        warm = warm_up(rest_client("binance", ex.url), sqlite_url, "binance", members)
+        settings = LiveSettings("binance", ex.url, sqlite_url, risk=float(RISK), quiet_s=1.0,
+                                real=True, market="margin", hosts_per_actor=3)  # fmt: skip
+        node = LiveNode(settings, members, warm, ray_local)
+        node.start()
+        try:
+            for k in range(1, N):  # one bar at a time: orders reach the bar in progress
+                ex.step(1)
+                node.wait_for_bars(k, timeout=60)
+            records = node.trades()
+        finally:
+            node.stop()
+    last_seen = bars.index[N - 2]
+    for (family, params), member in zip(INSTANCES, members, strict=True):
+        expected = backtest_trades(family, params, bars, tmp_path)
+        expected = expected[(expected.exit_reason != "end_of_data")
+                            & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+        assert len(expected) >= 1, f"{family}: pick a series where it trades"
+        got = sorted((t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
+                     key=lambda t: t["entry_ts"])  # fmt: skip
+        live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]
+        back = [(r.entry_time, r.exit_time, r.side, r.exit_reason) for r in expected.itertuples()]
+        assert live == back, family
+        for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
+            assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8), family
+            assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8), family
