@@ -113,71 +113,34 @@ REAL_N = 120
 REAL_INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {})]
 
 
-@pytest.mark.ray
-def test_real_mode_trades_like_the_backtest(ray_local, bars, tmp_path, sqlite_url) -> None:
-    """--real through the ccxt broker and the balance-locking local exchange (OCO brackets),
-    bar by bar: the same trades as the backtest."""
-    short = sample(FILE, n=REAL_N)
-    members = [PortfolioMember(f"{family}-real", make_strategy(family, params), SYMBOL, "5m")
-               for family, params in REAL_INSTANCES]  # fmt: skip
-    with ExchangeThread(market_of(short, SYMBOL), {"BTC": 10.0}) as ex:
-        client = rest_client("binance", ex.url)
-        warm = warm_up(client, sqlite_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, sqlite_url, risk=float(RISK), quiet_s=1.0,
-                                real=True)  # fmt: skip
-        node = LiveNode(settings, members, warm, ray_local)
-        node.start()
-        try:
-            for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
-                ex.step(1)
-                node.wait_for_bars(k, timeout=60)
-            records = node.trades()
-        finally:
-            node.stop()
-        sent = ex.exchange.orders_at
-    assert all(cid.startswith("rt-") for _t, cid in sent) and len({c for _t, c in sent}) == len(
-        sent
-    )
-    last_seen = short.index[REAL_N - 2]
-    for (family, params), member in zip(REAL_INSTANCES, members, strict=True):
-        expected = backtest_trades(family, params, short, tmp_path / "real")
-        expected = expected[(expected.exit_reason != "end_of_data")
-                            & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
-        assert len(expected) >= 1, f"{family}: pick a series where it trades"
-        got = sorted((t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
-                     key=lambda t: t["entry_ts"])  # fmt: skip
-        live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]
-        back = [(r.entry_time, r.exit_time, r.side, r.exit_reason) for r in expected.itertuples()]
-        assert live == back, family
-        for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
-            assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
-            assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
-
-
-@pytest.mark.ray
-def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
-                                                                        sqlite_url) -> None:  # fmt: skip
-    """Every family (and sr_breakout with shorts) in real mode through the ccxt broker on the
-    local exchange's cross margin market (shorts borrow their coins), bar by bar: the backtest's
-    trades. (Spot with its balance-locking OCO brackets: the test above.)"""
-    members = [PortfolioMember(f"{family}-{'-'.join(params)}-margin", make_strategy(family, params),
-                               SYMBOL, "5m") for family, params in INSTANCES]  # fmt: skip
+def real_mode_trades(ray, bars: pd.DataFrame, db_url: str, instances: list, market: str,
+                     suffix: str) -> tuple[list[dict], list[PortfolioMember], list]:  # fmt: skip
+    """A real-mode node on the local exchange, stepped one bar at a time (orders reach the bar in
+    progress); its trades, members and the client ids the exchange received."""
+    members = [PortfolioMember(f"{family}-{'-'.join(params)}-{suffix}",
+                               make_strategy(family, params), SYMBOL, "5m")
+               for family, params in instances]  # fmt: skip
     with ExchangeThread(market_of(bars, SYMBOL), {"BTC": 10.0}) as ex:
-        warm = warm_up(rest_client("binance", ex.url), sqlite_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, sqlite_url, risk=float(RISK), quiet_s=1.0,
-                                real=True, market="margin", hosts_per_actor=3)  # fmt: skip
-        node = LiveNode(settings, members, warm, ray_local)
+        warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
+        settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
+                                real=True, market=market, hosts_per_actor=3)  # fmt: skip
+        node = LiveNode(settings, members, warm, ray)
         node.start()
         try:
-            for k in range(1, N):  # one bar at a time: orders reach the bar in progress
+            for k in range(1, len(bars)):
                 ex.step(1)
                 node.wait_for_bars(k, timeout=60)
-            records = node.trades()
+            return node.trades(), members, ex.exchange.orders_at
         finally:
             node.stop()
-    last_seen = bars.index[N - 2]
-    for (family, params), member in zip(INSTANCES, members, strict=True):
-        expected = backtest_trades(family, params, bars, tmp_path)
+
+
+def assert_backtest_trades(records: list[dict], members: list[PortfolioMember], instances: list,
+                           bars: pd.DataFrame, tmp: Path) -> None:  # fmt: skip
+    """Each member's closed trades are its backtest's (times, side, reason; prices to the tick)."""
+    last_seen = bars.index[len(bars) - 2]  # the last bar the live run saw closed
+    for (family, params), member in zip(instances, members, strict=True):
+        expected = backtest_trades(family, params, bars, tmp)
         expected = expected[(expected.exit_reason != "end_of_data")
                             & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
         assert len(expected) >= 1, f"{family}: pick a series where it trades"
@@ -189,3 +152,26 @@ def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(ray_local
         for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
             assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8), family
             assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8), family
+
+
+@pytest.mark.ray
+def test_real_mode_trades_like_the_backtest(ray_local, tmp_path, sqlite_url) -> None:
+    """--real through the ccxt broker and the balance-locking local exchange (spot: OCO
+    brackets), bar by bar: the same trades as the backtest."""
+    short = sample(FILE, n=REAL_N)
+    records, members, sent = real_mode_trades(ray_local, short, sqlite_url, REAL_INSTANCES,
+                                              "spot", "real")  # fmt: skip
+    cids = [cid for _t, cid in sent]
+    assert all(cid.startswith("rt-") for cid in cids) and len(set(cids)) == len(cids)
+    assert_backtest_trades(records, members, REAL_INSTANCES, short, tmp_path / "real")
+
+
+@pytest.mark.ray
+def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
+                                                                        sqlite_url) -> None:  # fmt: skip
+    """Every family (and sr_breakout with shorts) in real mode through the ccxt broker on the
+    local exchange's cross margin market (shorts borrow their coins), bar by bar: the backtest's
+    trades. (Spot with its balance-locking OCO brackets: the test above.)"""
+    records, members, _sent = real_mode_trades(ray_local, bars, sqlite_url, INSTANCES, "margin",
+                                               "margin")  # fmt: skip
+    assert_backtest_trades(records, members, INSTANCES, bars, tmp_path)
