@@ -111,6 +111,20 @@ class Dying(SRBreakout):
 '''
 
 
+def slow_instances(db: str, folder: Path, seconds: float, lookbacks: range,
+                   symbol: str = "ETH/BTC") -> Path:  # fmt: skip
+    """Instances of SLOW_STRATEGY (each run sleeps `seconds`, read from the .slow file outside
+    the run key) with these lookbacks; returns the strategy file."""
+    from store.instances import add_instance
+
+    file = folder / "slow.py"
+    file.write_text(SLOW_STRATEGY)
+    file.with_suffix(".slow").write_text(str(seconds))
+    for lookback in lookbacks:
+        add_instance(db, f"{file}:Slow", "binance", symbol, "5m", {"lookback": lookback})
+    return file
+
+
 def sample_bars(sample_dir: Path, name: str, rows: int | None = None) -> pd.DataFrame:
     raw = pd.read_csv(sample_dir / name)
     index = pd.DatetimeIndex(
@@ -298,13 +312,7 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     run at a time on 2 CPUs, so when the first batch is stored at least two batches (>= 3 s of
     work) are still unfinished: far more than the time SIGINT needs even on a loaded machine.
     """
-    from store.instances import add_instance
-
-    file = tmp_path / "slow.py"
-    file.write_text(SLOW_STRATEGY)
-    file.with_suffix(".slow").write_text("1.0")
-    for lookback in range(5, 29):
-        add_instance(demo_db, f"{file}:Slow", "binance", "LTC/BTC", "5m", {"lookback": lookback})
+    file = slow_instances(demo_db, tmp_path, 1.0, range(5, 29), "LTC/BTC")
     env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "cli.py", "backtest", "--all", "--db", demo_db]

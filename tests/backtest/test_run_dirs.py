@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from backtest.run_dirs import STAGING, clean_leftovers, publish, stage_equity
-from tests.backtest.test_fanout import SLOW_STRATEGY, sample_bars, stored_runs
+from tests.backtest.test_fanout import sample_bars, slow_instances, stored_runs
 from tests.cluster.test_loopback import _descendants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,16 +57,10 @@ def test_clean_leftovers_removes_temporaries_and_keeps_staged_curves(tmp_path):
 @pytest.fixture
 def slow_db(tmp_path: Path, sample_dir: Path) -> tuple[str, Path]:
     from store.bars import save_bars
-    from store.instances import add_instance
 
     db = f"sqlite:///{tmp_path / 'r.db'}"
-    file = tmp_path / "slow.py"
-    file.write_text(SLOW_STRATEGY)
-    file.with_suffix(".slow").write_text("1.0")
     save_bars(db, "binance", "ETH/BTC", "5m", sample_bars(sample_dir, "ETH_BTC-5m.csv.gz", 2000))
-    for lookback in range(5, 21):
-        add_instance(db, f"{file}:Slow", "binance", "ETH/BTC", "5m", {"lookback": lookback})
-    return db, file
+    return db, slow_instances(db, tmp_path, 1.0, range(5, 21))
 
 
 def _command(db: str, file: Path, out: Path) -> list[str]:

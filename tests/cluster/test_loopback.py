@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backtest.test_fanout import SLOW_STRATEGY, sample_bars
+from tests.backtest.test_fanout import sample_bars, slow_instances
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN_RAY = """
@@ -90,16 +90,11 @@ def _run_and_watch(cmd: list[str], tmp_path: Path, env_extra: dict[str, str]) ->
 @pytest.fixture
 def slow_db(tmp_path: Path, sample_dir: Path) -> tuple[str, Path]:
     from store.bars import save_bars
-    from store.instances import add_instance
 
     folder = tmp_path
     db = f"sqlite:///{folder / 'r.db'}"
-    file = folder / "slow.py"
-    file.write_text(SLOW_STRATEGY)
-    file.with_suffix(".slow").write_text("0.5")
     save_bars(db, "binance", "ETH/BTC", "5m", sample_bars(sample_dir, "ETH_BTC-5m.csv.gz", 2000))
-    for lookback in range(5, 17):
-        add_instance(db, f"{file}:Slow", "binance", "ETH/BTC", "5m", {"lookback": lookback})
+    slow_instances(db, folder, 0.5, range(5, 17))
     return db, folder
 
 
