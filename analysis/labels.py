@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from analysis.report import COUNT_KEYS, PERCENT_KEYS, RATIO_KEYS
+from analysis.report import fmt
 
 MONEY_KEYS = {
     "expectancy",
@@ -70,17 +68,6 @@ def label(key: str, currency: str | None = None) -> str:
 
 
 def value_text(key: str, value: Any) -> str:
-    """One value as the report shows it: "-" when undefined (null), percent for shares."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "-"
-    if isinstance(value, str):
-        return value.replace("T", " ").replace("Z", "") if key.startswith("period_") else value
-    if key in COUNT_KEYS:
-        return f"{int(value):,}"
-    if key in PERCENT_KEYS:
-        return f"{100 * value:,.2f}%"
-    if key == "max_drawdown_duration_days":
-        return f"{value:,.1f}"
-    if key in RATIO_KEYS:
-        return f"{value:,.2f}"
+    """One value as the HTML report shows it (the text report's formatter, its HTML spelling)."""
+    return fmt(key, value, html=True)
     return f"{value:,.2f}"

@@ -97,20 +97,26 @@ def breakdown(trades: pd.DataFrame, by: str) -> pd.DataFrame:
     return frame.sort_values("trades", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def fmt(key: str, value: Any) -> str:
-    """One cell: "-" for undefined, percent for shares, 2 decimals for money and ratios."""
+def fmt(key: str, value: Any, html: bool = False) -> str:
+    """One cell: "-" for undefined, percent for shares, 2 decimals for money. The text report:
+    ratios to 3 decimals, durations with "days". `html` (the HTML report, whose labels carry the
+    units, analysis/labels.py): ratios to 2 decimals, bare durations, times without T and Z."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "-"
     if isinstance(value, str):
-        return value
+        return (
+            value.replace("T", " ").replace("Z", "")
+            if html and key.startswith("period_")
+            else value
+        )
     if key in COUNT_KEYS:
         return f"{int(value):,}"
     if key in PERCENT_KEYS:
         return f"{100 * value:,.2f}%"
     if key == "max_drawdown_duration_days":
-        return f"{value:,.1f} days"
+        return f"{value:,.1f}" if html else f"{value:,.1f} days"
     if key in RATIO_KEYS:
-        return f"{value:,.3f}"
+        return f"{value:,.2f}" if html else f"{value:,.3f}"
     return f"{value:,.2f}"
 
 
