@@ -86,12 +86,14 @@ def run_kernel(
     runtime.end(last_close)
     with collector_paused():
         runtime.run(None if fast else bar_messages(bars, symbol, interval))
-        return KernelOutput(
+        output = KernelOutput(
             orders=runtime.call("orders", "orders"),
             trades=runtime.call("orders", "trades"),
             portfolio=runtime.call("portfolio", "state"),
             messages=runtime.delivered,
         )
+        del runtime  # a runtime of our own goes now, with its actors, before collection resumes
+    return output
 
 
 @contextmanager

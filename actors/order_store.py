@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pandas as pd
 
 from actors.order_manager import MemoryOrderStore, OrderState, TradeState
@@ -155,7 +155,9 @@ class SqlOrderStore(MemoryOrderStore):
         if order.role == "entry" and order.status == "NEW":
             spec = self.pending.get((order.strategy, order.signal_id))
             if spec is not None:  # what the fill needs to place the bracket (recovery)
-                row["exits_json"] = json.dumps({"interval": spec[1], **asdict(spec[0])})
+                row["exits_json"] = json.dumps(
+                    {"interval": spec[1], **msgspec.structs.asdict(spec[0])}
+                )
         previous = self._dirty_orders.get(order.order_id)
         if previous is not None and "exits_json" in previous:
             row.setdefault("exits_json", previous["exits_json"])

@@ -40,8 +40,12 @@ class Actor:
 
     def __init__(self, clock: EventClock | None = None) -> None:
         self.clock = clock if clock is not None else EventClock()
-        self._table: dict[type, Callable[[Any], list]] = {
-            kind: getattr(self, name) for kind, name in self.handlers.items()
+        # plain functions, not bound methods: a table of bound methods would tie the actor to
+        # itself in a cycle, and a run's actors (with every order and trade they hold) would
+        # wait for the cyclic collector instead of going with their last reference
+        cls = type(self)
+        self._table: dict[type, Callable[[Any, Any], list]] = {
+            kind: getattr(cls, name) for kind, name in self.handlers.items()
         }
 
     def subscriptions(self) -> tuple[type, ...]:
@@ -49,7 +53,7 @@ class Actor:
 
     def handle(self, msg: Any) -> list:
         self.clock.advance(msg.ts)
-        return self._table[type(msg)](msg)
+        return self._table[type(msg)](self, msg)
 
     def query(self, name: str, *args: Any) -> Any:
         """Read state after a run (the only way in for RayRuntime: one call, not one per bar)."""
@@ -140,7 +144,7 @@ def _direct_route(actor: Any, kind: type) -> tuple[Any, Callable[[Any], list]]:
     (its clock is then its own business, so the runtime's clock step is a no-op)."""
     table = getattr(actor, "_table", None)
     if type(actor).handle is Actor.handle and table is not None and kind in table:
-        return actor.clock, table[kind]
+        return actor.clock, table[kind].__get__(actor)  # bound here: the runtime holds it
     return _NEVER, actor.handle
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,7 @@ from actors.messages import (
     SignalRejected,
     TradeClosed,
     TradeOpened,
+    replace,
 )
 from actors.runtime import Actor, EventClock
 from factors.bars import interval_ns
@@ -94,7 +94,7 @@ class StrategyHost(Actor):
             self._table.pop(BarClosed)
         if type(strategy).on_order is not Strategy.on_order:
             for kind in ORDER_EVENTS:
-                self._table[kind] = self.on_order
+                self._table[kind] = StrategyHost.on_order
         frame = strategy.compute(bars)
         step = interval_ns(interval)
         self.open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8.copy()

@@ -20,7 +20,6 @@ the stored open orders with the exchange before trading resumes. API keys come f
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -32,6 +31,7 @@ from actors.messages import (
     OrderFilled,
     OrderRejected,
     SubmitOrder,
+    replace,
 )
 from actors.order_store import MS, client_order_id, order_key
 from live.recovery import crash_point
@@ -252,7 +252,7 @@ class CcxtBroker:
         if not trades:
             return event
         fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
-        return dataclasses.replace(event, fee=fee)
+        return replace(event, fee=fee)
 
     # -- ids ----------------------------------------------------------------------------------
     def cid(self, msg: SubmitOrder) -> str:

@@ -19,7 +19,7 @@ import json
 import os
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors.messages import (
@@ -104,7 +104,7 @@ def _kind(row: Any) -> str:
 
 def _exits(text: str | None) -> tuple[ExitSpec, str]:
     data = json.loads(text) if text else {}
-    names = {f.name for f in fields(ExitSpec)}
+    names = set(ExitSpec.__struct_fields__)
     return ExitSpec(**{k: v for k, v in data.items() if k in names}), data.get("interval", "")
 
 

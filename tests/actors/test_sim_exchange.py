@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from actors.messages import OrderFilled, SubmitOrder
-from actors.sim_exchange import BarArrays, SimExchange, fill_price, first_hit
+from actors.sim_exchange import BarArrays, SimExchange, fill_price
 from tests.actors.helpers import QUIET, both_modes, make_bars, scripted
 
 SIZE = 0.005 * 10_000 / (0.01 * 99.8)  # risk 0.005, stop 1 % of the signal close: 50.1002
@@ -252,14 +251,6 @@ def test_fill_price_rules() -> None:
     assert fill_price(order("close", "buy"), 100.0, 90.0, 0.01) == 90.0  # end of data: no slip
 
 
-def test_first_hit_chunks() -> None:
-    values = np.full(10_000, 5.0)
-    values[7_777] = 1.0
-    assert first_hit(values, 0, 2.0, below=True) == 7_777
-    assert first_hit(values, 7_778, 2.0, below=True) == -1
-    assert first_hit(values, 0, 5.0, below=False) == 0
-
-
 def test_exchange_rejects_bad_orders_and_ignores_unknown_cancel() -> None:
     bars = make_bars([QUIET, QUIET])
     ex = SimExchange(data={"X": BarArrays.from_frame(bars)})
@@ -283,35 +274,6 @@ def test_oco_group_fills_once_in_replay() -> None:
     fills = [m for m in ex.handle(stop) + ex.handle(target) if isinstance(m, OrderFilled)]
     assert [(f.order_id, f.price) for f in fills] == [(1, 99.0)]
     assert ex.open_orders() == [2]  # waits for the order manager's cancel
-
-
-def test_first_hit_with_block_extremes_matches_a_plain_scan() -> None:
-    from actors.sim_exchange import block_extremes
-
-    rng = np.random.default_rng(3)
-    values = 100.0 + np.cumsum(rng.normal(0, 0.05, 20_000))
-    values[[50, 9_000, 15_000]] = np.nan  # NaN never triggers and never hides a hit
-    lows, highs = block_extremes(values, True), block_extremes(values, False)
-    for start in (0, 1, 255, 256, 700, 12_345, 19_999):
-        for level in (90.0, 95.0, 99.5, 100.5, 105.0, 110.0):
-            for below, blocks in ((True, lows), (False, highs)):
-                with np.errstate(invalid="ignore"):
-                    hits = values[start:] <= level if below else values[start:] >= level
-                want = start + int(hits.argmax()) if hits.any() else -1
-                got = first_hit(values, start, level, below, blocks)
-                assert got == want, (start, level, below)
-    # a shorter view with the full series' block table (the bounded search of a later leg)
-    for bound in (300, 5_000, 5_120, 5_121):
-        view = values[:bound]
-        with np.errstate(invalid="ignore"):
-            hits = view[10:] <= 99.5
-        want = 10 + int(hits.argmax()) if hits.any() else -1
-        assert first_hit(view, 10, 99.5, True, lows) == want, bound
-    # a deliberately wrong block table (a max where a min belongs) misses a far hit
-    far = np.full(5_000, 5.0)
-    far[4_000] = 1.0
-    assert first_hit(far, 0, 2.0, True, block_extremes(far, True)) == 4_000
-    assert first_hit(far, 0, 2.0, True, block_extremes(far, False)) == -1
 
 
 def test_fast_mode_holds_a_later_oco_leg_until_the_earlier_leg_is_cancelled() -> None:
