@@ -83,6 +83,27 @@ class BarArrays:
         """Highest high of every block of _BLOCK bars (NaN ignored)."""
         return block_extremes(self.high, below=False)
 
+    @cached_property
+    def _grid(self) -> tuple[int, int]:
+        """(first open, spacing of the first two bars) in ns; spacing 0: fewer than two bars."""
+        times = self.open_ns
+        return (int(times[0]), int(times[1] - times[0])) if len(times) > 1 else (0, 0)
+
+    def first_open_at_or_after(self, ts: int) -> int:
+        """Index of the first bar opening at or after ts; len(open_ns) if none.
+
+        An order placed at a bar's close usually fills at the next bar, which opens exactly
+        then: on an evenly spaced series arithmetic finds it, checked against the bar's open
+        time. Otherwise (a gap before it, a time between opens) a binary search over the whole
+        series, whose scattered reads cost more than the arithmetic.
+        """
+        first, step = self._grid
+        if step > 0 and ts >= first:
+            k = (ts - first) // step
+            if k < len(self.open_ns) and self.open_ns[k] == ts:
+                return k
+        return int(self.open_ns.searchsorted(ts))
+
 
 def triggers(order: SubmitOrder, high: float, low: float) -> bool:
     """Does a resting stop/limit order trigger within a bar with this range?"""
@@ -232,17 +253,17 @@ class SimExchange(Actor):
     ) -> int:
         """Index of the bar where `order` fills (-1: none), searching stop/limit orders from
         `start` (default: their active_from bar) up to bar `bound` (excluded; None: the end)."""
-        times, kind = arrays.open_ns, order.kind
+        kind = order.kind
         if kind == "market" or kind == "timed":
             first = order.ts if kind == "market" else order.trigger_ts
-            index = int(times.searchsorted(max(first, order.active_from)))
-            return index if index < len(times) else -1
+            index = arrays.first_open_at_or_after(max(first, order.active_from))
+            return index if index < len(arrays.open_ns) else -1
         if start is None:
             symbol, opened, index = self._last_fill_bar
             if opened == order.active_from and symbol == order.symbol:
                 start = index  # brackets live from the entry's fill bar: no search needed
             else:
-                start = int(times.searchsorted(order.active_from))
+                start = arrays.first_open_at_or_after(order.active_from)
         # a sell stop and a buy limit trigger on the low, the others on the high
         if (kind == "stop") == (order.side == "sell"):
             values, below, blocks = arrays.low, True, arrays.low_blocks

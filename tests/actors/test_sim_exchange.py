@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -303,3 +304,19 @@ def test_fast_mode_holds_a_later_oco_leg_until_the_earlier_leg_is_cancelled() ->
     ex.handle(target)
     (fill,) = ex.handle(stop_timer.msg)
     assert fill.order_id == 1 and ex.handle(CancelOrder(start, 2, "oco"))[1:] == []
+
+
+def test_first_open_at_or_after_agrees_with_a_binary_search_with_and_without_gaps() -> None:
+    minute = 60 * 10**9
+    even = np.arange(0, 50) * minute + 7 * minute
+    gapped = np.delete(even, [3, 4, 20])  # three bars missing: the arithmetic guess is off
+    for opens in (even, gapped, even[:1], even[:2]):
+        frame = pd.DataFrame(
+            {c: 1.0 for c in ("open", "high", "low", "close")},
+            index=pd.to_datetime(opens, utc=True),
+        )
+        arrays = BarArrays.from_frame(frame)
+        probes = [int(t) + d for t in opens for d in (-minute // 2, 0, 1)] + [0, 10**18]
+        for ts in probes:
+            want = int(np.searchsorted(opens, ts))
+            assert arrays.first_open_at_or_after(ts) == want, (len(opens), ts)
