@@ -238,11 +238,11 @@ class OrderManager(Actor):
         trade.pnl = gross - trade.entry_fee - fill.fee
         if self._rewrite:
             self.store.put_trade(trade)
-        out: list = [
-            CancelOrder(fill.ts, oid, "oco")
-            for oid in trade.orders
-            if oid != order.order_id and oid in self._orders and self._orders[oid].status != "NEW"
-        ]
+        out: list = []
+        for oid in trade.orders:  # the other exits of the trade the exchange acknowledged
+            sibling = self._orders.get(oid)
+            if sibling is not None and oid != order.order_id and sibling.status != "NEW":
+                out.append(CancelOrder(fill.ts, oid, "oco"))
         out.append(
             TradeClosed(
                 fill.ts,

@@ -264,16 +264,17 @@ class Portfolio(Actor):
                 [*self._cash.partials, *[-r.cost for r in self._reserved.values()]]
             )
             here, total = self._exposures(msg.symbol)
-        caps = (
-            ("risk", by_risk),
-            ("cash", available / (price * (1 + self.cost_rate))),
-            ("symbol exposure", (self.max_symbol_exposure * equity - here) / price),
-            ("total exposure", (self.max_total_exposure * equity - total) / price),
-        )
-        binding, quantity = caps[0]
-        for name, value in caps[1:]:  # the first smallest, as min() over them
-            if value < quantity:
-                binding, quantity = name, value
+        # the smallest cap binds (the first of equal ones, as min() would pick)
+        binding, quantity = "risk", by_risk
+        cash_cap = available / (price * (1 + self.cost_rate))
+        if cash_cap < quantity:
+            binding, quantity = "cash", cash_cap
+        symbol_cap = (self.max_symbol_exposure * equity - here) / price
+        if symbol_cap < quantity:
+            binding, quantity = "symbol exposure", symbol_cap
+        total_cap = (self.max_total_exposure * equity - total) / price
+        if total_cap < quantity:
+            binding, quantity = "total exposure", total_cap
         if not (quantity > 0 and math.isfinite(quantity)):
             return 0.0, f"no size left: {binding} limit allows {max(quantity, 0.0):.8g} units"
         if self.lot_size > 0:  # whole lots only; the tiny epsilon keeps 3 x 0.1 at 3 lots

@@ -196,7 +196,7 @@ class SimExchange(Actor):
 
     def _invalid(self, msg: SubmitOrder) -> str | None:
         kind = msg.kind
-        if not (msg.quantity > 0 and math.isfinite(msg.quantity)):
+        if not 0.0 < msg.quantity < math.inf:  # also refuses NaN
             return f"quantity must be a positive number, got {msg.quantity}"
         if kind in _PHASE and not (msg.price and msg.price > 0):
             return f"{kind} order needs a positive price, got {msg.price}"

@@ -177,7 +177,7 @@ class StrategyHost(Actor):
             self._stopped = self._stopped or msg.exit_reason == "end_of_data"
         if self._on_trade:
             self.strategy.on_trade(msg)
-        return self._reschedule_now()
+        return self._reschedule(None) if self.fast else []
 
     def on_order(self, msg: Any) -> list:
         self.strategy.on_order(msg)
