@@ -27,17 +27,23 @@ def block_extremes(values: np.ndarray, below: bool) -> np.ndarray:
 
 
 def first_hit(
-    values: np.ndarray, start: int, level: float, below: bool, blocks: np.ndarray | None = None
+    values: np.ndarray,
+    start: int,
+    level: float,
+    below: bool,
+    blocks: np.ndarray | None = None,
+    stop: int | None = None,
 ) -> int:
-    """First index >= start with values <= level (below) or >= level; -1 if none. NaN never hits.
+    """First index in [start, stop) with values <= level (below) or >= level; -1 if none.
 
-    `blocks`: block_extremes(values of the whole series, below); `values` may be a shorter
-    prefix view of that series (the block table then covers bars past it: never searched).
+    NaN never hits. `blocks`: block_extremes(values, below), kept by the caller for the whole
+    series; `stop` (default: the end) bounds the search of a later bracket leg.
     """
     if blocks is None:
         blocks = block_extremes(values, below)
     search = _search or _compile()
-    return search(values, start, len(values), float(level), below, blocks)
+    return search(values, start, len(values) if stop is None else stop, float(level), below,
+                  blocks)  # fmt: skip
 
 
 _search: Callable[..., int] | None = None

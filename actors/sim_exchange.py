@@ -269,9 +269,7 @@ class SimExchange(Actor):
             values, below, blocks = arrays.low, True, arrays.low_blocks
         else:
             values, below, blocks = arrays.high, False, arrays.high_blocks
-        # a shorter view: the block table may cover bars past it, first_hit stays within it
-        return first_hit(values if bound is None else values[:bound], start, order.price, below,
-                         blocks)  # fmt: skip
+        return first_hit(values, start, order.price, below, blocks, bound)
 
     def on_fill_due(self, msg: FillDue) -> list:
         order = self._orders.get(msg.order_id)

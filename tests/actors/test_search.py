@@ -36,8 +36,8 @@ def test_first_hit_with_block_extremes_matches_a_plain_scan() -> None:
                 assert got == plain_scan(values, start, level, below), (start, level, below)
     # a shorter view with the full series' block table (the bounded search of a later leg)
     for bound in (300, 5_000, 5_120, 5_121):
-        view = values[:bound]
-        assert first_hit(view, 10, 99.5, True, lows) == plain_scan(view, 10, 99.5, True), bound
+        want = plain_scan(values[:bound], 10, 99.5, True)
+        assert first_hit(values, 10, 99.5, True, lows, stop=bound) == want, bound
     # a deliberately wrong block table (a max where a min belongs) misses a far hit
     far = np.full(5_000, 5.0)
     far[4_000] = 1.0
@@ -55,10 +55,9 @@ def test_first_hit_with_block_extremes_matches_a_plain_scan() -> None:
 )
 def test_first_hit_equals_a_plain_scan_of_any_prefix(steps, start_at, bound_at, level, below):
     """Any walk, start and prefix (the bounded search of a later bracket leg): the compiled
-    search with the whole series' block table finds what a plain scan of the prefix finds."""
+    search up to `stop` finds what a plain scan of the prefix finds."""
     values = np.cumsum(np.array(steps))
     bound = int(bound_at * len(values))
     start = int(start_at * bound)
-    view = values[:bound]
-    got = first_hit(view, start, level, below, block_extremes(values, below))
-    assert got == plain_scan(view, start, level, below)
+    got = first_hit(values, start, level, below, block_extremes(values, below), stop=bound)
+    assert got == plain_scan(values[:bound], start, level, below)
