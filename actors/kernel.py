@@ -33,7 +33,7 @@ class KernelOutput:
     orders: list[dict[str, Any]]
     trades: list[dict[str, Any]]  # order manager trade records (entry/exit fees apart)
     portfolio: dict[str, Any]  # cash, equity, positions, rejections
-    messages: int  # messages delivered
+    messages: int | None  # messages delivered, when the runtime counts them (CountingRuntime)
 
 
 def run_kernel(
@@ -90,7 +90,7 @@ def run_kernel(
             orders=runtime.call("orders", "orders"),
             trades=runtime.call("orders", "trades"),
             portfolio=runtime.call("portfolio", "state"),
-            messages=runtime.delivered,
+            messages=runtime.delivered if runtime.counts else None,
         )
         del runtime  # a runtime of our own goes now, with its actors, before collection resumes
     return output

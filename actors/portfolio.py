@@ -25,8 +25,9 @@ qty*mark - sum of short qty*mark, at all times.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from actors.messages import (
     CloseTrade,
@@ -39,8 +40,7 @@ from actors.messages import (
 from actors.runtime import Actor, EventClock
 
 
-@dataclass(slots=True)
-class Position:
+class Position(msgspec.Struct, gc=False):
     trade_id: int
     strategy: str
     symbol: str
@@ -53,8 +53,7 @@ class Position:
         return 1.0 if self.side == "long" else -1.0
 
 
-@dataclass(slots=True)
-class Reservation:
+class Reservation(msgspec.Struct, gc=False):
     strategy: str
     symbol: str
     side: str

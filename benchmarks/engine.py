@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.kernel import run_kernel  # noqa: E402
+from actors.runtime import CountingRuntime  # noqa: E402
 from backtest.run import BacktestConfig, run_backtest  # noqa: E402
 from factors.synthetic import random_walk_bars  # noqa: E402
 from strategies.sr_breakout import SRBreakout  # noqa: E402
@@ -142,8 +143,9 @@ def main() -> None:
 
     k_cpu, k_wall, out = measure(kernel(strategy), args.repeat)
     trades = sum(r["status"] == "CLOSED" for r in out.trades)
+    counted = run_kernel(strategy, bars, "BENCH", "1m", config, runtime=CountingRuntime())
     line("fast mode, kernel (trades)", n, k_cpu, k_wall,
-         f"; {trades} trades, {out.messages} messages")  # fmt: skip
+         f"; {trades} trades, {counted.messages} messages")  # fmt: skip
     f_cpu, f_wall, fast = measure(
         lambda: run_backtest(strategy, bars, "BENCH", "1m", config), args.repeat
     )

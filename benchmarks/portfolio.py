@@ -51,7 +51,7 @@ def main() -> None:
     bar_events = instances * n
     print(f"{instances} instances x {n} bars on {len(symbols)} series")
     print(f"signals ({where}): {t_signals:.2f} s")
-    print(f"account run: {t_run:.2f} s, {out.messages} messages, {closed} trades, "
+    print(f"account run: {t_run:.2f} s, {closed} trades, "
           f"{len(out.portfolio['rejections'])} rejected signals")  # fmt: skip
     print(f"throughput: {bar_events / (t_signals + t_run):,.0f} instance-bars/s")
 

@@ -95,3 +95,23 @@ def test_same_run_twice_gives_byte_identical_trades_csv(tmp_path) -> None:
         files.append((tmp_path / run / "trades.csv").read_bytes())
     assert len(result.trades) >= 10 and set(result.trades["side"]) == {"long", "short"}
     assert files[0] == files[1]
+
+
+def test_counting_runtime_counts_every_delivery_the_plain_one_none() -> None:
+    """The run above, counted by hand: ping x, its echo pong x, the two later pings the two
+    subscribers of that pong schedule, and their two echoes: 6 messages (12 handler calls)."""
+    from actors.runtime import CountingRuntime
+
+    runs = {}
+    for runtime in (LocalRuntime(), CountingRuntime()):
+        log: list = []
+        runtime.add("first", Log("first", log, echo=True))
+        runtime.add("second", Log("second", log))
+        runtime.schedule(1, Phase.CLOSE, Ping(1, "x"))
+        runtime.run()
+        runs[type(runtime).__name__] = (log, runtime.delivered, runtime.counts)
+    plain, counting = runs["LocalRuntime"], runs["CountingRuntime"]
+    assert plain[0] == counting[0]  # counting changes nothing else
+    assert plain[1:] == (0, False)
+    # ping x, pong x, the two "later" pings scheduled by the pongs, and their two pongs
+    assert counting[1:] == (6, True)
