@@ -55,7 +55,10 @@ def _compile() -> Callable[..., int]:
 
     # cache=True: the machine code is kept next to this file (or in numba's user cache dir),
     # so later processes load it instead of compiling it again (~1 s)
-    _search = njit(cache=True, nogil=True)(_first_hit_loop)
+    try:
+        _search = njit(cache=True, nogil=True)(_first_hit_loop)
+    except RuntimeError:  # no writable cache location (a read-only install): compile per process
+        _search = njit(nogil=True)(_first_hit_loop)
     return _search
 
 

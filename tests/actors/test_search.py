@@ -61,3 +61,20 @@ def test_first_hit_equals_a_plain_scan_of_any_prefix(steps, start_at, bound_at, 
     start = int(start_at * bound)
     got = first_hit(values, start, level, below, block_extremes(values, below), stop=bound)
     assert got == plain_scan(values[:bound], start, level, below)
+
+
+def test_without_a_writable_cache_the_search_is_compiled_per_process(monkeypatch) -> None:
+    """numba refuses cache=True when it finds no writable place for the cache (a read-only
+    install, no writable home): the search is then compiled for the process, same answers."""
+    from numba.core.dispatcher import Dispatcher
+
+    import actors.search as search
+
+    def no_cache_dir(self):  # what numba raises then
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(Dispatcher, "enable_caching", no_cache_dir)
+    monkeypatch.setattr(search, "_search", None)
+    values = np.full(600, 5.0)
+    values[550] = 1.0
+    assert first_hit(values, 3, 2.0, True) == 550  # compiled without a cache, and right
