@@ -113,8 +113,9 @@ def batch_trades(
     positions = [i for i, f in enumerate(per_run) if f is not None and len(f)]
     if not positions:  # (empty frames are left out: they would only unsettle the dtypes)
         return pd.DataFrame({RUN_INDEX: pd.Series([], dtype="int64")})
-    trades = pd.concat([per_run[i] for i in positions], ignore_index=True)
-    lengths = [len(per_run[i]) for i in positions]  # type: ignore[arg-type]
+    frames = [f for f in per_run if f is not None and len(f)]
+    trades = pd.concat(frames, ignore_index=True)
+    lengths = [len(f) for f in frames]
     if families is not None:
         trades["strategy"] = np.repeat(np.array([families[i] for i in positions]), lengths)
     trades[RUN_INDEX] = np.repeat(np.array(positions, dtype="int64"), lengths)
