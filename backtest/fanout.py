@@ -7,8 +7,9 @@ The driver (this process) does all database work; Ray workers only compute:
 3. pack runs into batches of about a second of work (backtest/fanout_batches.py) and submit one
    Ray task per batch (Ray retries a task whose worker died; a strategy that raises is caught per
    run and comes back as a failed run, so it never fails the task or stops the others);
-4. stream finished batches with `ray.wait` and store each one at once (idempotent on run_key), so
-   Ctrl-C or a dead worker loses nothing finished and re-running continues where it stopped;
+4. stream finished batches with `ray.wait` and store each one at once, in one transaction (all its
+   runs or none; idempotent on run_key), so Ctrl-C or a dead worker loses nothing stored and
+   re-running continues where it stopped;
 5. write results.csv (one row per run) and the combined trades CSV, from the database so runs done
    by earlier invocations are included; with --separate also one directory per selected run
    (results.json, trades.csv with params and run_id; equity.csv for runs computed now, as the

@@ -10,10 +10,12 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import (
@@ -38,7 +40,29 @@ TRADES_CHUNK_RUNS = 500  # runs whose trades are read back and written at once
 
 
 # -- inside a Ray worker ------------------------------------------------------------------------
-def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) -> list[dict]:
+@dataclass
+class BatchOutcomes:
+    """A finished batch: one outcome per run (run record, node, timings, the result with
+    --separate) and the labelled trades of all its runs in ONE frame, each trade tagged with its
+    run's position (store.runs.RUN_INDEX). One frame pickles in a fraction of the time of one
+    DataFrame per run, in the worker and in the driver. Iterates over the outcomes."""
+
+    outcomes: list[dict]
+    trades: pd.DataFrame
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    @classmethod
+    def of_runs(cls, outcomes: list[dict]) -> BatchOutcomes:
+        """From outcomes that each carry their own labelled trades (key "trades")."""
+        return cls(outcomes, batch_trades([o.get("trades") for o in outcomes]))
+
+
+def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) -> BatchOutcomes:
     """Run every spec of a batch; a run that raises becomes a failed outcome, never a task error.
 
     `frames` are the bar series named by `keys` (Ray resolves the object refs before the call).
@@ -51,7 +75,7 @@ def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) 
     series = dict(zip((tuple(k) for k in keys), frames, strict=True))
     node_ip = ray.util.get_node_ip_address()
     node_id = ray.get_runtime_context().get_node_id()
-    outcomes = []
+    outcomes, trades = [], []
     classes: dict[str, Any] = {}  # per batch: a user file is loaded once, never stale
     for spec in specs:
         bars = series[tuple(spec.series)]
@@ -64,9 +88,9 @@ def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) 
             result = run_backtest(strategy, bars, spec.symbol, spec.interval, config)
         except Exception as exc:  # the strategy's (or its parameters') fault: record it
             error = _error_text(exc)
+        trades.append(None if result is None else result.trades)
         outcome = {
             "run": _run_record(spec, bars, result, error),
-            "trades": _labelled_trades(spec, result),
             "node_ip": node_ip,
             "node_id": node_id,
             "pid": os.getpid(),
@@ -75,7 +99,27 @@ def run_batch(specs: list, config: Any, keep_result: bool, keys: list, *frames) 
             "result": result if keep_result else None,
         }
         outcomes.append(outcome)
-    return outcomes
+    # labelled with the instances' own names (a user file's spec, not its class name)
+    return BatchOutcomes(outcomes, batch_trades(trades, [s.family for s in specs]))
+
+
+def batch_trades(
+    per_run: list[pd.DataFrame | None], families: list[str] | None = None
+) -> pd.DataFrame:
+    """The trades of a batch's runs in one frame, each tagged with its run's position (RUN_INDEX);
+    with `families`, labelled with the instance's own name as strategy. None: no trades."""
+    from store.runs import RUN_INDEX
+
+    positions = [i for i, f in enumerate(per_run) if f is not None and len(f)]
+    if not positions:  # (empty frames are left out: they would only unsettle the dtypes)
+        return pd.DataFrame({RUN_INDEX: pd.Series([], dtype="int64")})
+    frames = [f for f in per_run if f is not None and len(f)]
+    trades = pd.concat(frames, ignore_index=True)
+    lengths = [len(f) for f in frames]
+    if families is not None:
+        trades["strategy"] = np.repeat(np.array([families[i] for i in positions]), lengths)
+    trades[RUN_INDEX] = np.repeat(np.array(positions, dtype="int64"), lengths)
+    return trades
 
 
 def _error_text(exc: BaseException) -> str:
@@ -103,23 +147,16 @@ def _run_record(spec, bars: pd.DataFrame, result, error: str | None) -> dict:
     }
 
 
-def _labelled_trades(spec, result) -> pd.DataFrame:
-    """The run's trades with the instance's own names (a user file's spec, not its class name)."""
-    if result is None:
-        return pd.DataFrame()
-    trades = result.trades.copy()
-    trades["strategy"] = spec.family
-    return trades
-
-
 # -- in the driver ------------------------------------------------------------------------------
-def store_batch(url: str, outcomes: list[dict]) -> None:
-    """Store a finished batch, one transaction per run; a run_key already stored as done is a
-    no-op (never stored twice), so a batch cut short by Ctrl-C is completed by the next run."""
+def store_batch(url: str, batch: BatchOutcomes | list[dict]) -> None:
+    """Store a finished batch in one transaction (store.runs.save_backtest_batch): all its runs
+    or none, so a batch cut short by Ctrl-C is redone by the next run; a run_key already stored
+    as done is a no-op (never stored twice). A list: outcomes with their own "trades"."""
     from store import runs
 
-    for outcome in outcomes:
-        runs.save_backtest_run(url, outcome["run"], outcome["trades"])
+    if not isinstance(batch, BatchOutcomes):
+        batch = BatchOutcomes.of_runs(batch)
+    runs.save_backtest_batch(url, [o["run"] for o in batch.outcomes], batch.trades)
 
 
 def run_dir_name(run: Any) -> str:
