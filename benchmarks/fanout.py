@@ -12,7 +12,8 @@ and the driver's memory is printed as the runs grow.
 
 The runs: every built-in family x several parameter sets over the demo data (real Binance 5m,
 ~5,760 bars per pair) and a synthetic year of 5m bars (105,120 bars). Prints:
-- serial: the same backtests one after another in this process (the work itself);
+- serial: the same backtests one after another in this process (the work itself), once before
+  and once after the fan-out (the machine's speed drifts; the efficiency uses their mean);
 - ray: the same backtests as `backtest --all` sends them (series put once in the object store,
   batched tasks of ~1 s, results streamed with ray.wait), Ray already started;
 - parallel efficiency = serial time / (CPUs x Ray time) (1.0 = perfect use of every CPU), and
@@ -253,13 +254,19 @@ def main() -> None:
     print(f"serial      : {len(chosen)} backtests, CPU {total:.2f} s "
           f"({total / len(chosen) * 1000:.1f} ms each), wall {wall:.2f} s "
           f"(warmed first)")  # fmt: skip
-    measure_ray(specs, series, config, args, serial_cpu, wall)
+    measure_ray(specs, series, config, args, serial_cpu, wall,
+                again=lambda: serial(chosen, series, config))  # fmt: skip
     if not args.no_e2e:
         end_to_end(series, specs, args.cpus)
 
 
-def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: float) -> None:
-    """Start Ray, warm the workers, time the fan-out and print its figures; stop Ray."""
+def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: float,
+                again) -> None:  # fmt: skip
+    """Start Ray, warm the workers, time the fan-out and print its figures; stop Ray.
+
+    `again()` repeats the serial pass after the fan-out: this shared machine's speed drifts by
+    10-20 % within minutes, so the serial CPU of a run is the mean of the pass before the fan-out
+    and the pass after it (a drift during the fan-out then cancels to first order)."""
     import ray
 
     began = time.perf_counter()
@@ -279,6 +286,11 @@ def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: floa
             f"ray         : {result['wall']:.2f} s wall, {len(specs) / result['wall']:.1f} "
             f"backtests/s in {result['tasks']} tasks (ray.init {started:.1f} s, not counted)"
         )
+        after = again()
+        first, second = sum(serial_cpu.values()), sum(after.values())
+        print(f"serial again: {second / len(after) * 1000:.1f} ms each after the fan-out "
+              f"({first / len(after) * 1000:.1f} before): the efficiency uses their mean")  # fmt: skip
+        serial_cpu = {k: (serial_cpu[k] + after[k]) / 2 for k in serial_cpu}
         report_ray(specs, args.cpus, serial_cpu, serial_wall, result, sum(workers.values()))
         peaks = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(result["pids"]))
         print(f"peak memory : driver {peak_rss_mb():.0f} MB; workers {peaks} MB")
