@@ -104,11 +104,15 @@ def _claim_keys(conn: Any, runs: list[dict]) -> list[int]:
             status[key] = run.get("status") or "done"
     replaced = [stored[k][0] for k in chosen if k in stored]  # stored, and not done: failed
     for i in range(0, len(replaced), _IN_CHUNK):
-        ids = replaced[i : i + _IN_CHUNK]
-        for table in (TradeRecord, OrderRecord):
-            conn.execute(delete(table).where(table.run_id.in_(ids)))
-        conn.execute(delete(BacktestRun).where(BacktestRun.id.in_(ids)))
+        _delete_runs(conn, replaced[i : i + _IN_CHUNK])
     return sorted(chosen.values())
+
+
+def _delete_runs(conn: Any, ids: list[Any]) -> None:
+    """Delete stored runs with their trades and orders (failed runs about to be replaced)."""
+    for table in (TradeRecord, OrderRecord):
+        conn.execute(delete(table).where(table.run_id.in_(ids)))
+    conn.execute(delete(BacktestRun).where(BacktestRun.id.in_(ids)))
 
 
 def _trades_by_position(trades: pd.DataFrame | None) -> dict[int, pd.DataFrame]:
@@ -127,9 +131,7 @@ def _clear_failed(conn: Any, run_key: str, run: dict) -> bool:
         return True
     if stored.status == "done":
         return False
-    for table in (TradeRecord, OrderRecord):
-        conn.execute(delete(table).where(table.run_id == stored.id))
-    conn.execute(delete(BacktestRun).where(BacktestRun.id == stored.id))
+    _delete_runs(conn, [stored.id])
     return True
 
 
