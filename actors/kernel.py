@@ -90,7 +90,7 @@ def run_kernel(
             orders=runtime.call("orders", "orders"),
             trades=runtime.call("orders", "trades"),
             portfolio=runtime.call("portfolio", "state"),
-            messages=runtime.delivered if runtime.counts else None,
+            messages=runtime.delivered,
         )
         del runtime  # a runtime of our own goes now, with its actors, before collection resumes
     return output

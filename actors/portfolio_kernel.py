@@ -241,7 +241,7 @@ def run_portfolio_kernel(
             orders=runtime.call("orders", "orders"),
             trades=runtime.call("orders", "trades"),
             portfolio=runtime.call("portfolio", "state"),
-            messages=runtime.delivered if runtime.counts else None,
+            messages=runtime.delivered,
         )
 
 

@@ -72,7 +72,7 @@ class LocalRuntime:
         self._direct: dict[type, list[tuple[Any, Callable[[Any], list]]]] = _Routes()
         self._queue: list[tuple[int, int, int, Any]] = []
         self._seq = 0
-        self.delivered = 0  # messages delivered, when `counts`
+        self.delivered: int | None = 0 if self.counts else None  # messages delivered
         # a subclass may reorder what it schedules: then its own schedule() is called
         self._plain_schedule = type(self).schedule is LocalRuntime.schedule
 
