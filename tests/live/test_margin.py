@@ -185,16 +185,24 @@ async def started(ex: ExchangeThread, market: str, key: str, monkeypatch) -> Ccx
     return broker
 
 
+async def short_with_bracket(
+    broker: CcxtBroker, ex: ExchangeThread, stop: float, target: float
+) -> tuple[int, int, list]:
+    """At the next phase-0 bar: a market short of 2 (order 1), then its stop (2) and target (3)
+    as trade 1's legs. (bar index, its time, the broker's events so far)."""
+    i = align(ex, 0)
+    ts = T0.value + i * STEP_NS
+    events = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 2.0)])
+    legs = [submit(ts, 2, "buy", "stop", "stop_loss", 2.0, stop, trade=1),
+            submit(ts, 3, "buy", "limit", "take_profit", 2.0, target, trade=1)]  # fmt: skip
+    return i, ts, events + await broker.handle_batch(legs)
+
+
 def test_the_broker_trades_a_short_with_stop_and_target_on_margin(exchange, monkeypatch) -> None:
     async def scenario() -> tuple[list, list, dict]:
         broker = await started(exchange, "margin", "broker-margin", monkeypatch)
         try:
-            i = align(exchange, 0)
-            ts = T0.value + i * STEP_NS
-            opened = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 2.0)])
-            legs = [submit(ts, 2, "buy", "stop", "stop_loss", 2.0, 110.0, trade=1),
-                    submit(ts, 3, "buy", "limit", "take_profit", 2.0, 95.0, trade=1)]  # fmt: skip
-            events = opened + await broker.handle_batch(legs)
+            i, _ts, events = await short_with_bracket(broker, exchange, 110.0, 95.0)
             for k in (i, i + 1):  # phase 0 touches nothing; phase 1: the stop fills at 110
                 exchange.step(1)
                 events += await broker.handle_batch([bar_closed(k)])
@@ -362,12 +370,7 @@ def test_the_broker_closes_a_short_by_signal_cancelling_its_legs(exchange, monke
     async def scenario() -> tuple[list, dict]:
         broker = await started(exchange, "margin", "broker-signal-exit", monkeypatch)
         try:
-            i = align(exchange, 0)
-            ts = T0.value + i * STEP_NS
-            events = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 2.0)])
-            legs = [submit(ts, 2, "buy", "stop", "stop_loss", 2.0, 115.0, trade=1),
-                    submit(ts, 3, "buy", "limit", "take_profit", 2.0, 85.0, trade=1)]  # fmt: skip
-            events += await broker.handle_batch(legs)
+            i, ts, events = await short_with_bracket(broker, exchange, 115.0, 85.0)
             exchange.step(1)  # phase 0: nothing touched
             events += await broker.handle_batch([bar_closed(i)])
             exit_ = submit(ts + STEP_NS, 4, "buy", "market", "signal", 2.0, trade=1)
