@@ -69,13 +69,24 @@ def run_kernel(
     # before the strategy host sees that bar close.
     runtime.spawn("exchange", SimExchange, config.fee_bps, config.slippage_bps, data)
     runtime.spawn("orders", OrderManager, order_store)
-    runtime.spawn("portfolio", Portfolio, config.cash, config.risk, config.fee_bps,
-                  config.slippage_bps, config.max_symbol_exposure, config.max_total_exposure,
-                  config.max_open_positions, hedged, position_limits=limits,
-                  min_notional=config.min_order_notional(),
-                  lot_size=config.lot_size)  # fmt: skip
-    runtime.spawn("host", StrategyHost, strategy, bars, symbol, interval, fast,
-                  signal_gate=signal_gate)  # fmt: skip
+    runtime.spawn(
+        "portfolio",
+        Portfolio,
+        config.cash,
+        config.risk,
+        config.fee_bps,
+        config.slippage_bps,
+        config.max_symbol_exposure,
+        config.max_total_exposure,
+        config.max_open_positions,
+        hedged,
+        position_limits=limits,
+        min_notional=config.min_order_notional(),
+        lot_size=config.lot_size,
+    )
+    runtime.spawn(
+        "host", StrategyHost, strategy, bars, symbol, interval, fast, signal_gate=signal_gate
+    )
     for name, actor in observers:
         runtime.add(name, actor)
     first = int(pd.DatetimeIndex(bars.index[:1]).as_unit("ns").asi8[0])

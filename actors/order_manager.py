@@ -151,8 +151,18 @@ class OrderManager(Actor):
     def on_open_trade(self, msg: OpenTrade) -> list:
         self._pending[(msg.strategy, msg.signal_id)] = (msg.exits, msg.interval)
         side = "buy" if msg.side == "long" else "sell"
-        order = self._new_order(msg.ts, msg.strategy, msg.symbol, side, "market", "entry",
-                                msg.quantity, None, None, msg.signal_id)  # fmt: skip
+        order = self._new_order(
+            msg.ts,
+            msg.strategy,
+            msg.symbol,
+            side,
+            "market",
+            "entry",
+            msg.quantity,
+            None,
+            None,
+            msg.signal_id,
+        )
         return [self._submit(order, msg.ts)]
 
     def on_close_trade(self, msg: CloseTrade) -> list:
@@ -210,14 +220,35 @@ class OrderManager(Actor):
         side = "long" if order.side == "buy" else "short"
         key = (order.strategy, order.signal_id)
         exits, interval = self._pending.pop(key, _NO_EXITS)
-        trade = TradeState(self._next_trade, order.signal_id, order.strategy, order.symbol,
-                           interval, side, fill.quantity, fill.ts, fill.price, fill.fee)  # fmt: skip
+        trade = TradeState(
+            self._next_trade,
+            order.signal_id,
+            order.strategy,
+            order.symbol,
+            interval,
+            side,
+            fill.quantity,
+            fill.ts,
+            fill.price,
+            fill.fee,
+        )
         order.trade_id = trade.trade_id
         self._trades[trade.trade_id] = trade
         self.store.put_trade(trade)
-        out: list = [TradeOpened(fill.ts, trade.trade_id, trade.signal_id, trade.strategy,
-                                 trade.symbol, trade.interval, side, trade.quantity, fill.price,
-                                 fill.fee)]  # fmt: skip
+        out: list = [
+            TradeOpened(
+                fill.ts,
+                trade.trade_id,
+                trade.signal_id,
+                trade.strategy,
+                trade.symbol,
+                trade.interval,
+                side,
+                trade.quantity,
+                fill.price,
+                fill.fee,
+            )
+        ]
         stop, target = bracket_levels(side, fill.price, exits)
         if stop is not None:
             out.append(self._exit_order(trade, fill.ts, "stop", "stop_loss", stop))
@@ -276,13 +307,37 @@ class OrderManager(Actor):
         side = "sell" if trade.side == "long" else "buy"
         self._next_order += 1
         oid, tid = self._next_order, trade.trade_id
-        order = OrderState(oid, trade.strategy, trade.symbol, side, kind, role, trade.quantity,
-                           price, tid, trade.signal_id, ts)  # fmt: skip
+        order = OrderState(
+            oid,
+            trade.strategy,
+            trade.symbol,
+            side,
+            kind,
+            role,
+            trade.quantity,
+            price,
+            tid,
+            trade.signal_id,
+            ts,
+        )
         self._orders[oid] = order
         self.store.put_order(order)
         trade.orders.append(oid)
-        return SubmitOrder(ts, oid, trade.strategy, trade.symbol, side, trade.quantity, kind, role,
-                           price, trigger, trade.entry_ts, tid, tid)  # fmt: skip
+        return SubmitOrder(
+            ts,
+            oid,
+            trade.strategy,
+            trade.symbol,
+            side,
+            trade.quantity,
+            kind,
+            role,
+            price,
+            trigger,
+            trade.entry_ts,
+            tid,
+            tid,
+        )
 
     def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
         return any(
@@ -293,8 +348,19 @@ class OrderManager(Actor):
     # -- orders -------------------------------------------------------------------------------
     def _new_order(self, ts, strategy, symbol, side, kind, role, qty, price, trade_id, signal_id):
         self._next_order += 1
-        order = OrderState(self._next_order, strategy, symbol, side, kind, role, qty, price,
-                           trade_id, signal_id, ts)  # fmt: skip
+        order = OrderState(
+            self._next_order,
+            strategy,
+            symbol,
+            side,
+            kind,
+            role,
+            qty,
+            price,
+            trade_id,
+            signal_id,
+            ts,
+        )
         self._orders[order.order_id] = order
         self.store.put_order(order)
         return order

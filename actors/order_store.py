@@ -26,8 +26,14 @@ import pandas as pd
 
 from actors.order_manager import MemoryOrderStore, OrderState, TradeState
 
-ROLE_CODES = {"entry": "en", "stop_loss": "sl", "take_profit": "tp", "time": "tx", "signal": "sx",
-              "end_of_data": "ed"}  # fmt: skip
+ROLE_CODES = {
+    "entry": "en",
+    "stop_loss": "sl",
+    "take_profit": "tp",
+    "time": "tx",
+    "signal": "sx",
+    "end_of_data": "ed",
+}
 MS = 1_000_000
 DRY_RUN = "dry-run"  # run_id of dry-run live rows (real live rows have none)
 _TYPES = {"stop": "stop", "limit": "limit"}  # market, timed and close orders are market orders
@@ -110,9 +116,17 @@ class SqlOrderStore(MemoryOrderStore):
     `stable=True` (live): ids are the client order ids (`id_prefix` + cid), the same in every
     session. With `autocommit=False` changes wait in memory until `flush()` (one transaction)."""
 
-    def __init__(self, url: str, prefix: str | None = None, run_id: str | None = None,
-                 instance_id: int | None = None, exchange: str = "", stable: bool = False,
-                 autocommit: bool = True, id_prefix: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        prefix: str | None = None,
+        run_id: str | None = None,
+        instance_id: int | None = None,
+        exchange: str = "",
+        stable: bool = False,
+        autocommit: bool = True,
+        id_prefix: str = "",
+    ) -> None:
         super().__init__()
         self.url = url
         self.prefix = prefix or uuid.uuid4().hex[:12]  # order ids stay unique across sessions
@@ -135,8 +149,12 @@ class SqlOrderStore(MemoryOrderStore):
         known = self.ids.get(order.order_id)
         if known is None:
             trade = self._trades.get(order.trade_id) if order.trade_id is not None else None
-            key = order_key(order.strategy, order.side, order.role,
-                            trade.entry_ts if trade is not None else None)  # fmt: skip
+            key = order_key(
+                order.strategy,
+                order.side,
+                order.role,
+                trade.entry_ts if trade is not None else None,
+            )
             known = self.id_prefix + client_order_id(key, order.created_ts, order.role)
             self.ids[order.order_id] = known
         return known
@@ -239,8 +257,9 @@ def _upsert_orders(conn: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(table), group)
 
 
-def _upsert_trades(conn: Any, rows: dict[int, dict[str, Any]],
-                   known: dict[int, int]) -> dict[int, int]:  # fmt: skip
+def _upsert_trades(
+    conn: Any, rows: dict[int, dict[str, Any]], known: dict[int, int]
+) -> dict[int, int]:
     """Trades: UPDATE by primary key and INSERT the new ones, each one executemany; the new rows'
     primary keys (needed for their later updates) come back in order. Returns those."""
     from sqlalchemy import bindparam, insert, update

@@ -192,9 +192,17 @@ class Portfolio(Actor):
             msg.strategy, msg.symbol, msg.side, notional, notional * (1 + self.cost_rate)
         )
         return [
-            OpenTrade(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.interval, msg.side,
-                      quantity, msg.exits)
-        ]  # fmt: skip
+            OpenTrade(
+                msg.ts,
+                msg.signal_id,
+                msg.strategy,
+                msg.symbol,
+                msg.interval,
+                msg.side,
+                quantity,
+                msg.exits,
+            )
+        ]
 
     def on_signal_rejected(self, msg: SignalRejected) -> list:
         if self._reserved.pop((msg.strategy, msg.signal_id), None) is not None:
@@ -292,12 +300,19 @@ class Portfolio(Actor):
         self._record(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, reason)
         return [SignalRejected(msg.ts, msg.signal_id, msg.strategy, msg.symbol, msg.side, reason)]
 
-    def _record(self, ts: int, signal_id: int, strategy: str, symbol: str, side: str,
-                reason: str) -> None:  # fmt: skip
+    def _record(
+        self, ts: int, signal_id: int, strategy: str, symbol: str, side: str, reason: str
+    ) -> None:
         self.rejections.append(
-            {"ts": ts, "signal_id": signal_id, "strategy": strategy, "symbol": symbol,
-             "side": side, "reason": reason}
-        )  # fmt: skip
+            {
+                "ts": ts,
+                "signal_id": signal_id,
+                "strategy": strategy,
+                "symbol": symbol,
+                "side": side,
+                "reason": reason,
+            }
+        )
 
     def open_positions(self, strategy: str | None = None, symbol: str | None = None) -> list:
         """Open positions, optionally of one strategy and/or one symbol."""
@@ -317,8 +332,12 @@ class Portfolio(Actor):
         ]
 
     def state(self) -> dict[str, Any]:
-        return {"cash": self.cash, "equity": self.equity(), "positions": len(self.positions),
-                "rejections": list(self.rejections)}  # fmt: skip
+        return {
+            "cash": self.cash,
+            "equity": self.equity(),
+            "positions": len(self.positions),
+            "rejections": list(self.rejections),
+        }
 
 
 def stop_distance(msg: SignalRaised) -> float | None:

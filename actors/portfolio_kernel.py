@@ -221,11 +221,26 @@ def run_portfolio_kernel(
     # Delivery order of a message type follows spawn order: the exchange settles fills first.
     runtime.spawn("exchange", SeriesExchange, config.fee_bps, config.slippage_bps, data, routes)
     runtime.spawn("orders", OrderManager)
-    runtime.spawn("portfolio", WeightedPortfolio, config, weights, mark_series(series), hedged,
-                  position_limits=limits)  # fmt: skip
+    runtime.spawn(
+        "portfolio",
+        WeightedPortfolio,
+        config,
+        weights,
+        mark_series(series),
+        hedged,
+        position_limits=limits,
+    )
     for m in members:
-        runtime.spawn(f"host:{m.label}", StrategyHost, m.strategy, series[m.series], m.symbol,
-                      m.interval, True, m.label)  # fmt: skip
+        runtime.spawn(
+            f"host:{m.label}",
+            StrategyHost,
+            m.strategy,
+            series[m.series],
+            m.symbol,
+            m.interval,
+            True,
+            m.label,
+        )
     for name, actor in observers:
         runtime.add(name, actor)
     first = min(int(_ns(frame.index[:1])[0]) for frame in series.values())

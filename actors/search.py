@@ -42,8 +42,7 @@ def first_hit(
     if blocks is None:
         blocks = block_extremes(values, below)
     search = _search or _compile()
-    return search(values, start, len(values) if stop is None else stop, float(level), below,
-                  blocks)  # fmt: skip
+    return search(values, start, len(values) if stop is None else stop, float(level), below, blocks)
 
 
 _search: Callable[..., int] | None = None

@@ -222,8 +222,16 @@ class StrategyHost(Actor):
         self._next_signal += 1
         self.signals_raised += 1
         if is_exit:
-            return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
-                                self.interval, side, "exit", float(self.close[i]))  # fmt: skip
+            return SignalRaised(
+                int(self.close_ns[i]),
+                self._next_signal,
+                self.name,
+                self.symbol,
+                self.interval,
+                side,
+                "exit",
+                float(self.close[i]),
+            )
         self._pending[side] = True
         stops, targets = self._distances["stop_distance"], self._distances["target_distance"]
         if stops is None and targets is None:
@@ -238,8 +246,17 @@ class StrategyHost(Actor):
                 self._hold_ns,
                 rules.session_end,
             )
-        return SignalRaised(int(self.close_ns[i]), self._next_signal, self.name, self.symbol,
-                            self.interval, side, "enter", float(self.close[i]), exits)  # fmt: skip
+        return SignalRaised(
+            int(self.close_ns[i]),
+            self._next_signal,
+            self.name,
+            self.symbol,
+            self.interval,
+            side,
+            "enter",
+            float(self.close[i]),
+            exits,
+        )
 
     def _reschedule_now(self) -> list:
         if not self.fast:

@@ -21,8 +21,18 @@ from analysis.spans import data_gaps
 
 MAX_POINTS = 4000
 GREEN, RED, BLUE, GREY = "#2e9e5b", "#d0463c", "#2f6db5", "#888888"
-PALETTE = ("#2f6db5", "#e07b39", "#2e9e5b", "#9b59b6", "#d0463c", "#16a2b8", "#b8860b",
-           "#7f8c8d", "#c2185b", "#5d6d7e")  # fmt: skip
+PALETTE = (
+    "#2f6db5",
+    "#e07b39",
+    "#2e9e5b",
+    "#9b59b6",
+    "#d0463c",
+    "#16a2b8",
+    "#b8860b",
+    "#7f8c8d",
+    "#c2185b",
+    "#5d6d7e",
+)
 
 
 def drawdown(curve: pd.Series) -> pd.Series:
@@ -74,24 +84,42 @@ def _iso(stamp: pd.Timestamp) -> str:
 def equity_drawdown_figure(curve: pd.Series, currency: str) -> go.Figure:
     """Equity on top, drawdown beneath on the same time axis."""
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05,
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.7, 0.3],
+        vertical_spacing=0.05,
         subplot_titles=(f"Equity ({currency})", "Drawdown (% below the previous peak)"),
-    )  # fmt: skip
+    )
     gaps = data_gaps(curve.index)
     equity = broken(thin(curve), gaps)
     fig.add_trace(
-        go.Scatter(x=equity.index, y=equity.to_numpy(), mode="lines", name="equity",
-                   line={"color": BLUE, "width": 1.6},
-                   hovertemplate=f"%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>"),
-        row=1, col=1,
-    )  # fmt: skip
+        go.Scatter(
+            x=equity.index,
+            y=equity.to_numpy(),
+            mode="lines",
+            name="equity",
+            line={"color": BLUE, "width": 1.6},
+            hovertemplate=f"%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
     dd = broken(thin(drawdown(curve), "min"), gaps)
     fig.add_trace(
-        go.Scatter(x=dd.index, y=dd.to_numpy(), mode="lines", name="drawdown", fill="tozeroy",
-                   line={"color": RED, "width": 1}, fillcolor="rgba(208,70,60,0.25)",
-                   hovertemplate="%{x}<br>%{y:.2%}<extra></extra>"),
-        row=2, col=1,
-    )  # fmt: skip
+        go.Scatter(
+            x=dd.index,
+            y=dd.to_numpy(),
+            mode="lines",
+            name="drawdown",
+            fill="tozeroy",
+            line={"color": RED, "width": 1},
+            fillcolor="rgba(208,70,60,0.25)",
+            hovertemplate="%{x}<br>%{y:.2%}<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
     fig.update_yaxes(title_text=currency, tickformat=",.0f", row=1, col=1)
     fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
     return hide_gaps(fig, gaps).update_layout(showlegend=False, height=560)
@@ -104,13 +132,23 @@ def monthly_heatmap(monthly: pd.Series) -> go.Figure:
     limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 0.01
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=list(grid.columns), y=[str(y) for y in grid.index], text=text,
-            texttemplate="%{text}", textfont={"size": 13}, colorscale="RdYlGn", zmid=0,
-            zmin=-limit, zmax=limit, xgap=3, ygap=3, hoverongaps=False,
+            z=z,
+            x=list(grid.columns),
+            y=[str(y) for y in grid.index],
+            text=text,
+            texttemplate="%{text}",
+            textfont={"size": 13},
+            colorscale="RdYlGn",
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            xgap=3,
+            ygap=3,
+            hoverongaps=False,
             colorbar={"title": "return", "tickformat": ".0%"},
             hovertemplate="%{y} %{x}: %{text}<extra></extra>",
         )
-    )  # fmt: skip
+    )
     return fig.update_layout(
         title="Monthly returns (Year: compounded)",
         yaxis={"type": "category", "autorange": "reversed"},
@@ -129,18 +167,29 @@ def trade_returns_figure(trades: pd.DataFrame, currency: str) -> go.Figure:
         low, high = float(values.min()), float(values.max())
         size = (high - low) / 50 or 1e-4
         bins = {"start": low, "end": high + size, "size": size}
-        for part, name, colour in ((values[values <= 0], "losing", RED),
-                                   (values[values > 0], "winning", GREEN)):  # fmt: skip
-            fig.add_trace(go.Histogram(x=part, xbins=bins, name=f"{name} trades",
-                                       marker_color=colour, opacity=0.85))  # fmt: skip
+        for part, name, colour in (
+            (values[values <= 0], "losing", RED),
+            (values[values > 0], "winning", GREEN),
+        ):
+            fig.add_trace(
+                go.Histogram(
+                    x=part, xbins=bins, name=f"{name} trades", marker_color=colour, opacity=0.85
+                )
+            )
         mean = float(values.mean())
-        fig.add_vline(x=mean, line={"color": "#333", "dash": "dash"},
-                      annotation_text=f"mean {mean:{fmt.replace(',', '')}}")  # fmt: skip
+        fig.add_vline(
+            x=mean,
+            line={"color": "#333", "dash": "dash"},
+            annotation_text=f"mean {mean:{fmt.replace(',', '')}}",
+        )
     return fig.update_layout(
-        title=f"Distribution of trade returns ({len(values):,} trades)", barmode="overlay",
-        xaxis={"title": axis, "tickformat": fmt}, yaxis={"title": "trades"}, height=380,
+        title=f"Distribution of trade returns ({len(values):,} trades)",
+        barmode="overlay",
+        xaxis={"title": axis, "tickformat": fmt},
+        yaxis={"title": "trades"},
+        height=380,
         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-    )  # fmt: skip
+    )
 
 
 def instance_lines_figure(lines: list[tuple[str, pd.Series]], title: str, currency: str):
@@ -149,31 +198,45 @@ def instance_lines_figure(lines: list[tuple[str, pd.Series]], title: str, curren
     gaps = _union_gaps([curve for _name, curve in lines])
     for i, (name, curve) in enumerate(lines):
         curve = broken(curve, data_gaps(curve.index)) if len(curve) > 1 else curve
-        fig.add_trace(go.Scatter(
-            x=curve.index, y=curve.to_numpy(), mode="lines", name=name,
-            line={"color": PALETTE[i % len(PALETTE)], "width": 1.5},
-            hovertemplate=f"{name}<br>%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=curve.index,
+                y=curve.to_numpy(),
+                mode="lines",
+                name=name,
+                line={"color": PALETTE[i % len(PALETTE)], "width": 1.5},
+                hovertemplate=f"{name}<br>%{{x}}<br>%{{y:,.2f}} {currency}<extra></extra>",
+            )
+        )
     return hide_gaps(fig, gaps).update_layout(
-        title=title, yaxis={"title": currency, "tickformat": ",.0f"}, height=460,
+        title=title,
+        yaxis={"title": currency, "tickformat": ",.0f"},
+        height=460,
         legend={"x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 11}},
-    )  # fmt: skip
+    )
 
 
 def weights_figure(weights: pd.Series) -> go.Figure:
     """Horizontal bars: each instance's share of the account."""
     ordered = weights.sort_values()
-    fig = go.Figure(go.Bar(
-        x=ordered.to_numpy(), y=list(ordered.index), orientation="h", marker_color=BLUE,
-        text=[f"{w:.1%}" for w in ordered], textposition="outside",
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Bar(
+            x=ordered.to_numpy(),
+            y=list(ordered.index),
+            orientation="h",
+            marker_color=BLUE,
+            text=[f"{w:.1%}" for w in ordered],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
     top = float(ordered.max()) if len(ordered) else 1.0
     return fig.update_layout(
         title="Weight of each instance (share of the account's risk)",
         xaxis={"tickformat": ".0%", "range": [0, top * 1.2]},
-        height=max(240, 90 + 30 * len(ordered)), margin={"l": 220},
-    )  # fmt: skip
+        height=max(240, 90 + 30 * len(ordered)),
+        margin={"l": 220},
+    )
 
 
 def compare_figure(curves: dict[str, pd.Series]) -> go.Figure:
@@ -184,16 +247,22 @@ def compare_figure(curves: dict[str, pd.Series]) -> go.Figure:
         if curve.empty:
             continue
         growth = broken(thin(curve / float(curve.iloc[0]) - 1), data_gaps(curve.index))
-        fig.add_trace(go.Scatter(
-            x=growth.index, y=growth.to_numpy(), mode="lines", name=name,
-            line={"color": (BLUE, "#e07b39", GREY)[i % 3], "width": 1.8},
-            hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.2%}}<extra></extra>",
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=growth.index,
+                y=growth.to_numpy(),
+                mode="lines",
+                name=name,
+                line={"color": (BLUE, "#e07b39", GREY)[i % 3], "width": 1.8},
+                hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.2%}}<extra></extra>",
+            )
+        )
     return hide_gaps(fig, gaps).update_layout(
-        title="Cumulative return of each run from its start", height=380,
+        title="Cumulative return of each run from its start",
+        height=380,
         yaxis={"title": "return", "tickformat": ".0%"},
         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-    )  # fmt: skip
+    )
 
 
 def _union_gaps(curves: list[pd.Series]) -> Gaps:

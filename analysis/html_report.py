@@ -91,8 +91,11 @@ def write_html(
     currency = account_currency(ts, analysis)
     plots = {}
     for i, (plot_id, fig) in enumerate(figures.items()):
-        fig.update_layout(template="plotly_white", margin={"t": 60, "b": 40, "r": 30},
-                          font={"family": "Helvetica, Arial, sans-serif"})  # fmt: skip
+        fig.update_layout(
+            template="plotly_white",
+            margin={"t": 60, "b": 40, "r": 30},
+            font={"family": "Helvetica, Arial, sans-serif"},
+        )
         plots[plot_id] = pio.to_html(
             fig,
             include_plotlyjs=i == 0,  # the whole library once, inline
@@ -125,13 +128,19 @@ def _body(ts, analysis, plots, instances, compare, currency) -> str:
         title = " compared with ".join(runs)
         parts.append(_section(title, tables.compare_table(runs, currency), plots.get("compare")))
     parts.append(_section("Equity and drawdown", "", plots["equity"]))
-    parts.append(_section("Monthly returns", tables.monthly_table(analysis.monthly),
-                          plots["monthly"]))  # fmt: skip
+    parts.append(
+        _section("Monthly returns", tables.monthly_table(analysis.monthly), plots["monthly"])
+    )
     parts.append(_section("Trade returns", "", plots["trade_returns"]))
     if instances is not None:
         weights = plots.get("weights", "")
-        parts.append(_section("Strategy instances", tables.instance_table(instances.table, currency),
-                              plots.get("strategies", "") + weights))  # fmt: skip
+        parts.append(
+            _section(
+                "Strategy instances",
+                tables.instance_table(instances.table, currency),
+                plots.get("strategies", "") + weights,
+            )
+        )
     parts.append(_section("All metrics", tables.metrics_tables(m, currency)))
     if m.get("trades"):
         parts.append(_section("Breakdowns", tables.breakdown_tables(analysis.breakdowns, currency)))
@@ -209,8 +218,13 @@ def _stats_table(rows: list[tuple[str, pd.DataFrame, float | None]]) -> pd.DataF
     records = []
     for name, group, weight in rows:
         stats = trade_stats(group["pnl"].to_numpy(dtype=float))
-        record = {"instance": name, **{k: stats[k] for k in ("trades", "win_rate", "total_pnl",
-                                                             "expectancy", "profit_factor")}}  # fmt: skip
+        record = {
+            "instance": name,
+            **{
+                k: stats[k]
+                for k in ("trades", "win_rate", "total_pnl", "expectancy", "profit_factor")
+            },
+        }
         if weight is not None:
             record["weight"] = weight
         records.append(record)

@@ -99,17 +99,22 @@ def compare_table(runs: dict[str, dict[str, Any]], currency: str) -> str:
 def instance_table(frame: pd.DataFrame, currency: str) -> str:
     """One row per strategy instance: columns instance, trades, win_rate, total_pnl,
     expectancy, profit_factor and, for a portfolio, weight."""
-    keys = [k for k in ("trades", "win_rate", "total_pnl", "expectancy", "profit_factor",
-                        "weight") if k in frame.columns]  # fmt: skip
+    keys = [
+        k
+        for k in ("trades", "win_rate", "total_pnl", "expectancy", "profit_factor", "weight")
+        if k in frame.columns
+    ]
     headers = ["Instance (family symbol interval)"]
     headers += [label(k, currency) if k != "weight" else "Weight (%)" for k in keys]
     rows = []
     for record in frame.to_dict("records"):
         cells = "".join(
-            _cell(f"{100 * record[k]:.1f}%" if k == "weight" else value_text(k, record[k]),
-                  _sign_class(record[k]) if k in ("total_pnl", "expectancy") else "num")
+            _cell(
+                f"{100 * record[k]:.1f}%" if k == "weight" else value_text(k, record[k]),
+                _sign_class(record[k]) if k in ("total_pnl", "expectancy") else "num",
+            )
             for k in keys
-        )  # fmt: skip
+        )
         rows.append(f"<tr>{_cell(str(record['instance']), 'name')}{cells}</tr>")
     return table(headers, rows, "instances")
 
@@ -124,10 +129,12 @@ def breakdown_tables(breakdowns: dict[str, pd.DataFrame], currency: str) -> str:
         rows = []
         for record in frame.to_dict("records"):
             cells = "".join(
-                _cell(value_text(k, record[k]),
-                      _sign_class(record[k]) if k in ("total_pnl", "expectancy") else "num")
+                _cell(
+                    value_text(k, record[k]),
+                    _sign_class(record[k]) if k in ("total_pnl", "expectancy") else "num",
+                )
                 for k in BREAKDOWN_KEYS
-            )  # fmt: skip
+            )
             rows.append(f"<tr>{_cell(str(record[by]), 'name')}{cells}</tr>")
         title = html.escape(BREAKDOWN_TITLES.get(by, by))
         parts.append(f"<h3>{title}</h3>{table(headers, rows)}")

@@ -161,9 +161,14 @@ def equity_stats(
     """Statistics over an equity curve indexed by UTC timestamps; with skip_gaps, stretches
     without rows longer than spans.DATA_GAP count neither as time nor as days of zero return."""
     if curve.empty:
-        return {"initial_cash": initial_cash, "final_equity": initial_cash, "total_return": 0.0,
-                "span_days": 0.0, "daily_returns": 0,
-                "annualised_note": annualised_note(0.0, 0, minimum)}  # fmt: skip
+        return {
+            "initial_cash": initial_cash,
+            "final_equity": initial_cash,
+            "total_return": 0.0,
+            "span_days": 0.0,
+            "daily_returns": 0,
+            "annualised_note": annualised_note(0.0, 0, minimum),
+        }
     final = float(curve.iloc[-1])
     monthly = period_returns(curve, initial_cash, "month")
     weekly = period_returns(curve, initial_cash, "week")

@@ -232,10 +232,19 @@ def results_summary_table(results: pd.DataFrame) -> Table:
         if short
         else None
     )
-    table = Table(title=f"backtest summary: {len(done)} runs by family x interval",
-                  caption=caption)  # fmt: skip
-    for column in ("family", "interval", "currency", "runs", "trades", "win rate", "expectancy",
-                   "return (mean)", "best sortino", "max drawdown (worst)"):  # fmt: skip
+    table = Table(title=f"backtest summary: {len(done)} runs by family x interval", caption=caption)
+    for column in (
+        "family",
+        "interval",
+        "currency",
+        "runs",
+        "trades",
+        "win rate",
+        "expectancy",
+        "return (mean)",
+        "best sortino",
+        "max drawdown (worst)",
+    ):
         left = column in ("family", "interval", "currency")
         table.add_column(column, justify="left" if left else "right")
     symbols = done["symbol"] if "symbol" in done else [None] * len(done)

@@ -297,8 +297,10 @@ def _stream(url, out, stream, total: int, separate: bool, summary, console) -> N
                 bar.advance(job, len(batch))
         except KeyboardInterrupt:
             stream.close()  # cancels the tasks still running
-            console.print(f"[yellow]interrupted[/]: {_stored_count(url, summary)}; nothing finished "
-                          "is lost; run the same command again to continue")  # fmt: skip
+            console.print(
+                f"[yellow]interrupted[/]: {_stored_count(url, summary)}; nothing finished "
+                "is lost; run the same command again to continue"
+            )
             raise SystemExit(130) from None
 
 

@@ -107,7 +107,7 @@ def run_portfolio(
         members = [
             PortfolioMember(
                 m.label, with_signals(m.strategy, signals[m.label]), m.symbol, m.interval, m.weight
-            )  # fmt: skip
+            )
             for m in members
         ]
     output = run_portfolio_kernel(members, series, config)
@@ -170,8 +170,9 @@ def run_portfolio_backtest(
 
 
 # -- results ------------------------------------------------------------------------------------
-def portfolio_equity(series: dict[SeriesKey, pd.DataFrame], records: list[dict[str, Any]],
-                     cash: float) -> pd.DataFrame:  # fmt: skip
+def portfolio_equity(
+    series: dict[SeriesKey, pd.DataFrame], records: list[dict[str, Any]], cash: float
+) -> pd.DataFrame:
     """Cash and equity at every bar close of any series, rebuilt vectorized from the fills.
 
     Rows are the union of the bar close times; `timestamp` = close time - the finest interval
@@ -286,13 +287,17 @@ def write_portfolio_outputs(result: PortfolioResult, out_dir: Path) -> None:
     iso_times(result.portfolio_trades).to_csv(out_dir / "portfolio_trades.csv", index=False)
     rejected = pd.DataFrame(
         [
-            {"time": pd.Timestamp(r["ts"], tz="UTC").strftime(TIME_FORMAT),
-             "instance": r["strategy"], "symbol": r["symbol"], "side": r["side"],
-             "reason": r["reason"]}
+            {
+                "time": pd.Timestamp(r["ts"], tz="UTC").strftime(TIME_FORMAT),
+                "instance": r["strategy"],
+                "symbol": r["symbol"],
+                "side": r["side"],
+                "reason": r["reason"],
+            }
             for r in result.rejections
         ],
         columns=list(REJECTION_COLUMNS),
-    )  # fmt: skip
+    )
     rejected.to_csv(out_dir / "rejections.csv", index=False)
     document = results_document(result)
     (out_dir / "results.json").write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -139,8 +139,9 @@ def build_members(entries: list[PortfolioEntry]) -> list[PortfolioMember]:
     return members
 
 
-def load_series(entries: list[PortfolioEntry], db_url: str, exchange: str, start: Any,
-                end: Any) -> dict[SeriesKey, pd.DataFrame]:  # fmt: skip
+def load_series(
+    entries: list[PortfolioEntry], db_url: str, exchange: str, start: Any, end: Any
+) -> dict[SeriesKey, pd.DataFrame]:
     """Each distinct (symbol, interval) once, from the database (resampled when not stored)."""
     from store.bars import load_bars
 

@@ -72,8 +72,9 @@ def compute_signals_on_ray(
         return _compute(members, series, actors or max(1, int(session.cpus)))
 
 
-def _compute(members: list[PortfolioMember], series: dict[SeriesKey, pd.DataFrame],
-             actors: int) -> dict[str, pd.DataFrame]:  # fmt: skip
+def _compute(
+    members: list[PortfolioMember], series: dict[SeriesKey, pd.DataFrame], actors: int
+) -> dict[str, pd.DataFrame]:
     import ray
 
     refs = {key: ray.put(frame) for key, frame in series.items()}

@@ -82,10 +82,29 @@ def ours(csv: Path, work: Path, factors: bool) -> list[str]:
     out = work / "ours"
     db = work / "bench.db"
     db.unlink(missing_ok=True)
-    argv = [sys.executable, "cli.py", "backtest", "--strategy", "sr_breakout",
-            "--param", f"lookback={LOOKBACK}", "--param", f"sl_pct={SL}", "--param",
-            f"tp_pct={TP}", "--data", str(csv), "--symbol", "BENCH/USDT", "--interval", "1m",
-            "--out", str(out), "--db", f"sqlite:///{db}"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "cli.py",
+        "backtest",
+        "--strategy",
+        "sr_breakout",
+        "--param",
+        f"lookback={LOOKBACK}",
+        "--param",
+        f"sl_pct={SL}",
+        "--param",
+        f"tp_pct={TP}",
+        "--data",
+        str(csv),
+        "--symbol",
+        "BENCH/USDT",
+        "--interval",
+        "1m",
+        "--out",
+        str(out),
+        "--db",
+        f"sqlite:///{db}",
+    ]
     return argv + (["--factors"] if factors else [])
 
 
@@ -124,13 +143,17 @@ def main() -> None:
         d_cpu = cells[large][0] - cells[small][0]
         d_wall = cells[large][1] - cells[small][1]
         marginal[name] = ((large - small) / d_cpu, (large - small) / d_wall)
-        print(f"{name:<15} marginal: {marginal[name][0]:>10,.0f} bars/s by CPU, "
-              f"{marginal[name][1]:>10,.0f} bars/s by wall")  # fmt: skip
+        print(
+            f"{name:<15} marginal: {marginal[name][0]:>10,.0f} bars/s by CPU, "
+            f"{marginal[name][1]:>10,.0f} bars/s by wall"
+        )
     ratio_cpu = marginal["raytrader"][0] / marginal["backtesting.py"][0]
     ratio_wall = marginal["raytrader"][1] / marginal["backtesting.py"][1]
     whole = table["backtesting.py"][large][0] / table["raytrader"][large][0]
-    print(f"raytrader / backtesting.py, marginal bars/s: {ratio_cpu:.1f}x by CPU, "
-          f"{ratio_wall:.1f}x by wall; whole job at {large:,} bars: {whole:.1f}x by CPU")  # fmt: skip
+    print(
+        f"raytrader / backtesting.py, marginal bars/s: {ratio_cpu:.1f}x by CPU, "
+        f"{ratio_wall:.1f}x by wall; whole job at {large:,} bars: {whole:.1f}x by CPU"
+    )
 
 
 if __name__ == "__main__":

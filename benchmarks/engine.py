@@ -55,8 +55,11 @@ def load_average() -> str:
 
 
 def line(name: str, n: int, cpu: float, wall: float, extra: str = "") -> None:
-    print(f"{name:<34} {n / cpu:>11,.0f} bars/s by CPU ({cpu:.3f} s), "
-          f"{n / wall:>11,.0f} by wall ({wall:.3f} s){extra}", flush=True)  # fmt: skip
+    print(
+        f"{name:<34} {n / cpu:>11,.0f} bars/s by CPU ({cpu:.3f} s), "
+        f"{n / wall:>11,.0f} by wall ({wall:.3f} s){extra}",
+        flush=True,
+    )
 
 
 def vectorbt_run(bars: pd.DataFrame, strategy: SRBreakout, ours: pd.DataFrame, repeat: int):
@@ -71,9 +74,19 @@ def vectorbt_run(bars: pd.DataFrame, strategy: SRBreakout, ours: pd.DataFrame, r
     # numpy arrays, not Series: vectorbt's fast path (its pandas wrapping of a datetime index
     # costs ~30x more here). Stops from the fill price, as ours (vectorbt's default: the close).
     columns = {c: bars[c].to_numpy(np.float64) for c in ("open", "high", "low", "close")}
-    kwargs = dict(**columns, entries=entries, exits=False, price=columns["open"], sl_stop=SL,
-                  tp_stop=TP, stop_entry_price="fillprice", fees=FEE_BPS / 1e4,
-                  init_cash=10_000.0, size=np.inf, freq="1min")  # fmt: skip
+    kwargs = dict(
+        **columns,
+        entries=entries,
+        exits=False,
+        price=columns["open"],
+        sl_stop=SL,
+        tp_stop=TP,
+        stop_entry_price="fillprice",
+        fees=FEE_BPS / 1e4,
+        init_cash=10_000.0,
+        size=np.inf,
+        freq="1min",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vbt.Portfolio.from_signals(**kwargs).stats()  # compile (numba) outside the timing
@@ -134,8 +147,10 @@ def main() -> None:
     few = SRBreakout(lookback=2000, sl_pct=SL, tp_pct=TP)
     config = BacktestConfig(fee_bps=FEE_BPS)
     n = len(bars)
-    print(f"sr_breakout(lookback={LOOKBACK}, sl={SL:.0%}, tp={TP:.0%}) on {n:,} 1m bars, "
-          f"medians of {args.repeat}; {load_average()}")  # fmt: skip
+    print(
+        f"sr_breakout(lookback={LOOKBACK}, sl={SL:.0%}, tp={TP:.0%}) on {n:,} 1m bars, "
+        f"medians of {args.repeat}; {load_average()}"
+    )
     run_backtest(strategy, bars, "BENCH", "1m", config)  # warm-up
 
     def kernel(s):
@@ -144,8 +159,13 @@ def main() -> None:
     k_cpu, k_wall, out = measure(kernel(strategy), args.repeat)
     trades = sum(r["status"] == "CLOSED" for r in out.trades)
     counted = run_kernel(strategy, bars, "BENCH", "1m", config, runtime=CountingRuntime())
-    line("fast mode, kernel (trades)", n, k_cpu, k_wall,
-         f"; {trades} trades, {counted.messages} messages")  # fmt: skip
+    line(
+        "fast mode, kernel (trades)",
+        n,
+        k_cpu,
+        k_wall,
+        f"; {trades} trades, {counted.messages} messages",
+    )
     f_cpu, f_wall, fast = measure(
         lambda: run_backtest(strategy, bars, "BENCH", "1m", config), args.repeat
     )
@@ -154,8 +174,10 @@ def main() -> None:
     few_trades = sum(r["status"] == "CLOSED" for r in few_out.trades)
     per_trade = (k_cpu - q_cpu) / max(trades - few_trades, 1)
     per_bar = (k_cpu - per_trade * trades) / n
-    print(f"cost per trade {per_trade * 1e6:.0f} us CPU; per bar {per_bar * 1e9:.0f} ns "
-          f"(lookback 2000 gives {few_trades} trades in {q_cpu:.3f} s)")  # fmt: skip
+    print(
+        f"cost per trade {per_trade * 1e6:.0f} us CPU; per bar {per_bar * 1e9:.0f} ns "
+        f"(lookback 2000 gives {few_trades} trades in {q_cpu:.3f} s)"
+    )
     r_cpu, r_wall, replay = measure(
         lambda: run_backtest(strategy, bars, "BENCH", "1m", config, "replay"), 1
     )
@@ -164,11 +186,18 @@ def main() -> None:
     other = vectorbt_run(bars, strategy, fast.trades, args.repeat)
     if other is not None:
         (v_cpu, v_wall), (s_cpu, s_wall), count, matched = other
-        line("vectorbt from_signals (trades)", n, v_cpu, v_wall,
-             f"; {count} trades, {matched} equal to ours")  # fmt: skip
+        line(
+            "vectorbt from_signals (trades)",
+            n,
+            v_cpu,
+            v_wall,
+            f"; {count} trades, {matched} equal to ours",
+        )
         line("vectorbt + equity and stats", n, s_cpu, s_wall)
-        print(f"ours / vectorbt by CPU: kernel {v_cpu / k_cpu:.2f}x; with equity and "
-              f"metrics vs with stats {s_cpu / f_cpu:.2f}x")  # fmt: skip
+        print(
+            f"ours / vectorbt by CPU: kernel {v_cpu / k_cpu:.2f}x; with equity and "
+            f"metrics vs with stats {s_cpu / f_cpu:.2f}x"
+        )
     print(f"done; {load_average()}")
     if args.backtesting_py:
         result = backtesting_py(bars)
@@ -176,8 +205,10 @@ def main() -> None:
             print("backtesting.py: not installed (pip install -e '.[bench]')")
             return
         bt_s, bt_trades = result
-        print(f"backtesting.py: {n / bt_s:>11,.0f} bars/s by CPU ({bt_s:.3f} s, {bt_trades} "
-              f"trades); fast mode is {bt_s / f_cpu:.1f}x")  # fmt: skip
+        print(
+            f"backtesting.py: {n / bt_s:>11,.0f} bars/s by CPU ({bt_s:.3f} s, {bt_trades} "
+            f"trades); fast mode is {bt_s / f_cpu:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -222,15 +222,17 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--cpus", type=int, default=2)
-    parser.add_argument("--serial-sample", type=int, default=0,
-                        help="serial pass over this many specs (0: all)")  # fmt: skip
+    parser.add_argument(
+        "--serial-sample", type=int, default=0, help="serial pass over this many specs (0: all)"
+    )
     parser.add_argument(
         "--store",
         action="store_true",
         help="store every batch in SQLite and write the CSVs, as backtest --all",
     )
-    parser.add_argument("--year-interval", default="5m",
-                        help="interval of the synthetic year (5m: 105,120 bars)")  # fmt: skip
+    parser.add_argument(
+        "--year-interval", default="5m", help="interval of the synthetic year (5m: 105,120 bars)"
+    )
     parser.add_argument("--no-e2e", action="store_true", help="skip the run_all measurement")
     return parser.parse_args()
 
@@ -251,17 +253,19 @@ def main() -> None:
     serial_cpu = serial(chosen, series, config)
     wall = time.perf_counter() - began
     total = sum(serial_cpu.values())
-    print(f"serial      : {len(chosen)} backtests, CPU {total:.2f} s "
-          f"({total / len(chosen) * 1000:.1f} ms each), wall {wall:.2f} s "
-          f"(warmed first)")  # fmt: skip
-    measure_ray(specs, series, config, args, serial_cpu, wall,
-                again=lambda: serial(chosen, series, config))  # fmt: skip
+    print(
+        f"serial      : {len(chosen)} backtests, CPU {total:.2f} s "
+        f"({total / len(chosen) * 1000:.1f} ms each), wall {wall:.2f} s "
+        f"(warmed first)"
+    )
+    measure_ray(
+        specs, series, config, args, serial_cpu, wall, again=lambda: serial(chosen, series, config)
+    )
     if not args.no_e2e:
         end_to_end(series, specs, args.cpus)
 
 
-def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: float,
-                again) -> None:  # fmt: skip
+def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: float, again) -> None:
     """Start Ray, warm the workers, time the fan-out and print its figures; stop Ray.
 
     `again()` repeats the serial pass after the fan-out: this shared machine's speed drifts by
@@ -270,8 +274,12 @@ def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: floa
     import ray
 
     began = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, _node_ip_address="127.0.0.2",
-             log_to_driver=False)  # fmt: skip
+    ray.init(
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.2",
+        log_to_driver=False,
+    )
     started = time.perf_counter() - began
     try:
         warm = on_ray(sample(specs, 4 * args.cpus), series, config, args.cpus)
@@ -288,8 +296,10 @@ def measure_ray(specs, series, config, args, serial_cpu: dict, serial_wall: floa
         )
         after = again()
         first, second = sum(serial_cpu.values()), sum(after.values())
-        print(f"serial again: {second / len(after) * 1000:.1f} ms each after the fan-out "
-              f"({first / len(after) * 1000:.1f} before): the efficiency uses their mean")  # fmt: skip
+        print(
+            f"serial again: {second / len(after) * 1000:.1f} ms each after the fan-out "
+            f"({first / len(after) * 1000:.1f} before): the efficiency uses their mean"
+        )
         serial_cpu = {k: (serial_cpu[k] + after[k]) / 2 for k in serial_cpu}
         report_ray(specs, args.cpus, serial_cpu, serial_wall, result, sum(workers.values()))
         peaks = ", ".join(f"{peak_rss_mb(p):.0f}" for p in sorted(result["pids"]))
@@ -306,12 +316,15 @@ def write_outputs(url: str, out: Path, specs, result: dict) -> None:
     results, trades = fanout_io.write_combined(url, out, specs, {})
     rows = sum(1 for _ in trades.open()) - 1
     result["memory"].append(("csv", rss_mb()))
-    print(f"outputs     : results.csv and {rows:,} trades written in "
-          f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+    print(
+        f"outputs     : results.csv and {rows:,} trades written in "
+        f"{time.perf_counter() - began:.1f} s"
+    )
 
 
-def report_ray(specs, cpus: int, serial_cpu: dict, serial_wall: float, result: dict,
-               worker_process_cpu: float) -> None:  # fmt: skip
+def report_ray(
+    specs, cpus: int, serial_cpu: dict, serial_wall: float, result: dict, worker_process_cpu: float
+) -> None:
     """Efficiency by CPU (the figure that other load does not distort) and by wall, Ray overhead
     per backtest, the driver's memory as runs grow; a note when the host is busy."""
     runs, run_cpu = len(specs), result["run_cpu"]
@@ -320,25 +333,35 @@ def report_ray(specs, cpus: int, serial_cpu: dict, serial_wall: float, result: d
     ratio = sum(run_cpu[k] for k in same) / sum(serial_cpu[k] for k in same)
     serial_total = sum(run_cpu.values()) / ratio  # serial CPU of every run, estimated
     spent = worker_process_cpu + result["driver_cpu"]
-    print(f"CPU eff.    : {serial_total / spent:.2f}  (serial CPU of the runs {serial_total:.1f} s "
-          f"/ CPU of the Ray workers {worker_process_cpu:.1f} s + driver "
-          f"{result['driver_cpu']:.1f} s; target >= 0.9)")  # fmt: skip
-    print(f"  in runs   : {1 / ratio:.2f}  (the same {len(same)} backtests: serial CPU / their "
-          "CPU inside the workers)")  # fmt: skip
+    print(
+        f"CPU eff.    : {serial_total / spent:.2f}  (serial CPU of the runs {serial_total:.1f} s "
+        f"/ CPU of the Ray workers {worker_process_cpu:.1f} s + driver "
+        f"{result['driver_cpu']:.1f} s; target >= 0.9)"
+    )
+    print(
+        f"  in runs   : {1 / ratio:.2f}  (the same {len(same)} backtests: serial CPU / their "
+        "CPU inside the workers)"
+    )
     overhead = (worker_process_cpu - sum(run_cpu.values())) / runs * 1000
-    print(f"overhead    : Ray {overhead:.1f} ms CPU per backtest in the workers (outside the "
-          f"runs), driver dispatch {result['driver_cpu'] / runs * 1000:.1f} ms per backtest; "
-          f"storing in SQLite {result['store_cpu'] / runs * 1000:.1f} ms per backtest "
-          "(not in the efficiency: the serial pass stores nothing)")  # fmt: skip
+    print(
+        f"overhead    : Ray {overhead:.1f} ms CPU per backtest in the workers (outside the "
+        f"runs), driver dispatch {result['driver_cpu'] / runs * 1000:.1f} ms per backtest; "
+        f"storing in SQLite {result['store_cpu'] / runs * 1000:.1f} ms per backtest "
+        "(not in the efficiency: the serial pass stores nothing)"
+    )
     wall_serial = serial_total / (sum(serial_cpu.values()) / serial_wall)
-    print(f"wall eff.   : {wall_serial / (cpus * result['wall']):.2f}  (estimated serial wall / "
-          f"({cpus} x ray wall); noisy on a shared machine)")  # fmt: skip
+    print(
+        f"wall eff.   : {wall_serial / (cpus * result['wall']):.2f}  (estimated serial wall / "
+        f"({cpus} x ray wall); noisy on a shared machine)"
+    )
     growth = ", ".join(f"{n}: {mb:.0f}" for n, mb in result["memory"])
     print(f"driver RSS  : MB after runs {growth}")
     load = os.getloadavg()[0]
     if load > cpus * 0.75:
-        print(f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
-              "compete for the CPUs, so wall figures are understated")  # fmt: skip
+        print(
+            f"note        : load average {load:.1f} on {os.cpu_count()} CPUs: other processes "
+            "compete for the CPUs, so wall figures are understated"
+        )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ def instances(count: int, mix: str) -> list[PortfolioMember]:
             family, params = "sr_breakout", {"lookback": 3 + i % 5}
         else:
             family, params = _distinct(i)
-        out.append(PortfolioMember(f"{family}-{i}", make_strategy(family, params), SYMBOL, "5m",
-                                   1.0 / count))  # fmt: skip
+        out.append(
+            PortfolioMember(
+                f"{family}-{i}", make_strategy(family, params), SYMBOL, "5m", 1.0 / count
+            )
+        )
     return out
 
 
@@ -95,8 +98,9 @@ def cluster_cpu() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str,
-            per_actor: int) -> dict:  # fmt: skip
+def measure(
+    ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str, per_actor: int
+) -> dict:
     frame, _ = read_bar_file(Path(FILE), "5m")
     market = ReplayMarket()
     market.add(SYMBOL, "5m", frame.iloc[: warm_n + bars + 1])
@@ -104,8 +108,9 @@ def measure(ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_ur
     members = instances(count, mix)
     with ExchangeThread(market) as ex:
         warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, db_url, risk=0.001, quiet_s=0.5,
-                                hosts_per_actor=per_actor)  # fmt: skip
+        settings = LiveSettings(
+            "binance", ex.url, db_url, risk=0.001, quiet_s=0.5, hosts_per_actor=per_actor
+        )
         node = LiveNode(settings, members, warm, ray)
         if store == "memory":
             from actors.order_manager import MemoryOrderStore
@@ -153,25 +158,42 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2000)
     parser.add_argument("--mix", choices=("sr", "all"), default="sr")
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
-    parser.add_argument("--per-actor", type=int, default=HOSTS_PER_ACTOR,
-                        help="strategy hosts per Ray actor (the live default)")  # fmt: skip
+    parser.add_argument(
+        "--per-actor",
+        type=int,
+        default=HOSTS_PER_ACTOR,
+        help="strategy hosts per Ray actor (the live default)",
+    )
     args = parser.parse_args()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     try:
-        print(f"{'instances':>9} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
-              f"{'CPU mean':>8} {'order bars':>10} {'their p50':>9} {'their p99':>9}   (ms; CPU = all Ray "
-              "processes + driver, 10 ms ticks)")  # fmt: skip
+        print(
+            f"{'instances':>9} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
+            f"{'CPU mean':>8} {'order bars':>10} {'their p50':>9} {'their p99':>9}   (ms; CPU = all Ray "
+            "processes + driver, 10 ms ticks)"
+        )
         for count in (int(c) for c in args.counts.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                r = measure(ray, count, args.bars, args.warm, args.mix, args.store,
-                            f"sqlite:///{tmp}/bench.db", args.per_actor)  # fmt: skip
-            print(f"{count:>9} {pct(r['wall'], 0.5):>9.1f} {pct(r['wall'], 0.99):>9.1f} "
-                  f"{pct(r['cpu'], 0.5):>8.1f} {pct(r['cpu'], 0.99):>8.1f} {statistics.mean(r['cpu']):>8.1f} "
-                  f"{len(r['orders']):>10} {pct(r['orders'], 0.5):>9.1f} "
-                  f"{pct(r['orders'], 0.99):>9.1f}", flush=True)  # fmt: skip
+                r = measure(
+                    ray,
+                    count,
+                    args.bars,
+                    args.warm,
+                    args.mix,
+                    args.store,
+                    f"sqlite:///{tmp}/bench.db",
+                    args.per_actor,
+                )
+            print(
+                f"{count:>9} {pct(r['wall'], 0.5):>9.1f} {pct(r['wall'], 0.99):>9.1f} "
+                f"{pct(r['cpu'], 0.5):>8.1f} {pct(r['cpu'], 0.99):>8.1f} {statistics.mean(r['cpu']):>8.1f} "
+                f"{len(r['orders']):>10} {pct(r['orders'], 0.5):>9.1f} "
+                f"{pct(r['orders'], 0.99):>9.1f}",
+                flush=True,
+            )
     finally:
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         ray.shutdown()

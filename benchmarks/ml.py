@@ -47,9 +47,11 @@ def bench_dataset(trades: int, repeat: int) -> None:
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    print(f"dataset: {len(ds)} trades x {ds.features.shape[1]} features from {len(bars)} bars: "
-          f"wall {wall:.1f} s, CPU {cpu:.1f} s (median of {repeat}); "
-          f"{1000 * wall / len(ds):.2f} ms per trade")  # fmt: skip
+    print(
+        f"dataset: {len(ds)} trades x {ds.features.shape[1]} features from {len(bars)} bars: "
+        f"wall {wall:.1f} s, CPU {cpu:.1f} s (median of {repeat}); "
+        f"{1000 * wall / len(ds):.2f} ms per trade"
+    )
 
 
 def timed(function):
@@ -67,9 +69,17 @@ def instances(n: int, n_series: int) -> list:
     from ml.jobs import InstanceRef
 
     grid = [(sl, tp) for sl in (0.004, 0.005, 0.006) for tp in (0.004, 0.005, 0.006, 0.008)]
-    return [InstanceRef(i + 1, "sr_breakout", dict(zip(("sl_pct", "tp_pct"), grid[i % len(grid)],
-                                                       strict=True)),
-                        "sim", f"PLT{i % n_series}/USD", "5m") for i in range(n)]  # fmt: skip
+    return [
+        InstanceRef(
+            i + 1,
+            "sr_breakout",
+            dict(zip(("sl_pct", "tp_pct"), grid[i % len(grid)], strict=True)),
+            "sim",
+            f"PLT{i % n_series}/USD",
+            "5m",
+        )
+        for i in range(n)
+    ]
 
 
 def bench_ray(n: int, n_series: int, repeat: int) -> None:
@@ -83,26 +93,38 @@ def bench_ray(n: int, n_series: int, repeat: int) -> None:
     from strategies.registry import make_strategy
 
     refs = instances(n, n_series)
-    markets = {("sim", f"PLT{k}/USD", "5m"): planted_market(10_000, effect=k % 2 == 0, seed=k)
-               for k in range(n_series)}  # fmt: skip
-    stored = {r.instance_id: run_backtest(make_strategy(r.family, r.params), markets[r.series],
-                                          r.symbol, r.interval).trades for r in refs}  # fmt: skip
+    markets = {
+        ("sim", f"PLT{k}/USD", "5m"): planted_market(10_000, effect=k % 2 == 0, seed=k)
+        for k in range(n_series)
+    }
+    stored = {
+        r.instance_id: run_backtest(
+            make_strategy(r.family, r.params), markets[r.series], r.symbol, r.interval
+        ).trades
+        for r in refs
+    }
     cpus = os.cpu_count() or 1
-    ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.2",
-             log_to_driver=False)  # fmt: skip
+    ray.init(
+        num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False
+    )
     figures: dict[str, list[tuple[float, float]]] = {"train": [], "eval": []}
     try:
         bars = {s: ray.put(b) for s, b in markets.items()}
         spec, settings, groups = ModelSpec(), EvalSettings(), batches(refs, cpus)
-        items = [[(refs[k], bars[refs[k].series], stored[refs[k].instance_id]) for k in g]
-                 for g in groups]  # fmt: skip
+        items = [
+            [(refs[k], bars[refs[k].series], stored[refs[k].instance_id]) for k in g]
+            for g in groups
+        ]
         for _ in range(repeat):
             load = os.getloadavg()[0]
             for name, function, jobs in (
                 ("train", train_batch, [(i, spec, 4, BacktestConfig()) for i in items]),
-                ("eval", eval_batch, [([(r, b, spec, t) for r, b, t in i], settings)
-                                      for i in items]),
-            ):  # fmt: skip
+                (
+                    "eval",
+                    eval_batch,
+                    [([(r, b, spec, t) for r, b, t in i], settings) for i in items],
+                ),
+            ):
                 began = time.perf_counter()
                 done = fan_out(timed(function), jobs, name, sizes=[len(g) for g in groups])
                 wall = time.perf_counter() - began
@@ -118,8 +140,10 @@ def bench_ray(n: int, n_series: int, repeat: int) -> None:
 
 
 def report(figures: dict, n: int, n_series: int, tasks: int, cpus: int) -> None:
-    print(f"Ray ({cpus} CPUs), {n} instances over {n_series} series in {tasks} batch tasks, "
-          f"load average now {os.getloadavg()[0]:.1f} (the machine is shared):")  # fmt: skip
+    print(
+        f"Ray ({cpus} CPUs), {n} instances over {n_series} series in {tasks} batch tasks, "
+        f"load average now {os.getloadavg()[0]:.1f} (the machine is shared):"
+    )
     total_wall = total_cpu = 0.0
     for name, runs in figures.items():
         wall = statistics.median(w for w, _ in runs)
@@ -129,9 +153,11 @@ def report(figures: dict, n: int, n_series: int, tasks: int, cpus: int) -> None:
             f"  {name}: wall {wall:.1f} s ({1000 * wall / n:.0f} ms per instance), task CPU "
             f"{cpu:.1f} s ({1000 * cpu / n:.0f} ms per instance), median of {len(runs)}"
         )
-    print(f"  train + eval of 1,000 instances, projected: {1000 * total_wall / n / 60:.1f} min "
-          f"wall at this load; {1000 * total_cpu / n / cpus / 60:.1f} min on {cpus} free CPUs "
-          f"(CPU seconds / CPUs); target 10 min")  # fmt: skip
+    print(
+        f"  train + eval of 1,000 instances, projected: {1000 * total_wall / n / 60:.1f} min "
+        f"wall at this load; {1000 * total_cpu / n / cpus / 60:.1f} min on {cpus} free CPUs "
+        f"(CPU seconds / CPUs); target 10 min"
+    )
 
 
 def main() -> None:

@@ -27,10 +27,15 @@ def main() -> None:
     symbols = ["S0", "S1", "S2", "S3"]
     series = {(s, "5m"): random_walk_bars(n, "5m", seed=i) for i, s in enumerate(symbols)}
     entries = [
-        PortfolioEntry("sr_breakout", {"lookback": 10 + i // 4, "allow_short": i % 2 == 1},
-                       symbols[i % 4], "5m", 1.0 / instances)
+        PortfolioEntry(
+            "sr_breakout",
+            {"lookback": 10 + i // 4, "allow_short": i % 2 == 1},
+            symbols[i % 4],
+            "5m",
+            1.0 / instances,
+        )
         for i in range(instances)
-    ]  # fmt: skip
+    ]
     members = build_members(entries)
     t0 = time.perf_counter()
     if "--ray" in sys.argv:
@@ -42,8 +47,12 @@ def main() -> None:
         signals = {m.label: m.strategy.compute(series[m.series]) for m in members}
         where = "this process"
     t_signals = time.perf_counter() - t0
-    ready = [m.__class__(m.label, with_signals(m.strategy, signals[m.label]), m.symbol,
-                         m.interval, m.weight) for m in members]  # fmt: skip
+    ready = [
+        m.__class__(
+            m.label, with_signals(m.strategy, signals[m.label]), m.symbol, m.interval, m.weight
+        )
+        for m in members
+    ]
     t0 = time.perf_counter()
     out = run_portfolio_kernel(ready, series, BacktestConfig())
     t_run = time.perf_counter() - t0
@@ -51,8 +60,10 @@ def main() -> None:
     bar_events = instances * n
     print(f"{instances} instances x {n} bars on {len(symbols)} series")
     print(f"signals ({where}): {t_signals:.2f} s")
-    print(f"account run: {t_run:.2f} s, {closed} trades, "
-          f"{len(out.portfolio['rejections'])} rejected signals")  # fmt: skip
+    print(
+        f"account run: {t_run:.2f} s, {closed} trades, "
+        f"{len(out.portfolio['rejections'])} rejected signals"
+    )
     print(f"throughput: {bar_events / (t_signals + t_run):,.0f} instance-bars/s")
 
 

@@ -59,10 +59,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         columns = store_models(url, Path(tmp) / "models")
-        command = [sys.executable, "cli.py", "model", "run", "--port", "0", "--db", url,
-                   "--jobs-dir", f"{tmp}/jobs"]  # fmt: skip
-        server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+        command = [
+            sys.executable,
+            "cli.py",
+            "model",
+            "run",
+            "--port",
+            "0",
+            "--db",
+            url,
+            "--jobs-dir",
+            f"{tmp}/jobs",
+        ]
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             base = server.stderr.readline().split()[3]
             run(base, columns, args.requests)

@@ -44,61 +44,131 @@ def _opt(*names: str, help: str, panel: str = RUN) -> Any:
     return typer.Option(*names, help=help, rich_help_panel=panel)
 
 
-# fmt: off
 # One alias per option (typer reads the Annotated metadata), so `backtest` stays short.
 StrategyOpt = Annotated[str | None, _opt("--strategy", "-s", help=HELP_STRATEGY, panel=SINGLE)]
-SymbolOpt = Annotated[str | None, _opt("--symbol", panel=SINGLE,
-                      help="Market symbol, e.g. ETH/BTC (with --all: only this symbol).")]
-IntervalOpt = Annotated[str | None, _opt("--interval", "-i", panel=SINGLE,
-                        help="Bar interval, e.g. 5m (with --all: only this interval).")]
-ParamOpt = Annotated[list[str], _opt("--param", "-p", panel=SINGLE,
-                     help="Strategy parameter key=value (repeatable).")]
-DataOpt = Annotated[Path | None, _opt("--data", panel=SINGLE,
-                    help="Read bars from this CSV/Parquet file instead of the database.")]
-AllOpt = Annotated[bool, _opt("--all", panel=ALL,
-                   help="Backtest every enabled stored strategy instance on Ray.")]
+SymbolOpt = Annotated[
+    str | None,
+    _opt(
+        "--symbol", panel=SINGLE, help="Market symbol, e.g. ETH/BTC (with --all: only this symbol)."
+    ),
+]
+IntervalOpt = Annotated[
+    str | None,
+    _opt(
+        "--interval",
+        "-i",
+        panel=SINGLE,
+        help="Bar interval, e.g. 5m (with --all: only this interval).",
+    ),
+]
+ParamOpt = Annotated[
+    list[str],
+    _opt("--param", "-p", panel=SINGLE, help="Strategy parameter key=value (repeatable)."),
+]
+DataOpt = Annotated[
+    Path | None,
+    _opt(
+        "--data", panel=SINGLE, help="Read bars from this CSV/Parquet file instead of the database."
+    ),
+]
+AllOpt = Annotated[
+    bool, _opt("--all", panel=ALL, help="Backtest every enabled stored strategy instance on Ray.")
+]
 FamilyOpt = Annotated[str | None, _opt("--family", help="Only this strategy family.", panel=ALL)]
-GridOpt = Annotated[list[str], _opt("--grid", panel=ALL,
-                    help="Parameter grid key=v1,v2,... (repeatable, or several entries after "
-                    "one --grid: --grid lookback=10,20 sl_pct=0.01,0.02).")]
-SeparateOpt = Annotated[bool, _opt("--separate", help="Also write one directory per run.",
-                        panel=ALL)]
-KeepDashboardOpt = Annotated[bool, _opt("--keep-dashboard", panel=ALL,
-                             help="Keep the local Ray and its dashboard up after the run, until "
-                             "Ctrl-C (the URL is printed).")]
-PortfolioOpt = Annotated[Path | None, _opt("--portfolio", panel=PORTFOLIO,
-                         help="Backtest the portfolio described by this prod.json on one shared "
-                         "account (`cli.py weights` writes it).")]
-RayOpt = Annotated[bool, _opt("--ray", panel=PORTFOLIO,
-                   help="Compute the instances' signals on Ray actors.")]
-RayAddressOpt = Annotated[str | None, _opt("--ray-address", panel=RAY,
-                          help="Ray cluster address for --all and --portfolio (with --portfolio "
-                          "it implies --ray; default: local Ray).")]
+GridOpt = Annotated[
+    list[str],
+    _opt(
+        "--grid",
+        panel=ALL,
+        help="Parameter grid key=v1,v2,... (repeatable, or several entries after "
+        "one --grid: --grid lookback=10,20 sl_pct=0.01,0.02).",
+    ),
+]
+SeparateOpt = Annotated[
+    bool, _opt("--separate", help="Also write one directory per run.", panel=ALL)
+]
+KeepDashboardOpt = Annotated[
+    bool,
+    _opt(
+        "--keep-dashboard",
+        panel=ALL,
+        help="Keep the local Ray and its dashboard up after the run, until "
+        "Ctrl-C (the URL is printed).",
+    ),
+]
+PortfolioOpt = Annotated[
+    Path | None,
+    _opt(
+        "--portfolio",
+        panel=PORTFOLIO,
+        help="Backtest the portfolio described by this prod.json on one shared "
+        "account (`cli.py weights` writes it).",
+    ),
+]
+RayOpt = Annotated[
+    bool, _opt("--ray", panel=PORTFOLIO, help="Compute the instances' signals on Ray actors.")
+]
+RayAddressOpt = Annotated[
+    str | None,
+    _opt(
+        "--ray-address",
+        panel=RAY,
+        help="Ray cluster address for --all and --portfolio (with --portfolio "
+        "it implies --ray; default: local Ray).",
+    ),
+]
 StartOpt = Annotated[str | None, _opt("--start", help="First bar time (ISO, UTC), inclusive.")]
 EndOpt = Annotated[str | None, _opt("--end", help="Last bar time (ISO, UTC), inclusive.")]
-DbOpt = Annotated[str | None, _opt("--db",
-                  help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db).")]
-OutOpt = Annotated[str | None, _opt("--out", "-o",
-                   help="Directory for the output files (--all default: backtest_all).")]
-ExchangeOpt = Annotated[str | None, _opt("--exchange", "-e",
-                        help="Exchange of stored bars, default binance (--all: only the "
-                        "instances on this exchange; default: every instance on its own).")]
+DbOpt = Annotated[
+    str | None,
+    _opt("--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."),
+]
+OutOpt = Annotated[
+    str | None,
+    _opt("--out", "-o", help="Directory for the output files (--all default: backtest_all)."),
+]
+ExchangeOpt = Annotated[
+    str | None,
+    _opt(
+        "--exchange",
+        "-e",
+        help="Exchange of stored bars, default binance (--all: only the "
+        "instances on this exchange; default: every instance on its own).",
+    ),
+]
 FeeOpt = Annotated[float, _opt("--fee-bps", help="Fee per fill, bps of notional.")]
-SlippageOpt = Annotated[float, _opt("--slippage-bps",
-                        help="Slippage against you on market/stop fills, bps.")]
+SlippageOpt = Annotated[
+    float, _opt("--slippage-bps", help="Slippage against you on market/stop fills, bps.")
+]
 CashOpt = Annotated[float, _opt("--cash", help="Starting cash.")]
-RiskOpt = Annotated[float, _opt("--risk",
-                    help="Fraction of equity risked per trade (size = risk*equity/stop).")]
-LotSizeOpt = Annotated[float, _opt("--lot-size",
-                       help="Quantity step in base units: sizes round down to whole lots, less "
-                       "than one lot is refused (default 0: any quantity).")]
-MinNotionalOpt = Annotated[float | None, _opt("--min-notional",
-                           help="Smallest order notional in quote units; smaller orders are "
-                           "refused as dust (default: 0.01% of --cash; 0: none).")]
-FactorsOpt = Annotated[bool, _opt("--factors/--no-factors", panel=SINGLE,
-                       help="Also write factors.csv: the factors known at each trade's signal "
-                       "bar (off by default: it costs about as much CPU as the backtest itself).")]
-# fmt: on
+RiskOpt = Annotated[
+    float, _opt("--risk", help="Fraction of equity risked per trade (size = risk*equity/stop).")
+]
+LotSizeOpt = Annotated[
+    float,
+    _opt(
+        "--lot-size",
+        help="Quantity step in base units: sizes round down to whole lots, less "
+        "than one lot is refused (default 0: any quantity).",
+    ),
+]
+MinNotionalOpt = Annotated[
+    float | None,
+    _opt(
+        "--min-notional",
+        help="Smallest order notional in quote units; smaller orders are "
+        "refused as dust (default: 0.01% of --cash; 0: none).",
+    ),
+]
+FactorsOpt = Annotated[
+    bool,
+    _opt(
+        "--factors/--no-factors",
+        panel=SINGLE,
+        help="Also write factors.csv: the factors known at each trade's signal "
+        "bar (off by default: it costs about as much CPU as the backtest itself).",
+    ),
+]
 
 
 def backtest(
@@ -148,16 +218,31 @@ def backtest(
     with _nothing_left_on_failure(out_dir, fresh):
         url = _opened_db(db)  # before any run: a bad --db must not leave files without a run
         if all_:
-            return _run_all(url, out_dir, family, symbol, interval, start, end, grid,
-                            ray_address, separate, config, exchange, keep_dashboard)  # fmt: skip
+            return _run_all(
+                url,
+                out_dir,
+                family,
+                symbol,
+                interval,
+                start,
+                end,
+                grid,
+                ray_address,
+                separate,
+                config,
+                exchange,
+                keep_dashboard,
+            )
         exchange = exchange or "binance"
         if portfolio is not None:
-            return _run_portfolio(portfolio, out_dir, url, start, end, config, ray_address,
-                                  use_ray, exchange)  # fmt: skip
+            return _run_portfolio(
+                portfolio, out_dir, url, start, end, config, ray_address, use_ray, exchange
+            )
         from backtest.run import write_outputs
 
-        result, bars = run_single(strategy, symbol, interval, param, start, end, data, url,
-                                  exchange, config)  # fmt: skip
+        result, bars = run_single(
+            strategy, symbol, interval, param, start, end, data, url, exchange, config
+        )
         write_outputs(result, out_dir, bars if factors else None)
         store_result(url, result)  # only once the files are written
         _summary(result, out_dir, factors)
@@ -230,9 +315,18 @@ def grid_with_extra_args(grid: list[str], extras: list[str], all_: bool) -> list
     return [*grid, *entries]
 
 
-def run_single(strategy: str, symbol: str, interval: str, param: list[str], start: Any,
-               end: Any, data: Path | None, url: str, exchange: str,
-               config: BacktestConfig) -> tuple[BacktestResult, pd.DataFrame]:  # fmt: skip
+def run_single(
+    strategy: str,
+    symbol: str,
+    interval: str,
+    param: list[str],
+    start: Any,
+    end: Any,
+    data: Path | None,
+    url: str,
+    exchange: str,
+    config: BacktestConfig,
+) -> tuple[BacktestResult, pd.DataFrame]:
     """Load the bars and run the backtest in this process; return the result and the bars."""
     from backtest.run import run_backtest
     from strategies.registry import make_strategy, parse_param_args
@@ -242,8 +336,9 @@ def run_single(strategy: str, symbol: str, interval: str, param: list[str], star
     return run_backtest(instance, bars, symbol, interval, config), bars
 
 
-def load_input_bars(data: Path | None, url: str, exchange: str, symbol: str, interval: str,
-                    start: Any, end: Any) -> pd.DataFrame:  # fmt: skip
+def load_input_bars(
+    data: Path | None, url: str, exchange: str, symbol: str, interval: str, start: Any, end: Any
+) -> pd.DataFrame:
     from factors.bars import parse_utc
 
     if data is None:
@@ -296,13 +391,25 @@ def order_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return rows(result.orders, result.run_id)
 
 
-def _config(cash: float, fee_bps: float, slippage_bps: float, risk: float,
-            min_notional: float | None = None, lot_size: float = 0.0) -> BacktestConfig:  # fmt: skip
+def _config(
+    cash: float,
+    fee_bps: float,
+    slippage_bps: float,
+    risk: float,
+    min_notional: float | None = None,
+    lot_size: float = 0.0,
+) -> BacktestConfig:
     from backtest.run import BacktestConfig
 
     try:
-        return BacktestConfig(cash=cash, fee_bps=fee_bps, slippage_bps=slippage_bps, risk=risk,
-                              min_notional=min_notional, lot_size=lot_size)  # fmt: skip
+        return BacktestConfig(
+            cash=cash,
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            risk=risk,
+            min_notional=min_notional,
+            lot_size=lot_size,
+        )
     except ValueError as exc:
         raise UserError(str(exc).replace("backtest setting ", "option --")) from None
 
@@ -316,12 +423,36 @@ def _require(**given: Any) -> None:
         )
 
 
-def _run_all(url, out, family, symbol, interval, start, end, grid, ray_address, separate,
-             config, exchange=None, keep_dashboard: bool = False) -> None:  # fmt: skip
+def _run_all(
+    url,
+    out,
+    family,
+    symbol,
+    interval,
+    start,
+    end,
+    grid,
+    ray_address,
+    separate,
+    config,
+    exchange=None,
+    keep_dashboard: bool = False,
+) -> None:
     from backtest.fanout import run_all
 
-    args = (url, out, family, symbol, interval, start, end, list(grid), ray_address, separate,
-            config)  # fmt: skip
+    args = (
+        url,
+        out,
+        family,
+        symbol,
+        interval,
+        start,
+        end,
+        list(grid),
+        ray_address,
+        separate,
+        config,
+    )
     if not keep_dashboard:
         run_all(*args, exchange=exchange)
         return
@@ -344,8 +475,10 @@ def _wait_for_ctrl_c(session: Any, console: Console) -> None:
     if not session.dashboard_url:
         console.print("no dashboard to keep: it is off (RAYTRADER_DASHBOARD=0); stopping Ray")
         return
-    console.print(f"run finished; Ray dashboard kept up at {session.dashboard_url} (the "
-                  "finished tasks and their logs); Ctrl-C stops Ray and ends the command")  # fmt: skip
+    console.print(
+        f"run finished; Ray dashboard kept up at {session.dashboard_url} (the "
+        "finished tasks and their logs); Ctrl-C stops Ray and ends the command"
+    )
     try:
         while True:
             time.sleep(0.5)
@@ -353,12 +486,14 @@ def _wait_for_ctrl_c(session: Any, console: Console) -> None:
         console.print("stopping Ray")
 
 
-def _run_portfolio(path: Path, out, url, start, end, config, ray_address=None, use_ray=False,
-                   exchange="binance") -> None:  # fmt: skip
+def _run_portfolio(
+    path: Path, out, url, start, end, config, ray_address=None, use_ray=False, exchange="binance"
+) -> None:
     from backtest.portfolio import run_portfolio_backtest
 
-    run_portfolio_backtest(path, out, url, start, end, config, ray_address, use_ray,
-                           exchange=exchange)  # fmt: skip
+    run_portfolio_backtest(
+        path, out, url, start, end, config, ray_address, use_ray, exchange=exchange
+    )
 
 
 def _summary(result: BacktestResult, out: Path, factors: bool = False) -> None:

@@ -21,8 +21,13 @@ def report_user_errors(debug: bool = False) -> Iterator[None]:
     """Print `error: <message>` and exit 2 for user errors (ValueError and its kin)."""
     try:
         yield
-    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError) as exc:  # fmt: skip
+    except (
+        ValueError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+        NotADirectoryError,
+    ) as exc:
         if debug:
             raise
         _stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)

@@ -16,25 +16,45 @@ from commands.errors import UserError
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
 
-# fmt: off
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Bar file, or a directory of files "
-                    "named BASE_QUOTE-INTERVAL.csv.gz (default: the database's bars, with "
-                    "--symbol and --interval).")]
-SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Symbol of a single --data file "
-                      "(or the one series to replay).")]
-IntervalOpt = Annotated[str | None, typer.Option("--interval", help="Interval of a single --data "
-                        "file (or the one series to replay).")]
-SpeedOpt = Annotated[float, typer.Option("--speed", help="Replay speed, x real time "
-                     "(0: bars advance only on POST /_local/step).")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Bar file, or a directory of files "
+        "named BASE_QUOTE-INTERVAL.csv.gz (default: the database's bars, with "
+        "--symbol and --interval).",
+    ),
+]
+SymbolOpt = Annotated[
+    str | None,
+    typer.Option("--symbol", help="Symbol of a single --data file (or the one series to replay)."),
+]
+IntervalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--interval", help="Interval of a single --data file (or the one series to replay)."
+    ),
+]
+SpeedOpt = Annotated[
+    float,
+    typer.Option(
+        "--speed", help="Replay speed, x real time (0: bars advance only on POST /_local/step)."
+    ),
+]
 PortOpt = Annotated[int, typer.Option("--port", help="TCP port (0: a free one, printed).")]
 HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 BalanceOpt = Annotated[str, typer.Option("--balance", help="Funds of each new account.")]
-StartOpt = Annotated[str | None, typer.Option("--start", help="Replay from this time (ISO, UTC); "
-                     "earlier bars are history (REST klines). Default: the first bar.")]
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--start",
+        help="Replay from this time (ISO, UTC); "
+        "earlier bars are history (REST klines). Default: the first bar.",
+    ),
+]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Fee per fill, bps of notional.")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL for bars from the store.")]
 ExchangeOpt = Annotated[str, typer.Option("--exchange", help="Exchange of the stored bars.")]
-# fmt: on
 
 
 @app.command("serve")
@@ -68,8 +88,9 @@ def serve(
     asyncio.run(_serve(local, host, port, len(market.series)))
 
 
-def _market(data: Path | None, symbol: str | None, interval: str | None, db: str | None,
-            exchange: str):  # fmt: skip
+def _market(
+    data: Path | None, symbol: str | None, interval: str | None, db: str | None, exchange: str
+):
     from live.replay import ReplayMarket, load_market
 
     if data is not None:
@@ -92,8 +113,10 @@ async def _serve(local, host: str, port: int, series: int) -> None:
     try:
         bound = await local.start(host, port)
     except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port "
-                        "(0 picks a free one)") from None  # fmt: skip
+        raise UserError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port "
+            "(0 picks a free one)"
+        ) from None
     mode = f"speed {local.speed:g}x" if local.speed else "stepped (POST /_local/step)"
     console.print(f"local exchange on http://{host}:{bound} ({series} series, {mode})")
     console.print(f"port {bound}", highlight=False)

@@ -17,52 +17,128 @@ from commands.errors import UserError
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
 
-# fmt: off
 ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="Exchange id (ccxt spelling).")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Exchange base URL, e.g. "
-                   "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own).")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RAYTRADER_DB or "
-                  "sqlite:///raytrader.db).")]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Exchange base URL, e.g. "
+        "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own).",
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."),
+]
 FamilyOpt = Annotated[str | None, typer.Option("--family", help="Only instances of this family.")]
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Only instances on this symbol.")]
 IntervalOpt = Annotated[str | None, typer.Option("--interval", help="Only this interval.")]
-InstancesOpt = Annotated[str | None, typer.Option("--instances", help="Only these instance ids, "
-                         "e.g. 3,7.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Trade the instances and weights "
-                      "of this prod.json instead of the database's enabled instances.")]
-RealOpt = Annotated[bool, typer.Option("--real", help="Send real orders (keys from "
-                    "RAYTRADER_<EXCHANGE>_API_KEY/_SECRET or RAYTRADER_API_KEY/_SECRET).")]
-MarketOpt = Annotated[str, typer.Option("--market", help="--real: spot (longs only; a short "
-                      "entry is refused) or margin (cross margin: shorts borrow their coins).")]
-CashOpt = Annotated[float | None, typer.Option("--cash", help="Dry run: starting cash, in the "
-                    "quote currency of the traded pairs (default: the account's free balance of it "
-                    "when API keys are set, else the local exchange's default funding: 10 BTC, "
-                    "100 ETH, 100000 USDT).")]
+InstancesOpt = Annotated[
+    str | None, typer.Option("--instances", help="Only these instance ids, e.g. 3,7.")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Trade the instances and weights "
+        "of this prod.json instead of the database's enabled instances.",
+    ),
+]
+RealOpt = Annotated[
+    bool,
+    typer.Option(
+        "--real",
+        help="Send real orders (keys from "
+        "RAYTRADER_<EXCHANGE>_API_KEY/_SECRET or RAYTRADER_API_KEY/_SECRET).",
+    ),
+]
+MarketOpt = Annotated[
+    str,
+    typer.Option(
+        "--market",
+        help="--real: spot (longs only; a short "
+        "entry is refused) or margin (cross margin: shorts borrow their coins).",
+    ),
+]
+CashOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--cash",
+        help="Dry run: starting cash, in the "
+        "quote currency of the traded pairs (default: the account's free balance of it "
+        "when API keys are set, else the local exchange's default funding: 10 BTC, "
+        "100 ETH, 100000 USDT).",
+    ),
+]
 RiskOpt = Annotated[float, typer.Option("--risk", help="Fraction of equity risked per trade.")]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Dry run: fee per fill, bps.")]
 SlippageOpt = Annotated[float, typer.Option("--slippage-bps", help="Dry run: slippage, bps.")]
-DurationOpt = Annotated[float | None, typer.Option("--duration", help="Stop after this many "
-                        "seconds (default: run until Ctrl-C or SIGTERM).")]
-OnDisableOpt = Annotated[str, typer.Option("--on-disable", help="An instance disabled while "
-                        "running (`cli.py strategies disable ID`, or its pair disabled): keep its "
-                        "positions (managed by their exits) or close them at market.")]
-ModelUrlOpt = Annotated[str | None, typer.Option("--model-url", help="Ask the instances' models "
-                        "over HTTP at this `cli.py model run` API, e.g. http://127.0.0.1:8766 "
-                        "(default: the model files of the store, in process).")]
-ModelFallbackOpt = Annotated[str, typer.Option("--model-fallback", help="When the model API is "
-                             "down, slow or refuses: trade (as without a model) or skip the signal.")]
-ModelTimeoutOpt = Annotated[float, typer.Option("--model-timeout", help="Seconds the model API may "
-                            "take for one prediction before the fallback applies.")]
-MinNotionalOpt = Annotated[float | None, typer.Option("--min-notional", help="Smallest order "
-                           "notional, quote units (default: the exchange's minimum for the "
-                           "traded markets, else 0.01% of the cash as in backtests).")]
-LotSizeOpt = Annotated[float | None, typer.Option("--lot-size", help="Quantity step, base units "
-                       "(default: the exchange's amount step for the traded markets).")]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--duration", help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM)."
+    ),
+]
+OnDisableOpt = Annotated[
+    str,
+    typer.Option(
+        "--on-disable",
+        help="An instance disabled while "
+        "running (`cli.py strategies disable ID`, or its pair disabled): keep its "
+        "positions (managed by their exits) or close them at market.",
+    ),
+]
+ModelUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-url",
+        help="Ask the instances' models "
+        "over HTTP at this `cli.py model run` API, e.g. http://127.0.0.1:8766 "
+        "(default: the model files of the store, in process).",
+    ),
+]
+ModelFallbackOpt = Annotated[
+    str,
+    typer.Option(
+        "--model-fallback",
+        help="When the model API is "
+        "down, slow or refuses: trade (as without a model) or skip the signal.",
+    ),
+]
+ModelTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--model-timeout",
+        help="Seconds the model API may take for one prediction before the fallback applies.",
+    ),
+]
+MinNotionalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--min-notional",
+        help="Smallest order "
+        "notional, quote units (default: the exchange's minimum for the "
+        "traded markets, else 0.01% of the cash as in backtests).",
+    ),
+]
+LotSizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lot-size",
+        help="Quantity step, base units "
+        "(default: the exchange's amount step for the traded markets).",
+    ),
+]
 NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Trade without the trained models.")]
-ReconcileOpt = Annotated[float, typer.Option("--reconcile-every", help="Real mode: minutes "
-                        "between audits of the exchange for orders and fills the database does "
-                        "not know (0: only at start).")]
-# fmt: on
+ReconcileOpt = Annotated[
+    float,
+    typer.Option(
+        "--reconcile-every",
+        help="Real mode: minutes "
+        "between audits of the exchange for orders and fills the database does "
+        "not know (0: only at start).",
+    ),
+]
 
 
 @app.callback()
@@ -121,18 +197,36 @@ def live(
     if not real:
         cash = _dry_run_cash(client, keys, members, cash)
     limits = _limits(client, members, min_notional, lot_size)
-    settings = LiveSettings(exchange, url, url_db, cash or 0.0, fee_bps, slippage_bps, risk,
-                            real=real, market=market, min_notional=limits[0],
-                            lot_size=limits[1], reconcile_every=reconcile_every)  # fmt: skip
-    models = None if no_model else _models(url_db, members, config, model_url, model_fallback,
-                                           model_timeout)  # fmt: skip
-    control = {"on_disable": on_disable, "config": config,
-               "adopt": None if config else _adopter(family, symbol, interval, ids)}  # fmt: skip
+    settings = LiveSettings(
+        exchange,
+        url,
+        url_db,
+        cash or 0.0,
+        fee_bps,
+        slippage_bps,
+        risk,
+        real=real,
+        market=market,
+        min_notional=limits[0],
+        lot_size=limits[1],
+        reconcile_every=reconcile_every,
+    )
+    models = (
+        None
+        if no_model
+        else _models(url_db, members, config, model_url, model_fallback, model_timeout)
+    )
+    control = {
+        "on_disable": on_disable,
+        "config": config,
+        "adopt": None if config else _adopter(family, symbol, interval, ids),
+    }
     _run(settings, members, warm, duration, control, models)
 
 
-def _check_choices(market: str, on_disable: str, risk: float, reconcile_every: float,
-                   cash: float | None) -> None:  # fmt: skip
+def _check_choices(
+    market: str, on_disable: str, risk: float, reconcile_every: float, cash: float | None
+) -> None:
     """The plain option values, before anything is opened or asked."""
     if market not in ("spot", "margin"):
         raise UserError(f"--market must be spot or margin, got {market!r}; shorts need margin")
@@ -183,8 +277,12 @@ def _adopter(family, symbol, interval, ids):
     """Which instances enabled while running this run takes on: those its filters allow."""
 
     def adopt(row) -> bool:
-        return ((not family or row.family == family) and (not symbol or row.symbol == symbol)
-                and (not interval or row.interval == interval) and (not ids or row.id in ids))  # fmt: skip
+        return (
+            (not family or row.family == family)
+            and (not symbol or row.symbol == symbol)
+            and (not interval or row.interval == interval)
+            and (not ids or row.id in ids)
+        )
 
     return adopt
 
@@ -192,10 +290,18 @@ def _adopter(family, symbol, interval, ids):
 @app.command("status")
 def status(
     db: DbOpt = None,
-    exchange: Annotated[str | None, typer.Option("--exchange", "-e", help="Only this exchange.")] = None,
-    day: Annotated[str | None, typer.Option("--day", help="UTC day of the pnl per instance, "
-                   "YYYY-MM-DD (default: today; a replay trades on its data's days).")] = None,
-) -> None:  # fmt: skip
+    exchange: Annotated[
+        str | None, typer.Option("--exchange", "-e", help="Only this exchange.")
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--day",
+            help="UTC day of the pnl per instance, "
+            "YYYY-MM-DD (default: today; a replay trades on its data's days).",
+        ),
+    ] = None,
+) -> None:
     """Print the running system's state from the database (positions, open orders, the day's
     pnl per instance); reads only, never disturbs the trader."""
     import datetime as dt
@@ -218,8 +324,10 @@ def _limits(client, members, min_notional: float | None, lot_size: float | None)
     market = market_limits(client, members)
     chosen = order_limits(min_notional, lot_size, market)
     notional = "0.01% of the cash" if chosen[0] is None else f"{chosen[0]:g}"
-    console.print(f"order limits: min notional {notional}, lot size {chosen[1]:g} (given, or "
-                  f"from {market.source})")  # fmt: skip
+    console.print(
+        f"order limits: min notional {notional}, lot size {chosen[1]:g} (given, or "
+        f"from {market.source})"
+    )
     return chosen
 
 
@@ -242,11 +350,15 @@ def _models(db_url: str, members, config, url: str | None, fallback: str, timeou
     gates = load_model_gates(db_url, member_instances(members, config), url, fallback, timeout)
     if gates.models:
         how = f"over {gates.url} (fallback: {fallback})" if url else "in process"
-        console.print(f"model: {len(gates.models)} of {len(members)} instance(s) ask their "
-                      f"trained model at each signal, {how}")  # fmt: skip
+        console.print(
+            f"model: {len(gates.models)} of {len(members)} instance(s) ask their "
+            f"trained model at each signal, {how}"
+        )
     elif url is not None:
-        console.print("warning: --model-url given, but no instance traded here has a trained "
-                      "model (`cli.py model train`); trading without models")  # fmt: skip
+        console.print(
+            "warning: --model-url given, but no instance traded here has a trained "
+            "model (`cli.py model train`); trading without models"
+        )
     return gates if gates.models else None
 
 
@@ -282,13 +394,16 @@ def _run(settings, members, warm, duration: float | None, control: dict, models=
         _recovered(node)
         watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
         mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
-        console.print(f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
-                      f"{len(members)} instance(s); Ctrl-C stops")  # fmt: skip
+        console.print(
+            f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
+            f"{len(members)} instance(s); Ctrl-C stops"
+        )
         deadline = None if duration is None else time.monotonic() + duration
         shown = len(node.warnings)
         try:
-            with Live(_status(node, watch), console=console, refresh_per_second=2,
-                      transient=False) as bar:  # fmt: skip
+            with Live(
+                _status(node, watch), console=console, refresh_per_second=2, transient=False
+            ) as bar:
                 while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
                     node.pump(0.5)
                     watch.maybe_poll()  # enable/disable in the database: every ~2 s
@@ -308,8 +423,10 @@ def _recovered(node) -> None:
     """What came back from the database, and anything at the exchange it does not know."""
     restored = node.restored
     if restored.orders or restored.trades:
-        console.print(f"recovered from the database: {len(restored.trades)} open trade(s), "
-                      f"{len(restored.orders)} open order(s)")  # fmt: skip
+        console.print(
+            f"recovered from the database: {len(restored.trades)} open trade(s), "
+            f"{len(restored.orders)} open order(s)"
+        )
     for warning in node.warnings:
         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
@@ -330,15 +447,21 @@ def _summary(node) -> None:
     active = [t for t in trades if t["status"] == "ACTIVE"]
     if not console.is_terminal:
         console.print()  # the status line's last frame has no line end
-    console.print(f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
-                  f"{len(active)} position(s) and their exchange orders left as they are")  # fmt: skip
+    console.print(
+        f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
+        f"{len(active)} position(s) and their exchange orders left as they are"
+    )
     for t in closed:
-        print(f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
-              f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "
-              f"{t['exit_reason']} pnl {t['pnl']:.8g}")  # fmt: skip
+        print(
+            f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+            f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "
+            f"{t['exit_reason']} pnl {t['pnl']:.8g}"
+        )
     for t in active:
-        print(f"open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
-              f"{t['entry_price']:.8g} quantity {t['quantity']:.8g}")  # fmt: skip
+        print(
+            f"open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+            f"{t['entry_price']:.8g} quantity {t['quantity']:.8g}"
+        )
 
 
 def _iso(ns: int) -> str:

@@ -15,22 +15,31 @@ app = typer.Typer(no_args_is_help=True, help="Learn when strategies win; apply a
 _out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable in logs
 _err = Console(stderr=True)
 
-# fmt: off
-StrategiesOpt = Annotated[str | None, typer.Option("--strategies",
-                          help="all, or N: the first N enabled instances (by id).")]
+StrategiesOpt = Annotated[
+    str | None,
+    typer.Option("--strategies", help="all, or N: the first N enabled instances (by id)."),
+]
 InstancesOpt = Annotated[str | None, typer.Option("--instances", help="Instance ids, e.g. 3,7,9.")]
-FamilyOpt = Annotated[str | None, typer.Option("--family", help="With --strategies: only this family.")]
-IntervalOpt = Annotated[str | None, typer.Option("--interval", help="With --strategies: only this interval.")]
+FamilyOpt = Annotated[
+    str | None, typer.Option("--family", help="With --strategies: only this family.")
+]
+IntervalOpt = Annotated[
+    str | None, typer.Option("--interval", help="With --strategies: only this interval.")
+]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First bar time (ISO, UTC).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last bar time (ISO, UTC).")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RAYTRADER_DB).")]
 RayOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster (default: local).")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Walk-forward test folds.")]
-ExperimentOpt = Annotated[Path | None, typer.Option("--experiment",
-                          help="Experiment directory whose best configuration to use "
-                          "(default: the latest experiment).")]
+ExperimentOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--experiment",
+        help="Experiment directory whose best configuration to use "
+        "(default: the latest experiment).",
+    ),
+]
 ModelsDirOpt = Annotated[Path, typer.Option("--models-dir", help="Where model files are written.")]
-# fmt: on
 
 
 def _csv(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
@@ -41,8 +50,15 @@ def _csv(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
     return items
 
 
-def _inputs(db: str | None, strategies: str | None, instances: str | None, start, end,
-            family: str | None = None, interval: str | None = None) -> tuple:  # fmt: skip
+def _inputs(
+    db: str | None,
+    strategies: str | None,
+    instances: str | None,
+    start,
+    end,
+    family: str | None = None,
+    interval: str | None = None,
+) -> tuple:
     """(url, instance refs, series) with every input checked before Ray starts."""
     from ml.jobs import load_series, parse_selection, select_instances
     from store.db import resolve_url
@@ -104,10 +120,15 @@ def experiment(
 
     try:
         settings = ExperimentSettings(
-            _csv(kinds, KINDS, "--kinds"), _csv(selections, SELECTIONS, "--selections"),
-            _csv(fitness, FITNESS, "--fitness")[0], _csv(method, METHODS, "--method"),
-            _folds(folds), time_budget, 0, FeatureConfig(window=window, tsfresh=tsfresh),
-        )  # fmt: skip
+            _csv(kinds, KINDS, "--kinds"),
+            _csv(selections, SELECTIONS, "--selections"),
+            _csv(fitness, FITNESS, "--fitness")[0],
+            _csv(method, METHODS, "--method"),
+            _folds(folds),
+            time_budget,
+            0,
+            FeatureConfig(window=window, tsfresh=tsfresh),
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
     out = prepare_out_dir(out)
@@ -116,27 +137,43 @@ def experiment(
         doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err, url)
     record_experiment(url, out, doc["best"])
     _print_leaderboard(doc, settings.fitness)
-    _out.print(f"wrote {out / 'experiment.json'}, leaderboard.csv and experiment.html",
-               highlight=False)  # fmt: skip
+    _out.print(
+        f"wrote {out / 'experiment.json'}, leaderboard.csv and experiment.html", highlight=False
+    )
 
 
 def _print_leaderboard(doc: dict, fitness: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"Leaderboard (out-of-sample, ranked by {fitness})")
-    for name in ("rank", "combination", "instances", "roc_auc", "f1", "neg_log_loss", "sortino",
-                 "expectancy"):  # fmt: skip
+    for name in (
+        "rank",
+        "combination",
+        "instances",
+        "roc_auc",
+        "f1",
+        "neg_log_loss",
+        "sortino",
+        "expectancy",
+    ):
         table.add_column(name, justify="right")
     for e in doc["leaderboard"]:
         values = [e[k] for k in ("roc_auc", "f1", "neg_log_loss", "sortino", "expectancy")]
-        table.add_row(str(e["rank"]), e["label"], str(e["instances"]),
-                      *("n/a" if v is None else f"{v:.4g}" for v in values))  # fmt: skip
+        table.add_row(
+            str(e["rank"]),
+            e["label"],
+            str(e["instances"]),
+            *("n/a" if v is None else f"{v:.4g}" for v in values),
+        )
     _out.print(table)
     for s in doc["skipped"]:
         _out.print(f"instance {s['instance_id']} skipped: {s['reason']}", highlight=False)
     best = doc["best"]
-    _out.print(f"best: {best['kind']}/{best['selection']}/{best['method']}" if best
-               else "best: none (no scores)")  # fmt: skip
+    _out.print(
+        f"best: {best['kind']}/{best['selection']}/{best['method']}"
+        if best
+        else "best: none (no scores)"
+    )
 
 
 def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
@@ -216,8 +253,14 @@ def eval_(
 
     if not (1 <= placebo_seeds <= 100 and 1 <= random_seeds <= 1000):
         raise UserError("--placebo-seeds must be 1..100 and --random-seeds 1..1000")
-    settings = EvalSettings(_folds(folds), 0.4, placebo_seeds, random_seeds,
-                            _csv(methods, METHODS, "--methods"), BacktestConfig())  # fmt: skip
+    settings = EvalSettings(
+        _folds(folds),
+        0.4,
+        placebo_seeds,
+        random_seeds,
+        _csv(methods, METHODS, "--methods"),
+        BacktestConfig(),
+    )
     out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
@@ -226,15 +269,25 @@ def eval_(
         if missing:
             spec = _spec_for_training(url, experiment_dir)
             _err.print(f"training {len(missing)} instance(s) without a model first")
-            train_models(url, missing, series, spec, prepare_out_dir(models_dir),
-                         BacktestConfig(), _err, folds)  # fmt: skip
+            train_models(
+                url,
+                missing,
+                series,
+                spec,
+                prepare_out_dir(models_dir),
+                BacktestConfig(),
+                _err,
+                folds,
+            )
         specs = {i: spec_from_row(m.spec_json) for i, m in latest_models(url, ids).items()}
         rows, failed = run_eval(url, refs, series, specs, settings, out, _err)
     _out.print(eval_table(rows))
     for line in failed[:20]:
         _out.print(f"not evaluated {line}", highlight=False)
-    _out.print(f"wrote {out / 'eval.csv'}, {out / 'trades_by_model.csv'} and {out / 'eval.html'}",
-               highlight=False)  # fmt: skip
+    _out.print(
+        f"wrote {out / 'eval.csv'}, {out / 'trades_by_model.csv'} and {out / 'eval.html'}",
+        highlight=False,
+    )
 
 
 # `model run` lives in its own module: serving is a separate concern from the research commands.

@@ -33,5 +33,7 @@ def run(
     try:
         serve(url, host, port, jobs_dir, refresh, announce=lambda text: typer.echo(text, err=True))
     except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port "
-                        "(0 picks a free one)") from exc  # fmt: skip
+        raise UserError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port "
+            "(0 picks a free one)"
+        ) from exc

@@ -32,15 +32,21 @@ def list_pairs_cmd(db: str | None = DbOption) -> None:
 
 
 @app.command("enable")
-def enable(symbol: str = typer.Argument(..., help="e.g. ETH/BTC"), exchange: str = ExchangeOption,
-           db: str | None = DbOption) -> None:  # fmt: skip
+def enable(
+    symbol: str = typer.Argument(..., help="e.g. ETH/BTC"),
+    exchange: str = ExchangeOption,
+    db: str | None = DbOption,
+) -> None:
     """Let live trade this pair again (its enabled instances)."""
     _set(symbol, exchange, db, True)
 
 
 @app.command("disable")
-def disable(symbol: str = typer.Argument(..., help="e.g. ETH/BTC"), exchange: str = ExchangeOption,
-            db: str | None = DbOption) -> None:  # fmt: skip
+def disable(
+    symbol: str = typer.Argument(..., help="e.g. ETH/BTC"),
+    exchange: str = ExchangeOption,
+    db: str | None = DbOption,
+) -> None:
     """Stop live opening new positions on this pair (instances are kept)."""
     _set(symbol, exchange, db, False)
 

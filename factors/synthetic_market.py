@@ -102,8 +102,9 @@ def synthetic_bars(
     minute_sigma = pair.annual_volatility / np.sqrt(365 * MINUTES_PER_DAY)
     sigma = minute_sigma * np.sqrt(np.repeat(hourly, 60)[:minutes] * season)
     shocks = rng.standard_t(4, minutes) / np.sqrt(2.0)  # unit variance (t4 variance is 2)
-    log_close = np.log(pair.price) + np.cumsum(trend_drift(minutes, rng, pair.annual_volatility)
-                                               + sigma * shocks)  # fmt: skip
+    log_close = np.log(pair.price) + np.cumsum(
+        trend_drift(minutes, rng, pair.annual_volatility) + sigma * shocks
+    )
     close = np.exp(log_close)
     open_ = np.r_[pair.price, close[:-1]]
     wick = np.abs(rng.standard_normal((2, minutes))) * sigma * 0.6

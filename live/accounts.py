@@ -132,22 +132,47 @@ class MatchingEngine:
         return acct
 
     # -- placing ------------------------------------------------------------------------------
-    def place(self, acct: Account, symbol: str, side: str, type_: str, quantity: float,
-              price: float | None, stop_price: float | None, client_id: str,
-              list_id: int = -1, side_effect: str = "NO_SIDE_EFFECT") -> list[Order]:  # fmt: skip
+    def place(
+        self,
+        acct: Account,
+        symbol: str,
+        side: str,
+        type_: str,
+        quantity: float,
+        price: float | None,
+        stop_price: float | None,
+        client_id: str,
+        list_id: int = -1,
+        side_effect: str = "NO_SIDE_EFFECT",
+    ) -> list[Order]:
         """Place an order; returns the orders that changed (the new one, filled or resting)."""
         if side_effect not in SIDE_EFFECTS or (side_effect != "NO_SIDE_EFFECT" and not acct.margin):
-            raise ExchangeError(BAD_PARAM, f"sideEffectType {side_effect!r} is not valid here; "
-                                f"margin orders take one of {', '.join(SIDE_EFFECTS)}")  # fmt: skip
+            raise ExchangeError(
+                BAD_PARAM,
+                f"sideEffectType {side_effect!r} is not valid here; "
+                f"margin orders take one of {', '.join(SIDE_EFFECTS)}",
+            )
         series = self._series(symbol)
         bar = series.forming()
         if bar is None:
             raise ExchangeError(-1013, f"market {symbol} has no bar in progress: replay ended")
         self._check(acct, symbol, side, type_, quantity, price, stop_price, client_id)
         now = int(series.open_ms[bar])
-        order = Order(next(self._ids), client_id, symbol, side, type_, quantity, price,
-                      stop_price, now, now, list_id, update_ms=now,
-                      side_effect=side_effect)  # fmt: skip
+        order = Order(
+            next(self._ids),
+            client_id,
+            symbol,
+            side,
+            type_,
+            quantity,
+            price,
+            stop_price,
+            now,
+            now,
+            list_id,
+            update_ms=now,
+            side_effect=side_effect,
+        )
         if acct.margin:  # borrows before the funds check, as Binance's MARGIN_BUY does
             self.borrow_for(acct, order, float(series.values[bar][0]))
         if type_ == "MARKET":
@@ -158,18 +183,48 @@ class MatchingEngine:
         acct.orders[order.order_id] = order
         return [order]
 
-    def place_oco(self, acct: Account, symbol: str, side: str, quantity: float, limit: float,
-                  stop: float, client_ids: tuple[str, str],
-                  side_effect: str = "NO_SIDE_EFFECT") -> list[Order]:  # fmt: skip
+    def place_oco(
+        self,
+        acct: Account,
+        symbol: str,
+        side: str,
+        quantity: float,
+        limit: float,
+        stop: float,
+        client_ids: tuple[str, str],
+        side_effect: str = "NO_SIDE_EFFECT",
+    ) -> list[Order]:
         """A take-profit LIMIT_MAKER and a STOP_LOSS sharing one lock; one fill cancels the other."""
         list_id = next(self._list_ids)
-        stop_order = self.place(acct, symbol, side, "STOP_LOSS", quantity, None, stop,
-                                client_ids[0], list_id, side_effect)[0]  # fmt: skip
+        stop_order = self.place(
+            acct,
+            symbol,
+            side,
+            "STOP_LOSS",
+            quantity,
+            None,
+            stop,
+            client_ids[0],
+            list_id,
+            side_effect,
+        )[0]
         # the limit leg shares the stop leg's lock: placed without locking again
         now = stop_order.created_ms
-        limit_order = Order(next(self._ids), client_ids[1], symbol, side, "LIMIT_MAKER",
-                            quantity, limit, None, now, now, list_id, update_ms=now,
-                            side_effect=side_effect)  # fmt: skip
+        limit_order = Order(
+            next(self._ids),
+            client_ids[1],
+            symbol,
+            side,
+            "LIMIT_MAKER",
+            quantity,
+            limit,
+            None,
+            now,
+            now,
+            list_id,
+            update_ms=now,
+            side_effect=side_effect,
+        )
         acct.orders[limit_order.order_id] = limit_order
         return [stop_order, limit_order]
 
@@ -226,8 +281,9 @@ class MatchingEngine:
     def _lock_holder(self, acct: Account, order: Order) -> Order | None:
         if order.list_id < 0:
             return order
-        return next((o for o in acct.orders.values()
-                     if o.list_id == order.list_id and o.locked), None)  # fmt: skip
+        return next(
+            (o for o in acct.orders.values() if o.list_id == order.list_id and o.locked), None
+        )
 
     # -- margin (cross): borrowing and repaying -------------------------------------------------
     def borrow_for(self, acct: Account, order: Order, price: float) -> None:
@@ -280,8 +336,10 @@ class MatchingEngine:
         return total
 
     def debt_value(self, acct: Account, quote: str, prices: dict[str, float]) -> float:
-        return sum(amount * (self.price_in(asset, quote, prices) or 0.0)
-                   for asset, amount in acct.debts.items())  # fmt: skip
+        return sum(
+            amount * (self.price_in(asset, quote, prices) or 0.0)
+            for asset, amount in acct.debts.items()
+        )
 
     # -- filling and cancelling ---------------------------------------------------------------
     def _fill(self, acct: Account, order: Order, price: float, ts_ms: int) -> None:
@@ -295,8 +353,16 @@ class MatchingEngine:
         order.status, order.executed, order.quote = "FILLED", order.quantity, notional
         order.fee, order.fill_price, order.update_ms = fee, price, ts_ms
         order.trade_id = next(self._trade_ids)
-        acct.trades.append({"id": order.trade_id, "order": order, "price": price,
-                            "qty": order.quantity, "fee": fee, "time": ts_ms})  # fmt: skip
+        acct.trades.append(
+            {
+                "id": order.trade_id,
+                "order": order,
+                "price": price,
+                "qty": order.quantity,
+                "fee": fee,
+                "time": ts_ms,
+            }
+        )
         if acct.margin and order.side_effect in REPAYS:
             received = (base, order.quantity) if order.side == "BUY" else (quote, notional - fee)
             self._repay(acct, *received)
@@ -318,8 +384,11 @@ class MatchingEngine:
     def _siblings(self, acct: Account, order: Order) -> list[Order]:
         if order.list_id < 0:
             return []
-        return [o for o in acct.orders.values()
-                if o.list_id == order.list_id and o is not order and o.status == "NEW"]  # fmt: skip
+        return [
+            o
+            for o in acct.orders.values()
+            if o.list_id == order.list_id and o is not order and o.status == "NEW"
+        ]
 
     def on_bars_closed(self, closed: list) -> list[tuple[Account, Order]]:
         """Check resting orders against each closed bar of a symbol's finest series."""
@@ -337,8 +406,9 @@ class MatchingEngine:
                             changed.extend((acct, x) for x in self._trigger(acct, order, o, bar_ms))
         return changed
 
-    def _due(self, order: Order, symbol: str, kind: str, bar_ms: int, high: float,
-             low: float) -> bool:  # fmt: skip
+    def _due(
+        self, order: Order, symbol: str, kind: str, bar_ms: int, high: float, low: float
+    ) -> bool:
         if order.status != "NEW" or order.symbol != symbol or order.active_from_ms > bar_ms:
             return False
         if kind == "STOP_LOSS" and order.type == "STOP_LOSS":

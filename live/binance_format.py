@@ -42,7 +42,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
                         "tickSize": "0.00000001",
                     },
                     *_limit_filters(market, symbol),
-                ],  # fmt: skip
+                ],
                 "permissions": [],
                 "permissionSets": [["SPOT", "MARGIN"]],
                 "defaultSelfTradePreventionMode": "NONE",
@@ -62,12 +62,20 @@ def _limit_filters(market: ReplayMarket, symbol: str) -> list[dict[str, Any]]:
     """LOT_SIZE (the quantity step) and, when the market has one, NOTIONAL (the minimum)."""
     min_notional, step = market.limits.get(symbol, (0.0, 1e-8))
     lot = _num(step)
-    filters = [{"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000000.00000000",
-                "stepSize": lot}]  # fmt: skip
+    filters = [
+        {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000000.00000000", "stepSize": lot}
+    ]
     if min_notional > 0:
-        filters.append({"filterType": "NOTIONAL", "minNotional": _num(min_notional),
-                        "applyMinToMarket": True, "maxNotional": "9000000000.00000000",
-                        "applyMaxToMarket": False, "avgPriceMins": 5})  # fmt: skip
+        filters.append(
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": _num(min_notional),
+                "applyMinToMarket": True,
+                "maxNotional": "9000000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            }
+        )
     return filters
 
 
@@ -80,10 +88,26 @@ def kline_event(series: Series, index: int, closed: bool, event_ms: int) -> dict
         "e": "kline",
         "E": event_ms,
         "s": series.market_id,
-        "k": {"t": t, "T": t + series.step_ms - 1, "s": series.market_id, "i": series.interval,
-              "f": 0, "L": 0, "o": _num(o), "c": _num(c), "h": _num(h), "l": _num(low),
-              "v": _num(v), "n": 0, "x": closed, "q": "0", "V": "0", "Q": "0", "B": "0"},
-    }  # fmt: skip
+        "k": {
+            "t": t,
+            "T": t + series.step_ms - 1,
+            "s": series.market_id,
+            "i": series.interval,
+            "f": 0,
+            "L": 0,
+            "o": _num(o),
+            "c": _num(c),
+            "h": _num(h),
+            "l": _num(low),
+            "v": _num(v),
+            "n": 0,
+            "x": closed,
+            "q": "0",
+            "V": "0",
+            "Q": "0",
+            "B": "0",
+        },
+    }
 
 
 def ticker(market: ReplayMarket, symbol: str) -> dict[str, Any]:
@@ -108,12 +132,31 @@ def ticker_events(market: ReplayMarket, symbol: str) -> dict[str, dict[str, Any]
     """<sym>@ticker and <sym>@miniTicker stream events (ccxt.pro's watch_ticker subscribes to
     the mini one by default, its `name` option picks the full one): the REST ticker's values."""
     rest = ticker(market, symbol)
-    names = {"c": "lastPrice", "o": "openPrice", "h": "highPrice", "l": "lowPrice",
-             "v": "volume", "q": "quoteVolume"}  # fmt: skip
-    mini = {"e": "24hrMiniTicker", "E": market.now_ms, "s": rest["symbol"],
-            **{k: rest[v] for k, v in names.items()}}  # fmt: skip
-    full = {**mini, "e": "24hrTicker", "b": rest["bidPrice"], "a": rest["askPrice"], "B": "0",
-            "A": "0", "O": rest["openTime"], "C": rest["closeTime"], "n": rest["count"]}  # fmt: skip
+    names = {
+        "c": "lastPrice",
+        "o": "openPrice",
+        "h": "highPrice",
+        "l": "lowPrice",
+        "v": "volume",
+        "q": "quoteVolume",
+    }
+    mini = {
+        "e": "24hrMiniTicker",
+        "E": market.now_ms,
+        "s": rest["symbol"],
+        **{k: rest[v] for k, v in names.items()},
+    }
+    full = {
+        **mini,
+        "e": "24hrTicker",
+        "b": rest["bidPrice"],
+        "a": rest["askPrice"],
+        "B": "0",
+        "A": "0",
+        "O": rest["openTime"],
+        "C": rest["closeTime"],
+        "n": rest["count"],
+    }
     stream = rest["symbol"].lower()
     return {f"{stream}@ticker": full, f"{stream}@miniTicker": mini}
 
@@ -152,20 +195,31 @@ def order_json(order: Order, full: bool = False) -> dict[str, Any]:
 def order_list_json(orders: list[Order], list_client: str) -> dict[str, Any]:
     """An OCO order list as placed (spot and margin answer alike)."""
     market_id = orders[0].symbol.replace("/", "")
-    return {"orderListId": orders[0].list_id, "contingencyType": "OCO",
-            "listStatusType": "EXEC_STARTED", "listOrderStatus": "EXECUTING",
-            "listClientOrderId": list_client, "transactionTime": orders[0].created_ms,
-            "symbol": market_id,
-            "orders": [{"symbol": market_id, "orderId": o.order_id, "clientOrderId": o.client_id}
-                       for o in orders],
-            "orderReports": [order_json(o) for o in orders]}  # fmt: skip
+    return {
+        "orderListId": orders[0].list_id,
+        "contingencyType": "OCO",
+        "listStatusType": "EXEC_STARTED",
+        "listOrderStatus": "EXECUTING",
+        "listClientOrderId": list_client,
+        "transactionTime": orders[0].created_ms,
+        "symbol": market_id,
+        "orders": [
+            {"symbol": market_id, "orderId": o.order_id, "clientOrderId": o.client_id}
+            for o in orders
+        ],
+        "orderReports": [order_json(o) for o in orders],
+    }
 
 
 def fill_json(order: Order) -> dict[str, Any]:
     _base, quote = split_symbol(order.symbol)
-    return {"price": _num(order.fill_price), "qty": _num(order.executed),
-            "commission": _num(order.fee), "commissionAsset": quote,
-            "tradeId": order.trade_id}  # fmt: skip
+    return {
+        "price": _num(order.fill_price),
+        "qty": _num(order.executed),
+        "commission": _num(order.fee),
+        "commissionAsset": quote,
+        "tradeId": order.trade_id,
+    }
 
 
 def my_trade_json(trade: dict) -> dict[str, Any]:

@@ -40,8 +40,14 @@ __all__ = ["CcxtBroker", "client_order_id"]
 
 
 class CcxtBroker:
-    def __init__(self, exchange: str, url: str | None, routes: dict[str, tuple[str, str]],
-                 db_url: str | None = None, market: str = "spot") -> None:  # fmt: skip
+    def __init__(
+        self,
+        exchange: str,
+        url: str | None,
+        routes: dict[str, tuple[str, str]],
+        db_url: str | None = None,
+        market: str = "spot",
+    ) -> None:
         self.exchange, self.url, self.db_url = exchange, url, db_url
         self.market = market  # spot | margin (live/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
@@ -128,8 +134,9 @@ class CcxtBroker:
         cid = self.cid(msg)
         crash_point("submit")
         try:
-            order = await self.client.create_order(msg.symbol, "market", msg.side, msg.quantity,
-                                                   None, {"clientOrderId": cid})  # fmt: skip
+            order = await self.client.create_order(
+                msg.symbol, "market", msg.side, msg.quantity, None, {"clientOrderId": cid}
+            )
         except ccxt.BaseError as exc:
             return [OrderRejected(msg.ts, msg.order_id, f"{type(exc).__name__}: {exc}")]
         self.sent += 1
@@ -150,27 +157,42 @@ class CcxtBroker:
             if stop and limit:
                 ids = (self.cid(stop), self.cid(limit))
                 crash_point("submit")
-                result = await self.client.privatePostOrderListOco({
-                    "symbol": market["id"], "side": stop.side.upper(),
-                    "quantity": self.client.amount_to_precision(stop.symbol, stop.quantity),
-                    "aboveType": "LIMIT_MAKER",
-                    "abovePrice": self.client.price_to_precision(stop.symbol, limit.price),
-                    "belowType": "STOP_LOSS",
-                    "belowStopPrice": self.client.price_to_precision(stop.symbol, stop.price),
-                    "belowClientOrderId": ids[0], "aboveClientOrderId": ids[1]})  # fmt: skip
+                result = await self.client.privatePostOrderListOco(
+                    {
+                        "symbol": market["id"],
+                        "side": stop.side.upper(),
+                        "quantity": self.client.amount_to_precision(stop.symbol, stop.quantity),
+                        "aboveType": "LIMIT_MAKER",
+                        "abovePrice": self.client.price_to_precision(stop.symbol, limit.price),
+                        "belowType": "STOP_LOSS",
+                        "belowStopPrice": self.client.price_to_precision(stop.symbol, stop.price),
+                        "belowClientOrderId": ids[0],
+                        "aboveClientOrderId": ids[1],
+                    }
+                )
                 by_cid = {o["clientOrderId"]: o["orderId"] for o in result["orders"]}
                 placed = [(stop, by_cid[ids[0]]), (limit, by_cid[ids[1]])]
             elif stop:
                 crash_point("submit")
                 order = await self.client.create_order(
-                    stop.symbol, "market", stop.side, stop.quantity, None,
-                    {"stopLossPrice": stop.price, "clientOrderId": self.cid(stop)})  # fmt: skip
+                    stop.symbol,
+                    "market",
+                    stop.side,
+                    stop.quantity,
+                    None,
+                    {"stopLossPrice": stop.price, "clientOrderId": self.cid(stop)},
+                )
                 placed = [(stop, order["id"])]
             else:
                 crash_point("submit")
-                order = await self.client.create_order(limit.symbol, "limit", limit.side,
-                                                       limit.quantity, limit.price,
-                                                       {"clientOrderId": self.cid(limit)})  # fmt: skip
+                order = await self.client.create_order(
+                    limit.symbol,
+                    "limit",
+                    limit.side,
+                    limit.quantity,
+                    limit.price,
+                    {"clientOrderId": self.cid(limit)},
+                )
                 placed = [(limit, order["id"])]
         except ccxt.BaseError as exc:
             return [OrderRejected(m.ts, m.order_id, f"{type(exc).__name__}: {exc}") for m in legs]
@@ -215,14 +237,18 @@ class CcxtBroker:
             if self.routes.get(msg.strategy) == key and msg.trigger_ts <= bar.ts:
                 del self._timed[oid]  # fills at the open of the bar now in progress
                 events = await self._market(msg)
-                self._deferred.setdefault(key, []).extend(e for e in events
-                                                          if type(e) is not OrderAccepted)  # fmt: skip
+                self._deferred.setdefault(key, []).extend(
+                    e for e in events if type(e) is not OrderAccepted
+                )
         return out
 
     async def _poll_fills(self, bar: BarClosed) -> list:
-        mine = {oid: r for oid, r in self._resting.items()
-                if r["msg"].symbol == bar.symbol and self.routes.get(r["msg"].strategy)
-                == (bar.symbol, bar.interval)}  # fmt: skip
+        mine = {
+            oid: r
+            for oid, r in self._resting.items()
+            if r["msg"].symbol == bar.symbol
+            and self.routes.get(r["msg"].strategy) == (bar.symbol, bar.interval)
+        }
         if not mine:
             return []
         still_open = {str(o["id"]) for o in await self.client.fetch_open_orders(bar.symbol)}
@@ -276,11 +302,15 @@ class CcxtBroker:
         table = OrderRecord.__table__
         with session_scope(self.db_url) as session:
             for cid, exchange_id in placed:
-                session.connection().execute(update(table).where(table.c.id == cid)
-                                             .values(exchange_order_id=str(exchange_id)))  # fmt: skip
+                session.connection().execute(
+                    update(table)
+                    .where(table.c.id == cid)
+                    .values(exchange_order_id=str(exchange_id))
+                )
 
-    async def reconcile(self, submits: list, known: dict[str, str | None],
-                        last_fill_ms: dict[str, int]) -> dict:  # fmt: skip
+    async def reconcile(
+        self, submits: list, known: dict[str, str | None], last_fill_ms: dict[str, int]
+    ) -> dict:
         """Start of a session: the stored open orders against the exchange (live/reconcile.py)."""
         from live.reconcile import reconcile
 
@@ -301,5 +331,6 @@ def _filled(order_id: int, order: dict) -> OrderFilled:
     info = order.get("info") or {}
     ts_ms = int(info.get("updateTime") or info.get("transactTime") or order["timestamp"])
     fee = float((order.get("fee") or {}).get("cost") or 0.0)
-    return OrderFilled(ts_ms * MS, order_id, float(order["average"] or order["price"]),
-                       float(order["filled"]), fee)  # fmt: skip
+    return OrderFilled(
+        ts_ms * MS, order_id, float(order["average"] or order["price"]), float(order["filled"]), fee
+    )

@@ -48,8 +48,7 @@ def _configure(client: Any, url: str | None, keys: tuple[str, str] | None) -> An
     return client
 
 
-def rest_client(exchange: str, url: str | None = None,
-                keys: tuple[str, str] | None = None) -> Any:  # fmt: skip
+def rest_client(exchange: str, url: str | None = None, keys: tuple[str, str] | None = None) -> Any:
     import ccxt
 
     cls = getattr(ccxt, exchange, None)
@@ -58,8 +57,7 @@ def rest_client(exchange: str, url: str | None = None,
     return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)
 
 
-def ws_client(exchange: str, url: str | None = None,
-              keys: tuple[str, str] | None = None) -> Any:  # fmt: skip
+def ws_client(exchange: str, url: str | None = None, keys: tuple[str, str] | None = None) -> Any:
     import ccxt.pro
 
     cls = getattr(ccxt.pro, exchange, None)

@@ -91,8 +91,9 @@ def member_ids(members: list[PortfolioMember]) -> dict[int, str]:
     return out
 
 
-def declare_config(db_url: str, exchange: str, config: Path,
-                   members: list[PortfolioMember]) -> dict[int, str]:  # fmt: skip
+def declare_config(
+    db_url: str, exchange: str, config: Path, members: list[PortfolioMember]
+) -> dict[int, str]:
     """Store the instances of a prod.json in the database (enabled, with the config's weights),
     so `cli.py strategies disable ID` reaches them while running; returns id -> label."""
     from backtest.portfolio_config import build_members, load_portfolio_config
@@ -103,8 +104,16 @@ def declare_config(db_url: str, exchange: str, config: Path,
     out = {}
     for m in members:
         e = by_label[m.label]
-        row, _change = declare_instance(db_url, e.family, e.exchange or exchange, m.symbol,
-                                        m.interval, m.strategy.param_dict(), True, e.weight)  # fmt: skip
+        row, _change = declare_instance(
+            db_url,
+            e.family,
+            e.exchange or exchange,
+            m.symbol,
+            m.interval,
+            m.strategy.param_dict(),
+            True,
+            e.weight,
+        )
         out[int(row.id)] = m.label
     return out
 
@@ -112,9 +121,15 @@ def declare_config(db_url: str, exchange: str, config: Path,
 class LiveControl:
     """Polls the database and sends the node's portfolio what changed (driver side)."""
 
-    def __init__(self, node: Any, ids: dict[int, str], on_disable: str = "keep",
-                 adopt: Callable[[Any], bool] | None = None,
-                 log: Callable[[str], None] = print, poll_s: float = POLL_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        node: Any,
+        ids: dict[int, str],
+        on_disable: str = "keep",
+        adopt: Callable[[Any], bool] | None = None,
+        log: Callable[[str], None] = print,
+        poll_s: float = POLL_S,
+    ) -> None:
         if on_disable not in ON_DISABLE:
             raise ValueError(
                 f"--on-disable must be one of {', '.join(ON_DISABLE)}, got {on_disable!r}"
@@ -197,8 +212,10 @@ class LiveControl:
         key = (row.symbol, row.interval)
         if key not in {m.series for m in self.node.members}:
             self.ignored.add(iid)
-            return [f"instance #{iid} enabled, but this run does not stream {row.symbol} "
-                    f"{row.interval}: restart `cli.py live` to trade it"]  # fmt: skip
+            return [
+                f"instance #{iid} enabled, but this run does not stream {row.symbol} "
+                f"{row.interval}: restart `cli.py live` to trade it"
+            ]
         member = self._spawn(row, key)
         self.labels[iid] = member.label
         self.active[iid] = True
@@ -215,18 +232,21 @@ class LiveControl:
         strategy = make_strategy(row.family, row.params)
         label = f"#{row.id} {instance_label(strategy, row.symbol, row.interval)}"
         member = PortfolioMember(label, strategy, row.symbol, row.interval, row.weight)
-        host = LiveStrategyHost(strategy, self._history(key), row.symbol, row.interval, label,
-                                s.window)  # fmt: skip
+        host = LiveStrategyHost(
+            strategy, self._history(key), row.symbol, row.interval, label, s.window
+        )
         if node.broker is not None:
             node.ray.get(node.broker.add_route.remote(label, key))
         else:
             node.runtime.query(EXCHANGE, "exchange", "add_route", label, key)
-        node._spawn(f"hosts {key} +{row.id}", f"strategies {key[0]} {key[1]} #{row.id}",
-                    [(label, host)])  # fmt: skip
+        node._spawn(
+            f"hosts {key} +{row.id}", f"strategies {key[0]} {key[1]} #{row.id}", [(label, host)]
+        )
         node.members.append(member)
         limit = strategy.entry_limit() if strategy.pyramiding else None
-        node.runtime.deliver([EnableInstance(self.last_ts, label, member.weight,
-                                             bool(strategy.hedge), limit)])  # fmt: skip
+        node.runtime.deliver(
+            [EnableInstance(self.last_ts, label, member.weight, bool(strategy.hedge), limit)]
+        )
         return member
 
     def _history(self, key: tuple[str, str]) -> pd.DataFrame:

@@ -30,17 +30,44 @@ def main() -> int:
     args = parser.parse_args()
     cli = [sys.executable, str(ROOT / "cli.py")]
     env = {**os.environ, "RAYTRADER_DB": args.db}
-    serve = subprocess.Popen([*cli, "exchange", "serve", "--data", str(ROOT / "data" / "sample"),
-                              "--port", "0", "--speed", str(args.speed), "--start", "2018-01-25"],
-                             stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    serve = subprocess.Popen(
+        [
+            *cli,
+            "exchange",
+            "serve",
+            "--data",
+            str(ROOT / "data" / "sample"),
+            "--port",
+            "0",
+            "--speed",
+            str(args.speed),
+            "--start",
+            "2018-01-25",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         port = next(int(line.split()[1]) for line in serve.stdout if line.startswith("port "))
         print(
             f"local exchange on http://127.0.0.1:{port}, replaying at {args.speed:g}x", flush=True
         )
-        done = subprocess.run([*cli, "live", "--url", f"http://127.0.0.1:{port}", "--symbol",
-                               "ETH/BTC", "--interval", "5m", "--duration", str(args.seconds)],
-                              env=env)  # fmt: skip
+        done = subprocess.run(
+            [
+                *cli,
+                "live",
+                "--url",
+                f"http://127.0.0.1:{port}",
+                "--symbol",
+                "ETH/BTC",
+                "--interval",
+                "5m",
+                "--duration",
+                str(args.seconds),
+            ],
+            env=env,
+        )
         return done.returncode
     finally:
         serve.send_signal(signal.SIGTERM)

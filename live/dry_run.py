@@ -23,12 +23,19 @@ from actors.sim_exchange import SimExchange
 class DryRunExchange(Actor):
     handlers = {SubmitOrder: "on_submit", CancelOrder: "on_cancel", BarClosed: "on_bar"}
 
-    def __init__(self, fee_bps: float, slippage_bps: float, routes: dict[str, tuple[str, str]],
-                 clock: EventClock | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        fee_bps: float,
+        slippage_bps: float,
+        routes: dict[str, tuple[str, str]],
+        clock: EventClock | None = None,
+    ) -> None:
         super().__init__(clock)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
-        self.books = {key: SimExchange(fee_bps, slippage_bps, None, clock=self.clock)
-                      for key in set(self.routes.values())}  # fmt: skip
+        self.books = {
+            key: SimExchange(fee_bps, slippage_bps, None, clock=self.clock)
+            for key in set(self.routes.values())
+        }
         self._where: dict[int, tuple[str, str]] = {}
 
     def on_submit(self, msg: SubmitOrder) -> list:

@@ -38,8 +38,14 @@ _TYPES = {"MARKET", "LIMIT", "STOP_LOSS"}
 
 
 class LocalExchange:
-    def __init__(self, market: ReplayMarket, funding: dict[str, float], speed: float = 0.0,
-                 secret: str = DEFAULT_SECRET, fee_rate: float = 0.001) -> None:  # fmt: skip
+    def __init__(
+        self,
+        market: ReplayMarket,
+        funding: dict[str, float],
+        speed: float = 0.0,
+        secret: str = DEFAULT_SECRET,
+        fee_rate: float = 0.001,
+    ) -> None:
         self.market = market
         self.engine = MatchingEngine(market, funding, fee_rate)
         self.speed = speed
@@ -58,29 +64,31 @@ class LocalExchange:
     def app(self) -> web.Application:
         app = web.Application()
         api = "/api/v3/"
-        app.add_routes([
-            web.get(api + "ping", lambda r: web.json_response({})),
-            web.get(api + "time", lambda r: web.json_response({"serverTime": _now_ms()})),
-            web.get(api + "exchangeInfo", self.exchange_info),
-            web.get(api + "klines", self.klines),
-            web.get(api + "ticker/24hr", self.ticker),
-            web.get(api + "ticker/price", self.ticker),
-            web.get(api + "account", self.signed(self.account)),
-            web.post(api + "order", self.signed(self.new_order)),
-            web.get(api + "order", self.signed(self.get_order)),
-            web.delete(api + "order", self.signed(self.cancel_order)),
-            web.get(api + "openOrders", self.signed(self.open_orders)),
-            web.get(api + "allOrders", self.signed(self.all_orders)),
-            web.get(api + "myTrades", self.signed(self.my_trades)),
-            web.post(api + "orderList/oco", self.signed(self.new_oco)),
-            *margin_routes(self),
-            web.get("/ws", self.market_stream),
-            web.get("/ws/{stream}", self.market_stream),
-            web.get("/ws-api/v3", self.user_stream),
-            web.post("/_local/step", self.step_request),
-            web.post("/_local/drop", self.drop_request),
-            web.get("/_local/state", self.state_request),
-        ])  # fmt: skip
+        app.add_routes(
+            [
+                web.get(api + "ping", lambda r: web.json_response({})),
+                web.get(api + "time", lambda r: web.json_response({"serverTime": _now_ms()})),
+                web.get(api + "exchangeInfo", self.exchange_info),
+                web.get(api + "klines", self.klines),
+                web.get(api + "ticker/24hr", self.ticker),
+                web.get(api + "ticker/price", self.ticker),
+                web.get(api + "account", self.signed(self.account)),
+                web.post(api + "order", self.signed(self.new_order)),
+                web.get(api + "order", self.signed(self.get_order)),
+                web.delete(api + "order", self.signed(self.cancel_order)),
+                web.get(api + "openOrders", self.signed(self.open_orders)),
+                web.get(api + "allOrders", self.signed(self.all_orders)),
+                web.get(api + "myTrades", self.signed(self.my_trades)),
+                web.post(api + "orderList/oco", self.signed(self.new_oco)),
+                *margin_routes(self),
+                web.get("/ws", self.market_stream),
+                web.get("/ws/{stream}", self.market_stream),
+                web.get("/ws-api/v3", self.user_stream),
+                web.post("/_local/step", self.step_request),
+                web.post("/_local/drop", self.drop_request),
+                web.get("/_local/state", self.state_request),
+            ]
+        )
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -108,8 +116,9 @@ class LocalExchange:
         while True:
             due = self.market.next_close_ms()
             if due is None:
-                log.warning("replay reached the end of its data at %s; still serving",
-                            self.market.now_ms)  # fmt: skip
+                log.warning(
+                    "replay reached the end of its data at %s; still serving", self.market.now_ms
+                )
                 return
             wait = (due - market0) / 1000.0 / self.speed - (time.monotonic() - wall0)
             if wait > 0:
@@ -176,8 +185,9 @@ class LocalExchange:
 
         return wrapped
 
-    async def _authenticate(self, request: web.Request,
-                            margin: bool = False) -> tuple[Account, dict[str, str]]:  # fmt: skip
+    async def _authenticate(
+        self, request: web.Request, margin: bool = False
+    ) -> tuple[Account, dict[str, str]]:
         key = request.headers.get("X-MBX-APIKEY")
         if not key:
             raise ExchangeError(-2014, "API-key format invalid.")
@@ -225,10 +235,17 @@ class LocalExchange:
             raise ExchangeError(-1116, f"Invalid orderType {type_!r}; use one of {sorted(_TYPES)}")
         client_id = params.get("newClientOrderId") or f"local-{time.monotonic_ns()}"
         self.orders_at.append((time.time(), client_id))
-        orders = self.engine.place(acct, symbol, params.get("side", ""), type_,
-                                   _float(params.get("quantity")), _float(params.get("price")),
-                                   _float(params.get("stopPrice")), client_id,
-                                   side_effect=params.get("sideEffectType") or "NO_SIDE_EFFECT")  # fmt: skip
+        orders = self.engine.place(
+            acct,
+            symbol,
+            params.get("side", ""),
+            type_,
+            _float(params.get("quantity")),
+            _float(params.get("price")),
+            _float(params.get("stopPrice")),
+            client_id,
+            side_effect=params.get("sideEffectType") or "NO_SIDE_EFFECT",
+        )
         return fmt.order_json(orders[0], full=True), [(acct, o) for o in orders]
 
     def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:
@@ -238,12 +255,15 @@ class LocalExchange:
         at, other = (
             ("above", "below") if params.get("aboveType") == "STOP_LOSS" else ("below", "above")
         )
-        ids = (params.get(f"{at}ClientOrderId") or f"{list_client}-s",
-               params.get(f"{other}ClientOrderId") or f"{list_client}-t")  # fmt: skip
+        ids = (
+            params.get(f"{at}ClientOrderId") or f"{list_client}-s",
+            params.get(f"{other}ClientOrderId") or f"{list_client}-t",
+        )
         stop = _float(params.get(f"{at}StopPrice") or params.get("stopPrice"))
         limit = _float(params.get(f"{other}Price") or params.get("price"))
-        orders = self.engine.place_oco(acct, symbol, params.get("side", ""),
-                                       _float(params.get("quantity")), limit, stop, ids)  # fmt: skip
+        orders = self.engine.place_oco(
+            acct, symbol, params.get("side", ""), _float(params.get("quantity")), limit, stop, ids
+        )
         return fmt.order_list_json(orders, list_client), [(acct, o) for o in orders]
 
     def get_order(self, acct: Account, params: dict) -> tuple[Any, list]:
@@ -255,8 +275,11 @@ class LocalExchange:
 
     def open_orders(self, acct: Account, params: dict) -> tuple[Any, list]:
         symbol = self._symbol(params.get("symbol", "")) if params.get("symbol") else None
-        rows = [fmt.order_json(o) for o in acct.orders.values()
-                if o.status == "NEW" and (symbol is None or o.symbol == symbol)]  # fmt: skip
+        rows = [
+            fmt.order_json(o)
+            for o in acct.orders.values()
+            if o.status == "NEW" and (symbol is None or o.symbol == symbol)
+        ]
         return rows, []
 
     def all_orders(self, acct: Account, params: dict) -> tuple[Any, list]:
@@ -267,9 +290,14 @@ class LocalExchange:
         symbol = self._require_symbol(params)
         since = _int(params.get("startTime")) or 0
         from_id, order_id = _int(params.get("fromId")) or 0, _int(params.get("orderId"))
-        rows = [fmt.my_trade_json(t) for t in acct.trades
-                if t["order"].symbol == symbol and t["time"] >= since and t["id"] >= from_id
-                and (order_id is None or t["order"].order_id == order_id)]  # fmt: skip
+        rows = [
+            fmt.my_trade_json(t)
+            for t in acct.trades
+            if t["order"].symbol == symbol
+            and t["time"] >= since
+            and t["id"] >= from_id
+            and (order_id is None or t["order"].order_id == order_id)
+        ]
         return rows, []
 
     def _require_symbol(self, params: dict) -> str:
@@ -326,15 +354,21 @@ class LocalExchange:
     def _user_request(self, ws: web.WebSocketResponse, body: dict) -> dict:
         request_id = body.get("id")
         if body.get("method") != "userDataStream.subscribe.signature":
-            return {"id": request_id, "status": 400,
-                    "error": {"code": -1100, "msg": f"unsupported method {body.get('method')}"}}  # fmt: skip
+            return {
+                "id": request_id,
+                "status": 400,
+                "error": {"code": -1100, "msg": f"unsupported method {body.get('method')}"},
+            }
         params = dict(body.get("params") or {})
         signature = params.pop("signature", "")
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
         expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(str(signature), expected):
-            return {"id": request_id, "status": 400,
-                    "error": {"code": -1022, "msg": "Signature for this request is not valid."}}  # fmt: skip
+            return {
+                "id": request_id,
+                "status": 400,
+                "error": {"code": -1022, "msg": "Signature for this request is not valid."},
+            }
         self.engine.account(params["apiKey"], self.secret)
         self._user_ws[ws] = params["apiKey"]
         return {"id": request_id, "status": 200, "result": {"subscriptionId": 0}}
@@ -343,8 +377,9 @@ class LocalExchange:
     async def step_request(self, request: web.Request) -> web.Response:
         n = int(request.query.get("n", "1"))
         closed = await self.step(n)
-        return web.json_response({"closed": closed, "now": self.market.now_ms,
-                                  "ended": self.market.ended})  # fmt: skip
+        return web.json_response(
+            {"closed": closed, "now": self.market.now_ms, "ended": self.market.ended}
+        )
 
     async def drop_request(self, request: web.Request) -> web.Response:
         sockets = list(self._market_ws)
@@ -353,10 +388,15 @@ class LocalExchange:
         return web.json_response({"dropped": len(sockets)})
 
     async def state_request(self, request: web.Request) -> web.Response:
-        return web.json_response({"now": self.market.now_ms, "ended": self.market.ended,
-                                  "bars_sent": self.bars_sent,
-                                  "market_streams": len(self._market_ws),
-                                  "user_streams": len(self._user_ws)})  # fmt: skip
+        return web.json_response(
+            {
+                "now": self.market.now_ms,
+                "ended": self.market.ended,
+                "bars_sent": self.bars_sent,
+                "market_streams": len(self._market_ws),
+                "user_streams": len(self._user_ws),
+            }
+        )
 
 
 async def _send(ws: web.WebSocketResponse, text: str) -> None:

@@ -181,11 +181,20 @@ def _day_context(book: SeriesBook) -> dict[str, float]:
     days, rows = book.days[-18:], book.day_rows[-18:]
     index = pd.DatetimeIndex(pd.to_datetime(np.array(days, dtype=np.int64) * DAY_NS, utc=True))
     values = np.array(rows, dtype=np.float64)
-    frame = pd.DataFrame({"open": values[:, 0], "high": values[:, 1], "low": values[:, 2],
-                          "close": values[:, 3], "volume": 0.0}, index=index)  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "open": values[:, 0],
+            "high": values[:, 1],
+            "low": values[:, 2],
+            "close": values[:, 3],
+            "volume": 0.0,
+        },
+        index=index,
+    )
     last = daily_context(frame).iloc[-1]
-    return {k: float(last[k]) for k in ("day_open", "prev_day_range", "prev_day_close",
-                                        "prev_day_atr")}  # fmt: skip
+    return {
+        k: float(last[k]) for k in ("day_open", "prev_day_range", "prev_day_close", "prev_day_atr")
+    }
 
 
 def volatility_breakout(p: Any, book: SeriesBook) -> Row:

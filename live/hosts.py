@@ -36,8 +36,15 @@ DISTANCES = ("stop_distance", "target_distance")
 
 
 class LiveStrategyHost(StrategyHost):
-    def __init__(self, strategy: Strategy, warm: pd.DataFrame, symbol: str, interval: str,
-                 strategy_id: str | None = None, window: int = DEFAULT_WINDOW) -> None:  # fmt: skip
+    def __init__(
+        self,
+        strategy: Strategy,
+        warm: pd.DataFrame,
+        symbol: str,
+        interval: str,
+        strategy_id: str | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
         warm = warm.loc[:, list(OHLCV)]
         self._fast = evaluator_for(strategy)
         # the fast path reads only what its rule needs; the generic one recomputes `window` bars
@@ -68,16 +75,24 @@ class LiveStrategyHost(StrategyHost):
             return last_row(self.strategy, self._fast, self.book)
         frame = self.strategy.compute(self.book.frame(self.window)).iloc[-1]
         distances = [float(frame[c]) if c in frame.index else None for c in DISTANCES]
-        return (bool(frame["enter_long"]), bool(frame["exit_long"]), bool(frame["enter_short"]),
-                bool(frame["exit_short"]), distances[0], distances[1])  # fmt: skip
+        return (
+            bool(frame["enter_long"]),
+            bool(frame["exit_long"]),
+            bool(frame["enter_short"]),
+            bool(frame["exit_short"]),
+            distances[0],
+            distances[1],
+        )
 
     def _load_row(self, row: Row, bar_ts: int) -> None:
         """StrategyHost's per-bar columns, one bar long, so `_evaluate(0)` reads this bar."""
         el, xl, es, xs, stop, target = row
         flags = {"enter_long": el, "exit_long": xl, "enter_short": es, "exit_short": xs}
         self._flags = {c: (bool(flags[c]),) for c in COLUMNS}
-        self._distances = {"stop_distance": None if stop is None else (stop,),
-                           "target_distance": None if target is None else (target,)}  # fmt: skip
+        self._distances = {
+            "stop_distance": None if stop is None else (stop,),
+            "target_distance": None if target is None else (target,),
+        }
         self.open_ns = np.array([bar_ts], dtype=np.int64)
         self.close_ns = self.open_ns + interval_ns(self.interval)
         self.close = (float(self.book.close[-1]),)
@@ -146,5 +161,8 @@ class ActorGroup:
         return getattr(self.members[member], method)(*args)
 
     def query_all(self, method: str, *args: Any) -> dict[str, Any]:
-        return {name: getattr(a, method)(*args) for name, a in self.members.items()
-                if hasattr(a, method)}  # fmt: skip
+        return {
+            name: getattr(a, method)(*args)
+            for name, a in self.members.items()
+            if hasattr(a, method)
+        }

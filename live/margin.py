@@ -47,31 +47,55 @@ class MarginClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def create_order(self, symbol: str, type: str, side: str, amount: float,
-                           price: float | None = None, params: dict | None = None) -> dict:  # fmt: skip
+    async def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: dict | None = None,
+    ) -> dict:
         extra = {**CROSS, "sideEffectType": SIDE_EFFECT, **(params or {})}
         return await self._client.create_order(symbol, type, side, amount, price, extra)
 
-    async def cancel_order(self, id: str, symbol: str | None = None,
-                           params: dict | None = None) -> dict:  # fmt: skip
+    async def cancel_order(
+        self, id: str, symbol: str | None = None, params: dict | None = None
+    ) -> dict:
         return await self._client.cancel_order(id, symbol, {**CROSS, **(params or {})})
 
-    async def fetch_order(self, id: str, symbol: str | None = None,
-                          params: dict | None = None) -> dict:  # fmt: skip
+    async def fetch_order(
+        self, id: str, symbol: str | None = None, params: dict | None = None
+    ) -> dict:
         return await self._client.fetch_order(id, symbol, {**CROSS, **(params or {})})
 
-    async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None,
-                                limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+    async def fetch_open_orders(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+    ) -> list:
         return await self._client.fetch_open_orders(
             symbol, since, limit, {**CROSS, **(params or {})}
         )
 
-    async def fetch_orders(self, symbol: str | None = None, since: int | None = None,
-                           limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+    async def fetch_orders(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+    ) -> list:
         return await self._client.fetch_orders(symbol, since, limit, {**CROSS, **(params or {})})
 
-    async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None,
-                              limit: int | None = None, params: dict | None = None) -> list:  # fmt: skip
+    async def fetch_my_trades(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+    ) -> list:
         return await self._client.fetch_my_trades(symbol, since, limit, {**CROSS, **(params or {})})
 
     async def fetch_balance(self, params: dict | None = None) -> dict:
@@ -84,9 +108,14 @@ class MarginClient:
         limit, stop = legs.get("LIMIT_MAKER"), legs.get("STOP_LOSS")
         if limit is None or stop is None:
             raise ValueError(f"an OCO needs a LIMIT_MAKER and a STOP_LOSS leg, got {legs}")
-        margin = {"symbol": request["symbol"], "side": request["side"],
-                  "quantity": request["quantity"], "price": request[f"{limit}Price"],
-                  "stopPrice": request[f"{stop}StopPrice"], "sideEffectType": SIDE_EFFECT}  # fmt: skip
+        margin = {
+            "symbol": request["symbol"],
+            "side": request["side"],
+            "quantity": request["quantity"],
+            "price": request[f"{limit}Price"],
+            "stopPrice": request[f"{stop}StopPrice"],
+            "sideEffectType": SIDE_EFFECT,
+        }
         for key, pos in (("limitClientOrderId", limit), ("stopClientOrderId", stop)):
             if request.get(f"{pos}ClientOrderId"):
                 margin[key] = request[f"{pos}ClientOrderId"]

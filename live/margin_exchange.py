@@ -52,13 +52,20 @@ def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
             -1116, "STOP_LOSS_LIMIT legs are not supported here; omit stopLimitPrice"
         )
     list_client = params.get("listClientOrderId") or f"list-{time.monotonic_ns()}"
-    ids = (params.get("stopClientOrderId") or f"{list_client}-s",
-           params.get("limitClientOrderId") or f"{list_client}-t")  # fmt: skip
+    ids = (
+        params.get("stopClientOrderId") or f"{list_client}-s",
+        params.get("limitClientOrderId") or f"{list_client}-t",
+    )
     orders = ex.engine.place_oco(
-        acct, symbol, params.get("side", ""), _float(params.get("quantity")),
-        _float(params.get("price")), _float(params.get("stopPrice")), ids,
+        acct,
+        symbol,
+        params.get("side", ""),
+        _float(params.get("quantity")),
+        _float(params.get("price")),
+        _float(params.get("stopPrice")),
+        ids,
         params.get("sideEffectType") or "NO_SIDE_EFFECT",
-    )  # fmt: skip
+    )
     body = {**fmt.order_list_json(orders, list_client), "isIsolated": False}
     return body, [(acct, o) for o in orders]
 
@@ -69,12 +76,18 @@ def borrow_repay(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, l
     asset, kind = params.get("asset", "").upper(), params.get("type", "")
     amount = _float(params.get("amount")) or 0.0
     if kind != "REPAY" or amount <= 0 or not asset:
-        raise ExchangeError(BAD_PARAM, "borrow-repay here takes type=REPAY, asset and amount > 0; "
-                            "borrow with an order's sideEffectType=MARGIN_BUY")  # fmt: skip
+        raise ExchangeError(
+            BAD_PARAM,
+            "borrow-repay here takes type=REPAY, asset and amount > 0; "
+            "borrow with an order's sideEffectType=MARGIN_BUY",
+        )
     owed = acct.debts.get(asset, 0.0)
     if amount > owed + 1e-12 or amount > acct.free(asset) + 1e-12:
-        raise ExchangeError(-3041, f"Balance is not enough: repaying {amount:.8f} {asset}, "
-                            f"owed {owed:.8f}, free {acct.free(asset):.8f}")  # fmt: skip
+        raise ExchangeError(
+            -3041,
+            f"Balance is not enough: repaying {amount:.8f} {asset}, "
+            f"owed {owed:.8f}, free {acct.free(asset):.8f}",
+        )
     acct.move(asset, -amount)
     acct.debts[asset] = owed - amount
     return {"tranId": time.monotonic_ns()}, []
@@ -86,18 +99,30 @@ def account_json(ex: LocalExchange, acct: Account) -> dict[str, Any]:
     rows, assets_btc, debts_btc = [], 0.0, 0.0
     for asset, (free, locked) in sorted(acct.balances.items()):
         borrowed = acct.debts.get(asset, 0.0)
-        rows.append({"asset": asset, "free": fmt._num(free), "locked": fmt._num(locked),
-                     "borrowed": fmt._num(borrowed), "interest": "0",
-                     "netAsset": fmt._num(free + locked - borrowed)})  # fmt: skip
+        rows.append(
+            {
+                "asset": asset,
+                "free": fmt._num(free),
+                "locked": fmt._num(locked),
+                "borrowed": fmt._num(borrowed),
+                "interest": "0",
+                "netAsset": fmt._num(free + locked - borrowed),
+            }
+        )
         price = ex.engine.price_in(asset, "BTC", {"BTC": 1.0}) or 0.0
         assets_btc += (free + locked) * price
         debts_btc += borrowed * price
     level = assets_btc / debts_btc if debts_btc > 0 else 999.0
-    return {"borrowEnabled": True, "tradeEnabled": True, "transferEnabled": True,
-            "marginLevel": fmt._num(level), "totalAssetOfBtc": fmt._num(assets_btc),
-            "totalLiabilityOfBtc": fmt._num(debts_btc),
-            "totalNetAssetOfBtc": fmt._num(assets_btc - debts_btc),
-            "userAssets": rows}  # fmt: skip
+    return {
+        "borrowEnabled": True,
+        "tradeEnabled": True,
+        "transferEnabled": True,
+        "marginLevel": fmt._num(level),
+        "totalAssetOfBtc": fmt._num(assets_btc),
+        "totalLiabilityOfBtc": fmt._num(debts_btc),
+        "totalNetAssetOfBtc": fmt._num(assets_btc - debts_btc),
+        "userAssets": rows,
+    }
 
 
 def _float(value: Any) -> float | None:

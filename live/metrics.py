@@ -66,19 +66,35 @@ class LiveMetrics:
         self._bar_t0: float | None = None  # when the bar batch in delivery reached the driver
         self._bar_tags: dict[tuple[str, str], dict[str, str]] = {}
         self._status_tags = {s: {"status": s} for s in _STATUS.values()}
-        self.bars = self._make("Counter", "raytrader_live_bars", "Closed bars delivered.",
-                               ("exchange", "symbol", "interval"))  # fmt: skip
-        self.orders = self._make("Counter", "raytrader_live_orders", "Order events by status.",
-                                 ("exchange", "status"))  # fmt: skip
+        self.bars = self._make(
+            "Counter",
+            "raytrader_live_bars",
+            "Closed bars delivered.",
+            ("exchange", "symbol", "interval"),
+        )
+        self.orders = self._make(
+            "Counter", "raytrader_live_orders", "Order events by status.", ("exchange", "status")
+        )
         self.fills = self._make("Counter", "raytrader_live_fills", "Order fills.", ("exchange",))
-        self.equity = self._make("Gauge", "raytrader_live_equity", "Portfolio equity (quote).",
-                                 ("exchange",))  # fmt: skip
-        self.latency = self._make("Histogram", "raytrader_live_bar_to_order_ms",
-                                  "Bar reaching the driver -> order sent to the exchange, ms.",
-                                  ("exchange",), LATENCY_BOUNDS_MS)  # fmt: skip
+        self.equity = self._make(
+            "Gauge", "raytrader_live_equity", "Portfolio equity (quote).", ("exchange",)
+        )
+        self.latency = self._make(
+            "Histogram",
+            "raytrader_live_bar_to_order_ms",
+            "Bar reaching the driver -> order sent to the exchange, ms.",
+            ("exchange",),
+            LATENCY_BOUNDS_MS,
+        )
 
-    def _make(self, kind: str, name: str, description: str, tags: tuple[str, ...],
-              bounds: list[float] | None = None) -> Any:  # fmt: skip
+    def _make(
+        self,
+        kind: str,
+        name: str,
+        description: str,
+        tags: tuple[str, ...],
+        bounds: list[float] | None = None,
+    ) -> Any:
         if not self.active:
             return _Null()
         from ray.util import metrics

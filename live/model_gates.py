@@ -110,8 +110,14 @@ class ModelGates:
         features = ImputedFeatures(trained, interval, feed.history)
         return RemoteModelGate(self.url, instance_id, features, self.fallback, self.timeout)
 
-    def attach(self, hosts: list[tuple[str, Any]], warm: pd.DataFrame, symbol: str,
-               interval: str, window: int) -> list[tuple[str, Any]]:  # fmt: skip
+    def attach(
+        self,
+        hosts: list[tuple[str, Any]],
+        warm: pd.DataFrame,
+        symbol: str,
+        interval: str,
+        window: int,
+    ) -> list[tuple[str, Any]]:
         """The host group's members with a gate on each host that has a model (and the feed
         those gates read, first); unchanged when none has."""
         gated = [(label, host) for label, host in hosts if label in self.models]
@@ -123,13 +129,21 @@ class ModelGates:
         return [(f"model bars {gated[0][0]}", feed), *hosts]
 
 
-def load_model_gates(db_url: str, instances: dict[str, int | None], url: str | None,
-                     fallback: str, timeout: float = 0.5) -> ModelGates:  # fmt: skip
+def load_model_gates(
+    db_url: str,
+    instances: dict[str, int | None],
+    url: str | None,
+    fallback: str,
+    timeout: float = 0.5,
+) -> ModelGates:
     """The newest stored model of each instance that has one (label -> instance id given)."""
     from ml.modelstore import latest_models, load_model
 
     ids = sorted({i for i in instances.values() if i is not None})
     rows = latest_models(db_url, ids) if ids else {}
-    models = {label: (i, load_model(rows[i].path)) for label, i in instances.items()
-              if i is not None and i in rows}  # fmt: skip
+    models = {
+        label: (i, load_model(rows[i].path))
+        for label, i in instances.items()
+        if i is not None and i in rows
+    }
     return ModelGates(models, url.rstrip("/") if url else None, fallback, timeout)

@@ -98,8 +98,14 @@ class LiveSettings:
 
 
 class LiveNode:
-    def __init__(self, settings: LiveSettings, members: list[PortfolioMember], warm: Warmup,
-                 ray_module: Any, models: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: LiveSettings,
+        members: list[PortfolioMember],
+        warm: Warmup,
+        ray_module: Any,
+        models: Any = None,
+    ) -> None:
         self.settings = settings
         self.models = models  # live/model_gates.ModelGates: instances that ask a trained model
         self.members = members
@@ -128,8 +134,9 @@ class LiveNode:
         s = self.settings
         series = sorted({m.series for m in self.members})
         routes = {m.label: m.series for m in self.members}
-        restored = self.restored = load_state(s.db_url, s.exchange,
-                                              [m.label for m in self.members], not s.real)  # fmt: skip
+        restored = self.restored = load_state(
+            s.db_url, s.exchange, [m.label for m in self.members], not s.real
+        )
         lost: list = []
         if s.real:
             cash, events, lost = self._start_broker(routes, restored)
@@ -144,8 +151,7 @@ class LiveNode:
         self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
-        limits = {m.label: m.strategy.entry_limit() for m in self.members
-                  if m.strategy.pyramiding}  # fmt: skip
+        limits = {m.label: m.strategy.entry_limit() for m in self.members if m.strategy.pyramiding}
         portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
         if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
             portfolio.book(restored.cash_flows)
@@ -172,8 +178,20 @@ class LiveNode:
             size = max(1, s.hosts_per_actor)
             for k in range(0, len(on_series), size):
                 chunk = on_series[k : k + size]
-                hosts = [(m.label, LiveStrategyHost(m.strategy, self.warm.frames[key], m.symbol,
-                          m.interval, m.label, s.window)) for m in chunk]  # fmt: skip
+                hosts = [
+                    (
+                        m.label,
+                        LiveStrategyHost(
+                            m.strategy,
+                            self.warm.frames[key],
+                            m.symbol,
+                            m.interval,
+                            m.label,
+                            s.window,
+                        ),
+                    )
+                    for m in chunk
+                ]
                 if self.models is not None:
                     hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
@@ -192,24 +210,25 @@ class LiveNode:
         else:
             broker = (
                 self.ray.remote(CcxtBroker)
-                .options(
-                    name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1
-                )  # fmt: skip
+                .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
                 .remote(s.exchange, s.url, routes, s.db_url, s.market)
             )
             self._handles.append(broker)
         self.broker = broker
         self._call(broker, "start")
         try:
-            result = self._call(broker, "reconcile", restored.submits(), restored.known,
-                                restored.last_fill_ms)  # fmt: skip
+            result = self._call(
+                broker, "reconcile", restored.submits(), restored.known, restored.last_fill_ms
+            )
         except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
             with contextlib.suppress(Exception):
                 self._call(broker, "stop")
             cause = getattr(exc, "cause", None) or exc
-            raise ReconcileError(f"reconciliation with {s.exchange} failed before trading: "
-                                 f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
-                                 "(check the exchange and --url, then start again)") from None  # fmt: skip
+            raise ReconcileError(
+                f"reconciliation with {s.exchange} failed before trading: "
+                f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
+                "(check the exchange and --url, then start again)"
+            ) from None
         self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
         balance = self._call(broker, "quote_balance", self.members[0].symbol)
@@ -231,8 +250,9 @@ class LiveNode:
             log.warning(warning)
         self.warnings.extend(warnings)
 
-    def _spawn(self, group: str, title: str, members: list[tuple[str, Any]],
-               cls: type = ActorGroup) -> None:  # fmt: skip
+    def _spawn(
+        self, group: str, title: str, members: list[tuple[str, Any]], cls: type = ActorGroup
+    ) -> None:
         local = cls(members)
         if self.ray is None:
             self.runtime.add(group, local, local.subscriptions())
@@ -249,9 +269,14 @@ class LiveNode:
         from actors.order_store import DRY_RUN, SqlOrderStore
 
         dry = not self.settings.real  # dry-run rows: their own run_id and ids, never mixed up
-        return SqlOrderStore(self.settings.db_url, run_id=DRY_RUN if dry else None,
-                             exchange=self.settings.exchange, stable=True, autocommit=False,
-                             id_prefix="dry-" if dry else "")  # fmt: skip
+        return SqlOrderStore(
+            self.settings.db_url,
+            run_id=DRY_RUN if dry else None,
+            exchange=self.settings.exchange,
+            stable=True,
+            autocommit=False,
+            id_prefix="dry-" if dry else "",
+        )
 
     def _start_stream(self, series: list[tuple[str, str]]) -> None:
         from live.ws_routine import BarStream
@@ -360,6 +385,11 @@ class LiveNode:
             self.orders_sent.popleft()
         state = self.portfolio()
         self.metrics.set_equity(state["equity"])
-        return {"bars": self.bars, "positions": state["positions"], "equity": state["equity"],
-                "orders_last_minute": len(self.orders_sent), "fills": self.fills,
-                "trades_closed": self.trades_closed}  # fmt: skip
+        return {
+            "bars": self.bars,
+            "positions": state["positions"],
+            "equity": state["equity"],
+            "orders_last_minute": len(self.orders_sent),
+            "fills": self.fills,
+            "trades_closed": self.trades_closed,
+        }

@@ -33,8 +33,12 @@ from actors.messages import (
 _RANK = {"entry": 0, "stop_loss": 1, "take_profit": 2}
 
 
-async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrder]],
-                    known: dict[str, str | None], last_fill_ms: dict[str, int]) -> dict:  # fmt: skip
+async def reconcile(
+    broker: Any,
+    submits: list[tuple[str, str | None, SubmitOrder]],
+    known: dict[str, str | None],
+    last_fill_ms: dict[str, int],
+) -> dict:
     import ccxt
 
     accepted: list = []
@@ -46,8 +50,9 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
         try:
             order = await _lookup(broker.client, msg.symbol, exchange_id, cid)
         except ccxt.BaseError as exc:
-            raise RuntimeError(f"reconciliation failed: order {cid} on {msg.symbol}: "
-                               f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+            raise RuntimeError(
+                f"reconciliation failed: order {cid} on {msg.symbol}: {type(exc).__name__}: {exc}"
+            ) from None
         if order is None and msg.trade_id is None and msg.role != "entry":
             reason = "its trade closed before a restart"  # an exit never sent, now moot
             timeline.append((msg.ts, 8, OrderCancelled(msg.ts, msg.order_id, reason)))
@@ -73,8 +78,13 @@ async def reconcile(broker: Any, submits: list[tuple[str, str | None, SubmitOrde
         events.extend(await broker.handle_batch(resend))
     known_eids = {str(e) for e in known.values() if e} | {str(e) for _c, e in adopted}
     warnings = await audit(broker, set(known), known_eids, last_fill_ms)
-    return {"events": events, "warnings": warnings, "resent": len(resend),
-            "adopted": len(adopted), "lost": _lost_legs(submits, timeline)}  # fmt: skip
+    return {
+        "events": events,
+        "warnings": warnings,
+        "resent": len(resend),
+        "adopted": len(adopted),
+        "lost": _lost_legs(submits, timeline),
+    }
 
 
 def _lost_legs(submits: list, timeline: list) -> list[SubmitOrder]:
@@ -83,9 +93,13 @@ def _lost_legs(submits: list, timeline: list) -> list[SubmitOrder]:
     msgs = {m.order_id: m for _c, _e, m in submits}
     filled = {msgs[e.order_id].trade_id for _t, _r, e in timeline if type(e) is OrderFilled}
     exiting = {m.trade_id for m in msgs.values() if m.kind in ("market", "close")}
-    return [msgs[e.order_id] for _t, _r, e in timeline
-            if type(e) is OrderCancelled and msgs[e.order_id].kind in ("stop", "limit")
-            and msgs[e.order_id].trade_id not in filled | exiting | {None}]  # fmt: skip
+    return [
+        msgs[e.order_id]
+        for _t, _r, e in timeline
+        if type(e) is OrderCancelled
+        and msgs[e.order_id].kind in ("stop", "limit")
+        and msgs[e.order_id].trade_id not in filled | exiting | {None}
+    ]
 
 
 async def _lookup(client: Any, symbol: str, exchange_id: str | None, cid: str) -> dict | None:
@@ -115,23 +129,28 @@ async def _outcome(broker: Any, msg: SubmitOrder, order: dict) -> list[tuple[int
     return [(ts, 8, OrderCancelled(ts, msg.order_id, f"{status} at the exchange"))]
 
 
-async def audit(broker: Any, known_cids: set[str], known_eids: set[str],
-                since_ms: dict[str, int]) -> list[str]:  # fmt: skip
+async def audit(
+    broker: Any, known_cids: set[str], known_eids: set[str], since_ms: dict[str, int]
+) -> list[str]:
     """Open orders and fills at the exchange the database does not know: one warning each."""
     warnings: list[str] = []
     for symbol in sorted({s for s, _i in broker.routes.values()}):
         for order in await broker.client.fetch_open_orders(symbol):
             cid = order.get("clientOrderId")
             if cid not in known_cids and str(order["id"]) not in known_eids | broker.sent_ids:
-                warnings.append(f"exchange order {order['id']} ({cid}) on {symbol} is not in the "
-                                "database: left untouched")  # fmt: skip
+                warnings.append(
+                    f"exchange order {order['id']} ({cid}) on {symbol} is not in the "
+                    "database: left untouched"
+                )
         since = since_ms.get(symbol)
         fills = await broker.client.fetch_my_trades(symbol, since)
         if fills:  # the next audit starts after the newest fill seen (exchange time)
             broker.audit_from[symbol] = max(int(f["timestamp"]) for f in fills) + 1
         for fill in fills:
             if str(fill.get("order")) not in known_eids | broker.sent_ids:
-                warnings.append(f"exchange fill {fill.get('id')} of order {fill.get('order')} on "
-                                f"{symbol} ({fill.get('side')} {fill.get('amount')} @ "
-                                f"{fill.get('price')}) is not in the database: left untouched")  # fmt: skip
+                warnings.append(
+                    f"exchange fill {fill.get('id')} of order {fill.get('order')} on "
+                    f"{symbol} ({fill.get('side')} {fill.get('amount')} @ "
+                    f"{fill.get('price')}) is not in the database: left untouched"
+                )
     return warnings

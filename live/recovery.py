@@ -77,17 +77,41 @@ class Restored:
             trigger = None
             if o.kind == "timed" and trade is not None:
                 trigger = time_exit_ts(trade.entry_ts, self.exits.get(o.trade_id, ExitSpec()))
-            msg = SubmitOrder(o.created_ts, o.order_id, o.strategy, o.symbol, o.side, o.quantity,
-                              o.kind, o.role, o.price, trigger,
-                              trade.entry_ts if trade else 0, o.trade_id, o.trade_id)  # fmt: skip
+            msg = SubmitOrder(
+                o.created_ts,
+                o.order_id,
+                o.strategy,
+                o.symbol,
+                o.side,
+                o.quantity,
+                o.kind,
+                o.role,
+                o.price,
+                trigger,
+                trade.entry_ts if trade else 0,
+                o.trade_id,
+                o.trade_id,
+            )
             out.append((self.row_ids[o.order_id], self.exchange_ids.get(o.order_id), msg))
         return out
 
     def opened(self) -> list[TradeOpened]:
         """The restored trades as the portfolio and the strategy hosts first heard of them."""
-        return [TradeOpened(t.entry_ts, t.trade_id, t.signal_id, t.strategy, t.symbol,
-                            t.interval, t.side, t.quantity, t.entry_price, t.entry_fee)
-                for t in self.trades]  # fmt: skip
+        return [
+            TradeOpened(
+                t.entry_ts,
+                t.trade_id,
+                t.signal_id,
+                t.strategy,
+                t.symbol,
+                t.interval,
+                t.side,
+                t.quantity,
+                t.entry_price,
+                t.entry_fee,
+            )
+            for t in self.trades
+        ]
 
 
 def _ns(value: Any) -> int:
@@ -121,8 +145,9 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
 
         def live(model: Any) -> Any:
             run_ok = model.run_id.is_(None) if run is None else model.run_id == run
-            return select(model).where(run_ok, model.exchange == exchange,
-                                       model.strategy.in_(labels))  # fmt: skip
+            return select(model).where(
+                run_ok, model.exchange == exchange, model.strategy.in_(labels)
+            )
 
         orders = session.exec(live(OrderRecord)).all()
         trades = session.exec(live(TradeRecord)).all()
@@ -135,12 +160,26 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
     out.cash_flows = _cash_flows(orders, trades)
     next_id = 0
     trade_of_entry: dict[str, TradeState] = {}
-    for k, t in enumerate(sorted((t for t in trades if t.status == "ACTIVE"),
-                                 key=lambda t: (t.entry_time, t.trade_id)), 1):  # fmt: skip
+    for k, t in enumerate(
+        sorted(
+            (t for t in trades if t.status == "ACTIVE"), key=lambda t: (t.entry_time, t.trade_id)
+        ),
+        1,
+    ):
         entry = by_id.get(t.trade_id)
         exits, _interval = _exits(entry.exits_json if entry is not None else None)
-        state = TradeState(k, -k, t.strategy, t.symbol, t.interval, t.side, t.quantity,
-                           _ns(t.entry_time), t.entry_price, t.fees)  # fmt: skip
+        state = TradeState(
+            k,
+            -k,
+            t.strategy,
+            t.symbol,
+            t.interval,
+            t.side,
+            t.quantity,
+            _ns(t.entry_time),
+            t.entry_price,
+            t.fees,
+        )
         out.trades.append(state)
         out.exits[k] = exits
         trade_of_entry[t.trade_id] = state
@@ -152,9 +191,20 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
         trade = trade_of_entry.get(o.parent_id) if o.parent_id else None
         signal_id = trade.signal_id if trade else -(1000 + next_id)
         price = o.price if o.type == "limit" else o.stop_price
-        state = OrderState(next_id, o.strategy, o.symbol, o.side, _kind(o), o.role, o.quantity,
-                           price, trade.trade_id if trade else None, signal_id,
-                           _ns(o.created_at), o.status)  # fmt: skip
+        state = OrderState(
+            next_id,
+            o.strategy,
+            o.symbol,
+            o.side,
+            _kind(o),
+            o.role,
+            o.quantity,
+            price,
+            trade.trade_id if trade else None,
+            signal_id,
+            _ns(o.created_at),
+            o.status,
+        )
         out.orders.append(state)
         out.row_ids[next_id] = o.id
         out.exchange_ids[next_id] = o.exchange_order_id
@@ -192,8 +242,9 @@ def adopt_into(manager: Any, restored: Restored) -> None:
     store.pending = manager._pending  # entries' exits are written with their NEW row
 
 
-def replace_lost_legs(manager: Any, restored: Restored, lost: list[SubmitOrder],
-                      now_ns: int) -> list[SubmitOrder]:  # fmt: skip
+def replace_lost_legs(
+    manager: Any, restored: Restored, lost: list[SubmitOrder], now_ns: int
+) -> list[SubmitOrder]:
     """New orders for bracket legs cancelled at the exchange behind our back: stored NEW now
     (new client order ids: their time is now), sent once the actors run."""
     trades = {t.trade_id: t for t in restored.trades}
@@ -203,13 +254,38 @@ def replace_lost_legs(manager: Any, restored: Restored, lost: list[SubmitOrder],
     for old in lost:
         trade = trades[old.trade_id]
         next_id += 1
-        order = OrderState(next_id, old.strategy, old.symbol, old.side, old.kind, old.role,
-                           old.quantity, old.price, trade.trade_id, trade.signal_id, ts)  # fmt: skip
+        order = OrderState(
+            next_id,
+            old.strategy,
+            old.symbol,
+            old.side,
+            old.kind,
+            old.role,
+            old.quantity,
+            old.price,
+            trade.trade_id,
+            trade.signal_id,
+            ts,
+        )
         trade.orders.append(next_id)
         fresh.append(order)
-        out.append(SubmitOrder(ts, next_id, old.strategy, old.symbol, old.side, old.quantity,
-                               old.kind, old.role, old.price, None, trade.entry_ts,
-                               trade.trade_id, trade.trade_id))  # fmt: skip
+        out.append(
+            SubmitOrder(
+                ts,
+                next_id,
+                old.strategy,
+                old.symbol,
+                old.side,
+                old.quantity,
+                old.kind,
+                old.role,
+                old.price,
+                None,
+                trade.entry_ts,
+                trade.trade_id,
+                trade.trade_id,
+            )
+        )
     manager.restore(fresh, [], {})
     for order in fresh:
         manager.store.put_order(order)
@@ -248,8 +324,10 @@ def position_warnings(trades: list[dict], totals: dict[str, float], bases: set[s
     for base in sorted(bases):
         have, ours = totals.get(base, 0.0), held.get(base, 0.0)
         if abs(have - ours) > 1e-9 * max(1.0, abs(have)):
-            out.append(f"the account holds {have:.8g} {base}, the open trades in the database "
-                       f"{ours:.8g}: the difference is not ours and is left untouched")  # fmt: skip
+            out.append(
+                f"the account holds {have:.8g} {base}, the open trades in the database "
+                f"{ours:.8g}: the difference is not ours and is left untouched"
+            )
     return out
 
 
@@ -284,11 +362,18 @@ def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: s
             sign = _sign_case(table)
             count += conn.execute(
                 update(table)
-                .where(run_ok, table.c.status == "ACTIVE", table.c.symbol == symbol,
-                       table.c.exchange == exchange)  # fmt: skip
-                .values(mark_price=price, marked_at=now,
-                        unrealised_pnl=sign * table.c.quantity * (price - table.c.entry_price))
-            ).rowcount  # fmt: skip
+                .where(
+                    run_ok,
+                    table.c.status == "ACTIVE",
+                    table.c.symbol == symbol,
+                    table.c.exchange == exchange,
+                )
+                .values(
+                    mark_price=price,
+                    marked_at=now,
+                    unrealised_pnl=sign * table.c.quantity * (price - table.c.entry_price),
+                )
+            ).rowcount
     return count
 
 

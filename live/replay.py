@@ -73,8 +73,9 @@ class ReplayMarket:
         index = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 // MS
         values = frame[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)
         step = interval_ns(interval) // MS
-        self.series[(symbol, interval)] = Series(symbol, interval, index.astype(np.int64), values,
-                                                 step)  # fmt: skip
+        self.series[(symbol, interval)] = Series(
+            symbol, interval, index.astype(np.int64), values, step
+        )
 
     def start_at(self, start_ms: int | None) -> None:
         """Bars closing at or before `start_ms` are history; default: the first bar's open."""
@@ -118,8 +119,9 @@ class ReplayMarket:
         found = [s for (sym, _), s in self.series.items() if sym == symbol]
         return min(found, key=lambda s: s.step_ms) if found else None
 
-    def klines(self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None,
-               limit: int) -> list[list]:  # fmt: skip
+    def klines(
+        self, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[list]:
         """Closed bars (and the bar in progress, as Binance does) within [start, end]."""
         s = self.series.get((symbol, interval))
         if s is None:

@@ -41,8 +41,14 @@ class SeriesBook:
             self.cols[k, : self.n] = tail[name].to_numpy(np.float64)
         daily = daily_bars(warm) if len(warm) else pd.DataFrame(columns=["open"])
         self.days: list[int] = [int(d.value // DAY_NS) for d in pd.DatetimeIndex(daily.index)]
-        self.day_rows = [list(map(float, r)) for r in daily[["open", "high", "low", "close"]]
-                         .to_numpy(np.float64)] if len(daily) else []  # fmt: skip
+        self.day_rows = (
+            [
+                list(map(float, r))
+                for r in daily[["open", "high", "low", "close"]].to_numpy(np.float64)
+            ]
+            if len(daily)
+            else []
+        )
         self.day_start = self._find_day_start()
         self.version = 0
         self._memo: dict[Any, Any] = {}
@@ -87,8 +93,9 @@ class SeriesBook:
         """The last `rows` bars as a bar frame (the generic, full-recompute path)."""
         lo = max(0, self.n - rows)
         index = pd.DatetimeIndex(pd.to_datetime(self.ns[lo : self.n], utc=True), name="timestamp")
-        return pd.DataFrame({name: self.cols[k, lo : self.n].copy()
-                             for k, name in enumerate(OHLCV)}, index=index)  # fmt: skip
+        return pd.DataFrame(
+            {name: self.cols[k, lo : self.n].copy() for k, name in enumerate(OHLCV)}, index=index
+        )
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """`compute()` once per bar and key, shared by every host of this book."""

@@ -18,14 +18,21 @@ DEFAULT_FUNDING = {"BTC": 10.0, "ETH": 100.0, "USDT": 100_000.0}
 
 
 class ExchangeThread:
-    def __init__(self, market: ReplayMarket, funding: dict[str, float] | None = None,
-                 speed: float = 0.0, host: str = "127.0.0.1", port: int = 0,
-                 secret: str = DEFAULT_SECRET) -> None:  # fmt: skip
+    def __init__(
+        self,
+        market: ReplayMarket,
+        funding: dict[str, float] | None = None,
+        speed: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret: str = DEFAULT_SECRET,
+    ) -> None:
         self.exchange = LocalExchange(market, funding or DEFAULT_FUNDING, speed, secret)
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                        name="local-exchange")  # fmt: skip
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, daemon=True, name="local-exchange"
+        )
 
     @property
     def url(self) -> str:

@@ -32,16 +32,25 @@ class Warmup:
     last_ms: dict[SeriesKey, int] = field(default_factory=dict)  # last closed bar per series
 
 
-def select_members(db_url: str, exchange: str, config: Path | None, family: str | None,
-                   symbol: str | None, interval: str | None,
-                   ids: list[int] | None) -> list[PortfolioMember]:  # fmt: skip
+def select_members(
+    db_url: str,
+    exchange: str,
+    config: Path | None,
+    family: str | None,
+    symbol: str | None,
+    interval: str | None,
+    ids: list[int] | None,
+) -> list[PortfolioMember]:
     """Instances to trade: those of a prod.json, else the enabled ones in the database."""
     from backtest.portfolio_config import build_members, instance_label, load_portfolio_config
 
     if config is not None:
         entries = load_portfolio_config(config)
-        members = [m for m in build_members(entries)
-                   if _keep(m.strategy.name, m.symbol, m.interval, family, symbol, interval)]  # fmt: skip
+        members = [
+            m
+            for m in build_members(entries)
+            if _keep(m.strategy.name, m.symbol, m.interval, family, symbol, interval)
+        ]
         if ids:
             members = [m for m, e in zip(members, entries, strict=False) if e.instance_id in ids]
     else:
@@ -50,16 +59,29 @@ def select_members(db_url: str, exchange: str, config: Path | None, family: str 
 
         tradable = live_states(db_url, exchange)  # enabled, and its pair not disabled
         rows = list_instances(db_url, True, family, symbol, interval)
-        rows = [r for r in rows if r.exchange == exchange and (not ids or r.id in ids)
-                and tradable.get(r.id, (False, 0.0))[0]]  # fmt: skip
+        rows = [
+            r
+            for r in rows
+            if r.exchange == exchange
+            and (not ids or r.id in ids)
+            and tradable.get(r.id, (False, 0.0))[0]
+        ]
         members = []
         for r in rows:
             strategy = make_strategy(r.family, r.params)
             label = f"#{r.id} {instance_label(strategy, r.symbol, r.interval)}"
             members.append(PortfolioMember(label, strategy, r.symbol, r.interval, r.weight))
     if not members:
-        given = ", ".join(f"{k}={v}" for k, v in (("family", family), ("symbol", symbol),
-                          ("interval", interval), ("instances", ids)) if v)  # fmt: skip
+        given = ", ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("family", family),
+                ("symbol", symbol),
+                ("interval", interval),
+                ("instances", ids),
+            )
+            if v
+        )
         where = f"in {config}" if config else f"enabled for {exchange} in the database"
         raise LiveSetupError(
             f"no strategy instances {where}"
@@ -70,8 +92,9 @@ def select_members(db_url: str, exchange: str, config: Path | None, family: str 
     return members
 
 
-def _keep(name: str, sym: str, ivl: str, family: str | None, symbol: str | None,
-          interval: str | None) -> bool:  # fmt: skip
+def _keep(
+    name: str, sym: str, ivl: str, family: str | None, symbol: str | None, interval: str | None
+) -> bool:
     return (
         (not family or name == family)
         and (not symbol or sym == symbol)
@@ -145,8 +168,9 @@ def _stored(db_url: str, exchange: str, key: SeriesKey, before_ms: int | None) -
 
 
 def _frame(rows: list[list]) -> pd.DataFrame:
-    frame = pd.DataFrame([r[:6] for r in rows],
-                         columns=["timestamp", "open", "high", "low", "close", "volume"])  # fmt: skip
+    frame = pd.DataFrame(
+        [r[:6] for r in rows], columns=["timestamp", "open", "high", "low", "close", "volume"]
+    )
     index = pd.to_datetime(frame.pop("timestamp").astype("int64"), unit="ms", utc=True)
     frame.index = pd.DatetimeIndex(index, name="timestamp")
     return frame.astype("float64")
@@ -171,8 +195,9 @@ def member_instances(members: list[PortfolioMember], config: Path | None) -> dic
         from backtest.portfolio_config import build_members, load_portfolio_config
 
         entries = load_portfolio_config(config)
-        by_label = {m.label: e.instance_id for m, e in zip(build_members(entries), entries,
-                                                            strict=True)}  # fmt: skip
+        by_label = {
+            m.label: e.instance_id for m, e in zip(build_members(entries), entries, strict=True)
+        }
     out: dict[str, int | None] = {}
     for m in members:
         found = re.match(r"#(\d+) ", m.label)
@@ -217,8 +242,9 @@ def _amount_step(client: Any, market: dict) -> float | None:
     return float(precision) if client.precisionMode == TICK_SIZE else 10.0 ** -float(precision)
 
 
-def order_limits(min_notional: float | None, lot_size: float | None,
-                 market: MarketLimits) -> tuple[float | None, float]:  # fmt: skip
+def order_limits(
+    min_notional: float | None, lot_size: float | None, market: MarketLimits
+) -> tuple[float | None, float]:
     """The live settings' (min_notional, lot_size): the user's when given, else the market's
     (and without a market minimum, the backtests' default: None, a fraction of the cash)."""
     return (

@@ -43,23 +43,43 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
     live_o = [o_.run_id.is_(None)] + ([o_.exchange == exchange] if exchange else [])
     out = LiveStatus(day)
     with get_engine(url).connect() as conn:
-        held = select(t_.strategy, t_.exchange, t_.symbol, t_.interval, t_.side, t_.quantity,
-                      t_.entry_time, t_.entry_price).where(*live_t, t_.status == "ACTIVE")  # fmt: skip
+        held = select(
+            t_.strategy,
+            t_.exchange,
+            t_.symbol,
+            t_.interval,
+            t_.side,
+            t_.quantity,
+            t_.entry_time,
+            t_.entry_price,
+        ).where(*live_t, t_.status == "ACTIVE")
         for t in conn.execute(held.order_by(t_.entry_time)).mappings():
             mark, mark_ms = _latest_close(conn, t["exchange"], t["symbol"], t["interval"])
             sign = 1.0 if t["side"] == "long" else -1.0
             pnl = None if mark is None else sign * t["quantity"] * (mark - t["entry_price"])
             out.positions.append({**t, "mark": mark, "mark_ms": mark_ms, "unrealised": pnl})
-        orders = select(o_.id, o_.strategy, o_.symbol, o_.side, o_.type, o_.role, o_.quantity,
-                        o_.price, o_.stop_price, o_.status
-                        ).where(*live_o, o_.status.in_(OPEN_ORDER))  # fmt: skip
+        orders = select(
+            o_.id,
+            o_.strategy,
+            o_.symbol,
+            o_.side,
+            o_.type,
+            o_.role,
+            o_.quantity,
+            o_.price,
+            o_.stop_price,
+            o_.status,
+        ).where(*live_o, o_.status.in_(OPEN_ORDER))
         out.orders = [
             dict(r) for r in conn.execute(orders.order_by(o_.created_at, o_.id)).mappings()
         ]
         closed = [*live_t, t_.status == "CLOSED"]
-        per = (select(t_.strategy, func.count().label("trades"), func.sum(t_.pnl).label("pnl"))
-               .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
-               .group_by(t_.strategy).order_by(t_.strategy))  # fmt: skip
+        per = (
+            select(t_.strategy, func.count().label("trades"), func.sum(t_.pnl).label("pnl"))
+            .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
+            .group_by(t_.strategy)
+            .order_by(t_.strategy)
+        )
         out.pnl = [dict(r) for r in conn.execute(per).mappings()]
         out.latest_exit = conn.execute(select(func.max(t_.exit_time)).where(*closed)).scalar()
     out.latest_exit = _as_datetime(out.latest_exit)
@@ -80,16 +100,18 @@ def _check_exists(url: str) -> None:
             )
 
 
-def _latest_close(conn: Any, exchange: str, symbol: str,
-                  interval: str) -> tuple[float | None, int | None]:  # fmt: skip
+def _latest_close(
+    conn: Any, exchange: str, symbol: str, interval: str
+) -> tuple[float | None, int | None]:
     """(close, open time in ms) of the newest stored bar of the series."""
     from sqlalchemy import select
 
     from store.models import Bar
 
     b = Bar.__table__.c
-    query = select(b.close, b.ts).where(b.exchange == exchange, b.symbol == symbol,
-                                        b.interval == interval)  # fmt: skip
+    query = select(b.close, b.ts).where(
+        b.exchange == exchange, b.symbol == symbol, b.interval == interval
+    )
     row = conn.execute(query.order_by(b.ts.desc()).limit(1)).first()
     return (None, None) if row is None else (float(row[0]), int(row[1]))
 
@@ -108,21 +130,27 @@ def status_lines(status: LiveStatus) -> list[str]:
         if p["mark"] is not None:
             bar = _iso(dt.datetime.fromtimestamp(p["mark_ms"] / 1000, dt.UTC))
             mark = f"mark {p['mark']:.8g} (bar {bar}) unrealised {p['unrealised']:+.8g}"
-        lines.append(f"  {p['strategy']} {p['symbol']} {p['side']} {p['quantity']:.8g} @ "
-                     f"{p['entry_price']:.8g} since {_iso(p['entry_time'])} {mark}")  # fmt: skip
+        lines.append(
+            f"  {p['strategy']} {p['symbol']} {p['side']} {p['quantity']:.8g} @ "
+            f"{p['entry_price']:.8g} since {_iso(p['entry_time'])} {mark}"
+        )
     lines.append(f"open orders: {len(status.orders)}")
     for o in status.orders:
         level = o["stop_price"] if o["type"] == "stop" else o["price"]
         at = "" if level is None else f" @ {level:.8g}"
-        lines.append(f"  {o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "
-                     f"{o['quantity']:.8g} {o['role']} {o['status']}")  # fmt: skip
+        lines.append(
+            f"  {o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "
+            f"{o['quantity']:.8g} {o['role']} {o['status']}"
+        )
     total = sum(r["pnl"] or 0.0 for r in status.pnl)
     lines.append(f"pnl on {status.day.isoformat()} (UTC, closed trades): {total:+.8g}")
     for r in status.pnl:
         lines.append(f"  {r['strategy']}: {r['trades']} trade(s) pnl {r['pnl']:+.8g}")
     if not status.pnl and status.latest_exit is not None:
-        lines.append(f"  none; the latest live trade closed on {status.latest_exit.date()} "
-                     "(replayed data? pass --day)")  # fmt: skip
+        lines.append(
+            f"  none; the latest live trade closed on {status.latest_exit.date()} "
+            "(replayed data? pass --day)"
+        )
     return lines
 
 

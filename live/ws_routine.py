@@ -29,10 +29,17 @@ SeriesKey = tuple[str, str]
 
 
 class BarStream:
-    def __init__(self, exchange: str, url: str | None, series: list[SeriesKey],
-                 last_delivered_ms: dict[SeriesKey, int], db_url: str | None = None,
-                 backoff: tuple[float, float] = (0.2, 10.0), quiet_s: float = 5.0,
-                 client_factory: Callable[[], Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        exchange: str,
+        url: str | None,
+        series: list[SeriesKey],
+        last_delivered_ms: dict[SeriesKey, int],
+        db_url: str | None = None,
+        backoff: tuple[float, float] = (0.2, 10.0),
+        quiet_s: float = 5.0,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.exchange, self.url = exchange, url
         self.series = list(series)
         self.last = dict(last_delivered_ms)  # series -> open ms of the last bar delivered
@@ -88,9 +95,13 @@ class BarStream:
         return {symbol: dict(t) for symbol, t in self._tickers.items()}
 
     def state(self) -> dict[str, Any]:
-        return {"received": self.received, "connects": {f"{s} {i}": n for (s, i), n in
-                self.connects.items()}, "last": dict(self.last), "errors": self.errors[-5:],
-                "tickers": self.tickers()}  # fmt: skip
+        return {
+            "received": self.received,
+            "connects": {f"{s} {i}": n for (s, i), n in self.connects.items()},
+            "last": dict(self.last),
+            "errors": self.errors[-5:],
+            "tickers": self.tickers(),
+        }
 
     # -- per symbol ---------------------------------------------------------------------------
     async def _watch_ticker(self, symbol: str) -> None:
@@ -117,8 +128,12 @@ class BarStream:
         last = ticker.get("last")
         if last is None or float(last) <= 0:
             return  # an empty ticker (no trade yet) is no mark
-        self._tickers[symbol] = {"last": float(last), "bid": ticker.get("bid"),
-                                 "ask": ticker.get("ask"), "ms": ticker.get("timestamp")}  # fmt: skip
+        self._tickers[symbol] = {
+            "last": float(last),
+            "bid": ticker.get("bid"),
+            "ask": ticker.get("ask"),
+            "ms": ticker.get("timestamp"),
+        }
 
     # -- per series ---------------------------------------------------------------------------
     async def _watch(self, key: SeriesKey) -> None:
@@ -181,8 +196,9 @@ class BarStream:
             await self._catch_up(key, newest)
             # read the cache again: updates that arrived during the REST call are kept (the
             # snapshot from before it would drop them, and their bar would wait for `quiet_s`)
-            self.client.ohlcvs[key[0]][key[1]] = _only_newest(self._cached(key), newest,
-                                                              self.client)  # fmt: skip
+            self.client.ohlcvs[key[0]][key[1]] = _only_newest(
+                self._cached(key), newest, self.client
+            )
 
     def _cached(self, key: SeriesKey) -> list[list]:
         return list(self.client.ohlcvs.get(key[0], {}).get(key[1]) or [])
@@ -192,8 +208,9 @@ class BarStream:
         if not candles:
             return False
         newest = max(int(c[0]) for c in candles)
-        closed = sorted((c for c in candles if self._is_new(key, c) and int(c[0]) < newest),
-                        key=lambda c: c[0])  # fmt: skip
+        closed = sorted(
+            (c for c in candles if self._is_new(key, c) and int(c[0]) < newest), key=lambda c: c[0]
+        )
         if not closed:
             return False
         step = interval_ns(key[1]) // MS
@@ -232,8 +249,19 @@ class BarStream:
         step_ns = interval_ns(key[1])
         for t, o, h, low, c, v in (r[:6] for r in rows):
             bar_ts = int(t) * MS
-            self._queue.put_nowait(BarClosed(bar_ts + step_ns, key[0], key[1], bar_ts, float(o),
-                                             float(h), float(low), float(c), float(v or 0.0)))  # fmt: skip
+            self._queue.put_nowait(
+                BarClosed(
+                    bar_ts + step_ns,
+                    key[0],
+                    key[1],
+                    bar_ts,
+                    float(o),
+                    float(h),
+                    float(low),
+                    float(c),
+                    float(v or 0.0),
+                )
+            )
             self.last[key] = int(t)
             self.received += 1
 
@@ -256,7 +284,8 @@ def save_live_bars(db_url: str, exchange: str, key: SeriesKey, rows: list[list])
 
     from store.bars import save_bars
 
-    frame = pd.DataFrame([r[:6] for r in rows],
-                         columns=["timestamp", "open", "high", "low", "close", "volume"])  # fmt: skip
+    frame = pd.DataFrame(
+        [r[:6] for r in rows], columns=["timestamp", "open", "high", "low", "close", "volume"]
+    )
     frame.index = pd.to_datetime(frame.pop("timestamp").astype("int64"), unit="ms", utc=True)
     save_bars(db_url, exchange, key[0], key[1], frame.astype("float64"))

@@ -37,11 +37,13 @@ class Replay:
     signal_ns: np.ndarray  # per trade: close time of its signal bar (what the gates are asked)
 
     @classmethod
-    def of(cls, equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float,
-           signal_ns: np.ndarray) -> Replay:  # fmt: skip
+    def of(
+        cls, equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, signal_ns: np.ndarray
+    ) -> Replay:
         """`equity`: timestamp, equity of the out-of-sample bars; `trades` their trades."""
-        curve = pd.Series(equity["equity"].to_numpy(np.float64),
-                          index=pd.DatetimeIndex(equity["timestamp"]))  # fmt: skip
+        curve = pd.Series(
+            equity["equity"].to_numpy(np.float64), index=pd.DatetimeIndex(equity["timestamp"])
+        )
         last = curve.groupby(curve.index.floor("D")).last()
         full = pd.date_range(last.index[0], last.index[-1], freq="D")
         last = last.reindex(full).ffill()
@@ -49,9 +51,13 @@ class Replay:
         exits = pd.to_datetime(trades["exit_time"], utc=True).dt.floor("D")
         days = pd.DatetimeIndex(last.index).as_unit("ns").asi8
         exit_day = np.searchsorted(days, exits.dt.as_unit("ns").to_numpy(np.int64), "left")
-        return cls(last.to_numpy(np.float64), float(initial_cash),
-                   np.minimum(exit_day, len(days) - 1), trades["pnl"].to_numpy(np.float64),
-                   np.asarray(signal_ns, dtype=np.int64))  # fmt: skip
+        return cls(
+            last.to_numpy(np.float64),
+            float(initial_cash),
+            np.minimum(exit_day, len(days) - 1),
+            trades["pnl"].to_numpy(np.float64),
+            np.asarray(signal_ns, dtype=np.int64),
+        )
 
     def sortinos(self, weights: np.ndarray) -> np.ndarray:
         """Sortino of each row of `weights` (seeds x trades: 0 skips a trade, w scales it)."""
@@ -62,8 +68,9 @@ class Replay:
             for k in range(len(weights)):  # per seed: realised pnl removed per day
                 removed[k] = np.bincount(self.exit_day, lost[k], len(self.daily_last))
         curves = self.daily_last[None, :] - np.cumsum(removed, axis=1)
-        previous = np.concatenate([np.full((len(weights), 1), self.initial_cash),
-                                   curves[:, :-1]], axis=1)  # fmt: skip
+        previous = np.concatenate(
+            [np.full((len(weights), 1), self.initial_cash), curves[:, :-1]], axis=1
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             daily = curves / previous - 1.0
         daily = np.where(np.isfinite(daily), daily, 0.0)
@@ -93,10 +100,16 @@ def gate_weights(gates: list, signal_ns: np.ndarray) -> np.ndarray:
 
 def random_weights(rate: float, seeds: int, trades: int) -> np.ndarray:
     """Each trade skipped with probability `rate`, one seeded row per seed."""
-    return np.stack([
-        (np.random.default_rng(seed).random(trades) >= rate).astype(np.float64)
-        for seed in range(seeds)
-    ]) if seeds else np.ones((0, trades))  # fmt: skip
+    return (
+        np.stack(
+            [
+                (np.random.default_rng(seed).random(trades) >= rate).astype(np.float64)
+                for seed in range(seeds)
+            ]
+        )
+        if seeds
+        else np.ones((0, trades))
+    )
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,14 @@ from ml.jobs import InstanceRef, fan_out
 from ml.models import ModelSpec
 
 
-def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, settings: EvalSettings,
-              trades: pd.DataFrame | None = None, builder: Any = None) -> dict:  # fmt: skip
+def eval_task(
+    ref: InstanceRef,
+    bars: pd.DataFrame,
+    spec: ModelSpec,
+    settings: EvalSettings,
+    trades: pd.DataFrame | None = None,
+    builder: Any = None,
+) -> dict:
     """One instance: {"rows": [...], "trades": frame of its runs' trades} or {"error": why}."""
     from ml.evaluate import Instance, evaluate_instance
     from ml.features import FeatureBuilder, FeatureConfig
@@ -34,8 +40,9 @@ def eval_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, settings: E
     builder = builder or FeatureBuilder(FeatureConfig.from_dict(spec.features))
     log: list[pd.DataFrame] = []
     try:
-        inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
-                        ref.symbol, ref.interval)  # fmt: skip
+        inst = Instance(
+            ref.instance_id, make_strategy(ref.family, ref.params), bars, ref.symbol, ref.interval
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             rows = evaluate_instance(inst, spec, settings, builder, trades, log)
@@ -63,8 +70,15 @@ def eval_batch(items: list[tuple], settings: EvalSettings) -> list[dict]:
     return out
 
 
-def run_eval(url: str, refs: list[InstanceRef], series: dict, specs: dict[int, ModelSpec],
-             settings: EvalSettings, out: Path, console: Console) -> tuple[list[dict], list[str]]:  # fmt: skip
+def run_eval(
+    url: str,
+    refs: list[InstanceRef],
+    series: dict,
+    specs: dict[int, ModelSpec],
+    settings: EvalSettings,
+    out: Path,
+    console: Console,
+) -> tuple[list[dict], list[str]]:
     """Evaluate every instance that has data and a spec; write eval.csv, trades_by_model.csv
     and eval.html."""
     import ray
@@ -76,10 +90,28 @@ def run_eval(url: str, refs: list[InstanceRef], series: dict, specs: dict[int, M
     trades = stored_trades(url, usable, series, settings.config)
     bar_refs = {s: ray.put(series[s]) for s in {r.series for r in usable}}
     groups = batches(usable)
-    jobs = [([(usable[k], bar_refs[usable[k].series], specs[usable[k].instance_id],
-               trades.get(usable[k].instance_id)) for k in g], settings) for g in groups]  # fmt: skip
-    outcomes = [o for batch in fan_out(eval_batch, jobs, "evaluating", console,
-                                       sizes=[len(g) for g in groups]) for o in batch]  # fmt: skip
+    jobs = [
+        (
+            [
+                (
+                    usable[k],
+                    bar_refs[usable[k].series],
+                    specs[usable[k].instance_id],
+                    trades.get(usable[k].instance_id),
+                )
+                for k in g
+            ],
+            settings,
+        )
+        for g in groups
+    ]
+    outcomes = [
+        o
+        for batch in fan_out(
+            eval_batch, jobs, "evaluating", console, sizes=[len(g) for g in groups]
+        )
+        for o in batch
+    ]
     rows, failed, logs = [], [], []
     for outcome in outcomes:
         if outcome.get("error"):
@@ -106,18 +138,39 @@ def write_trades_by_model(frames: list[pd.DataFrame], path: Path) -> None:
 
 
 def eval_table(rows: list[dict]) -> Table:
-    table = Table(title="Out of sample: Sortino without vs with model (engine runs); the real "
-                  "model replayed on the without run's trades vs the placebo and random-skip "
-                  "replays")  # fmt: skip
-    for name in ("instance", "method", "trades w/o", "trades with", "sortino w/o",
-                 "sortino with", "with (replay)", "placebo mean", "placebo p95", "random p95",
-                 "improved"):  # fmt: skip
+    table = Table(
+        title="Out of sample: Sortino without vs with model (engine runs); the real "
+        "model replayed on the without run's trades vs the placebo and random-skip "
+        "replays"
+    )
+    for name in (
+        "instance",
+        "method",
+        "trades w/o",
+        "trades with",
+        "sortino w/o",
+        "sortino with",
+        "with (replay)",
+        "placebo mean",
+        "placebo p95",
+        "random p95",
+        "improved",
+    ):
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(str(r["instance_id"]), r["method"], str(r["trades_without"]),
-                      str(r["trades_with"]), _f(r["sortino_without"]), _f(r["sortino_with"]),
-                      _f(r["sortino_with_replay"]), _f(r["sortino_placebo_mean"]),
-                      _f(r["sortino_placebo_p95"]), _f(r["sortino_random_skip_p95"]), "yes" if r["improved"] else "no")  # fmt: skip
+        table.add_row(
+            str(r["instance_id"]),
+            r["method"],
+            str(r["trades_without"]),
+            str(r["trades_with"]),
+            _f(r["sortino_without"]),
+            _f(r["sortino_with"]),
+            _f(r["sortino_with_replay"]),
+            _f(r["sortino_placebo_mean"]),
+            _f(r["sortino_placebo_p95"]),
+            _f(r["sortino_random_skip_p95"]),
+            "yes" if r["improved"] else "no",
+        )
     return table
 
 
@@ -131,25 +184,29 @@ def write_eval_html(rows: list[dict], failed: list[str], path: Path) -> None:
     if len(frame):
         labels = [f"#{i} {m}" for i, m in zip(frame["instance_id"], frame["method"], strict=True)]
         fig = go.Figure()
-        for column, name in (("sortino_without", "without"), ("sortino_with", "with model"),
-                             ("sortino_placebo_p95", "placebo p95"),
-                             ("sortino_random_skip_p95", "random skip p95")):  # fmt: skip
+        for column, name in (
+            ("sortino_without", "without"),
+            ("sortino_with", "with model"),
+            ("sortino_placebo_p95", "placebo p95"),
+            ("sortino_random_skip_p95", "random skip p95"),
+        ):
             fig.add_bar(x=labels, y=frame[column].clip(-1e3, 1e3), name=name)
         fig.update_layout(title="Out-of-sample Sortino", barmode="group", template="plotly_white")
         parts.append(pio.to_html(fig, include_plotlyjs=True, full_html=False, div_id="sortino"))
         trades = go.Figure()
         trades.add_bar(x=labels, y=frame["trades_without"], name="trades without")
         trades.add_bar(x=labels, y=frame["trades_with"], name="trades with model")
-        trades.update_layout(title="Trades out of sample", barmode="group",
-                             template="plotly_white")  # fmt: skip
+        trades.update_layout(title="Trades out of sample", barmode="group", template="plotly_white")
         parts.append(pio.to_html(trades, include_plotlyjs=False, full_html=False, div_id="trades"))
         parts.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     notes = "".join(f"<p>not evaluated: {html.escape(f)}</p>" for f in failed)
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>raytrader model eval</title>"
-        "</head><body><h1>Model evaluation (out of sample)</h1>" + notes + "".join(parts)
+        "</head><body><h1>Model evaluation (out of sample)</h1>"
+        + notes
+        + "".join(parts)
         + "</body></html>\n"
-    )  # fmt: skip
+    )
 
 
 def spec_from_row(spec_json: str) -> ModelSpec:
@@ -174,12 +231,17 @@ def write_leaderboard_html(board: list[dict], fitness: str, path: Path) -> None:
     for k, name in enumerate(names, 1):
         values = [e[name] if e[name] is not None else float("nan") for e in board]
         fig.add_bar(x=labels, y=values, name=name, row=k, col=1)
-    fig.update_layout(title=f"Out-of-sample fitness per combination (ranked by {fitness})",
-                      height=220 * len(names), showlegend=False, template="plotly_white")  # fmt: skip
+    fig.update_layout(
+        title=f"Out-of-sample fitness per combination (ranked by {fitness})",
+        height=220 * len(names),
+        showlegend=False,
+        template="plotly_white",
+    )
     table = pd.DataFrame([{k: v for k, v in e.items() if k != "spec"} for e in board])
     path.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>raytrader model experiment"
         "</title></head><body><h1>Model experiment: leaderboard</h1>"
         + pio.to_html(fig, include_plotlyjs=True, full_html=False, div_id="leaderboard")
-        + table.to_html(index=False, float_format=lambda v: f"{v:.4g}") + "</body></html>\n"
-    )  # fmt: skip
+        + table.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        + "</body></html>\n"
+    )

@@ -47,12 +47,30 @@ from ml.walkforward import WalkForward, placebo_labels, walk_forward
 WARMUP_BARS = 300
 MIN_MARGIN = 2.0
 EVAL_COLUMNS = (
-    "instance_id", "method", "trades_without", "trades_with", "sortino_without", "sortino_with",
-    "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95",
-    "sortino_with_replay", "expectancy_without", "expectancy_with", "max_drawdown_without", "max_drawdown_with",
-    "skip_rate", "placebo_margin", "improved", "oos_start", "oos_end", "kind", "selection", "placebo_seeds",
+    "instance_id",
+    "method",
+    "trades_without",
+    "trades_with",
+    "sortino_without",
+    "sortino_with",
+    "sortino_placebo_mean",
+    "sortino_placebo_p95",
+    "sortino_random_skip_p95",
+    "sortino_with_replay",
+    "expectancy_without",
+    "expectancy_with",
+    "max_drawdown_without",
+    "max_drawdown_with",
+    "skip_rate",
+    "placebo_margin",
+    "improved",
+    "oos_start",
+    "oos_end",
+    "kind",
+    "selection",
+    "placebo_seeds",
     "random_seeds",
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +106,12 @@ class WindowGate:
         return self.inner(signal) if self.inner is not None else (True, 1.0)
 
 
-def instance_dataset(inst: Instance, builder: FeatureBuilder, config: BacktestConfig,
-                     trades: pd.DataFrame | None = None) -> Dataset:  # fmt: skip
+def instance_dataset(
+    inst: Instance,
+    builder: FeatureBuilder,
+    config: BacktestConfig,
+    trades: pd.DataFrame | None = None,
+) -> Dataset:
     """The instance's dataset from its stored run's `trades` (trades.csv columns), or from a
     backtest run here when it has none."""
     if trades is None:
@@ -97,9 +119,14 @@ def instance_dataset(inst: Instance, builder: FeatureBuilder, config: BacktestCo
     return build_dataset(trades, inst.bars, inst.interval, builder)
 
 
-def evaluate_instance(inst: Instance, spec: ModelSpec, settings: EvalSettings = EvalSettings(),
-                      builder: FeatureBuilder | None = None, trades: pd.DataFrame | None = None,
-                      trade_log: list | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def evaluate_instance(
+    inst: Instance,
+    spec: ModelSpec,
+    settings: EvalSettings = EvalSettings(),
+    builder: FeatureBuilder | None = None,
+    trades: pd.DataFrame | None = None,
+    trade_log: list | None = None,
+) -> list[dict[str, Any]]:
     """One row per application method (EVAL_COLUMNS); see the module docstring. `trades`: the
     stored run's trades (None: backtest here); `trade_log` gets the trades of every engine run
     (trades.csv columns plus instance_id, method, p)."""
@@ -109,14 +136,15 @@ def evaluate_instance(inst: Instance, spec: ModelSpec, settings: EvalSettings = 
     placebos = [
         walk_forward(
             ds, spec, settings.n_folds, settings.first_train, *placebo_labels(ds, seed), score=False
-        )  # fmt: skip
+        )
         for seed in range(settings.placebo_seeds)
     ]
     window = OosWindow.of(inst, real)
     features = window.candidate_features(inst, builder, ds.features.columns)
     without = window.run(inst, None, settings.config)
-    replay = Replay.of(without.equity, without.trades, settings.config.cash,
-                       trade_signal_ns(inst, without.trades))  # fmt: skip
+    replay = Replay.of(
+        without.equity, without.trades, settings.config.cash, trade_signal_ns(inst, without.trades)
+    )
     real_gate = ModelGate(real.folds, features, "filter")  # decisions replayed; method set below
     placebo_gates = [ModelGate(p.folds, features, "filter") for p in placebos]
     _log(trade_log, inst, "none", without.trades, real_gate)
@@ -129,16 +157,33 @@ def evaluate_instance(inst: Instance, spec: ModelSpec, settings: EvalSettings = 
         replayed = replay.sortinos(gate_weights([real_gate], replay.signal_ns))[0]
         placebo = replay.sortinos(gate_weights(placebo_gates, replay.signal_ns))
         rate = gate.skip_rate
-        random = (replay.sortinos(random_weights(rate, settings.random_seeds, len(replay.pnl)))
-                  if rate > 0 else np.array([without.metrics["sortino"]]))  # fmt: skip
-        rows.append(_row(inst, spec, method, window, without.metrics, with_model.metrics,
-                         replayed, placebo, random, rate, settings))  # fmt: skip
+        random = (
+            replay.sortinos(random_weights(rate, settings.random_seeds, len(replay.pnl)))
+            if rate > 0
+            else np.array([without.metrics["sortino"]])
+        )
+        rows.append(
+            _row(
+                inst,
+                spec,
+                method,
+                window,
+                without.metrics,
+                with_model.metrics,
+                replayed,
+                placebo,
+                random,
+                rate,
+                settings,
+            )
+        )
         _log(trade_log, inst, method, with_model.trades, gate)
     return rows
 
 
-def _log(trade_log: list | None, inst: Instance, method: str, trades: pd.DataFrame,
-         gate: ModelGate) -> None:  # fmt: skip
+def _log(
+    trade_log: list | None, inst: Instance, method: str, trades: pd.DataFrame, gate: ModelGate
+) -> None:
     if trade_log is None:
         return
     frame = trades.copy()
@@ -177,8 +222,9 @@ class OosWindow:
         oos_bar = int(np.searchsorted(open_ns + interval_ns(inst.interval), start))
         return cls(start, max(0, oos_bar - WARMUP_BARS), oos_bar)
 
-    def candidate_features(self, inst: Instance, builder: FeatureBuilder,
-                           columns: pd.Index) -> pd.DataFrame:  # fmt: skip
+    def candidate_features(
+        self, inst: Instance, builder: FeatureBuilder, columns: pd.Index
+    ) -> pd.DataFrame:
         """Feature rows of every bar where an entry may fire out of sample, by close time."""
         frame = inst.strategy.compute(inst.bars)
         entries = np.zeros(len(frame), dtype=bool)
@@ -198,8 +244,14 @@ class OosWindow:
         from analysis.metrics import max_drawdown, period_returns, sortino, trade_stats
 
         bars = inst.bars.iloc[self.first_bar :]
-        output = run_kernel(inst.strategy, bars, inst.symbol, inst.interval, config,
-                            signal_gate=WindowGate(self.start_ns, gate))  # fmt: skip
+        output = run_kernel(
+            inst.strategy,
+            bars,
+            inst.symbol,
+            inst.interval,
+            config,
+            signal_gate=WindowGate(self.start_ns, gate),
+        )
         trades = trades_frame(output.trades)
         equity = equity_curve(bars, output.trades, config.cash)
         equity = equity[equity["timestamp"] >= inst.bars.index[self.oos_bar]]
@@ -207,10 +259,13 @@ class OosWindow:
         # No minimum span here: the with/without/placebo Sortinos are compared with each other
         # on the same out-of-sample window, never shown as a strategy's annualised figure.
         stats = trade_stats(trades["pnl"].to_numpy(dtype=float))
-        metrics = {"trades": stats["trades"], "expectancy": stats["expectancy"],
-                   "max_drawdown": max_drawdown(curve),
-                   "sortino": sortino(period_returns(curve, config.cash, "day", True)),
-                   "total_return": float(curve.iloc[-1]) / config.cash - 1 if len(curve) else 0.0}  # fmt: skip
+        metrics = {
+            "trades": stats["trades"],
+            "expectancy": stats["expectancy"],
+            "max_drawdown": max_drawdown(curve),
+            "sortino": sortino(period_returns(curve, config.cash, "day", True)),
+            "total_return": float(curve.iloc[-1]) / config.cash - 1 if len(curve) else 0.0,
+        }
         metrics["sortino"] = sortino_value(metrics)
         return WindowRun(metrics, trades, equity)
 
@@ -222,8 +277,9 @@ def sortino_value(metrics: dict[str, Any]) -> float:
     return float("inf") if (metrics.get("total_return") or 0.0) > 0 else 0.0
 
 
-def _row(inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate,
-         settings) -> dict[str, Any]:  # fmt: skip
+def _row(
+    inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate, settings
+) -> dict[str, Any]:
     placebo_p95 = float(np.percentile(placebo_s, 95)) if len(placebo_s) else float("nan")
     random_p95 = float(np.percentile(random_s, 95))
     with_s, placebo_mean = with_model["sortino"], float(np.mean(placebo_s))

@@ -53,7 +53,7 @@ class ExperimentSettings:
                 self.seed,
                 self.time_budget,
                 self.features.as_dict(),
-            )  # fmt: skip
+            )
             for kind, selection, method in product(self.kinds, self.selections, self.methods)
         ]
 
@@ -63,8 +63,13 @@ class ExperimentSettings:
         return data
 
 
-def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, config: Any,
-                 trades: pd.DataFrame | None = None):  # fmt: skip
+def dataset_task(
+    ref: InstanceRef,
+    bars: pd.DataFrame,
+    features: FeatureConfig,
+    config: Any,
+    trades: pd.DataFrame | None = None,
+):
     """Ray task: (dataset, None) or (None, why not); `trades`: the stored run's (None: backtest
     here)."""
     from ml.evaluate import Instance, instance_dataset
@@ -72,8 +77,9 @@ def dataset_task(ref: InstanceRef, bars: pd.DataFrame, features: FeatureConfig, 
     from strategies.registry import make_strategy
 
     try:
-        inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
-                        ref.symbol, ref.interval)  # fmt: skip
+        inst = Instance(
+            ref.instance_id, make_strategy(ref.family, ref.params), bars, ref.symbol, ref.interval
+        )
         return instance_dataset(inst, FeatureBuilder(features), config, trades), None
     except ValueError as exc:
         return None, str(exc)
@@ -85,8 +91,14 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
 
     from ml.walkforward import walk_forward
 
-    row = {"instance_id": ref.instance_id, "label": spec.label, "kind": spec.kind,
-           "selection": spec.selection, "method": spec.method, "trades": len(ds)}  # fmt: skip
+    row = {
+        "instance_id": ref.instance_id,
+        "label": spec.label,
+        "kind": spec.kind,
+        "selection": spec.selection,
+        "method": spec.method,
+        "trades": len(ds),
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -100,9 +112,15 @@ def combination_task(ref: InstanceRef, ds: Any, spec: ModelSpec, n_folds: int) -
     return row
 
 
-def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSettings,
-                   out: Path, config: Any, console: Console,
-                   url: str | None = None) -> dict[str, Any]:  # fmt: skip
+def run_experiment(
+    refs: list[InstanceRef],
+    series: dict,
+    settings: ExperimentSettings,
+    out: Path,
+    config: Any,
+    console: Console,
+    url: str | None = None,
+) -> dict[str, Any]:
     """Run (or resume) the experiment into `out`; returns the experiment document. With `url`,
     instances with a stored backtest run use its trades (ml/stored.py)."""
     import ray
@@ -115,8 +133,10 @@ def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSe
     usable = [r for r in refs if r.series in series]
     bar_refs = {s: ray.put(b) for s, b in series.items()}
     trades = stored_trades(url, usable, series, config) if url else {}
-    jobs = [(r, bar_refs[r.series], settings.features, config, trades.get(r.instance_id))
-            for r in usable]  # fmt: skip
+    jobs = [
+        (r, bar_refs[r.series], settings.features, config, trades.get(r.instance_id))
+        for r in usable
+    ]
     datasets = fan_out(dataset_task, jobs, "datasets", console)
     combos = settings.combinations()
     todo, skipped = [], []
@@ -125,8 +145,11 @@ def run_experiment(refs: list[InstanceRef], series: dict, settings: ExperimentSe
             skipped.append({"instance_id": ref.instance_id, "reason": why})
             continue
         ds_ref = ray.put(ds)
-        todo += [(ref, ds_ref, spec, settings.n_folds) for spec in combos
-                 if (ref.instance_id, spec.label) not in done]  # fmt: skip
+        todo += [
+            (ref, ds_ref, spec, settings.n_folds)
+            for spec in combos
+            if (ref.instance_id, spec.label) not in done
+        ]
 
     def append(_k: int, row: dict) -> None:
         with rows_path.open("a") as handle:
@@ -163,8 +186,12 @@ def leaderboard(rows: list[dict], combos: list[ModelSpec], fitness: str) -> list
     board = []
     for spec in combos:
         mine = frame[frame["label"] == spec.label] if len(frame) else frame
-        entry: dict[str, Any] = {"label": spec.label, "kind": spec.kind,
-                                 "selection": spec.selection, "method": spec.method}  # fmt: skip
+        entry: dict[str, Any] = {
+            "label": spec.label,
+            "kind": spec.kind,
+            "selection": spec.selection,
+            "method": spec.method,
+        }
         scored = mine[mine[fitness].notna()] if len(mine) else mine
         entry["instances"] = int(len(scored))
         for name in FITNESS:

@@ -69,12 +69,20 @@ class FeatureConfig:
         if not data:
             return cls()
         higher = data.get("higher")
-        return cls(tuple(data["groups"]), int(data["window"]), data["tsfresh"],
-                   tuple(higher) if higher is not None else None)  # fmt: skip
+        return cls(
+            tuple(data["groups"]),
+            int(data["window"]),
+            data["tsfresh"],
+            tuple(higher) if higher is not None else None,
+        )
 
     def as_dict(self) -> dict:
-        return {"groups": list(self.groups), "window": self.window, "tsfresh": self.tsfresh,
-                "higher": list(self.higher) if self.higher is not None else None}  # fmt: skip
+        return {
+            "groups": list(self.groups),
+            "window": self.window,
+            "tsfresh": self.tsfresh,
+            "higher": list(self.higher) if self.higher is not None else None,
+        }
 
 
 def higher_intervals(interval: str, chosen: Sequence[str] | None = None) -> list[str]:
@@ -149,8 +157,11 @@ def tsfresh_group(bars: pd.DataFrame, positions: np.ndarray, cfg: FeatureConfig)
     from tsfresh import extract_features
     from tsfresh.feature_extraction import EfficientFCParameters, MinimalFCParameters
 
-    params = {"lean": LEAN_CALCULATORS, "minimal": MinimalFCParameters(),
-              "efficient": EfficientFCParameters()}[cfg.tsfresh]  # fmt: skip
+    params = {
+        "lean": LEAN_CALCULATORS,
+        "minimal": MinimalFCParameters(),
+        "efficient": EfficientFCParameters(),
+    }[cfg.tsfresh]
     close = bars["close"].to_numpy(np.float64)
     returns = np.concatenate([[np.nan], np.diff(np.log(close))])
     volume = np.log1p(bars["volume"].to_numpy(np.float64)) if "volume" in bars else None
@@ -159,14 +170,21 @@ def tsfresh_group(bars: pd.DataFrame, positions: np.ndarray, cfg: FeatureConfig)
     if len(ok) == 0:  # tsfresh fails on an empty frame; these rows are all missing anyway
         return pd.DataFrame(index=pd.Index(positions, name="position"))
     offsets = ok[:, None] - np.arange(w - 1, -1, -1)[None, :]
-    data = {"id": np.repeat(ok, w), "step": np.tile(np.arange(w), len(ok)),
-            "ret": returns[offsets].ravel()}  # fmt: skip
+    data = {
+        "id": np.repeat(ok, w),
+        "step": np.tile(np.arange(w), len(ok)),
+        "ret": returns[offsets].ravel(),
+    }
     if volume is not None:
         data["vol"] = volume[offsets].ravel()
     frame = extract_features(
-        pd.DataFrame(data), column_id="id", column_sort="step", default_fc_parameters=params,
-        n_jobs=0, disable_progressbar=True,
-    )  # fmt: skip
+        pd.DataFrame(data),
+        column_id="id",
+        column_sort="step",
+        default_fc_parameters=params,
+        n_jobs=0,
+        disable_progressbar=True,
+    )
     frame.columns = [f"ts_{c}" for c in frame.columns]
     return frame.reindex(pd.Index(positions, name="position"))
 

@@ -68,8 +68,13 @@ def parse_selection(strategies: str | None, instances: str | None) -> tuple[int 
     return int(text), []
 
 
-def select_instances(url: str, count: int | None, ids: Sequence[int], family: str | None = None,
-                     interval: str | None = None) -> list[InstanceRef]:  # fmt: skip
+def select_instances(
+    url: str,
+    count: int | None,
+    ids: Sequence[int],
+    family: str | None = None,
+    interval: str | None = None,
+) -> list[InstanceRef]:
     """Instances by id, or the first `count` (None: all) enabled ones, optionally only of one
     family and/or interval."""
     from store.instances import list_instances
@@ -92,8 +97,9 @@ def select_instances(url: str, count: int | None, ids: Sequence[int], family: st
             f"no enabled strategy instances{' of ' + only if only else ''}; see `cli.py "
             "strategies list-instances`, add some (`cli.py strategies add`, `cli.py data demo`)"
         )
-    return [InstanceRef(int(i.id), i.family, i.params, i.exchange, i.symbol, i.interval)
-            for i in stored]  # fmt: skip
+    return [
+        InstanceRef(int(i.id), i.family, i.params, i.exchange, i.symbol, i.interval) for i in stored
+    ]
 
 
 def load_series(url: str, refs: Iterable[InstanceRef], start: Any, end: Any) -> dict:
@@ -112,9 +118,14 @@ def load_series(url: str, refs: Iterable[InstanceRef], start: Any, end: Any) -> 
     return out
 
 
-def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
-            console: Console | None = None, on_result: Callable | None = None,
-            sizes: Sequence[int] | None = None) -> list:  # fmt: skip
+def fan_out(
+    function: Callable,
+    jobs: Sequence[tuple],
+    description: str,
+    console: Console | None = None,
+    on_result: Callable | None = None,
+    sizes: Sequence[int] | None = None,
+) -> list:
     """Run function(*job) for every job as Ray tasks (one CPU each), with a progress bar.
     Results come back in job order; `on_result(index, result)` sees each as it finishes.
     `sizes`: instances per job (batches), so the bar counts instances."""
@@ -140,8 +151,9 @@ def fan_out(function: Callable, jobs: Sequence[tuple], description: str,
     return results
 
 
-def batches(refs: Sequence[InstanceRef], cpus: int | None = None,
-            most: int = 40) -> list[list[int]]:  # fmt: skip
+def batches(
+    refs: Sequence[InstanceRef], cpus: int | None = None, most: int = 40
+) -> list[list[int]]:
     """Indices of `refs` in batches of one series each, small enough that every CPU gets about
     four batches (load balance) and at most `most` instances (progress stays visible)."""
     cpus = cpus or _cluster_cpus()

@@ -48,10 +48,12 @@ class ModelSpec:
     def __post_init__(self) -> None:
         from ml.fitness import FITNESS
 
-        for name, value, allowed in (("kind", self.kind, KINDS),
-                                     ("selection", self.selection, SELECTIONS),
-                                     ("fitness", self.fitness, FITNESS),
-                                     ("method", self.method, METHODS)):  # fmt: skip
+        for name, value, allowed in (
+            ("kind", self.kind, KINDS),
+            ("selection", self.selection, SELECTIONS),
+            ("fitness", self.fitness, FITNESS),
+            ("method", self.method, METHODS),
+        ):
             if value not in allowed:
                 raise ValueError(f"unknown model {name} {value!r}; use one of {', '.join(allowed)}")
 
@@ -66,8 +68,15 @@ class ModelSpec:
 class Model:
     """A fitted model: imputation, the selected columns and an estimator (or a constant)."""
 
-    def __init__(self, spec: ModelSpec, columns: list[str], medians: pd.Series,
-                 estimator: Any, constant: float, fit_seconds: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        spec: ModelSpec,
+        columns: list[str],
+        medians: pd.Series,
+        estimator: Any,
+        constant: float,
+        fit_seconds: float,
+    ) -> None:
         self.spec, self.columns, self.medians = spec, columns, medians
         self.estimator, self.constant, self.fit_seconds = estimator, constant, fit_seconds
 
@@ -118,8 +127,7 @@ def fit(features: pd.DataFrame, won: np.ndarray, spec: ModelSpec) -> Model:
             estimator.fit(x[columns].to_numpy(), won, **flaml_settings(spec))
         else:
             estimator.fit(x[columns].to_numpy(), won)
-    return Model(spec, columns, medians[columns], estimator, constant,
-                 time.perf_counter() - began)  # fmt: skip
+    return Model(spec, columns, medians[columns], estimator, constant, time.perf_counter() - began)
 
 
 _CONTROLLER: list = []
@@ -180,19 +188,26 @@ def make_estimator(spec: ModelSpec, rows: int) -> Any:
     if spec.kind == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
-        return RandomForestClassifier(n_estimators=150, min_samples_leaf=5, n_jobs=1,
-                                      random_state=seed)  # fmt: skip
+        return RandomForestClassifier(
+            n_estimators=150, min_samples_leaf=5, n_jobs=1, random_state=seed
+        )
     if spec.kind == "hgb":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, max_leaf_nodes=15,
-                                              min_samples_leaf=max(5, rows // 50),
-                                              early_stopping=False, random_state=seed)  # fmt: skip
+        return HistGradientBoostingClassifier(
+            max_iter=100,
+            learning_rate=0.05,
+            max_leaf_nodes=15,
+            min_samples_leaf=max(5, rows // 50),
+            early_stopping=False,
+            random_state=seed,
+        )
     if spec.kind == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        return make_pipeline(StandardScaler(), MLPClassifier((32, 16), alpha=1e-2, max_iter=400,
-                                                             random_state=seed))  # fmt: skip
+        return make_pipeline(
+            StandardScaler(), MLPClassifier((32, 16), alpha=1e-2, max_iter=400, random_state=seed)
+        )
     from flaml import AutoML
 
     return AutoML()

@@ -62,8 +62,14 @@ def _engine(url: str):
 
 
 def model_key(instance_id: int, family: str, params: dict, spec: dict, data: tuple) -> str:
-    payload = {"instance": instance_id, "family": family, "params": params, "spec": spec,
-               "data": list(data), "format": MODEL_FORMAT}  # fmt: skip
+    payload = {
+        "instance": instance_id,
+        "family": family,
+        "params": params,
+        "spec": spec,
+        "data": list(data),
+        "format": MODEL_FORMAT,
+    }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
@@ -84,11 +90,17 @@ def save_model(url: str, key: str, trained: TrainedModel, folder: Path, row: dic
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"instance{trained.instance_id}_v{version}.pkl"
         path.write_bytes(pickle.dumps(trained))
-        record = MlModel(key=key, instance_id=trained.instance_id, version=version,
-                         spec_json=canonical_json(trained.spec.as_dict()),
-                         metrics_json=json.dumps(row.get("metrics", {}), default=str),
-                         data_start=row.get("data_start"), data_end=row.get("data_end"),
-                         trades=int(row.get("trades", 0)), path=str(path.resolve()))  # fmt: skip
+        record = MlModel(
+            key=key,
+            instance_id=trained.instance_id,
+            version=version,
+            spec_json=canonical_json(trained.spec.as_dict()),
+            metrics_json=json.dumps(row.get("metrics", {}), default=str),
+            data_start=row.get("data_start"),
+            data_end=row.get("data_end"),
+            trades=int(row.get("trades", 0)),
+            path=str(path.resolve()),
+        )
         session.add(record)
         return record
 

@@ -25,8 +25,14 @@ FALLBACKS = {"trade": (True, 1.0), "skip": (False, 0.0)}
 
 
 class RemoteModelGate:
-    def __init__(self, base_url: str, instance_id: int, features: Callable[[Any], dict[str, float]],
-                 fallback: str = "trade", timeout: float = 0.25) -> None:  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        instance_id: int,
+        features: Callable[[Any], dict[str, float]],
+        fallback: str = "trade",
+        timeout: float = 0.25,
+    ) -> None:
         if fallback not in FALLBACKS:
             raise ValueError(f"unknown fallback {fallback!r}; use one of {', '.join(FALLBACKS)}")
         self.base_url = base_url.rstrip("/")
@@ -54,8 +60,11 @@ class RemoteModelGate:
         row = self.features(signal)
         columns = self._columns()
         features = {name: row[name] for name in columns} if columns else row
-        return self._session.post(f"{self.base_url}/predict", timeout=self.timeout,
-                                  json={"instance_id": self.instance_id, "features": features})  # fmt: skip
+        return self._session.post(
+            f"{self.base_url}/predict",
+            timeout=self.timeout,
+            json={"instance_id": self.instance_id, "features": features},
+        )
 
     def _columns(self) -> list[str] | None:
         """The model's own feature columns (GET /models, cached), so extra ones are not sent."""
@@ -70,8 +79,13 @@ class RemoteModelGate:
     def _fall_back(self, signal: Any, why: str) -> tuple[bool, float]:
         self.fell_back += 1
         rule = "trading without the model" if self.fallback == "trade" else "skipping the signal"
-        log.warning("model API for instance %s unavailable at signal %s (%s): %s",
-                    self.instance_id, getattr(signal, "signal_id", "?"), why, rule)  # fmt: skip
+        log.warning(
+            "model API for instance %s unavailable at signal %s (%s): %s",
+            self.instance_id,
+            getattr(signal, "signal_id", "?"),
+            why,
+            rule,
+        )
         return FALLBACKS[self.fallback]
 
 

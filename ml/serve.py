@@ -51,8 +51,14 @@ class AutomlJob:
                 document = json.loads(experiment.read_text())
                 self.result = {"best": document.get("best"), "experiment": str(experiment)}
         tail = self.log.read_text(errors="replace").splitlines()[-5:] if self.log.exists() else []
-        return {"id": self.id, "status": self.status, "returncode": code, "out": str(self.out),
-                "result": self.result, "log_tail": tail}  # fmt: skip
+        return {
+            "id": self.id,
+            "status": self.status,
+            "returncode": code,
+            "out": str(self.out),
+            "result": self.result,
+            "log_tail": tail,
+        }
 
 
 class AutomlJobs:
@@ -68,8 +74,18 @@ class AutomlJobs:
         out = self.jobs_dir / job_id
         out.mkdir(parents=True, exist_ok=True)
         log = out / "job.log"
-        command = [sys.executable, str(ROOT / "cli.py"), "model", "experiment",
-                   "--strategies", str(num_strategies), "--out", str(out), "--db", self.url]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "model",
+            "experiment",
+            "--strategies",
+            str(num_strategies),
+            "--out",
+            str(out),
+            "--db",
+            self.url,
+        ]
         with log.open("w") as handle:
             process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
         with self._lock:
@@ -158,12 +174,20 @@ def bind_warning(host: str) -> str | None:
         loopback = False
     if loopback:
         return None
-    return (f"warning: serving models on {host}, which other machines may reach; the API has "
-            "no authentication (use --host 127.0.0.1 unless you mean it)")  # fmt: skip
+    return (
+        f"warning: serving models on {host}, which other machines may reach; the API has "
+        "no authentication (use --host 127.0.0.1 unless you mean it)"
+    )
 
 
-def serve(url: str, host: str, port: int, jobs_dir: Path, refresh_seconds: float = 2.0,
-          announce: Any = print) -> None:  # fmt: skip
+def serve(
+    url: str,
+    host: str,
+    port: int,
+    jobs_dir: Path,
+    refresh_seconds: float = 2.0,
+    announce: Any = print,
+) -> None:
     """Run the API until Ctrl-C / SIGTERM (uvicorn handles both and shuts down cleanly)."""
     import socket
 

@@ -33,8 +33,9 @@ def instance_run_keys(refs: Iterable[InstanceRef], series: dict, config: Any) ->
     return keys
 
 
-def stored_trades(url: str, refs: Sequence[InstanceRef], series: dict,
-                  config: Any) -> dict[int, pd.DataFrame]:  # fmt: skip
+def stored_trades(
+    url: str, refs: Sequence[InstanceRef], series: dict, config: Any
+) -> dict[int, pd.DataFrame]:
     """instance id -> the trades (trades.csv columns) of its stored, finished run."""
     from sqlalchemy import select
 

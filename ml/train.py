@@ -34,9 +34,15 @@ class TrainSummary:
     rows: list[dict] = field(default_factory=list)
 
 
-def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: int,
-               config: Any, trades: pd.DataFrame | None = None,
-               builder: Any = None) -> dict:  # fmt: skip
+def train_task(
+    ref: InstanceRef,
+    bars: pd.DataFrame,
+    spec: ModelSpec,
+    n_folds: int,
+    config: Any,
+    trades: pd.DataFrame | None = None,
+    builder: Any = None,
+) -> dict:
     """One instance: {"trained": TrainedModel, "metrics": ..., ...} or {"error": why}.
     `trades`: its stored run's (None: backtest here); `builder`: shared by a batch."""
     from ml.evaluate import Instance, instance_dataset
@@ -47,8 +53,9 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
 
     features = FeatureConfig.from_dict(spec.features)
     try:
-        inst = Instance(ref.instance_id, make_strategy(ref.family, ref.params), bars,
-                        ref.symbol, ref.interval)  # fmt: skip
+        inst = Instance(
+            ref.instance_id, make_strategy(ref.family, ref.params), bars, ref.symbol, ref.interval
+        )
         ds = instance_dataset(inst, builder or FeatureBuilder(features), config, trades)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -62,12 +69,17 @@ def train_task(ref: InstanceRef, bars: pd.DataFrame, spec: ModelSpec, n_folds: i
         "trained": trained,
         "trades": len(ds),
         "stored_run": trades is not None,
-        "metrics": {**scores, "win_rate": float(ds.won.mean()), "features": len(model.columns),
-                    "threshold": calibration.threshold, "fit_seconds": model.fit_seconds},
+        "metrics": {
+            **scores,
+            "win_rate": float(ds.won.mean()),
+            "features": len(model.columns),
+            "threshold": calibration.threshold,
+            "fit_seconds": model.fit_seconds,
+        },
         "data_start": bars.index[0].to_pydatetime(),
         "data_end": bars.index[-1].to_pydatetime(),
         "error": None,
-    }  # fmt: skip
+    }
 
 
 def train_batch(items: list[tuple], spec: ModelSpec, n_folds: int, config: Any) -> list[dict]:
@@ -78,12 +90,22 @@ def train_batch(items: list[tuple], spec: ModelSpec, n_folds: int, config: Any) 
 
     builder = FeatureBuilder(FeatureConfig.from_dict(spec.features))
     fetched: dict = {}
-    return [train_task(ref, resolve_series(fetched, bars), spec, n_folds, config, trades, builder)
-            for ref, bars, trades in items]  # fmt: skip
+    return [
+        train_task(ref, resolve_series(fetched, bars), spec, n_folds, config, trades, builder)
+        for ref, bars, trades in items
+    ]
 
 
-def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpec,
-                 folder: Path, config: Any, console: Console, n_folds: int = 4) -> TrainSummary:  # fmt: skip
+def train_models(
+    url: str,
+    refs: list[InstanceRef],
+    series: dict,
+    spec: ModelSpec,
+    folder: Path,
+    config: Any,
+    console: Console,
+    n_folds: int = 4,
+) -> TrainSummary:
     """Train (or resume) every instance; see the module docstring."""
     import ray
 
@@ -110,8 +132,15 @@ def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpe
     summary.stored_runs = len(trades)
     bar_refs = {s: ray.put(series[s]) for s in {r.series for r in todo}}
     groups = batches(todo)
-    jobs = [([(todo[k], bar_refs[todo[k].series], trades.get(todo[k].instance_id)) for k in g],
-             spec, n_folds, config) for g in groups]  # fmt: skip
+    jobs = [
+        (
+            [(todo[k], bar_refs[todo[k].series], trades.get(todo[k].instance_id)) for k in g],
+            spec,
+            n_folds,
+            config,
+        )
+        for g in groups
+    ]
 
     def store(b: int, outcomes: list[dict]) -> None:
         for k, outcome in zip(groups[b], outcomes, strict=True):
@@ -120,11 +149,18 @@ def train_models(url: str, refs: list[InstanceRef], series: dict, spec: ModelSpe
                 continue
             record = save_model(url, keys[k], outcome["trained"], folder, outcome)
             summary.trained += 1
-            summary.rows.append({"instance_id": record.instance_id, "version": record.version,
-                                 "trades": record.trades, **outcome["metrics"],
-                                 "path": record.path})  # fmt: skip
+            summary.rows.append(
+                {
+                    "instance_id": record.instance_id,
+                    "version": record.version,
+                    "trades": record.trades,
+                    **outcome["metrics"],
+                    "path": record.path,
+                }
+            )
 
     if jobs:
-        fan_out(train_batch, jobs, "training", console, on_result=store,
-                sizes=[len(g) for g in groups])  # fmt: skip
+        fan_out(
+            train_batch, jobs, "training", console, on_result=store, sizes=[len(g) for g in groups]
+        )
     return summary

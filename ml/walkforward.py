@@ -59,8 +59,9 @@ class WalkForwardError(ValueError):
     """Too few trades for the folds asked; the message says how many are needed."""
 
 
-def make_folds(ds: Dataset, n_folds: int = 4, first_train: float = 0.4,
-               purge_ns: int | None = None) -> list[Fold]:  # fmt: skip
+def make_folds(
+    ds: Dataset, n_folds: int = 4, first_train: float = 0.4, purge_ns: int | None = None
+) -> list[Fold]:
     n = len(ds)
     purge = max(int(purge_ns or 0), ds.longest_trade_ns())
     start = int(n * first_train)
@@ -83,9 +84,13 @@ def make_folds(ds: Dataset, n_folds: int = 4, first_train: float = 0.4,
     return folds
 
 
-def fit_in_sample(ds: Dataset, rows: np.ndarray, spec: ModelSpec,
-                  won: np.ndarray | None = None,
-                  returns: np.ndarray | None = None) -> tuple[Model, Calibration]:  # fmt: skip
+def fit_in_sample(
+    ds: Dataset,
+    rows: np.ndarray,
+    spec: ModelSpec,
+    won: np.ndarray | None = None,
+    returns: np.ndarray | None = None,
+) -> tuple[Model, Calibration]:
     """Model and calibration from the training rows only (labels/returns may be a placebo's)."""
     won = ds.won if won is None else won
     returns = ds.returns if returns is None else returns
@@ -105,9 +110,15 @@ def fit_in_sample(ds: Dataset, rows: np.ndarray, spec: ModelSpec,
     return model, calibration
 
 
-def walk_forward(ds: Dataset, spec: ModelSpec, n_folds: int = 4, first_train: float = 0.4,
-                 won: np.ndarray | None = None,
-                 returns: np.ndarray | None = None, score: bool = True) -> WalkForward:  # fmt: skip
+def walk_forward(
+    ds: Dataset,
+    spec: ModelSpec,
+    n_folds: int = 4,
+    first_train: float = 0.4,
+    won: np.ndarray | None = None,
+    returns: np.ndarray | None = None,
+    score: bool = True,
+) -> WalkForward:
     """Fit every fold in-sample, predict its test block; score the out-of-sample predictions
     (against the TRUE labels and returns, whatever the model was trained on) unless `score` is
     False (placebos: only their fold models are used)."""
@@ -135,8 +146,7 @@ def _applied(name: str, method: str, p: np.ndarray, returns: np.ndarray, calibra
     from ml.fitness import MIN_TAKEN, trade_sortino
 
     decisions = [decide(method, float(v), c) for v, c in zip(p, calibrations, strict=True)]
-    taken = np.array([r * size for r, (take, size) in zip(returns, decisions, strict=True)
-                      if take])  # fmt: skip
+    taken = np.array([r * size for r, (take, size) in zip(returns, decisions, strict=True) if take])
     if len(taken) < MIN_TAKEN:
         return None
     return trade_sortino(taken) if name == "sortino" else float(np.mean(taken))

@@ -32,8 +32,9 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
     """A validated bar frame from a file and its gap report; BarDataError on any problem."""
     file = Path(path)
     if file.is_dir():
-        raise FileNotFoundError(f"bar file {str(file)!r} is a directory; give a .csv, .csv.gz "
-                                "or .parquet file")  # fmt: skip
+        raise FileNotFoundError(
+            f"bar file {str(file)!r} is a directory; give a .csv, .csv.gz or .parquet file"
+        )
     if not file.is_file():
         raise FileNotFoundError(f"bar file {str(file)!r} not found")
     typed = _read_numeric_csv(file)

@@ -23,8 +23,16 @@ SERIES_SQL = (
 )
 # factors.bars.INTERVALS in minutes, spelled out (factors would load pandas); a test keeps the
 # two equal. Only used to order the intervals of a listing.
-INTERVAL_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240,
-                    "1d": 1440}  # fmt: skip
+INTERVAL_MINUTES = {
+    "1m": 1,
+    "3m": 3,
+    "5m": 5,
+    "15m": 15,
+    "30m": 30,
+    "1h": 60,
+    "4h": 240,
+    "1d": 1440,
+}
 
 SeriesRow = tuple  # exchange, symbol, interval, first_ms, last_ms, bars, gaps, missing, gap_ms
 

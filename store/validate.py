@@ -152,19 +152,36 @@ def _check_time_values(ts_ms: np.ndarray, source: str) -> None:
     if values.dtype.kind == "f":
         fraction = values != np.floor(values)
         example = f" (e.g. {values[fraction][0]:.3f})" if fraction.any() else ""
-        _fail_where(fraction, None, OffGridError, source,
-                    f"timestamps with a fraction of a millisecond{example}",
-                    "bar open times are whole epoch milliseconds; check the unit or round "
-                    "them")  # fmt: skip
+        _fail_where(
+            fraction,
+            None,
+            OffGridError,
+            source,
+            f"timestamps with a fraction of a millisecond{example}",
+            "bar open times are whole epoch milliseconds; check the unit or round them",
+        )
 
 
 def _check_order(ts: np.ndarray, source: str) -> None:
     diffs = np.diff(ts)
-    _fail_where(diffs < 0, ts[1:], UnsortedBarsError, source,
-                "timestamps not in ascending order",
-                "sort the rows by timestamp (oldest first)", offset=1)  # fmt: skip
-    _fail_where(diffs == 0, ts[1:], DuplicateBarsError, source, "duplicate timestamps",
-                "keep one row per bar (remove the repeated timestamps)", offset=1)  # fmt: skip
+    _fail_where(
+        diffs < 0,
+        ts[1:],
+        UnsortedBarsError,
+        source,
+        "timestamps not in ascending order",
+        "sort the rows by timestamp (oldest first)",
+        offset=1,
+    )
+    _fail_where(
+        diffs == 0,
+        ts[1:],
+        DuplicateBarsError,
+        source,
+        "duplicate timestamps",
+        "keep one row per bar (remove the repeated timestamps)",
+        offset=1,
+    )
 
 
 def _check_prices(ts: np.ndarray, columns: dict[str, np.ndarray], source: str) -> None:
@@ -172,27 +189,47 @@ def _check_prices(ts: np.ndarray, columns: dict[str, np.ndarray], source: str) -
     for name in PRICES:
         bad_price |= columns[name] <= 0
     bad_price |= columns["volume"] < 0
-    _fail_where(bad_price, ts, NonPositivePriceError, source,
-                "non-positive prices (or negative volume)",
-                "prices must be > 0 and volume >= 0; drop or correct those rows")  # fmt: skip
+    _fail_where(
+        bad_price,
+        ts,
+        NonPositivePriceError,
+        source,
+        "non-positive prices (or negative volume)",
+        "prices must be > 0 and volume >= 0; drop or correct those rows",
+    )
     absurd = columns["volume"] > MAX_VOLUME
     for name in PRICES:
         absurd |= (columns[name] < MIN_PRICE) | (columns[name] > MAX_PRICE)
-    _fail_where(absurd, ts, PriceRangeError, source,
-                f"prices outside [{MIN_PRICE:g}, {MAX_PRICE:g}] (or volume above "
-                f"{MAX_VOLUME:g})", "check the unit and the number format of those rows; no "
-                "market quotes such prices")  # fmt: skip
+    _fail_where(
+        absurd,
+        ts,
+        PriceRangeError,
+        source,
+        f"prices outside [{MIN_PRICE:g}, {MAX_PRICE:g}] (or volume above {MAX_VOLUME:g})",
+        "check the unit and the number format of those rows; no market quotes such prices",
+    )
     high, low = columns["high"], columns["low"]
-    _fail_where(high < low, ts, HighBelowLowError, source, "high below low",
-                "check the column order (timestamp, open, high, low, close, volume)")  # fmt: skip
+    _fail_where(
+        high < low,
+        ts,
+        HighBelowLowError,
+        source,
+        "high below low",
+        "check the column order (timestamp, open, high, low, close, volume)",
+    )
     outside = np.zeros(len(ts), dtype=bool)
     slack = RANGE_TOLERANCE * high
     for name in ("open", "close"):
         outside |= (columns[name] > high + slack) | (columns[name] < low - slack)
-    _fail_where(outside, ts, OutsideRangeError, source,
-                "open or close outside the bar's [low, high] range",
-                "every bar needs low <= open, close <= high; check the column order "
-                "(timestamp, open, high, low, close, volume) or correct those rows")  # fmt: skip
+    _fail_where(
+        outside,
+        ts,
+        OutsideRangeError,
+        source,
+        "open or close outside the bar's [low, high] range",
+        "every bar needs low <= open, close <= high; check the column order "
+        "(timestamp, open, high, low, close, volume) or correct those rows",
+    )
     for name in ("open", "close"):  # float rounding within the tolerance: back into the range
         columns[name] = np.clip(columns[name], low, high)
 

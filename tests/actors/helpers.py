@@ -21,8 +21,9 @@ QUIET = (100.0, 100.5, 99.5, 99.8)
 QUIET_ROWS = [QUIET] * 3
 
 
-def make_bars(rows: list[tuple[float, float, float, float]], start: Any = START,
-              freq: str = "1min") -> pd.DataFrame:  # fmt: skip
+def make_bars(
+    rows: list[tuple[float, float, float, float]], start: Any = START, freq: str = "1min"
+) -> pd.DataFrame:
     """A bar frame from (open, high, low, close) rows."""
     index = pd.date_range(start, periods=len(rows), freq=freq, tz="UTC", name="timestamp")
     frame = pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=index, dtype=float)
@@ -53,15 +54,31 @@ class Scripted(Strategy):
         return out
 
 
-def scripted(hedge: bool = False, session: bool = False, pyramiding: bool = False,
-             max_entries: int = 3, **script: list[int]) -> type[Scripted]:  # fmt: skip
-    attrs = {"script": script, "hedge": hedge, "session_exit": session,
-             "pyramiding": pyramiding, "max_entries": max_entries}  # fmt: skip
+def scripted(
+    hedge: bool = False,
+    session: bool = False,
+    pyramiding: bool = False,
+    max_entries: int = 3,
+    **script: list[int],
+) -> type[Scripted]:
+    attrs = {
+        "script": script,
+        "hedge": hedge,
+        "session_exit": session,
+        "pyramiding": pyramiding,
+        "max_entries": max_entries,
+    }
     return type("ScriptedStrategy", (Scripted,), attrs)
 
 
-def backtest(strategy: Strategy, bars: pd.DataFrame, mode: str = "fast",
-             interval: str = "1m", observers: tuple = (), **config: Any) -> BacktestResult:  # fmt: skip
+def backtest(
+    strategy: Strategy,
+    bars: pd.DataFrame,
+    mode: str = "fast",
+    interval: str = "1m",
+    observers: tuple = (),
+    **config: Any,
+) -> BacktestResult:
     cfg = BacktestConfig(**{"fee_bps": 0.0, **config})
     out = run_kernel(strategy, bars, "TEST", interval, cfg, mode, observers=observers)
     return assemble_result(strategy, bars, "TEST", interval, cfg, out)

@@ -97,9 +97,15 @@ class Scenario:
 # failure by dropping bars.
 DISTANCE = st.one_of(st.just(math.nan), st.floats(0.001, 0.03))
 BAR = st.tuples(
-    st.floats(-0.03, 0.03), st.floats(-0.03, 0.03), st.floats(0, 0.02), st.floats(0, 0.02),
-    st.sampled_from([1, 1, 1, 1, 2, 4]), *[st.booleans()] * len(SIGNALS), DISTANCE, DISTANCE,
-)  # fmt: skip
+    st.floats(-0.03, 0.03),
+    st.floats(-0.03, 0.03),
+    st.floats(0, 0.02),
+    st.floats(0, 0.02),
+    st.sampled_from([1, 1, 1, 1, 2, 4]),
+    *[st.booleans()] * len(SIGNALS),
+    DISTANCE,
+    DISTANCE,
+)
 
 
 @st.composite
@@ -166,7 +172,9 @@ class Model:
 
     def __init__(self, s: Scenario) -> None:
         self.s = s
-        self.o, self.h, self.low, self.c = (s.bars[k].to_numpy() for k in ("open", "high", "low", "close"))  # fmt: skip
+        self.o, self.h, self.low, self.c = (
+            s.bars[k].to_numpy() for k in ("open", "high", "low", "close")
+        )
         self.times = s.bars.index.as_unit("ns").asi8
         self.fee, self.slip = s.config.fee_bps / 1e4, s.config.slippage_bps / 1e4
         nan = pd.Series(math.nan, index=s.table.index)
@@ -211,9 +219,16 @@ class Model:
             deadlines.append(self.times[k] + params.max_bars * STEP_NS[self.s.interval])
         if self.s.session_exit:
             deadlines.append((self.times[k] // DAY_NS + 1) * DAY_NS)
-        self.position = Position(side, quantity, k, price, abs(price * quantity) * self.fee,
-                                 stop if stop and stop > 0 else None,
-                                 target if target and target > 0 else None, min(deadlines))  # fmt: skip
+        self.position = Position(
+            side,
+            quantity,
+            k,
+            price,
+            abs(price * quantity) * self.fee,
+            stop if stop and stop > 0 else None,
+            target if target and target > 0 else None,
+            min(deadlines),
+        )
         self.entry = None
 
     def intrabar(self, k: int) -> None:
@@ -258,12 +273,20 @@ class Model:
         exit_fee = abs(price * p.quantity) * self.fee
         pnl = p.sign * p.quantity * (price - p.entry_price) - p.entry_fee - exit_fee
         self.cash += pnl
-        self.trades.append({"side": p.side, "entry_time": int(self.times[p.entry_bar]),
-                            "entry_price": float(p.entry_price), "exit_time": int(self.times[k]),
-                            "exit_price": float(price), "quantity": float(p.quantity),
-                            "fees": float(p.entry_fee + exit_fee), "pnl": float(pnl),
-                            "return_pct": float(pnl / (p.quantity * p.entry_price)),
-                            "exit_reason": reason})  # fmt: skip
+        self.trades.append(
+            {
+                "side": p.side,
+                "entry_time": int(self.times[p.entry_bar]),
+                "entry_price": float(p.entry_price),
+                "exit_time": int(self.times[k]),
+                "exit_price": float(price),
+                "quantity": float(p.quantity),
+                "fees": float(p.entry_fee + exit_fee),
+                "pnl": float(pnl),
+                "return_pct": float(pnl / (p.quantity * p.entry_price)),
+                "exit_reason": reason,
+            }
+        )
         self.position = None
 
 
@@ -305,8 +328,12 @@ def check(s: Scenario) -> list[dict]:
 
 
 # report_multiple_bugs=False: one shrunk failure, not one per assertion line
-@settings(max_examples=200, deadline=None, report_multiple_bugs=False,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=200,
+    deadline=None,
+    report_multiple_bugs=False,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(scenarios())
 def test_engine_matches_the_per_bar_model(scenario: Scenario) -> None:
     check(scenario)
@@ -315,8 +342,13 @@ def test_engine_matches_the_per_bar_model(scenario: Scenario) -> None:
 def test_model_and_engine_on_a_hand_computed_case() -> None:
     """The model itself checked by hand: a stop gapped through at the open, then a short whose
     take profit fills at its level without slippage; 10 bps fee, 10 bps slippage."""
-    rows = [(100, 101, 99, 100), (102, 104, 101, 103), (98, 99, 97, 98.5), (97, 97.5, 92, 93),
-            (93, 94, 92.5, 93.5)]  # fmt: skip
+    rows = [
+        (100, 101, 99, 100),
+        (102, 104, 101, 103),
+        (98, 99, 97, 98.5),
+        (97, 97.5, 92, 93),
+        (93, 94, 92.5, 93.5),
+    ]
     index = pd.date_range("2024-01-01", periods=len(rows), freq="1min", tz="UTC", name="timestamp")
     bars = pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=index, dtype=float)
     bars["volume"] = 1.0
@@ -336,18 +368,45 @@ def test_model_and_engine_on_a_hand_computed_case() -> None:
     minute = 60 * 10**9
     t0 = index[0].value
     expected = [
-        {"side": "long", "entry_time": t0 + minute, "entry_price": 102.102,
-         "exit_time": t0 + 2 * minute, "exit_price": 97.902, "quantity": 50.0,
-         "fees": 10.0002, "pnl": long_pnl, "return_pct": long_pnl / (50 * 102.102),
-         "exit_reason": "stop_loss"},
-        {"side": "short", "entry_time": t0 + 3 * minute, "entry_price": 96.903,
-         "exit_time": t0 + 3 * minute, "exit_price": 92.05785, "quantity": qty,
-         "fees": qty * (96.903 + 92.05785) * 0.001, "pnl": short_pnl,
-         "return_pct": short_pnl / (qty * 96.903), "exit_reason": "take_profit"},
-    ]  # fmt: skip
+        {
+            "side": "long",
+            "entry_time": t0 + minute,
+            "entry_price": 102.102,
+            "exit_time": t0 + 2 * minute,
+            "exit_price": 97.902,
+            "quantity": 50.0,
+            "fees": 10.0002,
+            "pnl": long_pnl,
+            "return_pct": long_pnl / (50 * 102.102),
+            "exit_reason": "stop_loss",
+        },
+        {
+            "side": "short",
+            "entry_time": t0 + 3 * minute,
+            "entry_price": 96.903,
+            "exit_time": t0 + 3 * minute,
+            "exit_price": 92.05785,
+            "quantity": qty,
+            "fees": qty * (96.903 + 92.05785) * 0.001,
+            "pnl": short_pnl,
+            "return_pct": short_pnl / (qty * 96.903),
+            "exit_reason": "take_profit",
+        },
+    ]
     assert long_pnl == pytest.approx(-220.0002)
     model = model_trades(s)
-    assert_same_trades(pd.DataFrame([{**t, "entry_time": pd.Timestamp(t["entry_time"]),
-                                      "exit_time": pd.Timestamp(t["exit_time"])} for t in model]),
-                       expected, "model")  # fmt: skip
+    assert_same_trades(
+        pd.DataFrame(
+            [
+                {
+                    **t,
+                    "entry_time": pd.Timestamp(t["entry_time"]),
+                    "exit_time": pd.Timestamp(t["exit_time"]),
+                }
+                for t in model
+            ]
+        ),
+        expected,
+        "model",
+    )
     check(s)

@@ -21,9 +21,17 @@ def all_message_types() -> list[type]:
 def test_every_message_is_frozen_slotted_and_timed() -> None:
     kinds = all_message_types()
     assert {k.__name__ for k in kinds} >= {
-        "BarClosed", "SignalRaised", "SubmitOrder", "CancelOrder", "OrderAccepted",
-        "OrderRejected", "OrderFilled", "OrderCancelled", "TradeOpened", "TradeClosed",
-    }  # fmt: skip
+        "BarClosed",
+        "SignalRaised",
+        "SubmitOrder",
+        "CancelOrder",
+        "OrderAccepted",
+        "OrderRejected",
+        "OrderFilled",
+        "OrderCancelled",
+        "TradeOpened",
+        "TradeClosed",
+    }
     for kind in kinds:
         assert kind.__struct_config__.frozen, kind
         assert kind.__struct_fields__[0] == "ts", kind

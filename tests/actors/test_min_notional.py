@@ -13,8 +13,9 @@ from strategies.registry import make_strategy
 
 
 def _enter(signal_id: int, price: float = 100.0) -> SignalRaised:
-    return SignalRaised(0, signal_id, f"s{signal_id}", "X", "1m", "long", "enter", price,
-                        ExitSpec())  # fmt: skip
+    return SignalRaised(
+        0, signal_id, f"s{signal_id}", "X", "1m", "long", "enter", price, ExitSpec()
+    )
 
 
 def test_the_cash_left_is_dust_and_the_order_is_refused_with_the_reason() -> None:

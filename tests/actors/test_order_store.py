@@ -44,9 +44,20 @@ def _order(order_id: int, role: str = "entry", status: str = "NEW", trade_id=Non
     from actors.order_manager import OrderState
 
     side = "buy" if role == "entry" else "sell"
-    return OrderState(order_id, "#1 x", "ETH/BTC", side, "market" if role == "entry" else "stop",
-                      role, 1.0, None if role == "entry" else 0.9, trade_id, 7,
-                      ts or 1_700_000_000_000_000_000, status)  # fmt: skip
+    return OrderState(
+        order_id,
+        "#1 x",
+        "ETH/BTC",
+        side,
+        "market" if role == "entry" else "stop",
+        role,
+        1.0,
+        None if role == "entry" else 0.9,
+        trade_id,
+        7,
+        ts or 1_700_000_000_000_000_000,
+        status,
+    )
 
 
 def test_live_store_ids_are_client_order_ids_written_once_per_flush(db_url) -> None:
@@ -76,8 +87,9 @@ def test_live_store_ids_are_client_order_ids_written_once_per_flush(db_url) -> N
         rows = {r.id: r for r in conn.execute(select(OrderRecord.__table__)).all()}
         trades = conn.execute(select(TradeRecord.__table__)).all()
     assert rows[cid].status == "FILLED" and rows[cid].exchange_order_id == "42"
-    leg_id = client_order_id(order_key("#1 x", "sell", "stop_loss", entry.fill_ts), leg.created_ts,
-                             "stop_loss")  # fmt: skip
+    leg_id = client_order_id(
+        order_key("#1 x", "sell", "stop_loss", entry.fill_ts), leg.created_ts, "stop_loss"
+    )
     assert rows[leg_id].parent_id == cid and rows[leg_id].status == "NEW"
     assert len(trades) == 1 and trades[0].trade_id == cid and trades[0].status == "ACTIVE"
     # a second session derives the same ids: nothing is stored twice under another name
@@ -109,9 +121,14 @@ def test_an_older_database_gets_the_new_columns_at_connect(db_url) -> None:
     sqlite = db_url.startswith("sqlite")
     with raw.begin() as conn:  # the trades table as an earlier version made it
         conn.execute(text("DROP TABLE IF EXISTS trades"))
-        conn.execute(text(OLD_TRADES.format(pk="INTEGER PRIMARY KEY" if sqlite else "SERIAL "
-                                            "PRIMARY KEY", ts="DATETIME" if sqlite else
-                                            "TIMESTAMP WITH TIME ZONE")))  # fmt: skip
+        conn.execute(
+            text(
+                OLD_TRADES.format(
+                    pk="INTEGER PRIMARY KEY" if sqlite else "SERIAL PRIMARY KEY",
+                    ts="DATETIME" if sqlite else "TIMESTAMP WITH TIME ZONE",
+                )
+            )
+        )
         conn.execute(text(OLD_ROW))
     raw.dispose()
     with get_engine(db_url).connect() as conn:

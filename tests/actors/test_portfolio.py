@@ -63,8 +63,7 @@ def test_capped_by_cash_including_fee_and_slippage() -> None:
 def test_capped_by_symbol_and_total_exposure() -> None:
     book = Portfolio(cash=10_000, risk=1.0, fee_bps=0, max_symbol_exposure=0.3)
     assert only(book.handle(enter(sl_pct=0.01)), OpenTrade).quantity == pytest.approx(30.0)
-    book = Portfolio(cash=10_000, risk=1.0, fee_bps=0, max_total_exposure=0.2,
-                     max_open_positions=5)  # fmt: skip
+    book = Portfolio(cash=10_000, risk=1.0, fee_bps=0, max_total_exposure=0.2, max_open_positions=5)
     assert only(book.handle(enter(1, sl_pct=0.01)), OpenTrade).quantity == pytest.approx(20.0)
     # the first entry (pending) already uses the whole total allowance
     rejected = only(book.handle(enter(2, symbol="Y", sl_pct=0.01)), SignalRejected)

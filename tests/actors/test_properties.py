@@ -47,9 +47,18 @@ class Probe(Actor):
 @st.composite
 def scenarios(draw):
     n = draw(st.integers(3, 40))
-    moves = draw(st.lists(st.tuples(
-        st.floats(-0.03, 0.03), st.floats(-0.03, 0.03), st.floats(0, 0.02), st.floats(0, 0.02)),
-        min_size=n, max_size=n))  # fmt: skip
+    moves = draw(
+        st.lists(
+            st.tuples(
+                st.floats(-0.03, 0.03),
+                st.floats(-0.03, 0.03),
+                st.floats(0, 0.02),
+                st.floats(0, 0.02),
+            ),
+            min_size=n,
+            max_size=n,
+        )
+    )
     rows, price = [], 100.0
     for gap, ret, up, down in moves:
         o = price * (1 + gap)

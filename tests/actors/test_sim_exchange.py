@@ -280,14 +280,20 @@ def test_oco_group_fills_once_in_replay() -> None:
 def test_fast_mode_holds_a_later_oco_leg_until_the_earlier_leg_is_cancelled() -> None:
     from actors.messages import CancelOrder, FillDue, OrderCancelled, Scheduled
 
-    bars = make_bars([QUIET] * 3 + [(100.0, 100.2, 98.0, 99.0)] + [QUIET] * 3 +
-                     [(100.0, 103.0, 99.5, 102.0)] + [QUIET])  # fmt: skip
+    bars = make_bars(
+        [QUIET] * 3
+        + [(100.0, 100.2, 98.0, 99.0)]
+        + [QUIET] * 3
+        + [(100.0, 103.0, 99.5, 102.0)]
+        + [QUIET]
+    )
     arrays = BarArrays.from_frame(bars)
     ex = SimExchange(data={"X": arrays})
     start = int(arrays.open_ns[1])
     stop = SubmitOrder(start, 1, "s", "X", "sell", 1.0, "stop", "stop_loss", 99.0, None, start, 7)
-    target = SubmitOrder(start, 2, "s", "X", "sell", 1.0, "limit", "take_profit", 102.0, None,
-                         start, 7)  # fmt: skip
+    target = SubmitOrder(
+        start, 2, "s", "X", "sell", 1.0, "limit", "take_profit", 102.0, None, start, 7
+    )
     (accepted, stop_timer) = ex.handle(stop)
     assert isinstance(stop_timer, Scheduled) and stop_timer.msg.bar_index == 3
     assert [type(m).__name__ for m in ex.handle(target)] == ["OrderAccepted"]  # held back

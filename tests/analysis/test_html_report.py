@@ -84,8 +84,15 @@ def test_single_strategy_has_no_per_strategy_plot(tmp_path: Path) -> None:
     assert write_html(ts, analyse(ts), html) == ["equity", "monthly", "trade_returns"]
     text = html.read_text()
     # human labels with units, not metric keys
-    for words in ("Win rate (%)", "Max drawdown (%)", "Profit factor", "Sharpe ratio",
-                  "By exit reason", "Weekly returns", "Monthly returns"):  # fmt: skip
+    for words in (
+        "Win rate (%)",
+        "Max drawdown (%)",
+        "Profit factor",
+        "Sharpe ratio",
+        "By exit reason",
+        "Weekly returns",
+        "Monthly returns",
+    ):
         assert words in text, words
     assert "pct_months_profitable" not in text
 
@@ -176,10 +183,17 @@ def portfolio_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("volatility_breakout", "ALPHA/USD", "1h", {}, 0.2),
     ]
     prod = folder / "prod.json"
-    prod.write_text(json.dumps({"exchange": "synthetic", "instances": [
-        {"family": f, "symbol": s, "interval": i, "params": p, "weight": w}
-        for f, s, i, p, w in instances
-    ]}))  # fmt: skip
+    prod.write_text(
+        json.dumps(
+            {
+                "exchange": "synthetic",
+                "instances": [
+                    {"family": f, "symbol": s, "interval": i, "params": p, "weight": w}
+                    for f, s, i, p, w in instances
+                ],
+            }
+        )
+    )
     runner = CliRunner()
     for name, window in (("in_sample", ["--end", SPLIT]), ("out_of_sample", ["--start", SPLIT])):
         args = ["backtest", "--portfolio", str(prod), "--db", db, *window]
@@ -210,8 +224,9 @@ def test_portfolio_report_compares_runs_and_shows_weights(portfolio_runs: Path) 
 
 
 @pytest.mark.browser
-def test_portfolio_report_screenshot_shows_every_plot(portfolio_runs: Path, chromium: str,
-                                                      tmp_path: Path) -> None:  # fmt: skip
+def test_portfolio_report_screenshot_shows_every_plot(
+    portfolio_runs: Path, chromium: str, tmp_path: Path
+) -> None:
     from commands.analyze import _compared
 
     ts = load_trade_set(portfolio_runs / "out_of_sample")
@@ -226,7 +241,13 @@ def test_portfolio_report_screenshot_shows_every_plot(portfolio_runs: Path, chro
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # kept after the run, for a human to look at
     shot = SCREENSHOTS / "portfolio-report.png"
     shot.unlink(missing_ok=True)
-    _chromium(chromium, tmp_path, "--hide-scrollbars", "--window-size=1300,6200",
-              f"--screenshot={shot}", html.as_uri())  # fmt: skip
+    _chromium(
+        chromium,
+        tmp_path,
+        "--hide-scrollbars",
+        "--window-size=1300,6200",
+        f"--screenshot={shot}",
+        html.as_uri(),
+    )
     assert shot.exists() and shot.stat().st_size > 100_000
     print(f"screenshot: {shot}")

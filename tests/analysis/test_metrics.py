@@ -129,11 +129,23 @@ def test_all_keys_present_and_json_strict(m: dict) -> None:
 
 # nothing happened: every value is known without computing anything (None where undefined)
 NOTHING = {
-    "trades": 0, "wins": 0, "losses": 0, "longest_losing_streak": 0,
-    "longest_winning_streak": 0, "total_return": 0.0, "total_pnl": 0.0, "fees": 0.0,
-    "win_rate": None, "expectancy": None, "avg_win": None, "avg_loss": None,
-    "profit_factor": None, "payoff_ratio": None, "sortino": None, "sharpe": None,
-}  # fmt: skip
+    "trades": 0,
+    "wins": 0,
+    "losses": 0,
+    "longest_losing_streak": 0,
+    "longest_winning_streak": 0,
+    "total_return": 0.0,
+    "total_pnl": 0.0,
+    "fees": 0.0,
+    "win_rate": None,
+    "expectancy": None,
+    "avg_win": None,
+    "avg_loss": None,
+    "profit_factor": None,
+    "payoff_ratio": None,
+    "sortino": None,
+    "sharpe": None,
+}
 
 
 def test_recovered_drawdown_duration_and_no_false_duration_on_rises() -> None:
@@ -161,15 +173,35 @@ def test_days_without_rows_carry_equity() -> None:
 def test_no_trades_no_equity() -> None:
     out = compute_metrics(None, None)
     no_curve = dict.fromkeys(
-        ("max_drawdown", "max_drawdown_duration_days", "pct_months_profitable",
-         "pct_weeks_profitable", "exposure", "cagr", "best_month", "worst_month", "volatility",
-         "period_start", "period_end"),
-    )  # fmt: skip
-    too_short = {"span_days": 0.0, "daily_returns": 0, "annualised_note": (
-        "sharpe, sortino, cagr and volatility need >= 30 days of data and >= 20 daily returns; "
-        "this sample has 0.0 days and 0 daily returns")}  # fmt: skip
-    assert out == {**NOTHING, **no_curve, **too_short, "initial_cash": 10_000.0,
-                   "final_equity": 10_000.0}  # fmt: skip
+        (
+            "max_drawdown",
+            "max_drawdown_duration_days",
+            "pct_months_profitable",
+            "pct_weeks_profitable",
+            "exposure",
+            "cagr",
+            "best_month",
+            "worst_month",
+            "volatility",
+            "period_start",
+            "period_end",
+        ),
+    )
+    too_short = {
+        "span_days": 0.0,
+        "daily_returns": 0,
+        "annualised_note": (
+            "sharpe, sortino, cagr and volatility need >= 30 days of data and >= 20 daily returns; "
+            "this sample has 0.0 days and 0 daily returns"
+        ),
+    }
+    assert out == {
+        **NOTHING,
+        **no_curve,
+        **too_short,
+        "initial_cash": 10_000.0,
+        "final_equity": 10_000.0,
+    }
     assert_strict_json(out)
 
 
@@ -183,13 +215,30 @@ def test_no_trades_flat_curve() -> None:
     assert out["pct_months_profitable"] == 0.0 and out["exposure"] == 0.0
     assert out["cagr"] == 0.0
     flat = dict.fromkeys(
-        ("max_drawdown", "max_drawdown_duration_days", "pct_months_profitable",
-         "pct_weeks_profitable", "exposure", "cagr", "best_month", "worst_month", "volatility"),
+        (
+            "max_drawdown",
+            "max_drawdown_duration_days",
+            "pct_months_profitable",
+            "pct_weeks_profitable",
+            "exposure",
+            "cagr",
+            "best_month",
+            "worst_month",
+            "volatility",
+        ),
         0.0,
-    )  # fmt: skip
-    assert out == {**NOTHING, **flat, "initial_cash": 1000.0, "final_equity": 1000.0,
-                   "period_start": "2024-01-01T00:00:00Z", "period_end": "2024-01-03T00:00:00Z",
-                   "span_days": 2.0, "daily_returns": 3, "annualised_note": None}  # fmt: skip
+    )
+    assert out == {
+        **NOTHING,
+        **flat,
+        "initial_cash": 1000.0,
+        "final_equity": 1000.0,
+        "period_start": "2024-01-01T00:00:00Z",
+        "period_end": "2024-01-03T00:00:00Z",
+        "span_days": 2.0,
+        "daily_returns": 3,
+        "annualised_note": None,
+    }
     assert_strict_json(out)
 
 

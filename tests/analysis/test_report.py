@@ -68,8 +68,17 @@ def test_render_shows_the_hand_computed_values(simple) -> None:
     console = Console(width=200, record=True)
     render(simple, analyse(simple), console)
     text = console.export_text()
-    for title in ("Metrics", "Monthly returns", "Weekly returns", "By strategy", "By symbol",
-                  "By interval", "By side", "By exit reason", "equity rebuilt"):  # fmt: skip
+    for title in (
+        "Metrics",
+        "Monthly returns",
+        "Weekly returns",
+        "By strategy",
+        "By symbol",
+        "By interval",
+        "By side",
+        "By exit reason",
+        "equity rebuilt",
+    ):
         assert title in text, title
     assert "2024-01-01T00:00:00Z .. 2024-02-06T06:00:00Z, 4 trades, initial cash 2,000.00" in text
     rows = _table_rows(text)

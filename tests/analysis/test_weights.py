@@ -63,8 +63,12 @@ def test_fitness_refuses_short_or_small_samples_with_a_reason() -> None:
     sparse = {**good, "span_days": 40, "daily_returns": 12}
     assert rule.refusal(sparse) == "sample too small (< 20 daily returns)"
     # an older results.csv without span_days: the period is used
-    old = {**good, "span_days": None, "period_start": "2024-01-01T00:00:00Z",
-           "period_end": "2024-01-03T12:00:00Z"}  # fmt: skip
+    old = {
+        **good,
+        "span_days": None,
+        "period_start": "2024-01-01T00:00:00Z",
+        "period_end": "2024-01-03T12:00:00Z",
+    }
     assert rule.refusal(old) == "sample too short (< 30 days of data)"
     assert FitnessRule(min_days=2, min_daily_returns=3).refusal(short) is None
     assert rule.refusal({**good, "trades": 3}) == "too few trades (< 20)"

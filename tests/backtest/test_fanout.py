@@ -111,8 +111,9 @@ class Dying(SRBreakout):
 '''
 
 
-def slow_instances(db: str, folder: Path, seconds: float, lookbacks: range,
-                   symbol: str = "ETH/BTC") -> Path:  # fmt: skip
+def slow_instances(
+    db: str, folder: Path, seconds: float, lookbacks: range, symbol: str = "ETH/BTC"
+) -> Path:
     """Instances of SLOW_STRATEGY (each run sleeps `seconds`, read from the .slow file outside
     the run key) with these lookbacks; returns the strategy file."""
     from store.instances import add_instance
@@ -318,8 +319,9 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_completes_without_duplicates(
     cmd = [sys.executable, "cli.py", "backtest", "--all", "--db", demo_db]
     cmd += ["--family", f"{file}:Slow", "--out", str(tmp_path / "o1")]
     log = (tmp_path / "cli.log").open("w+")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=as_from_a_terminal)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=as_from_a_terminal
+    )
     try:
         deadline = time.monotonic() + 240  # Ray start + first batch, on a loaded machine
         while len(stored_runs(demo_db)) == 0:

@@ -29,11 +29,22 @@ def stored_runs(tmp_path_factory):
             SRBreakout(lookback=lookback), bars, "ETH/BTC", "5m", BacktestConfig()
         )
         spec = SimpleNamespace(run_key=f"key{i}", run_id=f"run{i}", family="sr_breakout")
-        run = {"run_id": spec.run_id, "run_key": spec.run_key, "instance_id": None,
-               "strategy": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m",
-               "params": result.params, "start": result.start, "end": result.end,
-               "bars": result.bars, "status": "done", "error": None,
-               "metrics": result.metrics, "engine_version": "test"}  # fmt: skip
+        run = {
+            "run_id": spec.run_id,
+            "run_key": spec.run_key,
+            "instance_id": None,
+            "strategy": "sr_breakout",
+            "symbol": "ETH/BTC",
+            "interval": "5m",
+            "params": result.params,
+            "start": result.start,
+            "end": result.end,
+            "bars": result.bars,
+            "status": "done",
+            "error": None,
+            "metrics": result.metrics,
+            "engine_version": "test",
+        }
         trades = result.trades if i < 4 else result.trades.iloc[0:0]
         fanout_io.store_batch(url, [{"run": run, "trades": trades}])
         specs.append(spec)

@@ -8,8 +8,14 @@ from factors.synthetic import random_walk_bars
 
 
 def instance(id_: int, lookback: int) -> SimpleNamespace:
-    return SimpleNamespace(id=id_, family="sr_breakout", exchange="binance", symbol="X/Y",
-                           interval="5m", params={"lookback": lookback})  # fmt: skip
+    return SimpleNamespace(
+        id=id_,
+        family="sr_breakout",
+        exchange="binance",
+        symbol="X/Y",
+        interval="5m",
+        params={"lookback": lookback},
+    )
 
 
 def test_a_grid_run_equal_to_another_instance_belongs_to_that_instance() -> None:

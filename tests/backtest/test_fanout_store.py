@@ -24,14 +24,25 @@ def _outcomes() -> tuple[list[dict], list[pd.DataFrame | None]]:
     for i, lookback in enumerate((10, None, 30)):
         result = None
         if lookback is not None:
-            result = run_backtest(SRBreakout(lookback=lookback), bars, "ETH/BTC", "5m",
-                                  BacktestConfig())  # fmt: skip
-        run = {"run_id": f"run{i}", "run_key": f"key{i}", "instance_id": i,
-               "strategy": "mine.py:Mine", "symbol": "ETH/BTC", "interval": "5m",
-               "params": {"lookback": lookback}, "start": bars.index[0], "end": bars.index[-1],
-               "bars": len(bars), "status": "done" if result else "failed",
-               "error": None if result else "ValueError: boom",
-               "metrics": dict(result.metrics) if result else {}, "engine_version": "t"}  # fmt: skip
+            result = run_backtest(
+                SRBreakout(lookback=lookback), bars, "ETH/BTC", "5m", BacktestConfig()
+            )
+        run = {
+            "run_id": f"run{i}",
+            "run_key": f"key{i}",
+            "instance_id": i,
+            "strategy": "mine.py:Mine",
+            "symbol": "ETH/BTC",
+            "interval": "5m",
+            "params": {"lookback": lookback},
+            "start": bars.index[0],
+            "end": bars.index[-1],
+            "bars": len(bars),
+            "status": "done" if result else "failed",
+            "error": None if result else "ValueError: boom",
+            "metrics": dict(result.metrics) if result else {},
+            "engine_version": "t",
+        }
         outcomes.append({"run": run})
         trades.append(None if result is None else result.trades)
     return outcomes, trades

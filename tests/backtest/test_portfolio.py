@@ -28,8 +28,9 @@ def flat_bars(price: float, n: int, freq: str = "1min") -> pd.DataFrame:
     return make_bars([(price, price, price, price)] * n, freq=freq)
 
 
-def member(label: str, symbol: str, weight: float = 1.0, interval: str = "1m",
-           **script: list[int]) -> PortfolioMember:  # fmt: skip
+def member(
+    label: str, symbol: str, weight: float = 1.0, interval: str = "1m", **script: list[int]
+) -> PortfolioMember:
     return PortfolioMember(label, scripted(**script)(), symbol, interval, weight)
 
 
@@ -105,14 +106,18 @@ def test_symbols_interleave_in_time_order_across_intervals() -> None:
     a = flat_bars(10.0, 12)
     b = flat_bars(20.0, 3, freq="5min")
     series = {("A", "1m"): a, ("B", "5m"): b}
-    early = [member("a", "A", enter_long=[0], exit_long=[2]),
-             member("b", "B", interval="5m", enter_long=[0])]  # fmt: skip
+    early = [
+        member("a", "A", enter_long=[0], exit_long=[2]),
+        member("b", "B", interval="5m", enter_long=[0]),
+    ]
     result = run(early, series, risk=1.0)
     assert result.trades["quantity"].tolist() == pytest.approx([100.0, 50.0])
     assert result.trades["exit_time"].iloc[0] < result.trades["entry_time"].iloc[1]
     # A exits at minute 7 instead: B's signal at minute 5 finds no cash
-    late = [member("a", "A", enter_long=[0], exit_long=[6]),
-            member("b", "B", interval="5m", enter_long=[0])]  # fmt: skip
+    late = [
+        member("a", "A", enter_long=[0], exit_long=[6]),
+        member("b", "B", interval="5m", enter_long=[0]),
+    ]
     result = run(late, series, risk=1.0)
     assert result.trades["symbol"].tolist() == ["A"]
     assert [r["strategy"] for r in result.rejections] == ["b"]
@@ -216,9 +221,15 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
     for document, message in (
         ({"instances": []}, "lists no instances"),
         ({"instances": [{"family": "sr_breakout", "symbol": "X"}]}, "no interval"),
-        ({"instances": [{"family": "sr_breakout", "symbol": "X", "interval": "5m",
-                         "weight": 0}]}, "weight must be a positive number"),
-    ):  # fmt: skip
+        (
+            {
+                "instances": [
+                    {"family": "sr_breakout", "symbol": "X", "interval": "5m", "weight": 0}
+                ]
+            },
+            "weight must be a positive number",
+        ),
+    ):
         bad.write_text(json.dumps(document))
         with pytest.raises(PortfolioConfigError, match=message):
             load_portfolio_config(bad)

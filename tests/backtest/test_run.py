@@ -33,21 +33,56 @@ def test_files_have_exactly_the_documented_columns_and_keys(result, tmp_path) ->
     trades = pd.read_csv(tmp_path / "out" / "trades.csv")
     equity = pd.read_csv(tmp_path / "out" / "equity.csv")
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert tuple(trades.columns) == TRADE_COLUMNS == (
-        "trade_id", "strategy", "symbol", "interval", "side", "entry_time", "entry_price",
-        "exit_time", "exit_price", "quantity", "fees", "pnl", "return_pct", "exit_reason",
-    )  # fmt: skip
+    assert (
+        tuple(trades.columns)
+        == TRADE_COLUMNS
+        == (
+            "trade_id",
+            "strategy",
+            "symbol",
+            "interval",
+            "side",
+            "entry_time",
+            "entry_price",
+            "exit_time",
+            "exit_price",
+            "quantity",
+            "fees",
+            "pnl",
+            "return_pct",
+            "exit_reason",
+        )
+    )
     assert tuple(equity.columns) == EQUITY_COLUMNS == ("timestamp", "equity", "cash")
     assert list(doc) == [
-        "run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars", "metrics",
+        "run_id",
+        "strategy",
+        "symbol",
+        "interval",
+        "params",
+        "start",
+        "end",
+        "bars",
+        "metrics",
         "currency",  # added after the section 6 keys (issue 14): what the money is counted in
-    ]  # fmt: skip
+    ]
     assert doc["params"] == {"lookback": 20, "sl_pct": 0.01, "tp_pct": 0.02, "allow_short": True}
     assert (doc["bars"], doc["start"]) == (4_000, "2024-01-01T00:00:00Z")
     assert doc["end"] == BARS.index[-1].strftime("%Y-%m-%dT%H:%M:%SZ")
-    for key in ("trades", "win_rate", "expectancy", "avg_win", "avg_loss", "profit_factor",
-                "total_return", "max_drawdown", "sortino", "sharpe", "pct_months_profitable",
-                "pct_weeks_profitable"):  # fmt: skip
+    for key in (
+        "trades",
+        "win_rate",
+        "expectancy",
+        "avg_win",
+        "avg_loss",
+        "profit_factor",
+        "total_return",
+        "max_drawdown",
+        "sortino",
+        "sharpe",
+        "pct_months_profitable",
+        "pct_weeks_profitable",
+    ):
         assert key in doc["metrics"]
     assert doc["metrics"]["trades"] == len(trades) > 10
     assert set(trades["side"]) == {"long", "short"}

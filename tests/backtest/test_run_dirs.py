@@ -64,8 +64,19 @@ def slow_db(tmp_path: Path, sample_dir: Path) -> tuple[str, Path]:
 
 
 def _command(db: str, file: Path, out: Path) -> list[str]:
-    return [sys.executable, "cli.py", "backtest", "--all", "--separate", "--db", db,
-            "--family", f"{file}:Slow", "--out", str(out)]  # fmt: skip
+    return [
+        sys.executable,
+        "cli.py",
+        "backtest",
+        "--all",
+        "--separate",
+        "--db",
+        db,
+        "--family",
+        f"{file}:Slow",
+        "--out",
+        str(out),
+    ]
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -92,8 +103,14 @@ def test_a_driver_killed_mid_run_leaves_no_half_written_directory(slow_db, tmp_p
     env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     with (tmp_path / "cli.log").open("w+") as log:
-        proc = subprocess.Popen(_command(db, file, out), cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            _command(db, file, out),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 240
             while len(stored_runs(db)) == 0:  # a first batch is stored (its curves staged)
@@ -112,8 +129,9 @@ def test_a_driver_killed_mid_run_leaves_no_half_written_directory(slow_db, tmp_p
     (out / "runs" / ".tmp-Slow_dead-1").mkdir()  # what a kill during publishing leaves
     # The next start cleans up and finishes; every directory is complete.
     file.with_suffix(".slow").unlink()
-    done = subprocess.run(_command(db, file, out), cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        _command(db, file, out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "temporary file(s) left by an interrupted run" in done.stderr  # ours, and any .partial
     folders = _run_dirs(out)

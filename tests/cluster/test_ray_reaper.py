@@ -62,9 +62,14 @@ def sleeper(marker: str) -> subprocess.Popen:
 @pytest.mark.ray
 def test_a_sigkilled_driver_leaves_no_ray_process_behind(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(root=str(ROOT))], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                              cwd=tmp_path)  # fmt: skip
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER.format(root=str(ROOT))],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         assert driver.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 60  # the raylet starts its agents after ray.init returns

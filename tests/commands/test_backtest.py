@@ -26,10 +26,34 @@ def test_backtest_from_file_writes_files_and_stores_the_run(tmp_path, sqlite_url
     from store.runs import load_runs, load_trades
 
     out = tmp_path / "out"
-    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-                 "--param", "lookback=30", "--param", "allow_short=true", "--data", str(DATA),
-                 "--db", sqlite_url, "--out", str(out), "--fee-bps", "5", "--slippage-bps", "1",
-                 "--cash", "2000", "--start", "2018-01-12", "--end", "2018-01-25")  # fmt: skip
+    result = run(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--param",
+        "lookback=30",
+        "--param",
+        "allow_short=true",
+        "--data",
+        str(DATA),
+        "--db",
+        sqlite_url,
+        "--out",
+        str(out),
+        "--fee-bps",
+        "5",
+        "--slippage-bps",
+        "1",
+        "--cash",
+        "2000",
+        "--start",
+        "2018-01-12",
+        "--end",
+        "2018-01-25",
+    )
     assert result.exit_code == 0, result.output
     assert "trades" in result.output and "results.json" in result.output
     trades = pd.read_csv(out / "trades.csv")
@@ -53,12 +77,34 @@ def test_backtest_from_stored_bars(tmp_path, db_url) -> None:
     from store.bars import save_bars
 
     save_bars(db_url, "binance", "ETH/BTC", "5m", read_bar_file(DATA, "5m")[0])
-    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-                 "--db", db_url, "--out", str(tmp_path))  # fmt: skip
+    result = run(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--db",
+        db_url,
+        "--out",
+        str(tmp_path),
+    )
     assert result.exit_code == 0, result.output
     from_db = pd.read_csv(tmp_path / "trades.csv")
-    run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-        "--data", str(DATA), "--db", db_url, "--out", str(tmp_path / "file"))  # fmt: skip
+    run(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--db",
+        db_url,
+        "--out",
+        str(tmp_path / "file"),
+    )
     pd.testing.assert_frame_equal(from_db, pd.read_csv(tmp_path / "file" / "trades.csv"))
 
 
@@ -76,8 +122,20 @@ def test_user_strategy_file(tmp_path, sqlite_url) -> None:
         "        flags = pd.Series(range(len(bars)), index=bars.index) % 10 == 0\n"
         "        return pd.DataFrame({'enter_long': flags}, index=bars.index)\n"
     )
-    result = run("--strategy", f"{source}:EveryTenth", "--symbol", "ETH/BTC", "--interval",
-                 "5m", "--data", str(DATA), "--db", sqlite_url, "--out", str(tmp_path / "o"))  # fmt: skip
+    result = run(
+        "--strategy",
+        f"{source}:EveryTenth",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--db",
+        sqlite_url,
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(tmp_path / "o" / "trades.csv")
     assert set(trades["exit_reason"]) <= {"time", "end_of_data"} and len(trades) > 100
@@ -87,19 +145,43 @@ def test_user_strategy_file(tmp_path, sqlite_url) -> None:
 
 def test_help_lists_the_engine_options() -> None:
     text = run("--help").output
-    for option in ("--strategy", "--param", "--data", "--db", "--out", "--fee-bps",
-                   "--slippage-bps", "--cash", "--risk", "--all", "--portfolio"):  # fmt: skip
+    for option in (
+        "--strategy",
+        "--param",
+        "--data",
+        "--db",
+        "--out",
+        "--fee-bps",
+        "--slippage-bps",
+        "--cash",
+        "--risk",
+        "--all",
+        "--portfolio",
+    ):
         assert option in text
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "backtest", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "backtest", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_user_mistakes_give_one_error_line(tmp_path) -> None:
-    base = ["--symbol", "ETH/BTC", "--interval", "5m", "--data", str(DATA),
-            "--db", f"sqlite:///{tmp_path / 'x.db'}"]  # fmt: skip
+    base = [
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+    ]
     cases = {
         ("--strategy", "nope", "--out", "o", *base): "unknown strategy 'nope'",
         ("--strategy", "sr_breakout", *base): "backtest needs --out",
@@ -116,9 +198,24 @@ def test_user_mistakes_give_one_error_line(tmp_path) -> None:
 
 def test_factors_csv_only_with_the_flag(tmp_path, sqlite_url) -> None:
     out = tmp_path / "out"
-    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-                 "--data", str(DATA), "--db", sqlite_url, "--out", str(out),
-                 "--start", "2018-01-12", "--end", "2018-01-25")  # fmt: skip
+    result = run(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--db",
+        sqlite_url,
+        "--out",
+        str(out),
+        "--start",
+        "2018-01-12",
+        "--end",
+        "2018-01-25",
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["equity.csv", "results.json", "trades.csv"]
     assert "factors.csv" not in result.output
@@ -126,9 +223,25 @@ def test_factors_csv_only_with_the_flag(tmp_path, sqlite_url) -> None:
 
 def test_backtest_writes_factors_known_at_each_signal_bar(tmp_path, sqlite_url) -> None:
     out = tmp_path / "out"
-    result = run("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-                 "--data", str(DATA), "--db", sqlite_url, "--out", str(out),
-                 "--start", "2018-01-12", "--end", "2018-01-25", "--factors")  # fmt: skip
+    result = run(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--db",
+        sqlite_url,
+        "--out",
+        str(out),
+        "--start",
+        "2018-01-12",
+        "--end",
+        "2018-01-25",
+        "--factors",
+    )
     assert result.exit_code == 0, result.output
     assert "factors.csv" in result.output
     trades = pd.read_csv(out / "trades.csv")
@@ -153,8 +266,12 @@ def test_backtest_writes_factors_known_at_each_signal_bar(tmp_path, sqlite_url) 
 
 def test_help_groups_the_options_by_kind_of_run() -> None:
     text = run("--help").output
-    for panel in ("Single backtest", "Every stored instance (--all)", "Portfolio (--portfolio)",
-                  "Ray (--all, --portfolio)"):  # fmt: skip
+    for panel in (
+        "Single backtest",
+        "Every stored instance (--all)",
+        "Portfolio (--portfolio)",
+        "Ray (--all, --portfolio)",
+    ):
         assert panel in text
     assert "With --all: Ray" not in text  # --ray-address serves --portfolio too
 
@@ -208,7 +325,19 @@ def test_stray_arguments_are_one_clear_error(tmp_path, instance_db) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:"), done.stderr
         assert expected in lines[0], lines[0]
-    single = cli("--strategy", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m",
-                 "--data", str(DATA), "--out", "o", "lookback=5", cwd=tmp_path)  # fmt: skip
+    single = cli(
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--data",
+        str(DATA),
+        "--out",
+        "o",
+        "lookback=5",
+        cwd=tmp_path,
+    )
     assert single.returncode == 2 and single.stderr.startswith("error:"), single.stderr
     assert "unexpected argument 'lookback=5'" in single.stderr

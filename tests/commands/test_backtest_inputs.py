@@ -65,8 +65,10 @@ def test_a_bad_out_fails_before_anything_runs(
     a_file.write_text("not a directory")
     out = {"empty": "", "file": str(a_file), "read_only": str(_read_only_dir(tmp_path))}[kind]
     prod = tmp_path / "prod.json"
-    prod.write_text('{"instances": [{"family": "sr_breakout", "symbol": "ETH/BTC", '
-                    '"interval": "5m", "weight": 1}]}')  # fmt: skip
+    prod.write_text(
+        '{"instances": [{"family": "sr_breakout", "symbol": "ETH/BTC", '
+        '"interval": "5m", "weight": 1}]}'
+    )
     args = {
         "single": [*SINGLE, "--data", sample_file],
         "all": ["backtest", "--all"],
@@ -89,10 +91,15 @@ def test_a_bad_db_fails_before_any_file_is_written(
     out = tmp_path / "out"
     bad_db = f"sqlite:///{tmp_path}/missing_dir/x.db"
     prod = tmp_path / "prod.json"
-    prod.write_text('{"instances": [{"family": "sr_breakout", "symbol": "ETH/BTC", '
-                    '"interval": "5m", "weight": 1}]}')  # fmt: skip
-    args = [*SINGLE, "--data", sample_file] if mode == "single" else ["backtest", "--portfolio",
-                                                                       str(prod)]  # fmt: skip
+    prod.write_text(
+        '{"instances": [{"family": "sr_breakout", "symbol": "ETH/BTC", '
+        '"interval": "5m", "weight": 1}]}'
+    )
+    args = (
+        [*SINGLE, "--data", sample_file]
+        if mode == "single"
+        else ["backtest", "--portfolio", str(prod)]
+    )
     message = _error(runner.invoke(app, [*args, "--db", bad_db, "--out", str(out)]))
     assert "cannot open database" in message
     assert not out.exists() or list(out.iterdir()) == []
@@ -100,8 +107,9 @@ def test_a_bad_db_fails_before_any_file_is_written(
 
 def test_all_with_a_bad_db_is_one_error(tmp_path: Path) -> None:
     bad_db = f"sqlite:///{tmp_path}/missing_dir/x.db"
-    message = _error(runner.invoke(app, ["backtest", "--all", "--db", bad_db, "--out",
-                                         str(tmp_path / "o")]))  # fmt: skip
+    message = _error(
+        runner.invoke(app, ["backtest", "--all", "--db", bad_db, "--out", str(tmp_path / "o")])
+    )
     assert "cannot open database" in message
 
 
@@ -136,9 +144,17 @@ def test_a_grid_value_of_the_wrong_type_is_an_error_not_a_failed_run(
 ) -> None:
     result = runner.invoke(
         app,
-        ["backtest", "--all", "--grid", "lookback=10,abc", "--db", instances_db, "--out",
-         str(tmp_path / "o")],
-    )  # fmt: skip
+        [
+            "backtest",
+            "--all",
+            "--grid",
+            "lookback=10,abc",
+            "--db",
+            instances_db,
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     message = _error(result)
     assert "--grid lookback=10,abc" in message and "lookback='abc' is not a valid int" in message
     assert _runs(instances_db) == 0
@@ -156,11 +172,21 @@ def test_a_repeated_param_is_an_error(tmp_path: Path, sample_file: str, sqlite_u
     [
         ["backtest", "--portfolio", "{dir}", "--out", "{tmp}/o"],
         ["strategies", "load", "{dir}"],
-        ["factors", "export", "--symbol", "X/BTC", "--interval", "1m", "--data", "{dir}", "--out",
-         "{tmp}/f.csv"],
+        [
+            "factors",
+            "export",
+            "--symbol",
+            "X/BTC",
+            "--interval",
+            "1m",
+            "--data",
+            "{dir}",
+            "--out",
+            "{tmp}/f.csv",
+        ],
         ["data", "import", "{dir}", "--symbol", "X/BTC", "-i", "1m"],
     ],
-)  # fmt: skip
+)
 def test_a_directory_is_called_a_directory(tmp_path: Path, sqlite_url: str, args) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()

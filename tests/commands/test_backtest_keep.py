@@ -37,8 +37,9 @@ def _error(result) -> str:
         (json.dumps({"instances": [ENTRY, {**ENTRY, "symbol": "ETH/USDT"}]}), "one currency"),
     ],
 )
-def test_a_bad_prod_json_is_one_error_and_no_out_dir(tmp_path: Path, sqlite_url: str, document,
-                                                     says) -> None:  # fmt: skip
+def test_a_bad_prod_json_is_one_error_and_no_out_dir(
+    tmp_path: Path, sqlite_url: str, document, says
+) -> None:
     prod = tmp_path / "prod.json"
     prod.write_text(document)
     out = tmp_path / "nested" / "out"
@@ -62,8 +63,18 @@ def test_a_run_that_fails_after_the_checks_removes_the_out_dir_it_created(
 
 
 def test_keep_dashboard_needs_all(tmp_path: Path) -> None:
-    args = ["backtest", "--keep-dashboard", "--strategy", "sr_breakout", "--symbol", "ETH/BTC",
-            "--interval", "5m", "--out", str(tmp_path / "o")]  # fmt: skip
+    args = [
+        "backtest",
+        "--keep-dashboard",
+        "--strategy",
+        "sr_breakout",
+        "--symbol",
+        "ETH/BTC",
+        "--interval",
+        "5m",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert "--keep-dashboard is for --all" in _error(runner.invoke(app, args))
     assert not (tmp_path / "o").exists()
 
@@ -74,8 +85,9 @@ def as_from_a_terminal() -> None:
 
 
 @pytest.mark.ray
-def test_keep_dashboard_keeps_ray_up_after_the_run_until_ctrl_c(tmp_path: Path, sqlite_url: str,
-                                                               sample_dir: Path) -> None:  # fmt: skip
+def test_keep_dashboard_keeps_ray_up_after_the_run_until_ctrl_c(
+    tmp_path: Path, sqlite_url: str, sample_dir: Path
+) -> None:
     from store.bar_files import read_bar_file
     from store.bars import save_bars
     from store.instances import add_instance
@@ -84,11 +96,26 @@ def test_keep_dashboard_keeps_ray_up_after_the_run_until_ctrl_c(tmp_path: Path, 
     save_bars(sqlite_url, "binance", "ETH/BTC", "5m", frame.iloc[:500])
     add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {"lookback": 20})
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYTRADER_DASHBOARD")}
-    cmd = [sys.executable, "cli.py", "backtest", "--all", "--keep-dashboard", "--db", sqlite_url,
-           "--out", str(tmp_path / "all")]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"}, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=as_from_a_terminal)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "cli.py",
+        "backtest",
+        "--all",
+        "--keep-dashboard",
+        "--db",
+        sqlite_url,
+        "--out",
+        str(tmp_path / "all"),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=as_from_a_terminal,
+    )
     lines: list[str] = []
     try:
         while not any("dashboard kept up at" in line for line in lines):

@@ -211,8 +211,13 @@ def test_download_with_a_bad_date_is_one_clear_error(sqlite_url):
 
 def test_reimport_with_other_values_keeps_the_stored_bars_and_says_so(db_url, tmp_path):
     index = pd.date_range("2024-01-01", periods=4, freq="5min", tz="UTC")
-    rows = {"open": [10.0, 11, 12, 13], "high": [11.0, 12, 13, 14], "low": [9.0, 10, 11, 12],
-            "close": [10.5, 11.5, 12.5, 13.5], "volume": [1.0, 1, 1, 1]}  # fmt: skip
+    rows = {
+        "open": [10.0, 11, 12, 13],
+        "high": [11.0, 12, 13, 14],
+        "low": [9.0, 10, 11, 12],
+        "close": [10.5, 11.5, 12.5, 13.5],
+        "volume": [1.0, 1, 1, 1],
+    }
     first = tmp_path / "first.csv"
     pd.DataFrame(rows, index=index.as_unit("ms").asi8).rename_axis("timestamp").to_csv(first)
     changed = dict(rows, close=[10.5, 11.6, 12.5, 13.6])  # bars 1 and 3 disagree

@@ -33,9 +33,17 @@ def test_export_from_file_writes_the_table_and_second_run_hits_cache(tmp_path):
 
 def test_export_selected_factors_and_range(tmp_path):
     result = export(
-        tmp_path, "--data", DATA, "--factors", "range_10,r2_20@1h", "--no-cache",
-        "--start", "2017-11-06", "--end", "2017-11-07",
-    )  # fmt: skip
+        tmp_path,
+        "--data",
+        DATA,
+        "--factors",
+        "range_10,r2_20@1h",
+        "--no-cache",
+        "--start",
+        "2017-11-06",
+        "--end",
+        "2017-11-07",
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "f.csv")
     assert list(table.columns) == ["timestamp", "range_10", "r2_20@1h"]
@@ -102,9 +110,18 @@ WINDOWS = (10, 20, 30, 50, 100)
 LISTED = {
     "volatility": [*(f"range_{n}" for n in WINDOWS), "atr_14", "true_range"],
     "trend": [f"{kind}_{n}" for n in WINDOWS for kind in ("trend", "slope", "r2")],
-    "daily": ["prev_day_high", "prev_day_low", "prev_day_close", "prev_day_range",
-              "prev_day_return", "day_gap", "prev_day_atr", "day_open", "bar_of_day"],
-}  # fmt: skip
+    "daily": [
+        "prev_day_high",
+        "prev_day_low",
+        "prev_day_close",
+        "prev_day_range",
+        "prev_day_return",
+        "day_gap",
+        "prev_day_atr",
+        "day_open",
+        "bar_of_day",
+    ],
+}
 
 
 def listed(output: str) -> dict[str, dict[str, str]]:

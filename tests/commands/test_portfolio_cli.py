@@ -41,8 +41,9 @@ def write_results(path: Path) -> Path:
     return path / "results.csv"
 
 
-def test_weights_then_portfolio_backtest_writes_the_files(tmp_path: Path, sqlite_url: str,
-                                                         sample_dir: Path) -> None:  # fmt: skip
+def test_weights_then_portfolio_backtest_writes_the_files(
+    tmp_path: Path, sqlite_url: str, sample_dir: Path
+) -> None:
     url = stored_db(sqlite_url, sample_dir)
     prod = tmp_path / "prod.json"
     made = runner.invoke(
@@ -77,16 +78,35 @@ def test_weights_then_portfolio_backtest_writes_the_files(tmp_path: Path, sqlite
 def test_portfolio_errors_are_one_line(tmp_path: Path, sqlite_url: str) -> None:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "cli.py", "backtest", "--portfolio", str(tmp_path / "nope.json"),
-         "--out", str(tmp_path / "o"), "--db", sqlite_url],
-        capture_output=True, text=True, cwd=root, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "cli.py",
+            "backtest",
+            "--portfolio",
+            str(tmp_path / "nope.json"),
+            "--out",
+            str(tmp_path / "o"),
+            "--db",
+            sqlite_url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "nope.json" in lines[0]
     prod = tmp_path / "prod.json"
-    prod.write_text(json.dumps({"instances": [{"family": "sr_breakout", "symbol": "XRP/BTC",
-                                               "interval": "5m", "weight": 1.0}]}))  # fmt: skip
+    prod.write_text(
+        json.dumps(
+            {
+                "instances": [
+                    {"family": "sr_breakout", "symbol": "XRP/BTC", "interval": "5m", "weight": 1.0}
+                ]
+            }
+        )
+    )
     no_bars = runner.invoke(
         app,
         ["backtest", "--portfolio", str(prod), "--out", str(tmp_path / "o"), "--db", sqlite_url],
@@ -95,8 +115,9 @@ def test_portfolio_errors_are_one_line(tmp_path: Path, sqlite_url: str) -> None:
     assert "no 5m bars for binance XRP/BTC" in str(no_bars.exception)
 
 
-def test_portfolio_run_is_stored_with_its_trades(tmp_path: Path, db_url: str,
-                                                  sample_dir: Path) -> None:  # fmt: skip
+def test_portfolio_run_is_stored_with_its_trades(
+    tmp_path: Path, db_url: str, sample_dir: Path
+) -> None:
     from sqlalchemy import func, select
 
     from store.db import get_engine
@@ -105,16 +126,28 @@ def test_portfolio_run_is_stored_with_its_trades(tmp_path: Path, db_url: str,
 
     url = stored_db(db_url, sample_dir)
     instances = [
-        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m",
-         "params": {"lookback": 20}, "weight": 1.5},
-        {"family": "sr_breakout", "symbol": "LTC/BTC", "interval": "5m",
-         "params": {"lookback": 30, "allow_short": True}, "weight": 0.5, "instance_id": 7},
-    ]  # fmt: skip
+        {
+            "family": "sr_breakout",
+            "symbol": "ETH/BTC",
+            "interval": "5m",
+            "params": {"lookback": 20},
+            "weight": 1.5,
+        },
+        {
+            "family": "sr_breakout",
+            "symbol": "LTC/BTC",
+            "interval": "5m",
+            "params": {"lookback": 30, "allow_short": True},
+            "weight": 0.5,
+            "instance_id": 7,
+        },
+    ]
     prod = tmp_path / "prod.json"
     prod.write_text(json.dumps({"instances": instances}))
     out = tmp_path / "portfolio"
-    ran = runner.invoke(app, ["backtest", "--portfolio", str(prod), "--out", str(out),
-                              "--db", url, "--risk", "0.5"])  # fmt: skip
+    ran = runner.invoke(
+        app, ["backtest", "--portfolio", str(prod), "--out", str(out), "--db", url, "--risk", "0.5"]
+    )
     assert ran.exit_code == 0, ran.output
     results = json.loads((out / "results.json").read_text())
     trades = pd.read_csv(out / "trades.csv")

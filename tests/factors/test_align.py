@@ -13,9 +13,12 @@ def test_resample_ohlcv_by_hand():
     assert len(five) == 2
     first = bars.iloc[:5]
     assert five.iloc[0].tolist() == [
-        first.open.iloc[0], first.high.max(), first.low.min(), first.close.iloc[-1],
+        first.open.iloc[0],
+        first.high.max(),
+        first.low.min(),
+        first.close.iloc[-1],
         pytest.approx(first.volume.sum()),
-    ]  # fmt: skip
+    ]
 
 
 def test_higher_bar_visible_only_from_its_close():

@@ -15,8 +15,17 @@ from factors.synthetic import random_walk_bars
 from tests.factors.helpers import read_sample
 
 EXTRA = ["atr_5", "range_7", "trend_3", "slope_2", "r2_3", "slope_250", "r2_250"]
-HIGHER = ["range_10@5m", "slope_10@15m", "r2_10@15m", "trend_10@1h", "atr_14@1h",
-          "prev_day_range@1h", "range_3@1d", "slope_3@1d", "r2_3@1d"]  # fmt: skip
+HIGHER = [
+    "range_10@5m",
+    "slope_10@15m",
+    "r2_10@15m",
+    "trend_10@1h",
+    "atr_14@1h",
+    "prev_day_range@1h",
+    "range_3@1d",
+    "slope_3@1d",
+    "r2_3@1d",
+]
 NAMES = DEFAULT_FACTORS + EXTRA + HIGHER
 
 

@@ -39,8 +39,10 @@ RISK = 0.001
 
 
 def members() -> list[PortfolioMember]:
-    return [PortfolioMember(f"#{k} {family}", make_strategy(family, params), SYMBOL, INTERVAL)
-            for k, (family, params) in enumerate(INSTANCES, 1)]  # fmt: skip
+    return [
+        PortfolioMember(f"#{k} {family}", make_strategy(family, params), SYMBOL, INTERVAL)
+        for k, (family, params) in enumerate(INSTANCES, 1)
+    ]
 
 
 def run(url: str, db: str) -> int:
@@ -54,8 +56,9 @@ def run(url: str, db: str) -> int:
         print("warning:", warning, file=sys.stderr)
     last = warm.last_ms.get((SYMBOL, INTERVAL), -1)
     while True:
-        with urllib.request.urlopen(urllib.request.Request(f"{url}/_local/step?n=1",
-                                                           method="POST")) as reply:  # fmt: skip
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{url}/_local/step?n=1", method="POST")
+        ) as reply:
             state = json.load(reply)
         rows = client.fetch_ohlcv(SYMBOL, INTERVAL, last + 1, 1000)
         closed = [r for r in rows if r[0] + STEP_MS <= state["now"]]

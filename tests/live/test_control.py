@@ -37,8 +37,9 @@ def ray_local():
     with socket.socket() as s:  # a free port for the Prometheus metrics of this Ray node
         s.bind(("127.0.0.2", 0))
         port = s.getsockname()[1]
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2",
-             _metrics_export_port=port)  # fmt: skip
+    ray.init(
+        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", _metrics_export_port=port
+    )
     ray.metrics_url = f"http://127.0.0.2:{port}/metrics"
     yield ray
     ray.shutdown()
@@ -52,8 +53,11 @@ def scrape(url: str, name: str, enough: float, timeout: float = 60.0) -> dict[st
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
             body = urllib.request.urlopen(url, timeout=5).read().decode()
-            values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-                      for line in body.splitlines() if line.startswith(name + "{")}  # fmt: skip
+            values = {
+                line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines()
+                if line.startswith(name + "{")
+            }
             if sum(values.values()) >= enough:
                 return values
         time.sleep(1.0)
@@ -74,8 +78,9 @@ def test_a_disabled_instance_has_its_entries_refused_with_a_reason() -> None:
     assert DisableInstance not in Portfolio.handlers
 
 
-def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(tmp_path,
-                                                                             sqlite_url) -> None:  # fmt: skip
+def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(
+    tmp_path, sqlite_url
+) -> None:
     from backtest.portfolio_config import build_members, load_portfolio_config
     from live.control import declare_config
     from store.instances import list_instances, live_states
@@ -84,10 +89,23 @@ def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(tmp
     full = make_strategy("sr_breakout", {}).param_dict()  # stored complete, as `strategies add`
     old = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", full, enabled=False)
     config = tmp_path / "prod.json"
-    config.write_text(json.dumps({"exchange": "binance", "instances": [
-        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 0.5},
-        {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 2.0,
-         "params": {"lookback": 30}}]}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "exchange": "binance",
+                "instances": [
+                    {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 0.5},
+                    {
+                        "family": "sr_breakout",
+                        "symbol": "ETH/BTC",
+                        "interval": "5m",
+                        "weight": 2.0,
+                        "params": {"lookback": 30},
+                    },
+                ],
+            }
+        )
+    )
     members = build_members(load_portfolio_config(config))
     ids = declare_config(sqlite_url, "binance", config, members)
     assert sorted(ids.values()) == sorted(m.label for m in members) and old.id in ids
@@ -119,10 +137,26 @@ def _backtest_entries(family: str, frame: pd.DataFrame, tmp) -> list[str]:
     out = frame.copy()
     out.insert(0, "timestamp", pd.DatetimeIndex(out.index).as_unit("ms").asi8)
     out.to_csv(data, index=False)
-    result = CliRunner().invoke(app, ["backtest", "--strategy", family, "--data", str(data),
-                                      "--symbol", "ETH/BTC", "--interval", "5m", "--out",
-                                      str(tmp / family), "--risk", str(RISK), "--db",
-                                      f"sqlite:///{tmp / 'bt.db'}"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            "--strategy",
+            family,
+            "--data",
+            str(data),
+            "--symbol",
+            "ETH/BTC",
+            "--interval",
+            "5m",
+            "--out",
+            str(tmp / family),
+            "--risk",
+            str(RISK),
+            "--db",
+            f"sqlite:///{tmp / 'bt.db'}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     trades = pd.read_csv(tmp / family / "trades.csv")
     return list(trades.entry_time)
@@ -137,10 +171,12 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
     frame = sample(n=N)
     a = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {}).id
     b = add_instance(sqlite_url, "reversal_breakout", "binance", "ETH/BTC", "5m", {}).id
-    late = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m",
-                        {"allow_short": True}, enabled=False).id  # fmt: skip
-    other = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "15m", {},
-                         enabled=False).id  # fmt: skip
+    late = add_instance(
+        sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {"allow_short": True}, enabled=False
+    ).id
+    other = add_instance(
+        sqlite_url, "sr_breakout", "binance", "ETH/BTC", "15m", {}, enabled=False
+    ).id
     log: list[str] = []
     with ExchangeThread(market_of(frame)) as ex:
         members = select_members(sqlite_url, "binance", None, None, None, None, None)
@@ -196,8 +232,11 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
     # B: exactly its backtest
     label_b = control.labels[b]
     got_b = sorted(_iso(t["entry_ts"]) for t in records if t["strategy"] == label_b)
-    expected = [t for t in _backtest_entries("reversal_breakout", frame, tmp_path)
-                if t <= _iso(frame.index[N - 2].value)]  # fmt: skip
+    expected = [
+        t
+        for t in _backtest_entries("reversal_breakout", frame, tmp_path)
+        if t <= _iso(frame.index[N - 2].value)
+    ]
     assert got_b == expected
     # the late instance got a host and trades; the 15m one is reported, not traded
     assert late in control.labels and any(f"#{late} " in line for line in said)
@@ -207,8 +246,9 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
 
 
 @pytest.mark.ray
-def test_on_disable_close_closes_at_market_and_a_disabled_pair_counts(ray_local,
-                                                                      sqlite_url) -> None:  # fmt: skip
+def test_on_disable_close_closes_at_market_and_a_disabled_pair_counts(
+    ray_local, sqlite_url
+) -> None:
     frame = sample(n=200)
     a = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {}).id
     with ExchangeThread(market_of(frame)) as ex:
@@ -231,7 +271,8 @@ def test_on_disable_close_closes_at_market_and_a_disabled_pair_counts(ray_local,
             trades = node.trades()
         finally:
             node.stop()
-    trade = max((t for t in trades if t["strategy"] == control.labels[a]),
-                key=lambda t: t["entry_ts"])  # fmt: skip
+    trade = max(
+        (t for t in trades if t["strategy"] == control.labels[a]), key=lambda t: t["entry_ts"]
+    )
     assert trade["status"] == "CLOSED" and trade["exit_reason"] == "disabled"
     assert trade["exit_ts"] == at  # market at the open of the next bar

@@ -69,9 +69,17 @@ def test_a_second_resting_sell_of_the_same_coins_is_refused(exchange) -> None:
 def test_stop_before_target_in_one_bar_and_the_other_leg_cancelled(exchange) -> None:
     c = client(exchange)
     c.create_order("ETH/BTC", "market", "buy", 1.0)  # bar 0 open 100
-    oco = c.privatePostOrderListOco({"symbol": "ETHBTC", "side": "SELL", "quantity": "11",
-                                     "aboveType": "LIMIT_MAKER", "abovePrice": "110",
-                                     "belowType": "STOP_LOSS", "belowStopPrice": "95"})  # fmt: skip
+    oco = c.privatePostOrderListOco(
+        {
+            "symbol": "ETHBTC",
+            "side": "SELL",
+            "quantity": "11",
+            "aboveType": "LIMIT_MAKER",
+            "abovePrice": "110",
+            "belowType": "STOP_LOSS",
+            "belowStopPrice": "95",
+        }
+    )
     assert len(oco["orders"]) == 2
     exchange.step(1)  # bar 0: range 99..101 touches neither
     assert len(c.fetch_open_orders("ETH/BTC")) == 2

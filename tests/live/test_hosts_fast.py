@@ -37,7 +37,7 @@ INSTANCES = [
             "swing_exit": True,
             "allow_short": True,
         },
-    ),  # fmt: skip
+    ),
     ("reversal_breakout", {}),
     ("orb", {"range_minutes": 60, "range_stop": 0.5, "allow_short": True}),
     ("orb", {"range_minutes": 15, "entry_cutoff_minutes": 600, "exit_on_opposite": False}),
@@ -46,7 +46,7 @@ INSTANCES = [
     (
         "volatility_breakout",
         {"k": 0.3, "stop_k": 0.5, "exit_at_open": True, "allow_short": True},
-    ),  # fmt: skip
+    ),
     ("volatility_breakout", {"k": 0.2, "basis": "atr", "allow_long": False, "allow_short": True}),
 ]
 SIGNALS = ("enter_long", "exit_long", "enter_short", "exit_short")
@@ -76,14 +76,16 @@ def same(a: float | None, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def mismatches(hosts: list[LiveStrategyHost], frame: pd.DataFrame, warm: int,
-               interval: str) -> dict[str, list]:  # fmt: skip
+def mismatches(
+    hosts: list[LiveStrategyHost], frame: pd.DataFrame, warm: int, interval: str
+) -> dict[str, list]:
     """Feed bars warm.. to the hosts; per host, the bars where a column differs from compute()."""
     expected = {}
     for h in hosts:
         table = h.strategy.compute(frame)
-        expected[h.name] = {c: table[c].to_numpy() if c in table else None
-                            for c in SIGNALS + DISTANCES}  # fmt: skip
+        expected[h.name] = {
+            c: table[c].to_numpy() if c in table else None for c in SIGNALS + DISTANCES
+        }
     found: dict[str, list] = {h.name: [] for h in hosts}
     group = ActorGroup([(h.name, h) for h in hosts])
     messages = [msg(frame, i, "X/Y", interval) for i in range(len(frame))]
@@ -104,12 +106,17 @@ def mismatches(hosts: list[LiveStrategyHost], frame: pd.DataFrame, warm: int,
 
 
 @pytest.mark.parametrize("interval,days,live_days", [("5m", 40, 30), ("1h", 60, 45), ("1m", 18, 2)])
-def test_fast_path_equals_full_recompute_for_every_family(interval: str, days: int,
-                                                          live_days: int) -> None:  # fmt: skip
+def test_fast_path_equals_full_recompute_for_every_family(
+    interval: str, days: int, live_days: int
+) -> None:
     frame = series(interval, days, seed=7)
     warm = len(frame) - live_days * (86_400 * 10**9 // interval_ns(interval))
-    hosts = [LiveStrategyHost(make_strategy(f, p), frame.iloc[:warm], "X/Y", interval,
-                              f"{k} {f}", window=50) for k, (f, p) in enumerate(INSTANCES)]  # fmt: skip
+    hosts = [
+        LiveStrategyHost(
+            make_strategy(f, p), frame.iloc[:warm], "X/Y", interval, f"{k} {f}", window=50
+        )
+        for k, (f, p) in enumerate(INSTANCES)
+    ]
     assert all(h._fast is not None for h in hosts)
     assert mismatches(hosts, frame, warm, interval) == {h.name: [] for h in hosts}
     assert len({id(h.book) for h in hosts}) == 1  # the group gave them one book
@@ -159,6 +166,8 @@ def test_from_an_empty_history_the_first_bars_match_too() -> None:
     """No warm-up at all: windows that reach the series start (NaN previous close, partial
     first day) are handled as compute() handles them."""
     frame = series("5m", 3, seed=11)
-    hosts = [LiveStrategyHost(make_strategy(f, p), frame.iloc[:0], "X/Y", "5m", f"{k} {f}")
-             for k, (f, p) in enumerate(INSTANCES)]  # fmt: skip
+    hosts = [
+        LiveStrategyHost(make_strategy(f, p), frame.iloc[:0], "X/Y", "5m", f"{k} {f}")
+        for k, (f, p) in enumerate(INSTANCES)
+    ]
     assert mismatches(hosts, frame, 0, "5m") == {h.name: [] for h in hosts}

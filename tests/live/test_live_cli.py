@@ -54,8 +54,9 @@ def rows(db_url: str, table: str, where: str = "1=1") -> int:
         (("ETH/BTC", "5m"), ["--url", "http://127.0.0.1:1"], "cannot reach exchange binance"),
     ],
 )
-def test_bad_input_is_one_clear_error_and_nothing_is_written(exchange, sqlite_url, instance,
-                                                             args, message) -> None:  # fmt: skip
+def test_bad_input_is_one_clear_error_and_nothing_is_written(
+    exchange, sqlite_url, instance, args, message
+) -> None:
     if instance is not None:
         add_instance(sqlite_url, "sr_breakout", "binance", instance[0], instance[1], {})
     error = live("--url", exchange.url, "--db", sqlite_url, *args)
@@ -67,8 +68,14 @@ def test_real_mode_without_keys_exits_2_with_one_error_line(tmp_path) -> None:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("RAYTRADER_") or k == "RAYTRADER_DB"
     }
-    done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "live", "--real"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "live", "--real"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --real needs API keys")
@@ -86,22 +93,51 @@ def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'live.db'}"
     add_instance(db, "sr_breakout", "binance", "ETH/BTC", "5m", {})
     key = "cli-real-key"
-    env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "RAYTRADER_DB": db,
-           "RAYTRADER_API_KEY": key, "RAYTRADER_API_SECRET": SECRET}  # fmt: skip
-    serve = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "exchange", "serve", "--data",
-                              str(SAMPLE / "ETH_BTC-5m.csv.gz"), "--port", "0", "--speed", "0",
-                              "--start", "2018-01-10T08:30"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "RAYTRADER_DASHBOARD": "0",
+        "RAYTRADER_DB": db,
+        "RAYTRADER_API_KEY": key,
+        "RAYTRADER_API_SECRET": SECRET,
+    }
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "exchange",
+            "serve",
+            "--data",
+            str(SAMPLE / "ETH_BTC-5m.csv.gz"),
+            "--port",
+            "0",
+            "--speed",
+            "0",
+            "--start",
+            "2018-01-10T08:30",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     trader = None
     try:
         url = f"http://127.0.0.1:{_port(serve)}"
-        trader = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "live", "--real",
-                                   "--url", url], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        trader = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "live", "--real", "--url", url],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         errors: list[str] = []
         outputs: list[str] = []
-        readers = [threading.Thread(target=lambda: errors.extend(trader.stderr), daemon=True),
-                   threading.Thread(target=lambda: outputs.extend(trader.stdout), daemon=True)]  # fmt: skip
+        readers = [
+            threading.Thread(target=lambda: errors.extend(trader.stderr), daemon=True),
+            threading.Thread(target=lambda: outputs.extend(trader.stdout), daemon=True),
+        ]
         for reader in readers:
             reader.start()
         client = rest_client("binance", url, (key, SECRET))  # the same account as the trader's

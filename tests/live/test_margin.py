@@ -67,17 +67,27 @@ def margin_balance(c) -> tuple[float, ...]:
 def test_a_short_borrows_its_coins_and_the_stop_repays_them(exchange) -> None:
     c = client(exchange, "short-stop")
     align(exchange, 0)  # bar in progress opens at 100
-    entry = c.create_order(SYMBOL, "market", "sell", 2.0, None,
-                           {**CROSS, "sideEffectType": "MARGIN_BUY"})  # fmt: skip
+    entry = c.create_order(
+        SYMBOL, "market", "sell", 2.0, None, {**CROSS, "sideEffectType": "MARGIN_BUY"}
+    )
     assert entry["status"] == "closed" and entry["price"] == 100.0
     assert entry["info"]["marginBuyBorrowAsset"] == "ETH"
     assert entry["info"]["marginBuyBorrowAmount"] == "2"
     # 2 ETH borrowed and sold: 1000 + 200 - 0.2 fee
     assert margin_balance(c) == (0.0, 0.0, 2.0, 1199.8, 0.0, 0.0)
     assert c.fetch_balance()["BTC"]["free"] == 1000.0  # the spot wallet is apart
-    c.sapiPostMarginOrderOco({"symbol": "ETHBTC", "side": "BUY", "quantity": "2", "price": "95",
-                              "stopPrice": "110", "sideEffectType": "AUTO_REPAY",
-                              "stopClientOrderId": "m-sl", "limitClientOrderId": "m-tp"})  # fmt: skip
+    c.sapiPostMarginOrderOco(
+        {
+            "symbol": "ETHBTC",
+            "side": "BUY",
+            "quantity": "2",
+            "price": "95",
+            "stopPrice": "110",
+            "sideEffectType": "AUTO_REPAY",
+            "stopClientOrderId": "m-sl",
+            "limitClientOrderId": "m-tp",
+        }
+    )
     # one lock for both legs: 2 x 110 x 1.001 (the stop leg, the dearer one)
     assert margin_balance(c)[3:] == pytest.approx((979.58, 220.22, 0.0))
     exchange.step(1)  # phase 0 closes inside 99..101: nothing
@@ -99,8 +109,16 @@ def test_a_short_closed_by_its_target(exchange) -> None:
     c = client(exchange, "short-target")
     align(exchange, 1)  # bar in progress opens at 100, then touches 94 (and 111)
     c.create_order(SYMBOL, "market", "sell", 1.0, None, {**CROSS, "sideEffectType": "MARGIN_BUY"})
-    c.sapiPostMarginOrderOco({"symbol": "ETHBTC", "side": "BUY", "quantity": "1", "price": "95",
-                              "stopPrice": "115", "sideEffectType": "AUTO_REPAY"})  # fmt: skip
+    c.sapiPostMarginOrderOco(
+        {
+            "symbol": "ETHBTC",
+            "side": "BUY",
+            "quantity": "1",
+            "price": "95",
+            "stopPrice": "115",
+            "sideEffectType": "AUTO_REPAY",
+        }
+    )
     exchange.step(1)  # 111 < 115: the stop stays; 94 <= 95: the target buys at 95
     # 1000 + 100 - 0.1, then - 95 - 0.095; 1 ETH repaid
     assert margin_balance(c) == pytest.approx((0.0, 0.0, 0.0, 1004.805, 0.0, 0.0))
@@ -110,8 +128,14 @@ def test_a_short_closed_by_its_target(exchange) -> None:
 def test_cancelling_an_order_that_borrowed_repays_the_loan(exchange) -> None:
     c = client(exchange, "cancel-repays")
     align(exchange, 0)
-    stop = c.create_order(SYMBOL, "market", "sell", 2.0, None,
-                          {**CROSS, "stopLossPrice": 90.0, "sideEffectType": "MARGIN_BUY"})  # fmt: skip
+    stop = c.create_order(
+        SYMBOL,
+        "market",
+        "sell",
+        2.0,
+        None,
+        {**CROSS, "stopLossPrice": 90.0, "sideEffectType": "MARGIN_BUY"},
+    )
     assert margin_balance(c)[:3] == (0.0, 2.0, 2.0)  # borrowed when placed, locked for the stop
     c.cancel_order(stop["id"], SYMBOL, CROSS)
     assert margin_balance(c) == (0.0, 0.0, 0.0, 1000.0, 0.0, 0.0)
@@ -147,10 +171,19 @@ def test_a_spot_buy_oco_has_its_stop_above(exchange) -> None:
     """Binance's OCO names its legs by position: a buy's stop is the upper one."""
     c = client(exchange, "spot-buy-oco")
     align(exchange, 0)
-    c.privatePostOrderListOco({"symbol": "ETHBTC", "side": "BUY", "quantity": "1",
-                               "aboveType": "STOP_LOSS", "aboveStopPrice": "110",
-                               "aboveClientOrderId": "b-sl", "belowType": "LIMIT_MAKER",
-                               "belowPrice": "95", "belowClientOrderId": "b-tp"})  # fmt: skip
+    c.privatePostOrderListOco(
+        {
+            "symbol": "ETHBTC",
+            "side": "BUY",
+            "quantity": "1",
+            "aboveType": "STOP_LOSS",
+            "aboveStopPrice": "110",
+            "aboveClientOrderId": "b-sl",
+            "belowType": "LIMIT_MAKER",
+            "belowPrice": "95",
+            "belowClientOrderId": "b-tp",
+        }
+    )
     assert c.fetch_balance()["BTC"]["used"] == pytest.approx(110 * 1.001)
     exchange.step(2)  # phase 1 touches 111 and 94: the stop buys at 110, the limit expires
     orders = {o["clientOrderId"]: o["status"] for o in c.fetch_orders(SYMBOL)}
@@ -165,10 +198,19 @@ def test_spot_orders_take_no_side_effect(exchange) -> None:
 
 
 # -- the broker on each market ---------------------------------------------------------------------
-def submit(ts: int, oid: int, side: str, kind: str, role: str, qty: float,
-           price: float | None = None, trade: int | None = None) -> SubmitOrder:  # fmt: skip
-    return SubmitOrder(ts, oid, "inst", SYMBOL, side, qty, kind, role, price, oco=trade,
-                       trade_id=trade)  # fmt: skip
+def submit(
+    ts: int,
+    oid: int,
+    side: str,
+    kind: str,
+    role: str,
+    qty: float,
+    price: float | None = None,
+    trade: int | None = None,
+) -> SubmitOrder:
+    return SubmitOrder(
+        ts, oid, "inst", SYMBOL, side, qty, kind, role, price, oco=trade, trade_id=trade
+    )
 
 
 def bar_closed(index: int) -> BarClosed:
@@ -193,8 +235,10 @@ async def short_with_bracket(
     i = align(ex, 0)
     ts = T0.value + i * STEP_NS
     events = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 2.0)])
-    legs = [submit(ts, 2, "buy", "stop", "stop_loss", 2.0, stop, trade=1),
-            submit(ts, 3, "buy", "limit", "take_profit", 2.0, target, trade=1)]  # fmt: skip
+    legs = [
+        submit(ts, 2, "buy", "stop", "stop_loss", 2.0, stop, trade=1),
+        submit(ts, 3, "buy", "limit", "take_profit", 2.0, target, trade=1),
+    ]
     return i, ts, events + await broker.handle_batch(legs)
 
 
@@ -236,8 +280,10 @@ def test_on_spot_the_broker_refuses_a_short_and_trades_on(exchange, monkeypatch)
             ts = T0.value + i * STEP_NS
             events = await broker.handle_batch([submit(ts, 1, "sell", "market", "entry", 1.0)])
             events += await broker.handle_batch([submit(ts, 2, "buy", "market", "entry", 1.0)])
-            legs = [submit(ts, 3, "sell", "stop", "stop_loss", 1.0, 95.0, trade=1),
-                    submit(ts, 4, "sell", "limit", "take_profit", 1.0, 110.0, trade=1)]  # fmt: skip
+            legs = [
+                submit(ts, 3, "sell", "stop", "stop_loss", 1.0, 95.0, trade=1),
+                submit(ts, 4, "sell", "limit", "take_profit", 1.0, 110.0, trade=1),
+            ]
             events += await broker.handle_batch(legs)  # one OCO: one lock of the 1 ETH
             refused = None
             try:  # a second resting sell of the same coin: the balance check refuses it
@@ -292,8 +338,9 @@ def real_runs(ray_margin, tmp_path_factory) -> dict[str, Any]:
     """sr_breakout with shorts, in real mode, on margin and on spot at once: two live nodes (one
     API key: its margin and its spot accounts) on one local exchange, stepped bar by bar."""
     frame = sample(PARITY_FILE, n=REAL_N)
-    member = PortfolioMember("sr-short", make_strategy("sr_breakout", {"allow_short": True}),
-                             PARITY_SYMBOL, "5m")  # fmt: skip
+    member = PortfolioMember(
+        "sr-short", make_strategy("sr_breakout", {"allow_short": True}), PARITY_SYMBOL, "5m"
+    )
     tmp = tmp_path_factory.mktemp("real")
     nodes: dict[str, LiveNode] = {}
     with ExchangeThread(market_of(frame, PARITY_SYMBOL), {"BTC": 10.0}) as ex:
@@ -301,8 +348,15 @@ def real_runs(ray_margin, tmp_path_factory) -> dict[str, Any]:
             for market in ("margin", "spot"):
                 db_url = f"sqlite:///{tmp / market}.db"
                 warm = warm_up(rest_client("binance", ex.url), db_url, "binance", [member])
-                settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
-                                        real=True, market=market)  # fmt: skip
+                settings = LiveSettings(
+                    "binance",
+                    ex.url,
+                    db_url,
+                    risk=float(RISK),
+                    quiet_s=1.0,
+                    real=True,
+                    market=market,
+                )
                 nodes[market] = LiveNode(settings, [member], warm, ray_margin)
                 nodes[market].start()
             for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
@@ -322,8 +376,9 @@ def test_real_mode_shorts_on_margin_trade_like_the_backtest(real_runs) -> None:
     frame, engine = real_runs["frame"], real_runs["engine"]
     expected = backtest_trades("sr_breakout", {"allow_short": True}, frame, real_runs["tmp"])
     last_seen = frame.index[REAL_N - 2]
-    expected = expected[(expected.exit_reason != "end_of_data")
-                        & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+    expected = expected[
+        (expected.exit_reason != "end_of_data") & (pd.to_datetime(expected.exit_time) <= last_seen)
+    ]
     assert {"long", "short"} <= set(expected.side) and len(expected) >= 3
     got = sorted((t for t in records if t["status"] == "CLOSED"), key=lambda t: t["entry_ts"])
     live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]

@@ -51,12 +51,20 @@ def market() -> dict:
     strategy = make_strategy("sr_breakout", PARAMS)
     config = FeatureConfig(groups=("factors", "time"))
     train = bars.iloc[:3000]
-    trades = assemble_result(strategy, train, SYMBOL, INTERVAL, CONFIG,
-                             run_kernel(strategy, train, SYMBOL, INTERVAL, CONFIG)).trades  # fmt: skip
+    trades = assemble_result(
+        strategy,
+        train,
+        SYMBOL,
+        INTERVAL,
+        CONFIG,
+        run_kernel(strategy, train, SYMBOL, INTERVAL, CONFIG),
+    ).trades
     ds = build_dataset(trades, train, INTERVAL, FeatureBuilder(config))
     model, calibration = fit_in_sample(ds, np.arange(len(ds)), ModelSpec(kind="logreg"))
-    return {"bars": bars.iloc[3000:], "trained": TrainedModel(1, model.spec, model, calibration,
-                                                              config.as_dict())}  # fmt: skip
+    return {
+        "bars": bars.iloc[3000:],
+        "trained": TrainedModel(1, model.spec, model, calibration, config.as_dict()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +80,18 @@ def stored(market, tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def api(stored):
     """One real `cli.py model run --port 0` on loopback, stopped also when a test fails."""
-    command = [sys.executable, "cli.py", "model", "run", "--port", "0", "--db", stored,
-               "--refresh", "0"]  # fmt: skip
+    command = [
+        sys.executable,
+        "cli.py",
+        "model",
+        "run",
+        "--port",
+        "0",
+        "--db",
+        stored,
+        "--refresh",
+        "0",
+    ]
     server = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         line = server.stderr.readline()
@@ -115,10 +133,13 @@ def backtest(market, gate) -> list[tuple]:
     output = run_kernel(strategy, bars, SYMBOL, INTERVAL, CONFIG, signal_gate=gate)
     trades = assemble_result(strategy, bars, SYMBOL, INTERVAL, CONFIG, output).trades
     last_seen = bars.index[N - 2]  # the last bar a live run sees (none closes after the data)
-    trades = trades[(trades.exit_reason != "end_of_data")
-                    & (pd.to_datetime(trades.exit_time) <= last_seen)]  # fmt: skip
-    return [(_iso(r.entry_time), r.entry_price, _iso(r.exit_time), r.exit_price, r.side,
-             r.exit_reason) for r in trades.itertuples()]  # fmt: skip
+    trades = trades[
+        (trades.exit_reason != "end_of_data") & (pd.to_datetime(trades.exit_time) <= last_seen)
+    ]
+    return [
+        (_iso(r.entry_time), r.entry_price, _iso(r.exit_time), r.exit_price, r.side, r.exit_reason)
+        for r in trades.itertuples()
+    ]
 
 
 def _iso(stamp) -> str:
@@ -126,8 +147,10 @@ def _iso(stamp) -> str:
 
 
 def live_run(ray, market, db_url: str, gates) -> list[dict]:
-    members = [PortfolioMember(label, make_strategy("sr_breakout", PARAMS), SYMBOL, INTERVAL)
-               for label in INSTANCES]  # fmt: skip
+    members = [
+        PortfolioMember(label, make_strategy("sr_breakout", PARAMS), SYMBOL, INTERVAL)
+        for label in INSTANCES
+    ]
     with ExchangeThread(market_of(market["bars"], SYMBOL)) as ex:
         client = rest_client("binance", ex.url)
         warm = warm_up(client, db_url, "binance", members)
@@ -143,24 +166,39 @@ def live_run(ray, market, db_url: str, gates) -> list[dict]:
 
 
 def of(records: list[dict], label: str) -> list[tuple]:
-    closed = sorted((t for t in records if t["strategy"] == label and t["status"] == "CLOSED"),
-                    key=lambda t: t["entry_ts"])  # fmt: skip
+    closed = sorted(
+        (t for t in records if t["strategy"] == label and t["status"] == "CLOSED"),
+        key=lambda t: t["entry_ts"],
+    )
     iso = lambda ns: _iso(pd.Timestamp(ns, tz="UTC"))  # noqa: E731
-    return [(iso(t["entry_ts"]), t["entry_price"], iso(t["exit_ts"]), t["exit_price"], t["side"],
-             t["exit_reason"]) for t in closed]  # fmt: skip
+    return [
+        (
+            iso(t["entry_ts"]),
+            t["entry_price"],
+            iso(t["exit_ts"]),
+            t["exit_price"],
+            t["side"],
+            t["exit_reason"],
+        )
+        for t in closed
+    ]
 
 
 def same(live: list[tuple], back: list[tuple]) -> bool:
     return len(live) == len(back) and all(
-        a[0] == b[0] and a[2] == b[2] and a[4:] == b[4:]
-        and np.isclose(a[1], b[1], rtol=1e-12) and np.isclose(a[3], b[3], rtol=1e-12)
+        a[0] == b[0]
+        and a[2] == b[2]
+        and a[4:] == b[4:]
+        and np.isclose(a[1], b[1], rtol=1e-12)
+        and np.isclose(a[3], b[3], rtol=1e-12)
         for a, b in zip(live, back, strict=True)
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.ray
-def test_live_with_the_model_trades_like_the_backtest_with_it(ray_local, market, stored, api,
-                                                             capfd) -> None:  # fmt: skip
+def test_live_with_the_model_trades_like_the_backtest_with_it(
+    ray_local, market, stored, api, capfd
+) -> None:
     gated = OnlineGate(market["trained"], "filter", INTERVAL, closed_bars(market["bars"], "5m"))
     with_model = backtest(market, gated)
     without = backtest(market, None)
@@ -191,8 +229,9 @@ def test_a_broken_feature_row_would_change_the_decisions(market) -> None:
     """The check can fail: features from bars shifted by one (a peek at the next bar) change
     what the model takes, so the parity above compares something that matters."""
     bars = market["bars"]
-    honest = backtest(market, OnlineGate(market["trained"], "filter", INTERVAL,
-                                         closed_bars(bars, INTERVAL)))  # fmt: skip
+    honest = backtest(
+        market, OnlineGate(market["trained"], "filter", INTERVAL, closed_bars(bars, INTERVAL))
+    )
     peeking = closed_bars(bars.shift(-1).ffill(), INTERVAL)
     assert backtest(market, OnlineGate(market["trained"], "filter", INTERVAL, peeking)) != honest
 
@@ -233,8 +272,9 @@ def test_the_feed_and_the_api_row_match_the_in_process_model(market) -> None:
         (["--lot-size", "nan"], "--lot-size must be a number >= 0"),
     ],
 )
-def test_bad_model_options_are_one_clear_error_before_anything_runs(tmp_path, args,
-                                                                    message) -> None:  # fmt: skip
+def test_bad_model_options_are_one_clear_error_before_anything_runs(
+    tmp_path, args, message
+) -> None:
     from typer.testing import CliRunner
 
     from cli import app
@@ -252,9 +292,16 @@ def test_instances_are_found_by_database_id_or_prod_json_entry(tmp_path) -> None
     from live.setup import member_instances
 
     config = tmp_path / "prod.json"
-    config.write_text(json.dumps({"instances": [
-        {"family": "sr_breakout", "symbol": SYMBOL, "interval": "5m", "instance_id": 7},
-        {"family": "sr_breakout", "symbol": SYMBOL, "interval": "1h"}]}))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "instances": [
+                    {"family": "sr_breakout", "symbol": SYMBOL, "interval": "5m", "instance_id": 7},
+                    {"family": "sr_breakout", "symbol": SYMBOL, "interval": "1h"},
+                ]
+            }
+        )
+    )
     members = build_members(load_portfolio_config(config))
     assert list(member_instances(members, config).values()) == [7, None]
     db_member = PortfolioMember("#12 sr_breakout[ETH/BTC 5m]", members[0].strategy, SYMBOL, "5m")

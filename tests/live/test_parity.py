@@ -53,9 +53,23 @@ def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) ->
         out.insert(0, "timestamp", pd.DatetimeIndex(out.index).as_unit("ms").asi8)
         out.to_csv(data, index=False)
     out_dir = tmp / f"{family}-{'-'.join(params)}"
-    args = ["backtest", "--strategy", family, "--data", str(data), "--symbol", SYMBOL,
-            "--interval", "5m", "--out", str(out_dir), "--risk", RISK,
-            "--db", f"sqlite:///{tmp / 'backtest.db'}"]  # fmt: skip
+    args = [
+        "backtest",
+        "--strategy",
+        family,
+        "--data",
+        str(data),
+        "--symbol",
+        SYMBOL,
+        "--interval",
+        "5m",
+        "--out",
+        str(out_dir),
+        "--risk",
+        RISK,
+        "--db",
+        f"sqlite:///{tmp / 'backtest.db'}",
+    ]
     for key, value in params.items():
         args += ["--param", f"{key}={str(value).lower()}"]
     result = CliRunner().invoke(app, args)
@@ -64,14 +78,17 @@ def backtest_trades(family: str, params: dict, bars: pd.DataFrame, tmp: Path) ->
 
 
 def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[PortfolioMember]]:
-    members = [PortfolioMember(f"{family}-{'-'.join(params)}", make_strategy(family, params),
-                               SYMBOL, "5m") for family, params in INSTANCES]  # fmt: skip
+    members = [
+        PortfolioMember(f"{family}-{'-'.join(params)}", make_strategy(family, params), SYMBOL, "5m")
+        for family, params in INSTANCES
+    ]
     with ExchangeThread(market_of(bars, SYMBOL)) as ex:
         client = rest_client("binance", ex.url)
         check_exchange(client, ex.url, members)
         warm = warm_up(client, db_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
-                                hosts_per_actor=3)  # fmt: skip
+        settings = LiveSettings(
+            "binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0, hosts_per_actor=3
+        )
         node = LiveNode(settings, members, warm, ray)
         node.start()
         try:
@@ -84,21 +101,37 @@ def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[
 
 
 @pytest.mark.ray
-def test_dry_run_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
-                                                           sqlite_url) -> None:  # fmt: skip
+def test_dry_run_trades_like_the_backtest_for_every_family(
+    ray_local, bars, tmp_path, sqlite_url
+) -> None:
     records, members = live_trades(ray_local, bars, sqlite_url)
     last_seen = bars.index[N - 2]  # the last bar the live run saw
     for (family, params), member in zip(INSTANCES, members, strict=True):
         expected = backtest_trades(family, params, bars, tmp_path)
-        expected = expected[(expected.exit_reason != "end_of_data")
-                            & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+        expected = expected[
+            (expected.exit_reason != "end_of_data")
+            & (pd.to_datetime(expected.exit_time) <= last_seen)
+        ]
         assert len(expected) >= 1, f"{family}: pick a series where it trades"
-        got = sorted((t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
-                     key=lambda t: t["entry_ts"])  # fmt: skip
-        live = [(_iso(t["entry_ts"]), t["entry_price"], _iso(t["exit_ts"]), t["exit_price"],
-                 t["side"], t["exit_reason"]) for t in got]  # fmt: skip
-        back = [(r.entry_time, r.entry_price, r.exit_time, r.exit_price, r.side, r.exit_reason)
-                for r in expected.itertuples()]  # fmt: skip
+        got = sorted(
+            (t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
+            key=lambda t: t["entry_ts"],
+        )
+        live = [
+            (
+                _iso(t["entry_ts"]),
+                t["entry_price"],
+                _iso(t["exit_ts"]),
+                t["exit_price"],
+                t["side"],
+                t["exit_reason"],
+            )
+            for t in got
+        ]
+        back = [
+            (r.entry_time, r.entry_price, r.exit_time, r.exit_price, r.side, r.exit_reason)
+            for r in expected.itertuples()
+        ]
         assert len(live) == len(back), family
         for a, b in zip(live, back, strict=True):
             assert a[0] == b[0] and a[2] == b[2] and a[4:] == b[4:], family
@@ -113,17 +146,29 @@ REAL_N = 120
 REAL_INSTANCES = [("sr_breakout", {}), ("reversal_breakout", {})]
 
 
-def real_mode_trades(ray, bars: pd.DataFrame, db_url: str, instances: list, market: str,
-                     suffix: str) -> tuple[list[dict], list[PortfolioMember], list]:  # fmt: skip
+def real_mode_trades(
+    ray, bars: pd.DataFrame, db_url: str, instances: list, market: str, suffix: str
+) -> tuple[list[dict], list[PortfolioMember], list]:
     """A real-mode node on the local exchange, stepped one bar at a time (orders reach the bar in
     progress); its trades, members and the client ids the exchange received."""
-    members = [PortfolioMember(f"{family}-{'-'.join(params)}-{suffix}",
-                               make_strategy(family, params), SYMBOL, "5m")
-               for family, params in instances]  # fmt: skip
+    members = [
+        PortfolioMember(
+            f"{family}-{'-'.join(params)}-{suffix}", make_strategy(family, params), SYMBOL, "5m"
+        )
+        for family, params in instances
+    ]
     with ExchangeThread(market_of(bars, SYMBOL), {"BTC": 10.0}) as ex:
         warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
-        settings = LiveSettings("binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0,
-                                real=True, market=market, hosts_per_actor=3)  # fmt: skip
+        settings = LiveSettings(
+            "binance",
+            ex.url,
+            db_url,
+            risk=float(RISK),
+            quiet_s=1.0,
+            real=True,
+            market=market,
+            hosts_per_actor=3,
+        )
         node = LiveNode(settings, members, warm, ray)
         node.start()
         try:
@@ -135,17 +180,26 @@ def real_mode_trades(ray, bars: pd.DataFrame, db_url: str, instances: list, mark
             node.stop()
 
 
-def assert_backtest_trades(records: list[dict], members: list[PortfolioMember], instances: list,
-                           bars: pd.DataFrame, tmp: Path) -> None:  # fmt: skip
+def assert_backtest_trades(
+    records: list[dict],
+    members: list[PortfolioMember],
+    instances: list,
+    bars: pd.DataFrame,
+    tmp: Path,
+) -> None:
     """Each member's closed trades are its backtest's (times, side, reason; prices to the tick)."""
     last_seen = bars.index[len(bars) - 2]  # the last bar the live run saw closed
     for (family, params), member in zip(instances, members, strict=True):
         expected = backtest_trades(family, params, bars, tmp)
-        expected = expected[(expected.exit_reason != "end_of_data")
-                            & (pd.to_datetime(expected.exit_time) <= last_seen)]  # fmt: skip
+        expected = expected[
+            (expected.exit_reason != "end_of_data")
+            & (pd.to_datetime(expected.exit_time) <= last_seen)
+        ]
         assert len(expected) >= 1, f"{family}: pick a series where it trades"
-        got = sorted((t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
-                     key=lambda t: t["entry_ts"])  # fmt: skip
+        got = sorted(
+            (t for t in records if t["strategy"] == member.label and t["status"] == "CLOSED"),
+            key=lambda t: t["entry_ts"],
+        )
         live = [(_iso(t["entry_ts"]), _iso(t["exit_ts"]), t["side"], t["exit_reason"]) for t in got]
         back = [(r.entry_time, r.exit_time, r.side, r.exit_reason) for r in expected.itertuples()]
         assert live == back, family
@@ -159,19 +213,22 @@ def test_real_mode_trades_like_the_backtest(ray_local, tmp_path, sqlite_url) -> 
     """--real through the ccxt broker and the balance-locking local exchange (spot: OCO
     brackets), bar by bar: the same trades as the backtest."""
     short = sample(FILE, n=REAL_N)
-    records, members, sent = real_mode_trades(ray_local, short, sqlite_url, REAL_INSTANCES,
-                                              "spot", "real")  # fmt: skip
+    records, members, sent = real_mode_trades(
+        ray_local, short, sqlite_url, REAL_INSTANCES, "spot", "real"
+    )
     cids = [cid for _t, cid in sent]
     assert all(cid.startswith("rt-") for cid in cids) and len(set(cids)) == len(cids)
     assert_backtest_trades(records, members, REAL_INSTANCES, short, tmp_path / "real")
 
 
 @pytest.mark.ray
-def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(ray_local, bars, tmp_path,
-                                                                        sqlite_url) -> None:  # fmt: skip
+def test_real_mode_on_margin_trades_like_the_backtest_for_every_family(
+    ray_local, bars, tmp_path, sqlite_url
+) -> None:
     """Every family (and sr_breakout with shorts) in real mode through the ccxt broker on the
     local exchange's cross margin market (shorts borrow their coins), bar by bar: the backtest's
     trades. (Spot with its balance-locking OCO brackets: the test above.)"""
-    records, members, _sent = real_mode_trades(ray_local, bars, sqlite_url, INSTANCES, "margin",
-                                               "margin")  # fmt: skip
+    records, members, _sent = real_mode_trades(
+        ray_local, bars, sqlite_url, INSTANCES, "margin", "margin"
+    )
     assert_backtest_trades(records, members, INSTANCES, bars, tmp_path)

@@ -17,10 +17,12 @@ def test_client_order_ids_are_short_allowed_and_derived_from_instance_signal_rol
     assert cid == client_order_id(label, 1_515_574_800_000_000_000, "take_profit", 2)
     assert len(cid) <= 36 and re.fullmatch(r"[.A-Za-z:/0-9_-]+", cid)
     assert cid.endswith("-1515574800000-tp-2")
-    others = {client_order_id(label, 1_515_574_800_000_000_000, "stop_loss", 2),
-              client_order_id(label, 1_515_575_100_000_000_000, "take_profit", 2),
-              client_order_id("#13 " + label[4:], 1_515_574_800_000_000_000, "take_profit", 2),
-              client_order_id(label, 1_515_574_800_000_000_000, "take_profit", 3)}  # fmt: skip
+    others = {
+        client_order_id(label, 1_515_574_800_000_000_000, "stop_loss", 2),
+        client_order_id(label, 1_515_575_100_000_000_000, "take_profit", 2),
+        client_order_id("#13 " + label[4:], 1_515_574_800_000_000_000, "take_profit", 2),
+        client_order_id(label, 1_515_574_800_000_000_000, "take_profit", 3),
+    }
     assert cid not in others and len(others) == 4
 
 

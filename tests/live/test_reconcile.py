@@ -36,8 +36,9 @@ def real_node(db: str, url: str, frame: pd.DataFrame) -> LiveNode:
     return LiveNode(settings, members(), Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]}), None)
 
 
-def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(exchange, frame, sqlite_url,
-                                                                           monkeypatch) -> None:  # fmt: skip
+def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(
+    exchange, frame, sqlite_url, monkeypatch
+) -> None:
     from live.ccxt_clients import rest_client
 
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "foreign")
@@ -61,19 +62,30 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(excha
     again = real_node(sqlite_url, exchange.url, frame)  # a restart sees coins it did not buy
     again.start(stream=False)
     again.stop()
-    assert any("the account holds 10 NXT, the open trades in the database 0" in w
-               for w in again.warnings), again.warnings  # fmt: skip
+    assert any(
+        "the account holds 10 NXT, the open trades in the database 0" in w for w in again.warnings
+    ), again.warnings
 
 
-def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(exchange, frame, sqlite_url,
-                                                                          monkeypatch) -> None:  # fmt: skip
+def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(
+    exchange, frame, sqlite_url, monkeypatch
+) -> None:
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "broken")
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
     label = members()[0].label
     with session_scope(sqlite_url) as session:  # an open order on a market the exchange lacks
-        session.add(OrderRecord(id="rt-0-1-en-0", strategy=label, exchange="binance",
-                                symbol="DOGE/BTC", side="buy", quantity=1.0,
-                                status="SUBMITTED", exchange_order_id="7"))  # fmt: skip
+        session.add(
+            OrderRecord(
+                id="rt-0-1-en-0",
+                strategy=label,
+                exchange="binance",
+                symbol="DOGE/BTC",
+                side="buy",
+                quantity=1.0,
+                status="SUBMITTED",
+                exchange_order_id="7",
+            )
+        )
     node = real_node(sqlite_url, exchange.url, frame)
     with pytest.raises(ReconcileError, match="reconciliation with binance failed before trading"):
         node.start(stream=False)
@@ -101,8 +113,9 @@ def node_client(ex: ExchangeThread):
     return rest_client("binance", ex.url, ("lost", SECRET))
 
 
-def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(exchange, frame, sqlite_url,
-                                                                      monkeypatch) -> None:  # fmt: skip
+def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(
+    exchange, frame, sqlite_url, monkeypatch
+) -> None:
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
     node = real_node(sqlite_url, exchange.url, frame)

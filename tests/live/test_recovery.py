@@ -40,16 +40,22 @@ FUNDING = {"BTC": 10.0}
 DOWN_BARS = 2  # bars that close while the process is down (resting orders may fill meanwhile)
 MAX_N = {"submit": 2, "sent": 2, "filled": 2, "resting": 4, "flush": 6}
 _rng = random.Random(20261201)
-CHAINS = [[(p, _rng.randint(1, MAX_N[p])) for p in _rng.sample(sorted(MAX_N), 3)]
-          for _ in range(8)]  # fmt: skip  # 24 kill points, 3 per exchange run
+CHAINS = [
+    [(p, _rng.randint(1, MAX_N[p])) for p in _rng.sample(sorted(MAX_N), 3)] for _ in range(8)
+]  # 24 kill points, 3 per exchange run
 
 
 @pytest.fixture(scope="module")
 def driver():
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.live.recovery_driver", "--serve"],
-                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=log, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.live.recovery_driver", "--serve"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     try:
         yield proc, log
     finally:
@@ -64,8 +70,11 @@ def driver():
 
 def run_session(driver, url: str, db: str, key: str, crash: str = "") -> int:
     proc, _log = driver
-    env = {"RAYTRADER_BINANCE_API_KEY": key, "RAYTRADER_BINANCE_API_SECRET": SECRET,
-           CRASH_ENV: crash}  # fmt: skip
+    env = {
+        "RAYTRADER_BINANCE_API_KEY": key,
+        "RAYTRADER_BINANCE_API_SECRET": SECRET,
+        CRASH_ENV: crash,
+    }
     proc.stdin.write(json.dumps({"url": url, "db": db, "env": env}) + "\n")
     proc.stdin.flush()
     return int(proc.stdout.readline())
@@ -105,8 +114,10 @@ def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
     at_exchange = set(cids)
     for row in orders:  # stored orders the exchange never saw never got anywhere
         if row["id"] not in at_exchange:
-            assert row["exchange_order_id"] is None and row["status"] in ("REJECTED",
-                                                                          "CANCELLED"), row  # fmt: skip
+            assert row["exchange_order_id"] is None and row["status"] in (
+                "REJECTED",
+                "CANCELLED",
+            ), row
     by_cid = {o.client_id: o for o in seen}
     filled = {o.client_id for o in seen if o.status == "FILLED"}
     used: set[str] = set()
@@ -129,9 +140,13 @@ def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
     held = sum(t["quantity"] for t in trades if t["status"] == "ACTIVE")
     nxt, btc = account.balances.get("NXT", [0, 0]), account.balances["BTC"]
     assert nxt[0] + nxt[1] == pytest.approx(held, abs=1e-6), "position differs from the exchange"
-    cash = (FUNDING["BTC"] + sum(t["pnl"] for t in trades if t["status"] == "CLOSED")
-            - sum(t["quantity"] * t["entry_price"] + t["fees"] for t in trades
-                  if t["status"] == "ACTIVE"))  # fmt: skip
+    cash = (
+        FUNDING["BTC"]
+        + sum(t["pnl"] for t in trades if t["status"] == "CLOSED")
+        - sum(
+            t["quantity"] * t["entry_price"] + t["fees"] for t in trades if t["status"] == "ACTIVE"
+        )
+    )
     assert btc[0] + btc[1] == pytest.approx(cash, abs=1e-7), "cash differs from the exchange"
 
 
@@ -162,8 +177,9 @@ def test_a_run_without_crash_is_consistent_and_a_broken_store_is_caught(driver, 
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=[",".join(f"{p}:{n}" for p, n in c) for c in CHAINS])
-def test_killed_at_seeded_points_then_restarted_nothing_lost_nothing_doubled(driver, tmp_path,
-                                                                             chain) -> None:  # fmt: skip
+def test_killed_at_seeded_points_then_restarted_nothing_lost_nothing_doubled(
+    driver, tmp_path, chain
+) -> None:
     orders, trades, account = chain_run(driver, tmp_path, f"k{CHAINS.index(chain)}", chain)
     check_consistency(orders, trades, account)
 

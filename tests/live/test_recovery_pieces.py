@@ -32,8 +32,10 @@ def frame() -> pd.DataFrame:
 
 def bars(frame: pd.DataFrame, lo: int, hi: int) -> list[BarClosed]:
     opens = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
-    return [BarClosed(int(opens[i]) + STEP_NS, SYMBOL, INTERVAL, int(opens[i]), *map(float, row))
-            for i, row in zip(range(lo, hi), frame.iloc[lo:hi].itertuples(index=False), strict=True)]  # fmt: skip
+    return [
+        BarClosed(int(opens[i]) + STEP_NS, SYMBOL, INTERVAL, int(opens[i]), *map(float, row))
+        for i, row in zip(range(lo, hi), frame.iloc[lo:hi].itertuples(index=False), strict=True)
+    ]
 
 
 def dry_node(db: str, frame: pd.DataFrame, k: int) -> LiveNode:
@@ -45,8 +47,19 @@ def dry_node(db: str, frame: pd.DataFrame, k: int) -> LiveNode:
 
 def outcome(db: str) -> list[tuple]:
     _orders, trades = stored(db)
-    return sorted((t["strategy"], t["entry_time"], t["entry_price"], t["quantity"], t["status"],
-                   t["exit_time"], t["exit_price"], t["exit_reason"]) for t in trades)  # fmt: skip
+    return sorted(
+        (
+            t["strategy"],
+            t["entry_time"],
+            t["entry_price"],
+            t["quantity"],
+            t["status"],
+            t["exit_time"],
+            t["exit_price"],
+            t["exit_reason"],
+        )
+        for t in trades
+    )
 
 
 def test_dry_run_killed_with_a_trade_open_resumes_from_its_records(frame, tmp_path) -> None:

@@ -49,17 +49,39 @@ class Cli:
     """`cli.py live --real` in a session of its own (killing the group kills its Ray too)."""
 
     def __init__(self, url: str, db: str, key: str, cwd: Path) -> None:
-        env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "RAYTRADER_DB": db,
-               "RAYTRADER_BINANCE_API_KEY": key, "RAYTRADER_BINANCE_API_SECRET": SECRET}  # fmt: skip
+        env = {
+            **os.environ,
+            "RAYTRADER_DASHBOARD": "0",
+            "RAYTRADER_DB": db,
+            "RAYTRADER_BINANCE_API_KEY": key,
+            "RAYTRADER_BINANCE_API_SECRET": SECRET,
+        }
         env.pop("RAY_ADDRESS", None)
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "live", "--real", "--url", url, "--risk",
-             "0.001", "--reconcile-every", "0.02"], cwd=cwd, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "cli.py"),
+                "live",
+                "--real",
+                "--url",
+                url,
+                "--risk",
+                "0.001",
+                "--reconcile-every",
+                "0.02",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.errors: list[str] = []
-        self._readers = [threading.Thread(target=lambda: self.errors.extend(self.proc.stderr),
-                                          daemon=True),
-                         threading.Thread(target=lambda: list(self.proc.stdout), daemon=True)]  # fmt: skip
+        self._readers = [
+            threading.Thread(target=lambda: self.errors.extend(self.proc.stderr), daemon=True),
+            threading.Thread(target=lambda: list(self.proc.stdout), daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -92,8 +114,11 @@ def with_group(pid: int, sig: int) -> None:
 @pytest.mark.ray
 def test_cli_live_real_killed_by_sigkill_and_restarted(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'live.db'}"
-    for family, params in (("sr_breakout", {}), ("reversal_breakout", {}),
-                           ("sr_breakout", {"lookback": 10})):  # fmt: skip
+    for family, params in (
+        ("sr_breakout", {}),
+        ("reversal_breakout", {}),
+        ("sr_breakout", {"lookback": 10}),
+    ):
         add_instance(db, family, "binance", SYMBOL, "5m", params)
     kills = list(KILL_AT_ORDERS)
     with ExchangeThread(market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL), dict(FUNDING)) as ex:

@@ -19,11 +19,16 @@ WARM, BARS = 100, 120
 def run(count: int, tmp: Path) -> tuple[list[int], dict[type, int]]:
     tmp.mkdir()
     frame = sample(n=WARM + BARS)
-    members = [PortfolioMember(f"sr{i}", make_strategy("sr_breakout", {"lookback": 3}),
-                               "ETH/BTC", "5m", 1.0 / count) for i in range(count)]  # fmt: skip
+    members = [
+        PortfolioMember(
+            f"sr{i}", make_strategy("sr_breakout", {"lookback": 3}), "ETH/BTC", "5m", 1.0 / count
+        )
+        for i in range(count)
+    ]
     warm = Warmup(frames={("ETH/BTC", "5m"): frame.iloc[:WARM]})
-    settings = LiveSettings("binance", None, f"sqlite:///{tmp}/live.db", risk=0.001,
-                            hosts_per_actor=8)  # fmt: skip
+    settings = LiveSettings(
+        "binance", None, f"sqlite:///{tmp}/live.db", risk=0.001, hosts_per_actor=8
+    )
     node = LiveNode(settings, members, warm, None)
     node._start_stream = lambda series: None  # bars are handed in below, no websocket
     node.start()

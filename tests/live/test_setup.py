@@ -63,6 +63,7 @@ def test_without_a_notional_filter_the_backtest_default_applies() -> None:
         check_exchange(client, ex.url, members("ETH/BTC"))
         limits = market_limits(client, members("ETH/BTC"))
     assert (limits.min_notional, limits.lot_size) == (None, 1e-8)
-    settings = LiveSettings("binance", None, "sqlite://", cash=5_000.0,
-                            min_notional=limits.min_notional)  # fmt: skip
+    settings = LiveSettings(
+        "binance", None, "sqlite://", cash=5_000.0, min_notional=limits.min_notional
+    )
     assert settings.min_order_notional() == pytest.approx(0.5)  # 0.01% of the cash

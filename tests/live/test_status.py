@@ -17,39 +17,89 @@ from store.models import Bar, OrderRecord, TradeRecord
 DAY = datetime(2018, 1, 25, tzinfo=UTC)
 
 
-def _trade(strategy: str, status: str, exit_hour: int | None, pnl: float | None,
-           run_id: str | None = None, day: datetime = DAY) -> TradeRecord:  # fmt: skip
-    return TradeRecord(run_id=run_id, trade_id=f"{strategy}-{exit_hour}-{run_id}", strategy=strategy,
-                       exchange="binance", symbol="ETH/BTC", interval="5m", side="long",
-                       status=status, entry_time=day.replace(hour=0), entry_price=0.1,
-                       exit_time=None if exit_hour is None else day.replace(hour=exit_hour),
-                       exit_price=None if pnl is None else 0.1, quantity=2.0, pnl=pnl)  # fmt: skip
+def _trade(
+    strategy: str,
+    status: str,
+    exit_hour: int | None,
+    pnl: float | None,
+    run_id: str | None = None,
+    day: datetime = DAY,
+) -> TradeRecord:
+    return TradeRecord(
+        run_id=run_id,
+        trade_id=f"{strategy}-{exit_hour}-{run_id}",
+        strategy=strategy,
+        exchange="binance",
+        symbol="ETH/BTC",
+        interval="5m",
+        side="long",
+        status=status,
+        entry_time=day.replace(hour=0),
+        entry_price=0.1,
+        exit_time=None if exit_hour is None else day.replace(hour=exit_hour),
+        exit_price=None if pnl is None else 0.1,
+        quantity=2.0,
+        pnl=pnl,
+    )
 
 
 def _order(oid: str, status: str, run_id: str | None = None) -> OrderRecord:
-    return OrderRecord(id=oid, run_id=run_id, role="stop_loss", strategy="#2 b", exchange="binance",
-                       symbol="ETH/BTC", side="sell", type="stop", quantity=2.0, stop_price=0.099,
-                       status=status)  # fmt: skip
+    return OrderRecord(
+        id=oid,
+        run_id=run_id,
+        role="stop_loss",
+        strategy="#2 b",
+        exchange="binance",
+        symbol="ETH/BTC",
+        side="sell",
+        type="stop",
+        quantity=2.0,
+        stop_price=0.099,
+        status=status,
+    )
 
 
 def _scenario(url: str) -> None:
     with session_scope(url) as s:
-        s.add_all([
-            _trade("#1 a", "CLOSED", 3, 0.5), _trade("#1 a", "CLOSED", 9, -0.2),
-            _trade("#2 b", "CLOSED", 5, 1.0, day=DAY.replace(day=24)),  # another day
-            _trade("#2 b", "ACTIVE", None, None),
-            _trade("#1 a", "CLOSED", 4, 99.0, run_id="bt-1"),  # a backtest's: never shown
-            _order("live-x:7", "SUBMITTED"), _order("live-x:6", "FILLED"),
-            _order("bt:1", "NEW", run_id="bt-1"),
-            Bar(exchange="binance", symbol="ETH/BTC", interval="5m", ts=1, open=0.1, high=0.1,
-                low=0.1, close=0.105, volume=1.0),
-            Bar(exchange="binance", symbol="ETH/BTC", interval="5m", ts=2, open=0.1, high=0.1,
-                low=0.1, close=0.11, volume=1.0),
-        ])  # fmt: skip
+        s.add_all(
+            [
+                _trade("#1 a", "CLOSED", 3, 0.5),
+                _trade("#1 a", "CLOSED", 9, -0.2),
+                _trade("#2 b", "CLOSED", 5, 1.0, day=DAY.replace(day=24)),  # another day
+                _trade("#2 b", "ACTIVE", None, None),
+                _trade("#1 a", "CLOSED", 4, 99.0, run_id="bt-1"),  # a backtest's: never shown
+                _order("live-x:7", "SUBMITTED"),
+                _order("live-x:6", "FILLED"),
+                _order("bt:1", "NEW", run_id="bt-1"),
+                Bar(
+                    exchange="binance",
+                    symbol="ETH/BTC",
+                    interval="5m",
+                    ts=1,
+                    open=0.1,
+                    high=0.1,
+                    low=0.1,
+                    close=0.105,
+                    volume=1.0,
+                ),
+                Bar(
+                    exchange="binance",
+                    symbol="ETH/BTC",
+                    interval="5m",
+                    ts=2,
+                    open=0.1,
+                    high=0.1,
+                    low=0.1,
+                    close=0.11,
+                    volume=1.0,
+                ),
+            ]
+        )
 
 
-def test_status_prints_positions_orders_and_the_days_pnl_per_instance(tmp_path: Path,
-                                                                     db_url: str) -> None:  # fmt: skip
+def test_status_prints_positions_orders_and_the_days_pnl_per_instance(
+    tmp_path: Path, db_url: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'live.db'}" if db_url.startswith("sqlite") else db_url
     _scenario(url)
     before = _digest(tmp_path)

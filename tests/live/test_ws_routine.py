@@ -16,8 +16,9 @@ N = 40
 
 
 async def _run(ex: ExchangeThread, db_url: str, drops: set[int]) -> tuple[list, dict]:
-    stream = BarStream("binance", ex.url, [("ETH/BTC", "5m")], {}, db_url, backoff=(0.05, 0.2),
-                       quiet_s=0.5)  # fmt: skip
+    stream = BarStream(
+        "binance", ex.url, [("ETH/BTC", "5m")], {}, db_url, backoff=(0.05, 0.2), quiet_s=0.5
+    )
     await stream.start()
     loop = asyncio.get_running_loop()
     got: list = []
@@ -89,8 +90,9 @@ def test_the_ticker_of_each_symbol_follows_the_stream_across_a_drop() -> None:
         raise AssertionError(f"ticker {stream.tickers()} never reached {want}")
 
     async def run(ex: ExchangeThread) -> tuple[list, set]:
-        stream = BarStream("binance", ex.url, [("ETH/BTC", "5m")], {}, None, backoff=(0.05, 0.2),
-                           quiet_s=0.5)  # fmt: skip
+        stream = BarStream(
+            "binance", ex.url, [("ETH/BTC", "5m")], {}, None, backoff=(0.05, 0.2), quiet_s=0.5
+        )
         await stream.start()
         loop = asyncio.get_running_loop()
         try:

@@ -38,8 +38,9 @@ def stored(tmp_path_factory) -> tuple[str, int]:
 
     url = f"sqlite:///{tmp_path_factory.mktemp('mlcli') / 'ml.db'}"
     save_bars(url, "binance", "PLT/USD", "5m", planted_market(8_000, effect=True, seed=3))
-    inst = add_instance(url, "sr_breakout", "binance", "PLT/USD", "5m",
-                        {"sl_pct": 0.005, "tp_pct": 0.005})  # fmt: skip
+    inst = add_instance(
+        url, "sr_breakout", "binance", "PLT/USD", "5m", {"sl_pct": 0.005, "tp_pct": 0.005}
+    )
     return url, int(inst.id)
 
 
@@ -51,8 +52,20 @@ def model(*args: str):
 
 def experiment(stored, out: Path):
     url, iid = stored
-    return model("experiment", "--instances", str(iid), "--kinds", "logreg,rf",
-                 "--selections", "none,mi", "--out", str(out), "--db", url, *FAST)  # fmt: skip
+    return model(
+        "experiment",
+        "--instances",
+        str(iid),
+        "--kinds",
+        "logreg,rf",
+        "--selections",
+        "none,mi",
+        "--out",
+        str(out),
+        "--db",
+        url,
+        *FAST,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +74,9 @@ def first_experiment(ray_local, stored, tmp_path_factory):
     return out, experiment(stored, out)
 
 
-def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_experiment,
-                                                       tmp_path):  # fmt: skip
+def test_experiment_train_eval_find_the_planted_effect(
+    ray_local, stored, first_experiment, tmp_path
+):
     url, iid = stored
     exp_dir, result = first_experiment
     doc = json.loads((exp_dir / "experiment.json").read_text())
@@ -71,8 +85,16 @@ def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_
     assert "best:" in result.output
     assert 'id="leaderboard"' in (exp_dir / "experiment.html").read_text()
 
-    model("train", "--instances", str(iid), "--db", url, "--models-dir",
-          str(tmp_path / "models"), *FAST)  # fmt: skip
+    model(
+        "train",
+        "--instances",
+        str(iid),
+        "--db",
+        url,
+        "--models-dir",
+        str(tmp_path / "models"),
+        *FAST,
+    )
     from ml.modelstore import latest_models, load_model
 
     row = latest_models(url, [iid])[iid]
@@ -80,19 +102,48 @@ def test_experiment_train_eval_find_the_planted_effect(ray_local, stored, first_
     assert json.loads(row.spec_json)["kind"] == doc["best"]["kind"]  # the latest experiment's
     trained = load_model(row.path)
     assert trained.instance_id == iid and trained.model.columns
-    again = model("train", "--instances", str(iid), "--db", url, "--models-dir",
-                  str(tmp_path / "models"), *FAST)  # fmt: skip
+    again = model(
+        "train",
+        "--instances",
+        str(iid),
+        "--db",
+        url,
+        "--models-dir",
+        str(tmp_path / "models"),
+        *FAST,
+    )
     assert "1 already trained (skipped)" in again.output
     assert latest_models(url, [iid])[iid].version == 1
 
     out = tmp_path / "eval"
-    model("eval", "--instances", str(iid), "--db", url, "--out", str(out), "--placebo-seeds",
-          "3", "--random-seeds", "3", "--methods", "filter,kelly", *FAST)  # fmt: skip
+    model(
+        "eval",
+        "--instances",
+        str(iid),
+        "--db",
+        url,
+        "--out",
+        str(out),
+        "--placebo-seeds",
+        "3",
+        "--random-seeds",
+        "3",
+        "--methods",
+        "filter,kelly",
+        *FAST,
+    )
     frame = pd.read_csv(out / "eval.csv")
     assert list(frame.columns[:9]) == [
-        "instance_id", "method", "trades_without", "trades_with", "sortino_without",
-        "sortino_with", "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95",
-    ]  # fmt: skip
+        "instance_id",
+        "method",
+        "trades_without",
+        "trades_with",
+        "sortino_without",
+        "sortino_with",
+        "sortino_placebo_mean",
+        "sortino_placebo_p95",
+        "sortino_random_skip_p95",
+    ]
     assert list(frame["method"]) == ["filter", "kelly"]
     assert (frame["sortino_with"] > frame["sortino_without"]).all()
     assert (frame["sortino_with"] > frame["sortino_placebo_p95"]).all()
@@ -134,8 +185,13 @@ def test_same_data_and_configuration_give_the_same_leaderboard(
 def test_bad_input_is_one_error_line_and_exit_2(stored, tmp_path, args, message):
     url, _ = stored
     args = [a.replace("X", str(tmp_path / "o")) for a in args]
-    done = subprocess.run([sys.executable, "cli.py", "model", *args, "--db", url],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "cli.py", "model", *args, "--db", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
@@ -143,11 +199,27 @@ def test_bad_input_is_one_error_line_and_exit_2(stored, tmp_path, args, message)
 
 def test_method_option_makes_each_method_a_combination(ray_local, stored, tmp_path):
     url, iid = stored
-    model("experiment", "--instances", str(iid), "--kinds", "logreg", "--selections", "none",
-          "--method", "filter,kelly", "--out", str(tmp_path), "--db", url, *FAST)  # fmt: skip
+    model(
+        "experiment",
+        "--instances",
+        str(iid),
+        "--kinds",
+        "logreg",
+        "--selections",
+        "none",
+        "--method",
+        "filter,kelly",
+        "--out",
+        str(tmp_path),
+        "--db",
+        url,
+        *FAST,
+    )
     doc = json.loads((tmp_path / "experiment.json").read_text())
     assert sorted(e["label"] for e in doc["leaderboard"]) == [
-        "logreg/none/filter", "logreg/none/kelly"]  # fmt: skip
+        "logreg/none/filter",
+        "logreg/none/kelly",
+    ]
     assert doc["best"]["method"] in ("filter", "kelly")
 
 
@@ -158,11 +230,20 @@ def test_train_reads_the_runs_backtest_all_stored(ray_local, tmp_path):
 
     url = f"sqlite:///{tmp_path / 'ml.db'}"
     save_bars(url, "binance", "PLT/USD", "5m", planted_market(8_000, effect=True, seed=4))
-    iid = add_instance(url, "sr_breakout", "binance", "PLT/USD", "5m",
-                       {"sl_pct": 0.005, "tp_pct": 0.005}).id  # fmt: skip
+    iid = add_instance(
+        url, "sr_breakout", "binance", "PLT/USD", "5m", {"sl_pct": 0.005, "tp_pct": 0.005}
+    ).id
     done = runner.invoke(app, ["backtest", "--all", "--db", url, "--out", str(tmp_path / "bt")])
     assert done.exit_code == 0, done.output
-    result = model("train", "--instances", str(iid), "--db", url, "--models-dir",
-                   str(tmp_path / "models"), *FAST)  # fmt: skip
+    result = model(
+        "train",
+        "--instances",
+        str(iid),
+        "--db",
+        url,
+        "--models-dir",
+        str(tmp_path / "models"),
+        *FAST,
+    )
     assert "1 trained" in result.output
     assert "(1 read their stored backtest run's trades" in " ".join(result.output.split())

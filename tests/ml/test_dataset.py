@@ -102,5 +102,6 @@ def test_a_builder_shared_by_a_series_instances_gives_the_rows_a_fresh_one_gives
     fresh = FeatureBuilder(FeatureConfig()).rows(bars, "5m", [5, 900, 1200])
     pd.testing.assert_frame_equal(again.reindex(columns=fresh.columns), fresh)
     other = random_walk_bars(1500, "5m", seed=8)  # another series: nothing of the first is reused
-    pd.testing.assert_frame_equal(shared.rows(other, "5m", [900]),
-                                  FeatureBuilder(FeatureConfig()).rows(other, "5m", [900]))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        shared.rows(other, "5m", [900]), FeatureBuilder(FeatureConfig()).rows(other, "5m", [900])
+    )

@@ -113,6 +113,7 @@ def test_the_application_method_decides_what_the_trading_fitness_scores():
 def test_experiment_methods_are_a_combination_axis():
     from ml.experiment import ExperimentSettings
 
-    combos = ExperimentSettings(kinds=("logreg",), selections=("none",),
-                                methods=("filter", "kelly")).combinations()  # fmt: skip
+    combos = ExperimentSettings(
+        kinds=("logreg",), selections=("none",), methods=("filter", "kelly")
+    ).combinations()
     assert [c.label for c in combos] == ["logreg/none/filter", "logreg/none/kelly"]

@@ -70,8 +70,15 @@ def test_no_effect_means_no_improvement_beyond_the_placebo_band(without_effect):
 
 
 def test_eval_rows_carry_the_public_columns(with_effect):
-    needed = {"trades_without", "trades_with", "sortino_without", "sortino_with",
-              "sortino_placebo_mean", "sortino_placebo_p95", "sortino_random_skip_p95"}  # fmt: skip
+    needed = {
+        "trades_without",
+        "trades_with",
+        "sortino_without",
+        "sortino_with",
+        "sortino_placebo_mean",
+        "sortino_placebo_p95",
+        "sortino_random_skip_p95",
+    }
     assert needed <= set(with_effect.columns)
     assert (with_effect["instance_id"] == 7).all()
 

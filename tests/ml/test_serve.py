@@ -42,8 +42,12 @@ def trained_model(flip: bool) -> TrainedModel:
 
 def store(url: str, folder: Path, flip: bool) -> None:
     trained = trained_model(flip)
-    row = {"metrics": {"roc_auc": 0.9}, "trades": 400, "data_start": pd.Timestamp("2024-01-01"),
-           "data_end": pd.Timestamp("2024-06-01")}  # fmt: skip
+    row = {
+        "metrics": {"roc_auc": 0.9},
+        "trades": 400,
+        "data_start": pd.Timestamp("2024-01-01"),
+        "data_end": pd.Timestamp("2024-06-01"),
+    }
     save_model(url, f"key-{flip}", trained, folder, row)
 
 
@@ -54,8 +58,18 @@ def api(tmp_path_factory):
     url = f"sqlite:///{folder / 'models.db'}"
     store(url, folder / "models", flip=False)
     env = {**os.environ, "RAYTRADER_DB": url}
-    command = [sys.executable, "cli.py", "model", "run", "--port", "0", "--refresh", "0",
-               "--jobs-dir", str(folder / "jobs")]  # fmt: skip
+    command = [
+        sys.executable,
+        "cli.py",
+        "model",
+        "run",
+        "--port",
+        "0",
+        "--refresh",
+        "0",
+        "--jobs-dir",
+        str(folder / "jobs"),
+    ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         line = server.stderr.readline()
@@ -88,16 +102,24 @@ def test_a_prediction_equals_the_model_file_applied_in_process(api) -> None:
     trained = load_model(path)
     p = float(trained.model.predict_proba(pd.DataFrame([features]))[0])
     take, size = decide("filter", p, trained.calibration)
-    assert answer == {"instance_id": INSTANCE, "version": 1, "probability": pytest.approx(p),
-                      "method": "filter", "take": take, "size": size}  # fmt: skip
+    assert answer == {
+        "instance_id": INSTANCE,
+        "version": 1,
+        "probability": pytest.approx(p),
+        "method": "filter",
+        "take": take,
+        "size": size,
+    }
     assert answer["probability"] > 0.9 and answer["take"] is True
     low = post(api, "/predict", {"instance_id": INSTANCE, "features": {**features, "range_20": -2}})
     assert low.json()["probability"] < 0.1 and low.json()["take"] is False
 
 
 def test_a_batch_answers_each_request_in_order(api) -> None:
-    requests_ = [{"instance_id": INSTANCE, "features": {"range_20": v, "hour_sin": 0.0}}
-                 for v in (-1.0, 0.0, 1.0)]  # fmt: skip
+    requests_ = [
+        {"instance_id": INSTANCE, "features": {"range_20": v, "hour_sin": 0.0}}
+        for v in (-1.0, 0.0, 1.0)
+    ]
     answers = post(api, "/predict/batch", {"requests": requests_}).json()["predictions"]
     probabilities = [a["probability"] for a in answers]
     assert probabilities == sorted(probabilities) and probabilities[0] < 0.5 < probabilities[2]
@@ -129,8 +151,12 @@ def test_bad_requests_get_a_4xx_that_says_what_to_fix(api, body, status, says) -
 
 def test_nan_is_refused(api) -> None:
     body = '{"instance_id": 7, "features": {"range_20": NaN, "hour_sin": 0}}'
-    answer = requests.post(api["base"] + "/predict", data=body, timeout=60,
-                           headers={"content-type": "application/json"})  # fmt: skip
+    answer = requests.post(
+        api["base"] + "/predict",
+        data=body,
+        timeout=60,
+        headers={"content-type": "application/json"},
+    )
     assert answer.status_code == 422 and "give a finite number" in answer.text
 
 
@@ -175,8 +201,13 @@ def test_binding_beyond_loopback_warns() -> None:
     ],
 )
 def test_bad_options_are_one_error_line(args, says) -> None:
-    done = subprocess.run([sys.executable, "cli.py", "model", "run", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "cli.py", "model", "run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and done.stderr.startswith("error:") and says in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -42,8 +42,16 @@ def test_stored_trades_come_from_the_stored_run_and_missing_runs_are_left_out(db
     bars = series[refs[0].series]
     result = run_backtest(SRBreakout(**PARAMS), bars, "PLT/USD", "5m", config)
     key = instance_run_keys(refs, series, config)[iid]
-    run = {"run_id": key[:24], "run_key": key, "instance_id": iid, "strategy": "sr_breakout",
-           "symbol": "PLT/USD", "interval": "5m", "start": bars.index[0], "end": bars.index[-1]}  # fmt: skip
+    run = {
+        "run_id": key[:24],
+        "run_key": key,
+        "instance_id": iid,
+        "strategy": "sr_breakout",
+        "symbol": "PLT/USD",
+        "interval": "5m",
+        "start": bars.index[0],
+        "end": bars.index[-1],
+    }
     # a stored run with only its first 7 trades shows the trades are read, not recomputed
     save_backtest_run(url, run, result.trades.iloc[:7])
     got = stored_trades(url, refs, series, config)[iid]

@@ -77,10 +77,24 @@ def test_cli_import_refuses_and_stores_nothing(tmp_path: Path, sqlite_url: str, 
 def test_cli_prints_one_error_line_and_exits_2(tmp_path: Path, sqlite_url: str) -> None:
     path = _write(tmp_path, "us.csv", CASES["microseconds"][0])
     done = subprocess.run(
-        [sys.executable, "cli.py", "data", "import", str(path), "--symbol", "X/BTC", "-i", "1m",
-         "--db", sqlite_url],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "cli.py",
+            "data",
+            "import",
+            str(path),
+            "--symbol",
+            "X/BTC",
+            "-i",
+            "1m",
+            "--db",
+            sqlite_url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: us.csv: timestamps outside 1970")

@@ -76,10 +76,25 @@ def test_cli_backtest_runs_the_example(tmp_path: Path) -> None:
     out = tmp_path / "ema"
     args = ["--data", "data/sample/ETH_BTC-5m.csv.gz", "--symbol", "ETH/BTC", "--interval", "5m"]
     result = subprocess.run(
-        [sys.executable, "cli.py", "backtest", "--strategy", "examples/ema_cross.py:EmaCross",
-         *args, "--param", "fast=8", "--out", str(out), "--db", f"sqlite:///{tmp_path / 'x.db'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "cli.py",
+            "backtest",
+            "--strategy",
+            "examples/ema_cross.py:EmaCross",
+            *args,
+            "--param",
+            "fast=8",
+            "--out",
+            str(out),
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     trades = pd.read_csv(out / "trades.csv")
     assert len(trades) > 0 and set(trades["strategy"]) == {"ema_cross"}

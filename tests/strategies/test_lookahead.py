@@ -18,15 +18,24 @@ from tests.strategies.frames import assert_no_lookahead, load_sample
 NON_DEFAULT: dict[str, dict] = {
     "orb": {"allow_short": True, "range_minutes": 60, "range_stop": 1.0, "max_bars": 30},
     "volatility_breakout": {
-        "allow_short": True, "basis": "atr", "k": 0.3, "stop_k": 0.5, "exit_at_open": True
+        "allow_short": True,
+        "basis": "atr",
+        "k": 0.3,
+        "stop_k": 0.5,
+        "exit_at_open": True,
     },
     "trend_day": {"allow_short": True, "decision_minutes": 90, "min_move": 0.003, "min_r2": 0.5},
     "reversal_breakout": {
-        "allow_short": True, "lookback": 20, "swing": 3, "move_atr": 2.5,
-        "stop_atr": 1.5, "target_atr": 3.0, "swing_exit": True,
+        "allow_short": True,
+        "lookback": 20,
+        "swing": 3,
+        "move_atr": 2.5,
+        "stop_atr": 1.5,
+        "target_atr": 3.0,
+        "swing_exit": True,
     },
     "sr_breakout": {"allow_short": True, "lookback": 10},
-}  # fmt: skip
+}
 CASES = [(name, {}) for name in BUILTIN] + [(name, NON_DEFAULT[name]) for name in BUILTIN]
 
 

@@ -13,10 +13,19 @@ from tests.strategies.frames import at, bars_from, mirror, signal_bars
 #          01:00 close 103 above again (no second long); 01:15 close 98.5 < 99 SHORT.
 #   day 2: range high 99, low 96.5. 00:30 close 96 < 96.5 SHORT; 00:45 close 99.5 > 99 LONG.
 TIMES = at(
-    ["2024-01-01 00:00", "2024-01-01 00:15", "2024-01-01 00:30", "2024-01-01 00:45",
-     "2024-01-01 01:00", "2024-01-01 01:15",
-     "2024-01-02 00:00", "2024-01-02 00:15", "2024-01-02 00:30", "2024-01-02 00:45"]
-)  # fmt: skip
+    [
+        "2024-01-01 00:00",
+        "2024-01-01 00:15",
+        "2024-01-01 00:30",
+        "2024-01-01 00:45",
+        "2024-01-01 01:00",
+        "2024-01-01 01:15",
+        "2024-01-02 00:00",
+        "2024-01-02 00:15",
+        "2024-01-02 00:30",
+        "2024-01-02 00:45",
+    ]
+)
 HIGH = [101, 102, 101.8, 102.6, 103.2, 103, 99, 98, 97, 99.8]
 LOW = [99, 99.5, 100.9, 101.4, 102.4, 98, 97, 96.5, 95.5, 96]
 CLOSE = [100, 101, 101.5, 102.5, 103, 98.5, 97.5, 97, 96, 99.5]
@@ -59,8 +68,13 @@ def test_longer_range_and_range_stop() -> None:
 
 
 def test_on_hourly_bars_the_range_is_the_first_bar() -> None:
-    bars = bars_from([101, 100.5, 102, 101], [99, 99.5, 100, 98.5], [100, 100, 101.5, 98.8],
-                     start="2024-03-05", freq="1h")  # fmt: skip
+    bars = bars_from(
+        [101, 100.5, 102, 101],
+        [99, 99.5, 100, 98.5],
+        [100, 100, 101.5, 98.8],
+        start="2024-03-05",
+        freq="1h",
+    )
     out = OpenRangeBreakout(range_minutes=30, allow_short=True).compute(bars)
     assert signal_bars(out, "enter_long") == [2]  # 101.5 > 101
     assert signal_bars(out, "enter_short") == [3]  # 98.8 < 99
