@@ -406,7 +406,7 @@ class OrderManager(Actor):
         return [SignalRejected(ts, order.signal_id, order.strategy, order.symbol, side, reason)]
 
     def restore(self, orders: list[OrderState], trades: list[TradeState], pending: dict) -> None:
-        """Live restart (live/recovery.py): take back open orders, ACTIVE trades, entry exits."""
+        """Live restart (live/ops/recovery.py): take back open orders, ACTIVE trades, entry exits."""
         self._orders.update({o.order_id: o for o in orders})
         self._trades.update({t.trade_id: t for t in trades})
         self._rewrite = True  # restored objects are not in the store: every change is put

@@ -210,7 +210,7 @@ class SqlOrderStore(MemoryOrderStore):
         self._dirty_orders, self._dirty_trades = {}, {}
 
     def adopt(self, order: OrderState, row_id: str) -> None:
-        """A restored order (live/recovery.py): keep its stored id, write nothing."""
+        """A restored order (live/ops/recovery.py): keep its stored id, write nothing."""
         self.ids[order.order_id] = row_id
         MemoryOrderStore.put_order(self, order)
         if order.role == "entry":

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.messages import SubmitOrder  # noqa: E402
 from actors.portfolio_kernel import PortfolioMember  # noqa: E402
-from live.ccxt_clients import rest_client  # noqa: E402
 from live.node import HOSTS_PER_ACTOR, LiveNode, LiveSettings  # noqa: E402
-from live.replay import ReplayMarket  # noqa: E402
-from live.server_thread import ExchangeThread  # noqa: E402
 from live.setup import warm_up  # noqa: E402
+from live.venues.ccxt_clients import rest_client  # noqa: E402
+from localexchange.replay import ReplayMarket  # noqa: E402
+from localexchange.server_thread import ExchangeThread  # noqa: E402
 from store.bar_files import read_bar_file  # noqa: E402
 from strategies.registry import make_strategy  # noqa: E402
 

@@ -73,7 +73,7 @@ def serve(
 ) -> None:
     """Serve a local exchange (Binance REST + websocket paths) replaying stored bars."""
     from factors.bars import parse_utc
-    from live.exchange_server import DEFAULT_SECRET, LocalExchange, parse_balance
+    from localexchange.server import DEFAULT_SECRET, LocalExchange, parse_balance
 
     funding = parse_balance(balance)
     if speed < 0:
@@ -91,7 +91,7 @@ def serve(
 def _market(
     data: Path | None, symbol: str | None, interval: str | None, db: str | None, exchange: str
 ):
-    from live.replay import ReplayMarket, load_market
+    from localexchange.replay import ReplayMarket, load_market
 
     if data is not None:
         if not data.exists():

@@ -171,9 +171,9 @@ def live(
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
         return
-    from live.ccxt_clients import api_keys, rest_client
     from live.node import LiveSettings
     from live.setup import check_exchange, select_members, warm_up
+    from live.venues.ccxt_clients import api_keys, rest_client
     from store.db import resolve_url
 
     ids = _ids(instances)
@@ -242,7 +242,7 @@ def _check_choices(
 
 def _dry_run_cash(client, keys, members, cash: float | None) -> float:
     """The dry run's starting cash in the quote currency of the traded pairs (one account)."""
-    from live.server_thread import DEFAULT_FUNDING
+    from localexchange.server_thread import DEFAULT_FUNDING
 
     quotes = sorted({m.symbol.split("/")[-1] for m in members})
     if len(quotes) > 1:
@@ -306,7 +306,7 @@ def status(
     pnl per instance); reads only, never disturbs the trader."""
     import datetime as dt
 
-    from live.status import read_status, status_lines
+    from live.ops.status import read_status, status_lines
     from store.db import resolve_url
 
     try:
@@ -374,8 +374,8 @@ def _ids(text: str | None) -> list[int] | None:
 
 
 def _run(settings, members, warm, duration: float | None, control: dict, models=None) -> None:
-    from live.control import LiveControl, declare_config, member_ids
     from live.node import LiveNode
+    from live.ops.control import LiveControl, declare_config, member_ids
     from live.ray_live import ray_for_live
     from live.setup import commit_warmup
 

@@ -1,7 +1,7 @@
 """`cli.py data pairs list|enable|disable`: markets live may trade.
 
 A disabled pair keeps its instances (and their enabled flags) but `cli.py live` opens nothing
-new on it; a running `live` notices within a few seconds (live/control.py).
+new on it; a running `live` notices within a few seconds (live/ops/control.py).
 """
 
 from __future__ import annotations

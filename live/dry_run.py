@@ -60,7 +60,7 @@ class DryRunExchange(Actor):
         return out
 
     def add_route(self, strategy: str, series: tuple[str, str]) -> None:
-        """An instance enabled while running (live/control.py), on a series already streamed."""
+        """An instance enabled while running (live/ops/control.py), on a series already streamed."""
         self.routes[strategy] = series
 
     def open_orders(self) -> list[int]:

@@ -1,7 +1,7 @@
 """The live system on Ray: bar stream, strategy hosts, portfolio, order manager, exchange.
 
 Ray actors (named, so each shows in the Ray dashboard under a readable name):
-- `bars <exchange>`: the websocket routine (live/ws_routine.py), an async actor;
+- `bars <exchange>`: the websocket routine (live/venues/bar_stream.py), an async actor;
 - `strategies <symbol> <interval>`: the LiveStrategyHosts of the instances on that series;
 - `portfolio`: the WeightedPortfolio (sizing risk x weight on one shared account);
 - `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
@@ -10,8 +10,8 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
 The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
 
 Start (DESIGN.md section 12): the open orders and trades of earlier sessions are loaded from
-the database (live/recovery.py); real mode reconciles them with the exchange before anything
-trades (live/reconcile.py; a failure stops the start with one error); the order manager,
+the database (live/ops/recovery.py); real mode reconciles them with the exchange before anything
+trades (live/ops/reconcile.py; a failure stops the start with one error); the order manager,
 portfolio and strategy hosts get that state back; then the bar stream starts. While running:
 open trades' marks are written every 30 s (and at stop), real mode audits the exchange for
 orders and fills the database does not know every `reconcile_every` minutes.
@@ -39,11 +39,11 @@ from actors.messages import (
 )
 from actors.order_manager import OrderManager
 from actors.portfolio_kernel import PortfolioMember
-from live.control import LivePortfolio
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
-from live.metrics import LiveMetrics
-from live.recovery import (
+from live.ops.control import LivePortfolio
+from live.ops.metrics import LiveMetrics
+from live.ops.recovery import (
     LoopActor,
     Restored,
     StoredGroup,
@@ -85,7 +85,7 @@ class LiveSettings:
     real: bool = False  # orders through the ccxt broker (keys from the environment)
     min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
     lot_size: float = 0.0
-    market: str = "spot"  # real mode: spot | margin (shorts need margin, live/margin.py)
+    market: str = "spot"  # real mode: spot | margin (shorts need margin, live/venues/margin.py)
     reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
 
     def min_order_notional(self) -> float:
@@ -201,7 +201,7 @@ class LiveNode:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;
         returns (the account's free quote balance, the events reconciliation found for the
         other actors, the bracket legs to place again)."""
-        from live.broker import CcxtBroker
+        from live.venues.broker import CcxtBroker
 
         s = self.settings
         broker = CcxtBroker(s.exchange, s.url, routes, s.db_url, s.market)
@@ -279,7 +279,7 @@ class LiveNode:
         )
 
     def _start_stream(self, series: list[tuple[str, str]]) -> None:
-        from live.ws_routine import BarStream
+        from live.venues.bar_stream import BarStream
 
         s = self.settings
         args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff, s.quiet_s)

@@ -55,7 +55,7 @@ def ray_for_live(console: Any) -> Iterator[Any]:
 
 
 def _metrics_url(ray: Any) -> str | None:
-    """Where this node serves its metrics (live/metrics.py), for Prometheus or curl."""
+    """Where this node serves its metrics (live/ops/metrics.py), for Prometheus or curl."""
     for node in ray.nodes():
         if node.get("Alive") and node.get("MetricsExportPort"):
             return f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"

@@ -178,7 +178,7 @@ def _frame(rows: list[list]) -> pd.DataFrame:
 
 def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
     """Store the bars fetched for the warm-up (after every check passed)."""
-    from live.ws_routine import save_live_bars
+    from live.venues.bar_stream import save_live_bars
 
     for key, rows in warm.fetched.items():
         if rows:

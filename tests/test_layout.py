@@ -19,17 +19,37 @@ PACKAGES = [
     "cluster",
     "commands",
 ]
-PACKAGES += [p for p in ("live", "ml") if (ROOT / p).is_dir()]
+PACKAGES += ["live", "ml", "localexchange", "testing"]
 
-# package -> project packages it must never import (directly or inside a function)
+ALL = {
+    "actors",
+    "strategies",
+    "factors",
+    "store",
+    "backtest",
+    "analysis",
+    "cluster",
+    "commands",
+    "live",
+    "ml",
+    "localexchange",
+    "testing",
+}
+# package -> project packages it must never import (directly or inside a function).
+# The local exchange is a stand-in for a venue: live trading reaches it only over HTTP and
+# websockets, like any exchange, so live/ never imports it (only tests, demos and the CLI do).
 FORBIDDEN = {
-    "strategies": {"actors", "store", "backtest", "analysis", "live", "ml", "commands", "cluster"},
-    "factors": {"actors", "store", "backtest", "analysis", "live", "ml", "commands", "cluster"},
-    "actors": {"backtest", "analysis", "live", "ml", "commands", "cluster"},
-    "store": {"actors", "backtest", "analysis", "live", "ml", "commands", "cluster"},
-    "analysis": {"actors", "backtest", "live", "ml", "commands", "cluster"},
-    "cluster": {"actors", "backtest", "analysis", "live", "ml", "commands"},
-    "backtest": {"live", "ml", "commands"},
+    "strategies": ALL - {"strategies", "factors"},
+    "factors": ALL - {"factors"},
+    "actors": ALL - {"actors", "strategies", "factors", "store", "testing"},
+    "store": ALL - {"store", "factors"},
+    "analysis": ALL - {"analysis", "store", "strategies", "factors"},
+    "cluster": ALL - {"cluster", "store"},
+    "backtest": {"live", "ml", "commands", "localexchange"},
+    "live": {"commands", "localexchange"},
+    "ml": {"live", "commands", "localexchange"},
+    "localexchange": ALL - {"localexchange", "store", "factors"},
+    "testing": ALL - {"testing"},
 }
 # A soft limit: a module past it is worth a look, not a failure. Splitting a module only to
 # meet a number, or packing lines to stay under one, makes code harder to read.

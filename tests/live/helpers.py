@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from live.replay import ReplayMarket
+from localexchange.replay import ReplayMarket
 from store.bar_files import read_bar_file
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"

@@ -1,5 +1,5 @@
 """The live node in real mode, in one process (no Ray), stepping a local exchange bar by bar:
-the program the kill -9 recovery tests (tests/live/test_recovery.py) kill and restart.
+the program the kill -9 recovery tests (tests/live/ops/test_recovery.py) kill and restart.
 
     python -m tests.live.recovery_driver URL DB_URL            # run to the end of the data
     python -m tests.live.recovery_driver --serve               # fork server (see below)
@@ -23,9 +23,9 @@ import urllib.request
 
 from actors.messages import BarClosed
 from actors.portfolio_kernel import PortfolioMember
-from live.ccxt_clients import api_keys, rest_client
 from live.node import LiveNode, LiveSettings
 from live.setup import warm_up
+from live.venues.ccxt_clients import api_keys, rest_client
 from strategies.registry import make_strategy
 
 SYMBOL, INTERVAL, STEP_MS = "NXT/BTC", "5m", 300_000
@@ -84,9 +84,9 @@ def _preload() -> None:
     import pandas  # noqa: F401
     import sqlmodel  # noqa: F401
 
-    import live.broker  # noqa: F401
-    import live.reconcile  # noqa: F401
-    import live.ws_routine  # noqa: F401
+    import live.ops.reconcile  # noqa: F401
+    import live.venues.bar_stream  # noqa: F401
+    import live.venues.broker  # noqa: F401
     import store.bars  # noqa: F401
     import store.models  # noqa: F401
 

@@ -17,8 +17,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cli import app
-from live.ccxt_clients import rest_client
-from live.server_thread import ExchangeThread
+from live.venues.ccxt_clients import rest_client
+from localexchange.server_thread import ExchangeThread
 from store.db import get_engine
 from store.instances import add_instance
 from tests.live.helpers import SAMPLE, SECRET, market_of, sample

@@ -20,11 +20,11 @@ import requests
 from actors.kernel import run_kernel
 from actors.portfolio_kernel import PortfolioMember
 from backtest.run import BacktestConfig, assemble_result
-from live.ccxt_clients import rest_client
 from live.model_gates import BarFeed, ImputedFeatures, ModelGates, load_model_gates
 from live.node import LiveNode, LiveSettings
-from live.server_thread import ExchangeThread
 from live.setup import warm_up
+from live.venues.ccxt_clients import rest_client
+from localexchange.server_thread import ExchangeThread
 from ml.apply import OnlineGate, closed_bars
 from ml.dataset import build_dataset
 from ml.features import FeatureBuilder, FeatureConfig

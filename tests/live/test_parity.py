@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from actors.portfolio_kernel import PortfolioMember
 from cli import app
-from live.ccxt_clients import rest_client
 from live.node import LiveNode, LiveSettings
-from live.server_thread import ExchangeThread
 from live.setup import check_exchange, warm_up
+from live.venues.ccxt_clients import rest_client
+from localexchange.server_thread import ExchangeThread
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
 from tests.ray_local import local_test_ray

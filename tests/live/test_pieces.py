@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from live.broker import client_order_id
-from live.ccxt_clients import api_keys
-from live.exchange_server import parse_balance
+from live.venues.broker import client_order_id
+from live.venues.ccxt_clients import api_keys
+from localexchange.server import parse_balance
 
 
 def test_client_order_ids_are_short_allowed_and_derived_from_instance_signal_role() -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
-from live.ccxt_clients import rest_client
 from live.node import LiveSettings
-from live.replay import ReplayMarket
-from live.server_thread import ExchangeThread
 from live.setup import check_exchange, market_limits, order_limits
+from live.venues.ccxt_clients import rest_client
+from localexchange.replay import ReplayMarket
+from localexchange.server_thread import ExchangeThread
 from strategies.registry import make_strategy
 from tests.live.helpers import sample
 

@@ -13,11 +13,11 @@ import pytest
 
 from actors.messages import BarClosed
 from live.node import LiveNode, LiveSettings
-from live.recovery import CRASH_ENV
 from live.setup import Warmup
+from testing.crash import CRASH_ENV
 from tests.live.helpers import sample
+from tests.live.ops.test_recovery import stored
 from tests.live.recovery_driver import INTERVAL, SYMBOL, members
-from tests.live.test_recovery import stored
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = (SYMBOL, INTERVAL)
@@ -90,7 +90,7 @@ def test_dry_run_killed_with_a_trade_open_resumes_from_its_records(frame, tmp_pa
 
 
 def test_the_crash_hook_is_inert_unless_asked_and_kills_at_the_nth_pass() -> None:
-    code = "from live.recovery import crash_point\nfor _ in range(3): crash_point('flush')\n"
+    code = "from testing.crash import crash_point\nfor _ in range(3): crash_point('flush')\n"
 
     def run(spec: str | None) -> int:
         env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}

@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from live.recovery import CRASH_ENV
-from live.server_thread import ExchangeThread
+from localexchange.server_thread import ExchangeThread
 from store.db import get_engine
 from store.models import OrderRecord, TradeRecord
+from testing.crash import CRASH_ENV
 from tests.live.helpers import SECRET, market_of, sample
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from live.node import LiveNode, LiveSettings, ReconcileError
-from live.server_thread import ExchangeThread
 from live.setup import Warmup
+from localexchange.server_thread import ExchangeThread
 from store.db import session_scope
 from store.models import OrderRecord
 from tests.live.helpers import SECRET, market_of, sample
+from tests.live.ops.test_recovery import FUNDING, stored
 from tests.live.recovery_driver import INTERVAL, SYMBOL, members
-from tests.live.test_recovery import FUNDING, stored
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def real_node(db: str, url: str, frame: pd.DataFrame) -> LiveNode:
 def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(
     exchange, frame, sqlite_url, monkeypatch
 ) -> None:
-    from live.ccxt_clients import rest_client
+    from live.venues.ccxt_clients import rest_client
 
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "foreign")
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
@@ -108,7 +108,7 @@ def drive_until(node: LiveNode, ex: ExchangeThread, condition) -> None:
 
 
 def node_client(ex: ExchangeThread):
-    from live.ccxt_clients import rest_client
+    from live.venues.ccxt_clients import rest_client
 
     return rest_client("binance", ex.url, ("lost", SECRET))
 

@@ -33,7 +33,7 @@ _ID = re.compile(r"^#(\d+) ")
 
 class LivePortfolio(WeightedPortfolio):
     """WeightedPortfolio that obeys DisableInstance / EnableInstance, and whose cash is set again
-    after a restart (live/recovery.py)."""
+    after a restart (live/ops/recovery.py)."""
 
     handlers = {
         **WeightedPortfolio.handlers,

@@ -1,4 +1,4 @@
-"""`cli.py live status`: the live state read from the database only (live/status.py), with a
+"""`cli.py live status`: the live state read from the database only (live/ops/status.py), with a
 hand-computed scenario on SQLite and PostgreSQL; backtest rows never show; the database is not
 changed by reading."""
 

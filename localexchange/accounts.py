@@ -29,7 +29,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from live.replay import ReplayMarket, Series
+from localexchange.replay import ReplayMarket, Series
 
 log = logging.getLogger("raytrader.exchange")
 

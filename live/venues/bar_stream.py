@@ -60,7 +60,7 @@ class BarStream:
 
     # -- lifecycle (async actor methods) ------------------------------------------------------
     async def start(self) -> bool:
-        from live.ccxt_clients import ws_client
+        from live.venues.ccxt_clients import ws_client
 
         self._queue, self._stop = asyncio.Queue(), asyncio.Event()
         self.client = self._factory() if self._factory else ws_client(self.exchange, self.url)

@@ -14,7 +14,7 @@ that bar's first delivery step (before the strategies see the bar), as the simul
 Every order carries a client order id derived from (instance, signal bar, role, attempt), so a
 resend is recognisable; that id is also the order's row id in the database (the order manager
 wrote it as NEW before this actor received it) and the exchange's order id is written to that
-row as soon as the exchange answers. After a restart `reconcile` (live/reconcile.py) compares
+row as soon as the exchange answers. After a restart `reconcile` (live/ops/reconcile.py) compares
 the stored open orders with the exchange before trading resumes. API keys come from the environment only (live/ccxt_clients.api_keys).
 """
 
@@ -34,7 +34,7 @@ from actors.messages import (
     replace,
 )
 from actors.order_store import MS, client_order_id, order_key
-from live.recovery import crash_point
+from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
 
@@ -49,7 +49,7 @@ class CcxtBroker:
         market: str = "spot",
     ) -> None:
         self.exchange, self.url, self.db_url = exchange, url, db_url
-        self.market = market  # spot | margin (live/margin.py: shorts need margin)
+        self.market = market  # spot | margin (live/venues/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
         self.client: Any = None
         self._resting: dict[int, dict] = {}  # our order id -> {"id", "symbol", "oco", "msg"}
@@ -66,8 +66,8 @@ class CcxtBroker:
         return (SubmitOrder, CancelOrder, BarClosed)
 
     async def start(self) -> bool:
-        from live.ccxt_clients import api_keys, ws_client
-        from live.margin import for_market
+        from live.venues.ccxt_clients import api_keys, ws_client
+        from live.venues.margin import for_market
 
         keys = api_keys(self.exchange)
         if keys is None:
@@ -82,7 +82,7 @@ class CcxtBroker:
         return True
 
     def add_route(self, strategy: str, series: tuple[str, str]) -> None:
-        """An instance enabled while running (live/control.py), on a series already streamed."""
+        """An instance enabled while running (live/ops/control.py), on a series already streamed."""
         self.routes[strategy] = series
 
     async def totals(self) -> dict[str, float]:
@@ -124,7 +124,7 @@ class CcxtBroker:
     async def _market(self, msg: SubmitOrder) -> list:
         import ccxt
 
-        from live.margin import short_refusal
+        from live.venues.margin import short_refusal
 
         refusal = short_refusal(self.market, msg)
         if refusal is not None:
@@ -311,8 +311,8 @@ class CcxtBroker:
     async def reconcile(
         self, submits: list, known: dict[str, str | None], last_fill_ms: dict[str, int]
     ) -> dict:
-        """Start of a session: the stored open orders against the exchange (live/reconcile.py)."""
-        from live.reconcile import reconcile
+        """Start of a session: the stored open orders against the exchange (live/ops/reconcile.py)."""
+        from live.ops.reconcile import reconcile
 
         self.known = dict(known)
         self.audit_from = dict(last_fill_ms)
@@ -321,7 +321,7 @@ class CcxtBroker:
     async def audit(self) -> list[str]:
         """Every --reconcile-every minutes: exchange orders and fills (since the newest fill the
         last audit saw) unknown to us, as warnings."""
-        from live.reconcile import audit
+        from live.ops.reconcile import audit
 
         eids = {str(e) for e in self.known.values() if e}
         return await audit(self, set(self.known), eids, dict(self.audit_from))

@@ -1,6 +1,6 @@
 """kill -9 recovery through Ray: the real `cli.py live --real` process (its Ray included) killed
 by SIGKILL at seeded moments and restarted; and one Ray actor (the order manager's) killing
-itself by SIGKILL in the middle of a batch (before its commit), the node then restarted. The same invariants as tests/live/test_recovery.py
+itself by SIGKILL in the middle of a batch (before its commit), the node then restarted. The same invariants as tests/live/ops/test_recovery.py
 (database == exchange) hold at the end. Real ccxt, real local exchange, real Ray."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from live.recovery import CRASH_ENV
-from live.server_thread import ExchangeThread
+from localexchange.server_thread import ExchangeThread
 from store.db import get_engine
 from store.instances import add_instance
+from testing.crash import CRASH_ENV
 from tests.live.helpers import SECRET, market_of, sample
-from tests.live.test_recovery import FUNDING, check_consistency, stored
+from tests.live.ops.test_recovery import FUNDING, check_consistency, stored
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 70  # bars: the three instances trade from bar 35 on
@@ -168,9 +168,9 @@ def ray_local():
 
 @pytest.mark.ray
 def test_order_manager_actor_killed_then_node_restarted(ray_local, sqlite_url) -> None:
-    from live.ccxt_clients import rest_client
     from live.node import LiveNode, LiveSettings
     from live.setup import warm_up
+    from live.venues.ccxt_clients import rest_client
     from tests.live.recovery_driver import members
 
     group = members()

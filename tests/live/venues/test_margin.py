@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from actors.messages import BarClosed, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder
 from actors.portfolio_kernel import PortfolioMember
 from commands.errors import UserError
-from live.broker import CcxtBroker
-from live.ccxt_clients import rest_client
-from live.margin import MarginClient, check_market, for_market, short_refusal
 from live.node import LiveNode, LiveSettings
-from live.server_thread import ExchangeThread
 from live.setup import warm_up
+from live.venues.broker import CcxtBroker
+from live.venues.ccxt_clients import rest_client
+from live.venues.margin import MarginClient, check_market, for_market, short_refusal
+from localexchange.server_thread import ExchangeThread
 from strategies.registry import make_strategy
 from tests.live.helpers import SECRET, T0, bars, market_of, sample
 from tests.live.test_parity import FILE as PARITY_FILE

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from live.accounts import Account, Order, split_symbol
-from live.replay import ReplayMarket, Series, _num
+from localexchange.accounts import Account, Order, split_symbol
+from localexchange.replay import ReplayMarket, Series, _num
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS"]
 
@@ -33,7 +33,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
                 "allowTrailingStop": False,
                 "cancelReplaceAllowed": False,
                 "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": True,  # cross margin: live/margin_exchange.py
+                "isMarginTradingAllowed": True,  # cross margin: localexchange/margin.py
                 "filters": [
                     {
                         "filterType": "PRICE_FILTER",

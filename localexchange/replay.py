@@ -6,7 +6,7 @@ any moment each series has closed bars (served by REST klines, announced on the 
 and at most one bar in progress (its open is known: market orders fill there). Bars before the
 replay start are history from the beginning.
 
-Orders are matched per symbol on its finest series (live/accounts.py); the replay only says
+Orders are matched per symbol on its finest series (localexchange/accounts.py); the replay only says
 which bars closed and which bar is in progress.
 """
 

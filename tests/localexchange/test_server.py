@@ -7,8 +7,8 @@ import asyncio
 import ccxt
 import pytest
 
-from live.ccxt_clients import rest_client, ws_client
-from live.server_thread import ExchangeThread
+from live.venues.ccxt_clients import rest_client, ws_client
+from localexchange.server_thread import ExchangeThread
 from tests.live.helpers import KEY, SECRET, T0, bars, market_of
 
 MS = 1_000_000

@@ -4,12 +4,12 @@ REST at Binance's paths under /api/v3 (exchangeInfo, klines, ticker, time, accou
 openOrders, allOrders, myTrades, orderList/oco), market streams at /ws/<n> (SUBSCRIBE to
 <sym>@kline_<interval>) and the user-data stream at /ws-api/v3 (userDataStream.subscribe.signature
 then executionReport events), which ccxt.pro's watch_orders uses for spot. Cross margin (shorts)
-answers at /sapi/v1/margin/... (live/margin_exchange.py) on each key's margin account.
+answers at /sapi/v1/margin/... (localexchange/margin.py) on each key's margin account.
 
 Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
 (funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
 with the local exchange's secret (`--secret`, one for every key: each key still has its own
-account). The market replays stored bars (live/replay.py) at `speed` x real time, or one step
+account). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
 per POST /_local/step in tests (speed 0); POST /_local/drop closes every market stream (tests of
 reconnects). After the data ends it keeps serving and says so in the log.
 """
@@ -27,10 +27,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from live import binance_format as fmt
-from live.accounts import Account, ExchangeError, MatchingEngine, Order
-from live.margin_exchange import margin_routes
-from live.replay import Closed, ReplayMarket
+from localexchange import binance_format as fmt
+from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
+from localexchange.margin import margin_routes
+from localexchange.replay import Closed, ReplayMarket
 
 log = logging.getLogger("raytrader.exchange")
 DEFAULT_SECRET = "local-secret"

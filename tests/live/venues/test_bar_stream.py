@@ -7,8 +7,8 @@ import asyncio
 
 import pandas as pd
 
-from live.server_thread import ExchangeThread
-from live.ws_routine import BarStream
+from live.venues.bar_stream import BarStream
+from localexchange.server_thread import ExchangeThread
 from store.bars import load_bars
 from tests.live.helpers import market_of, sample
 

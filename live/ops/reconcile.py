@@ -12,7 +12,7 @@ On every start, before trading, for each order the database has open (NEW or SUB
 - a time exit lives here until due, then goes out as a market order under its own client id:
   found at the exchange -> as above; not found -> kept again;
 - a stop or target of an open trade cancelled at the exchange by someone else (no sibling
-  filled, no exit on its way) is placed again as a new order (`lost`, live/recovery.py).
+  filled, no exit on its way) is placed again as a new order (`lost`, live/ops/recovery.py).
 Then `audit` (also run every --reconcile-every minutes): the exchange's open orders and its
 fills since the last stored fill that the database does not know are reported loudly and left
 untouched.

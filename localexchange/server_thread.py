@@ -1,7 +1,7 @@
 """Run a LocalExchange on its own event loop in a background thread (tests, benchmarks, demo).
 
 with ExchangeThread(market) as ex:      # port chosen by the OS on 127.0.0.1
-    client = local_client(ex.url)        # live/ccxt_clients.py
+    client = local_client(ex.url)        # live/venues/ccxt_clients.py
     ex.step(3)                           # close the next three bar times (speed 0)
 """
 
@@ -11,8 +11,8 @@ import asyncio
 import threading
 from typing import Any
 
-from live.exchange_server import DEFAULT_SECRET, LocalExchange
-from live.replay import ReplayMarket
+from localexchange.replay import ReplayMarket
+from localexchange.server import DEFAULT_SECRET, LocalExchange
 
 DEFAULT_FUNDING = {"BTC": 10.0, "ETH": 100.0, "USDT": 100_000.0}
 

@@ -1,10 +1,10 @@
-"""Live metrics (live/metrics.py) without Ray: every metric is a no-op, nothing fails. With Ray,
-tests/live/test_control.py scrapes them from the node's Prometheus port after a live run."""
+"""Live metrics (live/ops/metrics.py) without Ray: every metric is a no-op, nothing fails. With Ray,
+tests/live/ops/test_control.py scrapes them from the node's Prometheus port after a live run."""
 
 from __future__ import annotations
 
 from actors.messages import BarClosed, OrderFilled, SubmitOrder
-from live.metrics import LiveMetrics, ray_is_up
+from live.ops.metrics import LiveMetrics, ray_is_up
 
 
 def test_metrics_are_no_ops_without_ray() -> None:

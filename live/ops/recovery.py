@@ -5,9 +5,9 @@
 trades with their exit orders, and the exits of entries not yet filled. Ids inside the actors
 are numbers of this session; the rows keep their stable ids (the client order ids), which
 the restored orders carry along (`row_ids`). The exchange side is reconciled separately
-(live/reconcile.py for the ccxt broker, `restore_dry_run` for the simulated exchange).
+(live/ops/reconcile.py for the ccxt broker, `restore_dry_run` for the simulated exchange).
 
-Also here: the crash hook of the kill -9 tests, the portfolio with a settable cash, the group
+Also here: the portfolio with a settable cash, the group
 that commits the order store once per delivery batch, the marks writer, and `LoopActor` (an
 async actor run in this process, for the in-process live node of the recovery tests).
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,24 +31,9 @@ from actors.messages import (
 from actors.order_manager import OrderState, TradeState, time_exit_ts
 from actors.order_store import DRY_RUN
 from live.hosts import ActorGroup
+from testing.crash import crash_point
 
-CRASH_ENV = "RAYTRADER_CRASH_AT"
-_crash_counts: dict[str, int] = {}
 OPEN = ("NEW", "SUBMITTED")
-
-
-def crash_point(name: str) -> None:
-    """TEST ONLY: with RAYTRADER_CRASH_AT="<name>:<n>[,<name>:<n>...]", the n-th time this
-    process passes point `name` it kills itself with SIGKILL (the kill -9 recovery tests).
-    Unset (always, outside those tests): nothing happens."""
-    spec = os.environ.get(CRASH_ENV)
-    if not spec:
-        return
-    _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    for item in spec.split(","):
-        point, _, n = item.partition(":")
-        if point == name and str(_crash_counts[name]) == n.strip():
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Instances enabled / disabled in the database while live runs (live/control.py): real Ray, the
+"""Instances enabled / disabled in the database while live runs (live/ops/control.py): real Ray, the
 local exchange, real ccxt. A disabled instance opens nothing new (its entries are refused with a
 reason) while the other instance trades exactly as its backtest; enabled again, it trades; an
 instance enabled that the run had not loaded gets a host; --on-disable close closes at market."""
@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from actors.messages import DisableInstance, EnableInstance, SignalRaised, TradeOpened
 from actors.portfolio import Portfolio
 from cli import app
-from live.ccxt_clients import rest_client
-from live.control import LiveControl, LivePortfolio, member_ids
 from live.node import LiveNode, LiveSettings
-from live.server_thread import ExchangeThread
+from live.ops.control import LiveControl, LivePortfolio, member_ids
+from live.ops.status import read_status
 from live.setup import check_exchange, select_members, warm_up
-from live.status import read_status
+from live.venues.ccxt_clients import rest_client
+from localexchange.server_thread import ExchangeThread
 from store.instances import add_instance, set_enabled, set_pair_active
 from tests.live.helpers import market_of, sample
 
@@ -82,7 +82,7 @@ def test_a_prod_config_is_stored_with_its_weights_so_enable_disable_reach_it(
     tmp_path, sqlite_url
 ) -> None:
     from backtest.portfolio_config import build_members, load_portfolio_config
-    from live.control import declare_config
+    from live.ops.control import declare_config
     from store.instances import list_instances, live_states
     from strategies.registry import make_strategy
 

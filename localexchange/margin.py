@@ -2,7 +2,7 @@
 
 ccxt's binance client sends an order with `{'marginMode': 'cross'}` to /sapi/v1/margin/order
 (and fetch/cancel/open orders/my trades/balance to their /sapi/v1/margin/ twins), so the same
-spot symbols trade on the margin account of the key (live/accounts.py: borrowing, repaying,
+spot symbols trade on the margin account of the key (localexchange/accounts.py: borrowing, repaying,
 the borrowing limit). The order handlers are the spot ones of LocalExchange run on the margin
 account; only the account, the OCO (Binance's older margin OCO: price / stopPrice /
 limitClientOrderId / stopClientOrderId) and borrow-repay are margin's own. Margin order updates
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from live import binance_format as fmt
-from live.accounts import BAD_PARAM, Account, ExchangeError
+from localexchange import binance_format as fmt
+from localexchange.accounts import BAD_PARAM, Account, ExchangeError
 
 if TYPE_CHECKING:
-    from live.exchange_server import LocalExchange
+    from localexchange.server import LocalExchange
 
 SAPI = "/sapi/v1/margin/"
 
