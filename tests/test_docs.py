@@ -116,6 +116,16 @@ def test_every_docs_reference_in_code_exists() -> None:
     assert missing == []
 
 
+def test_no_file_points_at_the_design_notes_outside_the_repository() -> None:
+    outside = "DESIGN" + ".md"  # spelled apart so this test does not find itself
+    mentions = [
+        str(path.relative_to(ROOT))
+        for path in code_files()
+        if outside in path.read_text(errors="replace")
+    ]
+    assert mentions == []
+
+
 def test_the_readme_stays_short() -> None:
     lines = len((ROOT / "README.md").read_text().splitlines())
     assert lines < README_MAX_LINES, f"README.md has {lines} lines; move details into docs/"
