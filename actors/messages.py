@@ -32,7 +32,7 @@ class Phase(IntEnum):
     SETTLE_TARGET = -1
     CLOSE = 0  # a bar closed: BarClosed, signals, orders they cause
     OPEN = 1  # fills at the open of a bar: market and time-exit orders
-    STOP = 2  # intrabar: stop orders (checked before targets, DESIGN.md section 5)
+    STOP = 2  # intrabar: stop orders (checked before targets, docs/design.md#fill-semantics)
     TARGET = 3  # intrabar: take-profit (limit) orders
     END = 9  # after everything: end of data
 

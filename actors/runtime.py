@@ -169,7 +169,7 @@ class RayRuntime(LocalRuntime):
 
     Routing and ordering stay in the driver (same rule as LocalRuntime), so both runtimes give
     the same orders and trades. Each delivery is one Ray call: use it for live trading and for
-    checks, never one call per bar in a backtest (DESIGN.md section 3).
+    checks, never one call per bar in a backtest (docs/design.md#what-ray-costs).
     """
 
     counts = True

@@ -1,4 +1,4 @@
-"""Simulated exchange: the fill semantics of DESIGN.md section 5, in two modes.
+"""Simulated exchange: the fill semantics of docs/design.md#fill-semantics, in two modes.
 
 Fast mode (the exchange is given the whole series as arrays): on accepting an order it finds the
 bar where the order would fill with a vectorized search over the following bars and schedules a
@@ -17,7 +17,7 @@ on each, as a live dry run would. Both apply the same rules through the same hel
 - orders sharing an `oco` group fill at most once: after one fills the others cannot fill and
   wait for the order manager's cancel (a real exchange's OCO/reduce-only behaviour);
 - `close` orders (end of data) fill at once at exactly the last close seen: no slippage (the
-  position is valued at the close, as DESIGN.md section 5 rule 5 says), the fee is charged.
+  position is valued at the close, as docs/design.md#fill-semantics rule 5 says), the fee is charged.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def triggers(order: SubmitOrder, high: float, low: float) -> bool:
 
 
 def fill_price(order: SubmitOrder, open_: float, close: float, slippage: float) -> float:
-    """Price of `order` filling in a bar opening at `open_` (section 5 rules, see module doc)."""
+    """Price of `order` filling in a bar opening at `open_` (docs/design.md#fill-semantics, see module doc)."""
     kind, sell = order.kind, order.side == "sell"
     if kind == "limit":
         return max(open_, order.price) if sell else min(open_, order.price)

@@ -7,7 +7,7 @@ use those columns:
   timer only for the next bar where an armed column fires, so quiet bars cost nothing;
 - replay mode: every BarClosed arrives (as in live) and the host evaluates that bar.
 Either way a bar is evaluated by the same `_evaluate`, in the order exit_long, exit_short,
-enter_long, enter_short, and with the same gating (DESIGN.md section 5): an entry is ignored
+enter_long, enter_short, and with the same gating (docs/design.md#fill-semantics): an entry is ignored
 while an entry on that side is pending, while that side already holds
 `Strategy.entry_limit()` positions (1, or max_entries when the strategy declares pyramiding),
 and while the other side is open unless the strategy declares hedge; an exit only when open

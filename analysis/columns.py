@@ -1,4 +1,4 @@
-"""The public file layouts of DESIGN.md section 6, defined once (engine, analysis and exports).
+"""The public file layouts of docs/design.md#public-formats, defined once (engine, analysis and exports).
 
 Constants and the one time formatter, importing only pandas: the analysis side
 (analysis/trades_io.py) reads trades files without loading the engine.

@@ -1,11 +1,11 @@
-"""Trade and equity statistics, exactly as DESIGN.md section 6 defines them.
+"""Trade and equity statistics, exactly as docs/design.md#metrics defines them.
 
 `compute_metrics(trades, equity, initial_cash)` is the single entry point: a backtest, a user's
 trades.csv and a portfolio (several strategies' trades and their summed equity) all go through it.
 Undefined values (no trades, no losers, a flat equity curve, ...) are None, never NaN or inf, so
 the dict is JSON-serialisable as is.
 
-Conventions (the ones DESIGN.md leaves open, stated here once):
+Conventions (the ones docs/design.md#metrics leaves open, stated here once):
 - Fractions, not percent: win_rate, total_return, max_drawdown, pct_*_profitable, exposure, cagr,
   best/worst_month are all shares (0.25 means 25 %). period_start/period_end are ISO-8601 UTC.
 - Daily returns: the equity curve is sampled at the last value of each UTC calendar day, days
@@ -44,7 +44,7 @@ DEFAULT_CASH = 10_000.0
 PERIODS_PER_YEAR = 365  # crypto trades every day
 DAYS_PER_YEAR = 365.25  # for CAGR over calendar time
 
-# The DESIGN.md section 6 keys, in the order reports show them.
+# The docs/design.md#metrics keys, in the order reports show them.
 CORE_KEYS = (
     "trades",
     "win_rate",

@@ -1,6 +1,6 @@
 """Portfolio backtest on Ray: strategy actors compute signals in parallel, one batch each.
 
-DESIGN.md section 3: never one Ray call per bar. The vectorized part of a portfolio (every
+docs/design.md#what-ray-costs: never one Ray call per bar. The vectorized part of a portfolio (every
 instance's `Strategy.compute` over its whole series) is spread over a few Ray actors
 (`SignalComputer`, a plain class wrapped with ray.remote): each gets a contiguous chunk of the
 instances and the bar series they need (put in the object store once), computes them and sends

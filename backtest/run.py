@@ -1,8 +1,8 @@
 """One backtest in-process: run the actor graph, build trades/equity, write the public files.
 
-trades.csv (DESIGN.md section 6): one row per closed trade, ordered by trade_id.
+trades.csv (docs/design.md#tradescsv): one row per closed trade, ordered by trade_id.
 - entry_time / exit_time: ISO-8601 UTC of the bar in which the fill happened (the bar's open
-  time, the timestamp of the bar frame); the prices are the fill prices of section 5.
+  time, the timestamp of the bar frame); the prices are the fill prices of docs/design.md#fill-semantics.
 - fees: entry fee + exit fee. pnl: NET of both fees, so sum(pnl) == final equity - cash.
 - return_pct: pnl / entry notional (quantity * entry_price), as a FRACTION (0.01 = 1 %).
 equity.csv: one row per bar, `timestamp` the bar's timestamp, values at that bar's close:
@@ -53,7 +53,7 @@ class BacktestConfig:
     max_symbol_exposure: float = 1.0  # fraction of equity
     max_total_exposure: float = 1.0
     # per strategy instance and side, for strategies without pyramiding: a compliance backstop,
-    # since the strategy host already keeps those at one position per side (DESIGN.md section 5);
+    # since the strategy host already keeps those at one position per side (docs/design.md#fill-semantics);
     # a pyramiding strategy is limited by its own Strategy.max_entries instead
     max_open_positions: int = 1
     # smallest order notional in quote units (an exchange's min notional); None: a fraction
@@ -301,7 +301,7 @@ def write_outputs(result: BacktestResult, out_dir: Path, bars: pd.DataFrame | No
 
 
 def write_trades_equity(trades: pd.DataFrame, equity: pd.DataFrame, out_dir: Path) -> None:
-    """trades.csv and equity.csv (DESIGN.md section 6 columns, ISO-8601 UTC times)."""
+    """trades.csv and equity.csv (docs/design.md#public-formats columns, ISO-8601 UTC times)."""
     out_dir = prepare_out_dir(out_dir)
     iso_times(trades.loc[:, list(TRADE_COLUMNS)]).to_csv(out_dir / "trades.csv", index=False)
     write_equity_csv(equity, out_dir / "equity.csv")

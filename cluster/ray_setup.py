@@ -1,4 +1,4 @@
-"""Connect to a running Ray cluster, or start a local one (DESIGN.md section 11).
+"""Connect to a running Ray cluster, or start a local one (docs/ray.md#ray-on-these-machines).
 
 Order: an explicit address (`--ray-address`) beats RAY_ADDRESS beats a new local Ray.
 `ray submit cluster.yaml cli.py ...` runs the CLI on the head node with RAY_ADDRESS unset, so, as
@@ -306,7 +306,7 @@ def _dashboard_lifetime(info: RaySession, keep: bool = False) -> str:
         return " (kept up after the run until Ctrl-C: --keep-dashboard)"
     return (
         " (it stops when this command ends; to watch a run, start Ray first with `ray start` "
-        "and pass its address: README, Backtesting every strategy instance)"
+        "and pass its address: docs/ray.md#watching-a-run-in-the-dashboard)"
     )
 
 

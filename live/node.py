@@ -9,7 +9,7 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
   broker takes this place, nothing else changes.
 The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
 
-Start (DESIGN.md section 12): the open orders and trades of earlier sessions are loaded from
+Start (docs/live.md#start-up-order): the open orders and trades of earlier sessions are loaded from
 the database (live/ops/recovery.py); real mode reconciles them with the exchange before anything
 trades (live/ops/reconcile.py; a failure stops the start with one error); the order manager,
 portfolio and strategy hosts get that state back; then the bar stream starts. While running:

@@ -1,7 +1,7 @@
 """Before trading: which instances, checks against the exchange, warm-up bars.
 
 Everything here reads; nothing is written until every check passed (`commit_warmup` then saves
-the bars fetched from the exchange). Start-up order (DESIGN.md section 12): load instances and
+the bars fetched from the exchange). Start-up order (docs/live.md#start-up-order): load instances and
 weights -> check the exchange (reachable, symbols listed, intervals served) -> catch up bars
 (REST) -> warm the strategies -> start the streams.
 """

@@ -1,6 +1,6 @@
 """The local exchange's accounts and order matching (spot, balances locked like a real market).
 
-Fill rules are those of DESIGN.md section 5, applied to the bar in progress:
+Fill rules are those of docs/design.md#fill-semantics, applied to the bar in progress:
 - a MARKET order fills at once at the OPEN of the bar in progress of its symbol's finest series
   (a strategy's signal at the close of bar t arrives while bar t+1 is in progress: it fills at
   that bar's open, as the backtest's market order does);
@@ -399,7 +399,7 @@ class MatchingEngine:
                 continue
             o, h, low, _c, _v = (float(x) for x in series.values[c.index])
             bar_ms = int(series.open_ms[c.index])
-            for kind in ("STOP_LOSS", "LIMIT"):  # stops before targets (section 5)
+            for kind in ("STOP_LOSS", "LIMIT"):  # stops first: docs/design.md#fill-semantics
                 for acct in [*self.accounts.values(), *self.margin_accounts.values()]:
                     for order in list(acct.orders.values()):
                         if self._due(order, series.symbol, kind, bar_ms, h, low):

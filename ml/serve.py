@@ -9,7 +9,7 @@
 
 FastAPI + uvicorn rather than Ray Serve: one prediction is a small sklearn call, and on these
 machines uvicorn answers in ~2 ms where a Serve deployment adds ~10 ms of proxying
-(DESIGN.md section 13). Bad requests get a 4xx whose `detail` says what to fix.
+(docs/ml.md#the-method). Bad requests get a 4xx whose `detail` says what to fix.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Walk-forward validation in time order with a purge gap (DESIGN.md section 13).
+"""Walk-forward validation in time order with a purge gap (docs/ml.md#the-method).
 
 The trades (rows in signal-time order) are split into an initial training part and `n_folds`
 test blocks of equal size that follow it. Fold k tests on its block and trains on every EARLIER

@@ -1,4 +1,4 @@
-"""Read bar files (CSV, CSV.gz, Parquet) in the layout of DESIGN.md section 6 and validate them.
+"""Read bar files (CSV, CSV.gz, Parquet) in the layout of docs/design.md#input-bars and validate them.
 
 Columns timestamp, open, high, low, close, volume (names case-insensitive, extra columns
 ignored); timestamp in epoch milliseconds or ISO-8601 (naive times count as UTC). Everything is

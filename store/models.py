@@ -1,4 +1,4 @@
-"""SQLModel tables (DESIGN.md section 9).
+"""SQLModel tables (docs/design.md#store).
 
 Times: bars carry `ts` = bar open time in epoch milliseconds (UTC, BigInteger) because that is
 the exchanges' own key and makes bulk load/save cheap; every other table uses timezone-aware

@@ -2,7 +2,7 @@
 
 A strategy is pure: it sees a bar frame (see factors/bars.py) and returns, for every bar t,
 whether to enter or exit on each side once bar t has closed. The engine turns a signal at t into
-a market order filled at the open of bar t+1 (DESIGN.md section 5). Strategies never do I/O and
+a market order filled at the open of bar t+1 (docs/design.md#fill-semantics). Strategies never do I/O and
 never import actors/, store/ or ray.
 """
 

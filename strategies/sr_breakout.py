@@ -1,4 +1,4 @@
-"""Support/resistance breakout: the reference strategy of DESIGN.md section 7."""
+"""Support/resistance breakout: the reference strategy of docs/design.md#the-reference-strategy."""
 
 from __future__ import annotations
 

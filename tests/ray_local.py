@@ -1,4 +1,4 @@
-"""The Ray a test module starts for itself: on 127.0.0.2 (DESIGN.md section 11), stopped when the
+"""The Ray a test module starts for itself: on 127.0.0.2 (docs/ray.md#ray-on-these-machines), stopped when the
 module ends, also when a test fails."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The house layout (docs/design.md "The house"): dependencies point one way; long modules are reported."""
+"""The house layout (docs/design.md#the-house): dependencies point one way; long modules are reported."""
 
 from __future__ import annotations
 

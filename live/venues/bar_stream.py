@@ -2,7 +2,7 @@
 
 A plain class run inside one async Ray actor (or any event loop). For each series a task runs
 ccxt.pro `watch_ohlcv`; ccxt drops Binance's "closed" flag, so a bar counts as closed when a bar
-with a later timestamp arrives (DESIGN.md section 12); a bar still forming is never delivered.
+with a later timestamp arrives (docs/live.md#how-it-runs); a bar still forming is never delivered.
 On every (re)connect the task first catches up with REST `fetch_ohlcv` from the last bar it
 delivered, so a dropped connection skips no bar; a bar at or before the last delivered one is
 never delivered again. Connection errors are retried with exponential backoff. Every delivered

@@ -5,7 +5,7 @@ A plain class with async methods, run as an async Ray actor. Orders from the ord
   resting bracket legs of the same trade are cancelled first (a spot sell needs free coins);
 - a stop loss and a take profit of one trade arriving together become one OCO order list (a
   resting spot sell locks the coins, so two separate sells of the same coins would be refused,
-  DESIGN.md section 12); a lone stop is a STOP_LOSS (market on trigger), a lone target a LIMIT;
+  docs/live.md#spot-brackets-and-oco); a lone stop is a STOP_LOSS (market on trigger), a lone target a LIMIT;
 - a time exit is kept here: when a bar closes at or after its trigger, a market order is sent, so
   it fills at the first open at or after the trigger, as in the backtest.
 Fills of resting orders are read by polling the exchange when a bar of that symbol closes (the

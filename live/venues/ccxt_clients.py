@@ -1,7 +1,7 @@
 """ccxt clients (REST and ccxt.pro websocket) pointed at an exchange URL, and API keys.
 
 `--url http://127.0.0.1:P` replaces the host of every REST endpoint (store.download.make_exchange)
-and of every websocket endpoint, so nothing can leave the machine (DESIGN.md section 12).
+and of every websocket endpoint, so nothing can leave the machine (docs/live.md#ccxt-against-a-local-server).
 Keys come only from the environment: RAYTRADER_<EXCHANGE>_API_KEY / _API_SECRET, else
 RAYTRADER_API_KEY / RAYTRADER_API_SECRET; never from files or the database, never logged.
 """

@@ -1,6 +1,6 @@
 """Which market a live instance trades: spot (longs only) or cross margin (longs and shorts).
 
-A short needs a market that lends the coins it sells (DESIGN.md section 12). On spot, a short
+A short needs a market that lends the coins it sells (docs/live.md#shorts-need-margin). On spot, a short
 entry is refused before it reaches the exchange, with the reason and the fix; the run goes on.
 On margin, the ccxt broker's client is wrapped by `MarginClient`, which sends every order and
 query to Binance's cross margin API (ccxt routes `{'marginMode': 'cross'}` to /sapi/v1/margin/...)

@@ -1,7 +1,7 @@
-"""Differential test: the engine against an independent per-bar model of DESIGN.md section 5.
+"""Differential test: the engine against an independent per-bar model of docs/design.md#fill-semantics.
 
 `model_trades` below is deliberately simple and shares no code with the engine: one loop over the
-bars that applies the fill rules as the design and the README state them, for a strategy that
+bars that applies the fill rules as docs/design.md states them, for a strategy that
 holds one position at a time (no hedge, no pyramiding):
 
 - a signal at the close of bar t fills at the OPEN of the next bar, slippage against you;

@@ -1,4 +1,4 @@
-"""Hand-computed fill scenarios (DESIGN.md section 5), each in fast AND replay mode."""
+"""Hand-computed fill scenarios (docs/design.md#fill-semantics), each in fast AND replay mode."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def test_end_of_data_closes_at_last_close() -> None:
 
 
 def test_end_of_data_fills_exactly_at_last_close_without_slippage_but_with_fee() -> None:
-    # DESIGN.md section 5 rule 5: open positions close at the last close (no slippage there)
+    # docs/design.md#fill-semantics rule 5: open positions close at the last close (no slippage there)
     rows = [QUIET, QUIET, (100.0, 104.0, 99.8, 103.0)]
     for side, column in (("long", "enter_long"), ("short", "enter_short")):
         s = scripted(**{column: [0]})(sl_pct=0.05)

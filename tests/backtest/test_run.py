@@ -1,4 +1,4 @@
-"""run_backtest / write_outputs: the public files of DESIGN.md section 6."""
+"""run_backtest / write_outputs: the public files of docs/design.md#public-formats."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_files_have_exactly_the_documented_columns_and_keys(result, tmp_path) ->
         "end",
         "bars",
         "metrics",
-        "currency",  # added after the section 6 keys (issue 14): what the money is counted in
+        "currency",  # after the docs/design.md#resultsjson keys (issue 14): the quote currency
     ]
     assert doc["params"] == {"lookback": 20, "sl_pct": 0.01, "tp_pct": 0.02, "allow_short": True}
     assert (doc["bars"], doc["start"]) == (4_000, "2024-01-01T00:00:00Z")

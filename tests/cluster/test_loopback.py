@@ -117,7 +117,7 @@ def test_backtest_all_with_its_dashboard_listens_on_loopback_only(slow_db):
 
 @pytest.mark.ray
 def test_the_check_sees_ray_on_another_node_address_listen_on_every_interface(tmp_path):
-    """Ray as DESIGN.md section 11 starts it in tests (node 127.0.0.2, cluster mode): its gRPC
+    """Ray as docs/ray.md#ray-on-these-machines starts it in tests (node 127.0.0.2, cluster mode): its gRPC
     servers bind every interface. The same check fails there, so it can fail."""
     slow_machine = {"RAY_raylet_start_wait_time_s": "180"}  # a loaded machine starts slowly
     seen, _ = _run_and_watch([sys.executable, "-c", PLAIN_RAY], tmp_path, slow_machine)

@@ -1,4 +1,4 @@
-"""The README's user strategy, examples/ema_cross.py:EmaCross, loaded by file spec."""
+"""The documented user strategy, examples/ema_cross.py:EmaCross, loaded by file spec."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def test_no_lookahead_and_trades_on_real_and_synthetic_data() -> None:
         assert full["enter_long"].sum() > 0 and full["enter_short"].sum() > 0
 
 
-def test_the_readme_shows_the_example_verbatim() -> None:
-    docs = (ROOT / "README.md").read_text()
+def test_the_docs_show_the_example_verbatim() -> None:
+    docs = (ROOT / "docs" / "strategies.md").read_text()
     example = (ROOT / "examples" / "ema_cross.py").read_text()
     assert f"```python\n{example}```" in docs
     for name in BUILTIN:

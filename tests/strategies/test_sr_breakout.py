@@ -1,4 +1,4 @@
-"""sr_breakout exactly as DESIGN.md section 7 defines it, on hand-computed bars."""
+"""sr_breakout exactly as docs/design.md#the-reference-strategy defines it, on hand-computed bars."""
 
 from __future__ import annotations
 
