@@ -26,6 +26,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from actors.messages import (
     TradeClosed,
     TradeOpened,
 )
-from actors.order_manager import OrderManager
+from actors.order_manager import OrderManager, OrderStore
 from actors.portfolio_kernel import PortfolioMember
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
@@ -105,11 +106,13 @@ class LiveNode:
         warm: Warmup,
         ray_module: Any,
         models: Any = None,
+        order_store: Callable[[], OrderStore] | None = None,
     ) -> None:
         self.settings = settings
         self.models = models  # live/model_gates.ModelGates: instances that ask a trained model
         self.members = members
         self.warm = warm
+        self._make_order_store = order_store or self._order_store
         self.ray = ray_module
         self.run_id = uuid.uuid4().hex[:8]
         self.runtime = LiveRuntime(ray_module)
@@ -145,7 +148,7 @@ class LiveNode:
             exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
             events = restore_dry_run(exchange, restored)
             self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
-        manager = OrderManager(self._order_store())
+        manager = OrderManager(self._make_order_store())
         adopt_into(manager, restored)
         fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
         self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
@@ -265,7 +268,7 @@ class LiveNode:
         self._handles.append(handle)
         self.runtime.add(group, handle, local.subscriptions())
 
-    def _order_store(self) -> Any:
+    def _order_store(self) -> OrderStore:
         from actors.order_store import DRY_RUN, SqlOrderStore
 
         dry = not self.settings.real  # dry-run rows: their own run_id and ids, never mixed up

@@ -8,6 +8,7 @@ weights -> check the exchange (reachable, symbols listed, intervals served) -> c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,53 @@ def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
     for key, rows in warm.fetched.items():
         if rows:
             save_live_bars(db_url, exchange, key, rows)
+
+
+@dataclass(frozen=True)
+class StartingCash:
+    """A dry run's starting cash, in the quote currency of the traded pairs."""
+
+    amount: float
+    quote: str
+    source: str  # where it came from, for the start-up line
+
+
+def starting_cash(
+    client: Any,
+    keys: tuple[str, str] | None,
+    members: list[PortfolioMember],
+    cash: float | None,
+    funding: Mapping[str, float],
+) -> StartingCash:
+    """The dry run's starting cash (one account in one currency): `cash` when given, else the
+    account's free balance when API keys are set, else `funding` (the local exchange's
+    default funding per quote currency)."""
+    quotes = sorted({m.symbol.split("/")[-1] for m in members})
+    if len(quotes) > 1:
+        raise LiveSetupError(
+            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
+            "account in one currency; narrow them with --symbol or --instances"
+        )
+    quote = quotes[0]
+    where = "--cash"
+    if cash is None and keys is not None:
+        import ccxt
+
+        try:
+            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
+        except ccxt.BaseError as exc:
+            raise LiveSetupError(
+                f"cannot read the account's {quote} balance with the API keys in the environment "
+                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
+            ) from None
+        where = "the account's free balance"
+    if cash is None and quote in funding:
+        cash, where = funding[quote], "the local exchange's default funding"
+    if cash is None:
+        raise LiveSetupError(
+            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+        )
+    return StartingCash(cash, quote, where)
 
 
 def member_instances(members: list[PortfolioMember], config: Path | None) -> dict[str, int | None]:
