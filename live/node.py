@@ -44,6 +44,7 @@ from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
 from live.ops.control import LivePortfolio
 from live.ops.metrics import LiveMetrics
+from live.ops.reconcile import ExchangeAudit, reconcile
 from live.ops.recovery import (
     LoopActor,
     Restored,
@@ -57,6 +58,7 @@ from live.ops.recovery import (
 )
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
+from live.venues.reports import BalanceReport
 
 HOSTS_PER_ACTOR = 25
 MARK_EVERY_S = 30.0
@@ -118,6 +120,7 @@ class LiveNode:
         self.runtime = LiveRuntime(ray_module)
         self.stream: Any = None
         self.broker: Any = None
+        self.audit: ExchangeAudit | None = None  # real mode: the account against the database
         self._handles: list[Any] = []
         self.bars = 0
         self.orders_sent: deque[float] = deque()
@@ -164,9 +167,10 @@ class LiveNode:
         self.runtime.deliver(events)  # fills while down, orders refused or placed again
         self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
         if s.real:  # what the account holds now, whatever was replayed above
-            balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
-            self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
-            self._check_positions()
+            balances = self._call(self.broker, "balances")
+            cash = balances.quote_free(self.members[0].symbol)
+            self.runtime.query("portfolio", "portfolio", "reset_cash", cash)
+            self._check_positions(balances)
         if stream:
             self.start_stream()
 
@@ -220,9 +224,7 @@ class LiveNode:
         self.broker = broker
         self._call(broker, "start")
         try:
-            result = self._call(
-                broker, "reconcile", restored.submits(), restored.known, restored.last_fill_ms
-            )
+            events, lost = self._reconcile(restored)
         except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
             with contextlib.suppress(Exception):
                 self._call(broker, "stop")
@@ -232,16 +234,32 @@ class LiveNode:
                 f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
                 "(check the exchange and --url, then start again)"
             ) from None
-        self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
-        balance = self._call(broker, "quote_balance", self.members[0].symbol)
-        return balance, result["events"], result["lost"]
+        balances = self._call(broker, "balances")
+        return balances.quote_free(self.members[0].symbol), events, lost
 
-    def _check_positions(self) -> None:
+    def _reconcile(self, restored: Restored) -> tuple[list, list[SubmitOrder]]:
+        """The stored open orders against the broker's reports of them (live/ops/reconcile.py),
+        the decisions applied through the broker, then the first audit of the account; returns
+        the events for the other actors and the bracket legs to place again."""
+        broker, stored = self.broker, restored.submits()
+        queries = [(msg.symbol, exchange_id, cid) for cid, exchange_id, msg in stored]
+        plan = reconcile(stored, self._call(broker, "order_reports", queries))
+        self._call(broker, "resume", plan.client_ids, plan.resting, plan.timed)
+        if plan.cancels:
+            self._call(broker, "cancel_orders", plan.cancels)
+        self._call(broker, "record", plan.adopted)
+        events = list(plan.events)
+        if plan.resend:  # exits that never reached the exchange go now, under their own ids
+            events.extend(self._call(broker, "handle_batch", plan.resend))
+        self.audit = ExchangeAudit.of(restored.known, plan.adopted, restored.last_fill_ms)
+        self._report(self.audit.check(self._call(broker, "account_report", self.audit.since_ms)))
+        return events, plan.lost
+
+    def _check_positions(self, balances: BalanceReport) -> None:
         """An exchange position the database does not know: reported loudly, never touched."""
-        totals = self._call(self.broker, "totals")
         bases = {m.symbol.split("/")[0] for m in self.members}
-        self._report(position_warnings(self.trades(), totals, bases))
+        self._report(position_warnings(self.trades(), balances.total, bases))
 
     def _call(self, handle: Any, method: str, *args: Any) -> Any:
         if self.ray is None:
@@ -326,9 +344,10 @@ class LiveNode:
         if now - self._marked_at >= MARK_EVERY_S:
             self.write_marks()
         every = self.settings.reconcile_every * 60.0
-        if self.settings.real and every > 0 and now - self._audited_at >= every:
+        if self.audit is not None and every > 0 and now - self._audited_at >= every:
             self._audited_at = now
-            self._report(self._call(self.broker, "audit"))
+            report = self._call(self.broker, "account_report", self.audit.since_ms)
+            self._report(self.audit.check(report))
 
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:
