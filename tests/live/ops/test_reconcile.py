@@ -145,3 +145,66 @@ def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(
         assert row["status"] == "SUBMITTED" and row["exchange_order_id"] == str(new["id"])
         assert row["quantity"] == active[row["parent_id"]]["quantity"]
     assert {rows[o["clientOrderId"]]["role"] for o in placed} == {"stop_loss", "take_profit"}
+
+
+def test_reconcile_decides_from_typed_reports_alone() -> None:
+    """No exchange, no broker: each stored order against a hand-made report of it."""
+    from actors.messages import (
+        OrderAccepted,
+        OrderCancelled,
+        OrderFilled,
+        OrderRejected,
+        SubmitOrder,
+    )
+    from live.ops.reconcile import reconcile
+    from live.venues.reports import OrderStatus, OrderStatusReport
+
+    def order(oid: int, kind: str, role: str, trade: int | None) -> SubmitOrder:
+        return SubmitOrder(
+            10 * oid, oid, "#1 s", SYMBOL, "sell", 1.0, kind, role, 2.0, None, 0, trade, trade
+        )
+
+    def report(eid: str, status: OrderStatus, filled_ts: int = 0) -> OrderStatusReport:
+        return OrderStatusReport(eid, None, SYMBOL, status, 77, filled_ts, 2.0, 1.0, 0.1)
+
+    stop, target = order(1, "stop", "stop_loss", 5), order(2, "limit", "take_profit", 5)
+    lost_stop, lost_target = order(3, "stop", "stop_loss", 6), order(4, "limit", "take_profit", 6)
+    entry, exit_leg, orphan = (
+        order(5, "market", "entry", None),
+        order(6, "stop", "stop_loss", 7),
+        order(7, "limit", "take_profit", None),
+    )
+    stored = [
+        ("c1", "e1", stop),
+        ("c2", None, target),  # found by its client id: adopted
+        ("c3", "e3", lost_stop),
+        ("c4", "e4", lost_target),
+        ("c5", None, entry),
+        ("c6", None, exit_leg),
+        ("c7", "e7", orphan),
+    ]
+    reports = [
+        report("e1", OrderStatus.CLOSED, filled_ts=500),
+        report("e2", OrderStatus.EXPIRED),  # the OCO sibling of the filled stop
+        report("e3", OrderStatus.CANCELED),
+        report("e4", OrderStatus.CANCELED),
+        None,  # an entry that never left: refused
+        None,  # an exit that never left: sent now
+        report("e7", OrderStatus.OPEN),  # a leg of a trade already closed: cancelled
+    ]
+    plan = reconcile(stored, reports)
+    assert plan.client_ids == {k: f"c{k}" for k in range(1, 8)}
+    assert plan.adopted == [("c2", "e2")] and plan.resend == [exit_leg]
+    assert plan.cancels == [("e7", SYMBOL)] and plan.resting == [] and plan.timed == []
+    assert plan.lost == [lost_stop, lost_target]  # trade 6: nothing filled, no exit on its way
+    accepted = [e.order_id for e in plan.events if type(e) is OrderAccepted]
+    assert accepted == [1, 2, 3, 4, 7]
+    rest = [(type(e), e.order_id) for e in plan.events if type(e) is not OrderAccepted]
+    assert rest == [
+        (OrderRejected, 5),  # at its own time (50), after ...
+        (OrderCancelled, 7),  # ... (70) the orphan leg
+        (OrderCancelled, 2),  # at the exchange's update (77)
+        (OrderCancelled, 3),
+        (OrderCancelled, 4),
+        (OrderFilled, 1),  # the fill at its time (500)
+    ]
