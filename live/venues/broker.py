@@ -24,8 +24,8 @@ API keys come from the environment only (live/venues/ccxt_clients.api_keys).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from actors.messages import (
     BarClosed,
@@ -37,6 +37,7 @@ from actors.messages import (
     SubmitOrder,
 )
 from actors.order_store import MS, client_order_id, order_key
+from live.venues.ccxt_clients import CcxtJson, OrderClient
 from live.venues.reports import (
     AccountReport,
     BalanceReport,
@@ -47,6 +48,8 @@ from live.venues.reports import (
 from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
+BrokerInput = SubmitOrder | CancelOrder | BarClosed
+BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCancelled
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,12 @@ class CcxtBroker:
         self.exchange, self.url, self.db_url = exchange, url, db_url
         self.market = market  # spot | margin (live/venues/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
-        self.client: Any = None
+        self.client: OrderClient | None = None
         self._resting: dict[int, RestingOrder] = {}  # our order id -> resting at the exchange
         self._timed: dict[int, SubmitOrder] = {}
-        self._deferred: dict[tuple[str, str], list] = {}  # reported at that series' next bar
+        self._deferred: dict[
+            tuple[str, str], list[BrokerEvent]
+        ] = {}  # reported at that series' next bar
         self._gone: set[int] = set()  # cancelled at the exchange before the manager asked
         self.sent = 0
         self.sent_ids: set[str] = set()  # exchange ids of the orders placed by this session
@@ -107,8 +112,8 @@ class CcxtBroker:
         return BalanceReport(_amounts(balance.get("free")), _amounts(balance.get("total")))
 
     # -- messages -----------------------------------------------------------------------------
-    async def handle_batch(self, messages: list) -> list:
-        out: list = []
+    async def handle_batch(self, messages: list[BrokerInput]) -> list[BrokerEvent]:
+        out: list[BrokerEvent] = []
         brackets: dict[int, list[SubmitOrder]] = {}
         for msg in messages:
             kind = type(msg)
@@ -133,7 +138,7 @@ class CcxtBroker:
             out.extend(await self._bracket(legs))
         return out
 
-    async def _market(self, msg: SubmitOrder) -> list:
+    async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]:
         import ccxt
 
         from live.venues.margin import short_refusal
@@ -158,7 +163,7 @@ class CcxtBroker:
         crash_point("filled")
         return [OrderAccepted(msg.ts, msg.order_id), fill]
 
-    async def _bracket(self, legs: list[SubmitOrder]) -> list:
+    async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]:
         import ccxt
 
         stop = next((m for m in legs if m.kind == "stop"), None)
@@ -226,7 +231,7 @@ class CcxtBroker:
                 del self._resting[oid]
                 self._gone.add(oid)
 
-    async def _cancel(self, msg: CancelOrder) -> list:
+    async def _cancel(self, msg: CancelOrder) -> list[BrokerEvent]:
         if self._timed.pop(msg.order_id, None) is not None or msg.order_id in self._gone:
             self._gone.discard(msg.order_id)
             return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
@@ -239,7 +244,7 @@ class CcxtBroker:
             pass
         return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
 
-    async def _on_bar(self, bar: BarClosed) -> list:
+    async def _on_bar(self, bar: BarClosed) -> list[BrokerEvent]:
         if self._resting:
             crash_point("resting")
         key = (bar.symbol, bar.interval)
@@ -254,7 +259,7 @@ class CcxtBroker:
                 )
         return out
 
-    async def _poll_fills(self, bar: BarClosed) -> list:
+    async def _poll_fills(self, bar: BarClosed) -> list[BrokerEvent]:
         mine = {
             oid: r
             for oid, r in self._resting.items()
@@ -277,7 +282,7 @@ class CcxtBroker:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
 
-    async def _with_fill(self, order: dict, symbol: str) -> OrderStatusReport:
+    async def _with_fill(self, order: CcxtJson, symbol: str) -> OrderStatusReport:
         """The report of a filled order with its fill; its fee from the account's trades (an
         order as fetched carries none, and a fill without its fee would misstate the pnl)."""
         import ccxt
@@ -312,7 +317,7 @@ class CcxtBroker:
         key = order_key(msg.strategy, msg.side, msg.role, msg.active_from)
         return client_order_id(key, msg.ts, msg.role)
 
-    def record(self, placed: list[tuple[str, Any]]) -> None:
+    def record(self, placed: list[tuple[str, str | int]]) -> None:
         """Write the exchange's order ids to the orders' rows at once (one transaction)."""
         self.sent_ids.update(str(e) for _c, e in placed)
         if self.db_url is None or not placed:
@@ -357,7 +362,9 @@ class CcxtBroker:
                 out.append(_status_report(order, symbol))
         return out
 
-    async def _lookup(self, symbol: str, exchange_id: str | None, client_id: str) -> dict | None:
+    async def _lookup(
+        self, symbol: str, exchange_id: str | None, client_id: str
+    ) -> CcxtJson | None:
         import ccxt
 
         try:
@@ -399,16 +406,16 @@ class CcxtBroker:
         return AccountReport(tuple(open_orders), tuple(fills), frozenset(self.sent_ids))
 
 
-def _amounts(per_asset: dict | None) -> dict[str, float]:
+def _amounts(per_asset: Mapping[str, float | None] | None) -> dict[str, float]:
     return {asset: float(v or 0.0) for asset, v in (per_asset or {}).items()}
 
 
-def _updated_ns(order: dict) -> int:
+def _updated_ns(order: CcxtJson) -> int:
     info = order.get("info") or {}
     return int(info.get("updateTime") or order.get("timestamp") or 0) * MS
 
 
-def _status_report(order: dict, symbol: str) -> OrderStatusReport:
+def _status_report(order: CcxtJson, symbol: str) -> OrderStatusReport:
     """An order without its fill (open, cancelled, expired)."""
     status = OrderStatus.of(order.get("status"))
     return OrderStatusReport(
@@ -416,7 +423,7 @@ def _status_report(order: dict, symbol: str) -> OrderStatusReport:
     )
 
 
-def _fill_report(fill: dict, symbol: str) -> FillReport:
+def _fill_report(fill: CcxtJson, symbol: str) -> FillReport:
     amount, price = fill.get("amount"), fill.get("price")
     return FillReport(
         None if fill.get("id") is None else str(fill["id"]),
