@@ -150,18 +150,18 @@ class LiveNode:
         else:
             exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
             events = restore_dry_run(exchange, restored)
-            self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
+            self.spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
         manager = OrderManager(self._make_order_store())
         adopt_into(manager, restored)
         fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
-        self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
+        self.spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members if m.strategy.pyramiding}
         portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
         if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
             portfolio.book(restored.cash_flows)
-        self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
+        self.spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         self._spawn_hosts(series)
         self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
         self.runtime.deliver(events)  # fills while down, orders refused or placed again
@@ -202,7 +202,7 @@ class LiveNode:
                 if self.models is not None:
                     hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
-                self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+                self.spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
 
     def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;
@@ -271,9 +271,18 @@ class LiveNode:
             log.warning(warning)
         self.warnings.extend(warnings)
 
-    def _spawn(
+    def add_route(self, strategy: str, series: tuple[str, str]) -> None:
+        """An instance enabled while running (live/ops/control.py): the exchange actor learns
+        which series its orders follow."""
+        if self.broker is not None:
+            self._call(self.broker, "add_route", strategy, series)
+        else:
+            self.runtime.query(EXCHANGE, "exchange", "add_route", strategy, series)
+
+    def spawn(
         self, group: str, title: str, members: list[tuple[str, Any]], cls: type = ActorGroup
     ) -> None:
+        """A group of actors, as one Ray actor named `title` (in process without Ray)."""
         local = cls(members)
         if self.ray is None:
             self.runtime.add(group, local, local.subscriptions())
