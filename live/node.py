@@ -28,7 +28,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from actors.messages import (
     BarClosed,
@@ -59,6 +60,15 @@ from live.ops.recovery import (
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 from live.venues.reports import BalanceReport
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
+    from live.model_gates import ModelGates
+    from live.venues.bar_stream import BarStream
+    from live.venues.broker import CcxtBroker
+
+    Handle = ActorHandle | ActorGroup | LoopActor  # a group or the broker, on Ray or in process
 
 HOSTS_PER_ACTOR = 25
 MARK_EVERY_S = 30.0
@@ -106,8 +116,8 @@ class LiveNode:
         settings: LiveSettings,
         members: list[PortfolioMember],
         warm: Warmup,
-        ray_module: Any,
-        models: Any = None,
+        ray_module: ModuleType | None,
+        models: ModelGates | None = None,
         order_store: Callable[[], OrderStore] | None = None,
     ) -> None:
         self.settings = settings
@@ -118,10 +128,10 @@ class LiveNode:
         self.ray = ray_module
         self.run_id = uuid.uuid4().hex[:8]
         self.runtime = LiveRuntime(ray_module)
-        self.stream: Any = None
-        self.broker: Any = None
+        self.stream: ActorHandle[BarStream] | None = None
+        self.broker: ActorHandle[CcxtBroker] | LoopActor | None = None
         self.audit: ExchangeAudit | None = None  # real mode: the account against the database
-        self._handles: list[Any] = []
+        self._handles: list[ActorHandle] = []
         self.bars = 0
         self.orders_sent: deque[float] = deque()
         self.fills = 0
@@ -261,7 +271,7 @@ class LiveNode:
         bases = {m.symbol.split("/")[0] for m in self.members}
         self._report(position_warnings(self.trades(), balances.total, bases))
 
-    def _call(self, handle: Any, method: str, *args: Any) -> Any:
+    def _call(self, handle: Handle, method: str, *args: object) -> Any:
         if self.ray is None:
             return getattr(handle, method)(*args)
         return self.ray.get(getattr(handle, method).remote(*args))
@@ -386,7 +396,7 @@ class LiveNode:
                 raise TimeoutError(f"{self.bars} of {total} bars arrived in {timeout}s")
             self.pump(0.2)
 
-    def _observe(self, msg: Any) -> None:
+    def _observe(self, msg: object) -> None:
         kind = type(msg)
         if kind is SubmitOrder:
             self.orders_sent.append(time.monotonic())
@@ -410,7 +420,7 @@ class LiveNode:
     def stream_state(self) -> dict:
         return self.ray.get(self.stream.state.remote())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, float]:
         now = time.monotonic()
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()

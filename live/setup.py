@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccxt import Exchange
+
+    from live.venues.ccxt_clients import CcxtJson
 
 import pandas as pd
 
@@ -103,7 +108,7 @@ def _keep(
     )
 
 
-def check_exchange(client: Any, url: str | None, members: list[PortfolioMember]) -> None:
+def check_exchange(client: Exchange, url: str | None, members: list[PortfolioMember]) -> None:
     """The exchange answers, lists every symbol and serves every interval."""
     import ccxt
 
@@ -129,7 +134,7 @@ def check_exchange(client: Any, url: str | None, members: list[PortfolioMember])
             )
 
 
-def warm_up(client: Any, db_url: str, exchange: str, members: list[PortfolioMember]) -> Warmup:
+def warm_up(client: Exchange, db_url: str, exchange: str, members: list[PortfolioMember]) -> Warmup:
     """Stored bars plus the exchange's latest closed bars, per series, up to the exchange's now."""
     import ccxt
 
@@ -196,7 +201,7 @@ class StartingCash:
 
 
 def starting_cash(
-    client: Any,
+    client: Exchange,
     keys: tuple[str, str] | None,
     members: list[PortfolioMember],
     cash: float | None,
@@ -262,7 +267,7 @@ class MarketLimits:
     source: str  # what they were read from, for the start-up line
 
 
-def market_limits(client: Any, members: list[PortfolioMember]) -> MarketLimits:
+def market_limits(client: Exchange, members: list[PortfolioMember]) -> MarketLimits:
     """Minimum notional (ccxt market limits.cost.min: Binance's NOTIONAL / MIN_NOTIONAL filter)
     and lot size (the amount step: LOT_SIZE stepSize) of the traded markets, read after
     `check_exchange` loaded them. One account trades them all with one setting, so the
@@ -281,7 +286,7 @@ def market_limits(client: Any, members: list[PortfolioMember]) -> MarketLimits:
     return MarketLimits(max(minimums) if minimums else None, max(steps) if steps else 0.0, where)
 
 
-def _amount_step(client: Any, market: dict) -> float | None:
+def _amount_step(client: Exchange, market: CcxtJson) -> float | None:
     precision = (market.get("precision") or {}).get("amount")
     if precision is None:
         return None
