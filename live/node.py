@@ -7,12 +7,15 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
 - `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
 - `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
   broker takes this place, nothing else changes.
-The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
+The driver (this class) routes messages between them (live/runtime.py) and pumps bars. The
+start-up sequence around the node (checks, warm-up, then this start, the stream, the pump loop,
+the stop) is written once, in live/session.py.
 
 Start (DESIGN.md section 12): the open orders and trades of earlier sessions are loaded from
-the database (live/ops/recovery.py); real mode reconciles them with the exchange before anything
-trades (live/ops/reconcile.py; a failure stops the start with one error); the order manager,
-portfolio and strategy hosts get that state back; then the bar stream starts. While running:
+the database (live/ops/recovery.py); real mode asks the broker for typed reports of them,
+reconciles (live/ops/reconcile.py decides, the node applies through the broker's methods; a
+failure stops the start with one error) before anything trades; the order manager, portfolio
+and strategy hosts get that state back; then the bar stream starts. While running:
 open trades' marks are written every 30 s (and at stop), real mode audits the exchange for
 orders and fills the database does not know every `reconcile_every` minutes.
 With `ray_module=None` everything runs in this process (the recovery tests' kill -9 runs).

@@ -231,7 +231,7 @@ class LiveSession:
         if self._stop_on_sigterm:  # after Ray: its driver installs a handler of its own
             self._watch_sigterm()
         assert self.warm is not None  # prepare() warmed up
-        models = self.models if isinstance(self.models, ModelGates) else None
+        models = None if isinstance(self.models, ModelChoice) else self.models  # loaded
         self.node = LiveNode(s, self.members, self.warm, self.ray, models, self._order_store)
         self.node.start(stream=False)  # recover and reconcile first: a failure writes nothing
         commit_warmup(s.db_url, s.exchange, self.warm)
