@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +34,16 @@ if TYPE_CHECKING:
     from store.models import StrategyInstance
 
 POLL_S = 2.0
-ON_DISABLE = ("keep", "close")
+
+
+class OnDisable(StrEnum):
+    """What happens to an instance's positions when it is disabled while running."""
+
+    KEEP = "keep"  # managed by their exits as before
+    CLOSE = "close"  # closed at market at the next bar
+
+
+ON_DISABLE = tuple(OnDisable)
 _ID = re.compile(r"^#(\d+) ")
 
 
@@ -221,7 +231,7 @@ class LiveControl:
         return said
 
     def _disable(self, iid: int, label: str) -> str:
-        close = self.on_disable == "close"
+        close = self.on_disable == OnDisable.CLOSE
         self.active[iid] = False
         self.node.runtime.deliver([DisableInstance(self.last_ts, label, close)])
         held = "its positions are closed at market" if close else "its positions are kept"

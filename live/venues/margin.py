@@ -12,6 +12,7 @@ broker's code stays the same for both markets: only its client differs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from actors.messages import SubmitOrder
@@ -20,7 +21,15 @@ from live.venues.ccxt_clients import CcxtJson, OrderClient
 if TYPE_CHECKING:
     import ccxt.pro
 
-MARKETS = ("spot", "margin")
+
+class Market(StrEnum):
+    """Where the broker's orders go: spot (longs only) or cross margin (longs and shorts)."""
+
+    SPOT = "spot"
+    MARGIN = "margin"
+
+
+MARKETS = tuple(Market)
 CROSS = {"marginMode": "cross"}
 SIDE_EFFECT = "AUTO_BORROW_REPAY"
 
@@ -34,14 +43,14 @@ def check_market(market: str) -> str:
 
 def short_refusal(market: str, msg: SubmitOrder) -> str | None:
     """Why a SubmitOrder cannot go to this market (a short entry on spot), or None."""
-    if market == "spot" and msg.role == "entry" and msg.side == "sell":
+    if market == Market.SPOT and msg.role == "entry" and msg.side == "sell":
         return f"short on spot market {msg.symbol}: use --market margin"
     return None
 
 
 def for_market(client: ccxt.pro.Exchange, market: str) -> OrderClient:
     """The ccxt client the broker uses on this market."""
-    return MarginClient(client) if check_market(market) == "margin" else client
+    return MarginClient(client) if check_market(market) == Market.MARGIN else client
 
 
 class MarginClient:
