@@ -35,9 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.messages import SubmitOrder  # noqa: E402
 from actors.portfolio_kernel import PortfolioMember  # noqa: E402
-from live.node import HOSTS_PER_ACTOR, LiveNode, LiveSettings  # noqa: E402
-from live.setup import warm_up  # noqa: E402
-from live.venues.ccxt_clients import rest_client  # noqa: E402
+from live.node import HOSTS_PER_ACTOR, LiveSettings  # noqa: E402
+from live.session import LiveSession  # noqa: E402
 from localexchange.replay import ReplayMarket  # noqa: E402
 from localexchange.server_thread import ExchangeThread  # noqa: E402
 from store.bar_files import read_bar_file  # noqa: E402
@@ -107,16 +106,16 @@ def measure(
     market.start_at(int(frame.index[warm_n].value // 1_000_000))
     members = instances(count, mix)
     with ExchangeThread(market) as ex:
-        warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
         settings = LiveSettings(
             "binance", ex.url, db_url, risk=0.001, quiet_s=0.5, hosts_per_actor=per_actor
         )
-        node = LiveNode(settings, members, warm, ray)
+        order_store = None
         if store == "memory":
             from actors.order_manager import MemoryOrderStore
 
-            node._order_store = MemoryOrderStore  # what the pipeline costs without the database
-        node.start()
+            order_store = MemoryOrderStore  # what the pipeline costs without the database
+        session = LiveSession(settings, members, ray_module=ray, order_store=order_store).start()
+        node = session.node
         submitted: dict[int, float] = {}  # bar index -> when its last order left for the exchange
 
         def on_message(msg) -> None:
@@ -140,7 +139,7 @@ def measure(
                 if i in submitted:  # bar close sent -> its orders routed to the exchange actor
                     with_orders.append((submitted[i] - sent) * 1000)
         finally:
-            node.stop()
+            session.stop()
     return {"wall": wall, "cpu": cpu, "orders": with_orders}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -172,8 +170,10 @@ def live(
     if ctx.invoked_subcommand is not None:
         return
     from live.node import LiveSettings
-    from live.setup import check_exchange, select_members, warm_up
-    from live.venues.ccxt_clients import api_keys, rest_client
+    from live.ray_live import ray_for_live
+    from live.session import FromExchange, LiveSession, ModelChoice, Selection
+    from live.venues.ccxt_clients import api_keys
+    from localexchange.server_thread import DEFAULT_FUNDING
     from store.db import resolve_url
 
     ids = _ids(instances)
@@ -189,39 +189,29 @@ def live(
             f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
             f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
         )
-    client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
-    url_db = resolve_url(db)
-    members = select_members(url_db, exchange, config, family, symbol, interval, ids)
-    check_exchange(client, url, members)
-    warm = warm_up(client, url_db, exchange, members)
-    if not real:
-        cash = _dry_run_cash(client, keys, members, cash)
-    limits = _limits(client, members, min_notional, lot_size)
     settings = LiveSettings(
         exchange,
         url,
-        url_db,
-        cash or 0.0,
-        fee_bps,
-        slippage_bps,
-        risk,
+        resolve_url(db),
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        risk=risk,
         real=real,
         market=market,
-        min_notional=limits[0],
-        lot_size=limits[1],
         reconcile_every=reconcile_every,
     )
-    models = (
-        None
-        if no_model
-        else _models(url_db, members, config, model_url, model_fallback, model_timeout)
+    session = LiveSession(
+        settings,
+        Selection(config, family, symbol, interval, tuple(ids) if ids else None),
+        start_ray=lambda: ray_for_live(console),
+        models=None if no_model else ModelChoice(model_url, model_fallback, model_timeout),
+        from_exchange=FromExchange(cash, min_notional, lot_size, keys, DEFAULT_FUNDING),
+        on_disable=on_disable,
+        stop_on_sigterm=True,
+        say=console.print,
     )
-    control = {
-        "on_disable": on_disable,
-        "config": config,
-        "adopt": None if config else _adopter(family, symbol, interval, ids),
-    }
-    _run(settings, members, warm, duration, control, models)
+    session.prepare()  # every check before Ray starts or anything is written
+    _run(session, duration)
 
 
 def _check_choices(
@@ -238,53 +228,6 @@ def _check_choices(
         raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
     if cash is not None and not cash > 0:
         raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
-
-
-def _dry_run_cash(client, keys, members, cash: float | None) -> float:
-    """The dry run's starting cash in the quote currency of the traded pairs (one account)."""
-    from localexchange.server_thread import DEFAULT_FUNDING
-
-    quotes = sorted({m.symbol.split("/")[-1] for m in members})
-    if len(quotes) > 1:
-        raise UserError(
-            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
-            "account in one currency; narrow them with --symbol or --instances"
-        )
-    quote = quotes[0]
-    where = "--cash"
-    if cash is None and keys is not None:
-        import ccxt
-
-        try:
-            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
-        except ccxt.BaseError as exc:
-            raise UserError(
-                f"cannot read the account's {quote} balance with the API keys in the environment "
-                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
-            ) from None
-        where = "the account's free balance"
-    if cash is None and quote in DEFAULT_FUNDING:
-        cash, where = DEFAULT_FUNDING[quote], "the local exchange's default funding"
-    if cash is None:
-        raise UserError(
-            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
-        )
-    console.print(f"dry run starting cash: {cash:g} {quote} ({where})")
-    return cash
-
-
-def _adopter(family, symbol, interval, ids):
-    """Which instances enabled while running this run takes on: those its filters allow."""
-
-    def adopt(row) -> bool:
-        return (
-            (not family or row.family == family)
-            and (not symbol or row.symbol == symbol)
-            and (not interval or row.interval == interval)
-            and (not ids or row.id in ids)
-        )
-
-    return adopt
 
 
 @app.command("status")
@@ -317,20 +260,6 @@ def status(
         print(line)
 
 
-def _limits(client, members, min_notional: float | None, lot_size: float | None):
-    """(min notional, lot size): the user's, else the exchange's for the traded markets."""
-    from live.setup import market_limits, order_limits
-
-    market = market_limits(client, members)
-    chosen = order_limits(min_notional, lot_size, market)
-    notional = "0.01% of the cash" if chosen[0] is None else f"{chosen[0]:g}"
-    console.print(
-        f"order limits: min notional {notional}, lot size {chosen[1]:g} (given, or "
-        f"from {market.source})"
-    )
-    return chosen
-
-
 def _check_model_options(url: str | None, fallback: str, timeout: float, no_model: bool) -> None:
     if fallback not in ("trade", "skip"):
         raise UserError(f"--model-fallback {fallback!r}: use trade or skip")
@@ -340,26 +269,6 @@ def _check_model_options(url: str | None, fallback: str, timeout: float, no_mode
         raise UserError(f"--model-timeout must be > 0 seconds, got {timeout}")
     if no_model and url is not None:
         raise UserError("--no-model and --model-url contradict each other; give one")
-
-
-def _models(db_url: str, members, config, url: str | None, fallback: str, timeout: float):
-    """The instances' trained models (live/model_gates.py); None when none has one."""
-    from live.model_gates import load_model_gates
-    from live.setup import member_instances
-
-    gates = load_model_gates(db_url, member_instances(members, config), url, fallback, timeout)
-    if gates.models:
-        how = f"over {gates.url} (fallback: {fallback})" if url else "in process"
-        console.print(
-            f"model: {len(gates.models)} of {len(members)} instance(s) ask their "
-            f"trained model at each signal, {how}"
-        )
-    elif url is not None:
-        console.print(
-            "warning: --model-url given, but no instance traded here has a trained "
-            "model (`cli.py model train`); trading without models"
-        )
-    return gates if gates.models else None
 
 
 def _ids(text: str | None) -> list[int] | None:
@@ -373,69 +282,50 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(settings, members, warm, duration: float | None, control: dict, models=None) -> None:
-    from live.node import LiveNode
-    from live.ops.control import LiveControl, declare_config, member_ids
-    from live.ray_live import ray_for_live
-    from live.setup import commit_warmup
-
-    stopping = {"now": False}
-    with ray_for_live(console) as ray:
-        # after Ray started: its driver installs a SIGTERM handler of its own that aborts
-        previous = signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-        node = LiveNode(settings, members, warm, ray, models=models)
-        node.start(stream=False)  # restore and reconcile first: a failure writes nothing
-        commit_warmup(settings.db_url, settings.exchange, warm)
-        if control["config"] is not None:
-            ids = declare_config(settings.db_url, settings.exchange, control["config"], members)
-        else:
-            ids = member_ids(members)
-        node.start_stream()
-        _recovered(node)
-        watch = LiveControl(node, ids, control["on_disable"], control["adopt"], console.print)
+def _run(session, duration: float | None) -> None:
+    with session:
+        node = session.node
+        _recovered(session)
+        settings = session.settings
         mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
         console.print(
             f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
-            f"{len(members)} instance(s); Ctrl-C stops"
+            f"{len(session.members)} instance(s); Ctrl-C stops"
         )
-        deadline = None if duration is None else time.monotonic() + duration
-        shown = len(node.warnings)
         try:
             with Live(
-                _status(node, watch), console=console, refresh_per_second=2, transient=False
+                _status(session), console=console, refresh_per_second=2, transient=False
             ) as bar:
-                while not stopping["now"] and (deadline is None or time.monotonic() < deadline):
-                    node.pump(0.5)
-                    watch.maybe_poll()  # enable/disable in the database: every ~2 s
-                    for warning in node.warnings[shown:]:  # found by the periodic audit
+
+                def after_pump() -> None:
+                    for warning in session.take_warnings():  # found by the periodic audit
                         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
-                    shown = len(node.warnings)
-                    bar.update(_status(node, watch))
+                    bar.update(_status(session))
+
+                session.run(duration, after_pump)
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
             _summary(node)
-            node.stop()
 
 
-def _recovered(node) -> None:
+def _recovered(session) -> None:
     """What came back from the database, and anything at the exchange it does not know."""
-    restored = node.restored
+    restored = session.node.restored
     if restored.orders or restored.trades:
         console.print(
             f"recovered from the database: {len(restored.trades)} open trade(s), "
             f"{len(restored.orders)} open order(s)"
         )
-    for warning in node.warnings:
+    for warning in session.take_warnings():
         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
 
-def _status(node, watch) -> Text:
-    s = node.status()
-    off = sum(not on for on in watch.active.values())
+def _status(session) -> Text:
+    s = session.node.status()
+    off = sum(not on for on in session.control.active.values())
     return Text(
-        f"{node.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
+        f"{session.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
         f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )

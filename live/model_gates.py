@@ -22,14 +22,22 @@ hosts in the group so each live bar is in the feed before any host evaluates it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from actors.messages import BarClosed
 from factors.bars import interval_ns
+
+if TYPE_CHECKING:
+    from actors.messages import SignalRaised
+    from live.hosts import LiveStrategyHost
+    from ml.apply import OnlineGate
+    from ml.modelstore import TrainedModel
+    from ml.remote_gate import RemoteModelGate
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 
@@ -76,13 +84,15 @@ class ImputedFeatures:
     """The signal bar's feature row as the API takes it: the model's columns, NaN/inf filled
     with its training medians (exactly the row Model.predict_proba feeds the estimator)."""
 
-    def __init__(self, trained: Any, interval: str, history: Any) -> None:
+    def __init__(
+        self, trained: TrainedModel, interval: str, history: Callable[[int], pd.DataFrame]
+    ) -> None:
         from ml.features import FeatureBuilder, FeatureConfig
 
         self.builder = FeatureBuilder(FeatureConfig.from_dict(trained.features))
         self.model, self.interval, self.history = trained.model, interval, history
 
-    def __call__(self, signal: Any) -> dict[str, float]:
+    def __call__(self, signal: SignalRaised) -> dict[str, float]:
         bars = self.history(int(signal.ts))
         row = self.builder.rows(bars, self.interval, [len(bars) - 1])
         columns = list(self.model.columns) or list(row.columns)
@@ -95,12 +105,12 @@ class ImputedFeatures:
 class ModelGates:
     """The trained models of the live instances and how to ask them."""
 
-    models: dict[str, tuple[int, Any]]  # member label -> (instance id, TrainedModel)
+    models: dict[str, tuple[int, TrainedModel]]  # member label -> (instance id, its model)
     url: str | None = None  # a `cli.py model run` API; None: the models in process
     fallback: str = "trade"  # when the API is down, slow or refuses: trade | skip
     timeout: float = 0.5  # seconds the API may take for one prediction (--model-timeout)
 
-    def gate(self, label: str, interval: str, feed: BarFeed) -> Any:
+    def gate(self, label: str, interval: str, feed: BarFeed) -> OnlineGate | RemoteModelGate:
         from ml.apply import OnlineGate
         from ml.remote_gate import RemoteModelGate
 
@@ -112,12 +122,12 @@ class ModelGates:
 
     def attach(
         self,
-        hosts: list[tuple[str, Any]],
+        hosts: list[tuple[str, LiveStrategyHost]],
         warm: pd.DataFrame,
         symbol: str,
         interval: str,
         window: int,
-    ) -> list[tuple[str, Any]]:
+    ) -> list[tuple[str, LiveStrategyHost | BarFeed]]:
         """The host group's members with a gate on each host that has a model (and the feed
         those gates read, first); unchanged when none has."""
         gated = [(label, host) for label, host in hosts if label in self.models]

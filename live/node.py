@@ -7,12 +7,15 @@ Ray actors (named, so each shows in the Ray dashboard under a readable name):
 - `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
 - `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
   broker takes this place, nothing else changes.
-The driver (this class) routes messages between them (live/runtime.py) and pumps bars.
+The driver (this class) routes messages between them (live/runtime.py) and pumps bars. The
+start-up sequence around the node (checks, warm-up, then this start, the stream, the pump loop,
+the stop) is written once, in live/session.py.
 
 Start (docs/live.md#start-up-order): the open orders and trades of earlier sessions are loaded from
-the database (live/ops/recovery.py); real mode reconciles them with the exchange before anything
-trades (live/ops/reconcile.py; a failure stops the start with one error); the order manager,
-portfolio and strategy hosts get that state back; then the bar stream starts. While running:
+the database (live/ops/recovery.py); real mode asks the broker for typed reports of them,
+reconciles (live/ops/reconcile.py decides, the node applies through the broker's methods; a
+failure stops the start with one error) before anything trades; the order manager, portfolio
+and strategy hosts get that state back; then the bar stream starts. While running:
 open trades' marks are written every 30 s (and at stop), real mode audits the exchange for
 orders and fills the database does not know every `reconcile_every` minutes.
 With `ray_module=None` everything runs in this process (the recovery tests' kill -9 runs).
@@ -26,8 +29,10 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from actors.messages import (
     BarClosed,
@@ -37,12 +42,13 @@ from actors.messages import (
     TradeClosed,
     TradeOpened,
 )
-from actors.order_manager import OrderManager
+from actors.order_manager import OrderManager, OrderStore
 from actors.portfolio_kernel import PortfolioMember
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
 from live.ops.control import LivePortfolio
 from live.ops.metrics import LiveMetrics
+from live.ops.reconcile import ExchangeAudit, reconcile
 from live.ops.recovery import (
     LoopActor,
     Restored,
@@ -56,6 +62,16 @@ from live.ops.recovery import (
 )
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
+from live.venues.reports import BalanceReport
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
+    from live.model_gates import ModelGates
+    from live.venues.bar_stream import BarStream
+    from live.venues.broker import CcxtBroker
+
+    Handle = ActorHandle | ActorGroup | LoopActor  # a group or the broker, on Ray or in process
 
 HOSTS_PER_ACTOR = 25
 MARK_EVERY_S = 30.0
@@ -103,19 +119,22 @@ class LiveNode:
         settings: LiveSettings,
         members: list[PortfolioMember],
         warm: Warmup,
-        ray_module: Any,
-        models: Any = None,
+        ray_module: ModuleType | None,
+        models: ModelGates | None = None,
+        order_store: Callable[[], OrderStore] | None = None,
     ) -> None:
         self.settings = settings
         self.models = models  # live/model_gates.ModelGates: instances that ask a trained model
         self.members = members
         self.warm = warm
+        self._make_order_store = order_store or self._order_store
         self.ray = ray_module
         self.run_id = uuid.uuid4().hex[:8]
         self.runtime = LiveRuntime(ray_module)
-        self.stream: Any = None
-        self.broker: Any = None
-        self._handles: list[Any] = []
+        self.stream: ActorHandle[BarStream] | None = None
+        self.broker: ActorHandle[CcxtBroker] | LoopActor | None = None
+        self.audit: ExchangeAudit | None = None  # real mode: the account against the database
+        self._handles: list[ActorHandle] = []
         self.bars = 0
         self.orders_sent: deque[float] = deque()
         self.fills = 0
@@ -144,26 +163,27 @@ class LiveNode:
         else:
             exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
             events = restore_dry_run(exchange, restored)
-            self._spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
-        manager = OrderManager(self._order_store())
+            self.spawn(EXCHANGE, "exchange dry-run", [("exchange", exchange)])
+        manager = OrderManager(self._make_order_store())
         adopt_into(manager, restored)
         fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
-        self._spawn("orders", "orders", [("orders", manager)], StoredGroup)
+        self.spawn("orders", "orders", [("orders", manager)], StoredGroup)
         weights = {m.label: m.weight for m in self.members}
         hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in self.members if m.strategy.pyramiding}
         portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
         if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
             portfolio.book(restored.cash_flows)
-        self._spawn("portfolio", "portfolio", [("portfolio", portfolio)])
+        self.spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         self._spawn_hosts(series)
         self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
         self.runtime.deliver(events)  # fills while down, orders refused or placed again
         self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
         if s.real:  # what the account holds now, whatever was replayed above
-            balance = self._call(self.broker, "quote_balance", self.members[0].symbol)
-            self.runtime.query("portfolio", "portfolio", "reset_cash", balance)
-            self._check_positions()
+            balances = self._call(self.broker, "balances")
+            cash = balances.quote_free(self.members[0].symbol)
+            self.runtime.query("portfolio", "portfolio", "reset_cash", cash)
+            self._check_positions(balances)
         if stream:
             self.start_stream()
 
@@ -195,7 +215,7 @@ class LiveNode:
                 if self.models is not None:
                     hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
-                self._spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+                self.spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
 
     def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;
@@ -217,9 +237,7 @@ class LiveNode:
         self.broker = broker
         self._call(broker, "start")
         try:
-            result = self._call(
-                broker, "reconcile", restored.submits(), restored.known, restored.last_fill_ms
-            )
+            events, lost = self._reconcile(restored)
         except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
             with contextlib.suppress(Exception):
                 self._call(broker, "stop")
@@ -229,18 +247,34 @@ class LiveNode:
                 f"{str(cause).strip().splitlines()[-1]}; nothing was traded "
                 "(check the exchange and --url, then start again)"
             ) from None
-        self._report(result["warnings"])
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
-        balance = self._call(broker, "quote_balance", self.members[0].symbol)
-        return balance, result["events"], result["lost"]
+        balances = self._call(broker, "balances")
+        return balances.quote_free(self.members[0].symbol), events, lost
 
-    def _check_positions(self) -> None:
+    def _reconcile(self, restored: Restored) -> tuple[list, list[SubmitOrder]]:
+        """The stored open orders against the broker's reports of them (live/ops/reconcile.py),
+        the decisions applied through the broker, then the first audit of the account; returns
+        the events for the other actors and the bracket legs to place again."""
+        broker, stored = self.broker, restored.submits()
+        queries = [(msg.symbol, exchange_id, cid) for cid, exchange_id, msg in stored]
+        plan = reconcile(stored, self._call(broker, "order_reports", queries))
+        self._call(broker, "resume", plan.client_ids, plan.resting, plan.timed)
+        if plan.cancels:
+            self._call(broker, "cancel_orders", plan.cancels)
+        self._call(broker, "record", plan.adopted)
+        events = list(plan.events)
+        if plan.resend:  # exits that never reached the exchange go now, under their own ids
+            events.extend(self._call(broker, "handle_batch", plan.resend))
+        self.audit = ExchangeAudit.of(restored.known, plan.adopted, restored.last_fill_ms)
+        self._report(self.audit.check(self._call(broker, "account_report", self.audit.since_ms)))
+        return events, plan.lost
+
+    def _check_positions(self, balances: BalanceReport) -> None:
         """An exchange position the database does not know: reported loudly, never touched."""
-        totals = self._call(self.broker, "totals")
         bases = {m.symbol.split("/")[0] for m in self.members}
-        self._report(position_warnings(self.trades(), totals, bases))
+        self._report(position_warnings(self.trades(), balances.total, bases))
 
-    def _call(self, handle: Any, method: str, *args: Any) -> Any:
+    def _call(self, handle: Handle, method: str, *args: object) -> Any:
         if self.ray is None:
             return getattr(handle, method)(*args)
         return self.ray.get(getattr(handle, method).remote(*args))
@@ -250,9 +284,18 @@ class LiveNode:
             log.warning(warning)
         self.warnings.extend(warnings)
 
-    def _spawn(
+    def add_route(self, strategy: str, series: tuple[str, str]) -> None:
+        """An instance enabled while running (live/ops/control.py): the exchange actor learns
+        which series its orders follow."""
+        if self.broker is not None:
+            self._call(self.broker, "add_route", strategy, series)
+        else:
+            self.runtime.query(EXCHANGE, "exchange", "add_route", strategy, series)
+
+    def spawn(
         self, group: str, title: str, members: list[tuple[str, Any]], cls: type = ActorGroup
     ) -> None:
+        """A group of actors, as one Ray actor named `title` (in process without Ray)."""
         local = cls(members)
         if self.ray is None:
             self.runtime.add(group, local, local.subscriptions())
@@ -265,7 +308,7 @@ class LiveNode:
         self._handles.append(handle)
         self.runtime.add(group, handle, local.subscriptions())
 
-    def _order_store(self) -> Any:
+    def _order_store(self) -> OrderStore:
         from actors.order_store import DRY_RUN, SqlOrderStore
 
         dry = not self.settings.real  # dry-run rows: their own run_id and ids, never mixed up
@@ -323,9 +366,10 @@ class LiveNode:
         if now - self._marked_at >= MARK_EVERY_S:
             self.write_marks()
         every = self.settings.reconcile_every * 60.0
-        if self.settings.real and every > 0 and now - self._audited_at >= every:
+        if self.audit is not None and every > 0 and now - self._audited_at >= every:
             self._audited_at = now
-            self._report(self._call(self.broker, "audit"))
+            report = self._call(self.broker, "account_report", self.audit.since_ms)
+            self._report(self.audit.check(report))
 
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:
@@ -355,7 +399,7 @@ class LiveNode:
                 raise TimeoutError(f"{self.bars} of {total} bars arrived in {timeout}s")
             self.pump(0.2)
 
-    def _observe(self, msg: Any) -> None:
+    def _observe(self, msg: object) -> None:
         kind = type(msg)
         if kind is SubmitOrder:
             self.orders_sent.append(time.monotonic())
@@ -379,7 +423,7 @@ class LiveNode:
     def stream_state(self) -> dict:
         return self.ray.get(self.stream.state.remote())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, float]:
         now = time.monotonic()
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()

@@ -6,11 +6,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from types import ModuleType
+from typing import Protocol
+
+
+class Printer(Protocol):
+    """Where the Ray lines go (a rich Console)."""
+
+    def print(self, text: str) -> object: ...
 
 
 @contextlib.contextmanager
-def ray_for_live(console: Any) -> Iterator[Any]:
+def ray_for_live(console: Printer) -> Iterator[ModuleType]:
     """Ray for the live actors: the one already initialised, $RAY_ADDRESS, or a local one of its
     own (never another program's cluster found on this machine: live owns its actors). A local
     one listens on loopback only, its dashboard and metrics on free ports (never Ray's fixed 8265:
@@ -54,7 +61,7 @@ def ray_for_live(console: Any) -> Iterator[Any]:
             _restore_environment(restore)
 
 
-def _metrics_url(ray: Any) -> str | None:
+def _metrics_url(ray: ModuleType) -> str | None:
     """Where this node serves its metrics (live/ops/metrics.py), for Prometheus or curl."""
     for node in ray.nodes():
         if node.get("Alive") and node.get("MetricsExportPort"):

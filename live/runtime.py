@@ -15,24 +15,32 @@ hosts), then the strategy hosts (signals at this bar's close), and what follows 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from actors.messages import BarClosed, Scheduled
+
+if TYPE_CHECKING:
+    from ray.actor import ActorHandle
+
+    from live.hosts import ActorGroup
 
 EXCHANGE = "exchange"
 
 
 class LiveRuntime:
-    def __init__(self, ray_module: Any = None) -> None:
+    def __init__(self, ray_module: ModuleType | None = None) -> None:
         self._ray = ray_module
-        self.groups: dict[str, Any] = {}  # name -> Ray actor handle (or local ActorGroup)
+        self.groups: dict[str, ActorHandle | ActorGroup] = {}  # name -> Ray actor or local group
         self._routes: dict[type, list[str]] = {}
         self.rounds = 0
         self.delivered = 0
-        self.observers: list[Any] = []  # callables(msg) seeing every routed message (driver)
+        self.observers: list[Callable[[Any], object]] = []  # see every routed message (driver)
 
-    def add(self, name: str, handle: Any, subscriptions: Sequence[type]) -> None:
+    def add(
+        self, name: str, handle: ActorHandle | ActorGroup, subscriptions: Sequence[type]
+    ) -> None:
         self.groups[name] = handle
         for kind in subscriptions:
             self._routes.setdefault(kind, []).append(name)
@@ -78,13 +86,14 @@ class LiveRuntime:
                 out.append(msg)
         return out
 
-    def query(self, group: str, member: str, method: str, *args: Any) -> Any:
+    def query(self, group: str, member: str, method: str, *args: object) -> Any:
+        """What the member's method answers (a plain value: its state, a list of records)."""
         handle = self.groups[group]
         if self._ray is None:
             return handle.query(member, method, *args)
         return self._ray.get(handle.query.remote(member, method, *args))
 
-    def query_all(self, group: str, method: str, *args: Any) -> dict[str, Any]:
+    def query_all(self, group: str, method: str, *args: object) -> dict[str, Any]:
         handle = self.groups[group]
         if self._ray is None:
             return handle.query_all(method, *args)

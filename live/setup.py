@@ -8,9 +8,15 @@ weights -> check the exchange (reachable, symbols listed, intervals served) -> c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccxt import Exchange
+
+    from live.venues.ccxt_clients import CcxtJson
 
 import pandas as pd
 
@@ -102,7 +108,7 @@ def _keep(
     )
 
 
-def check_exchange(client: Any, url: str | None, members: list[PortfolioMember]) -> None:
+def check_exchange(client: Exchange, url: str | None, members: list[PortfolioMember]) -> None:
     """The exchange answers, lists every symbol and serves every interval."""
     import ccxt
 
@@ -128,7 +134,7 @@ def check_exchange(client: Any, url: str | None, members: list[PortfolioMember])
             )
 
 
-def warm_up(client: Any, db_url: str, exchange: str, members: list[PortfolioMember]) -> Warmup:
+def warm_up(client: Exchange, db_url: str, exchange: str, members: list[PortfolioMember]) -> Warmup:
     """Stored bars plus the exchange's latest closed bars, per series, up to the exchange's now."""
     import ccxt
 
@@ -185,6 +191,53 @@ def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
             save_live_bars(db_url, exchange, key, rows)
 
 
+@dataclass(frozen=True)
+class StartingCash:
+    """A dry run's starting cash, in the quote currency of the traded pairs."""
+
+    amount: float
+    quote: str
+    source: str  # where it came from, for the start-up line
+
+
+def starting_cash(
+    client: Exchange,
+    keys: tuple[str, str] | None,
+    members: list[PortfolioMember],
+    cash: float | None,
+    funding: Mapping[str, float],
+) -> StartingCash:
+    """The dry run's starting cash (one account in one currency): `cash` when given, else the
+    account's free balance when API keys are set, else `funding` (the local exchange's
+    default funding per quote currency)."""
+    quotes = sorted({m.symbol.split("/")[-1] for m in members})
+    if len(quotes) > 1:
+        raise LiveSetupError(
+            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
+            "account in one currency; narrow them with --symbol or --instances"
+        )
+    quote = quotes[0]
+    where = "--cash"
+    if cash is None and keys is not None:
+        import ccxt
+
+        try:
+            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
+        except ccxt.BaseError as exc:
+            raise LiveSetupError(
+                f"cannot read the account's {quote} balance with the API keys in the environment "
+                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
+            ) from None
+        where = "the account's free balance"
+    if cash is None and quote in funding:
+        cash, where = funding[quote], "the local exchange's default funding"
+    if cash is None:
+        raise LiveSetupError(
+            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+        )
+    return StartingCash(cash, quote, where)
+
+
 def member_instances(members: list[PortfolioMember], config: Path | None) -> dict[str, int | None]:
     """label -> instance id (the key of its trained models): the "#id" prefix of a database
     instance's label, or the instance_id of its prod.json entry (None when it has none)."""
@@ -214,7 +267,7 @@ class MarketLimits:
     source: str  # what they were read from, for the start-up line
 
 
-def market_limits(client: Any, members: list[PortfolioMember]) -> MarketLimits:
+def market_limits(client: Exchange, members: list[PortfolioMember]) -> MarketLimits:
     """Minimum notional (ccxt market limits.cost.min: Binance's NOTIONAL / MIN_NOTIONAL filter)
     and lot size (the amount step: LOT_SIZE stepSize) of the traded markets, read after
     `check_exchange` loaded them. One account trades them all with one setting, so the
@@ -233,7 +286,7 @@ def market_limits(client: Any, members: list[PortfolioMember]) -> MarketLimits:
     return MarketLimits(max(minimums) if minimums else None, max(steps) if steps else 0.0, where)
 
 
-def _amount_step(client: Any, market: dict) -> float | None:
+def _amount_step(client: Exchange, market: CcxtJson) -> float | None:
     precision = (market.get("precision") or {}).get("amount")
     if precision is None:
         return None

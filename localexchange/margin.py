@@ -12,23 +12,40 @@ are not pushed on the spot user stream (Binance has a separate margin stream): c
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from localexchange import binance_format as fmt
-from localexchange.accounts import BAD_PARAM, Account, ExchangeError
-
-if TYPE_CHECKING:
-    from localexchange.server import LocalExchange
+from localexchange.accounts import BAD_PARAM, Account, ExchangeError, MatchingEngine
 
 SAPI = "/sapi/v1/margin/"
+Answer = tuple[Any, list]  # (JSON body, the (account, order) pairs it changed)
+AccountHandler = Callable[[Account, dict], Answer]
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def margin_routes(ex: LocalExchange) -> list[web.RouteDef]:
+class SpotApi(Protocol):
+    """What the margin API takes from the spot exchange (localexchange/server.py): its
+    matching engine, its signed-request wrapper and the spot order handlers it reuses."""
+
+    engine: MatchingEngine
+
+    def signed(self, handler: AccountHandler, margin: bool = False) -> RouteHandler: ...
+    def require_symbol(self, params: dict) -> str: ...
+    def new_order(self, acct: Account, params: dict) -> Answer: ...
+    def get_order(self, acct: Account, params: dict) -> Answer: ...
+    def cancel_order(self, acct: Account, params: dict) -> Answer: ...
+    def open_orders(self, acct: Account, params: dict) -> Answer: ...
+    def all_orders(self, acct: Account, params: dict) -> Answer: ...
+    def my_trades(self, acct: Account, params: dict) -> Answer: ...
+
+
+def margin_routes(ex: SpotApi) -> list[web.RouteDef]:
     """Routes of the cross margin API, each on the key's margin account."""
 
-    def signed(handler: Any) -> Any:
+    def signed(handler: AccountHandler) -> RouteHandler:
         return ex.signed(handler, margin=True)
 
     return [
@@ -44,9 +61,9 @@ def margin_routes(ex: LocalExchange) -> list[web.RouteDef]:
     ]
 
 
-def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
+def new_oco(ex: SpotApi, acct: Account, params: dict) -> Answer:
     """POST /sapi/v1/margin/order/oco: a LIMIT_MAKER at `price` and a STOP_LOSS at `stopPrice`."""
-    symbol = ex._require_symbol(params)
+    symbol = ex.require_symbol(params)
     if params.get("stopLimitPrice"):
         raise ExchangeError(
             -1116, "STOP_LOSS_LIMIT legs are not supported here; omit stopLimitPrice"
@@ -70,7 +87,7 @@ def new_oco(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
     return body, [(acct, o) for o in orders]
 
 
-def borrow_repay(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, list]:
+def borrow_repay(ex: SpotApi, acct: Account, params: dict) -> Answer:
     """POST /sapi/v1/margin/borrow-repay with type REPAY: pay back a debt by hand (orders borrow
     through their sideEffectType; a manual BORROW is not offered here)."""
     asset, kind = params.get("asset", "").upper(), params.get("type", "")
@@ -93,7 +110,7 @@ def borrow_repay(ex: LocalExchange, acct: Account, params: dict) -> tuple[Any, l
     return {"tranId": time.monotonic_ns()}, []
 
 
-def account_json(ex: LocalExchange, acct: Account) -> dict[str, Any]:
+def account_json(ex: SpotApi, acct: Account) -> dict[str, Any]:
     """GET /sapi/v1/margin/account: per asset free, locked, borrowed, interest, net asset; the
     totals in BTC (assets without a BTC price count nothing there)."""
     rows, assets_btc, debts_btc = [], 0.0, 0.0

@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 
 from localexchange import binance_format as fmt
 from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
-from localexchange.margin import margin_routes
+from localexchange.margin import AccountHandler, RouteHandler, margin_routes
 from localexchange.replay import Closed, ReplayMarket
 
 log = logging.getLogger("raytrader.exchange")
@@ -172,7 +172,7 @@ class LocalExchange:
                     await _send(ws, text)
 
     # -- auth ---------------------------------------------------------------------------------
-    def signed(self, handler: Any, margin: bool = False) -> Any:
+    def signed(self, handler: AccountHandler, margin: bool = False) -> RouteHandler:
         async def wrapped(request: web.Request) -> web.Response:
             try:
                 acct, params = await self._authenticate(request, margin)
@@ -229,7 +229,7 @@ class LocalExchange:
         return fmt.account_json(acct, self.market.now_ms), []
 
     def new_order(self, acct: Account, params: dict) -> tuple[Any, list]:
-        symbol = self._require_symbol(params)
+        symbol = self.require_symbol(params)
         type_ = params.get("type", "")
         if type_ not in _TYPES:
             raise ExchangeError(-1116, f"Invalid orderType {type_!r}; use one of {sorted(_TYPES)}")
@@ -249,7 +249,7 @@ class LocalExchange:
         return fmt.order_json(orders[0], full=True), [(acct, o) for o in orders]
 
     def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:
-        symbol = self._require_symbol(params)
+        symbol = self.require_symbol(params)
         list_client = params.get("listClientOrderId", f"list-{time.monotonic_ns()}")
         # a sell OCO has its stop below the market, a buy OCO (closing a short) above it
         at, other = (
@@ -283,11 +283,11 @@ class LocalExchange:
         return rows, []
 
     def all_orders(self, acct: Account, params: dict) -> tuple[Any, list]:
-        symbol = self._require_symbol(params)
+        symbol = self.require_symbol(params)
         return [fmt.order_json(o) for o in acct.orders.values() if o.symbol == symbol], []
 
     def my_trades(self, acct: Account, params: dict) -> tuple[Any, list]:
-        symbol = self._require_symbol(params)
+        symbol = self.require_symbol(params)
         since = _int(params.get("startTime")) or 0
         from_id, order_id = _int(params.get("fromId")) or 0, _int(params.get("orderId"))
         rows = [
@@ -300,7 +300,7 @@ class LocalExchange:
         ]
         return rows, []
 
-    def _require_symbol(self, params: dict) -> str:
+    def require_symbol(self, params: dict) -> str:
         symbol = self._symbol(params.get("symbol", ""))
         if symbol is None:
             raise ExchangeError(-1121, f"Invalid symbol {params.get('symbol')!r}.")

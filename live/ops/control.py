@@ -18,17 +18,59 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from actors.messages import BarClosed, CloseTrade, DisableInstance, EnableInstance, SignalRaised
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from live.hosts import LiveStrategyHost
+from live.runtime import LiveRuntime
+from live.setup import Warmup
+
+if TYPE_CHECKING:
+    from store.models import StrategyInstance
 
 POLL_S = 2.0
-ON_DISABLE = ("keep", "close")
+
+
+class OnDisable(StrEnum):
+    """What happens to an instance's positions when it is disabled while running."""
+
+    KEEP = "keep"  # managed by their exits as before
+    CLOSE = "close"  # closed at market at the next bar
+
+
+ON_DISABLE = tuple(OnDisable)
 _ID = re.compile(r"^#(\d+) ")
+
+
+class NodeSettings(Protocol):
+    """The node's settings the control reads."""
+
+    @property
+    def db_url(self) -> str: ...
+    @property
+    def exchange(self) -> str: ...
+    @property
+    def window(self) -> int: ...
+
+
+class ControlledNode(Protocol):
+    """What the control needs of the live node (live/node.py): its settings, instances,
+    runtime and warm-up, a new host group, and the exchange told of a new instance's series."""
+
+    settings: NodeSettings
+    members: list[PortfolioMember]
+    runtime: LiveRuntime
+    warm: Warmup
+
+    def spawn(
+        self, group: str, title: str, members: list[tuple[str, LiveStrategyHost]]
+    ) -> None: ...
+    def add_route(self, strategy: str, series: tuple[str, str]) -> None: ...
 
 
 class LivePortfolio(WeightedPortfolio):
@@ -123,10 +165,10 @@ class LiveControl:
 
     def __init__(
         self,
-        node: Any,
+        node: ControlledNode,
         ids: dict[int, str],
         on_disable: str = "keep",
-        adopt: Callable[[Any], bool] | None = None,
+        adopt: Callable[[StrategyInstance], bool] | None = None,
         log: Callable[[str], None] = print,
         poll_s: float = POLL_S,
     ) -> None:
@@ -148,7 +190,7 @@ class LiveControl:
         self._next = 0.0
         node.runtime.observers.append(self._observe)
 
-    def _observe(self, msg: Any) -> None:
+    def _observe(self, msg: object) -> None:
         if type(msg) is BarClosed:
             self.last_ts = max(self.last_ts, msg.ts)
             key = (msg.symbol, msg.interval)
@@ -189,7 +231,7 @@ class LiveControl:
         return said
 
     def _disable(self, iid: int, label: str) -> str:
-        close = self.on_disable == "close"
+        close = self.on_disable == OnDisable.CLOSE
         self.active[iid] = False
         self.node.runtime.deliver([DisableInstance(self.last_ts, label, close)])
         held = "its positions are closed at market" if close else "its positions are kept"
@@ -222,10 +264,8 @@ class LiveControl:
         self.weights[member.label] = member.weight
         return [f"instance {member.label} enabled: host started, warmed from stored bars"]
 
-    def _spawn(self, row: Any, key: tuple[str, str]) -> PortfolioMember:
+    def _spawn(self, row: StrategyInstance, key: tuple[str, str]) -> PortfolioMember:
         from backtest.portfolio_config import instance_label
-        from live.hosts import LiveStrategyHost
-        from live.runtime import EXCHANGE
         from strategies.registry import make_strategy
 
         node, s = self.node, self.node.settings
@@ -235,11 +275,8 @@ class LiveControl:
         host = LiveStrategyHost(
             strategy, self._history(key), row.symbol, row.interval, label, s.window
         )
-        if node.broker is not None:
-            node.ray.get(node.broker.add_route.remote(label, key))
-        else:
-            node.runtime.query(EXCHANGE, "exchange", "add_route", label, key)
-        node._spawn(
+        node.add_route(label, key)
+        node.spawn(
             f"hosts {key} +{row.id}", f"strategies {key[0]} {key[1]} #{row.id}", [(label, host)]
         )
         node.members.append(member)

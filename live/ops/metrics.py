@@ -21,7 +21,7 @@ Without Ray initialised (in-process tests, tools) every metric is a no-op.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Protocol
 
 from actors.messages import (
     BarClosed,
@@ -42,10 +42,18 @@ _STATUS = {
 }
 
 
+class Metric(Protocol):
+    """A ray.util.metrics Counter, Gauge or Histogram, as used here."""
+
+    def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None: ...
+    def set(self, value: float, tags: dict[str, str] | None = None) -> None: ...
+    def observe(self, value: float, tags: dict[str, str] | None = None) -> None: ...
+
+
 class _Null:
     """A metric that records nothing (Ray not initialised)."""
 
-    def inc(self, *_args: Any, **_kwargs: Any) -> None:
+    def inc(self, value: float = 1.0, tags: dict[str, str] | None = None) -> None:
         pass
 
     set = observe = inc
@@ -94,7 +102,7 @@ class LiveMetrics:
         description: str,
         tags: tuple[str, ...],
         bounds: list[float] | None = None,
-    ) -> Any:
+    ) -> Metric:
         if not self.active:
             return _Null()
         from ray.util import metrics
@@ -104,7 +112,7 @@ class LiveMetrics:
         metric.set_default_tags({"exchange": self.exchange})
         return metric
 
-    def observe(self, msg: Any) -> None:
+    def observe(self, msg: object) -> None:
         """A runtime observer: sees every message the driver routes."""
         kind = type(msg)
         if kind is BarClosed:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.messages import (
     ExitSpec,
@@ -28,10 +28,16 @@ from actors.messages import (
     SubmitOrder,
     TradeOpened,
 )
-from actors.order_manager import OrderState, TradeState, time_exit_ts
+from actors.order_manager import OrderManager, OrderState, TradeState, time_exit_ts
 from actors.order_store import DRY_RUN
 from live.hosts import ActorGroup
 from testing.crash import crash_point
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Table
+
+    from live.dry_run import DryRunExchange
+    from store.models import OrderRecord, TradeRecord
 
 OPEN = ("NEW", "SUBMITTED")
 
@@ -97,13 +103,13 @@ class Restored:
         ]
 
 
-def _ns(value: Any) -> int:
+def _ns(value: object) -> int:
     import pandas as pd
 
     return int(pd.Timestamp(value).as_unit("ns").value) if value is not None else 0
 
 
-def _kind(row: Any) -> str:
+def _kind(row: OrderRecord) -> str:
     if row.type in ("stop", "limit"):
         return row.type
     return {"time": "timed", "end_of_data": "close"}.get(row.role, "market")
@@ -198,7 +204,7 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
     return out
 
 
-def _cash_flows(orders: list, trades: list) -> list[float]:
+def _cash_flows(orders: list[OrderRecord], trades: list[TradeRecord]) -> list[float]:
     """What Portfolio.on_trade_opened/closed added to the cash for each closed trade."""
     fee = {o.id: o.fee for o in orders}
     exit_fee = {o.parent_id: o.fee for o in orders if o.parent_id and o.status == "FILLED"}
@@ -213,7 +219,7 @@ def _cash_flows(orders: list, trades: list) -> list[float]:
     return out
 
 
-def adopt_into(manager: Any, restored: Restored) -> None:
+def adopt_into(manager: OrderManager, restored: Restored) -> None:
     """Give the order manager (and its store) the restored state, writing nothing."""
     store = manager.store
     for order in restored.orders:
@@ -226,7 +232,7 @@ def adopt_into(manager: Any, restored: Restored) -> None:
 
 
 def replace_lost_legs(
-    manager: Any, restored: Restored, lost: list[SubmitOrder], now_ns: int
+    manager: OrderManager, restored: Restored, lost: list[SubmitOrder], now_ns: int
 ) -> list[SubmitOrder]:
     """New orders for bracket legs cancelled at the exchange behind our back: stored NEW now
     (new client order ids: their time is now), sent once the actors run."""
@@ -276,7 +282,7 @@ def replace_lost_legs(
     return out
 
 
-def restore_dry_run(exchange: Any, restored: Restored) -> list:
+def restore_dry_run(exchange: DryRunExchange, restored: Restored) -> list:
     """The dry run's resting orders come back into its books from the database. An entry
     that was NEW is refused (the bar it was meant for has passed); the rest are placed again."""
     events: list = []
@@ -360,7 +366,7 @@ def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: s
     return count
 
 
-def _sign_case(table: Any) -> Any:
+def _sign_case(table: Table) -> ColumnElement[float]:
     from sqlalchemy import case
 
     return case((table.c.side == "short", -1.0), else_=1.0)
@@ -370,14 +376,14 @@ class LoopActor:
     """An async actor (the ccxt broker) driven from synchronous code on a loop of its own:
     every method call runs to completion. The in-process live node (no Ray) uses it."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: object) -> None:
         self._target = target
         self._loop = asyncio.new_event_loop()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._target, name)
 
-        def call(*args: Any) -> Any:
+        def call(*args: object) -> Any:
             result = method(*args)
             return self._loop.run_until_complete(result) if asyncio.iscoroutine(result) else result
 

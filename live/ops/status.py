@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 OPEN_ORDER = ("NEW", "SUBMITTED")
 
@@ -20,12 +23,15 @@ class StatusError(ValueError):
     """No live database where the user pointed."""
 
 
+Row = dict[str, Any]  # a database row by column name (values of the column's type)
+
+
 @dataclass
 class LiveStatus:
     day: dt.date
-    positions: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[dict[str, Any]] = field(default_factory=list)
-    pnl: list[dict[str, Any]] = field(default_factory=list)  # per instance, on `day`
+    positions: list[Row] = field(default_factory=list)
+    orders: list[Row] = field(default_factory=list)
+    pnl: list[Row] = field(default_factory=list)  # per instance, on `day`
     latest_exit: dt.datetime | None = None  # of any live trade (a hint when `day` had none)
 
 
@@ -101,7 +107,7 @@ def _check_exists(url: str) -> None:
 
 
 def _latest_close(
-    conn: Any, exchange: str, symbol: str, interval: str
+    conn: Connection, exchange: str, symbol: str, interval: str
 ) -> tuple[float | None, int | None]:
     """(close, open time in ms) of the newest stored bar of the series."""
     from sqlalchemy import select
@@ -116,7 +122,7 @@ def _latest_close(
     return (None, None) if row is None else (float(row[0]), int(row[1]))
 
 
-def _as_datetime(value: Any) -> dt.datetime | None:
+def _as_datetime(value: object) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
@@ -154,6 +160,6 @@ def status_lines(status: LiveStatus) -> list[str]:
     return lines
 
 
-def _iso(value: Any) -> str:
+def _iso(value: object) -> str:
     value = _as_datetime(value)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "?"

@@ -18,14 +18,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from actors.messages import BarClosed
 from factors.bars import interval_ns
+from live.venues.ccxt_clients import Candle, CcxtJson, StreamClient
+
+if TYPE_CHECKING:
+    from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
 
 log = logging.getLogger("raytrader.live.bars")
 MS = 1_000_000
 SeriesKey = tuple[str, str]
+
+
+class Mark(TypedDict):
+    """A symbol's last ticker: the mark price shown between bars."""
+
+    last: float
+    bid: float | None
+    ask: float | None
+    ms: int | None
 
 
 class BarStream:
@@ -38,7 +51,7 @@ class BarStream:
         db_url: str | None = None,
         backoff: tuple[float, float] = (0.2, 10.0),
         quiet_s: float = 5.0,
-        client_factory: Callable[[], Any] | None = None,
+        client_factory: Callable[[], StreamClient] | None = None,
     ) -> None:
         self.exchange, self.url = exchange, url
         self.series = list(series)
@@ -50,13 +63,13 @@ class BarStream:
         self._queue: asyncio.Queue | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
-        self.client: Any = None
+        self.client: StreamClient | None = None
         self.connects = {key: 0 for key in self.series}
         self._connections: dict[SeriesKey, frozenset[int]] = {}
         self.received = 0
         self.errors: list[str] = []
         self.symbols = sorted({symbol for symbol, _ in self.series})
-        self._tickers: dict[str, dict[str, Any]] = {}  # symbol -> last, bid, ask, ms
+        self._tickers: dict[str, Mark] = {}  # symbol -> its last ticker
 
     # -- lifecycle (async actor methods) ------------------------------------------------------
     async def start(self) -> bool:
@@ -90,11 +103,11 @@ class BarStream:
             bars.append(self._queue.get_nowait())
         return sorted(bars, key=lambda b: (b.ts, b.symbol, b.interval))
 
-    def tickers(self) -> dict[str, dict[str, Any]]:
+    def tickers(self) -> dict[str, Mark]:
         """The last ticker of every active symbol: {symbol: {last, bid, ask, ms}}."""
-        return {symbol: dict(t) for symbol, t in self._tickers.items()}
+        return {symbol: Mark(**t) for symbol, t in self._tickers.items()}
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, object]:
         return {
             "received": self.received,
             "connects": {f"{s} {i}": n for (s, i), n in self.connects.items()},
@@ -124,16 +137,16 @@ class BarStream:
                     pass
                 delay = min(delay * 2, self.backoff[1])
 
-    def _keep_ticker(self, symbol: str, ticker: dict[str, Any]) -> None:
+    def _keep_ticker(self, symbol: str, ticker: CcxtJson) -> None:
         last = ticker.get("last")
         if last is None or float(last) <= 0:
             return  # an empty ticker (no trade yet) is no mark
-        self._tickers[symbol] = {
-            "last": float(last),
-            "bid": ticker.get("bid"),
-            "ask": ticker.get("ask"),
-            "ms": ticker.get("timestamp"),
-        }
+        self._tickers[symbol] = Mark(
+            last=float(last),
+            bid=ticker.get("bid"),
+            ask=ticker.get("ask"),
+            ms=ticker.get("timestamp"),
+        )
 
     # -- per series ---------------------------------------------------------------------------
     async def _watch(self, key: SeriesKey) -> None:
@@ -200,10 +213,10 @@ class BarStream:
                 self._cached(key), newest, self.client
             )
 
-    def _cached(self, key: SeriesKey) -> list[list]:
+    def _cached(self, key: SeriesKey) -> list[Candle]:
         return list(self.client.ohlcvs.get(key[0], {}).get(key[1]) or [])
 
-    async def _closed_from_stream(self, key: SeriesKey, candles: list[list]) -> bool:
+    async def _closed_from_stream(self, key: SeriesKey, candles: list[Candle]) -> bool:
         """Deliver the closed bars among `candles`; True when there were any."""
         if not candles:
             return False
@@ -241,7 +254,7 @@ class BarStream:
         last = self.last.get(key)
         return last is None or int(candle[0]) > last
 
-    async def _deliver(self, key: SeriesKey, rows: list[list]) -> None:
+    async def _deliver(self, key: SeriesKey, rows: list[Candle]) -> None:
         if not rows:
             return
         if self.db_url:
@@ -266,7 +279,7 @@ class BarStream:
             self.received += 1
 
 
-def _only_newest(cached: list[list], newest: int, client: Any) -> Any:
+def _only_newest(cached: list[Candle], newest: int, client: StreamClient) -> ArrayCacheByTimestamp:
     """A fresh ccxt candle cache holding only the candles from `newest` on (the forming one and
     any that came after it on the new connection)."""
     from ccxt.async_support.base.ws.cache import ArrayCacheByTimestamp
@@ -278,7 +291,7 @@ def _only_newest(cached: list[list], newest: int, client: Any) -> Any:
     return fresh
 
 
-def save_live_bars(db_url: str, exchange: str, key: SeriesKey, rows: list[list]) -> None:
+def save_live_bars(db_url: str, exchange: str, key: SeriesKey, rows: list[Candle]) -> None:
     """Live bars into the bars table (kept if already stored: the import rule)."""
     import pandas as pd
 

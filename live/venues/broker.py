@@ -14,14 +14,18 @@ that bar's first delivery step (before the strategies see the bar), as the simul
 Every order carries a client order id derived from (instance, signal bar, role, attempt), so a
 resend is recognisable; that id is also the order's row id in the database (the order manager
 wrote it as NEW before this actor received it) and the exchange's order id is written to that
-row as soon as the exchange answers. After a restart `reconcile` (live/ops/reconcile.py) compares
-the stored open orders with the exchange before trading resumes. API keys come from the environment only (live/ccxt_clients.api_keys).
+row as soon as the exchange answers. What the exchange answers about orders, fills and balances
+comes out as typed reports (live/venues/reports.py): after a restart the node asks for the stored
+open orders' reports, reconciliation (live/ops/reconcile.py) decides, and the node hands the
+decisions back (`resume`, `cancel_orders`, `record`, `handle_batch`) before trading resumes.
+API keys come from the environment only (live/venues/ccxt_clients.api_keys).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from actors.messages import (
     BarClosed,
@@ -31,12 +35,29 @@ from actors.messages import (
     OrderFilled,
     OrderRejected,
     SubmitOrder,
-    replace,
 )
 from actors.order_store import MS, client_order_id, order_key
+from live.venues.ccxt_clients import CcxtJson, OrderClient
+from live.venues.reports import (
+    AccountReport,
+    BalanceReport,
+    FillReport,
+    OrderStatus,
+    OrderStatusReport,
+)
 from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
+BrokerInput = SubmitOrder | CancelOrder | BarClosed
+BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCancelled
+
+
+@dataclass(frozen=True)
+class RestingOrder:
+    """A stop or target resting at the exchange, with the order that placed it."""
+
+    exchange_id: str
+    msg: SubmitOrder
 
 
 class CcxtBroker:
@@ -51,16 +72,16 @@ class CcxtBroker:
         self.exchange, self.url, self.db_url = exchange, url, db_url
         self.market = market  # spot | margin (live/venues/margin.py: shorts need margin)
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
-        self.client: Any = None
-        self._resting: dict[int, dict] = {}  # our order id -> {"id", "symbol", "oco", "msg"}
+        self.client: OrderClient | None = None
+        self._resting: dict[int, RestingOrder] = {}  # our order id -> resting at the exchange
         self._timed: dict[int, SubmitOrder] = {}
-        self._deferred: dict[tuple[str, str], list] = {}  # reported at that series' next bar
+        self._deferred: dict[
+            tuple[str, str], list[BrokerEvent]
+        ] = {}  # reported at that series' next bar
         self._gone: set[int] = set()  # cancelled at the exchange before the manager asked
         self.sent = 0
         self.sent_ids: set[str] = set()  # exchange ids of the orders placed by this session
-        self.known: dict[str, str | None] = {}  # restored: stored client id -> exchange id
-        self.cids: dict[int, str] = {}  # restored orders: our order id -> their stored client id
-        self.audit_from: dict[str, int] = {}  # symbol -> exchange ms the next audit reads from
+        self._client_ids: dict[int, str] = {}  # restored orders: order id -> stored client id
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -85,18 +106,14 @@ class CcxtBroker:
         """An instance enabled while running (live/ops/control.py), on a series already streamed."""
         self.routes[strategy] = series
 
-    async def totals(self) -> dict[str, float]:
-        """Every asset's total (free + locked) balance."""
+    async def balances(self) -> BalanceReport:
+        """Every asset's free and total (free + locked) balance."""
         balance = await self.client.fetch_balance()
-        return {k: float(v or 0.0) for k, v in (balance.get("total") or {}).items()}
-
-    async def quote_balance(self, symbol: str) -> float:
-        balance = await self.client.fetch_balance()
-        return float(balance.get(symbol.split("/")[1], {}).get("free") or 0.0)
+        return BalanceReport(_amounts(balance.get("free")), _amounts(balance.get("total")))
 
     # -- messages -----------------------------------------------------------------------------
-    async def handle_batch(self, messages: list) -> list:
-        out: list = []
+    async def handle_batch(self, messages: list[BrokerInput]) -> list[BrokerEvent]:
+        out: list[BrokerEvent] = []
         brackets: dict[int, list[SubmitOrder]] = {}
         for msg in messages:
             kind = type(msg)
@@ -121,7 +138,7 @@ class CcxtBroker:
             out.extend(await self._bracket(legs))
         return out
 
-    async def _market(self, msg: SubmitOrder) -> list:
+    async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]:
         import ccxt
 
         from live.venues.margin import short_refusal
@@ -142,11 +159,11 @@ class CcxtBroker:
         self.sent += 1
         crash_point("sent")
         self.record([(cid, order["id"])])
-        fill = await self.fill_event(msg.order_id, order, msg.symbol)
+        fill = _fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
         crash_point("filled")
         return [OrderAccepted(msg.ts, msg.order_id), fill]
 
-    async def _bracket(self, legs: list[SubmitOrder]) -> list:
+    async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]:
         import ccxt
 
         stop = next((m for m in legs if m.kind == "stop"), None)
@@ -200,21 +217,21 @@ class CcxtBroker:
         crash_point("sent")
         self.record([(self.cid(msg), exchange_id) for msg, exchange_id in placed])
         for msg, exchange_id in placed:
-            self._resting[msg.order_id] = {"id": str(exchange_id), "msg": msg}
+            self._resting[msg.order_id] = RestingOrder(str(exchange_id), msg)
         return [OrderAccepted(m.ts, m.order_id) for m in legs]
 
     async def _free_coins(self, trade_id: int) -> None:
         """Cancel the resting legs of a trade before it is closed by a market order."""
         for oid, rest in list(self._resting.items()):
-            if rest["msg"].oco == trade_id:
+            if rest.msg.oco == trade_id:
                 try:
-                    await self.client.cancel_order(rest["id"], rest["msg"].symbol)
+                    await self.client.cancel_order(rest.exchange_id, rest.msg.symbol)
                 except Exception:  # noqa: BLE001 - an OCO sibling went with it
                     pass
                 del self._resting[oid]
                 self._gone.add(oid)
 
-    async def _cancel(self, msg: CancelOrder) -> list:
+    async def _cancel(self, msg: CancelOrder) -> list[BrokerEvent]:
         if self._timed.pop(msg.order_id, None) is not None or msg.order_id in self._gone:
             self._gone.discard(msg.order_id)
             return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
@@ -222,12 +239,12 @@ class CcxtBroker:
         if rest is None:
             return []
         try:
-            await self.client.cancel_order(rest["id"], rest["msg"].symbol)
+            await self.client.cancel_order(rest.exchange_id, rest.msg.symbol)
         except Exception:  # noqa: BLE001 - already expired as the other leg of an OCO
             pass
         return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
 
-    async def _on_bar(self, bar: BarClosed) -> list:
+    async def _on_bar(self, bar: BarClosed) -> list[BrokerEvent]:
         if self._resting:
             crash_point("resting")
         key = (bar.symbol, bar.interval)
@@ -242,54 +259,65 @@ class CcxtBroker:
                 )
         return out
 
-    async def _poll_fills(self, bar: BarClosed) -> list:
+    async def _poll_fills(self, bar: BarClosed) -> list[BrokerEvent]:
         mine = {
             oid: r
             for oid, r in self._resting.items()
-            if r["msg"].symbol == bar.symbol
-            and self.routes.get(r["msg"].strategy) == (bar.symbol, bar.interval)
+            if r.msg.symbol == bar.symbol
+            and self.routes.get(r.msg.strategy) == (bar.symbol, bar.interval)
         }
         if not mine:
             return []
         still_open = {str(o["id"]) for o in await self.client.fetch_open_orders(bar.symbol)}
         fills = []
         for oid, rest in mine.items():
-            if rest["id"] in still_open:
+            if rest.exchange_id in still_open:
                 continue
-            order = await self.client.fetch_order(rest["id"], bar.symbol)
+            order = await self.client.fetch_order(rest.exchange_id, bar.symbol)
             if order["status"] == "closed":
                 del self._resting[oid]
-                fill = await self.fill_event(oid, order, bar.symbol)
-                fills.append((0 if rest["msg"].kind == "stop" else 1, fill))
+                fill = _fill_event(oid, await self._with_fill(order, bar.symbol))
+                fills.append((0 if rest.msg.kind == "stop" else 1, fill))
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
 
-    async def fill_event(self, order_id: int, order: dict, symbol: str) -> OrderFilled:
-        """The fill of a closed order; its fee from the account's trades (an order as fetched
-        carries none, and a fill without its fee would misstate the trade's pnl)."""
+    async def _with_fill(self, order: CcxtJson, symbol: str) -> OrderStatusReport:
+        """The report of a filled order with its fill; its fee from the account's trades (an
+        order as fetched carries none, and a fill without its fee would misstate the pnl)."""
         import ccxt
 
-        event = _filled(order_id, order)
+        info = order.get("info") or {}
+        ts_ms = int(info.get("updateTime") or info.get("transactTime") or order["timestamp"])
+        fee = float((order.get("fee") or {}).get("cost") or 0.0)
         try:
             trades = await self.client.fetch_my_trades(symbol, None, None, {"orderId": order["id"]})
         except ccxt.BaseError:
-            return event
-        if not trades:
-            return event
-        fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
-        return replace(event, fee=fee)
+            trades = []
+        if trades:
+            fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
+        return OrderStatusReport(
+            str(order["id"]),
+            order.get("clientOrderId"),
+            symbol,
+            OrderStatus.of(order.get("status")),
+            _updated_ns(order),
+            ts_ms * MS,
+            float(order["average"] or order["price"]),
+            float(order["filled"]),
+            fee,
+        )
 
     # -- ids ----------------------------------------------------------------------------------
     def cid(self, msg: SubmitOrder) -> str:
         """The client order id: the stored one for a restored order, else derived."""
-        known = self.cids.get(msg.order_id)
+        known = self._client_ids.get(msg.order_id)
         if known is not None:
             return known
         key = order_key(msg.strategy, msg.side, msg.role, msg.active_from)
         return client_order_id(key, msg.ts, msg.role)
 
-    def record(self, placed: list[tuple[str, Any]]) -> None:
+    def record(self, placed: list[tuple[str, str | int]]) -> None:
         """Write the exchange's order ids to the orders' rows at once (one transaction)."""
         self.sent_ids.update(str(e) for _c, e in placed)
         if self.db_url is None or not placed:
@@ -308,29 +336,105 @@ class CcxtBroker:
                     .values(exchange_order_id=str(exchange_id))
                 )
 
-    async def reconcile(
-        self, submits: list, known: dict[str, str | None], last_fill_ms: dict[str, int]
-    ) -> dict:
-        """Start of a session: the stored open orders against the exchange (live/ops/reconcile.py)."""
-        from live.ops.reconcile import reconcile
+    # -- reconciliation (live/ops/reconcile.py decides, the node applies) ------------------
+    async def order_reports(
+        self, queries: list[tuple[str, str | None, str]]
+    ) -> list[OrderStatusReport | None]:
+        """Orders of an earlier session, each (symbol, exchange id, client id): looked up by
+        the exchange id when stored, else by the client order id (an order that reached the
+        exchange just before a crash is found so); None: not at the exchange."""
+        import ccxt
 
-        self.known = dict(known)
-        self.audit_from = dict(last_fill_ms)
-        return await reconcile(self, submits, known, last_fill_ms)
+        out: list[OrderStatusReport | None] = []
+        for symbol, exchange_id, client_id in queries:
+            try:
+                order = await self._lookup(symbol, exchange_id, client_id)
+            except ccxt.BaseError as exc:
+                raise RuntimeError(
+                    f"reconciliation failed: order {client_id} on {symbol}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            if order is None:
+                out.append(None)
+            elif order.get("status") == "closed":
+                out.append(await self._with_fill(order, symbol))
+            else:
+                out.append(_status_report(order, symbol))
+        return out
 
-    async def audit(self) -> list[str]:
-        """Every --reconcile-every minutes: exchange orders and fills (since the newest fill the
-        last audit saw) unknown to us, as warnings."""
-        from live.ops.reconcile import audit
+    async def _lookup(
+        self, symbol: str, exchange_id: str | None, client_id: str
+    ) -> CcxtJson | None:
+        import ccxt
 
-        eids = {str(e) for e in self.known.values() if e}
-        return await audit(self, set(self.known), eids, dict(self.audit_from))
+        try:
+            if exchange_id:
+                return await self.client.fetch_order(exchange_id, symbol)
+            return await self.client.fetch_order(None, symbol, {"origClientOrderId": client_id})
+        except ccxt.OrderNotFound:
+            return None
+
+    def resume(
+        self,
+        client_ids: dict[int, str],
+        resting: list[tuple[str, SubmitOrder]],
+        timed: list[SubmitOrder],
+    ) -> None:
+        """Orders of an earlier session looked after again: their stored client order ids (a
+        resend reuses them), those resting at the exchange (exchange id, order) and the time
+        exits not yet due."""
+        self._client_ids.update(client_ids)
+        for exchange_id, msg in resting:
+            self._resting[msg.order_id] = RestingOrder(exchange_id, msg)
+        for msg in timed:
+            self._timed[msg.order_id] = msg
+
+    async def cancel_orders(self, orders: list[tuple[str, str]]) -> None:
+        """Cancel these (exchange id, symbol) at the exchange."""
+        for exchange_id, symbol in orders:
+            await self.client.cancel_order(exchange_id, symbol)
+
+    async def account_report(self, since_ms: dict[str, int]) -> AccountReport:
+        """The open orders and the fills since `since_ms` (per symbol) on the routed symbols."""
+        open_orders: list[OrderStatusReport] = []
+        fills: list[FillReport] = []
+        for symbol in sorted({s for s, _i in self.routes.values()}):
+            for order in await self.client.fetch_open_orders(symbol):
+                open_orders.append(_status_report(order, symbol))
+            for fill in await self.client.fetch_my_trades(symbol, since_ms.get(symbol)):
+                fills.append(_fill_report(fill, symbol))
+        return AccountReport(tuple(open_orders), tuple(fills), frozenset(self.sent_ids))
 
 
-def _filled(order_id: int, order: dict) -> OrderFilled:
+def _amounts(per_asset: Mapping[str, float | None] | None) -> dict[str, float]:
+    return {asset: float(v or 0.0) for asset, v in (per_asset or {}).items()}
+
+
+def _updated_ns(order: CcxtJson) -> int:
     info = order.get("info") or {}
-    ts_ms = int(info.get("updateTime") or info.get("transactTime") or order["timestamp"])
-    fee = float((order.get("fee") or {}).get("cost") or 0.0)
-    return OrderFilled(
-        ts_ms * MS, order_id, float(order["average"] or order["price"]), float(order["filled"]), fee
+    return int(info.get("updateTime") or order.get("timestamp") or 0) * MS
+
+
+def _status_report(order: CcxtJson, symbol: str) -> OrderStatusReport:
+    """An order without its fill (open, cancelled, expired)."""
+    status = OrderStatus.of(order.get("status"))
+    return OrderStatusReport(
+        str(order["id"]), order.get("clientOrderId"), symbol, status, _updated_ns(order)
     )
+
+
+def _fill_report(fill: CcxtJson, symbol: str) -> FillReport:
+    amount, price = fill.get("amount"), fill.get("price")
+    return FillReport(
+        None if fill.get("id") is None else str(fill["id"]),
+        str(fill.get("order")),
+        symbol,
+        fill.get("side"),
+        None if amount is None else float(amount),
+        None if price is None else float(price),
+        int(fill["timestamp"]),
+    )
+
+
+def _fill_event(order_id: int, report: OrderStatusReport) -> OrderFilled:
+    return OrderFilled(report.filled_ts, order_id, report.price, report.filled, report.fee)

@@ -9,8 +9,13 @@ RAYTRADER_API_KEY / RAYTRADER_API_SECRET; never from files or the database, neve
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ccxt
+    import ccxt.pro
 
 OPTIONS = {
     "fetchMarkets": {"types": ["spot"]},
@@ -18,6 +23,72 @@ OPTIONS = {
     "fetchMargins": False,
     "defaultType": "spot",
 }
+
+
+CcxtJson = dict[str, Any]  # ccxt's unified order, trade, ticker or balance: a JSON object
+Candle = list[float]  # [open ms, open, high, low, close, volume]
+Configured = TypeVar("Configured", "ccxt.Exchange", "ccxt.pro.Exchange")
+
+
+class OrderClient(Protocol):
+    """The async ccxt calls the broker makes (ccxt.pro's binance, or live/venues/margin.py's
+    MarginClient over it): orders, fills, balances and the markets' precision."""
+
+    async def load_markets(self) -> Mapping[str, CcxtJson]: ...
+    async def close(self) -> None: ...
+    def market(self, symbol: str) -> CcxtJson: ...
+    def amount_to_precision(self, symbol: str, amount: float) -> str: ...
+    def price_to_precision(self, symbol: str, price: float | None) -> str: ...
+    async def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: dict | None = None,
+    ) -> CcxtJson: ...
+    async def cancel_order(
+        self, id: str, symbol: str | None = None, params: dict | None = None
+    ) -> CcxtJson: ...
+    async def fetch_order(
+        self, id: str | None, symbol: str | None = None, params: dict | None = None
+    ) -> CcxtJson: ...
+    async def fetch_open_orders(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+    ) -> list[CcxtJson]: ...
+    async def fetch_my_trades(
+        self,
+        symbol: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict | None = None,
+    ) -> list[CcxtJson]: ...
+    async def fetch_balance(self, params: dict | None = None) -> CcxtJson: ...
+    async def privatePostOrderListOco(self, request: dict) -> CcxtJson: ...  # noqa: N802 - ccxt's
+
+
+class StreamClient(Protocol):
+    """The ccxt.pro calls and state the bar stream uses: candles and tickers, by websocket and
+    REST, and the websocket connections and candle caches ccxt keeps."""
+
+    clients: dict[str, object]  # url -> websocket connection
+    ohlcvs: dict[str, dict[str, list[Candle]]]  # symbol -> interval -> cached candles
+    options: dict[str, Any]
+
+    async def load_markets(self) -> Mapping[str, CcxtJson]: ...
+    async def close(self) -> None: ...
+    async def watch_ohlcv(self, symbol: str, timeframe: str) -> list[Candle]: ...
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
+    ) -> list[Candle]: ...
+    async def watch_ticker(self, symbol: str) -> CcxtJson: ...
+    async def fetch_ticker(self, symbol: str) -> CcxtJson: ...
+    def safe_integer(self, values: Mapping[str, object], key: str, default: int) -> int: ...
 
 
 def api_keys(exchange: str, env: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -29,7 +100,7 @@ def api_keys(exchange: str, env: dict[str, str] | None = None) -> tuple[str, str
     return (key, secret) if key and secret else None
 
 
-def _rehost(urls: Any, http_base: str, ws_base: str) -> Any:
+def _rehost(urls: object, http_base: str, ws_base: str) -> object:
     if isinstance(urls, dict):
         return {k: _rehost(v, http_base, ws_base) for k, v in urls.items()}
     if isinstance(urls, str) and urls.startswith(("http", "ws")):
@@ -38,7 +109,7 @@ def _rehost(urls: Any, http_base: str, ws_base: str) -> Any:
     return urls
 
 
-def _configure(client: Any, url: str | None, keys: tuple[str, str] | None) -> Any:
+def _configure(client: Configured, url: str | None, keys: tuple[str, str] | None) -> Configured:
     if url:
         base = url.rstrip("/")
         ws_base = "ws" + base[4:] if base.startswith("http") else base
@@ -48,7 +119,9 @@ def _configure(client: Any, url: str | None, keys: tuple[str, str] | None) -> An
     return client
 
 
-def rest_client(exchange: str, url: str | None = None, keys: tuple[str, str] | None = None) -> Any:
+def rest_client(
+    exchange: str, url: str | None = None, keys: tuple[str, str] | None = None
+) -> ccxt.Exchange:
     import ccxt
 
     cls = getattr(ccxt, exchange, None)
@@ -57,7 +130,9 @@ def rest_client(exchange: str, url: str | None = None, keys: tuple[str, str] | N
     return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)
 
 
-def ws_client(exchange: str, url: str | None = None, keys: tuple[str, str] | None = None) -> Any:
+def ws_client(
+    exchange: str, url: str | None = None, keys: tuple[str, str] | None = None
+) -> ccxt.pro.Exchange:
     import ccxt.pro
 
     cls = getattr(ccxt.pro, exchange, None)

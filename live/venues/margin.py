@@ -11,9 +11,25 @@ broker's code stays the same for both markets: only its client differs.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-MARKETS = ("spot", "margin")
+from actors.messages import SubmitOrder
+from live.venues.ccxt_clients import CcxtJson, OrderClient
+
+if TYPE_CHECKING:
+    import ccxt.pro
+
+
+class Market(StrEnum):
+    """Where the broker's orders go: spot (longs only) or cross margin (longs and shorts)."""
+
+    SPOT = "spot"
+    MARGIN = "margin"
+
+
+MARKETS = tuple(Market)
 CROSS = {"marginMode": "cross"}
 SIDE_EFFECT = "AUTO_BORROW_REPAY"
 
@@ -25,27 +41,43 @@ def check_market(market: str) -> str:
     return market
 
 
-def short_refusal(market: str, msg: Any) -> str | None:
+def short_refusal(market: str, msg: SubmitOrder) -> str | None:
     """Why a SubmitOrder cannot go to this market (a short entry on spot), or None."""
-    if market == "spot" and msg.role == "entry" and msg.side == "sell":
+    if market == Market.SPOT and msg.role == "entry" and msg.side == "sell":
         return f"short on spot market {msg.symbol}: use --market margin"
     return None
 
 
-def for_market(client: Any, market: str) -> Any:
+def for_market(client: ccxt.pro.Exchange, market: str) -> OrderClient:
     """The ccxt client the broker uses on this market."""
-    return MarginClient(client) if check_market(market) == "margin" else client
+    return MarginClient(client) if check_market(market) == Market.MARGIN else client
 
 
 class MarginClient:
     """A ccxt binance client whose orders, order queries and balance are on the cross margin
-    account. Every other attribute is the client's own (markets, precision, close)."""
+    account. Markets, precision and close are the client's own (named below for the broker's
+    OrderClient protocol), and so is any other attribute."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ccxt.pro.Exchange) -> None:
         self._client = client
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._client, name)
+
+    async def load_markets(self) -> Mapping[str, CcxtJson]:
+        return await self._client.load_markets()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def market(self, symbol: str) -> CcxtJson:
+        return self._client.market(symbol)
+
+    def amount_to_precision(self, symbol: str, amount: float) -> str:
+        return self._client.amount_to_precision(symbol, amount)
+
+    def price_to_precision(self, symbol: str, price: float | None) -> str:
+        return self._client.price_to_precision(symbol, price)
 
     async def create_order(
         self,
@@ -55,18 +87,18 @@ class MarginClient:
         amount: float,
         price: float | None = None,
         params: dict | None = None,
-    ) -> dict:
+    ) -> CcxtJson:
         extra = {**CROSS, "sideEffectType": SIDE_EFFECT, **(params or {})}
         return await self._client.create_order(symbol, type, side, amount, price, extra)
 
     async def cancel_order(
         self, id: str, symbol: str | None = None, params: dict | None = None
-    ) -> dict:
+    ) -> CcxtJson:
         return await self._client.cancel_order(id, symbol, {**CROSS, **(params or {})})
 
     async def fetch_order(
         self, id: str, symbol: str | None = None, params: dict | None = None
-    ) -> dict:
+    ) -> CcxtJson:
         return await self._client.fetch_order(id, symbol, {**CROSS, **(params or {})})
 
     async def fetch_open_orders(
@@ -75,7 +107,7 @@ class MarginClient:
         since: int | None = None,
         limit: int | None = None,
         params: dict | None = None,
-    ) -> list:
+    ) -> list[CcxtJson]:
         return await self._client.fetch_open_orders(
             symbol, since, limit, {**CROSS, **(params or {})}
         )
@@ -86,7 +118,7 @@ class MarginClient:
         since: int | None = None,
         limit: int | None = None,
         params: dict | None = None,
-    ) -> list:
+    ) -> list[CcxtJson]:
         return await self._client.fetch_orders(symbol, since, limit, {**CROSS, **(params or {})})
 
     async def fetch_my_trades(
@@ -95,13 +127,13 @@ class MarginClient:
         since: int | None = None,
         limit: int | None = None,
         params: dict | None = None,
-    ) -> list:
+    ) -> list[CcxtJson]:
         return await self._client.fetch_my_trades(symbol, since, limit, {**CROSS, **(params or {})})
 
-    async def fetch_balance(self, params: dict | None = None) -> dict:
+    async def fetch_balance(self, params: dict | None = None) -> CcxtJson:
         return await self._client.fetch_balance({**CROSS, **(params or {})})
 
-    async def privatePostOrderListOco(self, request: dict) -> dict:  # noqa: N802 - ccxt's name
+    async def privatePostOrderListOco(self, request: dict) -> CcxtJson:  # noqa: N802 - ccxt's name
         """The spot OCO request, sent as Binance's margin OCO (its older form: `price` for the
         LIMIT_MAKER leg, `stopPrice` for the STOP_LOSS leg, per-leg client ids)."""
         legs = {request.get(f"{pos}Type"): pos for pos in ("above", "below")}

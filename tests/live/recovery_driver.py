@@ -4,7 +4,7 @@ the program the kill -9 recovery tests (tests/live/ops/test_recovery.py) kill an
     python -m tests.live.recovery_driver URL DB_URL            # run to the end of the data
     python -m tests.live.recovery_driver --serve               # fork server (see below)
 
-It warms up, starts the node (reconciling with the exchange first), then repeats: close the
+It starts a live session (checks, warm-up, reconciling with the exchange first), then repeats: close the
 next bar at the exchange (POST /_local/step), fetch the closed bar over REST, deliver it. With
 RAYTRADER_CRASH_AT set it dies by SIGKILL at that point (live/recovery.crash_point).
 Keys come from RAYTRADER_BINANCE_API_KEY / _SECRET, as for `cli.py live --real`.
@@ -23,8 +23,8 @@ import urllib.request
 
 from actors.messages import BarClosed
 from actors.portfolio_kernel import PortfolioMember
-from live.node import LiveNode, LiveSettings
-from live.setup import warm_up
+from live.node import LiveSettings
+from live.session import LiveSession
 from live.venues.ccxt_clients import api_keys, rest_client
 from strategies.registry import make_strategy
 
@@ -47,14 +47,11 @@ def members() -> list[PortfolioMember]:
 
 def run(url: str, db: str) -> int:
     client = rest_client("binance", url, api_keys("binance"))
-    group = members()
-    warm = warm_up(client, db, "binance", group)
     settings = LiveSettings("binance", url, db, risk=RISK, quiet_s=1.0, real=True)
-    node = LiveNode(settings, group, warm, None)
-    node.start(stream=False)
-    for warning in node.warnings:
+    session = LiveSession(settings, members()).start()
+    for warning in session.take_warnings():
         print("warning:", warning, file=sys.stderr)
-    last = warm.last_ms.get((SYMBOL, INTERVAL), -1)
+    last = session.warm.last_ms.get((SYMBOL, INTERVAL), -1)
     while True:
         with urllib.request.urlopen(
             urllib.request.Request(f"{url}/_local/step?n=1", method="POST")
@@ -62,12 +59,12 @@ def run(url: str, db: str) -> int:
             state = json.load(reply)
         rows = client.fetch_ohlcv(SYMBOL, INTERVAL, last + 1, 1000)
         closed = [r for r in rows if r[0] + STEP_MS <= state["now"]]
-        node.deliver([_bar(r) for r in closed])
+        session.deliver([_bar(r) for r in closed])
         if closed:
             last = int(closed[-1][0])
         if state["closed"] == 0:
             break
-    node.stop()
+    session.stop()
     return 0
 
 

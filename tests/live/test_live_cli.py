@@ -176,21 +176,25 @@ def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
 
 def test_dry_run_cash_is_in_the_quote_currency(exchange) -> None:
     from actors.portfolio_kernel import PortfolioMember
-    from commands.live import _dry_run_cash
+    from live.setup import starting_cash
+    from localexchange.server_thread import DEFAULT_FUNDING
     from strategies.registry import make_strategy
 
     def member(symbol: str) -> PortfolioMember:
         return PortfolioMember(symbol, make_strategy("sr_breakout", {}), symbol, "5m")
 
+    def cash(keys, members, given):
+        return starting_cash(client, keys, members, given, DEFAULT_FUNDING).amount
+
     eth_btc = [member("ETH/BTC")]
     client = rest_client("binance", exchange.url, ("cash-key", SECRET))
-    assert _dry_run_cash(client, None, eth_btc, None) == 10.0  # the local default: 10 BTC
-    assert _dry_run_cash(client, ("cash-key", SECRET), eth_btc, None) == 10.0  # the account's
-    assert _dry_run_cash(client, None, eth_btc, 2.5) == 2.5
+    assert cash(None, eth_btc, None) == 10.0  # the local default: 10 BTC
+    assert cash(("cash-key", SECRET), eth_btc, None) == 10.0  # the account's
+    assert cash(None, eth_btc, 2.5) == 2.5
     with pytest.raises(ValueError, match="quoted in BTC, USDT"):
-        _dry_run_cash(client, None, [*eth_btc, member("BTC/USDT")], None)
+        cash(None, [*eth_btc, member("BTC/USDT")], None)
     with pytest.raises(ValueError, match="pass --cash AMOUNT \\(in EUR\\)"):
-        _dry_run_cash(client, None, [member("BTC/EUR")], None)
+        cash(None, [member("BTC/EUR")], None)
 
 
 def _ids(db_url: str, query: str) -> list:

@@ -21,9 +21,8 @@ from actors.kernel import run_kernel
 from actors.portfolio_kernel import PortfolioMember
 from backtest.run import BacktestConfig, assemble_result
 from live.model_gates import BarFeed, ImputedFeatures, ModelGates, load_model_gates
-from live.node import LiveNode, LiveSettings
-from live.setup import warm_up
-from live.venues.ccxt_clients import rest_client
+from live.node import LiveSettings
+from live.session import LiveSession
 from localexchange.server_thread import ExchangeThread
 from ml.apply import OnlineGate, closed_bars
 from ml.dataset import build_dataset
@@ -152,17 +151,11 @@ def live_run(ray, market, db_url: str, gates) -> list[dict]:
         for label in INSTANCES
     ]
     with ExchangeThread(market_of(market["bars"], SYMBOL)) as ex:
-        client = rest_client("binance", ex.url)
-        warm = warm_up(client, db_url, "binance", members)
         settings = LiveSettings("binance", ex.url, db_url, risk=CONFIG.risk, quiet_s=1.0)
-        node = LiveNode(settings, members, warm, ray, models=gates)
-        node.start()
-        try:
+        with LiveSession(settings, members, ray_module=ray, models=gates) as session:
             ex.step(N)
-            node.wait_for_bars(N - 1, timeout=180)
-            return node.trades()
-        finally:
-            node.stop()
+            session.wait_for_bars(N - 1, timeout=180)
+            return session.trades()
 
 
 def of(records: list[dict], label: str) -> list[tuple]:

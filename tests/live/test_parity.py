@@ -12,9 +12,8 @@ from typer.testing import CliRunner
 
 from actors.portfolio_kernel import PortfolioMember
 from cli import app
-from live.node import LiveNode, LiveSettings
-from live.setup import check_exchange, warm_up
-from live.venues.ccxt_clients import rest_client
+from live.node import LiveSettings
+from live.session import LiveSession
 from localexchange.server_thread import ExchangeThread
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
@@ -83,21 +82,14 @@ def live_trades(ray, bars: pd.DataFrame, db_url: str) -> tuple[list[dict], list[
         for family, params in INSTANCES
     ]
     with ExchangeThread(market_of(bars, SYMBOL)) as ex:
-        client = rest_client("binance", ex.url)
-        check_exchange(client, ex.url, members)
-        warm = warm_up(client, db_url, "binance", members)
         settings = LiveSettings(
             "binance", ex.url, db_url, risk=float(RISK), quiet_s=1.0, hosts_per_actor=3
         )
-        node = LiveNode(settings, members, warm, ray)
-        node.start()
-        try:
+        with LiveSession(settings, members, ray_module=ray) as session:
             ex.step(N)
             # the last bar is never confirmed closed: no later bar arrives after the data ends
-            node.wait_for_bars(N - 1, timeout=120)
-            return node.trades(), members
-        finally:
-            node.stop()
+            session.wait_for_bars(N - 1, timeout=120)
+            return session.trades(), members
 
 
 @pytest.mark.ray
@@ -158,7 +150,6 @@ def real_mode_trades(
         for family, params in instances
     ]
     with ExchangeThread(market_of(bars, SYMBOL), {"BTC": 10.0}) as ex:
-        warm = warm_up(rest_client("binance", ex.url), db_url, "binance", members)
         settings = LiveSettings(
             "binance",
             ex.url,
@@ -169,15 +160,11 @@ def real_mode_trades(
             market=market,
             hosts_per_actor=3,
         )
-        node = LiveNode(settings, members, warm, ray)
-        node.start()
-        try:
+        with LiveSession(settings, members, ray_module=ray) as session:
             for k in range(1, len(bars)):
                 ex.step(1)
-                node.wait_for_bars(k, timeout=60)
-            return node.trades(), members, ex.exchange.orders_at
-        finally:
-            node.stop()
+                session.wait_for_bars(k, timeout=60)
+            return session.trades(), members, ex.exchange.orders_at
 
 
 def assert_backtest_trades(

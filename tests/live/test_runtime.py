@@ -8,7 +8,8 @@ from pathlib import Path
 
 from actors.messages import BarClosed, SignalRaised, SubmitOrder
 from actors.portfolio_kernel import PortfolioMember
-from live.node import LiveNode, LiveSettings
+from live.node import LiveSettings
+from live.session import LiveSession
 from live.setup import Warmup
 from strategies.registry import make_strategy
 from tests.live.helpers import sample
@@ -29,9 +30,7 @@ def run(count: int, tmp: Path) -> tuple[list[int], dict[type, int]]:
     settings = LiveSettings(
         "binance", None, f"sqlite:///{tmp}/live.db", risk=0.001, hosts_per_actor=8
     )
-    node = LiveNode(settings, members, warm, None)
-    node._start_stream = lambda series: None  # bars are handed in below, no websocket
-    node.start()
+    node = LiveSession(settings, members, warm=warm).start().node  # bars handed in below
     seen: dict[type, int] = {}
     node.runtime.observers.append(lambda m: seen.__setitem__(type(m), seen.get(type(m), 0) + 1))
     rounds = []

@@ -21,8 +21,7 @@ from cli import app
 from live.node import LiveNode, LiveSettings
 from live.ops.control import LiveControl, LivePortfolio, member_ids
 from live.ops.status import read_status
-from live.setup import check_exchange, select_members, warm_up
-from live.venues.ccxt_clients import rest_client
+from live.session import LiveSession, Selection
 from localexchange.server_thread import ExchangeThread
 from store.instances import add_instance, set_enabled, set_pair_active
 from tests.live.helpers import market_of, sample
@@ -179,17 +178,15 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
     ).id
     log: list[str] = []
     with ExchangeThread(market_of(frame)) as ex:
-        members = select_members(sqlite_url, "binance", None, None, None, None, None)
-        assert sorted(member_ids(members)) == [a, b]  # disabled ones are not loaded
-        client = rest_client("binance", ex.url)
-        check_exchange(client, ex.url, members)
-        warm = warm_up(client, sqlite_url, "binance", members)
         settings = LiveSettings("binance", ex.url, sqlite_url, risk=RISK, quiet_s=1.0)
-        node = LiveNode(settings, members, warm, ray_local)
-        node.start()
+        session = LiveSession(
+            settings, Selection(), ray_module=ray_local, on_disable="keep", say=log.append
+        )
+        session.start()
+        assert sorted(member_ids(session.members)) == [a, b]  # disabled ones are not loaded
+        node, control = session.node, session.control
         opened: list[TradeOpened] = []
         node.runtime.observers.append(lambda m: opened.append(m) if type(m) is TradeOpened else 0)
-        control = LiveControl(node, member_ids(members), "keep", lambda _row: True, log.append)
         label_a = control.labels[a]
 
         try:
@@ -218,7 +215,7 @@ def test_disable_and_enable_while_running(ray_local, sqlite_url, tmp_path) -> No
             orders = node.orders()
             rejections = node.portfolio()["rejections"]
         finally:
-            node.stop()
+            session.stop()
     # A: nothing opened between the disable and the enable; its entries there were refused
     entries_a = [t.ts for t in opened if t.strategy == label_a]
     assert not [ts for ts in entries_a if disabled_at < ts <= enabled_at]
@@ -252,13 +249,10 @@ def test_on_disable_close_closes_at_market_and_a_disabled_pair_counts(
     frame = sample(n=200)
     a = add_instance(sqlite_url, "sr_breakout", "binance", "ETH/BTC", "5m", {}).id
     with ExchangeThread(market_of(frame)) as ex:
-        members = select_members(sqlite_url, "binance", None, None, None, None, None)
-        client = rest_client("binance", ex.url)
-        warm = warm_up(client, sqlite_url, "binance", members)
         settings = LiveSettings("binance", ex.url, sqlite_url, risk=RISK, quiet_s=1.0)
-        node = LiveNode(settings, members, warm, ray_local)
-        node.start()
-        control = LiveControl(node, member_ids(members), "close", None, lambda _line: None)
+        session = LiveSession(settings, Selection(), ray_module=ray_local, on_disable="close")
+        session.start()
+        node, control = session.node, session.control
         try:
             ex.step(182)  # sr_breakout holds from bar 180 to its stop at 187 (backtest)
             node.wait_for_bars(181, timeout=120)
@@ -270,7 +264,7 @@ def test_on_disable_close_closes_at_market_and_a_disabled_pair_counts(
             node.wait_for_bars(186, timeout=120)
             trades = node.trades()
         finally:
-            node.stop()
+            session.stop()
     trade = max(
         (t for t in trades if t["strategy"] == control.labels[a]), key=lambda t: t["entry_ts"]
     )

@@ -10,7 +10,8 @@ import ccxt
 import pandas as pd
 import pytest
 
-from live.node import LiveNode, LiveSettings, ReconcileError
+from live.node import LiveSettings, ReconcileError
+from live.session import LiveSession
 from live.setup import Warmup
 from localexchange.server_thread import ExchangeThread
 from store.db import session_scope
@@ -31,9 +32,11 @@ def exchange(frame):
         yield ex
 
 
-def real_node(db: str, url: str, frame: pd.DataFrame) -> LiveNode:
+def real_session(db: str, url: str, frame: pd.DataFrame) -> LiveSession:
+    """Real mode in one process, bars handed in, nothing warmed (an audit at every housekeeping)."""
     settings = LiveSettings("binance", url, db, risk=0.001, real=True, reconcile_every=1e-9)
-    return LiveNode(settings, members(), Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]}), None)
+    warm = Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]})
+    return LiveSession(settings, members(), warm=warm)
 
 
 def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(
@@ -46,8 +49,8 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(
     exchange.step(3)
     client = rest_client("binance", exchange.url, ("foreign", SECRET))
     mine = client.create_order(SYMBOL, "limit", "buy", 100.0, 1e-6, {"clientOrderId": "by-hand"})
-    node = real_node(sqlite_url, exchange.url, frame)
-    node.start(stream=False)
+    session = real_session(sqlite_url, exchange.url, frame).start()
+    node = session.node
     try:
         assert any("by-hand" in w and "not in the database" in w for w in node.warnings)
         assert not any("the account holds" in w for w in node.warnings)  # no NXT yet
@@ -58,13 +61,12 @@ def test_an_exchange_order_the_database_does_not_know_is_reported_and_left(
         assert any(f"of order {hand['id']} " in w and "left untouched" in w for w in node.warnings)
         assert not any("rt-" in w for w in node.warnings)  # its own orders are never reported
     finally:
-        node.stop()
-    again = real_node(sqlite_url, exchange.url, frame)  # a restart sees coins it did not buy
-    again.start(stream=False)
-    again.stop()
+        session.stop()
+    with real_session(sqlite_url, exchange.url, frame) as again:  # sees coins it did not buy
+        warnings = again.take_warnings()
     assert any(
-        "the account holds 10 NXT, the open trades in the database 0" in w for w in again.warnings
-    ), again.warnings
+        "the account holds 10 NXT, the open trades in the database 0" in w for w in warnings
+    ), warnings
 
 
 def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(
@@ -86,15 +88,15 @@ def test_reconciliation_that_cannot_finish_stops_the_start_with_one_error(
                 exchange_order_id="7",
             )
         )
-    node = real_node(sqlite_url, exchange.url, frame)
+    session = real_session(sqlite_url, exchange.url, frame)
     with pytest.raises(ReconcileError, match="reconciliation with binance failed before trading"):
-        node.start(stream=False)
+        session.start()
     _orders, trades = stored(sqlite_url)
     account = exchange.exchange.engine.accounts.get("broken")
     assert trades == [] and (account is None or account.orders == {})  # nothing was traded
 
 
-def drive_until(node: LiveNode, ex: ExchangeThread, condition) -> None:
+def drive_until(session: LiveSession, ex: ExchangeThread, condition) -> None:
     """Close bars one at a time at the exchange and deliver them until `condition()`."""
     from tests.live.recovery_driver import STEP_MS, _bar
 
@@ -103,7 +105,7 @@ def drive_until(node: LiveNode, ex: ExchangeThread, condition) -> None:
         assert ex.step(1), "the data ended first"
         rows = node_client(ex).fetch_ohlcv(SYMBOL, INTERVAL, last + 1, 1000)
         closed = [r for r in rows if r[0] + STEP_MS <= ex.exchange.market.now_ms]
-        node.deliver([_bar(r) for r in closed])
+        session.deliver([_bar(r) for r in closed])
         last = int(closed[-1][0]) if closed else last
 
 
@@ -118,10 +120,10 @@ def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(
 ) -> None:
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
-    node = real_node(sqlite_url, exchange.url, frame)
-    node.start(stream=False)
-    drive_until(node, exchange, lambda: any(t["status"] == "ACTIVE" for t in node.trades()))
-    node.stop()
+    with real_session(sqlite_url, exchange.url, frame) as session:
+        drive_until(
+            session, exchange, lambda: any(t["status"] == "ACTIVE" for t in session.trades())
+        )
     client = node_client(exchange)
     legs = client.fetch_open_orders(SYMBOL)
     assert {o["clientOrderId"].split("-")[3] for o in legs} == {"sl", "tp"}
@@ -129,9 +131,7 @@ def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(
         with contextlib.suppress(ccxt.BaseError):
             client.cancel_order(leg["id"], SYMBOL)
     assert client.fetch_open_orders(SYMBOL) == []
-    again = real_node(sqlite_url, exchange.url, frame)
-    again.start(stream=False)
-    again.stop()
+    real_session(sqlite_url, exchange.url, frame).start().stop()
     placed = client.fetch_open_orders(SYMBOL)
     orders, trades = stored(sqlite_url)
     rows = {r["id"]: r for r in orders}
@@ -145,3 +145,66 @@ def test_a_stop_and_target_cancelled_behind_our_back_are_placed_again(
         assert row["status"] == "SUBMITTED" and row["exchange_order_id"] == str(new["id"])
         assert row["quantity"] == active[row["parent_id"]]["quantity"]
     assert {rows[o["clientOrderId"]]["role"] for o in placed} == {"stop_loss", "take_profit"}
+
+
+def test_reconcile_decides_from_typed_reports_alone() -> None:
+    """No exchange, no broker: each stored order against a hand-made report of it."""
+    from actors.messages import (
+        OrderAccepted,
+        OrderCancelled,
+        OrderFilled,
+        OrderRejected,
+        SubmitOrder,
+    )
+    from live.ops.reconcile import reconcile
+    from live.venues.reports import OrderStatus, OrderStatusReport
+
+    def order(oid: int, kind: str, role: str, trade: int | None) -> SubmitOrder:
+        return SubmitOrder(
+            10 * oid, oid, "#1 s", SYMBOL, "sell", 1.0, kind, role, 2.0, None, 0, trade, trade
+        )
+
+    def report(eid: str, status: OrderStatus, filled_ts: int = 0) -> OrderStatusReport:
+        return OrderStatusReport(eid, None, SYMBOL, status, 77, filled_ts, 2.0, 1.0, 0.1)
+
+    stop, target = order(1, "stop", "stop_loss", 5), order(2, "limit", "take_profit", 5)
+    lost_stop, lost_target = order(3, "stop", "stop_loss", 6), order(4, "limit", "take_profit", 6)
+    entry, exit_leg, orphan = (
+        order(5, "market", "entry", None),
+        order(6, "stop", "stop_loss", 7),
+        order(7, "limit", "take_profit", None),
+    )
+    stored = [
+        ("c1", "e1", stop),
+        ("c2", None, target),  # found by its client id: adopted
+        ("c3", "e3", lost_stop),
+        ("c4", "e4", lost_target),
+        ("c5", None, entry),
+        ("c6", None, exit_leg),
+        ("c7", "e7", orphan),
+    ]
+    reports = [
+        report("e1", OrderStatus.CLOSED, filled_ts=500),
+        report("e2", OrderStatus.EXPIRED),  # the OCO sibling of the filled stop
+        report("e3", OrderStatus.CANCELED),
+        report("e4", OrderStatus.CANCELED),
+        None,  # an entry that never left: refused
+        None,  # an exit that never left: sent now
+        report("e7", OrderStatus.OPEN),  # a leg of a trade already closed: cancelled
+    ]
+    plan = reconcile(stored, reports)
+    assert plan.client_ids == {k: f"c{k}" for k in range(1, 8)}
+    assert plan.adopted == [("c2", "e2")] and plan.resend == [exit_leg]
+    assert plan.cancels == [("e7", SYMBOL)] and plan.resting == [] and plan.timed == []
+    assert plan.lost == [lost_stop, lost_target]  # trade 6: nothing filled, no exit on its way
+    accepted = [e.order_id for e in plan.events if type(e) is OrderAccepted]
+    assert accepted == [1, 2, 3, 4, 7]
+    rest = [(type(e), e.order_id) for e in plan.events if type(e) is not OrderAccepted]
+    assert rest == [
+        (OrderRejected, 5),  # at its own time (50), after ...
+        (OrderCancelled, 7),  # ... (70) the orphan leg
+        (OrderCancelled, 2),  # at the exchange's update (77)
+        (OrderCancelled, 3),
+        (OrderCancelled, 4),
+        (OrderFilled, 1),  # the fill at its time (500)
+    ]

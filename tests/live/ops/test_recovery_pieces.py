@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from actors.messages import BarClosed
-from live.node import LiveNode, LiveSettings
+from live.node import LiveSettings
+from live.session import LiveSession
 from live.setup import Warmup
 from testing.crash import CRASH_ENV
 from tests.live.helpers import sample
@@ -38,11 +39,11 @@ def bars(frame: pd.DataFrame, lo: int, hi: int) -> list[BarClosed]:
     ]
 
 
-def dry_node(db: str, frame: pd.DataFrame, k: int) -> LiveNode:
+def dry_session(db: str, frame: pd.DataFrame, k: int) -> LiveSession:
+    """An in-process dry-run session, bars handed in (it is never stopped: killed dead)."""
     warm = Warmup(frames={KEY: frame.iloc[:k]})
-    node = LiveNode(LiveSettings("binance", None, db, risk=0.001), members(), warm, None)
-    node.start(stream=False)
-    return node
+    settings = LiveSettings("binance", None, db, risk=0.001)
+    return LiveSession(settings, members(), warm=warm).start()
 
 
 def outcome(db: str) -> list[tuple]:
@@ -64,24 +65,24 @@ def outcome(db: str) -> list[tuple]:
 
 def test_dry_run_killed_with_a_trade_open_resumes_from_its_records(frame, tmp_path) -> None:
     whole = f"sqlite:///{tmp_path / 'whole.db'}"
-    node = dry_node(whole, frame, 0)
-    node.deliver(bars(frame, 0, N))
+    session = dry_session(whole, frame, 0)
+    session.deliver(bars(frame, 0, N))
     expected = outcome(whole)
     assert len(expected) >= 6
     # stop dead (no stop(), nothing flushed on the way out) while a trade and its legs are open
     trade = next(t for t in expected if t[4] == "CLOSED" and t[5] - t[1] >= pd.Timedelta("10min"))
     k = int(frame.index.get_loc(trade[1])) + 1
     split = f"sqlite:///{tmp_path / 'split.db'}"
-    first = dry_node(split, frame, 0)
+    first = dry_session(split, frame, 0)
     first.deliver(bars(frame, 0, k))
     assert any(t["status"] == "ACTIVE" for t in first.trades())
-    second = dry_node(split, frame, k)
-    assert second.restored.trades and second.restored.orders  # open trade, resting legs
-    resting = second.runtime.query("exchange", "exchange", "open_orders")
-    assert len(resting) == len(second.restored.orders)
+    second = dry_session(split, frame, k)
+    assert second.node.restored.trades and second.node.restored.orders  # open trade, resting legs
+    resting = second.node.runtime.query("exchange", "exchange", "open_orders")
+    assert len(resting) == len(second.node.restored.orders)
     second.deliver(bars(frame, k, N))
     assert outcome(split) == expected
-    second.write_marks()  # the trades still open get their mark at the last close
+    second.node.write_marks()  # the trades still open get their mark at the last close
     _orders, trades = stored(split)
     last = float(frame["close"].iloc[-1])
     for t in (t for t in trades if t["status"] == "ACTIVE"):

@@ -168,34 +168,30 @@ def ray_local():
 
 @pytest.mark.ray
 def test_order_manager_actor_killed_then_node_restarted(ray_local, sqlite_url) -> None:
-    from live.node import LiveNode, LiveSettings
-    from live.setup import warm_up
-    from live.venues.ccxt_clients import rest_client
+    from live.node import LiveSettings
+    from live.session import LiveSession
     from tests.live.recovery_driver import members
 
     group = members()
 
-    def start(url: str) -> LiveNode:
-        warm = warm_up(rest_client("binance", url), sqlite_url, "binance", group)
+    def start(url: str) -> LiveSession:
         settings = LiveSettings("binance", url, sqlite_url, risk=0.001, quiet_s=1.0, real=True)
-        node = LiveNode(settings, group, warm, ray_local)
-        node.start()
-        return node
+        return LiveSession(settings, group, ray_module=ray_local).start()
 
     restarts = 0
     with ExchangeThread(market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL), dict(FUNDING)) as ex:
-        node = start(ex.url)
+        session = start(ex.url)
         try:
             for _k in range(1, N):
                 ex.step(1)
                 try:
-                    node.wait_for_bars(node.bars + 1, timeout=60)
+                    session.wait_for_bars(session.node.bars + 1, timeout=60)
                 except ray_local.exceptions.RayActorError:  # the orders actor died
-                    node.stop()  # the rest of this session's actors go too
-                    node = start(ex.url)
+                    session.stop()  # the rest of this session's actors go too
+                    session = start(ex.url)
                     restarts += 1
         finally:
-            node.stop()
+            session.stop()
     assert restarts >= 1
     orders, trades = stored(sqlite_url)
     check_consistency(orders, trades, ex.exchange.engine.accounts["actor-kill"])

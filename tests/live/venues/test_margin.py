@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from actors.messages import BarClosed, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder
 from actors.portfolio_kernel import PortfolioMember
 from commands.errors import UserError
-from live.node import LiveNode, LiveSettings
-from live.setup import warm_up
+from live.node import LiveSettings
+from live.session import LiveSession
 from live.venues.broker import CcxtBroker
 from live.venues.ccxt_clients import rest_client
 from live.venues.margin import MarginClient, check_market, for_market, short_refusal
@@ -342,12 +342,11 @@ def real_runs(ray_margin, tmp_path_factory) -> dict[str, Any]:
         "sr-short", make_strategy("sr_breakout", {"allow_short": True}), PARITY_SYMBOL, "5m"
     )
     tmp = tmp_path_factory.mktemp("real")
-    nodes: dict[str, LiveNode] = {}
+    sessions: dict[str, LiveSession] = {}
     with ExchangeThread(market_of(frame, PARITY_SYMBOL), {"BTC": 10.0}) as ex:
         try:
             for market in ("margin", "spot"):
                 db_url = f"sqlite:///{tmp / market}.db"
-                warm = warm_up(rest_client("binance", ex.url), db_url, "binance", [member])
                 settings = LiveSettings(
                     "binance",
                     ex.url,
@@ -357,16 +356,16 @@ def real_runs(ray_margin, tmp_path_factory) -> dict[str, Any]:
                     real=True,
                     market=market,
                 )
-                nodes[market] = LiveNode(settings, [member], warm, ray_margin)
-                nodes[market].start()
+                sessions[market] = LiveSession(settings, [member], ray_module=ray_margin)
+                sessions[market].start()
             for k in range(1, REAL_N):  # one bar at a time: orders reach the bar in progress
                 ex.step(1)
-                for node in nodes.values():
-                    node.wait_for_bars(k, timeout=60)
-            out = {m: (n.trades(), n.orders()) for m, n in nodes.items()}
+                for session in sessions.values():
+                    session.wait_for_bars(k, timeout=60)
+            out = {m: (s.trades(), s.orders()) for m, s in sessions.items()}
         finally:
-            for node in nodes.values():
-                node.stop()
+            for session in sessions.values():
+                session.stop()
     return {**out, "engine": ex.exchange.engine, "frame": frame, "tmp": tmp}
 
 

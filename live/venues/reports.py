@@ -1,0 +1,81 @@
+"""What the venue answers, as typed reports (the broker builds them from ccxt's answers).
+
+Reconciliation (live/ops/reconcile.py) reads these and never a ccxt dict, so it does not depend
+on ccxt's spelling and can be tested with hand-made reports. Frozen msgspec Structs, like the
+engine's messages (actors/messages.py): cheap to build and to send between Ray actors.
+Times are ns since the epoch (the engine's unit); exchange and client order ids are strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+MS = 1_000_000  # ns per ms
+
+
+class OrderStatus(StrEnum):
+    """An order's state at the exchange (ccxt's unified words)."""
+
+    OPEN = "open"
+    CLOSED = "closed"  # filled
+    CANCELED = "canceled"
+    CANCELING = "canceling"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # a word ccxt did not map
+
+    @classmethod
+    def of(cls, word: str | None) -> OrderStatus:
+        try:
+            return cls(word)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class OrderStatusReport(msgspec.Struct, frozen=True):
+    """One order as the exchange holds it. For a filled (closed) order, its fill: when it
+    filled, at what average price, how much, and the fee its trades paid."""
+
+    exchange_id: str
+    client_id: str | None
+    symbol: str
+    status: OrderStatus
+    updated_ts: int  # ns; the exchange's last update of the order (0: not stated)
+    filled_ts: int = 0  # ns; the fill's time (closed orders)
+    price: float = 0.0  # average fill price (closed orders)
+    filled: float = 0.0  # base quantity filled
+    fee: float = 0.0  # quote fee of the fill
+
+
+class FillReport(msgspec.Struct, frozen=True):
+    """One trade of the account (a fill of some order), as listed by the exchange."""
+
+    trade_id: str | None
+    exchange_order_id: str
+    symbol: str
+    side: str | None
+    quantity: float | None
+    price: float | None
+    ts_ms: int  # the exchange's time of the trade, ms
+
+
+class AccountReport(msgspec.Struct, frozen=True):
+    """What the account shows for an audit: open orders and the fills since a time on the
+    traded symbols, and the exchange ids of the orders this broker placed itself."""
+
+    open_orders: tuple[OrderStatusReport, ...]
+    fills: tuple[FillReport, ...]
+    placed: frozenset[str]
+
+
+class BalanceReport(msgspec.Struct, frozen=True):
+    """The account's balances per asset: free, and total (free + locked)."""
+
+    free: dict[str, float]
+    total: dict[str, float]
+
+    def quote_free(self, symbol: str) -> float:
+        """The free balance of a pair's quote currency (what a buy can spend)."""
+        return self.free.get(symbol.split("/")[1], 0.0)
