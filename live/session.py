@@ -3,7 +3,7 @@
     with LiveSession(settings, members, ray_module=ray) as session:   # start() ... stop()
         session.run(duration=60)
 
-The sequence (DESIGN.md section 12), each step once, in this order:
+The sequence (docs/live.md#start-up-order), each step once, in this order:
 1. `prepare` (reads only, no Ray, nothing written; every user mistake fails here): select the
    instances (a `Selection`, or the members given), check the exchange (reachable, symbols
    listed, intervals served), warm up (stored bars plus the exchange's latest closed ones), the
