@@ -23,12 +23,13 @@ from analysis.exports import params_text
 from analysis.metrics import DEFAULT_CASH, compute_metrics
 from analysis.spans import MIN_ANNUALISED_DAYS, MIN_DAILY_RETURNS, AnnualiseMinimum
 from analysis.trades_io import TradesFileError, read_trades
+from core.errors import UserError
 
 METHODS = ("binary", "sortino", "inverse_vol")
 KEY_COLUMNS = ("strategy", "symbol", "interval", "params")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """Bad input to `cli.py weights`; the message says what and how to fix it."""
 
 
@@ -121,6 +122,9 @@ def load_results(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"params": str, "run_id": str, "error": str})
     except pd.errors.EmptyDataError:
         raise WeightsError(f"{path} is empty; expected one row per backtest") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a readable CSV file: {first}") from None
     missing = [c for c in (*KEY_COLUMNS, "sortino", "expectancy", "trades") if c not in frame]
     if missing:
         raise WeightsError(

@@ -37,6 +37,7 @@ from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
     quote_currency,
 )
 from backtest.csv_text import write_equity_csv
+from core.errors import UserError
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/2"  # 2: dust orders refused, annualised metrics need 30 days
@@ -84,7 +85,7 @@ class BacktestConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(
+                raise UserError(
                     f"backtest setting {name}={getattr(self, name)!r} is out of range "
                     "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
                     "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0)"
@@ -239,7 +240,7 @@ def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict
     return compute_metrics(trades, equity, cash)
 
 
-class OutDirError(ValueError):
+class OutDirError(UserError):
     """An output directory that cannot be used; the message says which and how to fix it."""
 
 

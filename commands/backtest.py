@@ -410,7 +410,7 @@ def _config(
             min_notional=min_notional,
             lot_size=lot_size,
         )
-    except ValueError as exc:
+    except UserError as exc:
         raise UserError(str(exc).replace("backtest setting ", "option --")) from None
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,27 @@ from commands.errors import UserError
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _live_user_errors() -> Iterator[None]:
+    """live/ raises errors of its own for what the user set up wrong (instances, exchange, the
+    database's state): here they become user mistakes (one line, exit 2); other errors stay bugs."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(exc, UserError) or not _is_live_user_error(exc):
+            raise
+        raise UserError(str(exc)) from exc
+
+
+def _is_live_user_error(exc: ValueError) -> bool:
+    from live.node import ReconcileError
+    from live.ops.status import StatusError
+    from live.setup import LiveSetupError
+
+    return isinstance(exc, (LiveSetupError, StatusError, ReconcileError))
+
 
 ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="Exchange id (ccxt spelling).")]
 UrlOpt = Annotated[
@@ -142,6 +165,7 @@ ReconcileOpt = Annotated[
 
 
 @app.callback()
+@_live_user_errors()
 def live(
     ctx: typer.Context,
     exchange: ExchangeOpt = "binance",
@@ -189,7 +213,10 @@ def live(
             f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
             f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
         )
-    client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
+    try:
+        client = rest_client(exchange, url, keys)  # an unknown exchange fails here, first
+    except ValueError as exc:  # ccxt has no such exchange: the message says so
+        raise UserError(str(exc)) from None
     url_db = resolve_url(db)
     members = select_members(url_db, exchange, config, family, symbol, interval, ids)
     check_exchange(client, url, members)
@@ -288,6 +315,7 @@ def _adopter(family, symbol, interval, ids):
 
 
 @app.command("status")
+@_live_user_errors()
 def status(
     db: DbOpt = None,
     exchange: Annotated[

@@ -118,19 +118,16 @@ def experiment(
     from ml.models import KINDS, METHODS, SELECTIONS
     from ml.modelstore import record_experiment
 
-    try:
-        settings = ExperimentSettings(
-            _csv(kinds, KINDS, "--kinds"),
-            _csv(selections, SELECTIONS, "--selections"),
-            _csv(fitness, FITNESS, "--fitness")[0],
-            _csv(method, METHODS, "--method"),
-            _folds(folds),
-            time_budget,
-            0,
-            FeatureConfig(window=window, tsfresh=tsfresh),
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    settings = ExperimentSettings(
+        _csv(kinds, KINDS, "--kinds"),
+        _csv(selections, SELECTIONS, "--selections"),
+        _csv(fitness, FITNESS, "--fitness")[0],
+        _csv(method, METHODS, "--method"),
+        _folds(folds),
+        time_budget,
+        0,
+        FeatureConfig(window=window, tsfresh=tsfresh),
+    )
     out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):
