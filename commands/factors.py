@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +128,7 @@ def export(
     interval: str = typer.Option(..., help="Bar interval, e.g. 1m, 5m, 1h."),
     out: Path = typer.Option(..., help="CSV file to write (timestamp + one column per factor)."),
     exchange: str = typer.Option("binance", help="Exchange the bars were stored under."),
-    db: str = typer.Option(None, help="Database URL (default: $RAYTRADER_DB or raytrader.db)."),
+    db: DbOpt = None,
     data: Path = typer.Option(None, help="Read bars from this CSV/Parquet file, not the database."),
     factors: str = typer.Option(None, help="Comma-separated factor names (default: all)."),
     start: str = typer.Option(None, help="First bar open time (UTC), e.g. 2024-01-01."),

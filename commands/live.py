@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.text import Text
 
 from commands.errors import UserError
+from commands.options import DbOpt, ExchangeIdOpt
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -40,7 +41,6 @@ def _is_live_user_error(exc: ValueError) -> bool:
     return isinstance(exc, (LiveSetupError, StatusError, ReconcileError))
 
 
-ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="Exchange id (ccxt spelling).")]
 UrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -48,10 +48,6 @@ UrlOpt = Annotated[
         help="Exchange base URL, e.g. "
         "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own).",
     ),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."),
 ]
 FamilyOpt = Annotated[str | None, typer.Option("--family", help="Only instances of this family.")]
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Only instances on this symbol.")]
@@ -168,7 +164,7 @@ ReconcileOpt = Annotated[
 @_live_user_errors()
 def live(
     ctx: typer.Context,
-    exchange: ExchangeOpt = "binance",
+    exchange: ExchangeIdOpt = "binance",
     url: UrlOpt = None,
     db: DbOpt = None,
     family: FamilyOpt = None,

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 app = typer.Typer(no_args_is_help=True, help="Learn when strategies win; apply and evaluate.")
 _out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable in logs
@@ -28,7 +29,6 @@ IntervalOpt = Annotated[
 ]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First bar time (ISO, UTC).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last bar time (ISO, UTC).")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RAYTRADER_DB).")]
 RayOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster (default: local).")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Walk-forward test folds.")]
 ExperimentOpt = Annotated[
