@@ -52,6 +52,7 @@ from actors.runtime import Actor, EventClock, LocalRuntime
 from actors.sim_exchange import BarArrays, SimExchange
 from actors.strategy_host import StrategyHost
 from core.errors import UserError
+from core.vocabulary import SignalAction
 from factors.bars import interval_ns
 from strategies.base import Strategy
 
@@ -160,7 +161,7 @@ class WeightedPortfolio(Portfolio):
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series
 
     def on_signal(self, msg: SignalRaised) -> list:
-        if msg.action == "enter":
+        if msg.action == SignalAction.ENTER:
             self._mark_held(msg.ts)
         return super().on_signal(msg)
 
