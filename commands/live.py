@@ -16,6 +16,7 @@ from rich.text import Text
 
 from commands.errors import UserError
 from commands.options import DbOpt, ExchangeIdOpt
+from core.vocabulary import TradeStatus
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -467,8 +468,8 @@ def _status(node, watch) -> Text:
 
 def _summary(node) -> None:
     trades = node.trades()
-    closed = [t for t in trades if t["status"] == "CLOSED"]
-    active = [t for t in trades if t["status"] == "ACTIVE"]
+    closed = [t for t in trades if t["status"] == TradeStatus.CLOSED]
+    active = [t for t in trades if t["status"] == TradeStatus.ACTIVE]
     if not console.is_terminal:
         console.print()  # the status line's last frame has no line end
     console.print(
