@@ -82,3 +82,14 @@ def test_keyboard_interrupt_and_exits_pass_through() -> None:
     with pytest.raises(SystemExit) as exit_, report_user_errors():
         raise SystemExit(0)
     assert exit_.value.code == 0
+
+
+def test_live_setup_errors_become_user_errors_and_other_value_errors_stay_bugs() -> None:
+    from commands.live import _live_user_errors
+    from live.setup import LiveSetupError
+
+    with pytest.raises(UserError, match="no enabled instances"), _live_user_errors():
+        raise LiveSetupError("no enabled instances; enable one with `cli.py strategies enable ID`")
+    with pytest.raises(ValueError) as raised, _live_user_errors():
+        raise ValueError("a bug inside live")
+    assert not isinstance(raised.value, UserError)
