@@ -134,8 +134,25 @@ def load_results(path: Path) -> pd.DataFrame:
     if "status" in frame:
         frame = frame[frame["status"].fillna("done") == "done"]
     frame = frame.reset_index(drop=True)
-    frame["params"] = [params_text(p if isinstance(p, str) else "{}") for p in frame["params"]]
+    frame["params"] = _canonical_params(
+        [p if isinstance(p, str) else "{}" for p in frame["params"]], path
+    )
     return frame
+
+
+def _canonical_params(cells: list[str], path: Path) -> list[str]:
+    """The params cells of a file as canonical JSON text; a cell that is not JSON is the file's
+    problem: one WeightsError naming the file and the cell."""
+    out = []
+    for cell in cells:
+        try:
+            out.append(params_text(cell))
+        except ValueError:
+            raise WeightsError(
+                f"{path}: params {cell!r} is not a JSON object like "
+                '{"lookback": 20}; give the file `cli.py backtest --all` wrote'
+            ) from None
+    return out
 
 
 # ---------------------------------------------------------------- weights
@@ -215,7 +232,7 @@ def load_split_trades(trades_path: Path | None, results_path: Path) -> pd.DataFr
     trades = read_trades(trades_path, allow_empty=True)
     if "params" not in trades:
         raise TradesFileError(f"{trades_path}: --split needs a params column per trade")
-    trades["params"] = [params_text(p) for p in trades["params"]]
+    trades["params"] = _canonical_params(list(trades["params"]), trades_path)
     return trades
 
 
