@@ -22,6 +22,7 @@ from actors.portfolio import Portfolio
 from actors.runtime import LocalRuntime
 from actors.sim_exchange import BarArrays, SimExchange
 from actors.strategy_host import StrategyHost
+from core.errors import UserError
 from factors.bars import interval_ns
 from strategies.base import Strategy
 
@@ -58,7 +59,7 @@ def run_kernel(
     if mode not in MODES:
         raise ValueError(f"unknown backtest mode {mode!r}; use one of: {', '.join(MODES)}")
     if len(bars) == 0:
-        raise ValueError(f"no bars for {symbol} {interval}: nothing to backtest")
+        raise UserError(f"no bars for {symbol} {interval}: nothing to backtest")
     runtime = runtime if runtime is not None else LocalRuntime()
     fast = mode == "fast"
     data = {symbol: BarArrays.from_frame(bars)} if fast else None

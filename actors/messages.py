@@ -4,6 +4,10 @@ Events are past tense (OrderFilled), commands imperative (SubmitOrder). Every me
 `ts`: int nanoseconds since the epoch, UTC. Times of fills are the OPEN time of the bar in which
 the fill happened (the bar's timestamp); BarClosed and signals carry the bar's CLOSE time.
 
+The domain's words (sides, signal actions, order kinds and roles) are the StrEnums of
+core/vocabulary.py. msgspec does not check field types on construction, and a member is its
+string: a message built with the plain string (live/ still does) compares and prints the same.
+
 Ordering inside one instant is fixed by phases (see `Phase`): the runtime orders scheduled
 messages by (ts, phase, sequence), so at the time where bar t closes and bar t+1 opens the close
 of t (signals) comes first, then market fills at the open of t+1, then stops, then targets.
@@ -15,6 +19,8 @@ from enum import IntEnum
 from typing import Any
 
 import msgspec
+
+from core.vocabulary import OrderKind, OrderRole, OrderSide, Side, SignalAction
 
 # Messages are msgspec Structs: immutable (frozen), slotted, picklable, equal by type and value,
 # built by a C constructor. The engine builds ~17 messages per trade; a frozen dataclass sets
@@ -76,8 +82,8 @@ class SignalRaised(msgspec.Struct, **_MESSAGE):
     strategy: str
     symbol: str
     interval: str
-    side: str  # long | short
-    action: str  # enter | exit
+    side: Side
+    action: SignalAction
     price: float  # close of the signal bar: the sizing estimate
     exits: ExitSpec | None = None
     size_scale: float = 1.0  # multiplies the portfolio's risk-based size (a signal gate's)
@@ -88,7 +94,7 @@ class SignalRejected(msgspec.Struct, **_MESSAGE):
     signal_id: int
     strategy: str
     symbol: str
-    side: str
+    side: Side
     reason: str
 
 
@@ -99,7 +105,7 @@ class OpenTrade(msgspec.Struct, **_MESSAGE):
     strategy: str
     symbol: str
     interval: str
-    side: str
+    side: Side
     quantity: float
     exits: ExitSpec
 
@@ -107,7 +113,7 @@ class OpenTrade(msgspec.Struct, **_MESSAGE):
 class CloseTrade(msgspec.Struct, **_MESSAGE):
     ts: int
     trade_id: int
-    reason: str  # signal
+    reason: OrderRole  # the exit's role: signal (live: disabled)
 
 
 # -- order manager -> exchange --------------------------------------------------------------
@@ -116,10 +122,10 @@ class SubmitOrder(msgspec.Struct, **_MESSAGE):
     order_id: int
     strategy: str
     symbol: str
-    side: str  # buy | sell
+    side: OrderSide
     quantity: float
-    kind: str  # market | stop | limit | timed | close
-    role: str  # entry | stop_loss | take_profit | time | signal | end_of_data
+    kind: OrderKind
+    role: OrderRole
     price: float | None = None  # stop or limit level
     trigger_ts: int | None = None  # timed: fills at the first open at or after this time
     active_from: int = 0  # resting orders are live from the bar that opens at this time
@@ -167,7 +173,7 @@ class TradeOpened(msgspec.Struct, **_MESSAGE):
     strategy: str
     symbol: str
     interval: str
-    side: str
+    side: Side
     quantity: float
     entry_price: float
     entry_fee: float
@@ -178,7 +184,7 @@ class TradeClosed(msgspec.Struct, **_MESSAGE):
     trade_id: int
     strategy: str
     symbol: str
-    side: str
+    side: Side
     quantity: float
     entry_ts: int
     entry_price: float
@@ -186,7 +192,7 @@ class TradeClosed(msgspec.Struct, **_MESSAGE):
     entry_fee: float
     exit_fee: float
     pnl: float  # net of both fees
-    exit_reason: str
+    exit_reason: OrderRole  # the role of the order that closed the trade
 
 
 # -- timers (actors schedule these for themselves through the runtime) -----------------------

@@ -34,9 +34,32 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.runtime import Actor, EventClock
+from core.vocabulary import OrderKind, OrderRole, OrderSide, OrderStatus, Side, TradeStatus
 
 DAY_NS = 86_400 * 10**9
-EXIT_ROLES = ("stop_loss", "take_profit", "time", "signal", "end_of_data")
+# The members the per-order paths compare against, as module globals: reading a member off
+# its enum class costs a few times more (Python 3.11), and every trade reads dozens.
+_BUY = OrderSide.BUY
+_SELL = OrderSide.SELL
+_LONG = Side.LONG
+_SHORT = Side.SHORT
+_MARKET = OrderKind.MARKET
+_STOP = OrderKind.STOP
+_LIMIT = OrderKind.LIMIT
+_TIMED = OrderKind.TIMED
+_CLOSE = OrderKind.CLOSE
+_ENTRY = OrderRole.ENTRY
+_STOP_LOSS = OrderRole.STOP_LOSS
+_TAKE_PROFIT = OrderRole.TAKE_PROFIT
+_TIME = OrderRole.TIME
+_END_OF_DATA = OrderRole.END_OF_DATA
+_NEW = OrderStatus.NEW
+_SUBMITTED = OrderStatus.SUBMITTED
+_FILLED = OrderStatus.FILLED
+_CANCELLED = OrderStatus.CANCELLED
+_REJECTED = OrderStatus.REJECTED
+_ACTIVE = TradeStatus.ACTIVE
+_CLOSED = TradeStatus.CLOSED
 _NO_EXITS = (ExitSpec(), "")  # an entry without pending exits (frozen: shared)
 
 
@@ -46,15 +69,15 @@ class OrderState(msgspec.Struct, gc=False):
     order_id: int
     strategy: str
     symbol: str
-    side: str
-    kind: str
-    role: str
+    side: OrderSide
+    kind: OrderKind
+    role: OrderRole
     quantity: float
     price: float | None
     trade_id: int | None
     signal_id: int | None
     created_ts: int
-    status: str = "NEW"
+    status: OrderStatus = _NEW
     fill_ts: int | None = None
     fill_price: float | None = None
     fee: float = 0.0
@@ -70,17 +93,17 @@ class TradeState(msgspec.Struct):
     strategy: str
     symbol: str
     interval: str
-    side: str
+    side: Side
     quantity: float
     entry_ts: int
     entry_price: float
     entry_fee: float
-    status: str = "ACTIVE"
+    status: TradeStatus = _ACTIVE
     exit_ts: int | None = None
     exit_price: float | None = None
     exit_fee: float = 0.0
     pnl: float | None = None
-    exit_reason: str | None = None
+    exit_reason: OrderRole | None = None
     orders: list[int] = msgspec.field(default_factory=list)  # exit orders (the OCO group)
 
     def record(self) -> dict[str, Any]:
@@ -150,14 +173,14 @@ class OrderManager(Actor):
     # -- commands from the portfolio ----------------------------------------------------------
     def on_open_trade(self, msg: OpenTrade) -> list:
         self._pending[(msg.strategy, msg.signal_id)] = (msg.exits, msg.interval)
-        side = "buy" if msg.side == "long" else "sell"
+        side = _BUY if msg.side == _LONG else _SELL
         order = self._new_order(
             msg.ts,
             msg.strategy,
             msg.symbol,
             side,
-            "market",
-            "entry",
+            _MARKET,
+            _ENTRY,
             msg.quantity,
             None,
             None,
@@ -167,57 +190,57 @@ class OrderManager(Actor):
 
     def on_close_trade(self, msg: CloseTrade) -> list:
         trade = self._trades.get(msg.trade_id)
-        if trade is None or self._has_pending_exit(trade, "market"):
+        if trade is None or self._has_pending_exit(trade, _MARKET):
             return []  # already closed or closing
-        return [self._exit_order(trade, msg.ts, "market", msg.reason)]
+        return [self._exit_order(trade, msg.ts, _MARKET, msg.reason)]
 
     def on_end(self, msg: EndOfData) -> list:
         """Close every active trade at the last close; cancel entries that never filled."""
         out: list = []
         for trade in list(self._trades.values()):
-            out.append(self._exit_order(trade, msg.ts, "close", "end_of_data"))
+            out.append(self._exit_order(trade, msg.ts, _CLOSE, _END_OF_DATA))
         for order in list(self._orders.values()):
-            if order.role == "entry":
+            if order.role == _ENTRY:
                 out.append(CancelOrder(msg.ts, order.order_id, "end_of_data"))
         return out
 
     # -- events from the exchange -------------------------------------------------------------
     def on_accepted(self, msg: OrderAccepted) -> list:
         order = self._orders.get(msg.order_id)
-        if order is None or order.status != "NEW":
+        if order is None or order.status != _NEW:
             return []
-        order.status = "SUBMITTED"
+        order.status = _SUBMITTED
         if self._rewrite:
             self.store.put_order(order)
-        if order.role != "entry" and order.trade_id not in self._trades:
+        if order.role != _ENTRY and order.trade_id not in self._trades:
             # an exit leg acknowledged after its trade closed (a sibling filled first)
             return [CancelOrder(msg.ts, order.order_id, "oco")]
         return []
 
     def on_rejected(self, msg: OrderRejected) -> list:
-        order = self._finish(msg.order_id, "REJECTED", msg.reason)
+        order = self._finish(msg.order_id, _REJECTED, msg.reason)
         return self._entry_failed(order, msg.ts, f"order rejected: {msg.reason}")
 
     def on_cancelled(self, msg: OrderCancelled) -> list:
-        order = self._finish(msg.order_id, "CANCELLED", msg.reason)
+        order = self._finish(msg.order_id, _CANCELLED, msg.reason)
         return self._entry_failed(order, msg.ts, f"entry cancelled: {msg.reason}")
 
     def on_filled(self, msg: OrderFilled) -> list:
         order = self._orders.pop(msg.order_id, None)
         if order is None:
             return []
-        order.status, order.reason = "FILLED", None
+        order.status, order.reason = _FILLED, None
         order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
         if self._rewrite:
             self.store.put_order(order)  # status and fill in one write
-        if order.role == "entry":
+        if order.role == _ENTRY:
             return self._open(order, msg)
         return self._close(order, msg)
 
     # -- trades -------------------------------------------------------------------------------
     def _open(self, order: OrderState, fill: OrderFilled) -> list:
         self._next_trade += 1
-        side = "long" if order.side == "buy" else "short"
+        side = _LONG if order.side == _BUY else _SHORT
         key = (order.strategy, order.signal_id)
         exits, interval = self._pending.pop(key, _NO_EXITS)
         trade = TradeState(
@@ -251,21 +274,21 @@ class OrderManager(Actor):
         ]
         stop, target = bracket_levels(side, fill.price, exits)
         if stop is not None:
-            out.append(self._exit_order(trade, fill.ts, "stop", "stop_loss", stop))
+            out.append(self._exit_order(trade, fill.ts, _STOP, _STOP_LOSS, stop))
         if target is not None:
-            out.append(self._exit_order(trade, fill.ts, "limit", "take_profit", target))
+            out.append(self._exit_order(trade, fill.ts, _LIMIT, _TAKE_PROFIT, target))
         trigger = time_exit_ts(fill.ts, exits)
         if trigger is not None:
-            out.append(self._exit_order(trade, fill.ts, "timed", "time", None, trigger))
+            out.append(self._exit_order(trade, fill.ts, _TIMED, _TIME, None, trigger))
         return out
 
     def _close(self, order: OrderState, fill: OrderFilled) -> list:
         trade = self._trades.pop(order.trade_id, None)
         if trade is None:
             return []
-        sign = 1.0 if trade.side == "long" else -1.0
+        sign = 1.0 if trade.side == _LONG else -1.0
         gross = sign * trade.quantity * (fill.price - trade.entry_price)
-        trade.status, trade.exit_ts, trade.exit_price = "CLOSED", fill.ts, fill.price
+        trade.status, trade.exit_ts, trade.exit_price = _CLOSED, fill.ts, fill.price
         trade.exit_fee, trade.exit_reason = fill.fee, order.role
         trade.pnl = gross - trade.entry_fee - fill.fee
         if self._rewrite:
@@ -273,7 +296,7 @@ class OrderManager(Actor):
         out: list = []
         for oid in trade.orders:  # the other exits of the trade the exchange acknowledged
             sibling = self._orders.get(oid)
-            if sibling is not None and oid != order.order_id and sibling.status != "NEW":
+            if sibling is not None and oid != order.order_id and sibling.status != _NEW:
                 out.append(CancelOrder(fill.ts, oid, "oco"))
         out.append(
             TradeClosed(
@@ -298,13 +321,13 @@ class OrderManager(Actor):
         self,
         trade: TradeState,
         ts: int,
-        kind: str,
-        role: str,
+        kind: OrderKind,
+        role: OrderRole,
         price: float | None = None,
         trigger: int | None = None,
     ) -> SubmitOrder:
         # _new_order and _submit inlined: two of these per trade, on the hot path of a fill
-        side = "sell" if trade.side == "long" else "buy"
+        side = _SELL if trade.side == _LONG else _BUY
         self._next_order += 1
         oid, tid = self._next_order, trade.trade_id
         order = OrderState(
@@ -339,10 +362,9 @@ class OrderManager(Actor):
             tid,
         )
 
-    def _has_pending_exit(self, trade: TradeState, kind: str) -> bool:
+    def _has_pending_exit(self, trade: TradeState, kind: OrderKind) -> bool:
         return any(
-            oid in self._orders and self._orders[oid].kind in (kind, "close")
-            for oid in trade.orders
+            oid in self._orders and self._orders[oid].kind in (kind, _CLOSE) for oid in trade.orders
         )
 
     # -- orders -------------------------------------------------------------------------------
@@ -389,7 +411,7 @@ class OrderManager(Actor):
             order.trade_id,
         )
 
-    def _finish(self, order_id: int, status: str, reason: str | None) -> OrderState | None:
+    def _finish(self, order_id: int, status: OrderStatus, reason: str | None) -> OrderState | None:
         order = self._orders.pop(order_id, None)
         if order is None:
             return None
@@ -399,10 +421,10 @@ class OrderManager(Actor):
         return order
 
     def _entry_failed(self, order: OrderState | None, ts: int, reason: str) -> list:
-        if order is None or order.role != "entry":
+        if order is None or order.role != _ENTRY:
             return []
         self._pending.pop((order.strategy, order.signal_id), None)
-        side = "long" if order.side == "buy" else "short"
+        side = _LONG if order.side == _BUY else _SHORT
         return [SignalRejected(ts, order.signal_id, order.strategy, order.symbol, side, reason)]
 
     def restore(self, orders: list[OrderState], trades: list[TradeState], pending: dict) -> None:
@@ -422,7 +444,7 @@ class OrderManager(Actor):
         return self.store.trades()
 
 
-def bracket_levels(side: str, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:
+def bracket_levels(side: Side, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:
     """Stop and target prices from the entry fill price: distances first, else percentages."""
     if exits.stop_distance is None and exits.target_distance is None:  # percentages only
         stop_d = exits.sl_pct * price if exits.sl_pct else None
@@ -430,7 +452,7 @@ def bracket_levels(side: str, price: float, exits: ExitSpec) -> tuple[float | No
     else:
         stop_d = _distance(exits.stop_distance, exits.sl_pct, price)
         target_d = _distance(exits.target_distance, exits.tp_pct, price)
-    sign = 1.0 if side == "long" else -1.0
+    sign = 1.0 if side == _LONG else -1.0
     stop = price - sign * stop_d if stop_d is not None else None
     target = price + sign * target_d if target_d is not None else None
     return (stop if stop and stop > 0 else None, target if target and target > 0 else None)

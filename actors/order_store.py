@@ -25,18 +25,20 @@ import msgspec
 import pandas as pd
 
 from actors.order_manager import MemoryOrderStore, OrderState, TradeState
+from core.vocabulary import OrderKind, OrderRole, OrderStatus
 
 ROLE_CODES = {
-    "entry": "en",
-    "stop_loss": "sl",
-    "take_profit": "tp",
-    "time": "tx",
-    "signal": "sx",
-    "end_of_data": "ed",
+    OrderRole.ENTRY: "en",
+    OrderRole.STOP_LOSS: "sl",
+    OrderRole.TAKE_PROFIT: "tp",
+    OrderRole.TIME: "tx",
+    OrderRole.SIGNAL: "sx",
+    OrderRole.END_OF_DATA: "ed",
 }
 MS = 1_000_000
 DRY_RUN = "dry-run"  # run_id of dry-run live rows (real live rows have none)
-_TYPES = {"stop": "stop", "limit": "limit"}  # market, timed and close orders are market orders
+# the order type of a stored order: market, timed and close orders are market orders
+_TYPES = {OrderKind.STOP: OrderKind.STOP, OrderKind.LIMIT: OrderKind.LIMIT}
 
 
 def client_order_id(instance: str, signal_ts: int, role: str, attempt: int = 0) -> str:
@@ -49,7 +51,7 @@ def order_key(strategy: str, side: str, role: str, entry_ts: int | None) -> str:
     """The instance part of a client order id. Entries add their side (a hedged instance may
     enter both sides at one bar); exits add their trade's entry time (one exit signal closes
     every open trade of a pyramiding instance at the same bar)."""
-    return f"{strategy}|{side}" if role == "entry" else f"{strategy}|{entry_ts}"
+    return f"{strategy}|{side}" if role == OrderRole.ENTRY else f"{strategy}|{entry_ts}"
 
 
 def _time(ns: int | None) -> datetime | None:
@@ -66,12 +68,12 @@ def order_row(record: dict[str, Any], prefix: str, parent: int | None) -> dict[s
         "strategy": record["strategy"],
         "symbol": record["symbol"],
         "side": record["side"],
-        "type": _TYPES.get(kind, "market"),
+        "type": _TYPES.get(kind, OrderKind.MARKET),
         "quantity": record["quantity"],
-        "price": record["price"] if kind == "limit" else None,
-        "stop_price": record["price"] if kind == "stop" else None,
+        "price": record["price"] if kind == OrderKind.LIMIT else None,
+        "stop_price": record["price"] if kind == OrderKind.STOP else None,
         "status": record["status"],
-        "filled_quantity": record["quantity"] if record["status"] == "FILLED" else 0.0,
+        "filled_quantity": record["quantity"] if record["status"] == OrderStatus.FILLED else 0.0,
         "avg_fill_price": record["fill_price"],
         "fee": record["fee"],
         "reason": record["reason"],
@@ -82,9 +84,10 @@ def order_row(record: dict[str, Any], prefix: str, parent: int | None) -> dict[s
 
 def order_rows(records: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     """All records of a run; bracket legs point at their trade's entry order."""
-    entry_of_trade = {r["trade_id"]: r["order_id"] for r in records if r["role"] == "entry"}
+    entry = OrderRole.ENTRY
+    entry_of_trade = {r["trade_id"]: r["order_id"] for r in records if r["role"] == entry}
     return [
-        order_row(r, prefix, entry_of_trade.get(r["trade_id"]) if r["role"] != "entry" else None)
+        order_row(r, prefix, entry_of_trade.get(r["trade_id"]) if r["role"] != entry else None)
         for r in records
     ]
 
@@ -161,16 +164,16 @@ class SqlOrderStore(MemoryOrderStore):
 
     def put_order(self, order: OrderState) -> None:
         super().put_order(order)
-        if order.role == "entry":
+        if order.role == OrderRole.ENTRY:
             self._entry_of_signal[(order.strategy, order.signal_id)] = order.order_id
             parent = None
         else:
             parent = self._entry_of_trade.get(order.trade_id) if order.trade_id else None
         row = order_row(order.record(), self.prefix, parent)
         row["id"] = self.order_id_of(order)
-        if self.stable and order.role != "entry":
+        if self.stable and order.role != OrderRole.ENTRY:
             row["parent_id"] = self.trade_ids.get(order.trade_id)  # the trade's entry order
-        if order.role == "entry" and order.status == "NEW":
+        if order.role == OrderRole.ENTRY and order.status == OrderStatus.NEW:
             spec = self.pending.get((order.strategy, order.signal_id))
             if spec is not None:  # what the fill needs to place the bracket (recovery)
                 row["exits_json"] = json.dumps(
@@ -213,7 +216,7 @@ class SqlOrderStore(MemoryOrderStore):
         """A restored order (live/ops/recovery.py): keep its stored id, write nothing."""
         self.ids[order.order_id] = row_id
         MemoryOrderStore.put_order(self, order)
-        if order.role == "entry":
+        if order.role == OrderRole.ENTRY:
             self._entry_of_signal[(order.strategy, order.signal_id)] = order.order_id
 
     def adopt_trade(self, trade: TradeState, row_id: str, pk: int, entry: int | None) -> None:

@@ -38,25 +38,26 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.runtime import Actor, EventClock
+from core.vocabulary import OrderRole, Side, SignalAction
 
 
 class Position(msgspec.Struct, gc=False):
     trade_id: int
     strategy: str
     symbol: str
-    side: str
+    side: Side
     quantity: float
     entry_price: float
 
     @property
     def sign(self) -> float:
-        return 1.0 if self.side == "long" else -1.0
+        return 1.0 if self.side == Side.LONG else -1.0
 
 
 class Reservation(msgspec.Struct, gc=False):
     strategy: str
     symbol: str
-    side: str
+    side: Side
     notional: float
     cost: float  # notional + fee + slippage estimate
 
@@ -175,9 +176,9 @@ class Portfolio(Actor):
     # -- handlers -----------------------------------------------------------------------------
     def on_signal(self, msg: SignalRaised) -> list:
         self.marks[msg.symbol] = msg.price
-        if msg.action == "exit":
+        if msg.action == SignalAction.EXIT:
             return [
-                CloseTrade(msg.ts, p.trade_id, "signal")
+                CloseTrade(msg.ts, p.trade_id, OrderRole.SIGNAL)
                 for p in self.positions.values()
                 if p.strategy == msg.strategy and p.symbol == msg.symbol and p.side == msg.side
             ]
@@ -211,7 +212,7 @@ class Portfolio(Actor):
 
     def on_trade_opened(self, msg: TradeOpened) -> list:
         self._reserved.pop((msg.strategy, msg.signal_id), None)
-        sign = 1.0 if msg.side == "long" else -1.0
+        sign = 1.0 if msg.side == Side.LONG else -1.0
         self._cash.add(-(sign * msg.quantity * msg.entry_price + msg.entry_fee))
         self.positions[msg.trade_id] = Position(
             msg.trade_id, msg.strategy, msg.symbol, msg.side, msg.quantity, msg.entry_price

@@ -51,6 +51,8 @@ from actors.portfolio import Portfolio
 from actors.runtime import Actor, EventClock, LocalRuntime
 from actors.sim_exchange import BarArrays, SimExchange
 from actors.strategy_host import StrategyHost
+from core.errors import UserError
+from core.vocabulary import SignalAction
 from factors.bars import interval_ns
 from strategies.base import Strategy
 
@@ -159,7 +161,7 @@ class WeightedPortfolio(Portfolio):
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series
 
     def on_signal(self, msg: SignalRaised) -> list:
-        if msg.action == "enter":
+        if msg.action == SignalAction.ENTER:
             self._mark_held(msg.ts)
         return super().on_signal(msg)
 
@@ -262,17 +264,15 @@ def run_portfolio_kernel(
 
 def check_members(members: Sequence[PortfolioMember], series: dict[SeriesKey, Any]) -> None:
     if not members:
-        raise ValueError("a portfolio needs at least one strategy instance")
+        raise UserError("a portfolio needs at least one strategy instance")
     labels = [m.label for m in members]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"portfolio instance labels must be unique, got {labels}")
+        raise UserError(f"portfolio instance labels must be unique, got {labels}")
     for m in members:
         if m.series not in series or len(series[m.series]) == 0:
-            raise ValueError(f"no bars for {m.symbol} {m.interval} (instance {m.label})")
+            raise UserError(f"no bars for {m.symbol} {m.interval} (instance {m.label})")
         if not (m.weight > 0 and np.isfinite(m.weight)):
-            raise ValueError(
-                f"instance {m.label}: weight must be a positive number, got {m.weight}"
-            )
+            raise UserError(f"instance {m.label}: weight must be a positive number, got {m.weight}")
 
 
 def mark_series(series: dict[SeriesKey, pd.DataFrame]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -43,10 +43,19 @@ from actors.messages import (
 )
 from actors.runtime import Actor, EventClock
 from actors.search import block_extremes, first_hit
+from core.vocabulary import OrderKind, OrderSide
 
-_KINDS = frozenset(("market", "stop", "limit", "timed", "close"))
+# The members the per-order paths compare against, as module globals: reading a member off
+# its enum class costs a few times more (Python 3.11), and every trade reads dozens.
+_MARKET = OrderKind.MARKET
+_STOP = OrderKind.STOP
+_LIMIT = OrderKind.LIMIT
+_TIMED = OrderKind.TIMED
+_CLOSE = OrderKind.CLOSE
+_SELL = OrderSide.SELL
+_KINDS = frozenset(OrderKind)
 # fill phase of an order kind (plain ints: the event queue compares them on every push)
-_PHASE = {"stop": int(Phase.STOP), "limit": int(Phase.TARGET)}
+_PHASE = {_STOP: int(Phase.STOP), _LIMIT: int(Phase.TARGET)}
 _OPEN = int(Phase.OPEN)
 _SETTLE = {int(Phase.STOP): int(Phase.SETTLE_STOP), int(Phase.TARGET): int(Phase.SETTLE_TARGET)}
 
@@ -107,19 +116,19 @@ class BarArrays:
 
 def triggers(order: SubmitOrder, high: float, low: float) -> bool:
     """Does a resting stop/limit order trigger within a bar with this range?"""
-    if order.kind == "stop":
-        return low <= order.price if order.side == "sell" else high >= order.price
-    return high >= order.price if order.side == "sell" else low <= order.price
+    if order.kind == _STOP:
+        return low <= order.price if order.side == _SELL else high >= order.price
+    return high >= order.price if order.side == _SELL else low <= order.price
 
 
 def fill_price(order: SubmitOrder, open_: float, close: float, slippage: float) -> float:
     """Price of `order` filling in a bar opening at `open_` (docs/design.md#fill-semantics, see module doc)."""
-    kind, sell = order.kind, order.side == "sell"
-    if kind == "limit":
+    kind, sell = order.kind, order.side == _SELL
+    if kind == _LIMIT:
         return max(open_, order.price) if sell else min(open_, order.price)
-    if kind == "close":  # end of data: exactly the last close, no slippage
+    if kind == _CLOSE:  # end of data: exactly the last close, no slippage
         return close
-    if kind == "stop":
+    if kind == _STOP:
         raw = min(open_, order.price) if sell else max(open_, order.price)
     else:  # market, timed
         raw = open_
@@ -174,7 +183,7 @@ class SimExchange(Actor):
             return [OrderRejected(msg.ts, msg.order_id, reason)]
         self._orders[msg.order_id] = msg
         accepted = OrderAccepted(msg.ts, msg.order_id)
-        if msg.kind == "close":
+        if msg.kind == _CLOSE:
             return [accepted, *self._fill_close(msg)]
         if self.fast:
             return [accepted, *self._schedule(msg)]
@@ -200,14 +209,14 @@ class SimExchange(Actor):
             return f"quantity must be a positive number, got {msg.quantity}"
         if kind in _PHASE and not (msg.price and msg.price > 0):
             return f"{kind} order needs a positive price, got {msg.price}"
-        if kind == "timed" and msg.trigger_ts is None:
+        if kind == _TIMED and msg.trigger_ts is None:
             return "timed order needs trigger_ts"
         if kind not in _KINDS:
             return f"unknown order kind {kind!r}"
         if self.fast:
             if msg.symbol not in self.data:
                 return f"no data for symbol {msg.symbol!r}"
-        elif kind == "close" and msg.symbol not in self._bars:
+        elif kind == _CLOSE and msg.symbol not in self._bars:
             return f"no bar seen yet for {msg.symbol!r}"
         return None
 
@@ -254,8 +263,8 @@ class SimExchange(Actor):
         """Index of the bar where `order` fills (-1: none), searching stop/limit orders from
         `start` (default: their active_from bar) up to bar `bound` (excluded; None: the end)."""
         kind = order.kind
-        if kind == "market" or kind == "timed":
-            first = order.ts if kind == "market" else order.trigger_ts
+        if kind == _MARKET or kind == _TIMED:
+            first = order.ts if kind == _MARKET else order.trigger_ts
             index = arrays.first_open_at_or_after(max(first, order.active_from))
             return index if index < len(arrays.open_ns) else -1
         if start is None:
@@ -265,7 +274,7 @@ class SimExchange(Actor):
             else:
                 start = arrays.first_open_at_or_after(order.active_from)
         # a sell stop and a buy limit trigger on the low, the others on the high
-        if (kind == "stop") == (order.side == "sell"):
+        if (kind == _STOP) == (order.side == _SELL):
             values, below, blocks = arrays.low, True, arrays.low_blocks
         else:
             values, below, blocks = arrays.high, False, arrays.high_blocks
@@ -291,11 +300,11 @@ class SimExchange(Actor):
         if not book:
             return out
         for order in book:  # open phase, in order-id order (dict keeps insertion = id order)
-            if order.kind == "market" and max(order.ts, order.active_from) <= bar.bar_ts:
+            if order.kind == _MARKET and max(order.ts, order.active_from) <= bar.bar_ts:
                 out.extend(self._fill_if_live(order, bar))
-            elif order.kind == "timed" and order.trigger_ts <= bar.bar_ts:
+            elif order.kind == _TIMED and order.trigger_ts <= bar.bar_ts:
                 out.extend(self._fill_if_live(order, bar))
-        for kind in ("stop", "limit"):  # intrabar: stops before targets
+        for kind in (_STOP, _LIMIT):  # intrabar: stops before targets
             for order in book:
                 if (
                     order.kind == kind
@@ -309,7 +318,7 @@ class SimExchange(Actor):
     def _check_current_bar(self, order: SubmitOrder) -> list:
         """Replay: a resting order live from the current bar is checked against it at once."""
         current = self._bars.get(order.symbol)
-        if current is None or order.kind not in ("stop", "limit"):
+        if current is None or order.kind not in _PHASE:  # a resting (stop or limit) order
             return []
         bar = current[1]
         if order.active_from <= bar.bar_ts and triggers(order, bar.high, bar.low):

@@ -49,17 +49,20 @@ from actors.messages import (
     replace,
 )
 from actors.runtime import Actor, EventClock
+from core.vocabulary import OrderRole, Side, SignalAction
 from factors.bars import interval_ns
 from strategies.base import Strategy
 
 COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order
-_SIDE = {"exit_long": "long", "exit_short": "short", "enter_long": "long", "enter_short": "short"}
+_SIDE = {
+    "exit_long": Side.LONG,
+    "exit_short": Side.SHORT,
+    "enter_long": Side.LONG,
+    "enter_short": Side.SHORT,
+}
 _CLOSE = int(Phase.CLOSE)  # a plain int: the event queue compares phases on every push
 # column -> (side, is an exit, the other side): what _armed needs, without string work per call
-_ARMING = {
-    c: (side, c.startswith("exit"), "short" if side == "long" else "long")
-    for c, side in _SIDE.items()
-}
+_ARMING = {c: (side, c.startswith("exit"), side.opposite) for c, side in _SIDE.items()}
 
 
 class StrategyHost(Actor):
@@ -125,8 +128,8 @@ class StrategyHost(Actor):
             rules.sl_pct, rules.tp_pct, None, None, self._hold_ns, rules.session_end
         )
         self.hedge, self.limit = strategy.hedge, strategy.entry_limit()
-        self._open = {"long": 0, "short": 0}
-        self._pending = {"long": False, "short": False}
+        self._open = {Side.LONG: 0, Side.SHORT: 0}
+        self._pending = {Side.LONG: False, Side.SHORT: False}
         self._next_signal = 0
         self._generation = 0
         self._bar = 0  # replay: index of the next bar expected
@@ -174,7 +177,7 @@ class StrategyHost(Actor):
             self._pending[msg.side] = False
         else:
             self._open[msg.side] -= 1
-            self._stopped = self._stopped or msg.exit_reason == "end_of_data"
+            self._stopped = self._stopped or msg.exit_reason == OrderRole.END_OF_DATA
         if self._on_trade:
             self.strategy.on_trade(msg)
         return self._reschedule(None) if self.fast else []
@@ -203,7 +206,7 @@ class StrategyHost(Actor):
         for column in self._live:
             if flags[column][i] and self._armed(column):
                 signal = self._signal(i, column)
-                if self.signal_gate is not None and signal.action == "enter":
+                if self.signal_gate is not None and signal.action == SignalAction.ENTER:
                     signal = self._gated(signal)
                 if signal is not None:
                     out.append(signal)
@@ -229,7 +232,7 @@ class StrategyHost(Actor):
                 self.symbol,
                 self.interval,
                 side,
-                "exit",
+                SignalAction.EXIT,
                 float(self.close[i]),
             )
         self._pending[side] = True
@@ -253,7 +256,7 @@ class StrategyHost(Actor):
             self.symbol,
             self.interval,
             side,
-            "enter",
+            SignalAction.ENTER,
             float(self.close[i]),
             exits,
         )

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis.columns import TRADE_COLUMNS as TRADES_COLUMNS  # the one definition
 from analysis.metrics import DEFAULT_CASH
+from core.errors import UserError
 
 REQUIRED_COLUMNS = ("entry_time", "exit_time", "pnl")
 NUMERIC_COLUMNS = ("entry_price", "exit_price", "quantity", "fees", "pnl", "return_pct")
@@ -22,7 +23,7 @@ LABEL_COLUMNS = ("strategy", "symbol", "interval", "side", "exit_reason")
 INSTANCE_COLUMNS = ("strategy", "symbol", "interval", "params")
 
 
-class TradesFileError(ValueError):
+class TradesFileError(UserError):
     """A trades file or backtest directory that cannot be analysed."""
 
 

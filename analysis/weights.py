@@ -23,12 +23,13 @@ from analysis.exports import params_text
 from analysis.metrics import DEFAULT_CASH, compute_metrics
 from analysis.spans import MIN_ANNUALISED_DAYS, MIN_DAILY_RETURNS, AnnualiseMinimum
 from analysis.trades_io import TradesFileError, read_trades
+from core.errors import UserError
 
 METHODS = ("binary", "sortino", "inverse_vol")
 KEY_COLUMNS = ("strategy", "symbol", "interval", "params")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """Bad input to `cli.py weights`; the message says what and how to fix it."""
 
 
@@ -121,6 +122,9 @@ def load_results(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"params": str, "run_id": str, "error": str})
     except pd.errors.EmptyDataError:
         raise WeightsError(f"{path} is empty; expected one row per backtest") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{path} is not a readable CSV file: {first}") from None
     missing = [c for c in (*KEY_COLUMNS, "sortino", "expectancy", "trades") if c not in frame]
     if missing:
         raise WeightsError(
@@ -130,8 +134,25 @@ def load_results(path: Path) -> pd.DataFrame:
     if "status" in frame:
         frame = frame[frame["status"].fillna("done") == "done"]
     frame = frame.reset_index(drop=True)
-    frame["params"] = [params_text(p if isinstance(p, str) else "{}") for p in frame["params"]]
+    frame["params"] = _canonical_params(
+        [p if isinstance(p, str) else "{}" for p in frame["params"]], path
+    )
     return frame
+
+
+def _canonical_params(cells: list[str], path: Path) -> list[str]:
+    """The params cells of a file as canonical JSON text; a cell that is not JSON is the file's
+    problem: one WeightsError naming the file and the cell."""
+    out = []
+    for cell in cells:
+        try:
+            out.append(params_text(cell))
+        except ValueError:
+            raise WeightsError(
+                f"{path}: params {cell!r} is not a JSON object like "
+                '{"lookback": 20}; give the file `cli.py backtest --all` wrote'
+            ) from None
+    return out
 
 
 # ---------------------------------------------------------------- weights
@@ -211,7 +232,7 @@ def load_split_trades(trades_path: Path | None, results_path: Path) -> pd.DataFr
     trades = read_trades(trades_path, allow_empty=True)
     if "params" not in trades:
         raise TradesFileError(f"{trades_path}: --split needs a params column per trade")
-    trades["params"] = [params_text(p) for p in trades["params"]]
+    trades["params"] = _canonical_params(list(trades["params"]), trades_path)
     return trades
 
 

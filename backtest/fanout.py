@@ -41,9 +41,10 @@ from backtest.grid import (
     restrict_grid,
 )
 from backtest.runkeys import data_range, run_key
+from core.errors import UserError
 
 
-class FanoutError(ValueError):
+class FanoutError(UserError):
     """backtest --all cannot run as asked; the message says how to fix it."""
 
 

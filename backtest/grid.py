@@ -11,8 +11,10 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
+from core.errors import UserError
 
-class GridError(ValueError):
+
+class GridError(UserError):
     """A malformed --grid argument; the message says which one and how to write it."""
 
 

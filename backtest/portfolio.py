@@ -53,6 +53,7 @@ from backtest.run import (
     trades_frame,
     write_trades_equity,
 )
+from core.vocabulary import Side, TradeStatus
 from factors.bars import interval_ns
 
 __all__ = [
@@ -193,13 +194,13 @@ def portfolio_equity(
         open_ns = _ns(frame.index)
         qty_delta = np.zeros(len(frame))
         for r in recs:
-            sign = 1.0 if r["side"] == "long" else -1.0
+            sign = 1.0 if r["side"] == Side.LONG else -1.0
             e = int(np.searchsorted(open_ns, r["entry_ts"], "right")) - 1
             qty_delta[e] += sign * r["quantity"]
             cash_delta[np.searchsorted(at, close_ns[e])] -= (
                 sign * r["quantity"] * r["entry_price"] + r["entry_fee"]
             )
-            if r["status"] == "CLOSED":
+            if r["status"] == TradeStatus.CLOSED:
                 x = int(np.searchsorted(open_ns, r["exit_ts"], "right")) - 1
                 qty_delta[x] -= sign * r["quantity"]
                 cash_delta[np.searchsorted(at, close_ns[x])] += (

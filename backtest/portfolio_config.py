@@ -18,11 +18,12 @@ import pandas as pd
 from actors.portfolio_kernel import PortfolioMember, SeriesKey
 from analysis.columns import quote_currency
 from analysis.exports import params_text
+from core.errors import UserError
 from strategies.base import Strategy
 from strategies.registry import make_strategy
 
 
-class PortfolioConfigError(ValueError):
+class PortfolioConfigError(UserError):
     """A portfolio config (prod.json) that cannot be used; the message says how to fix it."""
 
 

@@ -37,6 +37,8 @@ from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
     quote_currency,
 )
 from backtest.csv_text import write_equity_csv
+from core.errors import UserError
+from core.vocabulary import Side, TradeStatus
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/2"  # 2: dust orders refused, annualised metrics need 30 days
@@ -84,7 +86,7 @@ class BacktestConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(
+                raise UserError(
                     f"backtest setting {name}={getattr(self, name)!r} is out of range "
                     "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
                     "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0)"
@@ -152,7 +154,9 @@ def assemble_result(
 
 def trades_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Closed trades of the order manager as the trades.csv columns, ordered by trade_id."""
-    closed = sorted((r for r in records if r["status"] == "CLOSED"), key=lambda r: r["trade_id"])
+    closed = sorted(
+        (r for r in records if r["status"] == TradeStatus.CLOSED), key=lambda r: r["trade_id"]
+    )
     if not closed:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
         for c in ("entry_time", "exit_time"):
@@ -213,8 +217,8 @@ def _fill_changes(
     open_ns: np.ndarray, records: list[dict[str, Any]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(bar index, cash change, quantity change) of every fill, entries and exits interleaved."""
-    closed = np.array([r["status"] == "CLOSED" for r in records])
-    sign = np.array([1.0 if r["side"] == "long" else -1.0 for r in records])
+    closed = np.array([r["status"] == TradeStatus.CLOSED for r in records])
+    sign = np.array([1.0 if r["side"] == Side.LONG else -1.0 for r in records])
     qty = np.array([r["quantity"] for r in records], dtype=np.float64)
     entry_ts = np.array([r["entry_ts"] for r in records], dtype=np.int64)
     entry_value = np.array([r["entry_price"] for r in records], dtype=np.float64)
@@ -239,7 +243,7 @@ def metrics_for(trades: pd.DataFrame, equity: pd.DataFrame, cash: float) -> dict
     return compute_metrics(trades, equity, cash)
 
 
-class OutDirError(ValueError):
+class OutDirError(UserError):
     """An output directory that cannot be used; the message says which and how to fix it."""
 
 

@@ -33,13 +33,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from core.errors import UserError
+
 LOCAL_NODE_IP = "127.0.0.1"  # with single-machine mode Ray keeps it (else: the network address)
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DASHBOARD_ENV = "RAYTRADER_DASHBOARD"  # "0" turns the dashboard of a local Ray off
 TOKEN_MODE = 0o600
 
 
-class RayClusterError(ValueError):
+class RayClusterError(UserError):
     """Ray cannot be reached or used as asked; the message says how to fix it."""
 
 

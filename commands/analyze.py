@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from commands.errors import UserError
+
 
 def analyze(
     path: Path = typer.Argument(
@@ -37,7 +39,7 @@ def analyze(
     from analysis.trades_io import load_trade_set
 
     if cash is not None and cash <= 0:
-        raise ValueError(f"--cash {cash} must be positive, e.g. --cash 10000")
+        raise UserError(f"--cash {cash} must be positive, e.g. --cash 10000")
     trade_set = load_trade_set(path, cash)
     analysis = analyse(trade_set)
     console = report_console()

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from commands.errors import UserError
+from commands.options import db_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,10 +120,7 @@ RayAddressOpt = Annotated[
 ]
 StartOpt = Annotated[str | None, _opt("--start", help="First bar time (ISO, UTC), inclusive.")]
 EndOpt = Annotated[str | None, _opt("--end", help="Last bar time (ISO, UTC), inclusive.")]
-DbOpt = Annotated[
-    str | None,
-    _opt("--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."),
-]
+DbOpt = Annotated[str | None, db_option(panel=RUN)]
 OutOpt = Annotated[
     str | None,
     _opt("--out", "-o", help="Directory for the output files (--all default: backtest_all)."),
@@ -410,7 +408,7 @@ def _config(
             min_notional=min_notional,
             lot_size=lot_size,
         )
-    except ValueError as exc:
+    except UserError as exc:
         raise UserError(str(exc).replace("backtest setting ", "option --")) from None
 
 

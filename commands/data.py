@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from commands.errors import UserError
+from commands.options import DbOpt, ExchangeIdOpt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,23 +29,18 @@ SYNTHETIC_STRATEGIES = ROOT / "data" / "strategies_synthetic.yaml"
 TEST_ONLY = ("UNITTEST_",)  # anonymised test fixtures: kept out of the demo
 SAMPLE_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)_(?P<quote>[A-Z0-9]+)-(?P<interval>\w+)\.csv\.gz$")
 
-DbOption = typer.Option(
-    None, "--db", help="SQLAlchemy URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)"
-)
-ExchangeOption = typer.Option("binance", "--exchange", "-e", help="Exchange id (ccxt spelling).")
-
 
 @app.command("import")
 def import_file(
     file: Path = typer.Argument(
         ..., help="CSV, CSV.gz or Parquet: timestamp,open,high,low,close,volume"
     ),
-    exchange: str = ExchangeOption,
+    exchange: ExchangeIdOpt = "binance",
     symbol: str = typer.Option(..., "--symbol", "-s", help="Market, e.g. ETH/BTC."),
     interval: str = typer.Option(
         ..., "--interval", "-i", help="Bar interval of the file, e.g. 5m."
     ),
-    db: str | None = DbOption,
+    db: DbOpt = None,
 ) -> None:
     """Validate a bar file, then store it (all or nothing; re-importing adds only new bars)."""
     from store.db import resolve_url
@@ -76,11 +72,11 @@ def import_bars(url: str, file: Path, exchange: str, symbol: str, interval: str)
 
 @app.command("resample")
 def resample(
-    exchange: str = ExchangeOption,
+    exchange: ExchangeIdOpt = "binance",
     symbol: str = typer.Option(..., "--symbol", "-s"),
     source: str = typer.Option("1m", "--from", help="Stored interval to build from."),
     target: str = typer.Option(..., "--to", help="Interval to build, e.g. 5m, 15m, 1h, 1d."),
-    db: str | None = DbOption,
+    db: DbOpt = None,
 ) -> None:
     """Build and store a coarser series from a stored one: UTC-aligned, complete buckets only."""
     from store.bars import load_bars, save_bars
@@ -101,7 +97,7 @@ def resample(
 
 @app.command("download")
 def download(
-    exchange: str = ExchangeOption,
+    exchange: ExchangeIdOpt = "binance",
     symbol: str = typer.Option(
         ..., "--symbol", "-s", help="Market in ccxt spelling, e.g. BTC/USDT."
     ),
@@ -115,7 +111,7 @@ def download(
         hidden=True,
         help="Replace the exchange's REST host (proxy, mirror, test server).",
     ),
-    db: str | None = DbOption,
+    db: DbOpt = None,
 ) -> None:
     """Download closed bars through ccxt (paged, rate limited) and store them like an import."""
     from store.bars import save_bars
@@ -140,7 +136,7 @@ def download(
 
 
 @app.command("list")
-def list_cmd(db: str | None = DbOption) -> None:
+def list_cmd(db: DbOpt = None) -> None:
     """Show stored series: first/last bar, bars, gaps."""
     # stdlib sqlite3 for an existing SQLite file (fast start); SQLAlchemy for anything else
     from store.catalog import format_duration, resolve_url, sqlite_series_rows
@@ -182,7 +178,7 @@ def _minute_text(ms: int) -> str:
 
 @app.command("demo")
 def demo(
-    db: str | None = DbOption,
+    db: DbOpt = None,
     synthetic: bool = typer.Option(
         True, "--synthetic/--no-synthetic", help="Also generate and import the synthetic market."
     ),

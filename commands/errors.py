@@ -1,40 +1,41 @@
-"""One clear line for user mistakes instead of a traceback."""
+"""User mistakes as one clear line (exit 2); anything else is a bug: its traceback (exit 1)."""
 
 from __future__ import annotations
 
 import contextlib
+import traceback
 from collections.abc import Iterator
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 
+from core.errors import UserError
+
+__all__ = ["BUG_HINT", "UserError", "report_user_errors"]
+
 _stderr = Console(stderr=True, soft_wrap=True)  # one line, never wrapped at 80 columns
 
+# A file the user named that is missing or unreadable is the user's to fix, not a bug: the
+# operating system's message names the path.
+_FILE_PROBLEMS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
-class UserError(ValueError):
-    """A mistake in what the user asked for or supplied; the message says what, where and how to fix."""
+BUG_HINT = "this is a bug in raytrader, please report it with the traceback above"
 
 
 @contextlib.contextmanager
 def report_user_errors(debug: bool = False) -> Iterator[None]:
-    """Print `error: <message>` and exit 2 for user errors (ValueError and its kin)."""
+    """A UserError (or a file problem) prints `error: <message>` and exits 2; any other
+    exception is a bug: its traceback and a hint to report it, exit 1. `debug` re-raises all."""
     try:
         yield
-    except (
-        ValueError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-        NotADirectoryError,
-    ) as exc:
+    except (UserError, *_FILE_PROBLEMS) as exc:
         if debug:
             raise
         _stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None
-
-
-def fail(message: str) -> typer.Exit:
-    """Raise-able: `raise fail("...")` prints the message and exits 2."""
-    _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(2)
+    except Exception:
+        if debug:
+            raise
+        traceback.print_exc()
+        _stderr.print(f"[bold red]{BUG_HINT}[/]", highlight=False)
+        raise SystemExit(1) from None

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -53,7 +54,6 @@ StartOpt = Annotated[
     ),
 ]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Fee per fill, bps of notional.")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL for bars from the store.")]
 ExchangeOpt = Annotated[str, typer.Option("--exchange", help="Exchange of the stored bars.")]
 
 

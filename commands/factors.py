@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +58,10 @@ def read_bar_file(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"bar file {path} not found; pass an existing --data FILE")
     suffixes = "".join(path.suffixes).lower()
-    raw = pd.read_parquet(path) if suffixes.endswith(".parquet") else pd.read_csv(path)
+    try:
+        raw = pd.read_parquet(path) if suffixes.endswith(".parquet") else pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, ImportError) as exc:  # pandas' and pyarrow's parsers
+        raise UserError(f"{path}: cannot read file: {_first_line(exc)}") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     if "timestamp" not in raw.columns and raw.index.name == "timestamp":
         raw = raw.reset_index()
@@ -68,15 +72,26 @@ def read_bar_file(path: Path) -> pd.DataFrame:
             "open, high, low, close, volume"
         )
     stamp = raw["timestamp"]
-    if pd.api.types.is_numeric_dtype(stamp):
-        index = pd.to_datetime(stamp.astype(np.int64), unit="ms", utc=True)
-    else:
-        index = pd.to_datetime(stamp, utc=True)
-    frame = raw[["open", "high", "low", "close", "volume"]].astype(np.float64)
+    try:
+        if pd.api.types.is_numeric_dtype(stamp):
+            index = pd.to_datetime(stamp.astype(np.int64), unit="ms", utc=True)
+        else:
+            index = pd.to_datetime(stamp, utc=True)
+        frame = raw[["open", "high", "low", "close", "volume"]].astype(np.float64)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise UserError(
+            f"{path}: unreadable timestamps or prices ({_first_line(exc)}); timestamps are epoch "
+            "ms or ISO times, prices and volumes numbers"
+        ) from None
     frame.index = pd.DatetimeIndex(index, name="timestamp")
     if not frame.index.is_monotonic_increasing or not frame.index.is_unique:
         raise UserError(f"{path}: timestamps must be unique and ascending; sort and deduplicate")
     return frame
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load(
@@ -113,7 +128,7 @@ def export(
     interval: str = typer.Option(..., help="Bar interval, e.g. 1m, 5m, 1h."),
     out: Path = typer.Option(..., help="CSV file to write (timestamp + one column per factor)."),
     exchange: str = typer.Option("binance", help="Exchange the bars were stored under."),
-    db: str = typer.Option(None, help="Database URL (default: $RAYTRADER_DB or raytrader.db)."),
+    db: DbOpt = None,
     data: Path = typer.Option(None, help="Read bars from this CSV/Parquet file, not the database."),
     factors: str = typer.Option(None, help="Comma-separated factor names (default: all)."),
     start: str = typer.Option(None, help="First bar open time (UTC), e.g. 2024-01-01."),

@@ -16,26 +16,23 @@ from rich.console import Console
 from rich.table import Table
 
 from commands.errors import UserError
+from commands.options import DbOpt, ExchangeIdOpt
 
 # The store (SQLAlchemy) and the strategies (pandas) are imported inside each command:
 # `cli.py --help` and the other commands stay fast (issue 13: start-up under 0.4 s of CPU).
 
 console = Console(soft_wrap=True)  # long lines and tables are never cut in pipes or logs
 
-DbOption = typer.Option(
-    None, "--db", help="SQLAlchemy URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)"
-)
-
 
 def add(
     family: str = typer.Argument(..., help="Built-in strategy name or path/to/file.py:ClassName."),
     symbol: str = typer.Option(..., "--symbol", "-s", help="Market, e.g. ETH/BTC."),
     interval: str = typer.Option(..., "--interval", "-i", help="Bar interval, e.g. 5m."),
-    exchange: str = typer.Option("binance", "--exchange", "-e"),
+    exchange: ExchangeIdOpt = "binance",
     param: list[str] = typer.Option([], "--param", "-p", help="key=value, repeatable."),
     weight: float = typer.Option(1.0, "--weight"),
     disabled: bool = typer.Option(False, "--disabled", help="Register without enabling."),
-    db: str | None = DbOption,
+    db: DbOpt = None,
 ) -> None:
     """Register a strategy instance (idempotent: an identical one is reported, not duplicated)."""
     from store.db import resolve_url
@@ -49,7 +46,7 @@ def add(
     console.print(f"instance {inst.id}: {family} {exchange} {symbol} {interval} {inst.params_json}")
 
 
-def enable(instance_id: int = typer.Argument(...), db: str | None = DbOption) -> None:
+def enable(instance_id: int = typer.Argument(...), db: DbOpt = None) -> None:
     """Enable a strategy instance."""
     from store.db import resolve_url
     from store.instances import set_enabled
@@ -58,7 +55,7 @@ def enable(instance_id: int = typer.Argument(...), db: str | None = DbOption) ->
     console.print(f"instance {inst.id} enabled")
 
 
-def disable(instance_id: int = typer.Argument(...), db: str | None = DbOption) -> None:
+def disable(instance_id: int = typer.Argument(...), db: DbOpt = None) -> None:
     """Disable a strategy instance (kept, but not run)."""
     from store.db import resolve_url
     from store.instances import set_enabled
@@ -72,7 +69,7 @@ def list_instances_cmd(
     symbol: str | None = typer.Option(None, "--symbol", "-s"),
     interval: str | None = typer.Option(None, "--interval", "-i"),
     enabled_only: bool = typer.Option(False, "--enabled-only"),
-    db: str | None = DbOption,
+    db: DbOpt = None,
 ) -> None:
     """Show registered strategy instances."""
     from store.db import resolve_url
@@ -101,7 +98,7 @@ def list_instances_cmd(
 
 
 def load(
-    file: Path = typer.Argument(..., help="YAML file of instances."), db: str | None = DbOption
+    file: Path = typer.Argument(..., help="YAML file of instances."), db: DbOpt = None
 ) -> None:
     """Register many instances from a YAML file (see data/strategies_demo.yaml).
 

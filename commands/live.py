@@ -11,11 +11,13 @@ from rich.live import Live
 from rich.text import Text
 
 from commands.errors import UserError
+from commands.options import DbOpt, ExchangeIdOpt
+from core.vocabulary import TradeStatus
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
 
-ExchangeOpt = Annotated[str, typer.Option("--exchange", "-e", help="Exchange id (ccxt spelling).")]
+
 UrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -23,10 +25,6 @@ UrlOpt = Annotated[
         help="Exchange base URL, e.g. "
         "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own).",
     ),
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)."),
 ]
 FamilyOpt = Annotated[str | None, typer.Option("--family", help="Only instances of this family.")]
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Only instances on this symbol.")]
@@ -142,7 +140,7 @@ ReconcileOpt = Annotated[
 @app.callback()
 def live(
     ctx: typer.Context,
-    exchange: ExchangeOpt = "binance",
+    exchange: ExchangeIdOpt = "binance",
     url: UrlOpt = None,
     db: DbOpt = None,
     family: FamilyOpt = None,
@@ -333,8 +331,8 @@ def _status(session) -> Text:
 
 def _summary(node) -> None:
     trades = node.trades()
-    closed = [t for t in trades if t["status"] == "CLOSED"]
-    active = [t for t in trades if t["status"] == "ACTIVE"]
+    closed = [t for t in trades if t["status"] == TradeStatus.CLOSED]
+    active = [t for t in trades if t["status"] == TradeStatus.ACTIVE]
     if not console.is_terminal:
         console.print()  # the status line's last frame has no line end
     console.print(

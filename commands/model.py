@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 app = typer.Typer(no_args_is_help=True, help="Learn when strategies win; apply and evaluate.")
 _out = Console(width=None if sys.stdout.isatty() else 150)  # tables stay readable in logs
@@ -28,7 +29,6 @@ IntervalOpt = Annotated[
 ]
 StartOpt = Annotated[str | None, typer.Option("--start", help="First bar time (ISO, UTC).")]
 EndOpt = Annotated[str | None, typer.Option("--end", help="Last bar time (ISO, UTC).")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: $RAYTRADER_DB).")]
 RayOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster (default: local).")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Walk-forward test folds.")]
 ExperimentOpt = Annotated[
@@ -118,19 +118,16 @@ def experiment(
     from ml.models import KINDS, METHODS, SELECTIONS
     from ml.modelstore import record_experiment
 
-    try:
-        settings = ExperimentSettings(
-            _csv(kinds, KINDS, "--kinds"),
-            _csv(selections, SELECTIONS, "--selections"),
-            _csv(fitness, FITNESS, "--fitness")[0],
-            _csv(method, METHODS, "--method"),
-            _folds(folds),
-            time_budget,
-            0,
-            FeatureConfig(window=window, tsfresh=tsfresh),
-        )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    settings = ExperimentSettings(
+        _csv(kinds, KINDS, "--kinds"),
+        _csv(selections, SELECTIONS, "--selections"),
+        _csv(fitness, FITNESS, "--fitness")[0],
+        _csv(method, METHODS, "--method"),
+        _folds(folds),
+        time_budget,
+        0,
+        FeatureConfig(window=window, tsfresh=tsfresh),
+    )
     out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
     with ray_for_commands(ray_address, _err):

@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from commands.errors import UserError
+from commands.options import DbOpt
 
 
 def run(
     port: int = typer.Option(8766, "--port", help="Port to listen on (0: a free one, printed)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    db: str | None = typer.Option(None, "--db", help="Database URL (default: $RAYTRADER_DB)."),
+    db: DbOpt = None,
     jobs_dir: Path = typer.Option(
         Path("automl_jobs"), "--jobs-dir", help="Where POST /automl experiments write their output."
     ),

@@ -9,17 +9,14 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from commands.options import DbOpt, ExchangeIdOpt
+
 app = typer.Typer(no_args_is_help=True)
 console = Console(soft_wrap=True)
 
-DbOption = typer.Option(
-    None, "--db", help="SQLAlchemy URL (default: $RAYTRADER_DB or sqlite:///raytrader.db)"
-)
-ExchangeOption = typer.Option("binance", "--exchange", "-e")
-
 
 @app.command("list")
-def list_pairs_cmd(db: str | None = DbOption) -> None:
+def list_pairs_cmd(db: DbOpt = None) -> None:
     """Show the registered pairs and whether live may trade them."""
     from store.db import resolve_url
     from store.instances import list_pairs
@@ -34,8 +31,8 @@ def list_pairs_cmd(db: str | None = DbOption) -> None:
 @app.command("enable")
 def enable(
     symbol: str = typer.Argument(..., help="e.g. ETH/BTC"),
-    exchange: str = ExchangeOption,
-    db: str | None = DbOption,
+    exchange: ExchangeIdOpt = "binance",
+    db: DbOpt = None,
 ) -> None:
     """Let live trade this pair again (its enabled instances)."""
     _set(symbol, exchange, db, True)
@@ -44,8 +41,8 @@ def enable(
 @app.command("disable")
 def disable(
     symbol: str = typer.Argument(..., help="e.g. ETH/BTC"),
-    exchange: str = ExchangeOption,
-    db: str | None = DbOption,
+    exchange: ExchangeIdOpt = "binance",
+    db: DbOpt = None,
 ) -> None:
     """Stop live opening new positions on this pair (instances are kept)."""
     _set(symbol, exchange, db, False)

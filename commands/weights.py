@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from commands.options import DbOpt
+
 if TYPE_CHECKING:
     from analysis.weights import FitnessRule
 
@@ -56,7 +58,7 @@ def weights(
         help="Choose weights on trades before this date, report the portfolio after it.",
     ),
     cash: float = typer.Option(10_000.0, "--cash", help="Initial cash per instance for --split."),
-    db: str | None = typer.Option(None, "--db", help="Database URL (default RAYTRADER_DB)."),
+    db: DbOpt = None,
     no_db: bool = typer.Option(False, "--no-db", help="Do not write weights to the database."),
     exchange: str = typer.Option(
         "binance", "--exchange", help="Exchange of instances added to the database."

@@ -11,6 +11,8 @@ import re
 
 import pandas as pd
 
+from core.errors import UserError
+
 OHLCV = ("open", "high", "low", "close", "volume")
 
 # Intervals the system knows, with their length. Keys are ccxt's spelling.
@@ -29,7 +31,7 @@ INTERVALS: dict[str, pd.Timedelta] = {
 TRADING_INTERVALS = ("1m", "3m", "5m", "15m", "1h")
 
 
-class IntervalError(ValueError):
+class IntervalError(UserError):
     """An interval name the system does not know."""
 
 
@@ -55,7 +57,7 @@ ISO_8601 = re.compile(
 )
 
 
-class TimeValueError(ValueError):
+class TimeValueError(UserError):
     """A date/time given by a user that cannot be read."""
 
 

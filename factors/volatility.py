@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 
-class FactorError(ValueError):
+
+class FactorError(UserError):
     """A factor request that cannot be computed (bad window length, missing columns...)."""
 
 

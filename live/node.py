@@ -44,6 +44,7 @@ from actors.messages import (
 )
 from actors.order_manager import OrderManager, OrderStore
 from actors.portfolio_kernel import PortfolioMember
+from core.errors import UserError
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
 from live.ops.control import LivePortfolio
@@ -78,7 +79,7 @@ MARK_EVERY_S = 30.0
 log = logging.getLogger("raytrader.live")
 
 
-class ReconcileError(ValueError):
+class ReconcileError(UserError):
     """The stored state could not be reconciled with the exchange: the start is stopped."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.errors import UserError
+
 if TYPE_CHECKING:
     from ccxt import Exchange
 
@@ -27,7 +29,7 @@ SeriesKey = tuple[str, str]
 MS = 1_000_000
 
 
-class LiveSetupError(ValueError):
+class LiveSetupError(UserError):
     """A live start-up problem the user can fix; the message says what, where and how."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 from factors.bars import interval_ns
 
 _FILE_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<interval>\d+[mhdw])")
@@ -80,7 +81,7 @@ class ReplayMarket:
     def start_at(self, start_ms: int | None) -> None:
         """Bars closing at or before `start_ms` are history; default: the first bar's open."""
         if not self.series:
-            raise ValueError("the local exchange has no bar series to replay")
+            raise UserError("the local exchange has no bar series to replay")
         first = min(int(s.open_ms[0]) for s in self.series.values())
         self.now_ms = first if start_ms is None else max(first, int(start_ms))
         for s in self.series.values():
@@ -181,14 +182,14 @@ def load_market(data: Path, symbol: str | None = None, interval: str | None = No
         if interval and data.is_dir() and named and named[1] != interval:
             continue
         if sym is None or ivl is None:
-            raise ValueError(
+            raise UserError(
                 f"{file}: cannot tell its symbol and interval from the name; name it like "
                 "ETH_BTC-5m.csv.gz or pass --symbol and --interval"
             )
         frame, _gaps = read_bar_file(file, ivl)
         market.add(sym, ivl, frame)
     if not market.series:
-        raise ValueError(
+        raise UserError(
             f"no bar files in {data} (expected BASE_QUOTE-INTERVAL.csv[.gz] or .parquet"
             + (f" for {symbol}" if symbol else "")
             + (f" {interval}" if interval else "")

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from core.errors import UserError
 from localexchange import binance_format as fmt
 from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
 from localexchange.margin import AccountHandler, RouteHandler, margin_routes
@@ -420,7 +421,7 @@ def _float(value: Any) -> float | None:
 
 
 def parse_balance(text: str) -> dict[str, float]:
-    """'BTC=10,ETH=100' -> {'BTC': 10.0, 'ETH': 100.0}; ValueError with the fix otherwise."""
+    """'BTC=10,ETH=100' -> {'BTC': 10.0, 'ETH': 100.0}; UserError with the fix otherwise."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         asset, sep, amount = part.partition("=")
@@ -429,7 +430,7 @@ def parse_balance(text: str) -> dict[str, float]:
         except ValueError:
             value = -1.0
         if not sep or not asset.strip() or value < 0:
-            raise ValueError(
+            raise UserError(
                 f"--balance entry {part!r} is not ASSET=AMOUNT; e.g. --balance BTC=10,USDT=100000"
             )
         out[asset.strip().upper()] = value

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
+from core.errors import UserError
 from ml.features import FeatureConfig
 from ml.fitness import FITNESS
 from ml.jobs import InstanceRef, fan_out
@@ -209,13 +210,19 @@ def load_best(path: Path) -> ModelSpec:
     """The best combination of an experiment directory (or experiment.json)."""
     file = path / "experiment.json" if path.is_dir() else path
     if not file.is_file():
-        raise ValueError(
+        raise UserError(
             f"no experiment at {str(path)!r} (experiment.json missing); run "
             "`cli.py model experiment --out DIR` first or pass its --experiment DIR"
         )
-    best = json.loads(file.read_text()).get("best")
+    try:
+        best = json.loads(file.read_text()).get("best")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserError(
+            f"{str(file)!r} is not an experiment.json (not a JSON object); give the directory "
+            "`cli.py model experiment --out DIR` wrote"
+        ) from None
     if not best:
-        raise ValueError(f"experiment {str(path)!r} has no best combination (no instance scored)")
+        raise UserError(f"experiment {str(path)!r} has no best combination (no instance scored)")
     return ModelSpec(**best)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 from factors.bars import INTERVALS, interval_delta, interval_ns
 from factors.daily import DAILY_COLUMNS
 from factors.engine import compute_factors, factor_names
@@ -57,11 +58,11 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown:
-            raise ValueError(f"unknown feature group(s) {unknown}; use some of {', '.join(GROUPS)}")
+            raise UserError(f"unknown feature group(s) {unknown}; use some of {', '.join(GROUPS)}")
         if self.tsfresh not in TSFRESH_SETS:
-            raise ValueError(f"unknown tsfresh set {self.tsfresh!r}; use {', '.join(TSFRESH_SETS)}")
+            raise UserError(f"unknown tsfresh set {self.tsfresh!r}; use {', '.join(TSFRESH_SETS)}")
         if self.window < 3:
-            raise ValueError(f"feature window {self.window} is too short; use >= 3 bars")
+            raise UserError(f"feature window {self.window} is too short; use >= 3 bars")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> FeatureConfig:

@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
+from core.errors import UserError
 from factors.bars import parse_utc
 
 
-class SelectionError(ValueError):
+class SelectionError(UserError):
     """The instances asked for cannot be found or used; the message says how to fix it."""
 
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
+
 KINDS = ("logreg", "rf", "hgb", "mlp", "flaml")
 SELECTIONS = ("none", "fdr", "mi", "l1")
 METHODS = ("filter", "size", "kelly")
@@ -55,7 +57,7 @@ class ModelSpec:
             ("method", self.method, METHODS),
         ):
             if value not in allowed:
-                raise ValueError(f"unknown model {name} {value!r}; use one of {', '.join(allowed)}")
+                raise UserError(f"unknown model {name} {value!r}; use one of {', '.join(allowed)}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

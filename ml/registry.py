@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 from ml.apply import decide
 from ml.modelstore import MlModel, latest_models, load_model
 
 
-class RequestError(ValueError):
+class RequestError(UserError):
     """A request the API refuses (4xx): the message says what is wrong and how to fix it."""
 
     def __init__(self, message: str, status: int = 422) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import requests
 
+from core.errors import UserError
+
 log = logging.getLogger("raytrader.ml.gate")
 FALLBACKS = {"trade": (True, 1.0), "skip": (False, 0.0)}
 
@@ -34,7 +36,7 @@ class RemoteModelGate:
         timeout: float = 0.25,
     ) -> None:
         if fallback not in FALLBACKS:
-            raise ValueError(f"unknown fallback {fallback!r}; use one of {', '.join(FALLBACKS)}")
+            raise UserError(f"unknown fallback {fallback!r}; use one of {', '.join(FALLBACKS)}")
         self.base_url = base_url.rstrip("/")
         self.instance_id, self.features = instance_id, features
         self.fallback, self.timeout = fallback, timeout

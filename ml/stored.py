@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.vocabulary import TradeStatus
 from ml.jobs import InstanceRef
 
 CHUNK = 500  # ids per IN (...) query
@@ -59,7 +60,10 @@ def stored_trades(
         for k in range(0, len(ids), CHUNK):
             query = (
                 select(*columns)
-                .where(TradeRecord.run_id.in_(ids[k : k + CHUNK]), TradeRecord.status == "CLOSED")
+                .where(
+                    TradeRecord.run_id.in_(ids[k : k + CHUNK]),
+                    TradeRecord.status == TradeStatus.CLOSED,
+                )
                 .order_by(TradeRecord.id)
             )
             for row in conn.execute(query).mappings():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import UserError
 from ml.apply import Calibration, calibrate
 from ml.dataset import Dataset
 from ml.fitness import score_all
@@ -55,7 +56,7 @@ class WalkForward:
         return self.folds[0].fold.start_ns
 
 
-class WalkForwardError(ValueError):
+class WalkForwardError(UserError):
     """Too few trades for the folds asked; the message says how many are needed."""
 
 

@@ -16,13 +16,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
+from core.errors import UserError
 from store.catalog import DEFAULT_URL, ENV_VAR, resolve_url  # noqa: F401 (public here too)
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """The database cannot be used as asked (bad URL, unreachable server); says how to fix it."""
 
 

@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 from factors.bars import OHLCV, interval_delta
 from store.validate import BarDataError, arrays_to_frame, validate_arrays
 
 PAGE_LIMIT = 1000  # binance spot's maximum klines per request
 
 
-class DownloadError(ValueError):
+class DownloadError(UserError):
     """The exchange could not be asked or did not answer as expected; says what to check."""
 
 

@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlmodel import select
 
+from core.errors import UserError
 from factors.bars import interval_delta
 from store.db import session_scope
 from store.models import Pair, StrategyInstance, canonical_json
 
 
-class InstanceError(ValueError):
+class InstanceError(UserError):
     """An instance id or value that does not exist or is not allowed."""
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from core.vocabulary import OrderKind, OrderRole, OrderStatus, TradeStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -146,16 +148,16 @@ class OrderRecord(SQLModel, table=True):
     instance_id: int | None = Field(default=None, index=True)
     exchange_order_id: str | None = Field(default=None, max_length=128)
     parent_id: str | None = Field(default=None, max_length=64, index=True)
-    role: str = Field(default="entry", max_length=16)  # entry|stop_loss|take_profit|exit
+    role: str = Field(default=OrderRole.ENTRY, max_length=16)  # an OrderRole
     strategy: str = Field(default="", max_length=128)
     exchange: str = Field(default="", max_length=64)
     symbol: str = Field(max_length=64)
-    side: str = Field(max_length=8)  # buy|sell
-    type: str = Field(default="market", max_length=16)  # market|limit|stop
+    side: str = Field(max_length=8)  # an OrderSide
+    type: str = Field(default=OrderKind.MARKET, max_length=16)  # market, limit or stop
     quantity: float
     price: float | None = None  # limit price
     stop_price: float | None = None
-    status: str = Field(default="NEW", max_length=16, index=True)
+    status: str = Field(default=OrderStatus.NEW, max_length=16, index=True)  # an OrderStatus
     filled_quantity: float = 0.0
     avg_fill_price: float | None = None
     fee: float = 0.0
@@ -179,8 +181,8 @@ class TradeRecord(SQLModel, table=True):
     exchange: str = Field(default="", max_length=64)
     symbol: str = Field(max_length=64)
     interval: str = Field(default="", max_length=8)
-    side: str = Field(max_length=8)  # long|short
-    status: str = Field(default="ACTIVE", max_length=16)  # ACTIVE|CLOSED
+    side: str = Field(max_length=8)  # a Side
+    status: str = Field(default=TradeStatus.ACTIVE, max_length=16)  # a TradeStatus
     entry_time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     entry_price: float
     exit_time: datetime | None = _ts_column(nullable=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from core.vocabulary import TradeStatus
 from factors.bars import parse_utc
 from store.db import get_engine
 from store.models import BacktestRun, OrderRecord, TradeRecord, canonical_json, utcnow
@@ -214,7 +215,8 @@ def _batch_trade_rows(runs: list[dict], trades: pd.DataFrame | None) -> list[dic
     cols["fees"] = [v or 0.0 for v in cols["fees"]]
     cols["run_id"] = [str(run["run_id"]) for run in owners]
     cols["instance_id"] = [run.get("instance_id") for run in owners]
-    cols["status"] = ["CLOSED" if t is not None else "ACTIVE" for t in cols["exit_time"]]
+    closed, active = TradeStatus.CLOSED, TradeStatus.ACTIVE
+    cols["status"] = [closed if t is not None else active for t in cols["exit_time"]]
     names = list(cols)
     return [dict(zip(names, values, strict=True)) for values in zip(*cols.values(), strict=True)]
 

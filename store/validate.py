@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.errors import UserError
 from factors.bars import INTERVALS, OHLCV, interval_delta
 from store.catalog import format_duration  # noqa: F401 (kept importable from here)
 
 PRICES = ("open", "high", "low", "close")
 
 
-class BarDataError(ValueError):
+class BarDataError(UserError):
     """Bar data that cannot be used as given; the message says what, where and how to fix it."""
 
 

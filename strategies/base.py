@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from core.errors import UserError
+
 if TYPE_CHECKING:  # pandas loads when signals are computed: listing strategies stays light
     import pandas as pd
 
@@ -28,7 +30,7 @@ SIGNAL_COLUMNS = ("enter_long", "exit_long", "enter_short", "exit_short")
 DISTANCE_COLUMNS = ("stop_distance", "target_distance")
 
 
-class StrategyError(ValueError):
+class StrategyError(UserError):
     """A strategy that cannot be found, built or run as asked; the message says how to fix it."""
 
 

@@ -19,7 +19,7 @@ PACKAGES = [
     "cluster",
     "commands",
 ]
-PACKAGES += ["live", "ml", "localexchange", "testing"]
+PACKAGES += ["live", "ml", "localexchange", "testing", "core"]
 
 ALL = {
     "actors",
@@ -34,22 +34,26 @@ ALL = {
     "ml",
     "localexchange",
     "testing",
+    "core",
 }
 # package -> project packages it must never import (directly or inside a function).
+# core/ (the user-error type and the domain's vocabulary) is the floor: every package may import
+# it and it imports none.
 # The local exchange is a stand-in for a venue: live trading reaches it only over HTTP and
 # websockets, like any exchange, so live/ never imports it (only tests, demos and the CLI do).
 FORBIDDEN = {
-    "strategies": ALL - {"strategies", "factors"},
-    "factors": ALL - {"factors"},
-    "actors": ALL - {"actors", "strategies", "factors", "store", "testing"},
-    "store": ALL - {"store", "factors"},
-    "analysis": ALL - {"analysis", "store", "strategies", "factors"},
-    "cluster": ALL - {"cluster", "store"},
+    "core": ALL - {"core"},
+    "strategies": ALL - {"strategies", "factors", "core"},
+    "factors": ALL - {"factors", "core"},
+    "actors": ALL - {"actors", "strategies", "factors", "store", "testing", "core"},
+    "store": ALL - {"store", "factors", "core"},
+    "analysis": ALL - {"analysis", "store", "strategies", "factors", "core"},
+    "cluster": ALL - {"cluster", "store", "core"},
     "backtest": {"live", "ml", "commands", "localexchange"},
     "live": {"commands", "localexchange"},
     "ml": {"live", "commands", "localexchange"},
-    "localexchange": ALL - {"localexchange", "store", "factors"},
-    "testing": ALL - {"testing"},
+    "localexchange": ALL - {"localexchange", "store", "factors", "core"},
+    "testing": ALL - {"testing", "core"},
 }
 # Finer rules inside a package: module prefix -> module prefixes it must never import. A prefix
 # names a module and everything below it ("live.ops" is live/ops/*.py). Live trading in the

@@ -13,13 +13,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from core.errors import UserError
+
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 OPEN_ORDER = ("NEW", "SUBMITTED")
 
 
-class StatusError(ValueError):
+class StatusError(UserError):
     """No live database where the user pointed."""
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from core.errors import UserError
+
 if TYPE_CHECKING:
     import ccxt
     import ccxt.pro
@@ -126,7 +128,7 @@ def rest_client(
 
     cls = getattr(ccxt, exchange, None)
     if cls is None:
-        raise ValueError(f"unknown exchange {exchange!r}: ccxt has no such exchange (e.g. binance)")
+        raise UserError(f"unknown exchange {exchange!r}: ccxt has no such exchange (e.g. binance)")
     return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)
 
 
@@ -137,7 +139,7 @@ def ws_client(
 
     cls = getattr(ccxt.pro, exchange, None)
     if cls is None:
-        raise ValueError(
+        raise UserError(
             f"exchange {exchange!r} has no websocket client in ccxt.pro; live trading needs one"
         )
     return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)

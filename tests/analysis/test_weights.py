@@ -162,6 +162,22 @@ def test_results_path_errors(tmp_path: Path) -> None:
         load_results(bad)
 
 
+def test_a_results_file_that_is_not_csv_or_has_bad_params_is_one_weights_error(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x00\xff")
+    with pytest.raises(WeightsError, match="is not a readable CSV file"):
+        load_results(binary)
+    bad = tmp_path / "bad_params.csv"
+    bad.write_text(
+        "strategy,symbol,interval,params,sortino,expectancy,trades\n"
+        "sr_breakout,ETH/BTC,5m,{lookback:20},1.0,2.0,30\n"
+    )
+    with pytest.raises(WeightsError, match="params '{lookback:20}' is not a JSON object"):
+        load_results(bad)
+
+
 def test_weights_written_to_database(db_url: str, results: pd.DataFrame) -> None:
     from store.instances import add_instance, list_instances
 

@@ -106,6 +106,24 @@ def test_user_mistakes_are_one_line_errors(tmp_path, extra, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("timestamp,open,high,low,close,volume\nmonday,1,2,0.5,1.5,10\n", "unreadable timestamps"),
+        ("timestamp,open,high,low,close,volume\n1,one,2,0.5,1.5,10\n", "unreadable timestamps"),
+        ('timestamp,open\n"1,2\n', "cannot read file"),
+    ],
+)
+def test_a_bar_file_pandas_cannot_read_is_a_user_error(tmp_path, text, message):
+    from commands.factors import read_bar_file
+    from core.errors import UserError
+
+    path = tmp_path / "bars.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_bar_file(path)
+
+
 WINDOWS = (10, 20, 30, 50, 100)
 LISTED = {
     "volatility": [*(f"range_{n}" for n in WINDOWS), "atr_14", "true_range"],
