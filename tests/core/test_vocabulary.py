@@ -23,7 +23,7 @@ def test_values_are_the_strings_of_the_public_formats() -> None:
     assert [s.value for s in OrderSide] == ["buy", "sell"]
     assert [a.value for a in SignalAction] == ["enter", "exit"]
     assert [k.value for k in OrderKind] == ["market", "stop", "limit", "timed", "close"]
-    # trades.csv exit_reason is the role of the closing order (DESIGN.md section 6)
+    # trades.csv exit_reason is the role of the closing order (docs/design.md#tradescsv)
     assert {r.value for r in OrderRole} == {
         "entry",
         "stop_loss",
