@@ -3,17 +3,18 @@ newest bar of a `RecentBars` only.
 
 Every float is computed with the same operations in the same order as the pandas code it
 stands for (rolling max/min are exact; sums go through the same functions; pandas' groupby
-cumsum is Kahan-compensated, so `kahan_sum` is too), so values are equal, not close. Loaded
-only when a live host evaluates a bar (numpy is imported here, not when strategies are listed).
+cumsum is Kahan-compensated, so `kahan_sum` is too), so values are equal, not close. They only
+call methods of the arrays they get: importing this module loads no numpy (listing strategies
+stays light), and the families import these helpers once, not on every bar.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
+
     from strategies.base import RecentBars
 
 NAN = float("nan")

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
 from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import bars_per_day, first_today, minutes_today
 from strategies.session import (
     MINUTES_PER_DAY,
     first_in_session,
@@ -99,8 +100,6 @@ class OpenRangeBreakout(Strategy):
     def newest_signals(self, bars: RecentBars) -> SignalRow:
         import numpy as np
 
-        from strategies.newest import first_today, minutes_today
-
         p = self.params
         s = bars.day_start
         minute = minutes_today(bars)
@@ -121,6 +120,4 @@ class OpenRangeBreakout(Strategy):
         )
 
     def history_bars(self, interval_ns: int) -> int:
-        from strategies.newest import bars_per_day
-
         return bars_per_day(interval_ns)  # the session resets everything at 00:00 UTC

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
 from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import NAN, max_before, min_before
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,6 @@ class ReversalBreakout(Strategy):
         return out
 
     def newest_signals(self, bars: RecentBars) -> SignalRow:
-        from strategies.newest import NAN, max_before, min_before
-
         p = self.params
         high, low, close = bars.high, bars.low, bars.close
         c = float(close[-1])

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
 from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import max_before, min_before
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class SRBreakout(Strategy):
         )
 
     def newest_signals(self, bars: RecentBars) -> SignalRow:
-        from strategies.newest import max_before, min_before
-
         n = self.params.lookback
         close = float(bars.close[-1])
         enter_short = self.params.allow_short and close < min_before(bars.low, n)

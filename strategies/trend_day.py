@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
 from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import NAN, bars_per_day, first_today, kahan_sum, minutes_today
 from strategies.session import MINUTES_PER_DAY, first_in_session, minute_of_day, session_key
 
 
@@ -108,8 +109,6 @@ class TrendDay(Strategy):
         )
 
     def newest_signals(self, bars: RecentBars) -> SignalRow:
-        from strategies.newest import first_today, minutes_today
-
         p = self.params
         day_open = float(bars.open[bars.day_start])
         close = float(bars.close[-1])
@@ -125,16 +124,12 @@ class TrendDay(Strategy):
         )
 
     def history_bars(self, interval_ns: int) -> int:
-        from strategies.newest import bars_per_day
-
         return bars_per_day(interval_ns)  # the session resets everything at 00:00 UTC
 
 
 def newest_session_r2(bars: RecentBars) -> float:
     """session_r2 at the newest bar, from Kahan sums over the day (as pandas' cumsum)."""
     import numpy as np
-
-    from strategies.newest import NAN, kahan_sum, minutes_today
 
     s = bars.day_start
     day_open = float(bars.open[s])

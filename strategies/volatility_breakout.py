@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
 from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import DAY_NS, bars_per_day, first_today
 from strategies.session import first_in_session
 
 BASES = ("range", "atr")
@@ -97,8 +98,6 @@ class VolatilityBreakout(Strategy):
         return out
 
     def newest_signals(self, bars: RecentBars) -> SignalRow:
-        from strategies.newest import first_today
-
         p = self.params
         # the daily context is fixed for the day and the same for every instance: once a day
         ctx = bars.memo_day(("day_context", bars.days[-1]), lambda: newest_day_context(bars))
@@ -119,8 +118,6 @@ class VolatilityBreakout(Strategy):
         )
 
     def history_bars(self, interval_ns: int) -> int:
-        from strategies.newest import bars_per_day
-
         return bars_per_day(interval_ns)  # today's bars; the previous days come from day_rows
 
 
@@ -134,7 +131,6 @@ def newest_day_context(bars: RecentBars) -> dict[str, float]:
     import pandas as pd
 
     from factors.daily import daily_context
-    from strategies.newest import DAY_NS
 
     days, rows = bars.days[-18:], bars.day_rows[-18:]
     index = pd.DatetimeIndex(pd.to_datetime(np.array(days, dtype=np.int64) * DAY_NS, utc=True))
