@@ -10,7 +10,8 @@ Pieces added on top of the single-strategy kernel (actors/kernel.py), reusing it
 - `SeriesExchange`: one simulated broker made of one SimExchange book per (symbol, interval);
   an order goes to the book of the series its strategy instance trades, so fills follow exactly
   the bars that instance sees (a 1h instance's stop is checked on 1h bars, as in its own
-  backtest). Every fill is stamped with the open of the bar it happened in.
+  backtest). Every fill is stamped with the open of the bar it happened in. The live dry run
+  uses the same class with its books in replay mode (live/dry_run.py).
 - `WeightedPortfolio`: the Portfolio with per-instance sizing `risk x weight` (quantity =
   risk x weight x equity / stop distance, then the account-wide cash and exposure caps), and
   open positions re-marked at their symbol's latest close before an entry is sized, so the
@@ -75,7 +76,12 @@ class PortfolioMember:
 
 
 class SeriesExchange(Actor):
-    """One SimExchange book per (symbol, interval); orders routed by their strategy instance."""
+    """One SimExchange book per (symbol, interval); orders routed by their strategy instance.
+
+    With `data` (series -> BarArrays) the books are in fast mode (a backtest: fills found
+    vectorized, FillDue timers); without, in replay mode, one book per routed series fed
+    BarClosed as bars arrive (the live dry run, live/dry_run.py: fills exactly as in a replay).
+    """
 
     handlers = {
         SubmitOrder: "on_submit",
@@ -88,23 +94,35 @@ class SeriesExchange(Actor):
         self,
         fee_bps: float,
         slippage_bps: float,
-        data: dict[SeriesKey, BarArrays],
         routes: dict[str, SeriesKey],
+        data: dict[SeriesKey, BarArrays] | None = None,
         clock: EventClock | None = None,
     ) -> None:
         super().__init__(clock)
-        self.books = {
-            key: SimExchange(fee_bps, slippage_bps, {key[0]: arrays}, clock=self.clock)
-            for key, arrays in data.items()
-        }
-        self.routes = routes
+        self.routes = dict(routes)  # strategy id -> (symbol, interval)
+        if data is None:  # replay: bars arrive as BarClosed; no FillDue timers
+            self._table.pop(FillDue)
+            self.books = {
+                key: SimExchange(fee_bps, slippage_bps, None, clock=self.clock)
+                for key in set(self.routes.values())
+            }
+        else:  # fast: fills are found on the arrays
+            self.books = {
+                key: SimExchange(fee_bps, slippage_bps, {key[0]: arrays}, clock=self.clock)
+                for key, arrays in data.items()
+            }
         self._where: dict[int, SeriesKey] = {}  # live order id -> its book
         # A bar of a coarser series closes after finer bars that open inside it: its intrabar
         # fills reach the account only at its close, or finer signals would see the future.
-        finest = min(interval_ns(interval) for _symbol, interval in data)
-        for (_symbol, interval), book in self.books.items():
-            if interval_ns(interval) > finest:
-                book.settle_after_ns = interval_ns(interval)
+        # (Fast mode only: in replay a bar's fills happen when its BarClosed arrives.)
+        if self.books and data is not None:
+            finest = min(interval_ns(interval) for _symbol, interval in self.books)
+            for (_symbol, interval), book in self.books.items():
+                if interval_ns(interval) > finest:
+                    book.settle_after_ns = interval_ns(interval)
+
+    def subscriptions(self) -> tuple[type, ...]:
+        return tuple(self._table)
 
     def on_submit(self, msg: SubmitOrder) -> list:
         key = self.routes.get(msg.strategy)
@@ -129,6 +147,13 @@ class SeriesExchange(Actor):
 
     def fills(self) -> int:
         return sum(book.fills for book in self.books.values())
+
+    def add_route(self, strategy: str, series: SeriesKey) -> None:
+        """An instance enabled while running (live/ops/control.py), on a series already streamed."""
+        self.routes[strategy] = series
+
+    def open_orders(self) -> list[int]:
+        return sorted(self._where)
 
 
 class WeightedPortfolio(Portfolio):
@@ -221,7 +246,7 @@ def run_portfolio_kernel(
     weights = {m.label: m.weight for m in members}
     limits = {m.label: m.strategy.entry_limit() for m in members if m.strategy.pyramiding}
     # Delivery order of a message type follows spawn order: the exchange settles fills first.
-    runtime.spawn("exchange", SeriesExchange, config.fee_bps, config.slippage_bps, data, routes)
+    runtime.spawn("exchange", SeriesExchange, config.fee_bps, config.slippage_bps, routes, data)
     runtime.spawn("orders", OrderManager)
     runtime.spawn(
         "portfolio",

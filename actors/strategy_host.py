@@ -6,7 +6,7 @@ use those columns:
 - fast mode: the host keeps the bar indices of each signal column and schedules a `SignalDue`
   timer only for the next bar where an armed column fires, so quiet bars cost nothing;
 - replay mode: every BarClosed arrives (as in live) and the host evaluates that bar.
-Either way a bar is evaluated by the same `_evaluate`, in the order exit_long, exit_short,
+Either way a bar is evaluated by the same `evaluate`, in the order exit_long, exit_short,
 enter_long, enter_short, and with the same gating (docs/design.md#fill-semantics): an entry is ignored
 while an entry on that side is pending, while that side already holds
 `Strategy.entry_limit()` positions (1, or max_entries when the strategy declares pyramiding),
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,11 +99,16 @@ class StrategyHost(Actor):
             for kind in ORDER_EVENTS:
                 self._table[kind] = StrategyHost.on_order
         frame = strategy.compute(bars)
-        step = interval_ns(interval)
-        self.open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8.copy()
-        self.close_ns = self.open_ns + step
-        self.close = bars["close"].to_numpy(np.float64)
-        self._flags = {c: frame[c].to_numpy(bool) for c in COLUMNS}
+        step = self.step_ns = interval_ns(interval)
+        self.load_columns(
+            pd.DatetimeIndex(bars.index).as_unit("ns").asi8.copy(),
+            bars["close"].to_numpy(np.float64),
+            {c: frame[c].to_numpy(bool) for c in COLUMNS},
+            {
+                c: frame[c].to_numpy(np.float64) if c in frame else None
+                for c in ("stop_distance", "target_distance")
+            },
+        )
         self._where = {c: np.flatnonzero(self._flags[c]) for c in COLUMNS}
         # fast mode looks these up once per timer: plain lists and bisect (no numpy scalars);
         # the close time of each signal bar tells the first one still ahead of now at once
@@ -116,10 +121,6 @@ class StrategyHost(Actor):
         self._on_trade = getattr(strategy.on_trade, "__func__", None) is not Strategy.on_trade
         # replay only (fast mode finds its bars through _where): a list, read once per bar
         self._any = [] if fast else np.logical_or.reduce([self._flags[c] for c in COLUMNS]).tolist()
-        self._distances = {
-            c: frame[c].to_numpy(np.float64) if c in frame else None
-            for c in ("stop_distance", "target_distance")
-        }
         rules = strategy.exit_rules()
         self._rules = rules
         self._hold_ns = rules.max_bars * step if rules.max_bars else None
@@ -139,6 +140,26 @@ class StrategyHost(Actor):
     def subscriptions(self) -> tuple[type, ...]:
         return tuple(self._table)
 
+    def load_columns(
+        self,
+        open_ns: np.ndarray,
+        close: Sequence[float],
+        flags: dict[str, Sequence[bool]],
+        distances: dict[str, Sequence[float] | None],
+    ) -> None:
+        """The per-bar columns `evaluate(i)` reads: bar open times (ns), closes, the signal
+        flags of COLUMNS and the distance columns (None: the strategy has none).
+
+        The constructor loads the whole series. A live host (live/hosts.py) loads each new bar
+        alone, as a series one bar long, and evaluates bar 0; the fast mode's signal bars
+        (`_where`) stay those of the constructor's series.
+        """
+        self.open_ns = open_ns
+        self.close_ns = open_ns + self.step_ns
+        self.close = close
+        self._flags = flags
+        self._distances = distances
+
     # -- callbacks ----------------------------------------------------------------------------
     def on_start(self, msg: RunStarted) -> list:
         self.strategy.on_start({"symbol": self.symbol, "interval": self.interval})
@@ -154,12 +175,12 @@ class StrategyHost(Actor):
                 f"strategy host {self.name}: bar at {pd.Timestamp(msg.bar_ts, tz='UTC')} does not "
                 "match the series the signals were computed on"
             )
-        return self._evaluate(i) if self._any[i] else []
+        return self.evaluate(i) if self._any[i] else []
 
     def on_signal_due(self, msg: SignalDue) -> list:
         if msg.strategy != self.name or msg.generation != self._generation:
             return []  # superseded by a later reschedule
-        out = self._evaluate(msg.bar_index)
+        out = self.evaluate(msg.bar_index)
         out.extend(self._reschedule(msg.bar_index + 1))
         return out
 
@@ -200,7 +221,8 @@ class StrategyHost(Actor):
             return False
         return self.hedge or not (self._open[other] or self._pending[other])
 
-    def _evaluate(self, i: int) -> list:
+    def evaluate(self, i: int) -> list:
+        """The signals of bar `i` of the loaded columns, gated by the open and pending sides."""
         out: list = []
         flags = self._flags
         for column in self._live:

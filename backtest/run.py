@@ -36,61 +36,22 @@ from analysis.columns import (  # noqa: F401 (TIME_FORMAT re-exported)
     iso_utc,
     quote_currency,
 )
+from backtest.account import MIN_NOTIONAL_FRACTION, AccountSettings  # noqa: F401 (re-exported)
 from backtest.csv_text import write_equity_csv
 from core.errors import UserError
 from core.vocabulary import Side, TradeStatus
 from strategies.base import Strategy
 
 ENGINE_VERSION = "raytrader-engine/2"  # 2: dust orders refused, annualised metrics need 30 days
-MIN_NOTIONAL_FRACTION = 1e-4  # default minimum order notional: 0.01 % of the starting cash
 RESULT_KEYS = ("run_id", "strategy", "symbol", "interval", "params", "start", "end", "bars")
 
 
 @dataclass(frozen=True)
-class BacktestConfig:
-    cash: float = 10_000.0
-    fee_bps: float = 10.0
-    slippage_bps: float = 0.0
-    risk: float = 0.01  # fraction of equity risked per trade (size = risk*equity/stop distance)
-    max_symbol_exposure: float = 1.0  # fraction of equity
-    max_total_exposure: float = 1.0
-    # per strategy instance and side, for strategies without pyramiding: a compliance backstop,
-    # since the strategy host already keeps those at one position per side (docs/design.md#fill-semantics);
-    # a pyramiding strategy is limited by its own Strategy.max_entries instead
-    max_open_positions: int = 1
-    # smallest order notional in quote units (an exchange's min notional); None: a fraction
-    # MIN_NOTIONAL_FRACTION of the starting cash (1 at 10,000, whatever the quote currency:
-    # a default in quote units would mean 10 USDT but 10 BTC); 0: no minimum
-    min_notional: float | None = None
-    # quantity step in base units (an exchange's lot size): sizes are rounded down to a multiple,
-    # a size under one lot is refused; 0: any quantity
-    lot_size: float = 0.0
-
-    def min_order_notional(self) -> float:
-        """The minimum in quote units that the portfolio applies."""
-        if self.min_notional is None:
-            return MIN_NOTIONAL_FRACTION * self.cash
-        return float(self.min_notional)
+class BacktestConfig(AccountSettings):
+    """The account settings of a backtest (backtest/account.py), checked when built."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "cash": self.cash > 0,
-            "fee_bps": 0 <= self.fee_bps < 10_000,
-            "slippage_bps": 0 <= self.slippage_bps < 10_000,
-            "risk": 0 < self.risk <= 1,
-            "max_symbol_exposure": self.max_symbol_exposure > 0,
-            "max_total_exposure": self.max_total_exposure > 0,
-            "max_open_positions": self.max_open_positions >= 1,
-            "min_notional": self.min_notional is None or 0 <= self.min_notional < self.cash,
-            "lot_size": self.lot_size >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise UserError(
-                    f"backtest setting {name}={getattr(self, name)!r} is out of range "
-                    "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
-                    "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0)"
-                )
+        self.check("backtest setting")
 
 
 @dataclass

@@ -1,16 +1,18 @@
 """Live strategy hosts and the group that hosts several actors in one Ray actor.
 
-`LiveStrategyHost` is the StrategyHost in replay mode (bars one at a time, the same `_evaluate`
+`LiveStrategyHost` is the StrategyHost in replay mode (bars one at a time, the same `evaluate`
 and gating) whose series grows as bars arrive. Warm-up bars are history: never evaluated, only
 read for the first live bar's signals. On each live bar the host needs its strategy's signal
-columns at that bar only:
-- built-in families: live/fast_signals.py evaluates the rule at the newest bar in numpy over
-  the bars it depends on, from a SeriesBook (live/series_book.py) shared by every host of the
-  series in the group; instances with the same class and parameters share one evaluation;
+columns at that bar only, and loads them into the parent's columns (`load_columns`):
+- a class that defines `Strategy.newest_signals` (every built-in family) evaluates its rule at
+  the newest bar in numpy over the bars it reads (`history_bars`), from a SeriesBook
+  (live/series_book.py) shared by every host of the series in the group; instances with the
+  same class and parameters share one evaluation;
 - any other strategy: `Strategy.compute` over the kept bars (at most `window`), as before.
 Strategies are causal (value at t uses bars <= t; the lookahead tests prove it), so either way
 the signal at a live bar is exactly the one the backtest computes at that bar
-(tests/live/test_hosts_fast.py compares the two paths bar by bar for every family).
+(tests/strategies/test_newest.py proves newest_signals == signals over each family's parameter
+space; tests/live/test_hosts_fast.py runs the hosts bar by bar against compute).
 
 `ActorGroup` holds several plain actors and delivers a batch of messages to those subscribed,
 in order, returning everything they emit (the live runtime routes it on): one Ray call per
@@ -25,13 +27,12 @@ import numpy as np
 import pandas as pd
 
 from actors.messages import BarClosed, SignalDue, SignalRejected, TradeClosed, TradeOpened
-from actors.strategy_host import COLUMNS, StrategyHost
+from actors.strategy_host import StrategyHost
 from factors.bars import OHLCV, interval_ns
-from live.fast_signals import Row, bars_needed, evaluator_for, last_row
 from live.series_book import SeriesBook
-from strategies.base import Strategy
+from strategies.base import SignalRow, Strategy
 
-DEFAULT_WINDOW = 20_000  # bars kept for strategies without a fast path (days of 1m history)
+DEFAULT_WINDOW = 20_000  # bars kept for strategies without newest_signals (days of 1m history)
 DISTANCES = ("stop_distance", "target_distance")
 
 
@@ -46,10 +47,10 @@ class LiveStrategyHost(StrategyHost):
         window: int = DEFAULT_WINDOW,
     ) -> None:
         warm = warm.loc[:, list(OHLCV)]
-        self._fast = evaluator_for(strategy)
-        # the fast path reads only what its rule needs; the generic one recomputes `window` bars
-        need = bars_needed(strategy, interval_ns(interval)) if self._fast else window
-        self.keep = max(window if self._fast is None else need, 1)
+        self.newest = strategy.evaluates_newest()
+        # newest_signals reads only what its rule needs; compute recomputes `window` bars
+        need = strategy.history_bars(interval_ns(interval)) if self.newest else window
+        self.keep = max(need, 1)
         super().__init__(strategy, warm.iloc[-1:], symbol, interval, False, strategy_id)
         self.window = window
         self.book = SeriesBook(warm, interval, self.keep)
@@ -65,17 +66,17 @@ class LiveStrategyHost(StrategyHost):
         # idempotent: the first host of a shared book adds the bar, the others find it there
         self.book.append(msg.bar_ts, (msg.open, msg.high, msg.low, msg.close, msg.volume))
         self.bars_seen += 1
-        row = self._row()
+        row = self.newest_row()
         self._load_row(row, msg.bar_ts)
-        return self._evaluate(0) if any(row[:4]) else []
+        return self.evaluate(0) if any(row[:4]) else []
 
-    def _row(self) -> Row:
-        """Signal columns at the newest bar (order: enter_long, exit_long, enter_short, exit_short)."""
-        if self._fast is not None:
-            return last_row(self.strategy, self._fast, self.book)
+    def newest_row(self) -> SignalRow:
+        """The strategy's signal columns at the newest bar of the book."""
+        if self.newest:
+            return self.strategy.compute_newest(self.book)
         frame = self.strategy.compute(self.book.frame(self.window)).iloc[-1]
         distances = [float(frame[c]) if c in frame.index else None for c in DISTANCES]
-        return (
+        return SignalRow(
             bool(frame["enter_long"]),
             bool(frame["exit_long"]),
             bool(frame["enter_short"]),
@@ -84,18 +85,18 @@ class LiveStrategyHost(StrategyHost):
             distances[1],
         )
 
-    def _load_row(self, row: Row, bar_ts: int) -> None:
-        """StrategyHost's per-bar columns, one bar long, so `_evaluate(0)` reads this bar."""
+    def _load_row(self, row: SignalRow, bar_ts: int) -> None:
+        """The parent's columns, one bar long, so `evaluate(0)` reads this bar."""
         el, xl, es, xs, stop, target = row
-        flags = {"enter_long": el, "exit_long": xl, "enter_short": es, "exit_short": xs}
-        self._flags = {c: (bool(flags[c]),) for c in COLUMNS}
-        self._distances = {
-            "stop_distance": None if stop is None else (stop,),
-            "target_distance": None if target is None else (target,),
-        }
-        self.open_ns = np.array([bar_ts], dtype=np.int64)
-        self.close_ns = self.open_ns + interval_ns(self.interval)
-        self.close = (float(self.book.close[-1]),)
+        self.load_columns(
+            np.array([bar_ts], dtype=np.int64),
+            (float(self.book.close[-1]),),
+            {"exit_long": (xl,), "exit_short": (xs,), "enter_long": (el,), "enter_short": (es,)},
+            {
+                "stop_distance": None if stop is None else (stop,),
+                "target_distance": None if target is None else (target,),
+            },
+        )
 
     def share_book(self, book: SeriesBook) -> None:
         """Read the bars from `book` (same series and history) instead of this host's own."""

@@ -44,6 +44,7 @@ from actors.messages import (
 )
 from actors.order_manager import OrderManager, OrderStore
 from actors.portfolio_kernel import PortfolioMember
+from backtest.account import AccountSettings
 from core.errors import UserError
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
@@ -84,34 +85,20 @@ class ReconcileError(UserError):
 
 
 @dataclass(frozen=True)
-class LiveSettings:
+class LiveSettings(AccountSettings):
+    """The session's settings beside the account's (cash, costs, sizing: backtest/account.py,
+    keyword arguments), the same type a backtest has."""
+
     exchange: str
     url: str | None
     db_url: str
-    cash: float = 10_000.0
-    fee_bps: float = 10.0
-    slippage_bps: float = 0.0
-    risk: float = 0.01
-    max_symbol_exposure: float = 1.0
-    max_total_exposure: float = 1.0
-    max_open_positions: int = 1
     window: int = DEFAULT_WINDOW
     backoff: tuple[float, float] = (0.2, 10.0)
     quiet_s: float = 5.0  # no stream message this long: confirm closed bars through REST
     hosts_per_actor: int = HOSTS_PER_ACTOR  # instances of one series per Ray actor
     real: bool = False  # orders through the ccxt broker (keys from the environment)
-    min_notional: float | None = None  # as BacktestConfig: None is a fraction of the cash
-    lot_size: float = 0.0
     market: str = "spot"  # real mode: spot | margin (shorts need margin, live/venues/margin.py)
     reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
-
-    def min_order_notional(self) -> float:
-        """The portfolio's dust limit, the same rule as a backtest's (parity)."""
-        from backtest.run import MIN_NOTIONAL_FRACTION
-
-        if self.min_notional is None:
-            return MIN_NOTIONAL_FRACTION * self.cash
-        return float(self.min_notional)
 
 
 class LiveNode:

@@ -4,6 +4,13 @@ A strategy is pure: it sees a bar frame (see factors/bars.py) and returns, for e
 whether to enter or exit on each side once bar t has closed. The engine turns a signal at t into
 a market order filled at the open of bar t+1 (docs/design.md#fill-semantics). Strategies never do I/O and
 never import actors/, store/ or ray.
+
+Live trading needs the signals at the newest bar only, within milliseconds for 100 instances:
+`signals` over a frame costs 2-12 ms of pandas whatever its length. A family may therefore also
+own `newest_signals`, the same rule evaluated at the newest bar in numpy over the `RecentBars`
+it reads (at most `history_bars`), next to its `signals` in the family's module. The two must
+agree at every bar for every parameter value: tests/strategies/test_newest.py draws parameters
+from the family's `param_space` and series, and compares them bar by bar.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import dataclasses
 import math
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 from core.errors import UserError
 
 if TYPE_CHECKING:  # pandas loads when signals are computed: listing strategies stays light
+    import numpy as np
     import pandas as pd
 
 # factors.bars.TRADING_INTERVALS spelled out (importing factors would load pandas); a test
@@ -54,6 +63,66 @@ class NoParams:
     pass
 
 
+class SignalRow(NamedTuple):
+    """The signal columns at one bar; a distance is None when the strategy has no such column."""
+
+    enter_long: bool
+    exit_long: bool
+    enter_short: bool
+    exit_short: bool
+    stop_distance: float | None = None
+    target_distance: float | None = None
+
+
+class RecentBars(Protocol):
+    """The newest bars of one series in numpy, oldest first (live/series_book.SeriesBook).
+
+    open_ns: bar open times (int ns); open/high/low/close: float64 columns; day_start: the row
+    of the current UTC day's first bar; days / day_rows: one entry per UTC day of the WHOLE
+    history (day number since the epoch; [first open, max high, min low, last close]), however
+    few bars are kept; memo / memo_day: a value computed once per bar / per day and shared by
+    every strategy reading these bars.
+    """
+
+    n: int
+    day_start: int
+    days: list[int]
+    day_rows: list[list[float]]
+
+    @property
+    def open_ns(self) -> np.ndarray: ...
+
+    @property
+    def open(self) -> np.ndarray: ...
+
+    @property
+    def high(self) -> np.ndarray: ...
+
+    @property
+    def low(self) -> np.ndarray: ...
+
+    @property
+    def close(self) -> np.ndarray: ...
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any: ...
+
+    def memo_day(self, key: Any, compute: Callable[[], Any]) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Values a parameter may take: low..high (ints or floats), or one of `choices`.
+
+    `param_space` declares one per parameter; the equivalence test of `newest_signals` and
+    `signals` draws parameters from it, so it must cover every value `validate` accepts that a
+    user would plausibly give (a float range may be a useful bounded part of an open one).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+
+
 class Strategy:
     """Base class. Subclasses set the class attributes and implement `signals`."""
 
@@ -72,6 +141,8 @@ class Strategy:
     pyramiding: ClassVar[bool] = False
     max_entries: ClassVar[int] = 3
     session_exit: ClassVar[bool] = False  # positions close at the end of their UTC day
+    # Parameter name -> Range: the space a family declares for its parameters (see Range)
+    param_space: ClassVar[dict[str, Range]] = {}
 
     def __init__(self, **params: Any) -> None:
         self.params = build_params(self, params)
@@ -97,6 +168,36 @@ class Strategy:
 
     def validate(self) -> None:
         """Check parameter values; raise StrategyError saying which value is wrong and why."""
+
+    # -- optional: the newest bar alone (live hosts, live/hosts.py) ---------------------------
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        """`signals` at the newest bar of `bars` only, the same values (not close: equal).
+
+        Reads at most the last `history_bars` bars (plus the book's per-day rows). Before
+        `compute`'s normalisation: return what `signals` returns at that bar. Optional: a class
+        that does not define it is recomputed with `compute` over the kept bars.
+        """
+        raise NotImplementedError
+
+    def history_bars(self, interval_ns: int) -> int:
+        """Bars of history `newest_signals` reads at `interval_ns` bars (a live book keeps them)."""
+        raise NotImplementedError
+
+    @classmethod
+    def evaluates_newest(cls) -> bool:
+        """Whether this very class defines `newest_signals`. A subclass that does not define it
+        again gets no newest-bar evaluation: it may have changed `signals` or what it uses."""
+        return "newest_signals" in vars(cls)
+
+    def compute_newest(self, bars: RecentBars) -> SignalRow:
+        """`newest_signals` normalised as `compute` normalises `signals` (a side the parameters
+        forbid never enters); identical instances reading the same bars evaluate once a bar."""
+        el, xl, es, xs, stop, target = bars.memo(
+            (type(self), self.params), lambda: self.newest_signals(bars)
+        )
+        return SignalRow(
+            el and self.allows_long(), xl, es and self.allows_short(), xs, stop, target
+        )
 
     # -- optional hooks (called by the strategy host, in live and in replay) -------------------
     def on_start(self, context: Any) -> None: ...

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import bars_per_day, first_today, minutes_today
 from strategies.session import (
     MINUTES_PER_DAY,
     first_in_session,
@@ -46,6 +47,17 @@ class OpenRangeBreakout(Strategy):
     summary = "first close beyond the UTC day's opening range; one entry per side; session exit"
     Params = OrbParams
     session_exit = True
+    param_space = {
+        "range_minutes": Range(1, 1439),
+        "entry_cutoff_minutes": Range(2, 1440),
+        "sl_pct": Range(0.0, 0.5),
+        "tp_pct": Range(0.0, 0.5),
+        "range_stop": Range(0.0, 5.0),
+        "exit_on_opposite": Range(choices=(False, True)),
+        "max_bars": Range(0, 500),
+        "allow_long": Range(choices=(False, True)),
+        "allow_short": Range(choices=(False, True)),
+    }
 
     def validate(self) -> None:
         p = self.params
@@ -84,3 +96,28 @@ class OpenRangeBreakout(Strategy):
         if p.range_stop > 0:
             out["stop_distance"] = p.range_stop * (range_high - range_low)
         return out
+
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        import numpy as np
+
+        p = self.params
+        s = bars.day_start
+        minute = minutes_today(bars)
+        in_range = minute < p.range_minutes
+        range_high = np.fmax.accumulate(np.where(in_range, bars.high[s:], np.nan))
+        range_low = np.fmin.accumulate(np.where(in_range, bars.low[s:], np.nan))
+        close = bars.close[s:]
+        above = (close > range_high) & ~in_range
+        below = (close < range_low) & ~in_range
+        can_enter = minute < p.entry_cutoff_minutes
+        stop = p.range_stop * (float(range_high[-1]) - float(range_low[-1]))
+        return SignalRow(
+            first_today(above & can_enter),
+            bool(below[-1]) and p.exit_on_opposite,
+            first_today(below & can_enter),
+            bool(above[-1]) and p.exit_on_opposite,
+            stop if p.range_stop > 0 else None,
+        )
+
+    def history_bars(self, interval_ns: int) -> int:
+        return bars_per_day(interval_ns)  # the session resets everything at 00:00 UTC

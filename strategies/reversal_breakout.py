@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import NAN, max_before, min_before
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,20 @@ class ReversalBreakout(Strategy):
     summary = "after an extended move (k x ATR), close breaks back through the recent swing"
     Params = ReversalBreakoutParams
     factors = ("atr",)
+    param_space = {
+        "lookback": Range(2, 300),
+        "swing": Range(1, 100),
+        "move_atr": Range(0.01, 10.0),
+        "atr_n": Range(1, 100),
+        "sl_pct": Range(0.0, 0.5),
+        "tp_pct": Range(0.0, 0.5),
+        "stop_atr": Range(0.0, 10.0),
+        "target_atr": Range(0.0, 10.0),
+        "swing_exit": Range(choices=(False, True)),
+        "max_bars": Range(0, 500),
+        "allow_long": Range(choices=(False, True)),
+        "allow_short": Range(choices=(False, True)),
+    }
 
     def validate(self) -> None:
         p = self.params
@@ -82,3 +97,46 @@ class ReversalBreakout(Strategy):
         if p.target_atr > 0:
             out["target_distance"] = p.target_atr * atr_t
         return out
+
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        p = self.params
+        high, low, close = bars.high, bars.low, bars.close
+        c = float(close[-1])
+        atr_prev, atr_now = atr_last_two(bars, p.atr_n)
+        reach = p.move_atr * atr_prev
+        prev_close = float(close[-2]) if len(close) >= 2 else NAN
+        fell = max_before(high, p.lookback) - prev_close
+        rose = prev_close - min_before(low, p.lookback)
+        swing_high, swing_low = max_before(high, p.swing), min_before(low, p.swing)
+        return SignalRow(
+            (fell >= reach) and (c > swing_high),
+            (c < swing_low) and p.swing_exit,
+            (rose >= reach) and (c < swing_low),
+            (c > swing_high) and p.swing_exit,
+            p.stop_atr * atr_now if p.stop_atr > 0 else None,
+            p.target_atr * atr_now if p.target_atr > 0 else None,
+        )
+
+    def history_bars(self, interval_ns: int) -> int:
+        p = self.params
+        return max(p.lookback, p.swing, p.atr_n + 1) + 3
+
+
+def atr_last_two(bars: RecentBars, n: int) -> tuple[float, float]:
+    """(ATR_{t-1}, ATR_t) as factors.volatility.atr computes them over the whole history."""
+    import numpy as np
+
+    from factors.volatility import window_sum
+
+    lo = max(0, bars.n - n - 2)
+    high, low, close = bars.high[lo:], bars.low[lo:], bars.close[lo:]
+    prev = np.empty_like(close)
+    prev[0] = np.nan  # right at the history's first bar (lo == 0), as true_range has it
+    prev[1:] = close[:-1]
+    # when lo > 0, row lo's true range is wrong (its previous close is cut off) but it is in
+    # neither window: they cover the last n + 1 rows of the n + 2 taken.
+    tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
+    sums = window_sum(tr, n) / n
+    atr_now = float(sums[-1])
+    atr_prev = float(sums[-2]) if len(sums) >= 2 else float("nan")
+    return atr_prev, atr_now

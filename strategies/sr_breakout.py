@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import max_before, min_before
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class SRBreakout(Strategy):
     family = "support_resistance_breakout"
     summary = "close breaks the high/low of the previous N bars; exits by brackets"
     Params = SRBreakoutParams
+    param_space = {
+        "lookback": Range(1, 400),
+        "sl_pct": Range(0.0, 0.5),
+        "tp_pct": Range(0.0, 0.5),
+        "allow_short": Range(choices=(False, True)),
+    }
 
     def validate(self) -> None:
         self.require(self.params.lookback >= 1, "lookback", ">= 1")
@@ -50,3 +57,12 @@ class SRBreakout(Strategy):
             {"enter_long": bars["close"] > resistance, "enter_short": enter_short},
             index=bars.index,
         )
+
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        n = self.params.lookback
+        close = float(bars.close[-1])
+        enter_short = self.params.allow_short and close < min_before(bars.low, n)
+        return SignalRow(close > max_before(bars.high, n), False, enter_short, False)
+
+    def history_bars(self, interval_ns: int) -> int:
+        return self.params.lookback + 2

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import NAN, bars_per_day, first_today, kahan_sum, minutes_today
 from strategies.session import MINUTES_PER_DAY, first_in_session, minute_of_day, session_key
 
 
@@ -62,6 +63,17 @@ class TrendDay(Strategy):
     Params = TrendDayParams
     factors = ("day_open",)
     session_exit = True
+    param_space = {
+        "decision_minutes": Range(1, 1439),
+        "min_move": Range(1e-5, 0.05),
+        "min_r2": Range(0.0, 1.0),
+        "sl_pct": Range(0.0, 0.5),
+        "tp_pct": Range(0.0, 0.5),
+        "exit_on_reversal": Range(choices=(False, True)),
+        "max_bars": Range(0, 500),
+        "allow_long": Range(choices=(False, True)),
+        "allow_short": Range(choices=(False, True)),
+    }
 
     def validate(self) -> None:
         p = self.params
@@ -95,3 +107,39 @@ class TrendDay(Strategy):
             },
             index=bars.index,
         )
+
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        p = self.params
+        day_open = float(bars.open[bars.day_start])
+        close = float(bars.close[-1])
+        move = close / day_open - 1
+        decision = first_today(minutes_today(bars) >= p.decision_minutes)
+        # R^2 is the same for every instance of the series: computed once a bar
+        strong = decision and bars.memo("session_r2", lambda: newest_session_r2(bars)) >= p.min_r2
+        return SignalRow(
+            strong and move >= p.min_move,
+            (close < day_open) and p.exit_on_reversal,
+            strong and move <= -p.min_move,
+            (close > day_open) and p.exit_on_reversal,
+        )
+
+    def history_bars(self, interval_ns: int) -> int:
+        return bars_per_day(interval_ns)  # the session resets everything at 00:00 UTC
+
+
+def newest_session_r2(bars: RecentBars) -> float:
+    """session_r2 at the newest bar, from Kahan sums over the day (as pandas' cumsum)."""
+    import numpy as np
+
+    s = bars.day_start
+    day_open = float(bars.open[s])
+    x = minutes_today(bars) / 60.0
+    y = bars.close[s:] / day_open - 1.0
+    sums = np.array([kahan_sum(v) for v in (np.ones(len(x)), x, y, x * x, y * y, x * y)])
+    n, sx, sy, sxx, syy, sxy = (sums[k : k + 1] for k in range(6))
+    var_x = sxx - sx**2 / n
+    var_y = syy - sy**2 / n
+    cov = sxy - sx * sy / n
+    if not (var_x[0] > 1e-12 and var_y[0] > 1e-18):
+        return NAN
+    return float(np.clip(cov**2 / (var_x * var_y), 0.0, 1.0)[0])

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Range, RecentBars, SignalRow, Strategy
+from strategies.newest import DAY_NS, bars_per_day, first_today
 from strategies.session import first_in_session
 
 BASES = ("range", "atr")
@@ -43,6 +44,18 @@ class VolatilityBreakout(Strategy):
     summary = "close breaks day open +/- k x previous day range or ATR; one entry per side per day"
     Params = VolatilityBreakoutParams
     factors = ("day_open", "prev_day_range", "prev_day_close", "prev_day_atr")
+    param_space = {
+        "k": Range(0.001, 3.0),
+        "basis": Range(choices=BASES),
+        "sl_pct": Range(0.0, 0.5),
+        "tp_pct": Range(0.0, 0.5),
+        "stop_k": Range(0.0, 5.0),
+        "exit_at_open": Range(choices=(False, True)),
+        "session_exit": Range(choices=(False, True)),
+        "max_bars": Range(0, 500),
+        "allow_long": Range(choices=(False, True)),
+        "allow_short": Range(choices=(False, True)),
+    }
 
     def validate(self) -> None:
         p = self.params
@@ -83,3 +96,56 @@ class VolatilityBreakout(Strategy):
         if p.stop_k > 0:
             out["stop_distance"] = p.stop_k * basis
         return out
+
+    def newest_signals(self, bars: RecentBars) -> SignalRow:
+        p = self.params
+        # the daily context is fixed for the day and the same for every instance: once a day
+        ctx = bars.memo_day(("day_context", bars.days[-1]), lambda: newest_day_context(bars))
+        if p.basis == "atr":
+            basis = ctx["prev_day_atr"]
+        else:
+            basis = ctx["prev_day_range"] * ctx["prev_day_close"]
+        distance = p.k * basis
+        day_open = ctx["day_open"]
+        close = bars.close[bars.day_start :]
+        c = float(close[-1])
+        return SignalRow(
+            first_today(close > day_open + distance),
+            (c < day_open) and p.exit_at_open,
+            first_today(close < day_open - distance),
+            (c > day_open) and p.exit_at_open,
+            p.stop_k * basis if p.stop_k > 0 else None,
+        )
+
+    def history_bars(self, interval_ns: int) -> int:
+        return bars_per_day(interval_ns)  # today's bars; the previous days come from day_rows
+
+
+def newest_day_context(bars: RecentBars) -> dict[str, float]:
+    """daily_context at the current day, on one row per day (the previous 17 days and today).
+
+    Only per-day aggregates enter prev_day_* and day_open; the 14-day ATR needs 15 completed
+    days (a true range uses the day before), so 17 rows are more than enough.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from factors.daily import daily_context
+
+    days, rows = bars.days[-18:], bars.day_rows[-18:]
+    index = pd.DatetimeIndex(pd.to_datetime(np.array(days, dtype=np.int64) * DAY_NS, utc=True))
+    values = np.array(rows, dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            "open": values[:, 0],
+            "high": values[:, 1],
+            "low": values[:, 2],
+            "close": values[:, 3],
+            "volume": 0.0,
+        },
+        index=index,
+    )
+    last = daily_context(frame).iloc[-1]
+    return {
+        k: float(last[k]) for k in ("day_open", "prev_day_range", "prev_day_close", "prev_day_atr")
+    }

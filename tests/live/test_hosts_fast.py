@@ -1,8 +1,10 @@
-"""The live hosts' fast path (live/fast_signals.py over a shared live/series_book.py) gives, at
-every live bar, exactly the signal columns `Strategy.compute` gives over the whole series (what
-the backtest uses): every family, several parameter sets, long series with gaps and a missing
-day, the book truncating and compacting as it goes. No Ray: the hosts are plain objects in one
-ActorGroup, as inside a live Ray actor."""
+"""The live hosts' newest-bar path (each family's `newest_signals` over a shared
+live/series_book.py) gives, at every live bar, exactly the signal columns `Strategy.compute`
+gives over the whole series (what the backtest uses): every family, several parameter sets,
+long series with gaps and a missing day, the book truncating and compacting as it goes, several
+hosts sharing one book and one evaluation. No Ray: the hosts are plain objects in one
+ActorGroup, as inside a live Ray actor. (tests/strategies/test_newest.py covers each family's
+whole parameter space.)"""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ import pytest
 from actors.messages import BarClosed
 from factors.bars import interval_ns
 from factors.synthetic import random_walk_bars
-from live.fast_signals import EVALUATORS, sr_breakout
 from live.hosts import ActorGroup, LiveStrategyHost
-from strategies.base import Strategy
+from strategies.base import RecentBars, SignalRow
 from strategies.registry import make_strategy
 from strategies.sr_breakout import SRBreakout
 
@@ -117,7 +118,7 @@ def test_fast_path_equals_full_recompute_for_every_family(
         )
         for k, (f, p) in enumerate(INSTANCES)
     ]
-    assert all(h._fast is not None for h in hosts)
+    assert all(h.newest for h in hosts)
     assert mismatches(hosts, frame, warm, interval) == {h.name: [] for h in hosts}
     assert len({id(h.book) for h in hosts}) == 1  # the group gave them one book
     assert hosts[0].book.keep < len(frame) // 10  # it truncated and compacted along the way
@@ -127,39 +128,39 @@ def test_fast_path_equals_full_recompute_for_every_family(
 
 
 def test_families_without_a_fast_path_recompute_and_match() -> None:
-    class Mine(SRBreakout):  # a subclass may change signals(): no fast path, full recompute
+    class Mine(SRBreakout):  # a subclass may change signals(): no newest_signals, recompute
         name = "mine"
 
     frame = series("5m", 3, seed=3)
     host = LiveStrategyHost(Mine(lookback=4), frame.iloc[:300], "X/Y", "5m", "mine", window=400)
-    assert host._fast is None and host.keep == 400
+    assert not host.newest and host.keep == 400
     assert mismatches([host], frame, 300, "5m") == {"mine": []}
 
 
 def test_a_wrong_rule_or_too_short_a_book_is_caught() -> None:
     frame = series("5m", 4, seed=5)
-    strategy = make_strategy("sr_breakout", {"lookback": 10, "allow_short": True})
 
-    def off_by_one(p: object, book: object) -> tuple:  # resistance over lookback + 1 bars
-        return sr_breakout(SRBreakout.Params(p.lookback + 1, allow_short=True), book)
+    class OffByOne(SRBreakout):  # resistance over lookback + 1 bars at the newest bar
+        def newest_signals(self, bars: RecentBars) -> SignalRow:
+            wider = SRBreakout(lookback=self.params.lookback + 1, allow_short=True)
+            return wider.newest_signals(bars)
 
+    strategy = OffByOne(lookback=10, allow_short=True)
     wrong = LiveStrategyHost(strategy, frame.iloc[:100], "X/Y", "5m", "wrong")
-    wrong._fast = off_by_one
+    assert wrong.newest
     assert mismatches([wrong], frame, 100, "5m")["wrong"]
 
+    strategy = make_strategy("sr_breakout", {"lookback": 10, "allow_short": True})
     short = LiveStrategyHost(strategy, frame.iloc[:100], "X/Y", "5m", "short")
-    short.keep = short.book.keep = (
-        8  # fewer bars than the 10-bar window: windows reach into cut-off rows
-    )
+    short.keep = short.book.keep = 8  # fewer bars than the 10-bar window: cut-off rows read
     short.book.ns, short.book.cols = short.book.ns[:17], short.book.cols[:, :17]
     assert mismatches([short], frame, 100, "5m")["short"]
 
 
-def test_every_builtin_family_has_a_fast_path() -> None:
+def test_every_builtin_family_evaluates_the_newest_bar() -> None:
     from strategies.registry import BUILTIN
 
-    assert set(EVALUATORS) == set(BUILTIN.values())
-    assert all(issubclass(k, Strategy) for k in EVALUATORS)
+    assert all(cls.evaluates_newest() for cls in BUILTIN.values())
 
 
 def test_from_an_empty_history_the_first_bars_match_too() -> None:
