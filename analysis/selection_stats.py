@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,14 @@ from analysis.overfitting import (
     pbo_selection,
     sharpe_per_day,
 )
-from analysis.weights import KEY_COLUMNS, FitnessRule, instance_key
+from analysis.weights import (
+    KEY_COLUMNS,
+    FitnessRule,
+    compute_weights,
+    instance_key,
+    load_results,
+    load_split_trades,
+)
 
 PERIODS_PER_YEAR = 365  # analysis.metrics: Sharpe ratios are shown annualised like the reports'
 MIN_DAYS = 2 * CSCV_BLOCKS  # blocks of at least two days
@@ -253,3 +261,21 @@ def caption(stats: SelectionStatistics) -> str:
 def _splits(stats: SelectionStatistics) -> str:
     overfitting = stats.best.overfitting
     return f"{overfitting.splits:,}" if overfitting is not None else "C(16, 8) = 12,870"
+
+
+def directory_statistics(directory: Path, cash: float) -> SelectionStatistics | None:
+    """`analyze` of a `backtest --all` directory (results.csv and trades.csv, no equity.csv):
+    the statistics of its best run and of the set `weights` would select with its defaults
+    (binary weights, the default fitness rule); None for any other directory or file."""
+    directory = Path(directory)
+    results_csv, trades_csv = directory / "results.csv", directory / "trades.csv"
+    if not (directory.is_dir() and results_csv.is_file() and trades_csv.is_file()):
+        return None
+    if (directory / "equity.csv").exists():
+        return None  # a single backtest or a portfolio: one run, no selection
+    results = load_results(results_csv)
+    rule = FitnessRule()
+    weights = compute_weights(results, "binary", rule)
+    trades = load_split_trades(trades_csv, results_csv)
+    sample = "all trades; selected set: `weights` with its defaults"
+    return selection_statistics(results, weights, trades, cash, rule, "binary", sample)
