@@ -158,7 +158,8 @@ def selection_statistics(
     matrix = run_days(trades, keys, cash)
     trials, days = len(keys), len(matrix.days)
     chosen = weights.to_numpy(dtype=float).clip(min=0.0)
-    set_label = f"selected set ({int((chosen > 0).sum())} runs, {method} weights)"
+    count = int((chosen > 0).sum())
+    set_label = f"selected set ({count} run{'' if count == 1 else 's'}, {method} weights)"
     if trials < 2 or days < 2:
         reason = f"{trials} run(s) over {days} day(s) of trades: nothing to compare"
         return SelectionStatistics(
