@@ -60,13 +60,12 @@ def run_days(trades: pd.DataFrame, keys: list[tuple], cash: float) -> RunDays:
     each run starting with `cash`. Equal to analysis.metrics.period_returns of
     equity_from_trades for each run on its own days, and 0 on the others."""
     unique = list(dict.fromkeys(keys))  # a key repeated in results.csv: the same run twice
-    column = {key: i for i, key in enumerate(unique)}
     runs = len(unique)
-    if trades.empty:
+    if trades.empty or not keys:
         empty = np.zeros((0, len(keys)))
         return RunDays(pd.DatetimeIndex([], tz="UTC"), empty, empty, empty)
-    owners = [column.get(k, -1) for k in zip(*(trades[c] for c in KEY_COLUMNS), strict=True)]
-    owner = np.asarray(owners)
+    trade_keys = pd.MultiIndex.from_frame(trades[list(KEY_COLUMNS)].astype(str))
+    owner = pd.MultiIndex.from_tuples(unique, names=list(KEY_COLUMNS)).get_indexer(trade_keys)
     mine = owner >= 0
     exits = pd.DatetimeIndex(trades["exit_time"]).floor("D")
     first = pd.DatetimeIndex(trades["entry_time"]).min().floor("D")
@@ -81,6 +80,7 @@ def run_days(trades: pd.DataFrame, keys: list[tuple], cash: float) -> RunDays:
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = equity / previous - 1
     returns = np.where(np.isfinite(returns), returns, 0.0)  # as period_returns: a wiped-out day
+    column = {key: i for i, key in enumerate(unique)}
     order = [column[key] for key in keys]
     return RunDays(days, returns[:, order], pnl[:, order], count[:, order])
 

@@ -97,13 +97,18 @@ def weights(
     results_path, trades_path = results_paths(results)
     frame = load_results(results_path)
     console = report_console()
+    trades = None  # read once: --split and the statistics share them
     if split is not None:
-        frame, weights_ = _split(frame, results_path, trades_path, split, method, rule, cash)
+        frame, weights_, trades = _split(
+            frame, results_path, trades_path, split, method, rule, cash
+        )
     else:
         weights_ = compute_weights(frame, method, rule)
     config = prod_config(frame, weights_, method, rule, str(results_path))
     console.print(_weights_table(config["instances"], rule, len(frame)))
-    stats = _statistics(frame, weights_, results_path, trades_path, split, method, rule, cash)
+    stats = _statistics(
+        frame, weights_, results_path, trades_path, trades, split, method, rule, cash
+    )
     if _refused(stats, max_pbo):
         console.print(statistics_table(stats))  # the figures behind the refusal
     _check_pbo(stats, max_pbo, out)
@@ -153,10 +158,10 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
         "in-sample = trades that exited before the split; out-of-sample = trades entered at or "
         "after it; trades spanning the split are in neither"
     )
-    return report["in_sample_results"], report["weights"]
+    return report["in_sample_results"], report["weights"], trades
 
 
-def _statistics(frame, weights_, results_path, trades_path, split, method, rule, cash):
+def _statistics(frame, weights_, results_path, trades_path, trades, split, method, rule, cash):
     """DSR and PBO of the selection over the trades it was chosen on (before --split), or None
     with a note when results.csv has no trades.csv beside it."""
     from analysis.columns import iso_utc
@@ -166,7 +171,8 @@ def _statistics(frame, weights_, results_path, trades_path, split, method, rule,
 
     if trades_path is None:
         return None
-    trades = load_split_trades(trades_path, results_path)
+    if trades is None:
+        trades = load_split_trades(trades_path, results_path)
     sample = "all trades"
     if split is not None:
         when = parse_utc(split, "--split")
