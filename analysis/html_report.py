@@ -25,6 +25,7 @@ from analysis import html_tables as tables
 from analysis.columns import currency_of
 from analysis.metrics import equity_from_trades, trade_stats
 from analysis.report import Analysis
+from analysis.selection_stats import SelectionStatistics, caption, cells
 from analysis.trades_io import INSTANCE_COLUMNS, TradeSet
 
 MAX_STRATEGY_LINES = 10  # beyond this the chart is unreadable: the best and worst half are shown
@@ -84,9 +85,14 @@ def build_figures(
 
 
 def write_html(
-    ts: TradeSet, analysis: Analysis, path: Path, compare: list[Compared] | None = None
+    ts: TradeSet,
+    analysis: Analysis,
+    path: Path,
+    compare: list[Compared] | None = None,
+    selection: SelectionStatistics | None = None,
 ) -> list[str]:
-    """Write the report; returns the ids of the plots it holds."""
+    """Write the report; returns the ids of the plots it holds. `selection`: the DSR and PBO of a
+    `backtest --all` directory (analysis/selection_stats.py)."""
     figures = build_figures(ts, analysis, compare)
     currency = account_currency(ts, analysis)
     plots = {}
@@ -108,7 +114,8 @@ def write_html(
         title=html.escape(f"raytrader report: {_run_name(ts)}"),
         subtitle=html.escape(_subtitle(ts, analysis, currency)),
         notes="".join(f"<p class='note'>{html.escape(n)}</p>" for n in analysis.notes),
-        body=_body(ts, analysis, plots, instances, compare or [], currency),
+        body=_body(ts, analysis, plots, instances, compare or [], currency)
+        + _selection_section(selection),
     )
     Path(path).write_text(page, encoding="utf-8")
     return list(figures)
@@ -146,6 +153,25 @@ def _body(ts, analysis, plots, instances, compare, currency) -> str:
         parts.append(_section("Breakdowns", tables.breakdown_tables(analysis.breakdowns, currency)))
     parts.append(_section("Weekly returns (ISO weeks)", tables.weekly_table(analysis.weekly)))
     return "\n".join(p for p in parts if p)
+
+
+def _selection_section(selection: SelectionStatistics | None) -> str:
+    """The text report's selection statistics as a table with its caption beneath."""
+    if selection is None:
+        return ""
+    headers = ["Selection", "Sharpe", "Best of N by luck", "DSR probability", "PBO"]
+    rows = [
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells(chosen)) + "</tr>"
+        for chosen in (selection.best, selection.selected)
+    ]
+    notes = "".join(
+        f"<p class='note'>{html.escape(line)}</p>" for line in caption(selection).split("\n")
+    )
+    title = (
+        f"Selection statistics: {selection.trials} runs tried, {selection.days} days of daily "
+        f"returns ({selection.sample})"
+    )
+    return _section(title, tables.table(headers, rows) + notes)
 
 
 def _run_name(ts: TradeSet) -> str:

@@ -36,20 +36,25 @@ def analyze(
     # Imported here (pandas, plots): `cli.py --help` and the other commands stay fast.
     from analysis.html_report import write_html
     from analysis.report import analyse, render, report_console
+    from analysis.selection_stats import directory_statistics, statistics_table
     from analysis.trades_io import load_trade_set
 
     if cash is not None and cash <= 0:
         raise UserError(f"--cash {cash} must be positive, e.g. --cash 10000")
     trade_set = load_trade_set(path, cash)
     analysis = analyse(trade_set)
+    # a `backtest --all` directory: how much of its best run and its selection is luck
+    selection = directory_statistics(path, trade_set.cash_per_run or trade_set.initial_cash)
     console = report_console()
     if as_json:
         payload = {"source": trade_set.source, "notes": analysis.notes, "metrics": analysis.metrics}
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
     else:
         render(trade_set, analysis, console)
+        if selection is not None:
+            console.print(statistics_table(selection))
     if html is not None:
-        plots = write_html(trade_set, analysis, html, _compared(compare, cash))
+        plots = write_html(trade_set, analysis, html, _compared(compare, cash), selection)
         message = f"wrote {html} ({', '.join(plots)})"
         if as_json:
             typer.echo(message, err=True)

@@ -57,7 +57,15 @@ def weights(
         "--split",
         help="Choose weights on trades before this date, report the portfolio after it.",
     ),
-    cash: float = typer.Option(10_000.0, "--cash", help="Initial cash per instance for --split."),
+    cash: float = typer.Option(
+        10_000.0, "--cash", help="Initial cash per instance for --split and the statistics."
+    ),
+    max_pbo: float | None = typer.Option(
+        None,
+        "--max-pbo",
+        help="Fitness: refuse the selection when its Probability of Backtest Overfitting is "
+        "above this (0..1, e.g. 0.5).",
+    ),
     db: DbOpt = None,
     no_db: bool = typer.Option(False, "--no-db", help="Do not write weights to the database."),
     exchange: str = typer.Option(
@@ -67,6 +75,7 @@ def weights(
     """Weight 1 (binary) or proportional weights for instances passing the fitness rule; writes
     prod.json with the non-zero instances and sets weight/enabled in the database."""
     from analysis.report import report_console
+    from analysis.selection_stats import statistics_table
     from analysis.weights import (
         FitnessRule,
         WeightsError,
@@ -82,19 +91,34 @@ def weights(
         raise WeightsError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
     if cash <= 0:
         raise WeightsError(f"--cash {cash} must be positive, e.g. --cash 10000")
+    if max_pbo is not None and not 0 <= max_pbo <= 1:
+        raise WeightsError(f"--max-pbo {max_pbo} is a probability; give one from 0 to 1, e.g. 0.5")
     rule = FitnessRule(min_sortino, min_expectancy, min_trades, min_days, min_daily_returns)
     results_path, trades_path = results_paths(results)
     frame = load_results(results_path)
     console = report_console()
+    trades = None  # read once: --split and the statistics share them
     if split is not None:
-        frame, weights_ = _split(frame, results_path, trades_path, split, method, rule, cash)
+        frame, weights_, trades = _split(
+            frame, results_path, trades_path, split, method, rule, cash
+        )
     else:
         weights_ = compute_weights(frame, method, rule)
     config = prod_config(frame, weights_, method, rule, str(results_path))
-    write_prod(config, out)
     console.print(_weights_table(config["instances"], rule, len(frame)))
+    stats = _statistics(
+        frame, weights_, results_path, trades_path, trades, split, method, rule, cash
+    )
+    if _refused(stats, max_pbo):
+        console.print(statistics_table(stats))  # the figures behind the refusal
+    _check_pbo(stats, max_pbo, out)
+    write_prod(config, out)
     console.print(f"wrote {out} ({len(config['instances'])} of {len(frame)} instances)")
     _print_refusals(frame, rule, console)
+    if stats is not None:
+        console.print(statistics_table(stats))
+    else:
+        console.print("no trades.csv next to results.csv: no DSR or PBO", highlight=False)
     if not no_db:
         from store.db import resolve_url, safe_url
 
@@ -134,7 +158,54 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
         "in-sample = trades that exited before the split; out-of-sample = trades entered at or "
         "after it; trades spanning the split are in neither"
     )
-    return report["in_sample_results"], report["weights"]
+    return report["in_sample_results"], report["weights"], trades
+
+
+def _statistics(frame, weights_, results_path, trades_path, trades, split, method, rule, cash):
+    """DSR and PBO of the selection over the trades it was chosen on (before --split), or None
+    with a note when results.csv has no trades.csv beside it."""
+    from analysis.columns import iso_utc
+    from analysis.selection_stats import selection_statistics
+    from analysis.weights import load_split_trades
+    from factors.bars import parse_utc
+
+    if trades_path is None:
+        return None
+    if trades is None:
+        trades = load_split_trades(trades_path, results_path)
+    sample = "all trades"
+    if split is not None:
+        when = parse_utc(split, "--split")
+        trades = trades[trades["exit_time"] < when]
+        sample = f"trades that exited before {iso_utc(when)}, the selection's sample"
+    return selection_statistics(frame, weights_, trades, cash, rule, method, sample)
+
+
+def _refused(stats, max_pbo: float | None) -> bool:
+    pbo = stats.selected_pbo if stats is not None else None
+    return max_pbo is not None and pbo is not None and pbo > max_pbo
+
+
+def _check_pbo(stats, max_pbo: float | None, out: Path) -> None:
+    """--max-pbo: refuse (no prod.json) a selection more likely overfitted than allowed."""
+    from analysis.weights import WeightsError
+
+    if max_pbo is None:
+        return
+    pbo = stats.selected_pbo if stats is not None else None
+    if pbo is None:
+        why = stats.reason if stats is not None else "no trades.csv next to results.csv"
+        raise WeightsError(
+            f"--max-pbo needs the selection's PBO, which cannot be computed here ({why}); "
+            f"{out} not written; drop --max-pbo or give a `backtest --all` directory with more data"
+        )
+    if pbo > max_pbo:
+        raise WeightsError(
+            f"selection refused: its Probability of Backtest Overfitting is {pbo:.3f} > --max-pbo "
+            f"{max_pbo:g} (in {pbo:.0%} of the in/out-of-sample splits the runs chosen in-sample "
+            f"ranked at or below the median run out-of-sample); {out} not written; try fewer "
+            "variants, a stricter fitness rule or more data, or raise --max-pbo"
+        )
 
 
 def _weights_table(instances: list[dict], rule: FitnessRule, total: int) -> Table:
