@@ -34,7 +34,7 @@ from store.models import OrderRecord, TradeRecord
 from testing.crash import CRASH_ENV
 from tests.live.helpers import SECRET, market_of, sample
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N = 140  # bars of NXT/BTC 5m: three instances open and close about a dozen trades
 FUNDING = {"BTC": 10.0}
 DOWN_BARS = 2  # bars that close while the process is down (resting orders may fill meanwhile)

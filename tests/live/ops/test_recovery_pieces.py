@@ -19,7 +19,7 @@ from tests.live.helpers import sample
 from tests.live.ops.test_recovery import stored
 from tests.live.recovery_driver import INTERVAL, SYMBOL, members
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KEY = (SYMBOL, INTERVAL)
 N = 100
 STEP_NS = 300 * 10**9

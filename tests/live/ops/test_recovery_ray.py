@@ -23,7 +23,7 @@ from testing.crash import CRASH_ENV
 from tests.live.helpers import SECRET, market_of, sample
 from tests.live.ops.test_recovery import FUNDING, check_consistency, stored
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N = 70  # bars: the three instances trade from bar 35 on
 SYMBOL = "NXT/BTC"
 KILL_AT_ORDERS = (2, 6)
