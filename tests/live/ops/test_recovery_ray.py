@@ -22,6 +22,7 @@ from store.instances import add_instance
 from testing.crash import CRASH_ENV
 from tests.live.helpers import SECRET, market_of, sample
 from tests.live.ops.test_recovery import FUNDING, check_consistency, stored
+from tests.ray_local import stop_shared_ray
 
 ROOT = Path(__file__).resolve().parents[3]
 N = 70  # bars: the three instances trade from bar 35 on
@@ -156,6 +157,7 @@ def ray_local():
     # at its ORDERS_KILL_AT-th batch, just before committing it (this process must not)
     os.environ[CRASH_ENV] = f"flush:{ORDERS_KILL_AT}"
     ray = pytest.importorskip("ray")
+    stop_shared_ray()  # its workers must carry the crash hook: a Ray of this module's own
     try:
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
     finally:
