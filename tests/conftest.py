@@ -103,3 +103,12 @@ def ray_shared(_ray_of_the_session: None) -> Any:
     from tests.ray_local import shared_ray
 
     return shared_ray()
+
+
+@pytest.fixture
+def no_ray() -> None:
+    """For a test that needs this process without Ray: the shared one stops (the next test that
+    asks for it starts it again)."""
+    from tests.ray_local import stop_shared_ray
+
+    stop_shared_ray()
