@@ -112,3 +112,13 @@ def no_ray() -> None:
     from tests.ray_local import stop_shared_ray
 
     stop_shared_ray()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the shared Ray (no_ray, or a Ray of their own: marker own_ray) run last,
+    in their order: the shared Ray then starts once per session instead of once after each."""
+    items.sort(
+        key=lambda item: (
+            "no_ray" in item.fixturenames or item.get_closest_marker("own_ray") is not None
+        )
+    )
