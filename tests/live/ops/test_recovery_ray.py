@@ -171,6 +171,7 @@ def ray_local():
 
 
 @pytest.mark.ray
+@pytest.mark.own_ray
 def test_order_manager_actor_killed_then_node_restarted(ray_local, sqlite_url) -> None:
     from live.node import LiveNode, LiveSettings
     from live.setup import warm_up
