@@ -7,8 +7,8 @@ WORKER_ENV (through the job's runtime_env, so this process's environment never c
 repository on PYTHONPATH and the API keys real mode reads inside a Ray worker (RAY_KEY).
 
 A test whose workers need other variables (the crash hook of the kill tests) starts a Ray of its
-own with `local_test_ray(env)`: the shared one stops first and starts again for the next test
-that asks for it.
+own with `local_test_ray(env)` (or stops it with `stop_shared_ray()`, as the `no_ray` fixture does):
+mark it `own_ray` and it runs after the others (tests/conftest.py), so the shared one starts once.
 """
 
 from __future__ import annotations
