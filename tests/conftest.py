@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,42 @@ def _no_database_in_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.environ.pop("RAYTRADER_DB", None)
     else:
         os.environ["RAYTRADER_DB"] = previous
+
+
+@pytest.fixture(scope="session")
+def _ray_of_the_session() -> Iterator[None]:
+    """Stops the shared Ray (tests/ray_local.py) when the session ends, also after failures."""
+    from tests.ray_local import stop_shared_ray
+
+    try:
+        yield
+    finally:
+        stop_shared_ray()
+
+
+@pytest.fixture(scope="module")
+def ray_shared(_ray_of_the_session: None) -> Any:
+    """The one Ray of the test session (tests/ray_local.py), started on first use (and again
+    after a module that needed a Ray of its own)."""
+    from tests.ray_local import shared_ray
+
+    return shared_ray()
+
+
+@pytest.fixture
+def no_ray() -> None:
+    """For a test that needs this process without Ray: the shared one stops (the next test that
+    asks for it starts it again)."""
+    from tests.ray_local import stop_shared_ray
+
+    stop_shared_ray()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the shared Ray (no_ray, or a Ray of their own: marker own_ray) run last,
+    in their order: the shared Ray then starts once per session instead of once after each."""
+    items.sort(
+        key=lambda item: (
+            "no_ray" in item.fixturenames or item.get_closest_marker("own_ray") is not None
+        )
+    )

@@ -57,17 +57,8 @@ def test_fast_equals_replay_on_every_family(family: str, series) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    ray = pytest.importorskip("ray")
-    root = str(Path(__file__).resolve().parents[2])
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.2",
-        runtime_env={"env_vars": {"PYTHONPATH": root}},
-    )
-    yield ray
-    ray.shutdown()
+def ray_session(ray_shared):
+    return ray_shared  # its workers have the repository on PYTHONPATH (tests/ray_local.py)
 
 
 @pytest.mark.ray

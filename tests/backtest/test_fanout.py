@@ -17,7 +17,6 @@ import pytest
 from backtest.fanout import RunSpec, run_all
 from backtest.fanout_batches import Batcher, estimated_seconds
 from cluster.ray_setup import RayClusterError, RaySession, check_database_for_cluster
-from tests.ray_local import local_test_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 RAISING_STRATEGY = """
@@ -136,9 +135,8 @@ def sample_bars(sample_dir: Path, name: str, rows: int | None = None) -> pd.Data
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    with local_test_ray() as ray:
-        yield ray
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py)
 
 
 @pytest.fixture

@@ -9,15 +9,13 @@ from backtest.portfolio import build_members, run_portfolio
 from backtest.portfolio_ray import compute_signals_on_ray
 from backtest.run import BacktestConfig
 from tests.backtest.test_portfolio import entries, two_walks
-from tests.ray_local import local_test_ray
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    with local_test_ray() as ray:
-        yield ray
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py)
 
 
 def test_ray_signals_give_the_same_trades_as_the_local_run(ray_local) -> None:

@@ -33,7 +33,6 @@ from ml.synthetic import planted_market
 from ml.walkforward import fit_in_sample
 from strategies.registry import make_strategy
 from tests.live.helpers import market_of
-from tests.ray_local import local_test_ray
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOL, INTERVAL, N = "ETH/BTC", "5m", 250
@@ -104,9 +103,8 @@ def api(stored):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    with local_test_ray() as ray:
-        yield ray
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py)
 
 
 def dead_url() -> str:

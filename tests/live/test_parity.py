@@ -17,7 +17,6 @@ from live.session import LiveSession
 from localexchange.server_thread import ExchangeThread
 from strategies.registry import BUILTIN, make_strategy
 from tests.live.helpers import market_of, sample
-from tests.ray_local import local_test_ray
 
 OFFSET, N = 150, 200  # 17 hours of NXT/BTC 5m bars over two UTC days: every family trades
 SYMBOL, FILE = "NXT/BTC", "NXT_BTC-5m.csv.gz"
@@ -29,14 +28,9 @@ RISK = "0.001"  # small positions: the shared live account never limits an entry
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    # real mode reads its keys from the environment, in the Ray worker: set them before Ray starts
-    keys = {
-        "RAYTRADER_BINANCE_API_KEY": "parity-key",
-        "RAYTRADER_BINANCE_API_SECRET": "local-secret",
-    }
-    with local_test_ray(keys) as ray:
-        yield ray
+def ray_local(ray_shared):
+    # the session's Ray: real mode reads its keys in the Ray worker, there RAY_KEY (tests/ray_local.py)
+    return ray_shared
 
 
 @pytest.fixture(scope="module")

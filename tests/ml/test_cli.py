@@ -19,14 +19,8 @@ FAST = ["--folds", "3"]
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    try:
-        yield
-    finally:
-        ray.shutdown()
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py)
 
 
 @pytest.fixture(scope="module")

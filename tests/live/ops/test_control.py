@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import urllib.request
 
@@ -31,17 +30,8 @@ RISK = 0.001  # 180, 233, ...; reversal_breakout at 64, 76, 82, 147, ...; small:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    with socket.socket() as s:  # a free port for the Prometheus metrics of this Ray node
-        s.bind(("127.0.0.2", 0))
-        port = s.getsockname()[1]
-    ray.init(
-        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", _metrics_export_port=port
-    )
-    ray.metrics_url = f"http://127.0.0.2:{port}/metrics"
-    yield ray
-    ray.shutdown()
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py)
 
 
 def scrape(url: str, name: str, enough: float, timeout: float = 60.0) -> dict[str, float]:

@@ -7,7 +7,7 @@ from actors.messages import BarClosed, OrderFilled, SubmitOrder
 from live.ops.metrics import LiveMetrics, ray_is_up
 
 
-def test_metrics_are_no_ops_without_ray() -> None:
+def test_metrics_are_no_ops_without_ray(no_ray: None) -> None:
     assert not ray_is_up()
     metrics = LiveMetrics("binance")
     assert metrics.active is False

@@ -13,17 +13,22 @@ Kill points (live/recovery.crash_point, RAYTRADER_CRASH_AT="<point>:<n>"):
 - flush: the order manager's batch is about to be committed (all its writes are lost).
 Most runs go through tests/live/recovery_driver.py (the node in one process, no Ray, forked
 from a server that imported everything once); the chain of several kill points per exchange
-run keeps it fast. tests/live/test_recovery_cli.py does the same through `cli.py live --real`.
+run keeps it fast. tests/live/ops/test_recovery_ray.py does the same through `cli.py live
+--real` and through Ray. The test runs the fewest seeded chains that reach every kill point;
+benchmarks/recovery_chains.py runs all of them (longer, more kill orders).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import select
@@ -40,13 +45,34 @@ FUNDING = {"BTC": 10.0}
 DOWN_BARS = 2  # bars that close while the process is down (resting orders may fill meanwhile)
 MAX_N = {"submit": 2, "sent": 2, "filled": 2, "resting": 4, "flush": 6}
 _rng = random.Random(20261201)
-CHAINS = [
+SEEDED_CHAINS = [
     [(p, _rng.randint(1, MAX_N[p])) for p in _rng.sample(sorted(MAX_N), 3)] for _ in range(8)
-]  # 24 kill points, 3 per exchange run
+]  # 24 kill points, 3 per exchange run: benchmarks/recovery_chains.py runs them all
 
 
-@pytest.fixture(scope="module")
-def driver():
+def points(chain: list[tuple[str, int]]) -> set[str]:
+    return {point for point, _n in chain}
+
+
+def covering(chains: list[list[tuple[str, int]]]) -> list[list[tuple[str, int]]]:
+    """Few of the chains that together reach every kill point they reach (greedy: each next one
+    reaches the most points not reached yet, the earliest of equals), in their seeded order."""
+    wanted = set().union(*map(points, chains))
+    kept: list[int] = []
+    reached: set[str] = set()
+    while reached != wanted:
+        best = max(range(len(chains)), key=lambda k: len(points(chains[k]) - reached))
+        kept.append(best)
+        reached |= points(chains[best])
+    return [chains[k] for k in sorted(kept)]
+
+
+CHAINS = covering(SEEDED_CHAINS)  # two exchange runs that together reach all five kill points
+
+
+@contextlib.contextmanager
+def driver_process() -> Iterator[tuple[subprocess.Popen, IO[str]]]:
+    """The recovery driver's fork server, stopped on the way out (also when a test fails)."""
     log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.live.recovery_driver", "--serve"],
@@ -66,6 +92,12 @@ def driver():
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    with driver_process() as proc_and_log:
+        yield proc_and_log
 
 
 def run_session(driver, url: str, db: str, key: str, crash: str = "") -> int:
@@ -150,9 +182,11 @@ def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
     assert btc[0] + btc[1] == pytest.approx(cash, abs=1e-7), "cash differs from the exchange"
 
 
-def chain_run(driver, tmp_path: Path, name: str, chain: list[tuple[str, int]], db: str = ""):
+def chain_run(
+    driver, tmp_path: Path, name: str, chain: list[tuple[str, int]], db: str = "", bars: int = N
+):
     db = db or f"sqlite:///{tmp_path / f'{name}.db'}"
-    short = sample("NXT_BTC-5m.csv.gz", n=N)
+    short = sample("NXT_BTC-5m.csv.gz", n=bars)
     with ExchangeThread(market_of(short, "NXT/BTC"), dict(FUNDING)) as ex:
         for point, n in chain:
             code = run_session(driver, ex.url, db, name, f"{point}:{n}")
@@ -174,6 +208,12 @@ def test_a_run_without_crash_is_consistent_and_a_broken_store_is_caught(driver, 
     doubled = [{**t, "pnl": t["pnl"] * 2} if t["status"] == "CLOSED" else t for t in trades]
     with pytest.raises(AssertionError):
         check_consistency(orders, doubled, account)
+
+
+def test_the_chains_run_here_reach_every_kill_point() -> None:
+    assert set().union(*map(points, CHAINS)) == set(MAX_N) and len(CHAINS) == 2
+    a, b, c = [("flush", 1), ("sent", 1)], [("sent", 2), ("filled", 1)], [("filled", 2)]
+    assert covering([a, b, c]) == [a, b] and covering([c, a, b]) == [c, a]
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=[",".join(f"{p}:{n}" for p, n in c) for c in CHAINS])

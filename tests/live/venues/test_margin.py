@@ -25,7 +25,7 @@ from tests.live.helpers import SECRET, T0, bars, market_of, sample
 from tests.live.test_parity import FILE as PARITY_FILE
 from tests.live.test_parity import RISK, _iso, backtest_trades
 from tests.live.test_parity import SYMBOL as PARITY_SYMBOL
-from tests.ray_local import local_test_ray
+from tests.ray_local import RAY_KEY
 
 MS = 1_000_000
 STEP_NS = 300 * 10**9
@@ -323,14 +323,9 @@ REAL_N = 50  # the first 50 NXT/BTC 5m bars: sr_breakout shorts (a stop, a targe
 
 
 @pytest.fixture(scope="module")
-def ray_margin():
-    # the broker reads its keys from the environment, in the Ray worker: set them before Ray
-    keys = {
-        "RAYTRADER_BINANCE_API_KEY": "margin-parity-key",
-        "RAYTRADER_BINANCE_API_SECRET": SECRET,
-    }
-    with local_test_ray(keys) as ray:
-        yield ray
+def ray_margin(ray_shared):
+    # the session's Ray: the broker reads its keys in the Ray worker, there RAY_KEY
+    return ray_shared
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +381,7 @@ def test_real_mode_shorts_on_margin_trade_like_the_backtest(real_runs) -> None:
     for t, r in zip(got, expected.itertuples(), strict=True):  # prices at 8 decimals (tick)
         assert t["entry_price"] == pytest.approx(r.entry_price, abs=2e-8)
         assert t["exit_price"] == pytest.approx(r.exit_price, abs=2e-8)
-    acct = engine.margin_accounts["margin-parity-key"]
+    acct = engine.margin_accounts[RAY_KEY]
     assert {o.side_effect for o in acct.orders.values()} == {"AUTO_BORROW_REPAY"}
     open_trades = [t for t in records if t["status"] == "ACTIVE"]
     if not any(t["side"] == "short" for t in open_trades):  # every short closed: all repaid
@@ -403,7 +398,7 @@ def test_real_mode_on_spot_refuses_the_shorts_and_trades_on(real_runs) -> None:
     }
     closed = [(t["side"], t["exit_reason"]) for t in records if t["status"] == "CLOSED"]
     assert closed == [("long", "stop_loss")]  # the long after them still traded
-    spot = real_runs["engine"].accounts["margin-parity-key"].orders.values()
+    spot = real_runs["engine"].accounts[RAY_KEY].orders.values()
     assert {o.side_effect for o in spot} == {"NO_SIDE_EFFECT"}
     sells = [o.type for o in spot if o.side == "SELL"]
     assert sells == ["STOP_LOSS", "LIMIT_MAKER"]  # the long's OCO exit only
