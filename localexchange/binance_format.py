@@ -8,6 +8,7 @@ from localexchange.accounts import Account, Order, split_symbol
 from localexchange.replay import ReplayMarket, Series, _num
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS"]
+DEFAULT_LOT = 1e-8  # LOT_SIZE stepSize (and minQty) of a symbol without limits of its own
 
 
 def exchange_info(market: ReplayMarket) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
 
 def _limit_filters(market: ReplayMarket, symbol: str) -> list[dict[str, Any]]:
     """LOT_SIZE (the quantity step) and, when the market has one, NOTIONAL (the minimum)."""
-    min_notional, step = market.limits.get(symbol, (0.0, 1e-8))
+    min_notional, step = market.limits.get(symbol, (0.0, DEFAULT_LOT))
     lot = _num(step)
     filters = [
         {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000000.00000000", "stepSize": lot}

@@ -26,8 +26,9 @@ class ExchangeThread:
         host: str = "127.0.0.1",
         port: int = 0,
         secret: str = DEFAULT_SECRET,
+        keys: dict[str, str] | None = None,
     ) -> None:
-        self.exchange = LocalExchange(market, funding or DEFAULT_FUNDING, speed, secret)
+        self.exchange = LocalExchange(market, funding or DEFAULT_FUNDING, speed, secret, keys=keys)
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
