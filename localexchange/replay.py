@@ -93,26 +93,26 @@ class ReplayMarket:
         )
 
     def add_standard_intervals(self) -> None:
-        """Serve every standard interval, as Binance does: each one not stored is resampled
-        from the symbol's finest stored series (as `cli.py data resample`: UTC buckets,
-        complete ones only)."""
+        """Serve every standard interval, as Binance does: each one not stored is resampled as
+        `cli.py data resample` and store/bars.py do it (UTC buckets, complete ones only) from
+        the coarsest stored series that divides it (a stored 5m bar is complete even when a
+        minute without trades is missing from the 1m series)."""
         from store.resample import resample_by_length
 
         for symbol in self.symbols():
-            finest = self.finest(symbol)
-            assert finest is not None  # a listed symbol has a series
-            frame = pd.DataFrame(
-                finest.values,
-                columns=["open", "high", "low", "close", "volume"],
-                index=pd.to_datetime(finest.open_ms, unit="ms", utc=True),
-            )
+            stored = [s for (sym, _), s in self.series.items() if sym == symbol]
             for interval, step in STANDARD_INTERVALS.items():
-                if (symbol, interval) in self.series or step <= finest.step_ms:
+                sources = [s for s in stored if s.step_ms < step and step % s.step_ms == 0]
+                if (symbol, interval) in self.series or not sources:
                     continue
-                if step % finest.step_ms:
-                    continue  # not whole buckets of the stored bars
-                coarse = resample_by_length(frame, step // finest.step_ms, step)
-                if len(coarse):
+                source = max(sources, key=lambda s: s.step_ms)
+                frame = pd.DataFrame(
+                    source.values,
+                    columns=["open", "high", "low", "close", "volume"],
+                    index=pd.to_datetime(source.open_ms, unit="ms", utc=True),
+                )
+                coarse = resample_by_length(frame, step // source.step_ms, step)
+                if len(coarse):  # an interval without one complete bucket has no bars to serve
                     self.add(symbol, interval, coarse)
 
     def start_at(self, start_ms: int | None) -> None:
