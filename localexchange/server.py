@@ -8,8 +8,8 @@ answers at /sapi/v1/margin/... (localexchange/margin.py) on each key's margin ac
 
 Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
 (funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
-with the local exchange's secret (`--secret`, one for every key: each key still has its own
-account). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
+with that key's secret (`keys`; without any, every key signs with the demo secret), then the
+parameters' formats, the timestamp and the filters (localexchange/validation.py). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
 per POST /_local/step in tests (speed 0); POST /_local/drop closes every market stream (tests of
 reconnects). After the data ends it keeps serving and says so in the log.
 """
