@@ -69,6 +69,14 @@ KeysOpt = Annotated[
     Path | None,
     typer.Option("--keys", help="A file of KEY:SECRET lines (# comments), as --key."),
 ]
+WeightLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--weight-limit",
+        help="Binance's request-weight limit per client per minute (Binance: 6000): past it "
+        "429 with Retry-After, then 418 for a client that keeps going. 0: no limit.",
+    ),
+]
 AllowRemoteControlOpt = Annotated[
     bool,
     typer.Option(
@@ -95,9 +103,11 @@ def serve(
     key: KeyOpt = None,
     keys: KeysOpt = None,
     allow_remote_control: AllowRemoteControlOpt = False,
+    weight_limit: WeightLimitOpt = 0,
 ) -> None:
     """Serve a local exchange (Binance REST + websocket paths) replaying stored bars."""
     from factors.bars import parse_utc
+    from localexchange.rate_limit import WeightLimit
     from localexchange.server import LocalExchange, parse_balance, parse_keys
     from ml.serve import bind_warning
 
@@ -108,6 +118,8 @@ def serve(
         raise UserError(f"--fee-bps must be a number >= 0 (bps of notional), got {fee_bps}")
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be 0..65535, got {port}")
+    if weight_limit < 0:
+        raise UserError(f"--weight-limit must be >= 0 (0: no limit), got {weight_limit}")
     secrets = parse_keys(key or [], keys)
     market = _market(data, symbol, interval, db, exchange)
     begin = parse_utc(start, "--start")
@@ -132,6 +144,7 @@ def serve(
         fee_rate=fee_bps / 1e4,
         keys=secrets,
         remote_control=allow_remote_control,
+        weight_limit=WeightLimit(weight_limit) if weight_limit else None,
     )
     asyncio.run(_serve(local, host, port, len(market.series)))
 

@@ -33,6 +33,7 @@ from core.errors import UserError
 from localexchange import binance_format as fmt
 from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
 from localexchange.margin import AccountHandler, RouteHandler, margin_routes
+from localexchange.rate_limit import WeightLimit
 from localexchange.replay import Closed, ReplayMarket
 from localexchange.streams import stream_request
 from localexchange.validation import (
@@ -59,6 +60,7 @@ class LocalExchange:
         fee_rate: float = 0.001,
         keys: dict[str, str] | None = None,
         remote_control: bool = False,
+        weight_limit: WeightLimit | None = None,
     ) -> None:
         self.market = market
         self.engine = MatchingEngine(market, funding, fee_rate)
@@ -66,6 +68,7 @@ class LocalExchange:
         self.secret = secret  # of every key when `keys` is empty (the demos' open mode)
         self.keys = dict(keys or {})  # api key -> its own secret; only these keys when given
         self.remote_control = remote_control  # /_local/* from other hosts than loopback
+        self.weight_limit = weight_limit  # Binance's request-weight limit, when given one
         self._market_ws: dict[web.WebSocketResponse, set[str]] = {}
         self._user_ws: dict[web.WebSocketResponse, str] = {}  # socket -> api key
         self._runner: web.AppRunner | None = None
@@ -78,7 +81,8 @@ class LocalExchange:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        limits = [] if self.weight_limit is None else [self.weight_limit.middleware()]
+        app = web.Application(middlewares=limits)
         api = "/api/v3/"
         app.add_routes(
             [

@@ -24,6 +24,7 @@ import ccxt
 import pytest
 
 from live.venues.ccxt_clients import rest_client
+from localexchange.rate_limit import WeightLimit
 from localexchange.server_thread import ExchangeThread
 from tests.live.helpers import KEY, SECRET, bars, market_of
 
@@ -292,3 +293,20 @@ def test_each_key_signs_with_its_own_secret() -> None:
             client(ex, "mallory", SECRET).fetch_balance()
         assert refusal(refused.value) == -2015
         assert_balances_untouched(ex)
+
+
+def test_past_the_weight_limit_429_with_retry_after_then_418_for_a_client_that_keeps_going() -> (
+    None
+):
+    limit = WeightLimit(10, window_s=30.0)
+    with ExchangeThread(market_of(bars(ROWS)), FUNDING, weight_limit=limit) as ex:
+        answers = [send(ex, "GET", "/api/v3/klines?symbol=ETHBTC&interval=5m") for _ in range(5)]
+        assert [status for status, _ in answers] == [200] * 5  # 5 x weight 2
+        status, body = send(ex, "GET", "/api/v3/ping")
+        assert (status, body["code"]) == (429, -1003)
+        status, body = send(ex, "GET", "/api/v3/ping")  # not waiting as told: banned
+        assert (status, body["code"]) == (418, -1003)
+        request = urllib.request.Request(ex.url + "/api/v3/ping")
+        with pytest.raises(urllib.error.HTTPError) as banned:
+            urllib.request.urlopen(request, timeout=5)
+        assert banned.value.code == 418 and int(banned.value.headers["Retry-After"]) >= 30
