@@ -310,3 +310,28 @@ def test_past_the_weight_limit_429_with_retry_after_then_418_for_a_client_that_k
         with pytest.raises(urllib.error.HTTPError) as banned:
             urllib.request.urlopen(request, timeout=5)
         assert banned.value.code == 418 and int(banned.value.headers["Retry-After"]) >= 30
+
+
+def test_local_control_answers_loopback_clients_only() -> None:
+    import socket
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent: picks the outward address
+        address = probe.getsockname()[0]
+    except OSError:
+        pytest.skip("this machine has no non-loopback address")
+    finally:
+        probe.close()
+    if address.startswith("127."):
+        pytest.skip("this machine has no non-loopback address")
+    with ExchangeThread(market_of(bars(ROWS)), FUNDING, host="0.0.0.0") as ex:
+        outside = f"http://{address}:{ex.port}"
+        request = urllib.request.Request(outside + "/_local/step", b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403
+        assert ex.exchange.market.now_ms == ex.exchange.market.series[("ETH/BTC", "5m")].open_ms[0]
+        with urllib.request.urlopen(outside + "/api/v3/ping", timeout=5) as answer:
+            assert answer.status == 200  # the API itself answers everyone
+        assert send(ex, "POST", "/_local/step")[0] == 200  # loopback: ex.url is 0.0.0.0
