@@ -370,9 +370,9 @@ class LocalExchange:
         return symbol
 
     def check_order_filters(self, symbol: str, params: dict) -> None:
-        """PRICE_FILTER and LOT_SIZE as exchangeInfo publishes them for the symbol."""
-        _min_notional, step = self.market.limits.get(symbol, (0.0, fmt.DEFAULT_LOT))
-        check_order_filters(params, step)
+        """PRICE_FILTER, LOT_SIZE and NOTIONAL as exchangeInfo publishes them for the symbol."""
+        min_notional, step = self.market.limits.get(symbol, (0.0, fmt.DEFAULT_LOT))
+        check_order_filters(params, step, min_notional, self.market.last_price(symbol))
 
     def _find(self, acct: Account, params: dict) -> Order:
         order_id, client_id = _int(params.get("orderId")), params.get("origClientOrderId")

@@ -167,8 +167,22 @@ def check_quantity(value: str | None, step: float) -> None:
         )
 
 
-def check_order_filters(params: dict[str, str], step: float) -> None:
-    """The filters of an order or order list: every price it names, and its quantity."""
+def check_order_filters(
+    params: dict[str, str], step: float, min_notional: float, market_price: float | None
+) -> None:
+    """The filters of an order or order list: every price it names, its quantity, and the
+    NOTIONAL minimum at each of its prices (a market order: at the price it would fill at)."""
+    prices = [params[name] for name in PRICE_PARAMS if params.get(name)]
     for name in PRICE_PARAMS:
         check_price(params.get(name), name)
     check_quantity(params.get("quantity"), step)
+    if min_notional <= 0 or not params.get("quantity"):
+        return
+    levels = [float(p) for p in prices] or ([market_price] if market_price else [])
+    quantity = float(params["quantity"])
+    if any(quantity * level < min_notional for level in levels):
+        raise ExchangeError(
+            FILTER_FAILURE,
+            f"Filter failure: NOTIONAL (quantity {params['quantity']} x price under "
+            f"minNotional {min_notional:g})",
+        )

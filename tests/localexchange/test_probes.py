@@ -335,3 +335,24 @@ def test_local_control_answers_loopback_clients_only() -> None:
         with urllib.request.urlopen(outside + "/api/v3/ping", timeout=5) as answer:
             assert answer.status == 200  # the API itself answers everyone
         assert send(ex, "POST", "/_local/step")[0] == 200  # loopback: ex.url is 0.0.0.0
+
+
+def test_orders_under_the_published_minimum_notional_are_refused() -> None:
+    market = market_of(bars(ROWS))
+    market.limits["ETH/BTC"] = (50.0, 0.01)  # NOTIONAL 50 BTC, LOT_SIZE 0.01
+    with ExchangeThread(market, FUNDING) as ex:
+        ex.step(1)  # bar 1 (open 100) in progress
+        c = client(ex)
+        for params in (
+            {"type": "MARKET", "quantity": "0.4"},  # 0.4 x 100 = 40 BTC
+            {"type": "LIMIT", "quantity": "0.6", "price": "80"},  # 48 BTC
+            {"type": "MARKET", "quantity": "0.555"},  # not a whole 0.01 lot
+        ):
+            with pytest.raises(ccxt.ExchangeError) as refused:
+                c.privatePostOrder({"symbol": "ETHBTC", "side": "BUY", **params})
+            assert refusal(refused.value) == -1013
+        assert_balances_untouched(ex)
+        placed = c.privatePostOrder(
+            {"symbol": "ETHBTC", "side": "BUY", "type": "MARKET", "quantity": "0.51"}
+        )
+        assert placed["status"] == "FILLED"
