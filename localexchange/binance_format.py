@@ -11,7 +11,7 @@ ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS"]
 DEFAULT_LOT = 1e-8  # LOT_SIZE stepSize (and minQty) of a symbol without limits of its own
 
 
-def exchange_info(market: ReplayMarket) -> dict[str, Any]:
+def exchange_info(market: ReplayMarket, weight_limit: int | None = None) -> dict[str, Any]:
     symbols = []
     for symbol in market.symbols():
         base, quote = split_symbol(symbol)
@@ -53,7 +53,16 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
     return {
         "timezone": "UTC",
         "serverTime": market.now_ms,
-        "rateLimits": [],
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            }
+        ]
+        if weight_limit
+        else [],
         "exchangeFilters": [],
         "symbols": symbols,
     }

@@ -246,7 +246,8 @@ class LocalExchange:
 
     # -- public -------------------------------------------------------------------------------
     async def exchange_info(self, request: web.Request) -> web.Response:
-        return web.json_response(fmt.exchange_info(self.market))
+        limit = None if self.weight_limit is None else self.weight_limit.limit
+        return web.json_response(fmt.exchange_info(self.market, limit))
 
     async def klines(self, request: web.Request) -> web.Response:
         try:

@@ -298,10 +298,12 @@ def test_each_key_signs_with_its_own_secret() -> None:
 def test_past_the_weight_limit_429_with_retry_after_then_418_for_a_client_that_keeps_going() -> (
     None
 ):
-    limit = WeightLimit(10, window_s=30.0)
+    limit = WeightLimit(30, window_s=30.0)
     with ExchangeThread(market_of(bars(ROWS)), FUNDING, weight_limit=limit) as ex:
         answers = [send(ex, "GET", "/api/v3/klines?symbol=ETHBTC&interval=5m") for _ in range(5)]
         assert [status for status, _ in answers] == [200] * 5  # 5 x weight 2
+        status, info = send(ex, "GET", "/api/v3/exchangeInfo")  # weight 20: 30 spent
+        assert status == 200 and info["rateLimits"][0]["limit"] == 30
         status, body = send(ex, "GET", "/api/v3/ping")
         assert (status, body["code"]) == (429, -1003)
         status, body = send(ex, "GET", "/api/v3/ping")  # not waiting as told: banned
