@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -49,11 +51,39 @@ StartOpt = Annotated[
     str | None,
     typer.Option(
         "--start",
-        help="Replay from this time (ISO, UTC); "
-        "earlier bars are history (REST klines). Default: the first bar.",
+        help="Replay from this time (ISO, UTC); earlier bars are history (REST klines). "
+        "Default: where the most symbols have data (the latest first bar among them).",
     ),
 ]
 FeeOpt = Annotated[float, typer.Option("--fee-bps", help="Fee per fill, bps of notional.")]
+KeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key",
+        help="An API key and its own secret, KEY:SECRET (repeatable). With --key or --keys only "
+        "those keys are accepted; without either, any key signed with the demo secret "
+        "`local-secret` is.",
+    ),
+]
+KeysOpt = Annotated[
+    Path | None,
+    typer.Option("--keys", help="A file of KEY:SECRET lines (# comments), as --key."),
+]
+WeightLimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--weight-limit",
+        help="Binance's request-weight limit per client per minute (Binance: 6000): past it "
+        "429 with Retry-After, then 418 for a client that keeps going. 0: no limit.",
+    ),
+]
+AllowRemoteControlOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-remote-control",
+        help="Answer /_local/* (step, drop, state) from any client, not only from loopback.",
+    ),
+]
 ExchangeOpt = Annotated[str, typer.Option("--exchange", help="Exchange of the stored bars.")]
 
 
@@ -70,22 +100,57 @@ def serve(
     fee_bps: FeeOpt = 10.0,
     db: DbOpt = None,
     exchange: ExchangeOpt = "binance",
+    key: KeyOpt = None,
+    keys: KeysOpt = None,
+    allow_remote_control: AllowRemoteControlOpt = False,
+    weight_limit: WeightLimitOpt = 0,
 ) -> None:
     """Serve a local exchange (Binance REST + websocket paths) replaying stored bars."""
     from factors.bars import parse_utc
-    from localexchange.server import DEFAULT_SECRET, LocalExchange, parse_balance
+    from localexchange.rate_limit import WeightLimit
+    from localexchange.server import LocalExchange, parse_balance, parse_keys
+    from ml.serve import bind_warning
 
     funding = parse_balance(balance)
-    if speed < 0:
-        raise UserError(f"--speed must be >= 0 (x real time), got {speed}")
+    if not (math.isfinite(speed) and speed >= 0):
+        raise UserError(f"--speed must be a number >= 0 (x real time), got {speed}")
+    if not (math.isfinite(fee_bps) and fee_bps >= 0):
+        raise UserError(f"--fee-bps must be a number >= 0 (bps of notional), got {fee_bps}")
     if not 0 <= port <= 65535:
         raise UserError(f"--port must be 0..65535, got {port}")
+    if weight_limit < 0:
+        raise UserError(f"--weight-limit must be >= 0 (0: no limit), got {weight_limit}")
+    secrets = parse_keys(key or [], keys)
     market = _market(data, symbol, interval, db, exchange)
     begin = parse_utc(start, "--start")
-    market.start_at(None if begin is None else int(begin.value // 1_000_000))
+    if begin is None:
+        market.start_where_most_data()
+    else:
+        begin_ms = int(begin.value // 1_000_000)
+        if begin_ms >= market.end_ms():
+            raise UserError(
+                f"--start {start} is after the data, which ends at {_utc(market.end_ms())}; "
+                "give an earlier --start or omit it"
+            )
+        market.start_at(begin_ms)
+    warning = bind_warning(host)
+    if warning:
+        console.print(warning.replace("serving models", "serving the local exchange"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    local = LocalExchange(market, funding, speed, DEFAULT_SECRET, fee_bps / 1e4)
+    local = LocalExchange(
+        market,
+        funding,
+        speed,
+        fee_rate=fee_bps / 1e4,
+        keys=secrets,
+        remote_control=allow_remote_control,
+        weight_limit=WeightLimit(weight_limit) if weight_limit else None,
+    )
     asyncio.run(_serve(local, host, port, len(market.series)))
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
 
 
 def _market(
@@ -106,6 +171,7 @@ def _market(
 
     market = ReplayMarket()
     market.add(symbol, interval, load_bars(resolve_url(db), exchange, symbol, interval))
+    market.add_standard_intervals()
     return market
 
 
@@ -118,7 +184,13 @@ async def _serve(local, host: str, port: int, series: int) -> None:
             "(0 picks a free one)"
         ) from None
     mode = f"speed {local.speed:g}x" if local.speed else "stepped (POST /_local/step)"
-    console.print(f"local exchange on http://{host}:{bound} ({series} series, {mode})")
+    market = local.market
+    window = f"replaying {_utc(market.now_ms)} .. {_utc(market.end_ms())}"
+    console.print(
+        f"local exchange on http://{host}:{bound} ({series} series, {mode}, {window}; "
+        "spans without bars are skipped)",
+        highlight=False,
+    )
     console.print(f"port {bound}", highlight=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

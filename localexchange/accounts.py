@@ -195,6 +195,8 @@ class MatchingEngine:
         side_effect: str = "NO_SIDE_EFFECT",
     ) -> list[Order]:
         """A take-profit LIMIT_MAKER and a STOP_LOSS sharing one lock; one fill cancels the other."""
+        if not (limit and limit > 0):
+            raise ExchangeError(BAD_PARAM, "an OCO needs a positive limit price")
         list_id = next(self._list_ids)
         stop_order = self.place(
             acct,

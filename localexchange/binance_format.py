@@ -8,9 +8,10 @@ from localexchange.accounts import Account, Order, split_symbol
 from localexchange.replay import ReplayMarket, Series, _num
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS"]
+DEFAULT_LOT = 1e-8  # LOT_SIZE stepSize (and minQty) of a symbol without limits of its own
 
 
-def exchange_info(market: ReplayMarket) -> dict[str, Any]:
+def exchange_info(market: ReplayMarket, weight_limit: int | None = None) -> dict[str, Any]:
     symbols = []
     for symbol in market.symbols():
         base, quote = split_symbol(symbol)
@@ -52,7 +53,16 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
     return {
         "timezone": "UTC",
         "serverTime": market.now_ms,
-        "rateLimits": [],
+        "rateLimits": [
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": weight_limit,
+            }
+        ]
+        if weight_limit
+        else [],
         "exchangeFilters": [],
         "symbols": symbols,
     }
@@ -60,7 +70,7 @@ def exchange_info(market: ReplayMarket) -> dict[str, Any]:
 
 def _limit_filters(market: ReplayMarket, symbol: str) -> list[dict[str, Any]]:
     """LOT_SIZE (the quantity step) and, when the market has one, NOTIONAL (the minimum)."""
-    min_notional, step = market.limits.get(symbol, (0.0, 1e-8))
+    min_notional, step = market.limits.get(symbol, (0.0, DEFAULT_LOT))
     lot = _num(step)
     filters = [
         {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000000.00000000", "stepSize": lot}

@@ -24,6 +24,20 @@ from factors.bars import interval_ns
 
 _FILE_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<interval>\d+[mhdw])")
 MS = 1_000_000  # ns per ms
+MINUTE_MS = 60_000
+# Binance's kline intervals the local exchange serves for every symbol (ms per bar); those not
+# stored are built from the symbol's finest stored series (complete UTC buckets only).
+STANDARD_INTERVALS: dict[str, int] = {
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": 60 * MINUTE_MS,
+    "2h": 120 * MINUTE_MS,
+    "4h": 240 * MINUTE_MS,
+    "1d": 1440 * MINUTE_MS,
+}
 
 
 @dataclass
@@ -73,10 +87,33 @@ class ReplayMarket:
     def add(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         index = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 // MS
         values = frame[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)
-        step = interval_ns(interval) // MS
+        step = STANDARD_INTERVALS.get(interval) or interval_ns(interval) // MS
         self.series[(symbol, interval)] = Series(
             symbol, interval, index.astype(np.int64), values, step
         )
+
+    def add_standard_intervals(self) -> None:
+        """Serve every standard interval, as Binance does: each one not stored is resampled as
+        `cli.py data resample` and store/bars.py do it (UTC buckets, complete ones only) from
+        the coarsest stored series that divides it (a stored 5m bar is complete even when a
+        minute without trades is missing from the 1m series)."""
+        from store.resample import resample_by_length
+
+        for symbol in self.symbols():
+            stored = [s for (sym, _), s in self.series.items() if sym == symbol]
+            for interval, step in STANDARD_INTERVALS.items():
+                sources = [s for s in stored if s.step_ms < step and step % s.step_ms == 0]
+                if (symbol, interval) in self.series or not sources:
+                    continue
+                source = max(sources, key=lambda s: s.step_ms)
+                frame = pd.DataFrame(
+                    source.values,
+                    columns=["open", "high", "low", "close", "volume"],
+                    index=pd.to_datetime(source.open_ms, unit="ms", utc=True),
+                )
+                coarse = resample_by_length(frame, step // source.step_ms, step)
+                if len(coarse):  # an interval without one complete bucket has no bars to serve
+                    self.add(symbol, interval, coarse)
 
     def start_at(self, start_ms: int | None) -> None:
         """Bars closing at or before `start_ms` are history; default: the first bar's open."""
@@ -84,6 +121,34 @@ class ReplayMarket:
             raise UserError("the local exchange has no bar series to replay")
         first = min(int(s.open_ms[0]) for s in self.series.values())
         self.now_ms = first if start_ms is None else max(first, int(start_ms))
+        self._close_history()
+
+    def start_where_most_data(self) -> None:
+        """Start at the first bar after which the most symbols have data (the latest first bar
+        of the symbols that overlap most), so no symbol waits market months for its first bar."""
+        if not self.series:
+            raise UserError("the local exchange has no bar series to replay")
+        spans = [(int(s.open_ms[0]), int(s.open_ms[-1])) for s in self._finest_series()]
+        best = max(
+            sorted({first for first, _ in spans}),
+            key=lambda t: sum(first <= t <= last for first, last in spans),
+        )
+        self.now_ms = best
+        self._close_history()
+
+    def end_ms(self) -> int:
+        """When the last bar of the data closes."""
+        return max(s.close_ms(len(s.open_ms) - 1) for s in self.series.values())
+
+    def next_open_ms(self) -> int | None:
+        """The open of the earliest bar not yet closed: later than now in a span without data."""
+        opens = [int(s.open_ms[s.closed]) for s in self.series.values() if s.forming() is not None]
+        return min(opens) if opens else None
+
+    def _finest_series(self) -> list[Series]:
+        return [s for s in (self.finest(symbol) for symbol in self.symbols()) if s is not None]
+
+    def _close_history(self) -> None:
         for s in self.series.values():
             s.closed = int(np.searchsorted(s.open_ms + s.step_ms, self.now_ms, "right"))
 
@@ -115,6 +180,11 @@ class ReplayMarket:
 
     def intervals(self, symbol: str) -> list[str]:
         return [i for s, i in self.series if s == symbol]
+
+    def all_intervals(self) -> list[str]:
+        """Every interval some symbol has, shortest first."""
+        found = {i: s.step_ms for (_, i), s in self.series.items()}
+        return sorted(found, key=lambda i: found[i])
 
     def finest(self, symbol: str) -> Series | None:
         found = [s for (sym, _), s in self.series.items() if sym == symbol]
@@ -188,6 +258,7 @@ def load_market(data: Path, symbol: str | None = None, interval: str | None = No
             )
         frame, _gaps = read_bar_file(file, ivl)
         market.add(sym, ivl, frame)
+    market.add_standard_intervals()
     if not market.series:
         raise UserError(
             f"no bar files in {data} (expected BASE_QUOTE-INTERVAL.csv[.gz] or .parquet"

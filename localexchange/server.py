@@ -8,8 +8,8 @@ answers at /sapi/v1/margin/... (localexchange/margin.py) on each key's margin ac
 
 Signed requests are checked as Binance checks them: the X-MBX-APIKEY header names the account
 (funded on first use) and `signature` must be the HMAC-SHA256 of the rest of the query (or body)
-with the local exchange's secret (`--secret`, one for every key: each key still has its own
-account). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
+with that key's secret (`keys`; without any, every key signs with the demo secret), then the
+parameters' formats, the timestamp and the filters (localexchange/validation.py). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
 per POST /_local/step in tests (speed 0); POST /_local/drop closes every market stream (tests of
 reconnects). After the data ends it keeps serving and says so in the log.
 """
@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import time
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
@@ -31,11 +33,21 @@ from core.errors import UserError
 from localexchange import binance_format as fmt
 from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
 from localexchange.margin import AccountHandler, RouteHandler, margin_routes
+from localexchange.rate_limit import WeightLimit
 from localexchange.replay import Closed, ReplayMarket
+from localexchange.streams import stream_request
+from localexchange.validation import (
+    check_formats,
+    check_integer,
+    check_order_filters,
+    check_timestamp,
+    parse_params,
+)
 
 log = logging.getLogger("raytrader.exchange")
 DEFAULT_SECRET = "local-secret"
 _TYPES = {"MARKET", "LIMIT", "STOP_LOSS"}
+DEFAULT_KLINES, MAX_KLINES = 500, 1000
 
 
 class LocalExchange:
@@ -46,11 +58,17 @@ class LocalExchange:
         speed: float = 0.0,
         secret: str = DEFAULT_SECRET,
         fee_rate: float = 0.001,
+        keys: dict[str, str] | None = None,
+        remote_control: bool = False,
+        weight_limit: WeightLimit | None = None,
     ) -> None:
         self.market = market
         self.engine = MatchingEngine(market, funding, fee_rate)
         self.speed = speed
-        self.secret = secret
+        self.secret = secret  # of every key when `keys` is empty (the demos' open mode)
+        self.keys = dict(keys or {})  # api key -> its own secret; only these keys when given
+        self.remote_control = remote_control  # /_local/* from other hosts than loopback
+        self.weight_limit = weight_limit  # Binance's request-weight limit, when given one
         self._market_ws: dict[web.WebSocketResponse, set[str]] = {}
         self._user_ws: dict[web.WebSocketResponse, str] = {}  # socket -> api key
         self._runner: web.AppRunner | None = None
@@ -63,7 +81,8 @@ class LocalExchange:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        limits = [] if self.weight_limit is None else [self.weight_limit.middleware()]
+        app = web.Application(middlewares=limits)
         api = "/api/v3/"
         app.add_routes(
             [
@@ -85,9 +104,9 @@ class LocalExchange:
                 web.get("/ws", self.market_stream),
                 web.get("/ws/{stream}", self.market_stream),
                 web.get("/ws-api/v3", self.user_stream),
-                web.post("/_local/step", self.step_request),
-                web.post("/_local/drop", self.drop_request),
-                web.get("/_local/state", self.state_request),
+                web.post("/_local/step", self.local_only(self.step_request)),
+                web.post("/_local/drop", self.local_only(self.drop_request)),
+                web.get("/_local/state", self.local_only(self.state_request)),
             ]
         )
         return app
@@ -118,9 +137,18 @@ class LocalExchange:
             due = self.market.next_close_ms()
             if due is None:
                 log.warning(
-                    "replay reached the end of its data at %s; still serving", self.market.now_ms
+                    "replay reached the end of its data at %s; still serving",
+                    _utc(self.market.now_ms),
                 )
                 return
+            next_open = self.market.next_open_ms()
+            if next_open is not None and next_open > self.market.now_ms:
+                # no series has a bar until next_open: jump over the span instead of waiting
+                log.info(
+                    "no bars from %s to %s: skipped", _utc(self.market.now_ms), _utc(next_open)
+                )
+                market0 += next_open - self.market.now_ms
+                self.market.now_ms = next_open
             wait = (due - market0) / 1000.0 / self.speed - (time.monotonic() - wall0)
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -182,9 +210,18 @@ class LocalExchange:
                 await self._report(changed)
                 return web.json_response(result)
             except ExchangeError as exc:
-                return web.json_response({"code": exc.code, "msg": exc.message}, status=400)
+                return _refused(exc)
 
         return wrapped
+
+    def secret_of(self, key: str) -> str:
+        """The key's own secret; -2015 for a key this exchange was not given."""
+        if not self.keys:
+            return self.secret
+        secret = self.keys.get(key)
+        if secret is None:
+            raise ExchangeError(-2015, "Invalid API-key, IP, or permissions for action.")
+        return secret
 
     async def _authenticate(
         self, request: web.Request, margin: bool = False
@@ -192,35 +229,55 @@ class LocalExchange:
         key = request.headers.get("X-MBX-APIKEY")
         if not key:
             raise ExchangeError(-2014, "API-key format invalid.")
-        raw = request.query_string if request.method in ("GET", "DELETE") else await request.text()
+        if request.method in ("GET", "DELETE"):
+            raw = request.query_string
+        else:
+            raw = _utf8(await request.read())
+        secret = self.secret_of(key)
         payload, _, signature = raw.rpartition("&signature=")
-        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
         if not signature or not hmac.compare_digest(signature, expected):
             raise ExchangeError(-1022, "Signature for this request is not valid.")
+        params = parse_params(payload)
+        check_formats(params)
+        check_timestamp(params)
         book = self.engine.margin_account if margin else self.engine.account
-        return book(key, self.secret), dict(parse_qsl(payload))
+        return book(key, secret), params
 
     # -- public -------------------------------------------------------------------------------
     async def exchange_info(self, request: web.Request) -> web.Response:
-        return web.json_response(fmt.exchange_info(self.market))
+        limit = None if self.weight_limit is None else self.weight_limit.limit
+        return web.json_response(fmt.exchange_info(self.market, limit))
 
     async def klines(self, request: web.Request) -> web.Response:
-        q = request.query
-        symbol = self._symbol(q.get("symbol", ""))
-        if symbol is None:
-            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
-        interval = q.get("interval", "")
-        if interval not in self.market.intervals(symbol):
-            return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
-        start, end = _int(q.get("startTime")), _int(q.get("endTime"))
-        limit = min(_int(q.get("limit")) or 500, 1000)
-        return web.json_response(self.market.klines(symbol, interval, start, end, limit))
+        try:
+            q = parse_params(request.query_string)
+            symbol = self.require_symbol(q)
+            interval = q.get("interval", "")
+            if interval not in self.market.intervals(symbol):
+                raise ExchangeError(-1120, "Invalid interval.")
+            start = check_integer(q.get("startTime"), "startTime")
+            end = check_integer(q.get("endTime"), "endTime")
+            limit = check_integer(q.get("limit"), "limit")
+            if limit is not None and not 1 <= limit <= MAX_KLINES:
+                raise ExchangeError(
+                    -1100,
+                    f"Illegal characters found in parameter 'limit'; legal range is "
+                    f"'1 .. {MAX_KLINES}'.",
+                )
+        except ExchangeError as exc:
+            return _refused(exc)
+        rows = self.market.klines(symbol, interval, start, end, limit or DEFAULT_KLINES)
+        return web.json_response(rows)
 
     async def ticker(self, request: web.Request) -> web.Response:
-        wanted = request.query.get("symbol")
-        symbols = [self._symbol(wanted)] if wanted else self.market.symbols()
-        rows = [fmt.ticker(self.market, s) for s in symbols if s]
-        return web.json_response(rows[0] if wanted and rows else rows)
+        try:
+            q = parse_params(request.query_string)
+            symbols = [self.require_symbol(q)] if "symbol" in q else self.market.symbols()
+        except ExchangeError as exc:
+            return _refused(exc)
+        rows = [fmt.ticker(self.market, s) for s in symbols]
+        return web.json_response(rows[0] if "symbol" in q else rows)
 
     def _symbol(self, market_id: str) -> str | None:
         return next((s for s in self.market.symbols() if s.replace("/", "") == market_id), None)
@@ -234,6 +291,7 @@ class LocalExchange:
         type_ = params.get("type", "")
         if type_ not in _TYPES:
             raise ExchangeError(-1116, f"Invalid orderType {type_!r}; use one of {sorted(_TYPES)}")
+        self.check_order_filters(symbol, params)
         client_id = params.get("newClientOrderId") or f"local-{time.monotonic_ns()}"
         self.orders_at.append((time.time(), client_id))
         orders = self.engine.place(
@@ -251,6 +309,7 @@ class LocalExchange:
 
     def new_oco(self, acct: Account, params: dict) -> tuple[Any, list]:
         symbol = self.require_symbol(params)
+        self.check_order_filters(symbol, params)
         list_client = params.get("listClientOrderId", f"list-{time.monotonic_ns()}")
         # a sell OCO has its stop below the market, a buy OCO (closing a short) above it
         at, other = (
@@ -302,10 +361,19 @@ class LocalExchange:
         return rows, []
 
     def require_symbol(self, params: dict) -> str:
-        symbol = self._symbol(params.get("symbol", ""))
+        if not params.get("symbol"):
+            raise ExchangeError(
+                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        symbol = self._symbol(params["symbol"])
         if symbol is None:
-            raise ExchangeError(-1121, f"Invalid symbol {params.get('symbol')!r}.")
+            raise ExchangeError(-1121, "Invalid symbol.")
         return symbol
+
+    def check_order_filters(self, symbol: str, params: dict) -> None:
+        """PRICE_FILTER, LOT_SIZE and NOTIONAL as exchangeInfo publishes them for the symbol."""
+        min_notional, step = self.market.limits.get(symbol, (0.0, fmt.DEFAULT_LOT))
+        check_order_filters(params, step, min_notional, self.market.last_price(symbol))
 
     def _find(self, acct: Account, params: dict) -> Order:
         order_id, client_id = _int(params.get("orderId")), params.get("origClientOrderId")
@@ -324,15 +392,9 @@ class LocalExchange:
         try:
             async for msg in ws:
                 log.debug("market stream message: %s %s", msg.type, msg.data)
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                body = json.loads(msg.data)
-                streams = set(body.get("params") or [])
-                if body.get("method") == "SUBSCRIBE":
-                    self._market_ws[ws] |= streams
-                elif body.get("method") == "UNSUBSCRIBE":
-                    self._market_ws[ws] -= streams
-                await _send(ws, json.dumps({"result": None, "id": body.get("id")}))
+                if msg.type == WSMsgType.TEXT:
+                    answer = stream_request(self._market_ws.setdefault(ws, set()), msg.data)
+                    await _send(ws, json.dumps(answer))
         except Exception:
             log.exception("market stream failed")
             raise
@@ -360,23 +422,50 @@ class LocalExchange:
                 "status": 400,
                 "error": {"code": -1100, "msg": f"unsupported method {body.get('method')}"},
             }
-        params = dict(body.get("params") or {})
+        params = body.get("params")
+        params = {str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {}
         signature = params.pop("signature", "")
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
-        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(str(signature), expected):
+        try:
+            secret = self.secret_of(params.get("apiKey", ""))
+            expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(signature, expected):
+                raise ExchangeError(-1022, "Signature for this request is not valid.")
+            check_formats(params)
+            check_timestamp(params)
+        except ExchangeError as exc:
             return {
                 "id": request_id,
-                "status": 400,
-                "error": {"code": -1022, "msg": "Signature for this request is not valid."},
+                "status": 401 if exc.code == -2015 else 400,
+                "error": {"code": exc.code, "msg": exc.message},
             }
-        self.engine.account(params["apiKey"], self.secret)
+        self.engine.account(params["apiKey"], secret)
         self._user_ws[ws] = params["apiKey"]
         return {"id": request_id, "status": 200, "result": {"subscriptionId": 0}}
 
     # -- test control -------------------------------------------------------------------------
+    def local_only(self, handler: RouteHandler) -> RouteHandler:
+        """/_local/* answers loopback clients only, unless started to allow others."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            if not (self.remote_control or _loopback(request.remote)):
+                return web.json_response(
+                    {
+                        "code": -1002,
+                        "msg": "/_local/* answers loopback clients only "
+                        "(exchange serve --allow-remote-control)",
+                    },
+                    status=403,
+                )
+            return await handler(request)
+
+        return wrapped
+
     async def step_request(self, request: web.Request) -> web.Response:
-        n = int(request.query.get("n", "1"))
+        try:
+            n = check_integer(request.query.get("n", "1"), "n") or 0
+        except ExchangeError as exc:
+            return _refused(exc)
         closed = await self.step(n)
         return web.json_response(
             {"closed": closed, "now": self.market.now_ms, "ended": self.market.ended}
@@ -408,6 +497,29 @@ async def _send(ws: web.WebSocketResponse, text: str) -> None:
             pass  # the peer went away; its handler cleans up
 
 
+def _refused(exc: ExchangeError) -> web.Response:
+    status = 401 if exc.code == -2015 else 400
+    return web.json_response({"code": exc.code, "msg": exc.message}, status=status)
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExchangeError(-1100, "Illegal characters found in a parameter.") from None
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -429,9 +541,33 @@ def parse_balance(text: str) -> dict[str, float]:
             value = float(amount)
         except ValueError:
             value = -1.0
-        if not sep or not asset.strip() or value < 0:
+        if not sep or not asset.strip() or not (math.isfinite(value) and value >= 0):
             raise UserError(
                 f"--balance entry {part!r} is not ASSET=AMOUNT; e.g. --balance BTC=10,USDT=100000"
             )
         out[asset.strip().upper()] = value
     return out
+
+
+def parse_keys(pairs: list[str], path: Path | None) -> dict[str, str]:
+    """{api key: its secret} from --key KEY:SECRET options and a --keys file of such lines."""
+    lines = [(f"--key {pair!r}", pair) for pair in pairs]
+    if path is not None:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(
+                f"--keys {str(path)!r} cannot be read ({exc}); give a file of KEY:SECRET lines"
+            ) from None
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                lines.append((f"{path}:{number}", line.strip()))
+    keys: dict[str, str] = {}
+    for where, line in lines:
+        key, sep, secret = line.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise UserError(f"{where} is not KEY:SECRET; e.g. --key demo-key:demo-secret")
+        if key.strip() in keys:
+            raise UserError(f"{where}: key {key.strip()!r} is given twice; give each key once")
+        keys[key.strip()] = secret.strip()
+    return keys

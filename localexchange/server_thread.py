@@ -11,6 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
+from localexchange.rate_limit import WeightLimit
 from localexchange.replay import ReplayMarket
 from localexchange.server import DEFAULT_SECRET, LocalExchange
 
@@ -26,8 +27,12 @@ class ExchangeThread:
         host: str = "127.0.0.1",
         port: int = 0,
         secret: str = DEFAULT_SECRET,
+        keys: dict[str, str] | None = None,
+        weight_limit: WeightLimit | None = None,
     ) -> None:
-        self.exchange = LocalExchange(market, funding or DEFAULT_FUNDING, speed, secret)
+        self.exchange = LocalExchange(
+            market, funding or DEFAULT_FUNDING, speed, secret, keys=keys, weight_limit=weight_limit
+        )
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -30,10 +30,15 @@ def interval_ratio(source: str, target: str) -> int:
 def resample_bars(frame: pd.DataFrame, source: str, target: str) -> pd.DataFrame:
     """Bars of `target` built from a sorted bar frame of `source`; incomplete buckets dropped."""
     ratio = interval_ratio(source, target)
+    return resample_by_length(frame, ratio, int(interval_delta(target).value // 1_000_000))
+
+
+def resample_by_length(frame: pd.DataFrame, ratio: int, step: int) -> pd.DataFrame:
+    """resample_bars for a target `step` ms long made of `ratio` source bars (an interval the
+    system does not name, e.g. the local exchange's 2h)."""
     ts, cols = frame_arrays(frame)
     if len(ts) == 0:
         return arrays_to_frame(ts, cols)
-    step = int(interval_delta(target).value // 1_000_000)
     bucket = ts // step
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     counts = np.diff(np.r_[starts, len(ts)])
