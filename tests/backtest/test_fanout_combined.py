@@ -45,7 +45,7 @@ def trades_frame(count: int, open_last: bool, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture
-def stored(sqlite_url: str):
+def stored(db_url: str):
     """Six runs: with trades, with an open trade, without trades, all-open; returns the specs in
     an order other than the stored one."""
     shapes = [(7, False), (5, True), (0, False), (9, False), (1, True), (4, True)]
@@ -67,11 +67,9 @@ def stored(sqlite_url: str):
             "metrics": {"trades": count},
             "engine_version": "test",
         }
-        fanout_io.store_batch(
-            sqlite_url, [{"run": run, "trades": trades_frame(count, open_last, i)}]
-        )
+        fanout_io.store_batch(db_url, [{"run": run, "trades": trades_frame(count, open_last, i)}])
         specs.append(SimpleNamespace(run_key=f"key{i}"))
-    return sqlite_url, [specs[k] for k in (3, 0, 5, 2, 1, 4)]
+    return db_url, [specs[k] for k in (3, 0, 5, 2, 1, 4)]
 
 
 def test_combined_trades_write_the_bytes_of_the_per_run_frames(stored, tmp_path) -> None:
