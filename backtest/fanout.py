@@ -197,7 +197,10 @@ def _series_ranges(url: str, instances, start, end, summary: FanoutSummary, fram
 
     ranges: dict[tuple[str, str, str], tuple[int, int, int]] = {}
     for key in sorted({(i.exchange, i.symbol, i.interval) for i in instances}):
-        counted = bar_range(url, *key, start=start, end=end)
+        try:
+            counted = bar_range(url, *key, start=start, end=end)
+        except ValueError:  # load_bars below raises the same error, noted as no data
+            counted = None
         if counted is not None:
             ranges[key] = counted
             continue
