@@ -111,8 +111,9 @@ def run_all(
 
     parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
     instances = _select_instances(url, family, symbol, interval, exchange)
-    series = _load_series(url, instances, start, end, summary)
-    specs = _build_specs(instances, parsed_grid, series, config)
+    series: dict[tuple[str, str, str], pd.DataFrame] = {}  # loaded only when something runs
+    ranges = _series_ranges(url, instances, start, end, summary, series)
+    specs = _build_specs(instances, parsed_grid, ranges, config)
     summary.total = len(specs)
     summary.selected_keys = {s.run_key for s in specs}
     if not specs:
@@ -126,6 +127,7 @@ def run_all(
         f"{len(pending)} to run"
     )
     if pending:
+        _load_series(url, {s.series for s in pending}, start, end, series)
         _run_on_ray(url, out, pending, series, config, ray_address, separate, summary, console)
     summary.results_csv, summary.trades_csv = fanout_io.write_combined(
         url, out, specs, summary.nodes_by_run, separate
@@ -186,12 +188,22 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _load_series(url: str, instances, start, end, summary: FanoutSummary) -> dict:
-    """Each distinct (exchange, symbol, interval) loaded once; series without bars are noted."""
-    from store.bars import load_bars
+def _series_ranges(url: str, instances, start, end, summary: FanoutSummary, frames: dict) -> dict:
+    """(first, last, count) of the bars of each distinct (exchange, symbol, interval), the data
+    range in the run keys, counted in the database: a resume whose runs are all stored loads no
+    bar. A series the database cannot count (resampled on the fly, or no bar in range) is loaded
+    now into `frames`; series without bars are noted."""
+    from store.bars import bar_range, load_bars
 
-    frames: dict[tuple[str, str, str], pd.DataFrame] = {}
+    ranges: dict[tuple[str, str, str], tuple[int, int, int]] = {}
     for key in sorted({(i.exchange, i.symbol, i.interval) for i in instances}):
+        try:
+            counted = bar_range(url, *key, start=start, end=end)
+        except ValueError:  # load_bars below raises the same error, noted as no data
+            counted = None
+        if counted is not None:
+            ranges[key] = counted
+            continue
         try:
             frame = load_bars(url, *key, start=start, end=end)
         except ValueError as exc:  # BarDataError: no bars for this series / range
@@ -199,9 +211,18 @@ def _load_series(url: str, instances, start, end, summary: FanoutSummary) -> dic
             continue
         if len(frame):
             frames[key] = frame
+            ranges[key] = data_range(frame)
         else:
             summary.no_data.append(f"{key[0]} {key[1]} {key[2]}: no bars in range")
-    return frames
+    return ranges
+
+
+def _load_series(url: str, keys: set, start, end, frames: dict) -> None:
+    """The bars of every series in `keys` not loaded yet, each loaded once, into `frames`."""
+    from store.bars import load_bars
+
+    for key in sorted(keys - frames.keys()):
+        frames[key] = load_bars(url, *key, start=start, end=end)
 
 
 def _strategy_class(family: str) -> tuple[type | None, str | None]:
@@ -232,7 +253,9 @@ def _canonical_params(cls: type | None, params: dict[str, Any]) -> dict[str, Any
         return dict(params)
 
 
-def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) -> list[RunSpec]:
+def _build_specs(instances, grid: dict[str, list[str]], ranges: dict, config) -> list[RunSpec]:
+    """Every run of the instances (grid-expanded) on the series in `ranges`, keyed by run key;
+    `ranges`: (exchange, symbol, interval) -> (first, last, count) of its bars (data_range)."""
     classes = {i.family: _strategy_class(i.family)[0] for i in instances}
     check_grid_keys(
         grid, {f: list(cls.parameters()) for f, cls in classes.items() if cls is not None}
@@ -241,11 +264,11 @@ def _build_specs(instances, grid: dict[str, list[str]], series: dict, config) ->
     specs: dict[str, RunSpec] = {}
     for inst in instances:
         key_series = (inst.exchange, inst.symbol, inst.interval)
-        if key_series not in series:
+        if key_series not in ranges:
             continue
         cls = classes[inst.family]
         own = _canonical_params(cls, inst.params)
-        rng = data_range(series[key_series])
+        rng = ranges[key_series]
         names = list(cls.parameters()) if cls is not None else []
         for given in expand_params(inst.params, restrict_grid(grid, names)):
             params = _canonical_params(cls, given)

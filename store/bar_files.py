@@ -14,6 +14,8 @@ import pandas as pd
 
 from factors.bars import OHLCV
 from store.validate import (
+    MAX_MS,
+    MIN_MS,
     BarFormatError,
     GapReport,
     NoBarsError,
@@ -37,7 +39,7 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
         )
     if not file.is_file():
         raise FileNotFoundError(f"bar file {str(file)!r} not found")
-    typed = _read_numeric_csv(file)
+    typed = _read_typed_csv(file)
     if typed is not None:
         ts, cols = typed
     else:
@@ -53,11 +55,12 @@ def read_bar_file(path: str | Path, interval: str) -> tuple[pd.DataFrame, GapRep
     return arrays_to_frame(ts, cols), gap_report(ts, interval)
 
 
-def _read_numeric_csv(file: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """The columns of a plain numeric CSV (epoch-ms times, numbers in every cell), read typed by
-    pyarrow; None for anything else (ISO times, empty or non-numeric cells, odd headers, files
-    pyarrow cannot read), which the general reader below handles with its exact error messages.
-    Both paths give the same arrays to the same validator, so a file passes or fails alike."""
+def _read_typed_csv(file: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """The columns of a plain CSV (epoch-ms or ISO-8601 times, numbers in every cell), read typed
+    by pyarrow; None for anything else (empty or non-numeric cells, times pyarrow does not read or
+    that are out of range or finer than a millisecond, odd headers, files pyarrow cannot read),
+    which the general reader below handles with its exact error messages. Both paths give the
+    same arrays to the same validator, so a file passes or fails alike with the same message."""
     name = file.name.lower()
     if not (name.endswith(".csv") or name.endswith(".csv.gz")):
         return None
@@ -72,18 +75,55 @@ def _read_numeric_csv(file: Path) -> tuple[np.ndarray, dict[str, np.ndarray]] | 
     time_name = next((n for n in TIME_NAMES if n in lower), None)
     if time_name is None or len(set(lower)) != len(lower) or table.num_rows == 0:
         return None
+    if any(c not in lower for c in OHLCV):
+        return None
+    # a header like 'close.1' is how pandas spells a repeated column: the general reader
+    # refuses it, and so does this one, with the same message
+    check_unique_columns(table.column_names, (*TIME_NAMES, *OHLCV), file.name)
     arrays = {}
-    for wanted in (time_name, *OHLCV):
-        if wanted not in lower:
-            return None
+    for wanted in OHLCV:
         column = table.column(lower.index(wanted))
         numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
         if not numeric or column.null_count:
             return None
         arrays[wanted] = column.to_numpy().astype(np.float64)
-    ts = arrays.pop(time_name)
-    _check_epoch_ms(ts, file.name)
-    return ts, arrays
+    times = table.column(lower.index(time_name))
+    if times.null_count:
+        return None
+    if pa.types.is_integer(times.type) or pa.types.is_floating(times.type):
+        ts = times.to_numpy().astype(np.float64)
+        _check_epoch_ms(ts, file.name)
+        return ts, arrays
+    ts_ms = _arrow_times_ms(times)
+    if ts_ms is None:
+        return None
+    return ts_ms.astype(np.float64), arrays
+
+
+def _arrow_times_ms(times) -> np.ndarray | None:  # noqa: ANN001 (a pyarrow ChunkedArray)
+    """Epoch ms (int64) of a column pyarrow read as ISO-8601 dates or times (naive = UTC, an
+    offset converted to UTC, exactly as the general reader); None when pyarrow read it as
+    anything else, or when a time is finer than a millisecond or outside 1970 .. 2262: the
+    general reader words those errors."""
+    import pyarrow as pa
+
+    if pa.types.is_date32(times.type):
+        per_ms, ms_per = 1, 86_400_000
+    elif pa.types.is_timestamp(times.type):
+        per_ms, ms_per = {"s": (1, 1_000), "ms": (1, 1), "us": (1_000, 1), "ns": (1_000_000, 1)}[
+            times.type.unit
+        ]
+    else:
+        return None
+    raw = times.to_numpy().view(np.int64)
+    if per_ms > 1:
+        if (raw % per_ms).any():
+            return None
+        raw = raw // per_ms
+    # the bounds are checked before scaling, so seconds or days far out cannot overflow int64
+    if raw.min() < MIN_MS // ms_per or raw.max() > MAX_MS // ms_per:
+        return None
+    return raw * ms_per
 
 
 def _check_epoch_ms(values: np.ndarray, source: str) -> None:

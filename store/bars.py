@@ -28,7 +28,14 @@ from store.validate import (
     validate_arrays,
 )
 
-__all__ = ["BarDataError", "save_bars", "load_bars", "list_series", "stored_intervals"]
+__all__ = [
+    "BarDataError",
+    "save_bars",
+    "load_bars",
+    "bar_range",
+    "list_series",
+    "stored_intervals",
+]
 
 _COLUMNS = "ts, open, high, low, close, volume"
 # PostgreSQL binary COPY: 11-byte signature, int32 flags, int32 header-extension length.
@@ -187,6 +194,33 @@ def load_bars(
             "see `cli.py data list`, import with `cli.py data import` or `cli.py data demo`"
         )
     return frame
+
+
+def bar_range(
+    url: str, exchange: str, symbol: str, interval: str, start: Any = None, end: Any = None
+) -> tuple[int, int, int] | None:
+    """(first open time ms, last open time ms, number of bars) of what load_bars would return,
+    counted in the database without loading a bar; None when that takes loading: the interval
+    is resampled from another, or no bar is in range (load_bars words that error)."""
+    interval_delta(interval)
+    lo, hi = _bound(start, "start"), _bound(end, "end")
+    if interval not in stored_intervals(url, exchange, symbol):
+        return None
+    where = "exchange = :e AND symbol = :s AND interval = :i"
+    params: dict[str, Any] = {"e": exchange, "s": symbol, "i": interval}
+    if lo is not None:
+        where += " AND ts >= :lo"
+        params["lo"] = int(lo)
+    if hi is not None:
+        where += " AND ts <= :hi"
+        params["hi"] = int(hi)
+    with get_engine(url).connect() as conn:
+        first, last, count = conn.execute(
+            text(f"SELECT MIN(ts), MAX(ts), COUNT(*) FROM bars WHERE {where}"), params
+        ).one()
+    if not count:
+        return None
+    return int(first), int(last), int(count)
 
 
 def _resample_source(interval: str, stored: list[str]) -> str | None:

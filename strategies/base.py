@@ -16,6 +16,7 @@ from the family's `param_space` and series, and compares them bar by bar.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import typing
@@ -265,8 +266,16 @@ class Strategy:
     @classmethod
     def parameters(cls) -> dict[str, tuple[type, Any]]:
         """Parameter name -> (type, default)."""
-        hints = typing.get_type_hints(cls.Params)
-        return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(cls.Params)}
+        return dict(_parameters_of(cls.Params))
+
+
+@functools.lru_cache(maxsize=256)
+def _parameters_of(params: type) -> dict[str, tuple[type, Any]]:
+    """Strategy.parameters of a Params dataclass, resolved once: typing.get_type_hints costs
+    ~0.5 ms, and a grid of 1,000 runs builds 1,000 strategies (a user file reloaded gives a new
+    class, so a new entry)."""
+    hints = typing.get_type_hints(params)
+    return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(params)}
 
 
 def _positive_or_none(value: float | None) -> float | None:

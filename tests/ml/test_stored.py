@@ -6,6 +6,7 @@ import pytest
 
 from backtest.fanout import _build_specs
 from backtest.run import BacktestConfig, run_backtest
+from backtest.runkeys import data_range
 from ml.jobs import load_series, select_instances
 from ml.stored import instance_run_keys, stored_trades
 from ml.synthetic import planted_market
@@ -29,7 +30,8 @@ def db(tmp_path_factory):
 def test_the_key_is_the_one_backtest_all_stores_its_run_under(db):
     url, iid, refs, series = db
     config = BacktestConfig()
-    specs = _build_specs(list_instances(url), {}, series, config)
+    ranges = {key: data_range(bars) for key, bars in series.items()}
+    specs = _build_specs(list_instances(url), {}, ranges, config)
     assert [s.run_key for s in specs] == [instance_run_keys(refs, series, config)[iid]]
     other = BacktestConfig(fee_bps=99.0)  # other account settings: another run
     assert instance_run_keys(refs, series, other)[iid] != specs[0].run_key

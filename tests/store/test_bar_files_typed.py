@@ -20,12 +20,12 @@ T0 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000
 
 def general_read(path: Path, interval: str):
     """read_bar_file with the typed path switched off (the reader used before it existed)."""
-    saved = bar_files._read_numeric_csv
-    bar_files._read_numeric_csv = lambda file: None
+    saved = bar_files._read_typed_csv
+    bar_files._read_typed_csv = lambda file: None
     try:
         return read_bar_file(path, interval)
     finally:
-        bar_files._read_numeric_csv = saved
+        bar_files._read_typed_csv = saved
 
 
 def outcome(read, path: Path, interval: str = "1m"):
@@ -59,7 +59,7 @@ def test_typed_reader_reads_the_same_numbers(tmp_path_factory, rows) -> None:
         low, high = min(a, b), max(a, b)
         lines.append(f"{T0 + i * 60_000},{a!r},{high!r},{low!r},{b},{volume}\n")
     path.write_text(HEADER + "".join(lines))
-    assert bar_files._read_numeric_csv(path) is not None  # the typed path did read it
+    assert bar_files._read_typed_csv(path) is not None  # the typed path did read it
     frame, _gaps = assert_same_outcome(path)
     assert len(frame) == len(rows)
 
@@ -88,7 +88,7 @@ def test_typed_and_general_reader_agree_on_every_file(tmp_path, case) -> None:
 def test_a_bad_file_read_by_the_typed_path_still_fails(tmp_path) -> None:
     path = tmp_path / "bars.csv"
     path.write_text(HEADER + f"{T0 + 60_000},1,2,1,1,5\n{T0},1,2,1,1,5\n")
-    assert bar_files._read_numeric_csv(path) is not None
+    assert bar_files._read_typed_csv(path) is not None
     with pytest.raises(BarDataError, match="not in ascending order"):
         read_bar_file(path, "1m")
 
