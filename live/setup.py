@@ -147,7 +147,8 @@ def warm_up(client: Exchange, db_url: str, exchange: str, members: list[Portfoli
         except ccxt.BadRequest as exc:
             raise LiveSetupError(
                 f"{client.id} does not serve {key[1]} bars for {key[0]} ({exc}); choose an "
-                "interval it has (for the local exchange: the intervals of its data files)"
+                "interval it has (the local exchange serves each standard interval that "
+                "complete UTC buckets of its stored bars can build)"
             ) from None
         closed = [r for r in rows[:-1]]  # the newest row is the bar in progress
         now_ms = int(rows[-1][0]) if rows else None
