@@ -26,6 +26,7 @@ import pandas as pd
 
 from actors.messages import BarClosed, CloseTrade, DisableInstance, EnableInstance, SignalRaised
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from core.vocabulary import OrderRole, SignalAction
 from live.hosts import LiveStrategyHost
 from live.runtime import LiveRuntime
 from live.setup import Warmup
@@ -88,7 +89,7 @@ class LivePortfolio(WeightedPortfolio):
         self.disabled: set[str] = set()
 
     def on_signal(self, msg: SignalRaised) -> list:
-        if msg.action == "enter" and msg.strategy in self.disabled:
+        if msg.action == SignalAction.ENTER and msg.strategy in self.disabled:
             self.marks[msg.symbol] = msg.price
             return self._reject(msg, f"instance {msg.strategy} is disabled: no new entries")
         return super().on_signal(msg)
@@ -98,7 +99,8 @@ class LivePortfolio(WeightedPortfolio):
         if not msg.close_positions:
             return []
         return [
-            CloseTrade(msg.ts, p.trade_id, "disabled") for p in self.open_positions(msg.strategy)
+            CloseTrade(msg.ts, p.trade_id, OrderRole.DISABLED)
+            for p in self.open_positions(msg.strategy)
         ]
 
     def on_enable(self, msg: EnableInstance) -> list:

@@ -34,9 +34,10 @@ from actors.messages import (
     OrderRejected,
     SubmitOrder,
 )
+from core.vocabulary import OrderKind, OrderRole
 from live.venues.reports import AccountReport, OrderStatus, OrderStatusReport
 
-_RANK = {"entry": 0, "stop_loss": 1, "take_profit": 2}
+_RANK = {OrderRole.ENTRY: 0, OrderRole.STOP_LOSS: 1, OrderRole.TAKE_PROFIT: 2}
 _CANCEL_RANK, _REJECT_RANK = 8, 9  # after the fills at the same time
 StoredOrder = tuple[str, str | None, SubmitOrder]  # (client id, exchange id, the order)
 ReconcileEvent = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected
@@ -67,7 +68,9 @@ def reconcile(stored: list[StoredOrder], reports: list[OrderStatusReport | None]
             reason = "its trade closed before a restart"  # an exit never sent, now moot
             timeline.append((msg.ts, _CANCEL_RANK, OrderCancelled(msg.ts, msg.order_id, reason)))
             continue
-        if report is None and msg.kind == "timed":  # not yet due when we went down: kept again
+        if (
+            report is None and msg.kind == OrderKind.TIMED
+        ):  # not yet due when we went down: kept again
             plan.timed.append(msg)
             accepted.append(OrderAccepted(msg.ts, msg.order_id))
             continue
@@ -112,12 +115,12 @@ def _lost_legs(
     filled, no exit on its way): the node places them again, under new client order ids."""
     msgs = {m.order_id: m for _c, _e, m in stored}
     filled = {msgs[e.order_id].trade_id for _t, _r, e in timeline if type(e) is OrderFilled}
-    exiting = {m.trade_id for m in msgs.values() if m.kind in ("market", "close")}
+    exiting = {m.trade_id for m in msgs.values() if m.kind in (OrderKind.MARKET, OrderKind.CLOSE)}
     return [
         msgs[e.order_id]
         for _t, _r, e in timeline
         if type(e) is OrderCancelled
-        and msgs[e.order_id].kind in ("stop", "limit")
+        and msgs[e.order_id].kind in (OrderKind.STOP, OrderKind.LIMIT)
         and msgs[e.order_id].trade_id not in filled | exiting | {None}
     ]
 

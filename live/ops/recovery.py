@@ -30,6 +30,7 @@ from actors.messages import (
 )
 from actors.order_manager import OrderManager, OrderState, TradeState, time_exit_ts
 from actors.order_store import DRY_RUN
+from core.vocabulary import OrderKind, OrderRole, OrderStatus, Side, TradeStatus
 from live.hosts import ActorGroup
 from testing.crash import crash_point
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from live.dry_run import DryRunExchange
     from store.models import OrderRecord, TradeRecord
 
-OPEN = ("NEW", "SUBMITTED")
+OPEN = (OrderStatus.NEW, OrderStatus.SUBMITTED)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Restored:
         for o in self.orders:
             trade = trades.get(o.trade_id) if o.trade_id is not None else None
             trigger = None
-            if o.kind == "timed" and trade is not None:
+            if o.kind == OrderKind.TIMED and trade is not None:
                 trigger = time_exit_ts(trade.entry_ts, self.exits.get(o.trade_id, ExitSpec()))
             msg = SubmitOrder(
                 o.created_ts,
@@ -110,9 +111,11 @@ def _ns(value: object) -> int:
 
 
 def _kind(row: OrderRecord) -> str:
-    if row.type in ("stop", "limit"):
+    if row.type in (OrderKind.STOP, OrderKind.LIMIT):
         return row.type
-    return {"time": "timed", "end_of_data": "close"}.get(row.role, "market")
+    return {OrderRole.TIME: OrderKind.TIMED, OrderRole.END_OF_DATA: OrderKind.CLOSE}.get(
+        row.role, OrderKind.MARKET
+    )
 
 
 def _exits(text: str | None) -> tuple[ExitSpec, str]:
@@ -143,7 +146,7 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
     by_id = {o.id: o for o in orders}
     out.known = {o.id: o.exchange_order_id for o in orders}
     for o in orders:
-        if o.status == "FILLED" and o.updated_at is not None:
+        if o.status == OrderStatus.FILLED and o.updated_at is not None:
             ms = _ns(o.updated_at) // 1_000_000
             out.last_fill_ms[o.symbol] = max(out.last_fill_ms.get(o.symbol, 0), ms)
     out.cash_flows = _cash_flows(orders, trades)
@@ -151,7 +154,8 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
     trade_of_entry: dict[str, TradeState] = {}
     for k, t in enumerate(
         sorted(
-            (t for t in trades if t.status == "ACTIVE"), key=lambda t: (t.entry_time, t.trade_id)
+            (t for t in trades if t.status == TradeStatus.ACTIVE),
+            key=lambda t: (t.entry_time, t.trade_id),
         ),
         1,
     ):
@@ -179,7 +183,7 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
         # comes back without a trade: reconciliation cancels it if it still rests
         trade = trade_of_entry.get(o.parent_id) if o.parent_id else None
         signal_id = trade.signal_id if trade else -(1000 + next_id)
-        price = o.price if o.type == "limit" else o.stop_price
+        price = o.price if o.type == OrderKind.LIMIT else o.stop_price
         state = OrderState(
             next_id,
             o.strategy,
@@ -207,12 +211,14 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
 def _cash_flows(orders: list[OrderRecord], trades: list[TradeRecord]) -> list[float]:
     """What Portfolio.on_trade_opened/closed added to the cash for each closed trade."""
     fee = {o.id: o.fee for o in orders}
-    exit_fee = {o.parent_id: o.fee for o in orders if o.parent_id and o.status == "FILLED"}
+    exit_fee = {
+        o.parent_id: o.fee for o in orders if o.parent_id and o.status == OrderStatus.FILLED
+    }
     out = []
     for t in trades:
-        if t.status != "CLOSED" or t.exit_price is None:
+        if t.status != TradeStatus.CLOSED or t.exit_price is None:
             continue
-        sign = 1.0 if t.side == "long" else -1.0
+        sign = 1.0 if t.side == Side.LONG else -1.0
         entry_fee = fee.get(t.trade_id, 0.0)
         out.append(-(sign * t.quantity * t.entry_price + entry_fee))
         out.append(sign * t.quantity * t.exit_price - exit_fee.get(t.trade_id, t.fees - entry_fee))
@@ -299,16 +305,16 @@ def restore_dry_run(exchange: DryRunExchange, restored: Restored) -> list:
 
 
 def _is_new(restored: Restored, msg: SubmitOrder) -> bool:
-    return any(o.order_id == msg.order_id and o.status == "NEW" for o in restored.orders)
+    return any(o.order_id == msg.order_id and o.status == OrderStatus.NEW for o in restored.orders)
 
 
 def position_warnings(trades: list[dict], totals: dict[str, float], bases: set[str]) -> list[str]:
     """The account's base assets against the open trades of the database (spot positions)."""
     held: dict[str, float] = {}
     for t in trades:
-        if t["status"] == "ACTIVE":
+        if t["status"] == TradeStatus.ACTIVE:
             base = t["symbol"].split("/")[0]
-            held[base] = held.get(base, 0.0) + (1 if t["side"] == "long" else -1) * t["quantity"]
+            held[base] = held.get(base, 0.0) + (1 if t["side"] == Side.LONG else -1) * t["quantity"]
     out = []
     for base in sorted(bases):
         have, ours = totals.get(base, 0.0), held.get(base, 0.0)
@@ -353,7 +359,7 @@ def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: s
                 update(table)
                 .where(
                     run_ok,
-                    table.c.status == "ACTIVE",
+                    table.c.status == TradeStatus.ACTIVE,
                     table.c.symbol == symbol,
                     table.c.exchange == exchange,
                 )
@@ -369,7 +375,7 @@ def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: s
 def _sign_case(table: Table) -> ColumnElement[float]:
     from sqlalchemy import case
 
-    return case((table.c.side == "short", -1.0), else_=1.0)
+    return case((table.c.side == Side.SHORT, -1.0), else_=1.0)
 
 
 class LoopActor:

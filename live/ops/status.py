@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
+from core.vocabulary import OrderKind, OrderStatus, Side, TradeStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-OPEN_ORDER = ("NEW", "SUBMITTED")
+OPEN_ORDER = (OrderStatus.NEW, OrderStatus.SUBMITTED)
 
 
 class StatusError(UserError):
@@ -60,10 +61,10 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
             t_.quantity,
             t_.entry_time,
             t_.entry_price,
-        ).where(*live_t, t_.status == "ACTIVE")
+        ).where(*live_t, t_.status == TradeStatus.ACTIVE)
         for t in conn.execute(held.order_by(t_.entry_time)).mappings():
             mark, mark_ms = _latest_close(conn, t["exchange"], t["symbol"], t["interval"])
-            sign = 1.0 if t["side"] == "long" else -1.0
+            sign = 1.0 if t["side"] == Side.LONG else -1.0
             pnl = None if mark is None else sign * t["quantity"] * (mark - t["entry_price"])
             out.positions.append({**t, "mark": mark, "mark_ms": mark_ms, "unrealised": pnl})
         orders = select(
@@ -81,7 +82,7 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         out.orders = [
             dict(r) for r in conn.execute(orders.order_by(o_.created_at, o_.id)).mappings()
         ]
-        closed = [*live_t, t_.status == "CLOSED"]
+        closed = [*live_t, t_.status == TradeStatus.CLOSED]
         per = (
             select(t_.strategy, func.count().label("trades"), func.sum(t_.pnl).label("pnl"))
             .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
@@ -144,7 +145,7 @@ def status_lines(status: LiveStatus) -> list[str]:
         )
     lines.append(f"open orders: {len(status.orders)}")
     for o in status.orders:
-        level = o["stop_price"] if o["type"] == "stop" else o["price"]
+        level = o["stop_price"] if o["type"] == OrderKind.STOP else o["price"]
         at = "" if level is None else f" @ {level:.8g}"
         lines.append(
             f"  {o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "

@@ -37,6 +37,7 @@ from actors.messages import (
     SubmitOrder,
 )
 from actors.order_store import MS, client_order_id, order_key
+from core.vocabulary import OrderKind
 from live.venues.ccxt_clients import CcxtJson, OrderClient
 from live.venues.reports import (
     AccountReport,
@@ -121,12 +122,12 @@ class CcxtBroker:
                 out.extend(await self._on_bar(msg))
             elif kind is CancelOrder:
                 out.extend(await self._cancel(msg))
-            elif msg.kind == "market":
+            elif msg.kind == OrderKind.MARKET:
                 out.extend(await self._market(msg))
-            elif msg.kind == "timed":
+            elif msg.kind == OrderKind.TIMED:
                 self._timed[msg.order_id] = msg
                 out.append(OrderAccepted(msg.ts, msg.order_id))
-            elif msg.kind in ("stop", "limit"):
+            elif msg.kind in (OrderKind.STOP, OrderKind.LIMIT):
                 brackets.setdefault(msg.oco if msg.oco is not None else -msg.order_id, []).append(
                     msg
                 )
@@ -166,8 +167,8 @@ class CcxtBroker:
     async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]:
         import ccxt
 
-        stop = next((m for m in legs if m.kind == "stop"), None)
-        limit = next((m for m in legs if m.kind == "limit"), None)
+        stop = next((m for m in legs if m.kind == OrderKind.STOP), None)
+        limit = next((m for m in legs if m.kind == OrderKind.LIMIT), None)
         first = stop or limit
         market = self.client.market(first.symbol)
         try:
@@ -277,7 +278,7 @@ class CcxtBroker:
             if order["status"] == "closed":
                 del self._resting[oid]
                 fill = _fill_event(oid, await self._with_fill(order, bar.symbol))
-                fills.append((0 if rest.msg.kind == "stop" else 1, fill))
+                fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from actors.messages import SubmitOrder
+from core.vocabulary import OrderRole, OrderSide
 from live.venues.ccxt_clients import CcxtJson, OrderClient
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def check_market(market: str) -> str:
 
 def short_refusal(market: str, msg: SubmitOrder) -> str | None:
     """Why a SubmitOrder cannot go to this market (a short entry on spot), or None."""
-    if market == Market.SPOT and msg.role == "entry" and msg.side == "sell":
+    if market == Market.SPOT and msg.role == OrderRole.ENTRY and msg.side == OrderSide.SELL:
         return f"short on spot market {msg.symbol}: use --market margin"
     return None
 
