@@ -378,8 +378,16 @@ class MatchingEngine:
         order.fee += fee
         order.fill_price, order.last_qty, order.last_fee, order.update_ms = price, qty, fee, ts_ms
         order.trade_id = next(self._trade_ids)
-        trade = {"id": order.trade_id, "order": order, "price": price, "qty": qty, "fee": fee}
-        acct.trades.append({**trade, "time": ts_ms})
+        acct.trades.append(
+            {
+                "id": order.trade_id,
+                "order": order,
+                "price": price,
+                "qty": qty,
+                "fee": fee,
+                "time": ts_ms,
+            }
+        )
         if acct.margin and order.side_effect in REPAYS:
             received = (base, qty) if order.side == "BUY" else (quote, notional - fee)
             self._repay(acct, *received)

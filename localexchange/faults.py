@@ -28,14 +28,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from core.errors import UserError
+from localexchange.accounts import Order
 from localexchange.rate_limit import refusal
 
 log = logging.getLogger("raytrader.exchange")
@@ -218,8 +219,10 @@ class FaultPlan:
         self.decisions = 0
 
     def inject_next(self, kind: FaultKind, count: int = 1) -> None:
-        """Give the next `count` requests (orders, for a partial fill) the fault `kind` takes
-        this fault, whatever the probabilities (tests of the live code)."""
+        """Force the fault `kind` on the next `count` requests it applies to (order requests
+        for the order faults, reads for http_5xx_read, any REST request for latency_ms, resting
+        limits a bar fills for partial_fill), whatever the probabilities; several injected
+        faults come in the order injected. For deterministic tests of the live code."""
         if kind is FaultKind.WS_DROP_EVERY:
             raise ValueError("ws_drop_every is timed, not per request: drop streams instead")
         if count < 1:
@@ -233,12 +236,14 @@ class FaultPlan:
             out[record.kind] = out.get(record.kind, 0) + 1
         return out
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, kinds: Iterable[str] = ()) -> dict[str, object]:
+        """The seed, the spec, the counts by kind and the records (of `kinds` only, if given)."""
+        wanted = set(kinds)
         return {
             "seed": self.seed,
             "spec": self.spec.describe(),
             "counts": self.counts(),
-            "faults": [r.to_json() for r in self.log],
+            "faults": [r.to_json() for r in self.log if not wanted or r.kind in wanted],
         }
 
     # -- decisions ----------------------------------------------------------------------------
@@ -260,7 +265,11 @@ class FaultPlan:
         return self._take_forced((kind,)) is not None or drawn
 
     def on_order_request(
-        self, method: str, path: str, client_ids: tuple[str, ...] = (), order_ids=()
+        self,
+        method: str,
+        path: str,
+        client_ids: tuple[str, ...] = (),
+        order_ids: tuple[str, ...] = (),
     ) -> FaultRecord | None:
         """The fault of a request to an order endpoint, if it gets one (recorded and logged)."""
         self.decisions += 1
@@ -280,7 +289,11 @@ class FaultPlan:
         return self._record(kind, method, path, client_ids, tuple(order_ids), detail, status)
 
     def on_read_request(
-        self, method: str, path: str, client_ids: tuple[str, ...] = (), order_ids=()
+        self,
+        method: str,
+        path: str,
+        client_ids: tuple[str, ...] = (),
+        order_ids: tuple[str, ...] = (),
     ) -> FaultRecord | None:
         """http_5xx_read for a request to a read endpoint, if it gets one."""
         self.decisions += 1
@@ -323,6 +336,11 @@ class FaultPlan:
         self._record(kind, "BAR", market_id, (client_id,), (str(order_id),), detail, None)
         return part
 
+    def fill_part(self, order: Order, remaining: float, step: float) -> float | None:
+        """MatchingEngine.partial: partial_quantity for a resting order a bar reaches."""
+        market_id = order.symbol.replace("/", "")
+        return self.partial_quantity(market_id, order.client_id, order.order_id, remaining, step)
+
     def streams_dropped(self, sockets: int) -> FaultRecord:
         self.decisions += 1
         detail = f"{sockets} stream sockets closed"
@@ -362,9 +380,12 @@ class FaultPlan:
             )
         return record
 
-    def replaying(self) -> FaultPlan:
-        """A fresh plan with the same spec and seed: it makes the same decisions again."""
-        return replace(self, log=[])
+
+def faults_json(plan: FaultPlan | None, kinds: Iterable[str] = ()) -> dict[str, object]:
+    """GET /_local/faults[?kind=K...]: the plan's log, or an empty one without a fault mode."""
+    if plan is None:
+        return {"seed": None, "spec": "none", "counts": {}, "faults": []}
+    return plan.to_json(kinds)
 
 
 # -- applying them to the aiohttp app -----------------------------------------------------------

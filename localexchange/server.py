@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from core.errors import UserError
 from localexchange import binance_format as fmt
 from localexchange.accounts import OPEN, Account, ExchangeError, MatchingEngine, Order
-from localexchange.faults import FaultMiddleware, FaultPlan, drop_streams_every
+from localexchange.faults import FaultMiddleware, FaultPlan, drop_streams_every, faults_json
 from localexchange.margin import AccountHandler, RouteHandler, margin_routes
 from localexchange.rate_limit import WeightLimit
 from localexchange.replay import Closed, ReplayMarket
@@ -75,9 +75,7 @@ class LocalExchange:
         self.faults = faults  # the seeded fault mode, when given a plan
         self._fault_middleware = None if faults is None else FaultMiddleware(faults)
         if faults is not None:
-            self.engine.partial = lambda order, remaining, step: faults.partial_quantity(
-                order.symbol.replace("/", ""), order.client_id, order.order_id, remaining, step
-            )
+            self.engine.partial = faults.fill_part
         self._ws_drops: asyncio.Task | None = None
         self._market_ws: dict[web.WebSocketResponse, set[str]] = {}
         self._user_ws: dict[web.WebSocketResponse, str] = {}  # socket -> api key
@@ -503,9 +501,7 @@ class LocalExchange:
         return len(sockets)
 
     async def faults_request(self, request: web.Request) -> web.Response:
-        if self.faults is None:
-            return web.json_response({"seed": None, "spec": "none", "counts": {}, "faults": []})
-        return web.json_response(self.faults.to_json())
+        return web.json_response(faults_json(self.faults, request.query.getall("kind", [])))
 
     async def state_request(self, request: web.Request) -> web.Response:
         return web.json_response(

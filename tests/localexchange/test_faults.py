@@ -168,6 +168,26 @@ def test_http_429_is_not_processed_and_says_when_to_retry() -> None:
         assert listed["seed"] == SEED and listed["counts"] == {"http_429": 1}
         assert listed["faults"][0]["client_order_ids"] == ["rt-429-1"]
         assert listed["faults"][0]["status"] == 429
+        with urllib.request.urlopen(ex.url + "/_local/faults?kind=latency_ms") as answer:
+            assert json.load(answer)["faults"] == []  # only the kinds asked for
+
+
+def test_margin_orders_get_the_order_faults_too() -> None:
+    with exchange() as (ex, plan):
+
+        async def run() -> bool:
+            async with client(ex) as c:
+                plan.inject_next(FaultKind.DROP_BEFORE_ACCEPT)
+                with pytest.raises(ccxt.NetworkError):
+                    await c.create_order(
+                        "ETH/BTC", "market", "buy", 1.0, None, {"marginMode": "cross"}
+                    )
+                return bool(await c.fetch_open_orders("ETH/BTC", params={"marginMode": "cross"}))
+
+        assert asyncio.run(run()) is False
+        assert [(r.method, r.path) for r in plan.log] == [("POST", "/sapi/v1/margin/order")]
+        margin = ex.exchange.engine.margin_accounts[KEY]
+        assert margin.orders == {} and margin.balances["ETH"] == [10.0, 0.0]
 
 
 def test_a_cancel_whose_answer_is_lost_still_cancels() -> None:
