@@ -84,7 +84,9 @@ def _events(s: Schedule) -> list[tuple[int, int, int]]:
     kinds = np.concatenate([exits, np.full(len(s.starts), RESELECT), np.full(n, ENTRY)])
     index = np.concatenate([np.arange(n), np.arange(len(s.starts)), np.arange(n)])
     order = np.lexsort((index, kinds, times))
-    return list(zip(times[order].tolist(), kinds[order].tolist(), index[order].tolist()))
+    return list(
+        zip(times[order].tolist(), kinds[order].tolist(), index[order].tolist(), strict=True)
+    )
 
 
 class _Replay:
