@@ -102,15 +102,10 @@ def rolling_files(ts: TradeSet) -> tuple[pd.Series, pd.DataFrame | None] | None:
     path = directory / "selections.csv"
     if not (directory.is_dir() and path.is_file()):
         return None
-    selections = pd.read_csv(path)
+    selections = pd.read_csv(path, dtype={"instance": str}, keep_default_na=False)
     times = pd.to_datetime(selections["time"], utc=True, format="ISO8601")
-    counts = selections.assign(time=times).groupby("time")["instance"].count()
-    results = ts.results or {}
-    every = ((results.get("params") or {}) if isinstance(results, dict) else {}).get("every_days")
-    if every and len(counts):  # re-selections that chose nothing have no row in selections.csv
-        start = pd.Timestamp(results.get("start") or counts.index[0])
-        full = pd.date_range(start, pd.Timestamp(results.get("end")), freq=f"{int(every)}D")
-        counts = counts.reindex(full.union(counts.index), fill_value=0)
+    chosen = selections["instance"].astype(str).str.len() > 0  # "": chose nothing
+    counts = chosen.groupby(times).sum().astype(int)
     comparison = directory / "comparison.csv"
     return counts, pd.read_csv(comparison) if comparison.is_file() else None
 

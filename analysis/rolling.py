@@ -352,15 +352,17 @@ def random_band(s: Schedule, draws: int = MIN_DRAWS, seed: int = 0) -> Band:
 
 
 def selections_frame(s: Schedule) -> pd.DataFrame:
-    """selections.csv: time, instance, weight (the non-zero weights of every re-selection)."""
+    """selections.csv: time, instance, weight: the non-zero weights of every re-selection; one
+    that chose nothing has one row with an empty instance and weight 0."""
     from analysis.columns import iso_utc
 
     labels = [instance_name(key) for key in s.market.keys]
-    rows = [
-        (iso_utc(when), labels[i], float(s.weights[p, i]))
-        for p, when in enumerate(s.times)
-        for i in np.flatnonzero(s.weights[p] > 0)
-    ]
+    rows = []
+    for p, when in enumerate(s.times):
+        chosen = np.flatnonzero(s.weights[p] > 0)
+        rows += [(iso_utc(when), labels[i], float(s.weights[p, i])) for i in chosen]
+        if not len(chosen):
+            rows.append((iso_utc(when), "", 0.0))
     return pd.DataFrame(rows, columns=["time", "instance", "weight"])
 
 

@@ -205,12 +205,14 @@ def _trades_frame(closed: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _equity_frame(curve: list[tuple[int, float, float]], s: Schedule, cash: float) -> pd.DataFrame:
-    """Equity after the last event of each time, and at every 00:00 UTC from the first
-    re-selection to the day after the last exit (a quiet day is a day, not a gap of no data)."""
+    """Equity after the last fill of each time, and at every 00:00 UTC from the first
+    re-selection to the day after the last stored exit (a quiet day is a day, not a gap of no
+    data)."""
     start = int(s.times.as_unit("ns").asi8[0])
     events = pd.DataFrame([(start, cash, cash), *curve], columns=["ns", "equity", "cash"])
     events = events.groupby("ns", sort=True).last()
-    last = int(events.index[-1])
+    # to 00:00 after the last stored exit: the selection was in force to the end of the data
+    last = max(int(events.index[-1]), int(s.market.exit_ns.max()))
     midnights = pd.date_range(
         pd.Timestamp(start, tz="UTC"),
         pd.Timestamp(last, tz="UTC").floor("D") + pd.Timedelta(days=1),

@@ -155,6 +155,15 @@ def test_rolling_writes_a_backtest_directory_that_analyze_reads(
     assert analysed.exit_code == 0, analysed.output
     assert "rolling selection:" in analysed.output and "selections" in analysed.output
     assert "Rolling selection</h2>" in report.read_text()
+    # the plot counts every re-selection, those that chose nothing too (no row in selections.csv)
+    from analysis.html_report import build_figures
+    from analysis.report import analyse
+    from analysis.trades_io import load_trade_set
+
+    trade_set = load_trade_set(out)
+    counts = build_figures(trade_set, analyse(trade_set))["selections"].data[0].y
+    assert len(counts) == document["selections"]
+    assert sum(counts) == selections["instance"].notna().sum()
 
 
 @pytest.mark.parametrize(
@@ -167,6 +176,7 @@ def test_rolling_writes_a_backtest_directory_that_analyze_reads(
         (["--draws", "50"], "--draws 50 is too few"),
         (["--lookback", "20d"], "shorter than --min-days 30"),
         (["--lookback", "400d"], "no time is left"),
+        (["--out", "prod.json"], "--rolling writes a backtest directory"),
     ],
 )
 def test_rolling_bad_flags_one_error_line_nothing_written(
