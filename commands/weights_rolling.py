@@ -145,7 +145,6 @@ def run_rolling(results, method, rule, cash, options: RollingOptions, out: Path)
 
 
 def comparison_frame(schedules, accounts, band):
-    import numpy as np
     import pandas as pd
 
     from analysis.rolling import selection_returns, sortino_rows
@@ -176,7 +175,9 @@ def comparison_frame(schedules, accounts, band):
             }
         )
     frame = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
-    return frame.replace({np.nan: None})
+    for column in ("trades", "refused"):  # counts, empty for the random rows
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def comparison_table(frame, rolling, band) -> Table:
@@ -203,7 +204,9 @@ def comparison_table(frame, rolling, band) -> Table:
 
 
 def _cell(key: str, value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if key in ("total_return", "max_drawdown"):
         return f"{value:.2%}"

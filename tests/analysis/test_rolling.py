@@ -12,7 +12,9 @@ from analysis.rolling import (
     choose,
     market,
     random_band,
+    random_returns,
     rolling_schedule,
+    selection_returns,
     selections_frame,
     window_figures,
 )
@@ -208,6 +210,17 @@ def test_pure_noise_is_not_distinguishable_from_random() -> None:
     band = random_band(schedule, 200, seed=1)
     assert band.verdict == "not distinguishable from random"
     assert band.p50 < band.p95
+
+
+def test_a_draw_of_every_instance_is_the_selection_itself() -> None:
+    """With every instance chosen at equal weights a draw has no choice left: each of its daily
+    returns must be the selection's own (the two attribute trades to selections alike)."""
+    results, trades = synthetic_runs(10, 120, seed=2)
+    schedule = rolling_schedule(market(trades, _keys(results), CASH), 7, 45, "binary", RULE)
+    everyone = schedule.held(np.ones_like(schedule.weights))
+    own = selection_returns(everyone)
+    assert np.abs(own).sum() > 0
+    np.testing.assert_allclose(random_returns(everyone, 5, 0), np.tile(own, (5, 1)), atol=1e-15)
 
 
 def test_the_band_is_seeded() -> None:
