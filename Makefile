@@ -41,7 +41,8 @@ test: $(STAMP) browser
 
 # The demo: real Binance samples (research only) and a generated year of 1m bars on exchange
 # "synthetic" (three USD pairs). On the synthetic market: every family x interval, weights chosen
-# in-sample (trades before DEMO_SPLIT), the portfolio run in-sample and out-of-sample, one report.
+# in-sample (trades before DEMO_SPLIT), the portfolio run in-sample and out-of-sample, one report;
+# then the rolling selection (re-selected every 7 days on the 60 before) against random selections.
 DEMO_SPLIT ?= 2025-09-01
 demo: $(STAMP)
 	$(PY) cli.py data demo
@@ -51,12 +52,16 @@ demo: $(STAMP)
 	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --end $(DEMO_SPLIT) --out demo_out/portfolio_in_sample
 	$(PY) cli.py backtest --portfolio demo_out/prod.json --exchange synthetic --start $(DEMO_SPLIT) --out demo_out/portfolio_out_of_sample
 	$(PY) cli.py analyze demo_out/portfolio_out_of_sample --compare demo_out/portfolio_in_sample --html demo_out/report.html > demo_out/report.txt
+	$(PY) cli.py weights demo_out/synthetic --rolling --every 7d --lookback 60d --method sortino --out demo_out/rolling > demo_out/rolling.txt; status=$$?; cat demo_out/rolling.txt; exit $$status
+	$(PY) cli.py analyze demo_out/rolling --html demo_out/rolling/report.html > /dev/null
 	@echo
 	@echo "real samples, every family x interval:  demo_out/binance/results.csv (one row per run)"
 	@echo "synthetic market, every family x interval: demo_out/synthetic/results.csv, trades.csv"
 	@echo "weights chosen before $(DEMO_SPLIT):        demo_out/prod.json (in/out-of-sample: demo_out/weights.txt)"
 	@echo "portfolio in-sample / out-of-sample:    demo_out/portfolio_in_sample/, demo_out/portfolio_out_of_sample/"
 	@echo "report (out-of-sample vs in-sample):    demo_out/report.html (text: demo_out/report.txt)"
+	@echo "rolling selection (every 7d, lookback 60d) vs static, equal and random, PBO/DSR: demo_out/rolling.txt"
+	@echo "rolling selection's account and report:  demo_out/rolling/ (comparison.csv, selections.csv, report.html)"
 
 # Machine learning on the demo data (its own database): experiment -> train -> eval of the
 # sr_breakout 5m instances; prints the without / with model / placebo / random-skip table.

@@ -239,6 +239,24 @@ def weights_figure(weights: pd.Series) -> go.Figure:
     )
 
 
+def selections_figure(counts: pd.Series) -> go.Figure:
+    """A step line: how many instances each re-selection of a rolling selection chose."""
+    fig = go.Figure(
+        go.Scatter(
+            x=counts.index,
+            y=counts.to_numpy(),
+            mode="lines+markers",
+            line={"shape": "hv", "color": BLUE},
+            hovertemplate="%{x|%Y-%m-%d}: %{y} instance(s)<extra></extra>",
+        )
+    )
+    return fig.update_layout(
+        title="Instances selected at each re-selection (held until the next)",
+        yaxis={"title": "instances", "rangemode": "tozero"},
+        height=320,
+    )
+
+
 def compare_figure(curves: dict[str, pd.Series]) -> go.Figure:
     """Each run's cumulative return from its own start, on one time axis."""
     fig = go.Figure()

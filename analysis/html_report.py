@@ -32,7 +32,15 @@ MAX_STRATEGY_LINES = 10  # beyond this the chart is unreadable: the best and wor
 MAX_PARAMS_LABEL = 28  # longer differing-parameter text becomes a short hash in the legend
 
 # Element ids of the plots, in page order; the browser test checks each one rendered.
-PLOT_IDS = ("compare", "equity", "monthly", "trade_returns", "strategies", "weights")
+PLOT_IDS = (
+    "compare",
+    "equity",
+    "monthly",
+    "trade_returns",
+    "strategies",
+    "weights",
+    "selections",
+)
 
 
 @dataclass
@@ -81,7 +89,25 @@ def build_figures(
         )
     if instances is not None and instances.weights is not None and len(instances.weights):
         figures["weights"] = figs.weights_figure(instances.weights)
+    rolling = rolling_files(ts)
+    if rolling is not None:
+        figures["selections"] = figs.selections_figure(rolling[0])
     return figures
+
+
+def rolling_files(ts: TradeSet) -> tuple[pd.Series, pd.DataFrame | None] | None:
+    """A `weights --rolling` directory: (instances chosen per re-selection time, comparison.csv
+    or None); None for any other run."""
+    directory = Path(ts.source)
+    path = directory / "selections.csv"
+    if not (directory.is_dir() and path.is_file()):
+        return None
+    selections = pd.read_csv(path, dtype={"instance": str}, keep_default_na=False)
+    times = pd.to_datetime(selections["time"], utc=True, format="ISO8601")
+    chosen = selections["instance"].astype(str).str.len() > 0  # "": chose nothing
+    counts = chosen.groupby(times).sum().astype(int)
+    comparison = directory / "comparison.csv"
+    return counts, pd.read_csv(comparison) if comparison.is_file() else None
 
 
 def write_html(
@@ -148,11 +174,39 @@ def _body(ts, analysis, plots, instances, compare, currency) -> str:
                 plots.get("strategies", "") + weights,
             )
         )
+    rolling = rolling_files(ts)
+    if rolling is not None:
+        parts.append(_rolling_section(rolling[1], plots.get("selections")))
     parts.append(_section("All metrics", tables.metrics_tables(m, currency)))
     if m.get("trades"):
         parts.append(_section("Breakdowns", tables.breakdown_tables(analysis.breakdowns, currency)))
     parts.append(_section("Weekly returns (ISO weeks)", tables.weekly_table(analysis.weekly)))
     return "\n".join(p for p in parts if p)
+
+
+def _rolling_section(comparison: pd.DataFrame | None, plot: str | None) -> str:
+    """comparison.csv as it is (rolling, static, equal, the random band) above the count plot."""
+    content = ""
+    if comparison is not None:
+        headers = [str(c) for c in comparison.columns]
+        rows = [
+            "<tr>" + "".join(f"<td>{html.escape(_plain(v))}</td>" for v in row) + "</tr>"
+            for row in comparison.itertuples(index=False)
+        ]
+        content = tables.table(headers, rows) + (
+            "<p class='note'>account figures: the stitched trades on one shared account; "
+            "selection_sortino: the basis of the random band (docs/analysis.md#rolling-re-selection)"
+            "</p>"
+        )
+    return _section("Rolling selection", content, plot)
+
+
+def _plain(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:.4g}"
+    return str(value)
 
 
 def _selection_section(selection: SelectionStatistics | None) -> str:

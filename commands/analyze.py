@@ -51,6 +51,7 @@ def analyze(
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
     else:
         render(trade_set, analysis, console)
+        _print_rolling(trade_set, console)
         if selection is not None:
             console.print(statistics_table(selection))
     if html is not None:
@@ -60,6 +61,40 @@ def analyze(
             typer.echo(message, err=True)
         else:
             console.print(message)
+
+
+def _print_rolling(trade_set, console) -> None:
+    """A `weights --rolling` directory: its comparison.csv and the count of re-selections."""
+    from rich.table import Table
+
+    from analysis.html_report import rolling_files
+
+    rolling = rolling_files(trade_set)
+    if rolling is None:
+        return
+    counts, comparison = rolling
+    console.print(
+        f"rolling selection: {len(counts)} re-selections, {counts.mean():.1f} instances selected "
+        f"on average (min {counts.min()}, max {counts.max()}; selections.csv)",
+        highlight=False,
+    )
+    if comparison is None:
+        return
+    table = Table(title="Rolling selection compared (comparison.csv)", title_justify="left")
+    for column in comparison.columns:
+        table.add_column(str(column))
+    for row in comparison.itertuples(index=False):
+        table.add_row(
+            *(
+                "-" if v != v or v is None else _number(v) if isinstance(v, float) else str(v)
+                for v in row
+            )
+        )
+    console.print(table)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value.is_integer() else f"{value:.4g}"
 
 
 def _compared(path: Path | None, cash: float | None) -> list:

@@ -66,6 +66,26 @@ def weights(
         help="Fitness: refuse the selection when its Probability of Backtest Overfitting is "
         "above this (0..1, e.g. 0.5).",
     ),
+    rolling: bool = typer.Option(
+        False,
+        "--rolling",
+        help="Re-select at every --every on the --lookback before it and backtest the stitched "
+        "selection out of sample into the directory --out (docs/analysis.md#rolling-re-selection).",
+    ),
+    every: str = typer.Option(
+        "1d", "--every", help="--rolling: days between re-selections: 1d, 7d or 30d (at 00:00 UTC)."
+    ),
+    lookback: str = typer.Option(
+        "60d", "--lookback", help="--rolling: the trades that exited this many days before."
+    ),
+    close_on_deselect: bool = typer.Option(
+        False,
+        "--close-on-deselect",
+        help="--rolling: close a dropped instance's open trades at the re-selection (default: "
+        "they run to their exit).",
+    ),
+    draws: int = typer.Option(200, "--draws", help="--rolling: random selections (>= 200)."),
+    seed: int = typer.Option(0, "--seed", help="--rolling: seed of the random selections."),
     db: DbOpt = None,
     no_db: bool = typer.Option(False, "--no-db", help="Do not write weights to the database."),
     exchange: str = typer.Option(
@@ -94,6 +114,14 @@ def weights(
     if max_pbo is not None and not 0 <= max_pbo <= 1:
         raise WeightsError(f"--max-pbo {max_pbo} is a probability; give one from 0 to 1, e.g. 0.5")
     rule = FitnessRule(min_sortino, min_expectancy, min_trades, min_days, min_daily_returns)
+    if rolling:
+        from commands.weights_rolling import check_options, run_rolling
+
+        options = check_options(
+            every, lookback, split, max_pbo, draws, seed, close_on_deselect, out
+        )
+        run_rolling(results, method, rule, cash, options, out)
+        return
     results_path, trades_path = results_paths(results)
     frame = load_results(results_path)
     console = report_console()

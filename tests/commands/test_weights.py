@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -107,3 +108,88 @@ def test_bad_options(tmp_path: Path, args: list[str], fragment: str) -> None:
         app, ["weights", str(results), "--no-db", "--out", str(tmp_path / "p.json"), *args]
     )
     assert result.exit_code != 0 and fragment in str(result.exception)
+
+
+# ---------------------------------------------------------------- --rolling
+
+
+@pytest.fixture(scope="module")
+def rolling_runs(tmp_path_factory) -> Path:
+    from testing.rolling_market import synthetic_runs, write_runs_dir
+
+    results, trades = synthetic_runs(8, 150, seed=4, edge=2, drift=0.006)
+    return write_runs_dir(tmp_path_factory.mktemp("rolling") / "all", results, trades)
+
+
+def test_rolling_writes_a_backtest_directory_that_analyze_reads(
+    rolling_runs: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rolling"
+    args = ["weights", str(rolling_runs), "--rolling", "--every", "7d", "--lookback", "45d"]
+    result = runner.invoke(app, [*args, "--min-trades", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {
+        "trades.csv",
+        "equity.csv",
+        "results.json",
+        "selections.csv",
+        "comparison.csv",
+    }
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert list(comparison["selection"].str.split(" ").str[0]) == [
+        "rolling",
+        "static",
+        "equal",
+        "random",
+        "random",
+    ]
+    assert comparison["verdict"].iloc[0] in ("skill", "not distinguishable from random")
+    document = json.loads((out / "results.json").read_text())
+    assert document["params"]["every_days"] == 7 and document["params"]["lookback_days"] == 45
+    assert document["metrics"]["trades"] == len(pd.read_csv(out / "trades.csv"))
+    selections = pd.read_csv(out / "selections.csv")
+    assert list(selections.columns) == ["time", "instance", "weight"]
+    assert "Selection statistics" in result.output and "random p95" in result.output
+    report = tmp_path / "report.html"
+    analysed = runner.invoke(app, ["analyze", str(out), "--html", str(report)])
+    assert analysed.exit_code == 0, analysed.output
+    assert "rolling selection:" in analysed.output and "selections" in analysed.output
+    assert "Rolling selection</h2>" in report.read_text()
+    # the plot counts every re-selection, those that chose nothing too (no row in selections.csv)
+    from analysis.html_report import build_figures
+    from analysis.report import analyse
+    from analysis.trades_io import load_trade_set
+
+    trade_set = load_trade_set(out)
+    counts = build_figures(trade_set, analyse(trade_set))["selections"].data[0].y
+    assert len(counts) == document["selections"]
+    assert sum(counts) == selections["instance"].notna().sum()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--every", "2x"], "--every '2x' is not a number of days"),
+        (["--every", "3d"], "--every '3d' is not supported"),
+        (["--lookback", "-1d"], "--lookback '-1d' is not a number of days"),
+        (["--split", "2025-03-01"], "--rolling and --split"),
+        (["--draws", "50"], "--draws 50 is too few"),
+        (["--lookback", "20d"], "shorter than --min-days 30"),
+        (["--lookback", "400d"], "no time is left"),
+        (["--out", "prod.json"], "--rolling writes a backtest directory"),
+    ],
+)
+def test_rolling_bad_flags_one_error_line_nothing_written(
+    rolling_runs: Path, tmp_path: Path, args: list[str], fragment: str, monkeypatch, capsys
+) -> None:
+    from tests.commands.test_errors import run_main
+
+    out = tmp_path / "rolling"
+    code = run_main(
+        monkeypatch, "weights", str(rolling_runs), "--rolling", "--out", str(out), *args
+    )
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], lines
+    assert not out.exists()
