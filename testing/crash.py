@@ -6,6 +6,10 @@ the environment variable is unset and the call returns at once. The recovery tes
 RAYTRADER_CRASH_AT="<name>:<n>[,<name>:<n>...]": the n-th time the process passes point `name`
 it kills itself with SIGKILL, as a power cut or `kill -9` would, and the test restarts it and
 compares the database with the exchange (tests/live/ops/test_recovery.py).
+
+A point passed by many processes (the actor of every restarted session) would kill each of them;
+with RAYTRADER_CRASH_ONCE=<directory> it kills only the first process that reaches it, which
+leaves a file there saying so (one kill per test, however many restarts follow).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import signal
 
 CRASH_ENV = "RAYTRADER_CRASH_AT"
+ONCE_ENV = "RAYTRADER_CRASH_ONCE"
 _passes: dict[str, int] = {}
 
 
@@ -25,5 +30,17 @@ def crash_point(name: str) -> None:
     _passes[name] = _passes.get(name, 0) + 1
     for item in spec.split(","):
         point, _, n = item.partition(":")
-        if point == name and str(_passes[name]) == n.strip():
+        if point == name and str(_passes[name]) == n.strip() and _first(f"{name}-{n.strip()}"):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _first(point: str) -> bool:
+    """True unless RAYTRADER_CRASH_ONCE names a directory where this point already killed."""
+    once = os.environ.get(ONCE_ENV)
+    if not once:
+        return True
+    try:
+        with open(os.path.join(once, point), "x"):
+            return True
+    except FileExistsError:
+        return False
