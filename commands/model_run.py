@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -27,7 +28,7 @@ def run(
 
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port} is not a port; use 1..65535, or 0 for a free one")
-    if refresh < 0:
+    if not 0 <= refresh < math.inf:
         raise UserError(f"--refresh {refresh} must be >= 0 seconds")
     url = resolve_url(db)
     get_engine(url)  # a bad --db is one error now, not a 500 on the first request

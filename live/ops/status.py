@@ -52,6 +52,8 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
     live_o = [o_.run_id.is_(None)] + ([o_.exchange == exchange] if exchange else [])
     out = LiveStatus(day)
     with get_engine(url).connect() as conn:
+        if exchange:
+            _check_exchange_known(conn, exchange)
         held = select(
             t_.strategy,
             t_.exchange,
@@ -96,17 +98,31 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
 
 
 def _check_exists(url: str) -> None:
-    from sqlalchemy.engine import make_url
+    from store.db import missing_sqlite_file
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        from pathlib import Path
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise StatusError(
+            f"no database at {missing}: `cli.py live` writes its state there; pass "
+            "the --db the trader runs with (or set RAYTRADER_DB)"
+        )
 
-        if not Path(parsed.database).exists():
-            raise StatusError(
-                f"no database at {parsed.database}: `cli.py live` writes its state there; pass "
-                "the --db the trader runs with (or set RAYTRADER_DB)"
-            )
+
+def _check_exchange_known(conn: Connection, exchange: str) -> None:
+    """An exchange the database never heard of (no instance, order, trade or bar on it) is a
+    typo, not an empty status: say which exchanges it knows."""
+    from sqlalchemy import select, union
+
+    from store.models import BarSeries, OrderRecord, StrategyInstance, TradeRecord
+
+    tables = (StrategyInstance, OrderRecord, TradeRecord, BarSeries)
+    known = {row[0] for row in conn.execute(union(*(select(t.exchange) for t in tables)))}
+    if exchange not in known:
+        listed = ", ".join(sorted(k for k in known if k)) or "none yet"
+        raise StatusError(
+            f"--exchange {exchange!r}: the database has no instance, order, trade or bar on "
+            f"that exchange (it knows: {listed}); check the spelling or leave --exchange out"
+        )
 
 
 def _latest_close(

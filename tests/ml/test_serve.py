@@ -197,6 +197,7 @@ def test_binding_beyond_loopback_warns() -> None:
     [
         (["--port", "70000"], "--port 70000 is not a port"),
         (["--refresh", "-1"], "--refresh -1.0 must be >= 0"),
+        (["--refresh", "nan"], "--refresh nan must be >= 0"),
         (["--db", "nonsense"], "not a valid SQLAlchemy URL"),
     ],
 )
