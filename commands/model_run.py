@@ -35,9 +35,9 @@ def run(
     ),
 ) -> None:
     """Serve POST /predict, GET /models, GET /health and POST /automl for the trained models."""
-    from ml.serve import ApiLimits, api_token, serve
-    from store.db import get_engine, resolve_url
+    from ml.api_limits import ApiLimits, api_token
 
+    # the plain checks first, before FastAPI, SQLAlchemy and the models are imported
     if not 0 <= port <= 65535:
         raise UserError(f"--port {port} is not a port; use 1..65535, or 0 for a free one")
     if not 0 <= refresh < math.inf:
@@ -45,9 +45,12 @@ def run(
     limits = ApiLimits(max_jobs, max_queued, max_batch)
     limits.check()
     token = api_token(host)
+    from ml.serve import serve
+    from store.db import get_engine, resolve_url
+
     url = resolve_url(db)
     get_engine(url)  # a bad --db is one error now, not a 500 on the first request
-    _check_jobs_dir(jobs_dir)
+    _check_jobs_dir(jobs_dir)  # after the --db check: a mistake there leaves no directory
     try:
         serve(
             url,

@@ -25,9 +25,9 @@ from typing import Any
 import requests
 
 from core.errors import UserError
+from ml.api_limits import TOKEN_ENV
 
 log = logging.getLogger("raytrader.ml.gate")
-TOKEN_ENV = "RAYTRADER_API_TOKEN"  # as ml/serve.py (not imported: FastAPI stays out of live)
 FALLBACKS = {"trade": (True, 1.0), "skip": (False, 0.0)}
 
 

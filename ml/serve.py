@@ -22,42 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from core.errors import UserError
+from ml.api_limits import TOKEN_ENV, ApiLimits, is_loopback
 from ml.automl import AutomlJobs, Command
 from ml.registry import ModelRegistry, RequestError
 
-TOKEN_ENV = "RAYTRADER_API_TOKEN"
 BATCH_CHUNK = 64  # rows per turn of a batch in its pool: other requests are served in between
-
-
-@dataclass(frozen=True)
-class ApiLimits:
-    """What one server takes at once (docs/ml.md#the-inference-api)."""
-
-    max_jobs: int = 1  # automl experiments running at once
-    max_queued: int = 4  # automl jobs waiting beyond them; more get HTTP 429
-    max_batch: int = 1000  # requests in one POST /predict/batch; more get HTTP 413
-    batch_workers: int = 1  # threads computing batches: singles keep the server's other threads
-
-    def check(self) -> None:
-        for name, value, least in (
-            ("--max-jobs", self.max_jobs, 1),
-            ("--max-queued", self.max_queued, 0),
-            ("--max-batch", self.max_batch, 1),
-            ("--batch-workers", self.batch_workers, 1),
-        ):
-            if value < least:
-                raise UserError(f"{name} {value} must be >= {least}")
 
 
 def create_app(
@@ -158,15 +135,6 @@ def _one_request(body: Any) -> tuple[int, dict[str, Any]]:
     return instance_id, body.get("features")
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost
-        return False
-
-
 def bind_warning(host: str) -> str | None:
     """A warning when `host` is not a loopback address: the API has no authentication."""
     if is_loopback(host):
@@ -175,18 +143,6 @@ def bind_warning(host: str) -> str | None:
         f"warning: serving models on {host}, which other machines may reach; the API has "
         "no authentication (use --host 127.0.0.1 unless you mean it)"
     )
-
-
-def api_token(host: str, environ: dict[str, str] | None = None) -> str | None:
-    """The bearer token every request must carry: from the environment (never an option, so it
-    stays out of shell history and `ps`). Required beyond loopback, where others may connect."""
-    token = (os.environ if environ is None else environ).get(TOKEN_ENV, "").strip() or None
-    if token is None and not is_loopback(host):
-        raise UserError(
-            f"--host {host} is reachable from other machines: set {TOKEN_ENV} to a secret "
-            "(clients send `Authorization: Bearer <it>`), or serve on --host 127.0.0.1"
-        )
-    return token
 
 
 def serve(
