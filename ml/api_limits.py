@@ -17,7 +17,7 @@ TOKEN_ENV = "RAYTRADER_API_TOKEN"
 
 @dataclass(frozen=True)
 class ApiLimits:
-    """What one server takes at once (docs/ml.md#the-inference-api)."""
+    """What one server takes at once (docs/ml.md#serving-models)."""
 
     max_jobs: int = 1  # automl experiments running at once
     max_queued: int = 4  # automl jobs waiting beyond them; more get HTTP 429
