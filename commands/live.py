@@ -353,12 +353,17 @@ def _recovered(session) -> None:
 
 
 def _status(session) -> Text:
+    from live.ops.status import late_text
+
     s = session.node.status()
-    off = sum(not on for on in session.control.active.values())
+    off = sum(not on for on in session.control.active.values()) if session.control else 0
+    late = late_text(s["late"], s["market_ms"])
     return Text(
         f"{session.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
+        f"closed {s['trades_closed']}"
+        + (f" | disabled {off}" if off else "")
+        + (f" | {late}" if late else "")
     )
 
 

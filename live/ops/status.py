@@ -5,11 +5,16 @@ change at once (actors/order_store.py), so the database is the running system's 
 rows are those without a backtest run id. Shown: open positions (marked at the latest stored
 close of their series, with that bar's time: the live stream stores every bar), open orders (NEW or SUBMITTED), and
 per instance the trades closed on one UTC day with their pnl (default: today).
+
+Also the running trader's own status line's warning (`BarWatch`): a streamed series whose bars
+stopped coming, "no bar for ETH/BTC 5m since 12:05 (3 intervals)".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -182,3 +187,87 @@ def status_lines(status: LiveStatus) -> list[str]:
 def _iso(value: object) -> str:
     value = _as_datetime(value)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "?"
+
+
+# -- the running trader's status line: series whose bars stopped ------------------------------
+LATE_AFTER = 3  # intervals without a bar before a series is reported late
+SHOWN_LATE = 3  # late series named in the line; the others are counted
+
+
+@dataclass(frozen=True)
+class LateSeries:
+    symbol: str
+    interval: str
+    last_close_ms: int  # close time of the series' newest bar
+    intervals: int  # whole intervals since then without a bar
+
+
+class BarWatch:
+    """The newest bar of each streamed series and the market's clock, to tell a series that
+    stopped. The clock is market time, not the machine's: a replay (`cli.py exchange serve`)
+    runs in another year and at another speed. It is the newest close of any series, advanced
+    by the wall time since it arrived (at real speed; a faster replay only makes the warning
+    later), so one series stopping shows while the others go on, and all of them stopping (the
+    connection gone) shows too, once three intervals of wall time have passed."""
+
+    def __init__(
+        self,
+        series: Iterable[tuple[str, str]],
+        last_open_ms: Mapping[tuple[str, str], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from factors.bars import interval_ns
+
+        self.step_ms = {key: interval_ns(key[1]) // 1_000_000 for key in series}
+        # the warm-up's newest bar of each series (open time) is where each starts from
+        self.closes = {
+            key: int(last_open_ms[key]) + step
+            for key, step in self.step_ms.items()
+            if key in last_open_ms
+        }
+        self._clock = clock
+        self._market_ms = max(self.closes.values(), default=None)
+        self._seen_at = clock()
+
+    def seen(self, symbol: str, interval: str, close_ms: int) -> None:
+        key = (symbol, interval)
+        if close_ms > self.closes.get(key, -1):
+            self.closes[key] = close_ms
+        if self._market_ms is None or close_ms > self._market_ms:
+            self._market_ms, self._seen_at = close_ms, self._clock()
+
+    def now_ms(self) -> int | None:
+        if self._market_ms is None:
+            return None
+        return self._market_ms + int((self._clock() - self._seen_at) * 1000)
+
+    def late(self, after: int = LATE_AFTER) -> list[LateSeries]:
+        """Series without a bar for `after` or more of their intervals, the longest first."""
+        now = self.now_ms()
+        if now is None:
+            return []
+        out = []
+        for key, last in self.closes.items():
+            missed = (now - last) // self.step_ms[key]
+            if missed >= after:
+                out.append(LateSeries(key[0], key[1], last, int(missed)))
+        return sorted(out, key=lambda x: (x.last_close_ms, x.symbol, x.interval))
+
+
+def late_text(late: list[LateSeries], now_ms: int | None = None) -> str:
+    """'no bar for ETH/BTC 5m since 12:05 (3 intervals)'; the time with its date when it is
+    not the day of `now_ms` (UTC); '' when nothing is late."""
+    if not late:
+        return ""
+    today = None if now_ms is None else _utc(now_ms).date()
+    parts = []
+    for x in late[:SHOWN_LATE]:
+        when = _utc(x.last_close_ms)
+        shown = when.strftime("%H:%M" if when.date() == today else "%Y-%m-%d %H:%M")
+        parts.append(f"{x.symbol} {x.interval} since {shown} ({x.intervals} intervals)")
+    more = f" and {len(late) - SHOWN_LATE} more" if len(late) > SHOWN_LATE else ""
+    return "no bar for " + ", ".join(parts) + more
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
