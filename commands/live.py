@@ -314,6 +314,8 @@ def _ids(text: str | None) -> list[int] | None:
 
 
 def _run(session, duration: float | None) -> None:
+    from live.ops.status import late_text
+
     with session:
         node = session.node
         _recovered(session)
@@ -331,6 +333,9 @@ def _run(session, duration: float | None) -> None:
                 def after_pump() -> None:
                     for warning in session.take_warnings():  # found by the periodic audit
                         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+                    for late in node.bar_watch.newly_late():  # once per series that stopped
+                        text = late_text([late], node.bar_watch.now_ms())
+                        console.print(f"[bold red]warning:[/] {text}", highlight=False)
                     bar.update(_status(session))
 
                 session.run(duration, after_pump)
@@ -358,12 +363,12 @@ def _status(session) -> Text:
     s = session.node.status()
     off = sum(not on for on in session.control.active.values()) if session.control else 0
     late = late_text(s["late"], s["market_ms"])
-    return Text(
-        f"{session.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
+    return Text(  # a late series first: a narrow terminal cuts the line's end
+        f"{session.settings.exchange} connected | "
+        + (f"{late} | " if late else "")
+        + f"bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}"
-        + (f" | disabled {off}" if off else "")
-        + (f" | {late}" if late else "")
+        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )
 
 

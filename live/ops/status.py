@@ -228,11 +228,13 @@ class BarWatch:
         self._clock = clock
         self._market_ms = max(self.closes.values(), default=None)
         self._seen_at = clock()
+        self._reported: set[tuple[str, str]] = set()  # late, and said so in a warning line
 
     def seen(self, symbol: str, interval: str, close_ms: int) -> None:
         key = (symbol, interval)
         if close_ms > self.closes.get(key, -1):
             self.closes[key] = close_ms
+            self._reported.discard(key)  # a bar again: should it stop again, say so again
         if self._market_ms is None or close_ms > self._market_ms:
             self._market_ms, self._seen_at = close_ms, self._clock()
 
@@ -252,6 +254,13 @@ class BarWatch:
             if missed >= after:
                 out.append(LateSeries(key[0], key[1], last, int(missed)))
         return sorted(out, key=lambda x: (x.last_close_ms, x.symbol, x.interval))
+
+    def newly_late(self, after: int = LATE_AFTER) -> list[LateSeries]:
+        """The late series not reported before (once per stop: a log keeps one line, where the
+        status line is redrawn and cut at the terminal's width)."""
+        new = [x for x in self.late(after) if (x.symbol, x.interval) not in self._reported]
+        self._reported.update((x.symbol, x.interval) for x in new)
+        return new
 
 
 def late_text(late: list[LateSeries], now_ms: int | None = None) -> str:

@@ -182,8 +182,13 @@ def test_a_series_without_a_bar_for_three_of_its_intervals_is_late() -> None:
     assert late_text(watch.late(), watch.now_ms()) == (
         "no bar for ADA/BTC 15m since 12:00 (4 intervals), ETH/BTC 5m since 12:45 (3 intervals)"
     )
+    # the warning line: each series once, until it has a bar and stops again
+    assert [x.symbol for x in watch.newly_late()] == ["ADA/BTC", "ETH/BTC"]
+    assert watch.newly_late() == []
     watch.seen("ADA/BTC", "15m", NOON + 60 * MIN_MS)  # a bar again: no longer late
-    assert [x.symbol for x in watch.late()] == ["ETH/BTC"]
+    assert [x.symbol for x in watch.late()] == ["ETH/BTC"] and watch.newly_late() == []
+    clock.now = 60 * 60  # 13:45: ADA/BTC's last bar closed 13:00, 3 intervals ago
+    assert [(x.symbol, x.intervals) for x in watch.newly_late()] == [("ADA/BTC", 3)]
 
 
 def test_the_clock_is_the_markets_not_the_machines() -> None:
@@ -225,4 +230,8 @@ def test_the_live_status_line_says_which_series_is_late(tmp_path: Path) -> None:
             line = _status(session).plain
             if k < 52:
                 assert "no bar" not in line
-        assert line.endswith(" | no bar for LTC/BTC 5m since 04:10 (3 intervals)"), line
+        assert line.startswith(
+            "binance connected | no bar for LTC/BTC 5m since 04:10 (3 intervals) | bars 3 | open 0 | "
+        ), line
+        late = session.node.bar_watch.newly_late()
+        assert [x.symbol for x in late] == ["LTC/BTC"] and session.node.bar_watch.newly_late() == []
