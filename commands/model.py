@@ -222,7 +222,8 @@ def train(
         f"run's trades, the others were backtested); model files in {models_dir}",
         highlight=False,
     )
-    for line in summary.failed[:20]:
+    failed = sorted(summary.failed, key=lambda line: int(line[1 : line.index(":")]))  # "#id: "
+    for line in failed[:20]:
         _out.print(f"  not trained {line}", highlight=False)
     if len(summary.failed) > 20:
         _out.print(f"  ... and {len(summary.failed) - 20} more not trained", highlight=False)
