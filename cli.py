@@ -33,12 +33,12 @@ data.app.add_typer(pairs.app, name="pairs", help="Pairs live may trade: list, en
 app.add_typer(strategies.app, name="strategies", help="Strategy families and instances.")
 for _name, _func in (
     ("add", instances.add),
-    ("enable", instances.enable),
-    ("disable", instances.disable),
     ("list-instances", instances.list_instances_cmd),
     ("load", instances.load),
 ):
     strategies.app.command(_name)(_func)
+for _name, _func in (("enable", instances.enable), ("disable", instances.disable)):
+    strategies.app.command(_name, context_settings=instances.ID_CONTEXT)(_func)
 app.add_typer(factors.app, name="factors", help="Compute and export factor tables.")
 app.command(
     "backtest",

@@ -46,22 +46,46 @@ def add(
     console.print(f"instance {inst.id}: {family} {exchange} {symbol} {interval} {inst.params_json}")
 
 
-def enable(instance_id: int = typer.Argument(...), db: DbOpt = None) -> None:
+IdArg = typer.Argument(..., help="Instance id (`cli.py strategies list-instances`).")
+
+
+def enable(instance_id: str = IdArg, db: DbOpt = None) -> None:
     """Enable a strategy instance."""
-    from store.db import resolve_url
-    from store.instances import set_enabled
-
-    inst = set_enabled(resolve_url(db), instance_id, True)
-    console.print(f"instance {inst.id} enabled")
+    _set_enabled(instance_id, db, True)
 
 
-def disable(instance_id: int = typer.Argument(...), db: DbOpt = None) -> None:
+def disable(instance_id: str = IdArg, db: DbOpt = None) -> None:
     """Disable a strategy instance (kept, but not run)."""
-    from store.db import resolve_url
+    _set_enabled(instance_id, db, False)
+
+
+# enable/disable take their id as text (and unknown options as that text, see cli.py), so
+# `disable -1` and `enable abc` get one `error:` line rather than typer's usage box.
+ID_CONTEXT = {"ignore_unknown_options": True}
+
+
+def _set_enabled(text: str, db: str | None, enabled: bool) -> None:
+    from store.db import require_existing, resolve_url
     from store.instances import set_enabled
 
-    inst = set_enabled(resolve_url(db), instance_id, False)
-    console.print(f"instance {inst.id} disabled")
+    instance_id = _instance_id(text)
+    url = resolve_url(db)
+    require_existing(url, "no instances are registered there; check --db (or RAYTRADER_DB)")
+    inst = set_enabled(url, instance_id, enabled)
+    console.print(f"instance {inst.id} {'enabled' if enabled else 'disabled'}")
+
+
+def _instance_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(
+            f"instance id {text!r} is not an id (a whole number >= 1); "
+            "`cli.py strategies list-instances` shows them"
+        )
+    return value
 
 
 def list_instances_cmd(

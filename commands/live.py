@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -175,10 +177,12 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
+    _check_url(url)
     _check_choices(market, on_disable, risk, reconcile_every, cash)
+    _check_costs(fee_bps, slippage_bps, duration)
     _check_model_options(model_url, model_fallback, model_timeout, no_model)
     for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
-        if value is not None and not value >= 0:
+        if value is not None and not 0 <= value < math.inf:
             raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
     keys = api_keys(exchange)
     if real and keys is None:
@@ -222,10 +226,39 @@ def _check_choices(
         raise UserError(f"--on-disable must be keep or close, got {on_disable!r}")
     if not 0 < risk <= 1:
         raise UserError(f"--risk must be in (0, 1], got {risk}")
-    if not reconcile_every >= 0:
+    if not 0 <= reconcile_every < math.inf:
         raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
-    if cash is not None and not cash > 0:
-        raise UserError(f"--cash must be a positive amount of the quote currency, got {cash}")
+    if cash is not None and not 0 < cash < math.inf:
+        raise UserError(
+            f"--cash must be a positive, finite amount of the quote currency, got {cash}"
+        )
+
+
+def _check_url(url: str | None) -> None:
+    """An http(s) base URL with a host: anything else reaches ccxt as a path and fails there."""
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(
+            f"--url {url!r} is not an http(s) URL with a host; give e.g. "
+            "http://127.0.0.1:8765 (`cli.py exchange serve`) or leave it out for the exchange's own"
+        )
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check: 'host:abc' raises)
+    except ValueError:
+        raise UserError(f"--url {url!r} has no valid port; e.g. http://127.0.0.1:8765") from None
+
+
+def _check_costs(fee_bps: float, slippage_bps: float, duration: float | None) -> None:
+    """A negative fee or slippage would pay the dry run for trading; a duration must pass."""
+    for name, value in (("--fee-bps", fee_bps), ("--slippage-bps", slippage_bps)):
+        if not 0 <= value < 10_000:
+            raise UserError(f"{name} must be basis points in [0, 10000), got {value}")
+    if duration is not None and not 0 < duration < math.inf:
+        raise UserError(
+            f"--duration must be seconds > 0 (leave it out to run until Ctrl-C), got {duration}"
+        )
 
 
 @app.command("status")
@@ -281,6 +314,8 @@ def _ids(text: str | None) -> list[int] | None:
 
 
 def _run(session, duration: float | None) -> None:
+    from live.ops.status import late_text
+
     with session:
         node = session.node
         _recovered(session)
@@ -298,6 +333,9 @@ def _run(session, duration: float | None) -> None:
                 def after_pump() -> None:
                     for warning in session.take_warnings():  # found by the periodic audit
                         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
+                    for late in node.bar_watch.newly_late():  # once per series that stopped
+                        text = late_text([late], node.bar_watch.now_ms())
+                        console.print(f"[bold red]warning:[/] {text}", highlight=False)
                     bar.update(_status(session))
 
                 session.run(duration, after_pump)
@@ -320,10 +358,15 @@ def _recovered(session) -> None:
 
 
 def _status(session) -> Text:
+    from live.ops.status import late_text
+
     s = session.node.status()
-    off = sum(not on for on in session.control.active.values())
-    return Text(
-        f"{session.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
+    off = sum(not on for on in session.control.active.values()) if session.control else 0
+    late = late_text(s["late"], s["market_ms"])
+    return Text(  # a late series first: a narrow terminal cuts the line's end
+        f"{session.settings.exchange} connected | "
+        + (f"{late} | " if late else "")
+        + f"bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
         f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -118,6 +119,8 @@ def experiment(
     from ml.models import KINDS, METHODS, SELECTIONS
     from ml.modelstore import record_experiment
 
+    if not 0 < time_budget < math.inf:
+        raise UserError(f"--time-budget must be seconds > 0 per model fit, got {time_budget}")
     settings = ExperimentSettings(
         _csv(kinds, KINDS, "--kinds"),
         _csv(selections, SELECTIONS, "--selections"),
@@ -128,8 +131,9 @@ def experiment(
         0,
         FeatureConfig(window=window, tsfresh=tsfresh),
     )
-    out = prepare_out_dir(out)
+    # every input checked before the output directory is made: a mistake leaves nothing behind
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
+    out = prepare_out_dir(out)
     with ray_for_commands(ray_address, _err):
         doc = run_experiment(refs, series, settings, out, BacktestConfig(), _err, url)
     record_experiment(url, out, doc["best"])
@@ -203,6 +207,7 @@ def train(
     from backtest.run import BacktestConfig, prepare_out_dir
     from ml.jobs import ray_for_commands
     from ml.train import train_models
+    from ml.walkforward import min_trades
 
     _folds(folds)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
@@ -217,8 +222,18 @@ def train(
         f"run's trades, the others were backtested); model files in {models_dir}",
         highlight=False,
     )
-    for line in summary.failed[:20]:
+    failed = sorted(summary.failed, key=lambda line: int(line[1 : line.index(":")]))  # "#id: "
+    for line in failed[:20]:
         _out.print(f"  not trained {line}", highlight=False)
+    if len(summary.failed) > 20:
+        _out.print(f"  ... and {len(summary.failed) - 20} more not trained", highlight=False)
+    if summary.failed and not summary.trained and not summary.skipped:
+        _out.print(
+            f"no model trained (the reasons above): a model needs >= {min_trades()} trades of "
+            "its instance over the selected bars; select more instances (--strategies all) "
+            "or give them more bars (an earlier --start, a longer history)",
+            highlight=False,
+        )
 
 
 @app.command("eval")
@@ -258,8 +273,8 @@ def eval_(
         _csv(methods, METHODS, "--methods"),
         BacktestConfig(),
     )
-    out = prepare_out_dir(out)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
+    out = prepare_out_dir(out)
     with ray_for_commands(ray_address, _err):
         ids = [r.instance_id for r in refs]
         missing = [r for r in refs if r.instance_id not in latest_models(url, ids)]

@@ -62,6 +62,7 @@ from live.ops.recovery import (
     restore_dry_run,
     write_marks,
 )
+from live.ops.status import BarWatch
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 from live.venues.reports import BalanceReport
@@ -131,6 +132,8 @@ class LiveNode:
         self.restored = Restored()
         self.warnings: list[str] = []
         self.marks: dict[str, float] = {}  # symbol -> latest close
+        # each streamed series' newest bar: a series that stops shows in the status line
+        self.bar_watch = BarWatch({m.series for m in members}, warm.last_ms)
         self._marked_at = self._audited_at = time.monotonic()
         self.runtime.observers.append(self._observe)
         self.metrics = LiveMetrics(settings.exchange, None if ray_module is not None else False)
@@ -377,6 +380,8 @@ class LiveNode:
             self.metrics.delivered()
             self.bars += j - i
             self.marks.update((b.symbol, b.close) for b in bars[i:j])
+            for b in bars[i:j]:
+                self.bar_watch.seen(b.symbol, b.interval, b.ts // 1_000_000)
             i = j
 
     def wait_for_bars(self, total: int, timeout: float = 30.0) -> None:
@@ -411,7 +416,7 @@ class LiveNode:
     def stream_state(self) -> dict:
         return self.ray.get(self.stream.state.remote())
 
-    def status(self) -> dict[str, float]:
+    def status(self) -> dict[str, Any]:
         now = time.monotonic()
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()
@@ -424,4 +429,6 @@ class LiveNode:
             "orders_last_minute": len(self.orders_sent),
             "fills": self.fills,
             "trades_closed": self.trades_closed,
+            "late": self.bar_watch.late(),  # series without a bar for 3 or more intervals
+            "market_ms": self.bar_watch.now_ms(),
         }

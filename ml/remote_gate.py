@@ -10,17 +10,22 @@ When the API is down, slow (no answer within `timeout` seconds) or refuses the r
 falls back to a fixed rule and logs one warning line saying so:
 - fallback="trade" (the default): take the signal at normal size, as without a model;
 - fallback="skip": skip the signal (for a strategy that should only trade with its model).
+
+With RAYTRADER_API_TOKEN set, every request carries it as a bearer token (an API served beyond
+loopback answers only with it, ml/serve.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from core.errors import UserError
+from ml.api_limits import TOKEN_ENV
 
 log = logging.getLogger("raytrader.ml.gate")
 FALLBACKS = {"trade": (True, 1.0), "skip": (False, 0.0)}
@@ -43,6 +48,9 @@ class RemoteModelGate:
         self.asked = self.fell_back = 0
         self._cached_columns: list[str] | None = None
         self._session = requests.Session()  # one kept-alive connection: ~1 ms per question
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if token:  # an API served beyond loopback answers only with it (ml/serve.api_token)
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def __call__(self, signal: Any) -> tuple[bool, float]:
         self.asked += 1

@@ -4,8 +4,13 @@
 - POST /predict/batch    {"requests": [{"instance_id": .., "features": {..}}, ...]}
 - GET  /models           every instance's newest model: version, features, method, metrics
 - GET  /health           {"status": "ok", "models": n}
-- POST /automl?num_strategies=n   starts `model experiment` as a background job -> {"id": ...}
+- POST /automl?num_strategies=n   starts (or queues) `model experiment` as a background job
 - GET  /automl/{id}      that job's status and, once done, its result (the best combination)
+
+Limits (ApiLimits, `model run` options): automl jobs run one at a time with a bounded queue
+(429 beyond it, ml/automl.py); a batch has at most --max-batch requests (413 above) and is
+computed in a small pool of its own, so single predictions never wait behind batches. Beyond
+loopback every request needs a bearer token from RAYTRADER_API_TOKEN (401 without it).
 
 FastAPI + uvicorn rather than Ray Serve: one prediction is a small sklearn call, and on these
 machines uvicorn answers in ~2 ms where a Serve deployment adds ~10 ms of proxying
@@ -14,106 +19,43 @@ machines uvicorn answers in ~2 ms where a Serve deployment adds ~10 ms of proxyi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
-import subprocess
-import sys
-import threading
-import uuid
+import hmac
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from ml.api_limits import TOKEN_ENV, ApiLimits, is_loopback
+from ml.automl import AutomlJobs, Command
 from ml.registry import ModelRegistry, RequestError
 
-ROOT = Path(__file__).resolve().parent.parent
+BATCH_CHUNK = 64  # rows per turn of a batch in its pool: other requests are served in between
 
 
-@dataclass
-class AutomlJob:
-    id: str
-    out: Path
-    process: subprocess.Popen
-    log: Path
-    status: str = "running"
-    result: dict[str, Any] = field(default_factory=dict)
-
-    def refresh(self) -> dict[str, Any]:
-        code = self.process.poll()
-        if code is not None and self.status == "running":
-            self.status = "done" if code == 0 else "failed"
-            experiment = self.out / "experiment.json"
-            if code == 0 and experiment.is_file():
-                document = json.loads(experiment.read_text())
-                self.result = {"best": document.get("best"), "experiment": str(experiment)}
-        tail = self.log.read_text(errors="replace").splitlines()[-5:] if self.log.exists() else []
-        return {
-            "id": self.id,
-            "status": self.status,
-            "returncode": code,
-            "out": str(self.out),
-            "result": self.result,
-            "log_tail": tail,
-        }
-
-
-class AutomlJobs:
-    """Background `cli.py model experiment` runs, one child process each (its own Ray driver)."""
-
-    def __init__(self, url: str, jobs_dir: Path) -> None:
-        self.url, self.jobs_dir = url, jobs_dir
-        self._jobs: dict[str, AutomlJob] = {}
-        self._lock = threading.Lock()
-
-    def start(self, num_strategies: int) -> dict[str, Any]:
-        job_id = uuid.uuid4().hex[:12]
-        out = self.jobs_dir / job_id
-        out.mkdir(parents=True, exist_ok=True)
-        log = out / "job.log"
-        command = [
-            sys.executable,
-            str(ROOT / "cli.py"),
-            "model",
-            "experiment",
-            "--strategies",
-            str(num_strategies),
-            "--out",
-            str(out),
-            "--db",
-            self.url,
-        ]
-        with log.open("w") as handle:
-            process = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-        with self._lock:
-            self._jobs[job_id] = AutomlJob(job_id, out, process, log)
-        return {"id": job_id, "status": "running"}
-
-    def status(self, job_id: str) -> dict[str, Any]:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise RequestError(f"no automl job {job_id!r}; POST /automl starts one", status=404)
-        return job.refresh()
-
-    def stop_all(self) -> None:
-        for job in list(self._jobs.values()):
-            if job.process.poll() is None:
-                job.process.terminate()
-                job.process.wait(timeout=30)
-
-
-def create_app(url: str, jobs_dir: Path, refresh_seconds: float = 2.0) -> FastAPI:
+def create_app(
+    url: str,
+    jobs_dir: Path,
+    refresh_seconds: float = 2.0,
+    limits: ApiLimits = ApiLimits(),
+    token: str | None = None,
+    automl_command: Command | None = None,
+) -> FastAPI:
+    """The API; `token`: every request must carry `Authorization: Bearer <token>` (401 else).
+    `automl_command`: what a job runs (tests give a stand-in for `model experiment`)."""
     registry = ModelRegistry(url, refresh_seconds)
-    jobs = AutomlJobs(url, jobs_dir)
+    jobs = AutomlJobs(url, jobs_dir, limits.max_jobs, limits.max_queued, automl_command)
+    batch_pool = ThreadPoolExecutor(limits.batch_workers, thread_name_prefix="predict-batch")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         jobs.stop_all()  # no experiment outlives the server that started it
+        batch_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="raytrader models", version="1", lifespan=lifespan)
     app.state.registry, app.state.jobs = registry, jobs
@@ -122,16 +64,41 @@ def create_app(url: str, jobs_dir: Path, refresh_seconds: float = 2.0) -> FastAP
     async def refused(_request: Request, exc: RequestError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+    if token:
+
+        @app.middleware("http")
+        async def authenticated(request: Request, call_next: Any) -> Any:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return JSONResponse(
+                    {"detail": f"give the header Authorization: Bearer <the {TOKEN_ENV} token>"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return await call_next(request)
+
     @app.post("/predict")
     def predict(body: dict[str, Any]) -> dict[str, Any]:
         return registry.predict(*_one_request(body))
 
     @app.post("/predict/batch")
-    def predict_batch(body: dict[str, Any]) -> dict[str, Any]:
+    async def predict_batch(body: dict[str, Any]) -> dict[str, Any]:
         requests = body.get("requests")
         if not isinstance(requests, list):
             raise RequestError('give {"requests": [{"instance_id": .., "features": {..}}, ...]}')
-        return {"predictions": [registry.predict(*_one_request(r)) for r in requests]}
+        if len(requests) > limits.max_batch:
+            raise RequestError(
+                f"{len(requests)} requests in one batch; this server takes at most "
+                f"{limits.max_batch} (`model run --max-batch`): split it",
+                status=413,
+            )
+        # in the bounded batch pool, a chunk at a time: however many batches arrive, single
+        # /predict requests keep the server's own threads and never wait behind a batch
+        loop, out = asyncio.get_running_loop(), []
+        for k in range(0, len(requests), BATCH_CHUNK):
+            chunk = requests[k : k + BATCH_CHUNK]
+            out += await loop.run_in_executor(batch_pool, _predict_all, registry, chunk)
+        return {"predictions": out}
 
     @app.get("/models")
     def models() -> dict[str, Any]:
@@ -143,13 +110,17 @@ def create_app(url: str, jobs_dir: Path, refresh_seconds: float = 2.0) -> FastAP
 
     @app.post("/automl")
     def automl(num_strategies: int = Query(..., ge=1, le=100_000)) -> dict[str, Any]:
-        return jobs.start(num_strategies)
+        return jobs.submit(num_strategies)
 
     @app.get("/automl/{job_id}")
     def automl_status(job_id: str) -> dict[str, Any]:
         return jobs.status(job_id)
 
     return app
+
+
+def _predict_all(registry: ModelRegistry, requests: list[Any]) -> list[dict[str, Any]]:
+    return [registry.predict(*_one_request(r)) for r in requests]
 
 
 def _one_request(body: Any) -> tuple[int, dict[str, Any]]:
@@ -166,13 +137,7 @@ def _one_request(body: Any) -> tuple[int, dict[str, Any]]:
 
 def bind_warning(host: str) -> str | None:
     """A warning when `host` is not a loopback address: the API has no authentication."""
-    import ipaddress
-
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost
-        loopback = False
-    if loopback:
+    if is_loopback(host):
         return None
     return (
         f"warning: serving models on {host}, which other machines may reach; the API has "
@@ -187,16 +152,20 @@ def serve(
     jobs_dir: Path,
     refresh_seconds: float = 2.0,
     announce: Any = print,
+    limits: ApiLimits = ApiLimits(),
+    token: str | None = None,
 ) -> None:
     """Run the API until Ctrl-C / SIGTERM (uvicorn handles both and shuts down cleanly)."""
     import socket
 
     import uvicorn
 
-    warning = bind_warning(host)
-    if warning:
-        announce(warning)
-    app = create_app(url, jobs_dir, refresh_seconds)
+    if not is_loopback(host):
+        announce(
+            f"warning: serving models on {host}, which other machines may reach; every request "
+            f"needs the {TOKEN_ENV} bearer token"
+        )
+    app = create_app(url, jobs_dir, refresh_seconds, limits, token)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

@@ -78,11 +78,27 @@ def make_folds(
         keep = (ds.exit_ns[before] < begin) & (ds.signal_ns[before] <= begin - purge)
         folds.append(Fold(before[keep], test, begin, int(end)))
     if not folds or min(len(f.train) for f in folds) < MIN_TRAIN:
-        raise WalkForwardError(
-            f"{n} trades are too few for {n_folds} walk-forward folds (every fold needs "
-            f">= {MIN_TRAIN} training trades after the purge); use fewer folds or more data"
-        )
+        raise WalkForwardError(_too_few(n, first_train, folds[0].train.size if folds else 0))
     return folds
+
+
+def min_trades(first_train: float = 0.4) -> int:
+    """The fewest trades whose first training part holds MIN_TRAIN trades (before the purge)."""
+    n = MIN_TRAIN
+    while int(n * first_train) < MIN_TRAIN:
+        n += 1
+    return n
+
+
+def _too_few(n: int, first_train: float, first_fold: int) -> str:
+    """Why: the first fold trains on the first `first_train` of the trades whatever --folds is,
+    so fewer folds never help; only more trades do."""
+    return (
+        f"{n} trades are too few: walk-forward trains its first fold on the first "
+        f"{first_train:.0%} of the trades ({first_fold} after the purge) and needs >= {MIN_TRAIN}, "
+        f"so at least {min_trades(first_train)} trades (more if trades are long); give it more "
+        "bars (a longer history, `cli.py data download`) or pick instances that trade more often"
+    )
 
 
 def fit_in_sample(

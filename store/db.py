@@ -135,3 +135,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def backend(url: str) -> str:
     """'sqlite', 'postgresql', ... for `url`."""
     return make_url(url).get_backend_name()
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL when that file does not exist yet (opening the URL would create
+    an empty database there); None for an existing file or any other database."""
+    from pathlib import Path
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # get_engine reports the bad URL
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return None if Path(parsed.database).exists() else parsed.database
+
+
+def require_existing(url: str, hint: str) -> None:
+    """A command that only reads or changes rows refuses a SQLite file that does not exist,
+    rather than creating an empty database; `hint` says which database it needs."""
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise StoreError(f"no database at {missing}: {hint}")

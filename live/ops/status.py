@@ -5,11 +5,16 @@ change at once (actors/order_store.py), so the database is the running system's 
 rows are those without a backtest run id. Shown: open positions (marked at the latest stored
 close of their series, with that bar's time: the live stream stores every bar), open orders (NEW or SUBMITTED), and
 per instance the trades closed on one UTC day with their pnl (default: today).
+
+Also the running trader's own status line's warning (`BarWatch`): a streamed series whose bars
+stopped coming, "no bar for ETH/BTC 5m since 12:05 (3 intervals)".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +57,8 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
     live_o = [o_.run_id.is_(None)] + ([o_.exchange == exchange] if exchange else [])
     out = LiveStatus(day)
     with get_engine(url).connect() as conn:
+        if exchange:
+            _check_exchange_known(conn, exchange)
         held = select(
             t_.strategy,
             t_.exchange,
@@ -96,17 +103,31 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
 
 
 def _check_exists(url: str) -> None:
-    from sqlalchemy.engine import make_url
+    from store.db import missing_sqlite_file
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        from pathlib import Path
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        raise StatusError(
+            f"no database at {missing}: `cli.py live` writes its state there; pass "
+            "the --db the trader runs with (or set RAYTRADER_DB)"
+        )
 
-        if not Path(parsed.database).exists():
-            raise StatusError(
-                f"no database at {parsed.database}: `cli.py live` writes its state there; pass "
-                "the --db the trader runs with (or set RAYTRADER_DB)"
-            )
+
+def _check_exchange_known(conn: Connection, exchange: str) -> None:
+    """An exchange the database never heard of (no instance, order, trade or bar on it) is a
+    typo, not an empty status: say which exchanges it knows."""
+    from sqlalchemy import select, union
+
+    from store.models import BarSeries, OrderRecord, StrategyInstance, TradeRecord
+
+    tables = (StrategyInstance, OrderRecord, TradeRecord, BarSeries)
+    known = {row[0] for row in conn.execute(union(*(select(t.exchange) for t in tables)))}
+    if exchange not in known:
+        listed = ", ".join(sorted(k for k in known if k)) or "none yet"
+        raise StatusError(
+            f"--exchange {exchange!r}: the database has no instance, order, trade or bar on "
+            f"that exchange (it knows: {listed}); check the spelling or leave --exchange out"
+        )
 
 
 def _latest_close(
@@ -166,3 +187,96 @@ def status_lines(status: LiveStatus) -> list[str]:
 def _iso(value: object) -> str:
     value = _as_datetime(value)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else "?"
+
+
+# -- the running trader's status line: series whose bars stopped ------------------------------
+LATE_AFTER = 3  # intervals without a bar before a series is reported late
+SHOWN_LATE = 3  # late series named in the line; the others are counted
+
+
+@dataclass(frozen=True)
+class LateSeries:
+    symbol: str
+    interval: str
+    last_close_ms: int  # close time of the series' newest bar
+    intervals: int  # whole intervals since then without a bar
+
+
+class BarWatch:
+    """The newest bar of each streamed series and the market's clock, to tell a series that
+    stopped. The clock is market time, not the machine's: a replay (`cli.py exchange serve`)
+    runs in another year and at another speed. It is the newest close of any series, advanced
+    by the wall time since it arrived (at real speed; a faster replay only makes the warning
+    later), so one series stopping shows while the others go on, and all of them stopping (the
+    connection gone) shows too, once three intervals of wall time have passed."""
+
+    def __init__(
+        self,
+        series: Iterable[tuple[str, str]],
+        last_open_ms: Mapping[tuple[str, str], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from factors.bars import interval_ns
+
+        self.step_ms = {key: interval_ns(key[1]) // 1_000_000 for key in series}
+        # the warm-up's newest bar of each series (open time) is where each starts from
+        self.closes = {
+            key: int(last_open_ms[key]) + step
+            for key, step in self.step_ms.items()
+            if key in last_open_ms
+        }
+        self._clock = clock
+        self._market_ms = max(self.closes.values(), default=None)
+        self._seen_at = clock()
+        self._reported: set[tuple[str, str]] = set()  # late, and said so in a warning line
+
+    def seen(self, symbol: str, interval: str, close_ms: int) -> None:
+        key = (symbol, interval)
+        if close_ms > self.closes.get(key, -1):
+            self.closes[key] = close_ms
+            self._reported.discard(key)  # a bar again: should it stop again, say so again
+        if self._market_ms is None or close_ms > self._market_ms:
+            self._market_ms, self._seen_at = close_ms, self._clock()
+
+    def now_ms(self) -> int | None:
+        if self._market_ms is None:
+            return None
+        return self._market_ms + int((self._clock() - self._seen_at) * 1000)
+
+    def late(self, after: int = LATE_AFTER) -> list[LateSeries]:
+        """Series without a bar for `after` or more of their intervals, the longest first."""
+        now = self.now_ms()
+        if now is None:
+            return []
+        out = []
+        for key, last in self.closes.items():
+            missed = (now - last) // self.step_ms[key]
+            if missed >= after:
+                out.append(LateSeries(key[0], key[1], last, int(missed)))
+        return sorted(out, key=lambda x: (x.last_close_ms, x.symbol, x.interval))
+
+    def newly_late(self, after: int = LATE_AFTER) -> list[LateSeries]:
+        """The late series not reported before (once per stop: a log keeps one line, where the
+        status line is redrawn and cut at the terminal's width)."""
+        new = [x for x in self.late(after) if (x.symbol, x.interval) not in self._reported]
+        self._reported.update((x.symbol, x.interval) for x in new)
+        return new
+
+
+def late_text(late: list[LateSeries], now_ms: int | None = None) -> str:
+    """'no bar for ETH/BTC 5m since 12:05 (3 intervals)'; the time with its date when it is
+    not the day of `now_ms` (UTC); '' when nothing is late."""
+    if not late:
+        return ""
+    today = None if now_ms is None else _utc(now_ms).date()
+    parts = []
+    for x in late[:SHOWN_LATE]:
+        when = _utc(x.last_close_ms)
+        shown = when.strftime("%H:%M" if when.date() == today else "%Y-%m-%d %H:%M")
+        parts.append(f"{x.symbol} {x.interval} since {shown} ({x.intervals} intervals)")
+    more = f" and {len(late) - SHOWN_LATE} more" if len(late) > SHOWN_LATE else ""
+    return "no bar for " + ", ".join(parts) + more
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)

@@ -95,3 +95,89 @@ def test_live_start_up_errors_are_user_errors() -> None:
     )
     with pytest.raises(UserError, match="unknown exchange 'nosuch'"):
         rest_client("nosuch")
+
+
+# -- issue 24 §5: the last bad inputs, each one `error:` line, exit 2 and nothing written ------
+BAD_INPUTS = [
+    (["live", "--url", "not-a-url"], "--url 'not-a-url' is not an http(s) URL with a host"),
+    (["live", "--url", "ftp://127.0.0.1:21"], "--url 'ftp://127.0.0.1:21' is not an http(s) URL"),
+    (["live", "--url", "http://127.0.0.1:abc"], "--url 'http://127.0.0.1:abc' has no valid port"),
+    (["live", "--cash", "inf"], "--cash must be a positive, finite amount of the quote currency"),
+    (["live", "--fee-bps", "-100"], "--fee-bps must be basis points in [0, 10000), got -100.0"),
+    (["live", "--slippage-bps", "nan"], "--slippage-bps must be basis points in [0, 10000)"),
+    (["live", "--duration", "-5"], "--duration must be seconds > 0"),
+    (["live", "--min-notional", "inf"], "--min-notional must be a number >= 0"),
+    (
+        ["model", "experiment", "--kinds", "flaml", "--time-budget", "-1", "--strategies", "1"],
+        "--time-budget must be seconds > 0 per model fit, got -1.0",
+    ),
+    (["model", "experiment", "--strategies", "-3"], "--strategies '-3' must be all or a count"),
+    (["model", "eval", "--strategies", "-3"], "--strategies '-3' must be all or a count"),
+    (["strategies", "disable", "-1"], "instance id '-1' is not an id (a whole number >= 1)"),
+    (["strategies", "enable", "abc"], "instance id 'abc' is not an id (a whole number >= 1)"),
+    (["strategies", "disable", "1"], "no database at "),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_the_last_bad_inputs_are_one_error_line_and_write_nothing(
+    monkeypatch, capsys, tmp_path, args, says
+) -> None:
+    out = ["--out", str(tmp_path / "out")] if args[0] == "model" else []
+    db = ["--db", f"sqlite:///{tmp_path / 'new.db'}"]
+    code = run_main(monkeypatch, *args, *out, *db)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ") and says in err, err
+    assert list(tmp_path.iterdir()) == []  # no database, no output directory
+
+
+def test_without_the_url_check_a_bad_url_is_no_longer_this_error(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    """The broken case: the check removed, `live --url not-a-url` says something else (here,
+    with an empty database, that no instance is enabled), so the test above can fail."""
+    import commands.live
+
+    monkeypatch.setattr(commands.live, "_check_url", lambda url: None)
+    code = run_main(monkeypatch, "live", "--url", "not-a-url", "--db", f"sqlite:///{tmp_path}/x")
+    err = capsys.readouterr().err
+    assert code == 2 and "is not an http(s) URL" not in err
+
+
+def test_enable_and_disable_still_take_a_valid_id(monkeypatch, capsys, tmp_path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    args = ["strategies", "add", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m"]
+    with pytest.raises(SystemExit) as added:
+        monkeypatch.setattr(sys, "argv", ["cli.py", *args, *db])
+        cli.main()
+    assert added.value.code in (0, None)
+    for verb in ("disable", "enable"):
+        monkeypatch.setattr(sys, "argv", ["cli.py", "strategies", verb, "1", *db])
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+        assert done.value.code in (0, None)
+        assert f"instance 1 {verb}d" in capsys.readouterr().out
+    assert run_main(monkeypatch, "strategies", "enable", "7", *db) == 2
+    assert "no strategy instance with id 7" in capsys.readouterr().err
+
+
+def test_live_status_of_an_exchange_the_database_never_saw(monkeypatch, capsys, tmp_path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    args = ["strategies", "add", "sr_breakout", "--symbol", "ETH/BTC", "--interval", "5m"]
+    monkeypatch.setattr(sys, "argv", ["cli.py", *args, *db])
+    with pytest.raises(SystemExit):
+        cli.main()
+    capsys.readouterr()
+    before = (tmp_path / "r.db").stat().st_size
+    assert run_main(monkeypatch, "live", "status", "--exchange", "nosuch", *db) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --exchange 'nosuch': the database has no instance, order, trade or bar on "
+        "that exchange (it knows: binance); check the spelling or leave --exchange out\n"
+    )
+    monkeypatch.setattr(sys, "argv", ["cli.py", "live", "status", "--exchange", "binance", *db])
+    with pytest.raises(SystemExit) as known:
+        cli.main()
+    assert known.value.code in (0, None) and "open positions: 0" in capsys.readouterr().out
+    assert (tmp_path / "r.db").stat().st_size == before

@@ -241,3 +241,22 @@ def test_train_reads_the_runs_backtest_all_stored(ray_local, tmp_path):
     )
     assert "1 trained" in result.output
     assert "(1 read their stored backtest run's trades" in " ".join(result.output.split())
+
+
+def test_train_on_too_few_trades_says_why_and_what_to_do(ray_local, stored, tmp_path):
+    """Few bars (the demo's case: 3-10 trades per instance): nothing trained, each instance's
+    trade count and the 38 trades a model needs are said, and what to do about it."""
+    from ml.synthetic import planted_market
+
+    url, iid = stored
+    index = planted_market(8_000, effect=True, seed=3).index
+    window = ["--start", index[0].isoformat(), "--end", index[400].isoformat()]
+    result = model(
+        "train", "--instances", str(iid), "--db", url, "--models-dir", str(tmp_path), *window
+    )
+    text = " ".join(result.output.split())
+    assert "0 trained" in text and "1 not trainable" in text
+    assert f"not trained #{iid}: " in text and " trades are too few: walk-forward trains" in text
+    assert "so at least 38 trades" in text
+    assert "no model trained (the reasons above): a model needs >= 38 trades" in text
+    assert list(tmp_path.iterdir()) == []  # no model file

@@ -9,7 +9,7 @@ import pytest
 from ml.dataset import Dataset
 from ml.fitness import choose_threshold, score_all, trade_sortino
 from ml.models import KINDS, SELECTIONS, ModelSpec, fit
-from ml.walkforward import make_folds, placebo_labels, walk_forward
+from ml.walkforward import WalkForwardError, make_folds, min_trades, placebo_labels, walk_forward
 
 MINUTE = 60 * 10**9
 
@@ -117,3 +117,19 @@ def test_experiment_methods_are_a_combination_axis():
         kinds=("logreg",), selections=("none",), methods=("filter", "kelly")
     ).combinations()
     assert [c.label for c in combos] == ["logreg/none/filter", "logreg/none/kelly"]
+
+
+def test_too_few_trades_say_how_many_are_needed_whatever_the_folds():
+    # trades 60 min apart, 90 min long: the first fold trains on int(0.4 n) trades minus the one
+    # the purge drops, so 39 trades give 15 - 1 = 14 (< 15) and 40 give 16 - 1 = 15, for any
+    # number of folds: fewer folds never help, so the message must not advise them
+    for n_folds in (2, 4, 20):
+        with pytest.raises(WalkForwardError) as refused:
+            make_folds(toy_dataset(39), n_folds=n_folds)
+        assert str(refused.value).startswith(
+            "39 trades are too few: walk-forward trains its first fold on the first 40% of the "
+            "trades (14 after the purge) and needs >= 15, so at least 38 trades"
+        )
+        assert "fewer folds" not in str(refused.value)
+        assert len(make_folds(toy_dataset(40), n_folds=n_folds)[0].train) == 15
+    assert min_trades(0.4) == 38 and int(38 * 0.4) == 15 and int(37 * 0.4) == 14

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,11 +18,15 @@ import pandas as pd
 import pytest
 import requests
 
+from core.errors import UserError
+from ml.api_limits import TOKEN_ENV, ApiLimits, api_token
 from ml.apply import calibrate, decide
 from ml.models import ModelSpec, fit
 from ml.modelstore import TrainedModel, load_model, save_model
 from ml.remote_gate import RemoteModelGate
-from ml.serve import bind_warning
+from ml.serve import bind_warning, create_app
+from store.instances import add_instance
+from tests.ml.http_server import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = 7
@@ -57,6 +62,7 @@ def api(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serve")
     url = f"sqlite:///{folder / 'models.db'}"
     store(url, folder / "models", flip=False)
+    add_instance(url, "sr_breakout", "binance", "ETH/BTC", "5m", {})  # enabled, without bars
     env = {**os.environ, "RAYTRADER_DB": url}
     command = [
         sys.executable,
@@ -173,16 +179,17 @@ def test_a_newer_model_is_served_without_a_restart(api) -> None:
 
 def test_automl_runs_model_experiment_in_the_background(api) -> None:
     assert post(api, "/automl?num_strategies=0", None).status_code == 422
-    job = post(api, "/automl?num_strategies=1", None).json()
-    assert job["status"] == "running"
+    job = post(api, "/automl?num_strategies=5", None).json()
+    assert job["status"] == "running" and job["num_strategies"] == 1  # one enabled instance
+    assert job["note"].startswith("num_strategies capped from 5 to 1")
     deadline = time.monotonic() + 120
     while (status := requests.get(api["base"] + f"/automl/{job['id']}", timeout=60).json())[
         "status"
     ] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
-    # this database has models but no strategy instances: the experiment refuses, and says why
+    # the instance has no bars: the experiment refuses, and says why
     assert status["status"] == "failed" and status["returncode"] == 2
-    assert any("error:" in line for line in status["log_tail"]), json.dumps(status)
+    assert any("error: no bars for any selected instance" in line for line in status["log_tail"])
     assert requests.get(api["base"] + "/automl/nope", timeout=60).status_code == 404
 
 
@@ -197,19 +204,125 @@ def test_binding_beyond_loopback_warns() -> None:
     [
         (["--port", "70000"], "--port 70000 is not a port"),
         (["--refresh", "-1"], "--refresh -1.0 must be >= 0"),
+        (["--refresh", "nan"], "--refresh nan must be >= 0"),
         (["--db", "nonsense"], "not a valid SQLAlchemy URL"),
+        (["--jobs-dir", "/proc/jobs"], "--jobs-dir '/proc/jobs' is not a writable directory"),
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 is reachable from other machines: set RAYTR"),
+        (["--max-batch", "0"], "--max-batch 0 must be >= 1"),
+        (["--max-jobs", "0"], "--max-jobs 0 must be >= 1"),
     ],
 )
-def test_bad_options_are_one_error_line(args, says) -> None:
+def test_bad_options_are_one_error_line(args, says, tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
     done = subprocess.run(
-        [sys.executable, "cli.py", "model", "run", *args],
-        cwd=ROOT,
+        [sys.executable, str(ROOT / "cli.py"), "model", "run", "--port", "0", *args],
+        cwd=tmp_path,  # automl_jobs, the default --jobs-dir, would be made here
+        env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 2 and done.stderr.startswith("error:") and says in done.stderr
-    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_token_is_needed_beyond_loopback_and_read_from_the_environment() -> None:
+    assert api_token("127.0.0.1", {}) is None and api_token("localhost", {}) is None
+    assert api_token("0.0.0.0", {TOKEN_ENV: " s3cret "}) == "s3cret"
+    assert api_token("127.0.0.1", {TOKEN_ENV: "s3cret"}) == "s3cret"  # set: always asked for
+    with pytest.raises(UserError, match="set RAYTRADER_API_TOKEN to a secret"):
+        api_token("192.168.1.5", {TOKEN_ENV: "  "})
+
+
+# -- limits and the token, on an app served in a thread (tests/ml/http_server.py) ------------------
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("limits")
+    url = f"sqlite:///{folder / 'models.db'}"
+    store(url, folder / "models", flip=False)
+    return {"url": url, "folder": folder}
+
+
+def one(value: float, instance_id: int = INSTANCE) -> dict:
+    return {"instance_id": instance_id, "features": {"range_20": value, "hour_sin": 0.0}}
+
+
+def test_a_batch_above_the_limit_is_413(stored) -> None:
+    app = create_app(stored["url"], stored["folder"] / "jobs", 0, ApiLimits(max_batch=3))
+    with serving(app) as base:
+        over = requests.post(base + "/predict/batch", json={"requests": [one(0)] * 4}, timeout=60)
+        at = requests.post(base + "/predict/batch", json={"requests": [one(0)] * 3}, timeout=60)
+    assert over.status_code == 413
+    assert over.json()["detail"] == (
+        "4 requests in one batch; this server takes at most 3 (`model run --max-batch`): split it"
+    )
+    assert at.status_code == 200 and len(at.json()["predictions"]) == 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batches_wait_for_their_pool_and_singles_do_not_wait_for_batches(stored, workers) -> None:
+    """Three batches arrive while the first is held inside the model: at most `workers` of them
+    compute at once, and a single /predict is answered meanwhile."""
+    app = create_app(stored["url"], stored["folder"] / "jobs", 0, ApiLimits(batch_workers=workers))
+    registry, real = app.state.registry, app.state.registry.predict
+    held, go, lock = threading.Event(), threading.Event(), threading.Lock()
+    inside = {"now": 0, "most": 0}
+
+    def predict(instance_id: int, features: dict) -> dict:
+        if instance_id != 99:  # a batch's row: counted and held until the test says go
+            return real(instance_id, features)
+        with lock:
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+        held.set()
+        go.wait(60)
+        with lock:
+            inside["now"] -= 1
+        return {"instance_id": 99}
+
+    registry.predict = predict
+    with serving(app) as base, ThreadPoolExecutor(3) as clients:
+        batches = [
+            clients.submit(
+                requests.post, base + "/predict/batch", json={"requests": [one(0, 99)]}, timeout=60
+            )
+            for _ in range(3)
+        ]
+        assert held.wait(60)
+        single = requests.post(base + "/predict", json=one(1.5), timeout=60)
+        assert single.status_code == 200 and single.json()["take"] is True
+        deadline = time.monotonic() + 60
+        while inside["now"] < workers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # a pool that let more in would have let them in by now
+        assert inside["now"] == workers  # the others wait for the pool, not in a server thread
+        go.set()
+        assert all(b.result().status_code == 200 for b in batches)
+    assert inside["most"] == workers
+
+
+def test_with_a_token_every_request_must_carry_it(stored, monkeypatch) -> None:
+    app = create_app(stored["url"], stored["folder"] / "jobs", 0, ApiLimits(), token="s3cret")
+    with serving(app) as base:
+        bare = requests.get(base + "/health", timeout=60)
+        wrong = requests.get(base + "/health", headers={"Authorization": "Bearer nope"}, timeout=60)
+        right = requests.get(
+            base + "/health", headers={"Authorization": "Bearer s3cret"}, timeout=60
+        )
+        refused = requests.post(base + "/automl?num_strategies=1", timeout=60)
+        monkeypatch.delenv(TOKEN_ENV, raising=False)
+        without = RemoteModelGate(
+            base, INSTANCE, lambda s: {"range_20": 2.0, "hour_sin": 0}, "skip", 60
+        )
+        monkeypatch.setenv(TOKEN_ENV, "s3cret")
+        with_it = RemoteModelGate(
+            base, INSTANCE, lambda s: {"range_20": 2.0, "hour_sin": 0}, "skip", 60
+        )
+        assert without(signal(1)) == (False, 0.0) and without.fell_back == 1
+        assert with_it(signal(1))[0] is True and with_it.fell_back == 0
+    assert bare.status_code == wrong.status_code == refused.status_code == 401
+    assert bare.headers["www-authenticate"] == "Bearer"
+    assert right.status_code == 200 and right.json() == {"status": "ok", "models": 1}
 
 
 # -- the live signal gate over HTTP ---------------------------------------------------------------

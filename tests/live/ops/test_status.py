@@ -137,3 +137,101 @@ def test_status_bad_input_is_one_error(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()  # nothing created
     bad_day = CliRunner().invoke(app, ["live", "status", "--day", "25/01/2018"])
     assert "--day '25/01/2018' must be a date" in str(bad_day.exception)
+
+
+# -- the running trader's status line: a series whose bars stopped (BarWatch) -----------------
+MIN_MS = 60_000
+NOON = int(datetime(2024, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+class Clock:
+    """Wall time the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_series_without_a_bar_for_three_of_its_intervals_is_late() -> None:
+    from live.ops.status import BarWatch, LateSeries, late_text
+
+    clock = Clock()
+    # warm-up: each series' newest bar closed at 12:00 (opened 11:55 and 11:45)
+    last_open = {("ETH/BTC", "5m"): NOON - 5 * MIN_MS, ("ADA/BTC", "15m"): NOON - 15 * MIN_MS}
+    watch = BarWatch(last_open, last_open, clock)
+    for minutes in range(5, 41, 5):  # ETH/BTC's bars go on to 12:40; ADA/BTC's stop
+        watch.seen("ETH/BTC", "5m", NOON + minutes * MIN_MS)
+    assert watch.late() == []  # ADA/BTC: 40 minutes = 2 of its 15m intervals, not yet late
+    watch.seen("ETH/BTC", "5m", NOON + 45 * MIN_MS)  # 45 minutes = 3 intervals
+    assert watch.late() == [LateSeries("ADA/BTC", "15m", NOON, 3)]
+    assert (
+        late_text(watch.late(), watch.now_ms())
+        == "no bar for ADA/BTC 15m since 12:00 (3 intervals)"
+    )
+    # every stream stops (the connection gone): the clock goes on at wall speed from the last
+    # bar, 12:45; after 14 minutes ETH/BTC has missed 2 of its intervals, after 15 minutes 3
+    clock.now = 14 * 60
+    assert [x.symbol for x in watch.late()] == ["ADA/BTC"]
+    clock.now = 15 * 60
+    assert watch.late() == [
+        LateSeries("ADA/BTC", "15m", NOON, 4),
+        LateSeries("ETH/BTC", "5m", NOON + 45 * MIN_MS, 3),
+    ]
+    assert late_text(watch.late(), watch.now_ms()) == (
+        "no bar for ADA/BTC 15m since 12:00 (4 intervals), ETH/BTC 5m since 12:45 (3 intervals)"
+    )
+    # the warning line: each series once, until it has a bar and stops again
+    assert [x.symbol for x in watch.newly_late()] == ["ADA/BTC", "ETH/BTC"]
+    assert watch.newly_late() == []
+    watch.seen("ADA/BTC", "15m", NOON + 60 * MIN_MS)  # a bar again: no longer late
+    assert [x.symbol for x in watch.late()] == ["ETH/BTC"] and watch.newly_late() == []
+    clock.now = 60 * 60  # 13:45: ADA/BTC's last bar closed 13:00, 3 intervals ago
+    assert [(x.symbol, x.intervals) for x in watch.newly_late()] == [("ADA/BTC", 3)]
+
+
+def test_the_clock_is_the_markets_not_the_machines() -> None:
+    """A replay of 2017 bars is not years late: the machine's clock would say it is."""
+    from live.ops.status import BarWatch, late_text
+
+    open_2017 = int(datetime(2017, 8, 17, 4, 0, tzinfo=UTC).timestamp() * 1000)
+    watch = BarWatch([("ETH/BTC", "5m")], {("ETH/BTC", "5m"): open_2017})
+    assert watch.late() == [] and abs(watch.now_ms() - (open_2017 + 5 * MIN_MS)) < 60_000
+    late = BarWatch([("ETH/BTC", "5m")], {("ETH/BTC", "5m"): open_2017}, lambda: 0.0)
+    many = [late.late(after=0)[0]] * 5  # the line names three and counts the others
+    text = late_text(many, open_2017 + 86_400_000)  # another day: the date is shown
+    assert text.startswith("no bar for ETH/BTC 5m since 2017-08-17 04:05 (0 intervals), ")
+    assert text.endswith(" and 2 more")
+
+
+def test_the_live_status_line_says_which_series_is_late(tmp_path: Path) -> None:
+    """In one process (no Ray): ETH/BTC's bars are handed in, LTC/BTC's are not."""
+    from actors.messages import BarClosed
+    from actors.portfolio_kernel import PortfolioMember
+    from commands.live import _status
+    from live.node import LiveSettings
+    from live.session import LiveSession
+    from live.setup import Warmup
+    from strategies.registry import make_strategy
+    from tests.live.helpers import T0, bars
+
+    frame = bars([(1.0, 1.0, 1.0, 1.0)] * 50)  # 5m bars from 2024-01-01 00:00, flat: no trade
+    keys = [("ETH/BTC", "5m"), ("LTC/BTC", "5m")]
+    last_open = int(frame.index[-1].timestamp() * 1000)  # 04:05; closed at 04:10
+    warm = Warmup(frames={k: frame for k in keys}, last_ms={k: last_open for k in keys})
+    members = [PortfolioMember(f"sr {s}", make_strategy("sr_breakout", {}), s, i) for s, i in keys]
+    settings = LiveSettings("binance", None, f"sqlite:///{tmp_path / 'live.db'}")
+    step = 300 * 10**9
+    with LiveSession(settings, members, warm=warm) as session:
+        for k in range(50, 53):  # ETH/BTC's bars closing 04:15, 04:20, 04:25
+            opened = int(T0.value) + k * step
+            session.deliver([BarClosed(opened + step, "ETH/BTC", "5m", opened, 1, 1, 1, 1, 1)])
+            line = _status(session).plain
+            if k < 52:
+                assert "no bar" not in line
+        assert line.startswith(
+            "binance connected | no bar for LTC/BTC 5m since 04:10 (3 intervals) | bars 3 | open 0 | "
+        ), line
+        late = session.node.bar_watch.newly_late()
+        assert [x.symbol for x in late] == ["LTC/BTC"] and session.node.bar_watch.newly_late() == []
