@@ -37,7 +37,7 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
 
 # The demo: real Binance samples (research only) and a generated year of 1m bars on exchange
 # "synthetic" (three USD pairs). On the synthetic market: every family x interval, weights chosen
