@@ -320,7 +320,7 @@ def _stream(url, out, stream, total: int, separate: bool, summary, console) -> N
                 _collect(url, out, batch, outcomes, separate, summary)
                 bar.advance(job, len(batch))
         except KeyboardInterrupt:
-            stream.close()  # cancels the tasks still running
+            stream.close()  # the tasks still running end with the Ray session
             console.print(
                 f"[yellow]interrupted[/]: {_stored_count(url, summary)}; nothing finished "
                 "is lost; run the same command again to continue"

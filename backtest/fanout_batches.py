@@ -73,7 +73,10 @@ def stream_batches(
 ) -> Iterator[tuple[list[Any], BatchOutcomes | Exception]]:
     """Yield (batch, outcomes) as batches finish, or (batch, error) for a task that failed even
     after TASK_MAX_RETRIES. The next batch is submitted before a finished one is handed back, so
-    workers stay busy while the caller stores results. Closing the iterator cancels the rest."""
+    workers stay busy while the caller stores results. Closing the iterator leaves the tasks
+    still running to the Ray session's end (its shutdown, or on a cluster the driver's exit, ends
+    them): a forced `ray.cancel` racing a task's reply can abort the driver inside Ray's task
+    manager ("Tried to complete task that was not pending"), which turned Ctrl-C into a crash."""
     import ray
 
     from backtest.fanout_io import run_batch
@@ -92,20 +95,16 @@ def stream_batches(
 
     for _ in range(int(IN_FLIGHT_PER_CPU * batcher.cpus)):
         submit()
-    try:
-        while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
-            for ref in ready:
-                batch = in_flight.pop(ref)
-                try:
-                    outcomes = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    submit()
-                    yield batch, exc
-                    continue
-                batcher.observe(batch, sum(o["seconds"] for o in outcomes))
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
+        for ref in ready:
+            batch = in_flight.pop(ref)
+            try:
+                outcomes = ray.get(ref)
+            except ray.exceptions.RayError as exc:
                 submit()
-                yield batch, outcomes
-    finally:
-        for ref in in_flight:
-            ray.cancel(ref, force=True)
+                yield batch, exc
+                continue
+            batcher.observe(batch, sum(o["seconds"] for o in outcomes))
+            submit()
+            yield batch, outcomes
