@@ -165,9 +165,9 @@ def eval_table(rows: list[dict]) -> Table:
             str(r["trades_with"]),
             _f(r["sortino_without"]),
             _f(r["sortino_with"]),
-            _f(r["sortino_with_replay"]),
+            r.get("replay_note") or _f(r["sortino_with_replay"]),
             _f(r["sortino_placebo_mean"]),
-            _f(r["sortino_placebo_p95"]),
+            _f(r["sortino_placebo_p95"]) + _note(r.get("placebo_note")),
             _f(r["sortino_random_skip_p95"]),
             "yes" if r["improved"] else "no",
         )
@@ -211,6 +211,11 @@ def write_eval_html(rows: list[dict], failed: list[str], path: Path) -> None:
 
 def spec_from_row(spec_json: str) -> ModelSpec:
     return ModelSpec(**json.loads(spec_json))
+
+
+def _note(note: Any) -> str:
+    """ " (2 of 5 seeds n/a)": seeds whose replay was ill-conditioned (ml/controls.py)."""
+    return f" ({note})" if isinstance(note, str) and note else ""
 
 
 def _f(value: Any) -> str:

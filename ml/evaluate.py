@@ -70,6 +70,8 @@ EVAL_COLUMNS = (
     "selection",
     "placebo_seeds",
     "random_seeds",
+    "replay_note",
+    "placebo_note",
 )
 
 
@@ -154,8 +156,12 @@ def evaluate_instance(
         with_model = window.run(inst, gate, settings.config)
         for g in (real_gate, *placebo_gates):
             g.method = method
-        replayed = replay.sortinos(gate_weights([real_gate], replay.signal_ns))[0]
+        real_weights = gate_weights([real_gate], replay.signal_ns)
+        replayed = replay.sortinos(real_weights)[0]
         placebo = replay.sortinos(gate_weights(placebo_gates, replay.signal_ns))
+        notes = {"replay_note": replay.notes(real_weights)[0] or "", "placebo_note": ""}
+        if np.isnan(placebo).any():  # ill-conditioned seeds are left out of the band
+            notes["placebo_note"] = f"{int(np.isnan(placebo).sum())} of {len(placebo)} seeds n/a"
         rate = gate.skip_rate
         random = (
             replay.sortinos(random_weights(rate, settings.random_seeds, len(replay.pnl)))
@@ -176,6 +182,7 @@ def evaluate_instance(
                 rate,
                 settings,
             )
+            | notes
         )
         _log(trade_log, inst, method, with_model.trades, gate)
     return rows
@@ -280,9 +287,12 @@ def sortino_value(metrics: dict[str, Any]) -> float:
 def _row(
     inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate, settings
 ) -> dict[str, Any]:
+    # controls whose replay is ill-conditioned (ml/controls.py) are NaN: left out of the band
+    placebo_s, random_s = placebo_s[~np.isnan(placebo_s)], random_s[~np.isnan(random_s)]
     placebo_p95 = float(np.percentile(placebo_s, 95)) if len(placebo_s) else float("nan")
-    random_p95 = float(np.percentile(random_s, 95))
-    with_s, placebo_mean = with_model["sortino"], float(np.mean(placebo_s))
+    random_p95 = float(np.percentile(random_s, 95)) if len(random_s) else float("nan")
+    with_s = with_model["sortino"]
+    placebo_mean = float(np.mean(placebo_s)) if len(placebo_s) else float("nan")
     spread = placebo_p95 - placebo_mean
     margin = (replayed - placebo_mean) / spread if spread > 1e-12 else float("nan")
     beats = with_s > without["sortino"] and replayed > max(placebo_p95, random_p95)
