@@ -38,7 +38,7 @@ from actors.kernel import run_kernel
 from backtest.run import BacktestConfig, equity_curve, run_backtest, trades_frame
 from factors.bars import interval_ns
 from ml.apply import ModelGate
-from ml.controls import Replay, gate_weights, random_weights
+from ml.controls import MIN_LOSING_DAYS, Replay, gate_weights, random_weights
 from ml.dataset import Dataset, build_dataset
 from ml.features import FeatureBuilder, signal_positions
 from ml.models import METHODS, ModelSpec
@@ -72,6 +72,8 @@ EVAL_COLUMNS = (
     "random_seeds",
     "replay_note",
     "placebo_note",
+    "with_note",
+    "without_note",
 )
 
 
@@ -266,11 +268,13 @@ class OosWindow:
         # No minimum span here: the with/without/placebo Sortinos are compared with each other
         # on the same out-of-sample window, never shown as a strategy's annualised figure.
         stats = trade_stats(trades["pnl"].to_numpy(dtype=float))
+        daily = period_returns(curve, config.cash, "day", True)
         metrics = {
             "trades": stats["trades"],
             "expectancy": stats["expectancy"],
             "max_drawdown": max_drawdown(curve),
-            "sortino": sortino(period_returns(curve, config.cash, "day", True)),
+            "sortino": sortino(daily),
+            "losing_days": int((daily < 0).sum()),
             "total_return": float(curve.iloc[-1]) / config.cash - 1 if len(curve) else 0.0,
         }
         metrics["sortino"] = sortino_value(metrics)
@@ -284,6 +288,13 @@ def sortino_value(metrics: dict[str, Any]) -> float:
     return float("inf") if (metrics.get("total_return") or 0.0) > 0 else 0.0
 
 
+def few_losing_days(metrics: dict[str, Any]) -> str:
+    """ "n/a (k losing days)" when an engine run's Sortino rests on too few losing days to mean
+    anything (ml/controls.py MIN_LOSING_DAYS), else ""."""
+    losing = metrics.get("losing_days")
+    return f"n/a ({losing} losing days)" if losing is not None and losing < MIN_LOSING_DAYS else ""
+
+
 def _row(
     inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate, settings
 ) -> dict[str, Any]:
@@ -295,7 +306,10 @@ def _row(
     placebo_mean = float(np.mean(placebo_s)) if len(placebo_s) else float("nan")
     spread = placebo_p95 - placebo_mean
     margin = (replayed - placebo_mean) / spread if spread > 1e-12 else float("nan")
-    beats = with_s > without["sortino"] and replayed > max(placebo_p95, random_p95)
+    with_note = few_losing_days(with_model)
+    beats = (
+        not with_note and with_s > without["sortino"] and replayed > max(placebo_p95, random_p95)
+    )
     improved = beats and (margin >= MIN_MARGIN or (spread <= 1e-12 and replayed > placebo_mean))
     return {
         "instance_id": inst.instance_id,
@@ -308,6 +322,8 @@ def _row(
         "sortino_placebo_p95": placebo_p95,
         "sortino_random_skip_p95": random_p95,
         "sortino_with_replay": float(replayed),
+        "with_note": with_note,
+        "without_note": few_losing_days(without),
         "expectancy_without": without.get("expectancy"),
         "expectancy_with": with_model.get("expectancy"),
         "max_drawdown_without": without.get("max_drawdown"),
