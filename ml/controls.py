@@ -75,16 +75,17 @@ class Replay:
 
     def sortinos(self, weights: np.ndarray) -> np.ndarray:
         """Sortino of each row of `weights` (seeds x trades: 0 skips a trade, w scales it);
-        NaN where it is ill-conditioned (see `ill_conditioned`)."""
+        NaN where the replayed equity reaches zero (no return is defined there). A Sortino on
+        few losing days stays a number: `notes` says it is ill-conditioned."""
         curves = self.curves(weights)
         daily = self._daily(curves)
         gained = curves[:, -1] > self.initial_cash
         values = np.array([_sortino(row, up) for row, up in zip(daily, gained, strict=True)])
-        notes = ill_conditioned(curves, daily)
-        return np.where([note is None for note in notes], values, np.nan)
+        return np.where(curves.min(axis=1, initial=np.inf) > 0, values, np.nan)
 
     def notes(self, weights: np.ndarray) -> list[str | None]:
-        """Why each row's Sortino is not given (None: it is), e.g. "n/a (2 losing days)"."""
+        """Why each row's Sortino is ill-conditioned (None: it is not), e.g. "n/a (2 losing
+        days)"."""
         curves = self.curves(weights)
         return ill_conditioned(curves, self._daily(curves))
 
@@ -122,6 +123,29 @@ def _sortino(daily: np.ndarray, gained: bool) -> float:
         if downside > 1e-15:
             return math.sqrt(PERIODS_PER_YEAR) * float(daily.mean()) / downside
     return float("inf") if gained else 0.0
+
+
+def band_note(values: np.ndarray, notes: list[str | None], q: float = 95.0) -> str:
+    """ "" when the q-th percentile of the seeds' `values` (numpy's linear interpolation, NaN
+    seeds left out) rests on well-conditioned seeds; else "n/a (...)" naming why; "k of N seeds
+    left out (equity <= 0)" when some were dropped but the band still stands."""
+    kept = [i for i, value in enumerate(values) if not np.isnan(value)]
+    if not kept:
+        return f"n/a (all {len(values)} seeds: equity <= 0)" if len(values) else ""
+    order = sorted(kept, key=lambda i: values[i])
+    position = q / 100 * (len(order) - 1)
+    used = sorted({order[math.floor(position)], order[math.ceil(position)]})
+    for i in used:
+        if notes[i] is not None:
+            return f"n/a (p{q:g} seed: {notes[i][len('n/a (') : -1]})"
+    dropped = len(values) - len(kept)
+    return f"{dropped} of {len(values)} seeds left out (equity <= 0)" if dropped else ""
+
+
+def mean_note(values: np.ndarray, notes: list[str | None]) -> str:
+    """ "n/a (k of N seeds ...)" when a seed of the mean is ill-conditioned, else ""."""
+    few = sum(1 for value, note in zip(values, notes, strict=True) if note and not np.isnan(value))
+    return f"n/a ({few} of {len(values)} seeds under {MIN_LOSING_DAYS} losing days)" if few else ""
 
 
 def gate_weights(gates: list, signal_ns: np.ndarray) -> np.ndarray:

@@ -163,12 +163,12 @@ def eval_table(rows: list[dict]) -> Table:
             r["method"],
             str(r["trades_without"]),
             str(r["trades_with"]),
-            r.get("without_note") or _f(r["sortino_without"]),
-            r.get("with_note") or _f(r["sortino_with"]),
-            r.get("replay_note") or _f(r["sortino_with_replay"]),
-            _f(r["sortino_placebo_mean"]),
-            _f(r["sortino_placebo_p95"]) + _note(r.get("placebo_note")),
-            _f(r["sortino_random_skip_p95"]),
+            _cell(r["sortino_without"], r.get("without_note")),
+            _cell(r["sortino_with"], r.get("with_note")),
+            _cell(r["sortino_with_replay"], r.get("replay_note")),
+            _cell(r["sortino_placebo_mean"], r.get("placebo_mean_note")),
+            _cell(r["sortino_placebo_p95"], r.get("placebo_note")),
+            _cell(r["sortino_random_skip_p95"], r.get("random_note")),
             "yes" if r["improved"] else "no",
         )
     return table
@@ -213,9 +213,12 @@ def spec_from_row(spec_json: str) -> ModelSpec:
     return ModelSpec(**json.loads(spec_json))
 
 
-def _note(note: Any) -> str:
-    """ " (2 of 5 seeds n/a)": seeds whose replay was ill-conditioned (ml/controls.py)."""
-    return f" ({note})" if isinstance(note, str) and note else ""
+def _cell(value: Any, note: Any) -> str:
+    """A Sortino, or its note instead when it is ill-conditioned ("n/a (2 losing days)"), or
+    the number with a note beside it ("-3.40 (1 of 5 seeds left out (equity <= 0))")."""
+    if not isinstance(note, str) or not note:
+        return _f(value)
+    return note if note.startswith("n/a") else f"{_f(value)} ({note})"
 
 
 def _f(value: Any) -> str:

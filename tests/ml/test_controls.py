@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.controls import Replay, _sortino, gate_weights, random_weights
+from ml.controls import Replay, _sortino, band_note, gate_weights, mean_note, random_weights
 from ml.evaluate import WARMUP_BARS, Instance, OosWindow, trade_signal_ns
 from ml.synthetic import planted_market
 from strategies.sr_breakout import SRBreakout
@@ -48,9 +48,27 @@ def test_skipping_every_trade_is_flat_and_skipping_losers_beats_the_run(replayed
     assert curves[1][-1] > run.equity["equity"].iloc[-1]
     flat, best = replay.sortinos(np.stack([none, winners]))
     assert abs(flat) < 0.1 < abs(run.metrics["sortino"])
-    # winners only: one losing day (a mark overnight) is no downside deviation to divide by;
-    # the cause of a placebo p95 Sortino of 145 in a demo. n/a, not a number.
-    assert replay.notes(winners) == ["n/a (1 losing days)"] and np.isnan(best)
+    assert best > run.metrics["sortino"]
+    # ... but on one losing day (a mark overnight): no downside deviation to divide by, the
+    # cause of a placebo p95 Sortino of 145 in a demo. The number stays, the note says n/a.
+    assert replay.notes(np.stack([none, winners])) == [None, "n/a (1 losing days)"]
+
+
+def test_a_band_resting_on_an_ill_conditioned_seed_is_na():
+    notes = [None, None, "n/a (2 losing days)", None, None]
+    # p95 of 5 seeds interpolates between the two highest: seed 2 (145.3) is one of them
+    assert band_note(np.array([-4.0, -3.0, 145.3, -5.0, -2.0]), notes) == (
+        "n/a (p95 seed: 2 losing days)"
+    )
+    assert mean_note(np.array([-4.0, -3.0, 145.3, -5.0, -2.0]), notes) == (
+        "n/a (1 of 5 seeds under 5 losing days)"
+    )
+    # the ill-conditioned seed is the lowest: the p95 stands
+    assert band_note(np.array([-4.0, -3.0, -9.0, -5.0, -2.0]), notes) == ""
+    # a seed through zero equity is left out, and said so
+    values = np.array([-4.0, -3.0, np.nan, -5.0, -2.0])
+    assert band_note(values, [None] * 5) == "1 of 5 seeds left out (equity <= 0)"
+    assert band_note(np.full(3, np.nan), [None] * 3) == "n/a (all 3 seeds: equity <= 0)"
 
 
 def test_a_replay_through_zero_equity_is_not_a_sortino():
