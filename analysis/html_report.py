@@ -3,8 +3,9 @@
 
 Page: headline figures, (with --compare) the runs side by side, equity with its drawdown beneath,
 monthly heatmap, distribution of trade returns, each instance's equity (and, for a portfolio, its
-weight), then the tables of the text report: all metrics with units, by instance (family, symbol,
-interval), by family, symbol, interval, side and exit reason, monthly and weekly returns.
+weight), then the tables of the text report: all metrics with units, the bootstrap bands, by
+instance (family, symbol, interval), by family, symbol, interval, side and exit reason, monthly
+and weekly returns.
 Figures are in analysis/html_figures.py, tables in analysis/html_tables.py.
 """
 
