@@ -3,8 +3,9 @@
 
 Page: headline figures, (with --compare) the runs side by side, equity with its drawdown beneath,
 monthly heatmap, distribution of trade returns, each instance's equity (and, for a portfolio, its
-weight), then the tables of the text report: all metrics with units, by instance (family, symbol,
-interval), by family, symbol, interval, side and exit reason, monthly and weekly returns.
+weight), then the tables of the text report: all metrics with units, the bootstrap bands, by
+instance (family, symbol, interval), by family, symbol, interval, side and exit reason, monthly
+and weekly returns.
 Figures are in analysis/html_figures.py, tables in analysis/html_tables.py.
 """
 
@@ -24,7 +25,7 @@ from analysis import html_figures as figs
 from analysis import html_tables as tables
 from analysis.columns import currency_of
 from analysis.metrics import equity_from_trades, trade_stats
-from analysis.report import Analysis
+from analysis.report import Analysis, band_caption, band_rows
 from analysis.selection_stats import SelectionStatistics, caption, cells
 from analysis.trades_io import INSTANCE_COLUMNS, TradeSet
 
@@ -178,6 +179,7 @@ def _body(ts, analysis, plots, instances, compare, currency) -> str:
     if rolling is not None:
         parts.append(_rolling_section(rolling[1], plots.get("selections")))
     parts.append(_section("All metrics", tables.metrics_tables(m, currency)))
+    parts.append(_bands_section(analysis))
     if m.get("trades"):
         parts.append(_section("Breakdowns", tables.breakdown_tables(analysis.breakdowns, currency)))
     parts.append(_section("Weekly returns (ISO weeks)", tables.weekly_table(analysis.weekly)))
@@ -199,6 +201,22 @@ def _rolling_section(comparison: pd.DataFrame | None, plot: str | None) -> str:
             "</p>"
         )
     return _section("Rolling selection", content, plot)
+
+
+def _bands_section(analysis: Analysis) -> str:
+    """The bootstrap bands (analysis/bootstrap.py) as a small table with how they were drawn."""
+    if analysis.bands is None:
+        return ""
+    headers = ["Statistic", "Observed", "p5", "p50", "p95"]
+    rows = [
+        "<tr>"
+        + f"<th>{html.escape(row[0])}</th>"
+        + "".join(f"<td class='num'>{html.escape(cell)}</td>" for cell in row[1:])
+        + "</tr>"
+        for row in band_rows(analysis.bands, html=True)
+    ]
+    note = f"<p class='note'>{html.escape(band_caption(analysis.bands))}</p>"
+    return _section("Bootstrap bands", tables.table(headers, rows) + note)
 
 
 def _plain(value) -> str:

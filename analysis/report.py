@@ -14,6 +14,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analysis.bootstrap import DEFAULT_DRAWS, DEFAULT_SEED, Bands, bootstrap
 from analysis.columns import currency_of, quote_currency
 from analysis.metrics import (
     METRIC_KEYS,
@@ -61,9 +62,12 @@ class Analysis:
     breakdowns: dict[str, pd.DataFrame]
     notes: list[str]
     currency: str | None = None  # quote currency of the money figures ("mixed (...)" if several)
+    bands: Bands | None = (
+        None  # bootstrap bands of sortino, drawdown, losing streak (no trades: None)
+    )
 
 
-def analyse(ts: TradeSet) -> Analysis:
+def analyse(ts: TradeSet, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> Analysis:
     metrics = compute_metrics(ts.trades, ts.equity, ts.initial_cash)
     equity = ts.equity if ts.equity is not None else equity_from_trades(ts.trades, ts.initial_cash)
     curve = pd.Series(
@@ -84,6 +88,7 @@ def analyse(ts: TradeSet) -> Analysis:
         breakdowns={by: breakdown(ts.trades, by) for by in BREAKDOWNS if by in ts.trades},
         notes=notes,
         currency=currency,
+        bands=bootstrap(ts.trades, ts.initial_cash, draws, seed),
     )
 
 
@@ -136,6 +141,51 @@ def metrics_table(metrics: dict[str, Any], title: str = "Metrics") -> Table:
         if note and key in ANNUALISED_KEYS:
             value = f"- ({short_reason(note)})"
         table.add_row(key, value)
+    return table
+
+
+BAND_LABELS = {
+    "sortino": "sortino",
+    "max_drawdown": "max drawdown",
+    "longest_losing_streak": "longest losing streak",
+}
+
+
+def band_rows(bands: Bands, html: bool = False) -> list[tuple[str, str, str, str, str]]:
+    """(statistic, observed, p5, p50, p95) cells, formatted as the metrics table does."""
+    rows = []
+    for key, label in BAND_LABELS.items():
+        values = (bands.observed[key], *bands.bands[key])
+        rows.append((label, *(_band_cell(key, v, html) for v in values)))
+    return rows
+
+
+def _band_cell(key: str, value: float | None, html: bool) -> str:
+    if key in COUNT_KEYS and value is not None and not float(value).is_integer():
+        return f"{value:,.1f}"  # a percentile between two streak lengths
+    return fmt(key, value, html)
+
+
+def band_caption(bands: Bands) -> str:
+    """How the bands were drawn, and the draws without a sortino (no losing day drawn)."""
+    text = (
+        f"{bands.draws:,} draws (seed {bands.seed}) of {bands.days} days in blocks of "
+        f"{bands.block_days} consecutive days; equity rebuilt from the trades at the end of each "
+        "day (docs/analysis.md#bootstrap-bands)"
+    )
+    undefined = bands.undefined.get("sortino", 0)
+    if undefined:
+        text += f"; {undefined:,} draws without a losing day have no sortino and are left out"
+    return text
+
+
+def bands_table(bands: Bands) -> Table:
+    table = Table(title="Bootstrap bands", title_justify="left", caption=band_caption(bands))
+    table.add_column("statistic")
+    for header in ("observed", "p5", "p50", "p95"):
+        table.add_column(header, justify="right")
+    for row in band_rows(bands):
+        table.add_row(*row)
     return table
 
 
@@ -213,6 +263,8 @@ def render(ts: TradeSet, analysis: Analysis, console: Console) -> None:
         console.print(f"[yellow]note:[/] {note}")
     unit = f" (money in {analysis.currency})" if analysis.currency else ""
     console.print(metrics_table(m, f"Metrics{unit}"))
+    if analysis.bands is not None:
+        console.print(bands_table(analysis.bands))
     console.print(monthly_table(analysis.monthly))
     console.print(weekly_table(analysis.weekly))
     if m["trades"] == 0:

@@ -210,6 +210,22 @@ def prod_config(
     }
 
 
+def add_p95_drawdowns(
+    instances: list[dict[str, Any]], trades: pd.DataFrame, cash: float, draws: int, seed: int
+) -> None:
+    """Each prod.json entry gains `p95_drawdown`: the 95th percentile of its max drawdown over
+    a block bootstrap of its own trades' days on `cash` (analysis/bootstrap.py); None (null)
+    when it has no trades here. A limit live can check an instance's drawdown against."""
+    from analysis.bootstrap import bootstrap
+
+    groups = dict(list(trades.groupby(list(KEY_COLUMNS), sort=False))) if len(trades) else {}
+    for entry in instances:
+        params = params_text(json.dumps(entry["params"]))
+        key = (str(entry["family"]), str(entry["symbol"]), str(entry["interval"]), params)
+        bands = bootstrap(groups.get(key), cash, draws, seed)
+        entry["p95_drawdown"] = bands.bands["max_drawdown"][2] if bands is not None else None
+
+
 def write_prod(config: dict[str, Any], path: Path) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(config, indent=2, allow_nan=False) + "\n")

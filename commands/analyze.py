@@ -30,10 +30,15 @@ def analyze(
         "--cash",
         help="Initial cash per backtest when the equity is rebuilt from trades (default 10000).",
     ),
+    draws: int = typer.Option(
+        1_000, "--draws", help="Bootstrap draws of the bands (at least 1000; blocks of days)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap draws."),
 ) -> None:
     """Metrics table, monthly/weekly returns and breakdowns by strategy, symbol, interval, side
     and exit reason."""
     # Imported here (pandas, plots): `cli.py --help` and the other commands stay fast.
+    from analysis.bootstrap import MIN_DRAWS
     from analysis.html_report import write_html
     from analysis.report import analyse, render, report_console
     from analysis.selection_stats import directory_statistics, statistics_table
@@ -41,13 +46,20 @@ def analyze(
 
     if cash is not None and cash <= 0:
         raise UserError(f"--cash {cash} must be positive, e.g. --cash 10000")
+    if draws < MIN_DRAWS:
+        raise UserError(f"--draws {draws} is too few for a p5/p95 band; give at least {MIN_DRAWS}")
     trade_set = load_trade_set(path, cash)
-    analysis = analyse(trade_set)
+    analysis = analyse(trade_set, draws, seed)
     # a `backtest --all` directory: how much of its best run and its selection is luck
     selection = directory_statistics(path, trade_set.cash_per_run or trade_set.initial_cash)
     console = report_console()
     if as_json:
-        payload = {"source": trade_set.source, "notes": analysis.notes, "metrics": analysis.metrics}
+        payload = {
+            "source": trade_set.source,
+            "notes": analysis.notes,
+            "metrics": analysis.metrics,
+            "bootstrap": analysis.bands.to_json() if analysis.bands is not None else None,
+        }
         typer.echo(json.dumps(payload, indent=2, allow_nan=False))
     else:
         render(trade_set, analysis, console)

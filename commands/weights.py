@@ -84,7 +84,11 @@ def weights(
         help="--rolling: close a dropped instance's open trades at the re-selection (default: "
         "they run to their exit).",
     ),
-    draws: int = typer.Option(200, "--draws", help="--rolling: random selections (>= 200)."),
+    draws: int = typer.Option(
+        200,
+        "--draws",
+        help="--rolling: random selections (>= 200); also the bootstrap draws of p95_drawdown (at least 1,000).",
+    ),
     seed: int = typer.Option(0, "--seed", help="--rolling: seed of the random selections."),
     db: DbOpt = None,
     no_db: bool = typer.Option(False, "--no-db", help="Do not write weights to the database."),
@@ -101,6 +105,7 @@ def weights(
         WeightsError,
         compute_weights,
         load_results,
+        load_split_trades,
         prod_config,
         results_paths,
         write_prod,
@@ -134,6 +139,9 @@ def weights(
         weights_ = compute_weights(frame, method, rule)
     config = prod_config(frame, weights_, method, rule, str(results_path))
     console.print(_weights_table(config["instances"], rule, len(frame)))
+    if trades is None and trades_path is not None:
+        trades = load_split_trades(trades_path, results_path)
+    _p95_drawdowns(config, trades, split, cash, draws, seed, console)
     stats = _statistics(
         frame, weights_, results_path, trades_path, trades, split, method, rule, cash
     )
@@ -187,6 +195,20 @@ def _split(frame, results_path, trades_path, split, method, rule, cash):
         "after it; trades spanning the split are in neither"
     )
     return report["in_sample_results"], report["weights"], trades
+
+
+def _p95_drawdowns(config, trades, split, cash, draws, seed, console) -> None:
+    """prod.json's `p95_drawdown` per instance, from the trades the selection saw."""
+    from analysis.weights import add_p95_drawdowns
+    from factors.bars import parse_utc
+
+    if trades is None:
+        console.print("no trades.csv next to results.csv: no p95_drawdown in prod.json")
+        return
+    if split is not None:
+        trades = trades[trades["exit_time"] < parse_utc(split, "--split")]
+    draws = max(draws, 1_000)  # --draws of --rolling may be as few as 200; bands want 1,000
+    add_p95_drawdowns(config["instances"], trades, cash, draws, seed)
 
 
 def _statistics(frame, weights_, results_path, trades_path, trades, split, method, rule, cash):

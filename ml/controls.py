@@ -25,6 +25,10 @@ import pandas as pd
 from analysis.metrics import PERIODS_PER_YEAR
 from analysis.spans import outside_gaps
 
+# Below this many losing days a Sortino's downside deviation rests on a handful of days and the
+# ratio can reach hundreds (a placebo that skipped nearly every loser): shown as "n/a".
+MIN_LOSING_DAYS = 5
+
 
 @dataclass
 class Replay:
@@ -59,23 +63,56 @@ class Replay:
             np.asarray(signal_ns, dtype=np.int64),
         )
 
-    def sortinos(self, weights: np.ndarray) -> np.ndarray:
-        """Sortino of each row of `weights` (seeds x trades: 0 skips a trade, w scales it)."""
+    def curves(self, weights: np.ndarray) -> np.ndarray:
+        """Replayed end-of-day equity, one row per row of `weights` (seeds x trades)."""
         weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
         removed = np.zeros((len(weights), len(self.daily_last)))
         if self.pnl.size:
             lost = (1.0 - weights) * self.pnl[None, :]
             for k in range(len(weights)):  # per seed: realised pnl removed per day
                 removed[k] = np.bincount(self.exit_day, lost[k], len(self.daily_last))
-        curves = self.daily_last[None, :] - np.cumsum(removed, axis=1)
+        return self.daily_last[None, :] - np.cumsum(removed, axis=1)
+
+    def sortinos(self, weights: np.ndarray) -> np.ndarray:
+        """Sortino of each row of `weights` (seeds x trades: 0 skips a trade, w scales it);
+        NaN where the replayed equity reaches zero (no return is defined there). A Sortino on
+        few losing days stays a number: `notes` says it is ill-conditioned."""
+        curves = self.curves(weights)
+        daily = self._daily(curves)
+        gained = curves[:, -1] > self.initial_cash
+        values = np.array([_sortino(row, up) for row, up in zip(daily, gained, strict=True)])
+        return np.where(curves.min(axis=1, initial=np.inf) > 0, values, np.nan)
+
+    def notes(self, weights: np.ndarray) -> list[str | None]:
+        """Why each row's Sortino is ill-conditioned (None: it is not), e.g. "n/a (2 losing
+        days)"."""
+        curves = self.curves(weights)
+        return ill_conditioned(curves, self._daily(curves))
+
+    def _daily(self, curves: np.ndarray) -> np.ndarray:
         previous = np.concatenate(
-            [np.full((len(weights), 1), self.initial_cash), curves[:, :-1]], axis=1
+            [np.full((len(curves), 1), self.initial_cash), curves[:, :-1]], axis=1
         )
         with np.errstate(divide="ignore", invalid="ignore"):
             daily = curves / previous - 1.0
-        daily = np.where(np.isfinite(daily), daily, 0.0)
-        gained = curves[:, -1] > self.initial_cash
-        return np.array([_sortino(row, up) for row, up in zip(daily, gained, strict=True)])
+        return np.where(np.isfinite(daily), daily, 0.0)
+
+
+def ill_conditioned(curves: np.ndarray, daily: np.ndarray) -> list[str | None]:
+    """Rows whose Sortino says nothing: the replayed account went to zero or below (its pnl is
+    kept in money while the engine would have shrunk or stopped the positions, and a return on
+    an equity near or below zero is huge or flips sign), or fewer than MIN_LOSING_DAYS losing
+    days (the downside deviation of a handful of days is near zero and the ratio explodes)."""
+    notes: list[str | None] = []
+    for curve, row in zip(curves, daily, strict=True):
+        losing = int((row < 0).sum())
+        if curve.size and curve.min() <= 0:
+            notes.append("n/a (equity <= 0)")
+        elif losing < MIN_LOSING_DAYS:
+            notes.append(f"n/a ({losing} losing days)")
+        else:
+            notes.append(None)
+    return notes
 
 
 def _sortino(daily: np.ndarray, gained: bool) -> float:
@@ -86,6 +123,29 @@ def _sortino(daily: np.ndarray, gained: bool) -> float:
         if downside > 1e-15:
             return math.sqrt(PERIODS_PER_YEAR) * float(daily.mean()) / downside
     return float("inf") if gained else 0.0
+
+
+def band_note(values: np.ndarray, notes: list[str | None], q: float = 95.0) -> str:
+    """ "" when the q-th percentile of the seeds' `values` (numpy's linear interpolation, NaN
+    seeds left out) rests on well-conditioned seeds; else "n/a (...)" naming why; "k of N seeds
+    left out (equity <= 0)" when some were dropped but the band still stands."""
+    kept = [i for i, value in enumerate(values) if not np.isnan(value)]
+    if not kept:
+        return f"n/a (all {len(values)} seeds: equity <= 0)" if len(values) else ""
+    order = sorted(kept, key=lambda i: values[i])
+    position = q / 100 * (len(order) - 1)
+    used = sorted({order[math.floor(position)], order[math.ceil(position)]})
+    for i in used:
+        if notes[i] is not None:
+            return f"n/a (p{q:g} seed: {notes[i][len('n/a (') : -1]})"
+    dropped = len(values) - len(kept)
+    return f"{dropped} of {len(values)} seeds left out (equity <= 0)" if dropped else ""
+
+
+def mean_note(values: np.ndarray, notes: list[str | None]) -> str:
+    """ "n/a (k of N seeds ...)" when a seed of the mean is ill-conditioned, else ""."""
+    few = sum(1 for value, note in zip(values, notes, strict=True) if note and not np.isnan(value))
+    return f"n/a ({few} of {len(values)} seeds under {MIN_LOSING_DAYS} losing days)" if few else ""
 
 
 def gate_weights(gates: list, signal_ns: np.ndarray) -> np.ndarray:

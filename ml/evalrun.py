@@ -163,12 +163,12 @@ def eval_table(rows: list[dict]) -> Table:
             r["method"],
             str(r["trades_without"]),
             str(r["trades_with"]),
-            _f(r["sortino_without"]),
-            _f(r["sortino_with"]),
-            _f(r["sortino_with_replay"]),
-            _f(r["sortino_placebo_mean"]),
-            _f(r["sortino_placebo_p95"]),
-            _f(r["sortino_random_skip_p95"]),
+            _cell(r["sortino_without"], r.get("without_note")),
+            _cell(r["sortino_with"], r.get("with_note")),
+            _cell(r["sortino_with_replay"], r.get("replay_note")),
+            _cell(r["sortino_placebo_mean"], r.get("placebo_mean_note")),
+            _cell(r["sortino_placebo_p95"], r.get("placebo_note")),
+            _cell(r["sortino_random_skip_p95"], r.get("random_note")),
             "yes" if r["improved"] else "no",
         )
     return table
@@ -211,6 +211,14 @@ def write_eval_html(rows: list[dict], failed: list[str], path: Path) -> None:
 
 def spec_from_row(spec_json: str) -> ModelSpec:
     return ModelSpec(**json.loads(spec_json))
+
+
+def _cell(value: Any, note: Any) -> str:
+    """A Sortino, or its note instead when it is ill-conditioned ("n/a (2 losing days)"), or
+    the number with a note beside it ("-3.40 (1 of 5 seeds left out (equity <= 0))")."""
+    if not isinstance(note, str) or not note:
+        return _f(value)
+    return note if note.startswith("n/a") else f"{_f(value)} ({note})"
 
 
 def _f(value: Any) -> str:

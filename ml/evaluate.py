@@ -38,7 +38,14 @@ from actors.kernel import run_kernel
 from backtest.run import BacktestConfig, equity_curve, run_backtest, trades_frame
 from factors.bars import interval_ns
 from ml.apply import ModelGate
-from ml.controls import Replay, gate_weights, random_weights
+from ml.controls import (
+    MIN_LOSING_DAYS,
+    Replay,
+    band_note,
+    gate_weights,
+    mean_note,
+    random_weights,
+)
 from ml.dataset import Dataset, build_dataset
 from ml.features import FeatureBuilder, signal_positions
 from ml.models import METHODS, ModelSpec
@@ -70,6 +77,12 @@ EVAL_COLUMNS = (
     "selection",
     "placebo_seeds",
     "random_seeds",
+    "replay_note",
+    "placebo_note",
+    "placebo_mean_note",
+    "random_note",
+    "with_note",
+    "without_note",
 )
 
 
@@ -154,14 +167,20 @@ def evaluate_instance(
         with_model = window.run(inst, gate, settings.config)
         for g in (real_gate, *placebo_gates):
             g.method = method
-        replayed = replay.sortinos(gate_weights([real_gate], replay.signal_ns))[0]
-        placebo = replay.sortinos(gate_weights(placebo_gates, replay.signal_ns))
+        real_weights = gate_weights([real_gate], replay.signal_ns)
+        placebo_weights = gate_weights(placebo_gates, replay.signal_ns)
+        replayed = replay.sortinos(real_weights)[0]
+        placebo = replay.sortinos(placebo_weights)
         rate = gate.skip_rate
+        random_w = (
+            random_weights(rate, settings.random_seeds, len(replay.pnl)) if rate > 0 else None
+        )
         random = (
-            replay.sortinos(random_weights(rate, settings.random_seeds, len(replay.pnl)))
-            if rate > 0
+            replay.sortinos(random_w)
+            if random_w is not None
             else np.array([without.metrics["sortino"]])
         )
+        notes = _notes(replay, real_weights, placebo_weights, placebo, random_w, random)
         rows.append(
             _row(
                 inst,
@@ -176,9 +195,22 @@ def evaluate_instance(
                 rate,
                 settings,
             )
+            | notes
         )
         _log(trade_log, inst, method, with_model.trades, gate)
     return rows
+
+
+def _notes(replay, real_w, placebo_w, placebo, random_w, random) -> dict[str, str]:
+    """Which Sortinos of a row are ill-conditioned (ml/controls.py), for the table and eval.csv:
+    the numbers stay (except a replay through zero equity, NaN), the table says n/a."""
+    placebo_notes = replay.notes(placebo_w)
+    return {
+        "replay_note": replay.notes(real_w)[0] or "",
+        "placebo_note": band_note(placebo, placebo_notes),
+        "placebo_mean_note": mean_note(placebo, placebo_notes),
+        "random_note": band_note(random, replay.notes(random_w)) if random_w is not None else "",
+    }
 
 
 def _log(
@@ -259,11 +291,13 @@ class OosWindow:
         # No minimum span here: the with/without/placebo Sortinos are compared with each other
         # on the same out-of-sample window, never shown as a strategy's annualised figure.
         stats = trade_stats(trades["pnl"].to_numpy(dtype=float))
+        daily = period_returns(curve, config.cash, "day", True)
         metrics = {
             "trades": stats["trades"],
             "expectancy": stats["expectancy"],
             "max_drawdown": max_drawdown(curve),
-            "sortino": sortino(period_returns(curve, config.cash, "day", True)),
+            "sortino": sortino(daily),
+            "losing_days": int((daily < 0).sum()),
             "total_return": float(curve.iloc[-1]) / config.cash - 1 if len(curve) else 0.0,
         }
         metrics["sortino"] = sortino_value(metrics)
@@ -277,12 +311,22 @@ def sortino_value(metrics: dict[str, Any]) -> float:
     return float("inf") if (metrics.get("total_return") or 0.0) > 0 else 0.0
 
 
+def few_losing_days(metrics: dict[str, Any]) -> str:
+    """ "n/a (k losing days)" when an engine run's Sortino rests on too few losing days to mean
+    anything (ml/controls.py MIN_LOSING_DAYS), else ""."""
+    losing = metrics.get("losing_days")
+    return f"n/a ({losing} losing days)" if losing is not None and losing < MIN_LOSING_DAYS else ""
+
+
 def _row(
     inst, spec, method, window, without, with_model, replayed, placebo_s, random_s, rate, settings
 ) -> dict[str, Any]:
+    # controls replayed through zero equity (ml/controls.py) are NaN: left out of the band
+    placebo_s, random_s = placebo_s[~np.isnan(placebo_s)], random_s[~np.isnan(random_s)]
     placebo_p95 = float(np.percentile(placebo_s, 95)) if len(placebo_s) else float("nan")
-    random_p95 = float(np.percentile(random_s, 95))
-    with_s, placebo_mean = with_model["sortino"], float(np.mean(placebo_s))
+    random_p95 = float(np.percentile(random_s, 95)) if len(random_s) else float("nan")
+    with_s = with_model["sortino"]
+    placebo_mean = float(np.mean(placebo_s)) if len(placebo_s) else float("nan")
     spread = placebo_p95 - placebo_mean
     margin = (replayed - placebo_mean) / spread if spread > 1e-12 else float("nan")
     beats = with_s > without["sortino"] and replayed > max(placebo_p95, random_p95)
@@ -298,6 +342,8 @@ def _row(
         "sortino_placebo_p95": placebo_p95,
         "sortino_random_skip_p95": random_p95,
         "sortino_with_replay": float(replayed),
+        "with_note": few_losing_days(with_model),
+        "without_note": few_losing_days(without),
         "expectancy_without": without.get("expectancy"),
         "expectancy_with": with_model.get("expectancy"),
         "max_drawdown_without": without.get("max_drawdown"),

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from tests.analysis.analysis_data import write_backtest_dir, write_simple_trades
+from core.errors import UserError
+from tests.analysis.analysis_data import random_trades, write_backtest_dir, write_simple_trades
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -82,3 +83,28 @@ def test_malformed_file_prints_one_error_line(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "row 2" in lines[0]
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_bootstrap_bands_in_text_json_and_html(tmp_path: Path) -> None:
+    from analysis.bootstrap import bootstrap
+    from analysis.trades_io import load_trade_set
+
+    path = tmp_path / "trades.csv"
+    random_trades().to_csv(path, index=False)
+    trade_set = load_trade_set(path, None)
+    expected = bootstrap(trade_set.trades, trade_set.initial_cash, 2000, 5).to_json()
+    result = runner.invoke(app, ["analyze", str(path), "--json", "--draws", "2000", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    bands = json.loads(result.stdout)["bootstrap"]
+    assert bands == expected and bands["draws"] == 2000 and bands["seed"] == 5
+    stats = bands["statistics"]["max_drawdown"]
+    assert stats["p5"] <= stats["p50"] <= stats["p95"]
+    html = tmp_path / "report.html"
+    text = runner.invoke(app, ["analyze", str(path), "--html", str(html)])
+    assert text.exit_code == 0, text.output
+    assert "Bootstrap bands" in text.output and "longest losing streak" in text.output
+    assert "1,000 draws (seed 0)" in text.output
+    page = html.read_text()
+    assert "Bootstrap bands" in page and "<th>longest losing streak</th>" in page
+    low = runner.invoke(app, ["analyze", str(path), "--draws", "999"])
+    assert isinstance(low.exception, UserError) and "--draws 999" in str(low.exception)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from backtest.run import TRADE_COLUMNS
@@ -172,3 +173,42 @@ def test_portfolio_run_is_stored_with_its_trades(
             select(func.count()).where(OrderRecord.run_id == results["run_id"])
         ).scalar_one()
     assert orders >= 2 * len(trades)  # an entry and at least one exit per trade
+
+
+def test_prod_json_carries_each_instances_p95_drawdown_and_still_loads(
+    tmp_path: Path, sqlite_url: str, sample_dir: Path
+) -> None:
+    from backtest.portfolio_config import load_portfolio_config
+
+    results = write_results(tmp_path / "all")
+    day = pd.Timestamp("2024-01-01", tz="UTC")
+
+    def trade(params: str, symbol: str, hours: int, pnl: float) -> dict:
+        exit_time = day + pd.Timedelta(hours=hours)
+        entry = exit_time - pd.Timedelta(minutes=30)
+        return {"strategy": "sr_breakout", "symbol": symbol, "interval": "5m", "params": params}, {
+            "entry_time": entry.isoformat(),
+            "exit_time": exit_time.isoformat(),
+            "pnl": pnl,
+        }
+
+    # ETH/BTC lookback 20: one day, +100 then -300: every resample is that day, on 10,000
+    # cash the end-of-day equity 9,800 is 2 % below the start. LTC/BTC: no trades here.
+    rows = [trade('{"lookback":20}', "ETH/BTC", h, p) for h, p in ((2, 100.0), (3, -300.0))]
+    pd.DataFrame([{**a, **b, "side": "long", "fees": 0.0} for a, b in rows]).to_csv(
+        results.parent / "trades.csv", index=False
+    )
+    prod = tmp_path / "prod.json"
+    made = runner.invoke(app, ["weights", str(results), "--out", str(prod), "--no-db"])
+    assert made.exit_code == 0, made.output
+    instances = {i["symbol"]: i for i in json.loads(prod.read_text())["instances"]}
+    assert instances["ETH/BTC"]["p95_drawdown"] == pytest.approx(0.02)
+    assert instances["LTC/BTC"]["p95_drawdown"] is None
+    # the loader shared by `backtest --portfolio` and `live --config` keeps working
+    assert len(load_portfolio_config(prod)) == 2
+    url = stored_db(sqlite_url, sample_dir)
+    ran = runner.invoke(
+        app,
+        ["backtest", "--portfolio", str(prod), "--out", str(tmp_path / "p"), "--db", url],
+    )
+    assert ran.exit_code == 0, ran.output
