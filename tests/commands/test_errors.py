@@ -102,7 +102,7 @@ BAD_INPUTS = [
     (["live", "--url", "not-a-url"], "--url 'not-a-url' is not an http(s) URL with a host"),
     (["live", "--url", "ftp://127.0.0.1:21"], "--url 'ftp://127.0.0.1:21' is not an http(s) URL"),
     (["live", "--url", "http://127.0.0.1:abc"], "--url 'http://127.0.0.1:abc' has no valid port"),
-    (["live", "--cash", "inf"], "--cash must be a positive, finite amount of the quote currency"),
+    (["live", "--cash", "inf"], "'inf' is not a positive, finite amount"),
     (["live", "--fee-bps", "-100"], "--fee-bps must be basis points in [0, 10000), got -100.0"),
     (["live", "--slippage-bps", "nan"], "--slippage-bps must be basis points in [0, 10000)"),
     (["live", "--duration", "-5"], "--duration must be seconds > 0"),
