@@ -103,6 +103,8 @@ BAD_INPUTS = [
     (["live", "--url", "ftp://127.0.0.1:21"], "--url 'ftp://127.0.0.1:21' is not an http(s) URL"),
     (["live", "--url", "http://127.0.0.1:abc"], "--url 'http://127.0.0.1:abc' has no valid port"),
     (["live", "--cash", "inf"], "'inf' is not a positive, finite amount"),
+    (["live", "--cash", "BTC=1,ETH"], "'ETH' is not QUOTE=AMOUNT"),
+    (["live", "--cash-buffer", "1"], "--cash-buffer must be a fraction in [0, 1), got 1.0"),
     (["live", "--fee-bps", "-100"], "--fee-bps must be basis points in [0, 10000), got -100.0"),
     (["live", "--slippage-bps", "nan"], "--slippage-bps must be basis points in [0, 10000)"),
     (["live", "--duration", "-5"], "--duration must be seconds > 0"),

@@ -156,3 +156,35 @@ def test_a_router_sending_everything_to_the_first_quote_fails(
     session, entries, status = run(exchange.url, sqlite_url, real=False)
     with pytest.raises(AssertionError):
         check_sized_on_own_cash(session, entries, status)
+
+
+def test_messages_go_to_their_quote_and_the_live_buffer_is_set() -> None:
+    from actors.messages import DisableInstance, ExitSpec
+    from backtest.account import AccountSettings
+    from live.portfolios import quote_portfolios
+
+    settings = LiveSettings(
+        "binance",
+        None,
+        "sqlite://",
+        risk=0.01,
+        quotes={"BTC": {"cash": 10.0}, "ETH": {"cash": 100.0}},
+    )
+    book = quote_portfolios(settings, members())
+    assert {q: p.cash for q, p in book.portfolios.items()} == {"BTC": 10.0, "ETH": 100.0}
+    assert {p.cash_buffer for p in book.portfolios.values()} == {0.02}  # live's default
+    assert AccountSettings().cash_buffer == 0.0  # backtests: as they were
+
+    def enter(label: str, symbol: str) -> list:
+        exits = ExitSpec(stop_distance=0.1)
+        return book.handle(SignalRaised(1, 1, label, symbol, "5m", "long", "enter", 1.0, exits))
+
+    # 0.01 x 100 ETH / 0.1 = 10 units: ETH's cash, not BTC's (1 unit)
+    assert enter("#1 sr_breakout XRP/ETH", "XRP/ETH")[0].quantity == pytest.approx(10.0)
+    book.handle(DisableInstance(2, "#1 sr_breakout NXT/BTC"))  # no symbol: by its label
+    assert book.portfolios["BTC"].disabled == {"#1 sr_breakout NXT/BTC"}
+    assert book.portfolios["ETH"].disabled == set()
+    refused = enter("#9 sr_breakout XRP/USDT", "XRP/USDT")[0]
+    assert refused.reason == "no cash in USDT: this run's portfolios hold BTC, ETH (restart to add)"
+    state = book.state()
+    assert state["quotes"]["ETH"]["cash"] == 100.0 and state["equity"] is None
