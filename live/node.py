@@ -266,7 +266,15 @@ class LiveNode:
     def _check_positions(self, balances: BalanceReport) -> None:
         """An exchange position the database does not know: reported loudly, never touched."""
         bases = {m.symbol.split("/")[0] for m in self.members}
-        self._report(position_warnings(self.trades(), balances.total, bases))
+        # a currency that is also traded as a quote (ETH of ETH/BTC and of XRP/ETH): its free
+        # balance is that quote's portfolio's cash; only the locked part (a position's resting
+        # stop and target) is a position
+        quotes = {m.symbol.split("/")[1] for m in self.members}
+        held = {
+            asset: total - balances.free.get(asset, 0.0) if asset in quotes else total
+            for asset, total in balances.total.items()
+        }
+        self._report(position_warnings(self.trades(), held, bases))
 
     def _call(self, handle: Handle, method: str, *args: object) -> Any:
         if self.ray is None:

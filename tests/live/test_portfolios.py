@@ -8,6 +8,7 @@ insufficient funds. A router that sends every message to the first quote's portf
 from __future__ import annotations
 
 import json
+import math
 import urllib.request
 from collections.abc import Iterator
 
@@ -133,8 +134,17 @@ def check_sized_on_own_cash(session: LiveSession, entries: Entries, status: dict
 
 
 def test_dry_run_trades_each_quote_on_its_own_cash(exchange, sqlite_url) -> None:
+    from live.ops.recovery import Restored
+    from live.portfolios import closed_flows
+
     session, entries, status = run(exchange.url, sqlite_url, real=False)
     check_sized_on_own_cash(session, entries, status)
+    # a restart books each currency's closed trades on its own cash: BTC ends flat, so its
+    # cash is the 10 BTC plus its closed trades' flows, read back from the database
+    assert status["quotes"]["BTC"]["positions"] == 0
+    flows = closed_flows(session.settings, members(), Restored())
+    assert len(flows["BTC"]) == 2 * sum(t["symbol"] == "NXT/BTC" for t in session.trades())
+    assert math.fsum([10.0, *flows["BTC"]]) == status["quotes"]["BTC"]["cash"]
 
 
 def test_real_mode_sizes_each_quote_on_its_free_balance(exchange, sqlite_url, monkeypatch) -> None:
@@ -188,3 +198,26 @@ def test_messages_go_to_their_quote_and_the_live_buffer_is_set() -> None:
     assert refused.reason == "no cash in USDT: this run's portfolios hold BTC, ETH (restart to add)"
     state = book.state()
     assert state["quotes"]["ETH"]["cash"] == 100.0 and state["equity"] is None
+
+
+def test_a_quote_currencys_free_balance_is_cash_not_an_unknown_position() -> None:
+    from core.vocabulary import TradeStatus
+    from live.node import LiveNode
+    from live.setup import Warmup
+    from live.venues.reports import BalanceReport
+
+    both = [
+        PortfolioMember("#1 eth", make_strategy("sr_breakout", {}), "ETH/BTC", "5m"),
+        PortfolioMember("#2 xrp", make_strategy("sr_breakout", {}), "XRP/ETH", "5m"),
+    ]
+    node = LiveNode(LiveSettings("binance", None, "sqlite://"), both, Warmup(), None)
+    trade = {"status": TradeStatus.ACTIVE, "symbol": "ETH/BTC", "side": "long", "quantity": 0.5}
+    node.trades = lambda: [trade]  # 0.5 ETH bought with BTC, its bracket locks it
+    # 100 ETH free: the ETH portfolio's cash; 0.5 locked by the bracket: the position
+    node._check_positions(BalanceReport({"ETH": 100.0, "BTC": 10.0}, {"ETH": 100.5, "BTC": 10.0}))
+    assert node.warnings == []
+    node._check_positions(BalanceReport({"ETH": 100.0}, {"ETH": 101.0}))  # 0.5 ETH unknown
+    assert node.warnings == [
+        "the account holds 1 ETH, the open trades in the database 0.5: the difference is not "
+        "ours and is left untouched"
+    ]
