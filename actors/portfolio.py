@@ -5,7 +5,8 @@ Sizing of an entry signal raised at the close of bar t (price estimate p = close
   qty = risk * equity / d, so hitting the stop loses about `risk` of equity;
 - without a stop the whole notional counts as at risk: qty = risk * equity / p;
 then capped by available cash (cash not reserved by pending entries, including fee and
-slippage: collateral for shorts too), by `max_symbol_exposure` and `max_total_exposure`
+slippage: collateral for shorts too) less `cash_buffer` x cash (a margin live entries keep for
+a next open above the signal's close; 0 in backtests), by `max_symbol_exposure` and `max_total_exposure`
 (fractions of equity, positions marked at their latest price), and limited to
 `max_open_positions` per strategy and side, or to that strategy's own limit in
 `position_limits` (strategy id -> limit: a pyramiding strategy's max_entries). An order whose
@@ -112,8 +113,10 @@ class Portfolio(Actor):
         position_limits: dict[str, int] | None = None,
         min_notional: float = 0.0,
         lot_size: float = 0.0,
+        cash_buffer: float = 0.0,
     ) -> None:
         super().__init__(clock)
+        self.cash_buffer = float(cash_buffer)  # fraction of the cash never committed
         self.min_notional = float(min_notional)  # smaller orders are dust: refused
         self.lot_size = float(lot_size)  # sizes rounded down to whole lots (0: no rounding)
         self.initial_cash = float(cash)
@@ -274,9 +277,13 @@ class Portfolio(Actor):
             here, total = self._exposures(msg.symbol)
         # the smallest cap binds (the first of equal ones, as min() would pick)
         binding, quantity = "risk", by_risk
+        if self.cash_buffer > 0:  # only when set: 0 keeps the backtests' floats as they were
+            available -= self.cash_buffer * self._cash.value
         cash_cap = available / (price * (1 + self.cost_rate))
         if cash_cap < quantity:
             binding, quantity = "cash", cash_cap
+            if self.cash_buffer > 0:
+                binding = f"cash less the {self.cash_buffer * 100:g}% buffer"
         symbol_cap = (self.max_symbol_exposure * equity - here) / price
         if symbol_cap < quantity:
             binding, quantity = "symbol exposure", symbol_cap

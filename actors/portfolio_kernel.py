@@ -181,6 +181,7 @@ class WeightedPortfolio(Portfolio):
             position_limits=position_limits,
             min_notional=config.min_order_notional(),
             lot_size=config.lot_size,
+            cash_buffer=config.cash_buffer,
         )
         self.weights = dict(weights)
         self.closes = closes  # symbol -> (close times ns, close prices) of its finest series

@@ -33,6 +33,10 @@ class AccountSettings:
     # quantity step in base units (an exchange's lot size): sizes are rounded down to a multiple,
     # a size under one lot is refused; 0: any quantity
     lot_size: float = 0.0
+    # fraction of the cash an entry never commits (live: a market buy sized at the signal
+    # bar's close fills at the next open, which may be higher; without a margin the exchange
+    # refuses it for insufficient balance). 0 in backtests: their results stay as they were
+    cash_buffer: float = 0.0
 
     def min_order_notional(self) -> float:
         """The minimum in quote units that the portfolio applies (the same rule live and back)."""
@@ -54,11 +58,13 @@ class AccountSettings:
             "max_open_positions": self.max_open_positions >= 1,
             "min_notional": self.min_notional is None or 0 <= self.min_notional < self.cash,
             "lot_size": self.lot_size >= 0,
+            "cash_buffer": 0 <= self.cash_buffer < 1,
         }
         for name, ok in checks.items():
             if not ok:
                 raise UserError(
                     f"{what} {name}={getattr(self, name)!r} is out of range "
                     "(cash > 0, 0 <= fee/slippage bps < 10000, 0 < risk <= 1, exposures > 0, "
-                    "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0)"
+                    "max_open_positions >= 1, 0 <= min_notional < cash, lot_size >= 0, "
+                    "0 <= cash_buffer < 1)"
                 )

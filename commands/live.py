@@ -59,13 +59,22 @@ MarketOpt = Annotated[
     ),
 ]
 CashOpt = Annotated[
-    float | None,
+    str | None,
     typer.Option(
         "--cash",
         help="Dry run: starting cash, in the "
-        "quote currency of the traded pairs (default: the account's free balance of it "
-        "when API keys are set, else the local exchange's default funding: 10 BTC, "
-        "100 ETH, 100000 USDT).",
+        "quote currency of the traded pairs: AMOUNT when one is traded, else one per quote "
+        "currency, e.g. BTC=1,ETH=10 (default: the account's free balance of each when API "
+        "keys are set, else the local exchange's default funding: 10 BTC, 100 ETH, "
+        "100000 USDT).",
+    ),
+]
+CashBufferOpt = Annotated[
+    float,
+    typer.Option(
+        "--cash-buffer",
+        help="Fraction of each quote currency's cash never committed to entries (a market buy "
+        "fills at the next open, which may be above the signal's close).",
     ),
 ]
 RiskOpt = Annotated[float, typer.Option("--risk", help="Fraction of equity risked per trade.")]
@@ -153,6 +162,7 @@ def live(
     real: RealOpt = False,
     market: MarketOpt = "spot",
     cash: CashOpt = None,
+    cash_buffer: CashBufferOpt = 0.02,
     risk: RiskOpt = 0.01,
     fee_bps: FeeOpt = 10.0,
     slippage_bps: SlippageOpt = 0.0,
@@ -172,13 +182,15 @@ def live(
     from live.node import LiveSettings
     from live.ray_live import ray_for_live
     from live.session import FromExchange, LiveSession, ModelChoice, Selection
+    from live.setup import parse_cash
     from live.venues.ccxt_clients import api_keys
     from localexchange.server_thread import DEFAULT_FUNDING
     from store.db import resolve_url
 
     ids = _ids(instances)
     _check_url(url)
-    _check_choices(market, on_disable, risk, reconcile_every, cash)
+    _check_choices(market, on_disable, risk, reconcile_every, cash_buffer)
+    given_cash = parse_cash(cash)
     _check_costs(fee_bps, slippage_bps, duration)
     _check_model_options(model_url, model_fallback, model_timeout, no_model)
     for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
@@ -201,13 +213,14 @@ def live(
         real=real,
         market=market,
         reconcile_every=reconcile_every,
+        cash_buffer=cash_buffer,
     )
     session = LiveSession(
         settings,
         Selection(config, family, symbol, interval, tuple(ids) if ids else None),
         start_ray=lambda: ray_for_live(console),
         models=None if no_model else ModelChoice(model_url, model_fallback, model_timeout),
-        from_exchange=FromExchange(cash, min_notional, lot_size, keys, DEFAULT_FUNDING),
+        from_exchange=FromExchange(given_cash, min_notional, lot_size, keys, DEFAULT_FUNDING),
         on_disable=on_disable,
         stop_on_sigterm=True,
         say=console.print,
@@ -217,7 +230,7 @@ def live(
 
 
 def _check_choices(
-    market: str, on_disable: str, risk: float, reconcile_every: float, cash: float | None
+    market: str, on_disable: str, risk: float, reconcile_every: float, cash_buffer: float
 ) -> None:
     """The plain option values, before anything is opened or asked."""
     if market not in ("spot", "margin"):
@@ -228,10 +241,8 @@ def _check_choices(
         raise UserError(f"--risk must be in (0, 1], got {risk}")
     if not 0 <= reconcile_every < math.inf:
         raise UserError(f"--reconcile-every must be minutes >= 0, got {reconcile_every}")
-    if cash is not None and not 0 < cash < math.inf:
-        raise UserError(
-            f"--cash must be a positive, finite amount of the quote currency, got {cash}"
-        )
+    if not 0 <= cash_buffer < 1:
+        raise UserError(f"--cash-buffer must be a fraction in [0, 1), got {cash_buffer}")
 
 
 def _check_url(url: str | None) -> None:
@@ -359,6 +370,7 @@ def _recovered(session) -> None:
 
 def _status(session) -> Text:
     from live.ops.status import late_text
+    from live.portfolios import equity_text
 
     s = session.node.status()
     off = sum(not on for on in session.control.active.values()) if session.control else 0
@@ -367,7 +379,7 @@ def _status(session) -> Text:
         f"{session.settings.exchange} connected | "
         + (f"{late} | " if late else "")
         + f"bars {s['bars']} | open {s['positions']} | "
-        f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
+        f"equity {equity_text(s['quotes'])} | orders/min {s['orders_last_minute']} | "
         f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
     )
 

@@ -3,7 +3,8 @@
 Ray actors (named, so each shows in the Ray dashboard under a readable name):
 - `bars <exchange>`: the websocket routine (live/venues/bar_stream.py), an async actor;
 - `strategies <symbol> <interval>`: the LiveStrategyHosts of the instances on that series;
-- `portfolio`: the WeightedPortfolio (sizing risk x weight on one shared account);
+- `portfolio`: one WeightedPortfolio per quote currency (live/portfolios.py: sizing risk x
+  weight on the cash of that currency);
 - `orders`: the OrderManager with the SQL order store (committed once per delivery batch);
 - `exchange dry-run`: DryRunExchange (the simulated exchange fed live bars) — the real-mode
   broker takes this place, nothing else changes.
@@ -48,7 +49,6 @@ from backtest.account import AccountSettings
 from core.errors import UserError
 from live.dry_run import DryRunExchange
 from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
-from live.ops.control import LivePortfolio
 from live.ops.metrics import LiveMetrics
 from live.ops.reconcile import ExchangeAudit, reconcile
 from live.ops.recovery import (
@@ -63,6 +63,7 @@ from live.ops.recovery import (
     write_marks,
 )
 from live.ops.status import BarWatch
+from live.portfolios import closed_flows, quote_portfolios
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 from live.venues.reports import BalanceReport
@@ -100,6 +101,12 @@ class LiveSettings(AccountSettings):
     real: bool = False  # orders through the ccxt broker (keys from the environment)
     market: str = "spot"  # real mode: spot | margin (shorts need margin, live/venues/margin.py)
     reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
+    # quote currency -> its portfolio's own account settings (cash, min_notional, lot_size),
+    # when the instances trade pairs of several quote currencies (live/session.py settles them)
+    quotes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # live: 2% of the cash is never committed, so a market buy sized at the signal's close
+    # still fits the balance when the next open is higher (docs/live.md#sizing-within-the-account)
+    cash_buffer: float = dataclasses.field(default=0.02, kw_only=True)
 
 
 class LiveNode:
@@ -148,9 +155,9 @@ class LiveNode:
             s.db_url, s.exchange, [m.label for m in self.members], not s.real
         )
         lost: list = []
+        free = None  # real mode: the account's free balance per currency
         if s.real:
-            cash, events, lost = self._start_broker(routes, restored)
-            s = dataclasses.replace(s, cash=cash)
+            free, events, lost = self._start_broker(routes, restored)
         else:
             exchange = DryRunExchange(s.fee_bps, s.slippage_bps, routes)
             events = restore_dry_run(exchange, restored)
@@ -159,12 +166,9 @@ class LiveNode:
         adopt_into(manager, restored)
         fresh = replace_lost_legs(manager, restored, lost, time.time_ns()) if lost else []
         self.spawn("orders", "orders", [("orders", manager)], StoredGroup)
-        weights = {m.label: m.weight for m in self.members}
-        hedged = frozenset(m.label for m in self.members if m.strategy.hedge)
-        limits = {m.label: m.strategy.entry_limit() for m in self.members if m.strategy.pyramiding}
-        portfolio = LivePortfolio(s, weights, {}, hedged, position_limits=limits)
+        portfolio = quote_portfolios(s, self.members, free)
         if not s.real:  # dry run: the cash its closed trades left (real: the account's balance)
-            portfolio.book(restored.cash_flows)
+            portfolio.book(closed_flows(s, self.members, restored))
         self.spawn("portfolio", "portfolio", [("portfolio", portfolio)])
         self._spawn_hosts(series)
         self.runtime.deliver(restored.opened())  # the portfolio and hosts learn of open trades
@@ -172,8 +176,7 @@ class LiveNode:
         self.runtime.deliver(fresh)  # stops/targets cancelled at the exchange, placed again
         if s.real:  # what the account holds now, whatever was replayed above
             balances = self._call(self.broker, "balances")
-            cash = balances.quote_free(self.members[0].symbol)
-            self.runtime.query("portfolio", "portfolio", "reset_cash", cash)
+            self.runtime.query("portfolio", "portfolio", "reset_cash", dict(balances.free))
             self._check_positions(balances)
         if stream:
             self.start_stream()
@@ -210,7 +213,7 @@ class LiveNode:
 
     def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;
-        returns (the account's free quote balance, the events reconciliation found for the
+        returns (the account's free balance per currency, the events reconciliation found for the
         other actors, the bracket legs to place again)."""
         from live.venues.broker import CcxtBroker
 
@@ -240,7 +243,7 @@ class LiveNode:
             ) from None
         self.runtime.add(EXCHANGE, broker, (SubmitOrder, CancelOrder, BarClosed))
         balances = self._call(broker, "balances")
-        return balances.quote_free(self.members[0].symbol), events, lost
+        return dict(balances.free), events, lost
 
     def _reconcile(self, restored: Restored) -> tuple[list, list[SubmitOrder]]:
         """The stored open orders against the broker's reports of them (live/ops/reconcile.py),
@@ -263,7 +266,15 @@ class LiveNode:
     def _check_positions(self, balances: BalanceReport) -> None:
         """An exchange position the database does not know: reported loudly, never touched."""
         bases = {m.symbol.split("/")[0] for m in self.members}
-        self._report(position_warnings(self.trades(), balances.total, bases))
+        # a currency that is also traded as a quote (ETH of ETH/BTC and of XRP/ETH): its free
+        # balance is that quote's portfolio's cash; only the locked part (a position's resting
+        # stop and target) is a position
+        quotes = {m.symbol.split("/")[1] for m in self.members}
+        held = {
+            asset: total - balances.free.get(asset, 0.0) if asset in quotes else total
+            for asset, total in balances.total.items()
+        }
+        self._report(position_warnings(self.trades(), held, bases))
 
     def _call(self, handle: Handle, method: str, *args: object) -> Any:
         if self.ray is None:
@@ -277,7 +288,8 @@ class LiveNode:
 
     def add_route(self, strategy: str, series: tuple[str, str]) -> None:
         """An instance enabled while running (live/ops/control.py): the exchange actor learns
-        which series its orders follow."""
+        which series its orders follow, the portfolio which quote currency it trades in."""
+        self.runtime.query("portfolio", "portfolio", "add_instance", strategy, series[0])
         if self.broker is not None:
             self._call(self.broker, "add_route", strategy, series)
         else:
@@ -421,11 +433,12 @@ class LiveNode:
         while self.orders_sent and now - self.orders_sent[0] > 60:
             self.orders_sent.popleft()
         state = self.portfolio()
-        self.metrics.set_equity(state["equity"])
+        self.metrics.set_equity(state["quotes"])
         return {
             "bars": self.bars,
             "positions": state["positions"],
-            "equity": state["equity"],
+            "equity": state["equity"],  # None when several quote currencies are traded
+            "quotes": state["quotes"],  # quote currency -> its cash, equity, positions
             "orders_last_minute": len(self.orders_sent),
             "fills": self.fills,
             "trades_closed": self.trades_closed,

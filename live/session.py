@@ -75,7 +75,9 @@ class Selection:
 class FromExchange:
     """Settings the user left to the exchange (None: read it there at start)."""
 
-    cash: float | None = None  # dry run: the account's free quote balance, else `funding`
+    # dry run: one amount (one quote currency traded) or one per quote currency; None: the
+    # account's free balance of each when API keys are set, else `funding`
+    cash: float | Mapping[str, float] | None = None
     min_notional: float | None = None  # the traded markets' minimum, else a fraction of the cash
     lot_size: float | None = None  # the traded markets' amount step
     keys: tuple[str, str] | None = None  # API keys: the account's balance is read with them
@@ -165,23 +167,29 @@ class LiveSession:
         self._prepared = True
 
     def _settled(self, client: RestClient, given: FromExchange) -> LiveSettings:
-        """The settings with the dry run's cash and the order limits read from the exchange."""
+        """The settings with the dry run's cash and the order limits read from the exchange,
+        per quote currency (one portfolio each, live/portfolios.py)."""
+        from live.portfolios import quote_of, quotes_of
         from live.setup import market_limits, order_limits, starting_cash
 
-        cash = given.cash
+        cash: dict[str, float] = {}
         if not self.settings.real:
-            start = starting_cash(client, given.keys, self.members, given.cash, given.funding)
-            self.say(f"dry run starting cash: {start.amount:g} {start.quote} ({start.source})")
-            cash = start.amount
-        market = market_limits(client, self.members)
-        notional, lot = order_limits(given.min_notional, given.lot_size, market)
-        shown = "0.01% of the cash" if notional is None else f"{notional:g}"
-        self.say(
-            f"order limits: min notional {shown}, lot size {lot:g} (given, or from {market.source})"
-        )
-        return dataclasses.replace(
-            self.settings, cash=cash or 0.0, min_notional=notional, lot_size=lot
-        )
+            for start in starting_cash(client, given.keys, self.members, given.cash, given.funding):
+                self.say(f"dry run starting cash: {start.amount:g} {start.quote} ({start.source})")
+                cash[start.quote] = start.amount
+        quotes: dict[str, dict[str, object]] = {}
+        for quote in quotes_of(self.members):
+            market = market_limits(client, [m for m in self.members if quote_of(m.symbol) == quote])
+            notional, lot = order_limits(given.min_notional, given.lot_size, market)
+            shown = "0.01% of the cash" if notional is None else f"{notional:g}"
+            self.say(
+                f"order limits: min notional {shown}, lot size {lot:g} "
+                f"(given, or from {market.source})"
+            )
+            quotes[quote] = {"cash": cash.get(quote, 0.0), "min_notional": notional}
+            quotes[quote]["lot_size"] = lot
+        first = quotes[min(quotes)]  # one quote currency traded: the settings are its own
+        return dataclasses.replace(self.settings, **first, quotes=quotes)
 
     def _load_models(self, choice: ModelChoice) -> ModelGates | None:
         """The instances' trained models; None when none has one."""

@@ -8,6 +8,7 @@ weights -> check the exchange (reachable, symbols listed, intervals served) -> c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,49 +197,123 @@ def commit_warmup(db_url: str, exchange: str, warm: Warmup) -> None:
 
 @dataclass(frozen=True)
 class StartingCash:
-    """A dry run's starting cash, in the quote currency of the traded pairs."""
+    """A dry run's starting cash in one quote currency of the traded pairs."""
 
     amount: float
     quote: str
     source: str  # where it came from, for the start-up line
 
 
+CashOption = float | Mapping[str, float]  # --cash AMOUNT, or --cash BTC=1,ETH=10
+
+
+def parse_cash(text: str | None) -> CashOption | None:
+    """`--cash`: one amount (one quote currency traded) or QUOTE=AMOUNT pairs, comma separated
+    (one per quote currency); every amount positive and finite."""
+    if text is None:
+        return None
+    text = text.strip()
+    if "=" not in text:
+        return _amount(text, text)
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        quote, sep, amount = (x.strip() for x in part.partition("="))
+        if not sep or not quote or not quote.isalnum():
+            raise LiveSetupError(
+                f"--cash {text!r}: {part.strip()!r} is not QUOTE=AMOUNT; write e.g. "
+                "--cash BTC=1,ETH=10 (or one amount when one quote currency is traded)"
+            )
+        quote = quote.upper()
+        if quote in out:
+            raise LiveSetupError(f"--cash {text!r} gives {quote} twice")
+        out[quote] = _amount(amount, text)
+    return out
+
+
+def _amount(value: str, text: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = math.nan
+    if not 0 < amount < math.inf:
+        raise LiveSetupError(
+            f"--cash {text!r}: {value!r} is not a positive, finite amount; write e.g. "
+            "--cash 10 (one quote currency traded) or --cash BTC=1,ETH=10"
+        )
+    return amount
+
+
 def starting_cash(
     client: Exchange,
     keys: tuple[str, str] | None,
     members: list[PortfolioMember],
-    cash: float | None,
+    cash: CashOption | None,
     funding: Mapping[str, float],
-) -> StartingCash:
-    """The dry run's starting cash (one account in one currency): `cash` when given, else the
-    account's free balance when API keys are set, else `funding` (the local exchange's
-    default funding per quote currency)."""
+) -> list[StartingCash]:
+    """The dry run's starting cash per quote currency of the traded pairs (one portfolio each,
+    live/portfolios.py): `cash` when given (one amount for one quote currency, else one per
+    quote), else the account's free balance when API keys are set, else `funding` (the local
+    exchange's default funding per quote currency)."""
     quotes = sorted({m.symbol.split("/")[-1] for m in members})
-    if len(quotes) > 1:
-        raise LiveSetupError(
-            f"the instances trade pairs quoted in {', '.join(quotes)}, but a dry run has one "
-            "account in one currency; narrow them with --symbol or --instances"
-        )
-    quote = quotes[0]
-    where = "--cash"
-    if cash is None and keys is not None:
-        import ccxt
-
-        try:
-            cash = float(client.fetch_balance().get(quote, {}).get("free") or 0.0) or None
-        except ccxt.BaseError as exc:
+    given = _given_cash(cash, quotes)
+    balance: Mapping[str, float] = {}
+    if not given and keys is not None:
+        balance = _free_balance(client, quotes)
+    out = []
+    for quote in quotes:
+        if quote in given:
+            out.append(StartingCash(given[quote], quote, "--cash"))
+        elif balance.get(quote):
+            out.append(StartingCash(balance[quote], quote, "the account's free balance"))
+        elif quote in funding:
+            out.append(StartingCash(funding[quote], quote, "the local exchange's default funding"))
+        else:
             raise LiveSetupError(
-                f"cannot read the account's {quote} balance with the API keys in the environment "
-                f"({type(exc).__name__}); fix the keys or pass --cash AMOUNT (in {quote})"
-            ) from None
-        where = "the account's free balance"
-    if cash is None and quote in funding:
-        cash, where = funding[quote], "the local exchange's default funding"
+                f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+                + (
+                    f" or --cash {','.join(q + '=AMOUNT' for q in quotes)}"
+                    if len(quotes) > 1
+                    else ""
+                )
+            )
+    return out
+
+
+def _given_cash(cash: CashOption | None, quotes: list[str]) -> dict[str, float]:
+    """--cash as an amount per quote currency; it must name exactly the traded ones."""
     if cash is None:
+        return {}
+    if not isinstance(cash, Mapping):
+        if len(quotes) > 1:
+            raise LiveSetupError(
+                f"--cash {cash:g} is one amount, but the instances trade pairs quoted in "
+                f"{', '.join(quotes)}: give one per quote currency, e.g. --cash "
+                + ",".join(f"{q}=AMOUNT" for q in quotes)
+            )
+        return {quotes[0]: float(cash)}
+    missing = [q for q in quotes if q not in cash]
+    extra = sorted(set(cash) - set(quotes))
+    if missing or extra:
+        said = [f"no amount for {', '.join(missing)}"] if missing else []
+        said += [f"{', '.join(extra)} is not the quote of a traded pair"] if extra else []
         raise LiveSetupError(
-            f"no starting cash for a dry run in {quote}: pass --cash AMOUNT (in {quote})"
+            f"--cash {','.join(f'{q}={a:g}' for q, a in cash.items())}: {'; '.join(said)} "
+            f"(the instances trade pairs quoted in {', '.join(quotes)})"
         )
-    return StartingCash(cash, quote, where)
+    return dict(cash)
+
+
+def _free_balance(client: Exchange, quotes: list[str]) -> dict[str, float]:
+    import ccxt
+
+    try:
+        balance = client.fetch_balance()
+    except ccxt.BaseError as exc:
+        raise LiveSetupError(
+            f"cannot read the account's {', '.join(quotes)} balance with the API keys in the "
+            f"environment ({type(exc).__name__}); fix the keys or pass --cash"
+        ) from None
+    return {q: float(balance.get(q, {}).get("free") or 0.0) for q in quotes}
 
 
 def member_instances(members: list[PortfolioMember], config: Path | None) -> dict[str, int | None]:

@@ -8,19 +8,21 @@ so each metric is recorded where the thing happens, once, without a call per act
 | ray_raytrader_live_bars_total                 | counter   | exchange, symbol, interval  |
 | ray_raytrader_live_orders_total               | counter   | exchange, status            |
 | ray_raytrader_live_fills_total                | counter   | exchange                    |
-| ray_raytrader_live_equity                     | gauge     | exchange                    |
+| ray_raytrader_live_equity                     | gauge     | exchange, quote             |
 | ray_raytrader_live_bar_to_order_ms            | histogram | exchange                    |
 
 `orders` counts order events by status: submitted (the order manager sent it), accepted,
 filled, cancelled, rejected. `bar_to_order_ms` is the time from a bar batch reaching the driver
 to an order it caused leaving the order manager for the exchange (the system's reaction time;
-the network to the exchange is not in it). Equity is the portfolio's, set on each status line.
+the network to the exchange is not in it). Equity is each quote currency's portfolio's (tag
+`quote`: one portfolio per quote currency, live/portfolios.py), set on each status line.
 Without Ray initialised (in-process tests, tools) every metric is a no-op.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from actors.messages import (
@@ -85,7 +87,10 @@ class LiveMetrics:
         )
         self.fills = self._make("Counter", "raytrader_live_fills", "Order fills.", ("exchange",))
         self.equity = self._make(
-            "Gauge", "raytrader_live_equity", "Portfolio equity (quote).", ("exchange",)
+            "Gauge",
+            "raytrader_live_equity",
+            "Portfolio equity, in its quote currency.",
+            ("exchange", "quote"),
         )
         self.latency = self._make(
             "Histogram",
@@ -136,5 +141,7 @@ class LiveMetrics:
         """The bar batch is done: later orders (e.g. an instance disabled) are not its doing."""
         self._bar_t0 = None
 
-    def set_equity(self, value: float) -> None:
-        self.equity.set(float(value))
+    def set_equity(self, quotes: Mapping[str, Mapping[str, float]]) -> None:
+        """Each quote currency's equity (`QuotePortfolios.state()["quotes"]`)."""
+        for quote, state in quotes.items():
+            self.equity.set(float(state["equity"]), {"quote": quote})

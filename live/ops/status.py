@@ -91,9 +91,11 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         ]
         closed = [*live_t, t_.status == TradeStatus.CLOSED]
         per = (
-            select(t_.strategy, func.count().label("trades"), func.sum(t_.pnl).label("pnl"))
+            select(
+                t_.strategy, t_.symbol, func.count().label("trades"), func.sum(t_.pnl).label("pnl")
+            )
             .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
-            .group_by(t_.strategy)
+            .group_by(t_.strategy, t_.symbol)  # an instance trades one pair: its quote's pnl
             .order_by(t_.strategy)
         )
         out.pnl = [dict(r) for r in conn.execute(per).mappings()]
@@ -172,8 +174,16 @@ def status_lines(status: LiveStatus) -> list[str]:
             f"  {o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "
             f"{o['quantity']:.8g} {o['role']} {o['status']}"
         )
-    total = sum(r["pnl"] or 0.0 for r in status.pnl)
-    lines.append(f"pnl on {status.day.isoformat()} (UTC, closed trades): {total:+.8g}")
+    totals: dict[str, float] = {}  # per quote currency: BTC and ETH do not add up
+    for r in status.pnl:
+        quote = r["symbol"].split("/")[-1]
+        totals[quote] = totals.get(quote, 0.0) + (r["pnl"] or 0.0)
+    total = (
+        ", ".join(f"{v:+.8g} {q}" for q, v in sorted(totals.items()))
+        if len(totals) > 1
+        else f"{sum(totals.values()):+.8g}"
+    )
+    lines.append(f"pnl on {status.day.isoformat()} (UTC, closed trades): {total}")
     for r in status.pnl:
         lines.append(f"  {r['strategy']}: {r['trades']} trade(s) pnl {r['pnl']:+.8g}")
     if not status.pnl and status.latest_exit is not None:

@@ -160,3 +160,44 @@ def test_exact_sum_is_the_exactly_rounded_sum(values: list[float]) -> None:
     for v in values:
         total.add(v)
     assert total.value == float(Fraction(7) + sum(map(Fraction, values), Fraction(0)))
+
+
+# -- the cash buffer (live: a market buy fills at the next open, maybe above the close) --------
+def buffered_entry(buffer: float, min_notional: float = 0.0) -> list:
+    """1 unit of cash, risk 1 without a stop: the risk size is the whole cash, 1 unit at 1.0."""
+    book = Portfolio(cash=1.0, risk=1.0, fee_bps=0, min_notional=min_notional, cash_buffer=buffer)
+    return book.handle(enter(price=1.0))
+
+
+def check_buffer_caps(out: list) -> None:
+    # (1 - 0.02) x 1.0 cash / 1.0 = 0.98 units: filled at a next open 2% higher they cost
+    # 0.9996, within the cash; 1 unit would cost 1.02 and the exchange would refuse it
+    assert only(out, OpenTrade).quantity == pytest.approx(0.98, rel=1e-12)
+
+
+def check_buffer_refuses(out: list) -> None:
+    reason = only(out, SignalRejected).reason
+    assert reason == (
+        "below the minimum notional: 0.98 < 0.99 "
+        "(cash less the 2% buffer limit allows 0.98 units at 1)"
+    )
+
+
+def test_the_cash_buffer_caps_an_entry_below_the_whole_cash() -> None:
+    check_buffer_caps(buffered_entry(0.02))
+    with pytest.raises(AssertionError):  # without a buffer: 1 unit, the whole cash
+        check_buffer_caps(buffered_entry(0.0))
+
+
+def test_an_entry_the_buffered_cash_cannot_pay_is_refused_with_the_reason() -> None:
+    check_buffer_refuses(buffered_entry(0.02, min_notional=0.99))
+    with pytest.raises(AssertionError):  # without a buffer it is sent (1 unit, notional 1)
+        check_buffer_refuses(buffered_entry(0.0, min_notional=0.99))
+
+
+def test_the_buffer_is_a_fraction_of_the_cash_left() -> None:
+    book = Portfolio(cash=1.0, risk=1.0, fee_bps=0, cash_buffer=0.02)
+    book.handle(opened(qty=0.5, price=1.0))  # cash 0.5 left
+    book.marks["X"] = 1.0
+    order = only(book.handle(enter(signal_id=2, price=1.0, strategy="t")), OpenTrade)
+    assert order.quantity == pytest.approx(0.49, rel=1e-12)  # (0.5 - 0.02 x 0.5) / 1.0

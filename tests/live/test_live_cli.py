@@ -184,15 +184,18 @@ def test_dry_run_cash_is_in_the_quote_currency(exchange) -> None:
         return PortfolioMember(symbol, make_strategy("sr_breakout", {}), symbol, "5m")
 
     def cash(keys, members, given):
-        return starting_cash(client, keys, members, given, DEFAULT_FUNDING).amount
+        return [s.amount for s in starting_cash(client, keys, members, given, DEFAULT_FUNDING)]
 
     eth_btc = [member("ETH/BTC")]
     client = rest_client("binance", exchange.url, ("cash-key", SECRET))
-    assert cash(None, eth_btc, None) == 10.0  # the local default: 10 BTC
-    assert cash(("cash-key", SECRET), eth_btc, None) == 10.0  # the account's
-    assert cash(None, eth_btc, 2.5) == 2.5
-    with pytest.raises(ValueError, match="quoted in BTC, USDT"):
-        cash(None, [*eth_btc, member("BTC/USDT")], None)
+    assert cash(None, eth_btc, None) == [10.0]  # the local default: 10 BTC
+    assert cash(("cash-key", SECRET), eth_btc, None) == [10.0]  # the account's
+    assert cash(None, eth_btc, 2.5) == [2.5]
+    both = [*eth_btc, member("BTC/USDT")]  # one portfolio per quote currency: BTC, USDT
+    assert cash(None, both, None) == [10.0, 100_000.0]
+    assert cash(None, both, {"BTC": 1.0, "USDT": 50.0}) == [1.0, 50.0]
+    with pytest.raises(ValueError, match="one amount, but .* quoted in BTC, USDT"):
+        cash(None, both, 2.5)
     with pytest.raises(ValueError, match="pass --cash AMOUNT \\(in EUR\\)"):
         cash(None, [member("BTC/EUR")], None)
 

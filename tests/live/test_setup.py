@@ -3,6 +3,8 @@ against the local exchange's exchangeInfo filters) unless the user gave them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
@@ -67,3 +69,65 @@ def test_without_a_notional_filter_the_backtest_default_applies() -> None:
         "binance", None, "sqlite://", cash=5_000.0, min_notional=limits.min_notional
     )
     assert settings.min_order_notional() == pytest.approx(0.5)  # 0.01% of the cash
+
+
+# -- --cash: one amount, or one per quote currency (live/portfolios.py) ----------------------
+def test_cash_is_one_amount_or_one_per_quote_currency() -> None:
+    from live.setup import parse_cash
+
+    assert parse_cash(None) is None
+    assert parse_cash("2.5") == 2.5
+    assert parse_cash("BTC=1,ETH=10") == {"BTC": 1.0, "ETH": 10.0}
+    assert parse_cash(" btc = 1 , eth=1e1 ") == {"BTC": 1.0, "ETH": 10.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0", "'0' is not a positive, finite amount"),
+        ("-1", "'-1' is not a positive, finite amount"),
+        ("inf", "'inf' is not a positive, finite amount"),
+        ("nan", "'nan' is not a positive, finite amount"),
+        ("ten", "'ten' is not a positive, finite amount"),
+        ("BTC=", "'' is not a positive, finite amount"),
+        ("BTC=1,ETH=abc", "'abc' is not a positive, finite amount"),
+        ("=1", "'=1' is not QUOTE=AMOUNT"),
+        ("BTC=1,ETH", "'ETH' is not QUOTE=AMOUNT"),
+        ("BTC=1,,ETH=2", "'' is not QUOTE=AMOUNT"),
+        ("B-TC=1", "'B-TC=1' is not QUOTE=AMOUNT"),
+        ("BTC=1,btc=2", "gives BTC twice"),
+    ],
+)
+def test_bad_cash_is_one_clear_error(text: str, message: str) -> None:
+    from core.errors import UserError
+    from live.setup import parse_cash
+
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse_cash(text)
+
+
+@pytest.mark.parametrize(
+    ("cash", "message"),
+    [
+        (
+            5.0,
+            "--cash 5 is one amount, but the instances trade pairs quoted in BTC, ETH: give "
+            "one per quote currency, e.g. --cash BTC=AMOUNT,ETH=AMOUNT",
+        ),
+        (
+            {"BTC": 1.0},
+            "--cash BTC=1: no amount for ETH (the instances trade pairs quoted in BTC, ETH)",
+        ),
+        ({"BTC": 1.0, "ETH": 2.0, "USDT": 3.0}, "USDT is not the quote of a traded pair"),
+    ],
+)
+def test_cash_must_name_the_traded_quote_currencies(cash: object, message: str) -> None:
+    from core.errors import UserError
+    from live.setup import starting_cash
+
+    members = [
+        PortfolioMember(s, make_strategy("sr_breakout", {}), s, "5m")
+        for s in ("ETH/BTC", "XRP/ETH")
+    ]
+    with pytest.raises(UserError, match=re.escape(message)):
+        starting_cash(None, None, members, cash, {})

@@ -15,4 +15,4 @@ def test_metrics_are_no_ops_without_ray(no_ray: None) -> None:
     metrics.observe(SubmitOrder(1, 1, "a", "ETH/BTC", "buy", 1.0, "market", "entry"))
     metrics.observe(OrderFilled(1, 1, 1.0, 1.0, 0.0))
     metrics.delivered()
-    metrics.set_equity(10.0)
+    metrics.set_equity({"BTC": {"equity": 10.0}})

@@ -235,3 +235,15 @@ def test_the_live_status_line_says_which_series_is_late(tmp_path: Path) -> None:
         ), line
         late = session.node.bar_watch.newly_late()
         assert [x.symbol for x in late] == ["LTC/BTC"] and session.node.bar_watch.newly_late() == []
+
+
+def test_the_days_pnl_is_summed_per_quote_currency(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    _scenario(url)  # +0.5 - 0.2 BTC by #1 a on ETH/BTC
+    eth = _trade("#3 c", "CLOSED", 6, -1.5)
+    eth.symbol = "XRP/ETH"
+    with session_scope(url) as s:
+        s.add(eth)
+    result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
+    assert "pnl on 2018-01-25 (UTC, closed trades): +0.3 BTC, -1.5 ETH" in result.output
+    assert "  #3 c: 1 trade(s) pnl -1.5" in result.output
