@@ -10,11 +10,13 @@ so each metric is recorded where the thing happens, once, without a call per act
 | ray_raytrader_live_fills_total                | counter   | exchange                    |
 | ray_raytrader_live_equity                     | gauge     | exchange                    |
 | ray_raytrader_live_bar_to_order_ms            | histogram | exchange                    |
+| ray_raytrader_live_requests_per_minute        | gauge     | exchange                    |
 
 `orders` counts order events by status: submitted (the order manager sent it), accepted,
 filled, cancelled, rejected. `bar_to_order_ms` is the time from a bar batch reaching the driver
 to an order it caused leaving the order manager for the exchange (the system's reaction time;
-the network to the exchange is not in it). Equity is the portfolio's, set on each status line.
+the network to the exchange is not in it). Equity is the portfolio's, set on each status line, and so is `requests_per_minute`: the REST
+requests the real-mode broker sent in the last minute (Binance bans an IP that ignores its limit).
 Without Ray initialised (in-process tests, tools) every metric is a no-op.
 """
 
@@ -87,6 +89,12 @@ class LiveMetrics:
         self.equity = self._make(
             "Gauge", "raytrader_live_equity", "Portfolio equity (quote).", ("exchange",)
         )
+        self.requests = self._make(
+            "Gauge",
+            "raytrader_live_requests_per_minute",
+            "REST requests of the broker in the last minute.",
+            ("exchange",),
+        )
         self.latency = self._make(
             "Histogram",
             "raytrader_live_bar_to_order_ms",
@@ -138,3 +146,6 @@ class LiveMetrics:
 
     def set_equity(self, value: float) -> None:
         self.equity.set(float(value))
+
+    def set_requests(self, per_minute: int) -> None:
+        self.requests.set(float(per_minute))
