@@ -396,6 +396,8 @@ class LoopActor:
         method = getattr(self._target, name)
 
         def call(*args: object) -> Any:
+            if self._loop.is_closed():
+                raise RuntimeError(f"{name}: the actor was stopped")
             if not asyncio.iscoroutinefunction(method):
                 return self._run_sync(method, args)  # in the loop: no race with its tasks
             return asyncio.run_coroutine_threadsafe(method(*args), self._loop).result()

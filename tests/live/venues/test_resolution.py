@@ -1,0 +1,283 @@
+"""Lost answers through the real ccxt client and the broker, one fault kind at a time (the local
+exchange's seeded fault mode, localexchange/faults.py): every order whose answer was lost ends
+with the exchange's truth (found -> adopted, never arrived -> an entry rejected, an exit sent
+again under the same client order id), no client order id is placed twice, a bracket refused
+with 429 is placed after Retry-After, a failed read is tried again at the next bar."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import ccxt
+import pandas as pd
+import pytest
+
+from actors.messages import (
+    BarClosed,
+    CancelOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderUnknown,
+    SubmitOrder,
+)
+from core.vocabulary import CallOutcome
+from live.venues import broker as broker_module
+from live.venues.broker import CcxtBroker
+from live.venues.ccxt_clients import rest_client
+from live.venues.outcomes import CallSettings
+from localexchange.faults import FaultKind, FaultPlan, FaultSpec
+from localexchange.server_thread import ExchangeThread
+from tests.live.helpers import SECRET, market_of, sample
+
+SYMBOL, INTERVAL, LABEL, KEY = "NXT/BTC", "5m", "#1 test", "faults"
+FAST = CallSettings(
+    timeout_ms=400, recv_window_ms=300, margin_ms=100, backoff_s=(0.05, 0.2), retry_s=0.05
+)
+MS = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return sample("NXT_BTC-5m.csv.gz", n=40)
+
+
+@pytest.fixture
+def plan() -> FaultPlan:
+    return FaultPlan(FaultSpec(hang_ms=1500), seed=7)
+
+
+@pytest.fixture
+def exchange(frame, plan, monkeypatch):
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    with ExchangeThread(market_of(frame, SYMBOL), {"BTC": 10.0}, faults=plan) as ex:
+        ex.step(3)
+        yield ex
+
+
+def order(oid: int, kind: str, role: str, side: str, qty: float, price=None, trade=None):
+    ts = (1_700_000_000_000 + oid * 300_000) * MS  # a distinct signal bar: a distinct client id
+    return SubmitOrder(ts, oid, LABEL, SYMBOL, side, qty, kind, role, price, None, 0, trade, trade)
+
+
+def bar(ex: ExchangeThread) -> BarClosed:
+    now = ex.exchange.market.now_ms * MS
+    return BarClosed(now, SYMBOL, INTERVAL, now - 300_000 * MS, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def run(ex: ExchangeThread, scenario: Callable) -> object:
+    """The scenario with a started broker (the real ccxt client), stopped also on failure."""
+
+    async def go() -> object:
+        broker = CcxtBroker("binance", ex.url, {LABEL: (SYMBOL, INTERVAL)}, None, calls=FAST)
+        await broker.start()
+        try:
+            return await scenario(broker)
+        finally:
+            await broker.stop()
+
+    return asyncio.run(go())
+
+
+async def outcome(broker: CcxtBroker, ex: ExchangeThread, first: list) -> list:
+    """The first answer, then (when it was unknown) what the lookups found, reported with the
+    series' next bar."""
+    if not any(type(e) is OrderUnknown for e in first):
+        return first
+    assert await broker.settled(10.0)
+    return first + await broker.handle_batch([bar(ex)])
+
+
+def at_exchange(ex: ExchangeThread) -> dict[str, dict]:
+    """Every order of the account by client order id; a client id placed twice fails."""
+    client = rest_client("binance", ex.url, (KEY, SECRET))
+    orders = client.fetch_orders(SYMBOL)
+    cids = [o["clientOrderId"] for o in orders]
+    assert len(cids) == len(set(cids)), f"a client order id placed twice: {cids}"
+    return {o["clientOrderId"]: o for o in orders}
+
+
+def check_truth(events: list, cids: dict[int, str], exchange: dict[str, dict]) -> None:
+    """What the broker reported of each order is what the exchange holds."""
+    final = {}
+    for event in events:
+        if type(event) is not OrderAccepted:
+            final[event.order_id] = event
+    for oid, cid in cids.items():
+        held, said = exchange.get(cid), final.get(oid)
+        if held is None:
+            assert type(said) is OrderRejected, f"{cid} is not at the exchange, said {said}"
+        elif held["status"] == "closed":
+            assert type(said) is OrderFilled and said.quantity == held["filled"], (cid, said)
+        elif held["status"] == "open":
+            assert said is None and OrderAccepted in {type(e) for e in events}, (cid, said)
+        else:
+            assert type(said) is OrderCancelled, (cid, said)
+
+
+@pytest.mark.parametrize("kind", [FaultKind.TIMEOUT_AFTER_ACCEPT, FaultKind.HTTP_5XX_AFTER_ACCEPT])
+def test_an_entry_whose_answer_was_lost_is_adopted_with_its_fill(exchange, plan, kind) -> None:
+    entry = order(1, "market", "entry", "buy", 100.0)
+
+    async def scenario(broker: CcxtBroker) -> list:
+        plan.inject_next(kind)
+        first = await broker.handle_batch([entry])
+        assert [type(e) for e in first] == [OrderUnknown]
+        return await outcome(broker, exchange, first)
+
+    events = run(exchange, scenario)
+    cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), entry)
+    held = at_exchange(exchange)
+    assert [r.kind for r in plan.log] == [kind] and plan.log[0].client_order_ids == (cid,)
+    assert held[cid]["status"] == "closed" and held[cid]["filled"] == 100.0
+    assert [type(e) for e in events] == [OrderUnknown, OrderAccepted, OrderFilled]
+    check_truth(events, {1: cid}, held)
+
+
+def test_the_check_fails_when_every_error_is_a_rejection_again(exchange, plan, monkeypatch):
+    """The old broker (every ccxt error -> OrderRejected): the order lives at the exchange
+    while the broker said rejected, and the check says so."""
+    monkeypatch.setattr(broker_module, "classify", lambda *_a, **_k: CallOutcome.REFUSED)
+    entry = order(1, "market", "entry", "buy", 100.0)
+
+    async def scenario(broker: CcxtBroker) -> list:
+        plan.inject_next(FaultKind.TIMEOUT_AFTER_ACCEPT)
+        return await outcome(broker, exchange, await broker.handle_batch([entry]))
+
+    events = run(exchange, scenario)
+    assert [type(e) for e in events] == [OrderRejected]
+    cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), entry)
+    with pytest.raises(AssertionError, match="closed|OrderRejected"):
+        check_truth(events, {1: cid}, at_exchange(exchange))
+
+
+def test_an_entry_that_never_arrived_is_rejected_only_once_it_cannot_arrive(exchange, plan):
+    entry = order(1, "market", "entry", "buy", 100.0)
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, float]:
+        plan.inject_next(FaultKind.DROP_BEFORE_ACCEPT)
+        t0 = time.monotonic()
+        events = await outcome(broker, exchange, await broker.handle_batch([entry]))
+        return events, time.monotonic() - t0
+
+    events, took = run(exchange, scenario)
+    cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), entry)
+    assert [type(e) for e in events] == [OrderUnknown, OrderRejected]
+    assert "lost before the exchange accepted it" in events[-1].reason
+    assert took >= (FAST.recv_window_ms + FAST.margin_ms) / 1000  # not final before that
+    assert at_exchange(exchange) == {}  # never sent a second time
+    check_truth(events, {1: cid}, {})
+
+
+def test_a_lost_exit_is_sent_again_under_the_same_client_order_id(exchange, plan) -> None:
+    entry = order(1, "market", "entry", "buy", 100.0)
+    exit_ = order(2, "market", "signal", "sell", 100.0, trade=1)
+
+    async def scenario(broker: CcxtBroker) -> list:
+        await broker.handle_batch([entry])
+        plan.inject_next(FaultKind.DROP_BEFORE_ACCEPT)
+        return await outcome(broker, exchange, await broker.handle_batch([exit_]))
+
+    events = run(exchange, scenario)
+    cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), exit_)
+    held = at_exchange(exchange)
+    assert [type(e) for e in events] == [OrderUnknown, OrderAccepted, OrderFilled]
+    assert held[cid]["status"] == "closed" and len(held) == 2
+    check_truth(events, {2: cid}, held)
+
+
+def legs(trade: int = 1) -> list[SubmitOrder]:
+    return [
+        order(2, "stop", "stop_loss", "sell", 100.0, price=1e-7, trade=trade),
+        order(3, "limit", "take_profit", "sell", 100.0, price=1.0, trade=trade),
+    ]
+
+
+def test_a_bracket_refused_with_429_is_placed_after_retry_after(exchange, plan, caplog) -> None:
+    stop, target = legs()
+
+    async def scenario(broker: CcxtBroker) -> list:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        plan.inject_next(FaultKind.HTTP_429)
+        return await broker.handle_batch([stop, target])
+
+    with caplog.at_level(logging.WARNING, "raytrader.live"):
+        t0 = time.monotonic()
+        events = run(exchange, scenario)
+        took = time.monotonic() - t0
+    held = at_exchange(exchange)
+    broker = CcxtBroker("binance", None, {})
+    cids = [broker.cid(stop), broker.cid(target)]
+    assert [type(e) for e in events] == [OrderAccepted, OrderAccepted]
+    assert [held[c]["status"] for c in cids] == ["open", "open"]
+    assert [r.kind for r in plan.log] == [FaultKind.HTTP_429]
+    assert plan.log[0].client_order_ids == tuple(cids) or set(cids) <= set(
+        plan.log[0].client_order_ids
+    )
+    assert took >= 1.0  # the local exchange's Retry-After: 1 s
+    waits = [r for r in caplog.records if "rate limit" in r.getMessage()]
+    assert len(waits) == 1 and "waiting 1.0 s" in waits[0].getMessage()
+
+
+def test_a_bracket_whose_answer_was_lost_is_adopted_resting(exchange, plan) -> None:
+    stop, target = legs()
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, set[int]]:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        plan.inject_next(FaultKind.TIMEOUT_AFTER_ACCEPT)
+        events = await outcome(broker, exchange, await broker.handle_batch([stop, target]))
+        return events, set(broker._resting)
+
+    events, resting = run(exchange, scenario)
+    held = at_exchange(exchange)
+    assert [type(e) for e in events] == [OrderUnknown, OrderUnknown, OrderAccepted, OrderAccepted]
+    assert resting == {2, 3}  # watched for fills like any resting leg
+    broker = CcxtBroker("binance", None, {})
+    assert {held[broker.cid(m)]["status"] for m in (stop, target)} == {"open"}
+
+
+def test_a_cancel_whose_answer_was_lost_leaves_no_live_stop(exchange, plan) -> None:
+    stop, target = legs()
+
+    async def scenario(broker: CcxtBroker) -> list:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        await broker.handle_batch([stop, target])
+        plan.inject_next(FaultKind.TIMEOUT_AFTER_ACCEPT)
+        first = await broker.handle_batch([CancelOrder(stop.ts, 2, "signal")])
+        assert await broker.settled(10.0)
+        return first + await broker.handle_batch([bar(exchange)])
+
+    events = run(exchange, scenario)
+    assert [(type(e), e.order_id) for e in events] == [(OrderCancelled, 2)]
+    assert [o for o in at_exchange(exchange).values() if o["status"] == "open"] == []
+
+
+def test_a_failed_read_while_polling_fills_is_tried_again_at_the_next_bar(
+    exchange, plan, caplog
+) -> None:
+    stop, target = legs()
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, list, int]:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        await broker.handle_batch([stop, target])
+        plan.inject_next(FaultKind.HTTP_5XX_READ)
+        failed = await broker.handle_batch([bar(exchange)])  # no traceback, no crash
+        await broker._send(broker.client.cancel_order, broker._resting[2].exchange_id, SYMBOL)
+        again = await broker.handle_batch([bar(exchange)])
+        return failed, again, len(broker._resting)
+
+    with caplog.at_level(logging.WARNING, "raytrader.live"):
+        failed, again, resting = run(exchange, scenario)
+    assert failed == [] and resting == 2  # nothing decided on a failed read
+    assert [r.kind for r in plan.log] == [FaultKind.HTTP_5XX_READ]
+    assert [m for m in caplog.messages if "trying again at the next bar" in m]
+    assert again == []  # both legs cancelled (by hand): no fill
+    with pytest.raises(ccxt.OrderNotFound):  # and nothing was invented
+        rest_client("binance", exchange.url, (KEY, SECRET)).fetch_order(
+            None, SYMBOL, {"origClientOrderId": "rt-none"}
+        )
