@@ -281,3 +281,73 @@ def test_a_failed_read_while_polling_fills_is_tried_again_at_the_next_bar(
         rest_client("binance", exchange.url, (KEY, SECRET)).fetch_order(
             None, SYMBOL, {"origClientOrderId": "rt-none"}
         )
+
+
+# -- through the live session: the order manager and the database ---------------------------
+def db_matches_exchange(db: str, client) -> dict[str, dict]:
+    """Every exchange order is a row with its exchange id and final status; no row the
+    exchange never saw is anything but REJECTED / CANCELLED; no client id placed twice."""
+    from tests.live.ops.test_recovery import stored
+
+    rows = {r["id"]: r for r in stored(db)[0]}
+    held = client.fetch_orders(SYMBOL)
+    cids = [o["clientOrderId"] for o in held]
+    assert len(cids) == len(set(cids)), cids
+    status = {"closed": "FILLED", "open": "SUBMITTED", "canceled": "CANCELLED"}
+    for o in held:
+        row = rows[o["clientOrderId"]]
+        assert row["exchange_order_id"] == str(o["id"]), row
+        assert row["status"] == status.get(o["status"], "CANCELLED"), (row, o["status"])
+    for cid, row in rows.items():
+        if cid not in cids and not (row["role"] == "time" and row["status"] == "SUBMITTED"):
+            assert row["status"] in ("REJECTED", "CANCELLED"), row  # (time exits wait here)
+    return rows
+
+
+def protected(db: str) -> bool:
+    """An open trade's stop rests at the exchange (its row SUBMITTED)."""
+    from tests.live.ops.test_recovery import stored
+
+    return any(r["role"] == "stop_loss" and r["status"] == "SUBMITTED" for r in stored(db)[0])
+
+
+@pytest.mark.parametrize(
+    ("kind", "final"),
+    [(FaultKind.TIMEOUT_AFTER_ACCEPT, "FILLED"), (FaultKind.DROP_BEFORE_ACCEPT, "REJECTED")],
+)
+def test_a_lost_entry_ends_with_the_exchanges_truth_in_the_database(
+    frame, sqlite_url, monkeypatch, kind, final
+) -> None:
+    from tests.live.ops.test_reconcile import drive_until, node_client, real_session
+    from tests.live.ops.test_recovery import stored
+
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    plan = FaultPlan(FaultSpec(hang_ms=3000), seed=3)
+    plan.inject_next(kind)
+    seen: list[str] = []
+
+    def settled() -> bool:
+        if not plan.log:
+            return False
+        cid = plan.log[0].client_order_ids[0]
+        row = {r["id"]: r for r in stored(sqlite_url)[0]}.get(cid)
+        seen.append(row["status"] if row else "-")
+        return seen[-1] in ("FILLED", "REJECTED") and (
+            final == "REJECTED" or any(t["status"] == "ACTIVE" for t in session.trades())
+        )
+
+    with ExchangeThread(market_of(frame, SYMBOL), {"BTC": 10.0}, faults=plan) as ex:
+        with real_session(sqlite_url, ex.url, frame) as session:
+            drive_until(session, ex, settled)
+            drive_until(session, ex, lambda: final == "REJECTED" or protected(sqlite_url))
+        rows = db_matches_exchange(sqlite_url, node_client(ex))
+    cid = plan.log[0].client_order_ids[0]
+    assert plan.log[0].kind is kind and rows[cid]["role"] == "entry"
+    assert "UNKNOWN" in seen[: seen.index(final)]  # written UNKNOWN first, then the truth
+    assert rows[cid]["status"] == final
+    if final == "FILLED":  # adopted: its trade is open and protected
+        legs = [r for r in rows.values() if r["parent_id"] == cid]
+        assert {r["role"] for r in legs} >= {"stop_loss"} and all(
+            r["status"] in ("SUBMITTED", "FILLED", "CANCELLED") for r in legs
+        )
