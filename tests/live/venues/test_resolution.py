@@ -351,3 +351,27 @@ def test_a_lost_entry_ends_with_the_exchanges_truth_in_the_database(
         assert {r["role"] for r in legs} >= {"stop_loss"} and all(
             r["status"] in ("SUBMITTED", "FILLED", "CANCELLED") for r in legs
         )
+
+
+def test_the_broker_obeys_the_weight_limit_and_is_never_banned(frame, monkeypatch, caplog):
+    """Binance's request-weight limit (localexchange/rate_limit.py: 429 with Retry-After, then
+    418 for a client that keeps sending): the broker waits each 429 out and sends the same
+    request again, so every read succeeds and no ban follows; requests are counted."""
+    from localexchange.rate_limit import WeightLimit
+
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    limit = WeightLimit(60, window_s=1.0)  # exchangeInfo 20, then 6 per openOrders
+    with ExchangeThread(market_of(frame, SYMBOL), {"BTC": 10.0}, weight_limit=limit) as ex:
+        ex.step(3)
+
+        async def scenario(broker: CcxtBroker) -> tuple[int, int]:
+            reads = [await broker._send(broker.client.fetch_open_orders, SYMBOL) for _ in range(8)]
+            return len(reads), broker.request_rate()
+
+        with caplog.at_level(logging.WARNING, "raytrader.live"):
+            reads, rate = run(ex, scenario)
+    waits = [m for m in caplog.messages if "rate limit" in m]
+    assert reads == 8 and waits  # told to wait at least once, and every read went through
+    assert rate == 8 + len(waits)  # each refused request was sent once more
+    assert limit._banned_until == {}  # never a 418: it waited as told
