@@ -85,6 +85,19 @@ AllowRemoteControlOpt = Annotated[
     ),
 ]
 ExchangeOpt = Annotated[str, typer.Option("--exchange", help="Exchange of the stored bars.")]
+FaultsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--faults",
+        help="Seeded faults, KIND=VALUE,...: timeout_after_accept, drop_before_accept, "
+        "http_5xx_after_accept, http_5xx_read, http_429, partial_fill (probabilities 0..1), "
+        "ws_drop_every (s), latency_ms (A-B), hang_ms (how long a timeout holds the answer, "
+        "default 15000). See docs/live.md#fault-mode.",
+    ),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", help="Seed of --faults: the same seed replays the same faults.")
+]
 
 
 @app.command("serve")
@@ -104,9 +117,12 @@ def serve(
     keys: KeysOpt = None,
     allow_remote_control: AllowRemoteControlOpt = False,
     weight_limit: WeightLimitOpt = 0,
+    faults: FaultsOpt = None,
+    seed: SeedOpt = 0,
 ) -> None:
     """Serve a local exchange (Binance REST + websocket paths) replaying stored bars."""
     from factors.bars import parse_utc
+    from localexchange.faults import FaultPlan, FaultSpec
     from localexchange.rate_limit import WeightLimit
     from localexchange.server import LocalExchange, parse_balance, parse_keys
     from ml.serve import bind_warning
@@ -121,6 +137,7 @@ def serve(
     if weight_limit < 0:
         raise UserError(f"--weight-limit must be >= 0 (0: no limit), got {weight_limit}")
     secrets = parse_keys(key or [], keys)
+    plan = None if faults is None else FaultPlan(FaultSpec.parse(faults), seed)
     market = _market(data, symbol, interval, db, exchange)
     begin = parse_utc(start, "--start")
     if begin is None:
@@ -145,8 +162,17 @@ def serve(
         keys=secrets,
         remote_control=allow_remote_control,
         weight_limit=WeightLimit(weight_limit) if weight_limit else None,
+        faults=plan,
     )
     asyncio.run(_serve(local, host, port, len(market.series)))
+
+
+def fault_line(plan) -> str:
+    """The start-up line of the fault mode: which faults are on, and the seed."""
+    return (
+        f"fault mode on (seed {plan.seed}): {plan.spec.describe()}; "
+        "each fault is logged, GET /_local/faults lists them"
+    )
 
 
 def _utc(ms: int) -> str:
@@ -191,6 +217,8 @@ async def _serve(local, host: str, port: int, series: int) -> None:
         "spans without bars are skipped)",
         highlight=False,
     )
+    if local.faults is not None:
+        console.print(fault_line(local.faults), highlight=False)
     console.print(f"port {bound}", highlight=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from localexchange.replay import ReplayMarket, Series
@@ -51,6 +52,8 @@ LEVERAGE = 3.0  # cross margin classic: debts up to (LEVERAGE - 1) x net equity
 SIDE_EFFECTS = ("NO_SIDE_EFFECT", "MARGIN_BUY", "AUTO_REPAY", "AUTO_BORROW_REPAY")
 BORROWS = ("MARGIN_BUY", "AUTO_BORROW_REPAY")
 REPAYS = ("AUTO_REPAY", "AUTO_BORROW_REPAY")
+OPEN = ("NEW", "PARTIALLY_FILLED")  # statuses of an order still resting at the exchange
+DEFAULT_LOT = 1e-8  # LOT_SIZE stepSize (and minQty) of a symbol without limits of its own
 
 
 @dataclass
@@ -72,7 +75,9 @@ class Order:
     fee: float = 0.0
     fill_price: float | None = None
     update_ms: int = 0
-    trade_id: int | None = None
+    trade_id: int | None = None  # of the last fill
+    last_qty: float = 0.0  # the last fill's quantity and fee (a partly filled order has several)
+    last_fee: float = 0.0
     locked: tuple[str, float] | None = None  # (asset, amount) held for this order (or its list)
     side_effect: str = "NO_SIDE_EFFECT"  # margin orders only
     borrowed: tuple[str, float] | None = None  # what placing this margin order borrowed
@@ -102,6 +107,10 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote
 
 
+# (order, its remaining quantity, the LOT_SIZE step) -> the part a bar fills, None for all of it
+PartialFill = Callable[["Order", float, float], float | None]
+
+
 class MatchingEngine:
     """Accounts (one per API key) and their orders against a ReplayMarket."""
 
@@ -114,6 +123,10 @@ class MatchingEngine:
         self._ids = itertools.count(1)
         self._trade_ids = itertools.count(1)
         self._list_ids = itertools.count(1)
+        self.partial: PartialFill | None = None  # the fault mode's partial fills, when on
+
+    def lot_step(self, symbol: str) -> float:
+        return self.market.limits.get(symbol, (0.0, DEFAULT_LOT))[1]
 
     def account(self, api_key: str, secret: str) -> Account:
         """The key's account, funded on first use."""
@@ -241,7 +254,7 @@ class MatchingEngine:
             raise ExchangeError(BAD_PARAM, "LIMIT needs a positive price")
         if type_ == "STOP_LOSS" and not (stop_price and stop_price > 0):
             raise ExchangeError(BAD_PARAM, "STOP_LOSS needs a positive stopPrice")
-        if any(o.client_id == client_id and o.status == "NEW" for o in acct.orders.values()):
+        if any(o.client_id == client_id and o.status in OPEN for o in acct.orders.values()):
             raise ExchangeError(-2010, "Duplicate order sent.")
 
     def _series(self, symbol: str) -> Series:
@@ -344,33 +357,56 @@ class MatchingEngine:
         )
 
     # -- filling and cancelling ---------------------------------------------------------------
-    def _fill(self, acct: Account, order: Order, price: float, ts_ms: int) -> None:
-        self._unlock(acct, order)
+    def _fill(
+        self, acct: Account, order: Order, price: float, ts_ms: int, qty: float | None = None
+    ) -> None:
+        """Fill `qty` of the order's remaining quantity (all of it by default) at `price`: one
+        trade; the order is FILLED, or PARTIALLY_FILLED with the rest still resting (locked)."""
+        remaining = remaining_of(order)
+        qty = remaining if qty is None else qty
+        self._release(acct, order, qty, remaining)
         base, quote = split_symbol(order.symbol)
-        notional = order.quantity * price
+        notional = qty * price
         fee = notional * self.fee_rate
         sign = 1.0 if order.side == "BUY" else -1.0
-        acct.move(base, sign * order.quantity)
+        acct.move(base, sign * qty)
         acct.move(quote, -sign * notional - fee)
-        order.status, order.executed, order.quote = "FILLED", order.quantity, notional
-        order.fee, order.fill_price, order.update_ms = fee, price, ts_ms
+        done = qty >= remaining - 1e-12
+        order.status = "FILLED" if done else "PARTIALLY_FILLED"
+        order.executed = order.quantity if done else round(order.executed + qty, 12)
+        order.quote += notional
+        order.fee += fee
+        order.fill_price, order.last_qty, order.last_fee, order.update_ms = price, qty, fee, ts_ms
         order.trade_id = next(self._trade_ids)
         acct.trades.append(
             {
                 "id": order.trade_id,
                 "order": order,
                 "price": price,
-                "qty": order.quantity,
+                "qty": qty,
                 "fee": fee,
                 "time": ts_ms,
             }
         )
         if acct.margin and order.side_effect in REPAYS:
-            received = (base, order.quantity) if order.side == "BUY" else (quote, notional - fee)
+            received = (base, qty) if order.side == "BUY" else (quote, notional - fee)
             self._repay(acct, *received)
 
+    def _release(self, acct: Account, order: Order, qty: float, remaining: float) -> None:
+        """Unlock what `qty` of the order's `remaining` quantity held (all of it for the rest);
+        an OCO leg that fills in part takes the list's lock over, as its sibling expires."""
+        holder = self._lock_holder(acct, order)
+        if holder is None or not holder.locked:
+            return
+        asset, amount = holder.locked
+        part = amount if qty >= remaining - 1e-12 else amount * qty / remaining
+        acct.move(asset, part, -part)
+        holder.locked = None
+        if part < amount:
+            order.locked = (asset, amount - part)
+
     def cancel(self, acct: Account, order: Order, ts_ms: int | None = None) -> list[Order]:
-        if order.status != "NEW":
+        if order.status not in OPEN:
             raise ExchangeError(UNKNOWN_ORDER, "Unknown order sent.")
         self._unlock(acct, order)
         if acct.margin and order.borrowed is not None:  # Binance's autoRepayAtCancel (default)
@@ -389,7 +425,7 @@ class MatchingEngine:
         return [
             o
             for o in acct.orders.values()
-            if o.list_id == order.list_id and o is not order and o.status == "NEW"
+            if o.list_id == order.list_id and o is not order and o.status in OPEN
         ]
 
     def on_bars_closed(self, closed: list) -> list[tuple[Account, Order]]:
@@ -411,7 +447,7 @@ class MatchingEngine:
     def _due(
         self, order: Order, symbol: str, kind: str, bar_ms: int, high: float, low: float
     ) -> bool:
-        if order.status != "NEW" or order.symbol != symbol or order.active_from_ms > bar_ms:
+        if order.status not in OPEN or order.symbol != symbol or order.active_from_ms > bar_ms:
             return False
         if kind == "STOP_LOSS" and order.type == "STOP_LOSS":
             return low <= order.stop_price if order.side == "SELL" else high >= order.stop_price
@@ -425,8 +461,15 @@ class MatchingEngine:
             price = min(open_, order.stop_price) if sell else max(open_, order.stop_price)
         else:
             price = max(open_, order.price) if sell else min(open_, order.price)
-        siblings = self._siblings(acct, order)
-        self._fill(acct, order, price, bar_ms)
+        qty = None  # all of it, unless the fault mode fills a resting limit in part
+        if self.partial is not None and order.type in ("LIMIT", "LIMIT_MAKER"):
+            qty = self.partial(order, remaining_of(order), self.lot_step(order.symbol))
+        siblings = self._siblings(acct, order)  # any fill of an OCO leg, a part too, ends the other
+        self._fill(acct, order, price, bar_ms, qty)
         for sibling in siblings:
             sibling.status, sibling.update_ms = "EXPIRED", bar_ms
         return [order, *siblings]
+
+
+def remaining_of(order: Order) -> float:
+    return round(order.quantity - order.executed, 12)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from localexchange.accounts import Account, Order, split_symbol
+from localexchange.accounts import DEFAULT_LOT, OPEN, Account, Order, split_symbol
 from localexchange.replay import ReplayMarket, Series, _num
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS"]
-DEFAULT_LOT = 1e-8  # LOT_SIZE stepSize (and minQty) of a symbol without limits of its own
 
 
 def exchange_info(market: ReplayMarket, weight_limit: int | None = None) -> dict[str, Any]:
@@ -190,7 +189,7 @@ def order_json(order: Order, full: bool = False) -> dict[str, Any]:
         "transactTime": order.update_ms,
         "updateTime": order.update_ms,
         "workingTime": order.created_ms,
-        "isWorking": order.status == "NEW",
+        "isWorking": order.status in OPEN,
         "origQuoteOrderQty": "0",
         "selfTradePreventionMode": "NONE",
     }
@@ -205,11 +204,13 @@ def order_json(order: Order, full: bool = False) -> dict[str, Any]:
 def order_list_json(orders: list[Order], list_client: str) -> dict[str, Any]:
     """An OCO order list as placed (spot and margin answer alike)."""
     market_id = orders[0].symbol.replace("/", "")
+    running = any(o.status in OPEN for o in orders)
     return {
         "orderListId": orders[0].list_id,
         "contingencyType": "OCO",
-        "listStatusType": "EXEC_STARTED",
-        "listOrderStatus": "EXECUTING",
+        # ALL_DONE once no leg rests any more (a fill of one leg, a part too, expires the other)
+        "listStatusType": "EXEC_STARTED" if running else "ALL_DONE",
+        "listOrderStatus": "EXECUTING" if running else "ALL_DONE",
         "listClientOrderId": list_client,
         "transactionTime": orders[0].created_ms,
         "symbol": market_id,
@@ -271,8 +272,13 @@ def account_json(acct: Account, now_ms: int) -> dict[str, Any]:
 
 def execution_report(order: Order, event_ms: int) -> dict[str, Any]:
     """The user-data stream's order update (what ccxt.pro's watch_orders parses)."""
-    filled = order.status == "FILLED"
-    execution = {"FILLED": "TRADE", "CANCELED": "CANCELED", "EXPIRED": "EXPIRED"}
+    filled = order.status in ("FILLED", "PARTIALLY_FILLED")  # this event is a trade (a part)
+    execution = {
+        "FILLED": "TRADE",
+        "PARTIALLY_FILLED": "TRADE",
+        "CANCELED": "CANCELED",
+        "EXPIRED": "EXPIRED",
+    }
     _base, quote = split_symbol(order.symbol)
     return {
         "e": "executionReport",
@@ -292,15 +298,15 @@ def execution_report(order: Order, event_ms: int) -> dict[str, Any]:
         "X": order.status,
         "r": "NONE",
         "i": order.order_id,
-        "l": _num(order.executed if filled else 0.0),
+        "l": _num(order.last_qty if filled else 0.0),
         "z": _num(order.executed),
         "L": _num(order.fill_price if filled else 0.0),
-        "n": _num(order.fee if filled else 0.0),
+        "n": _num(order.last_fee if filled else 0.0),
         "N": quote if filled else None,
         "T": order.update_ms,
         "t": order.trade_id if filled else -1,
         "I": 0,
-        "w": order.status == "NEW",
+        "w": order.status in OPEN,
         "m": False,
         "M": False,
         "O": order.created_ms,

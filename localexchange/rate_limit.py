@@ -48,7 +48,7 @@ class WeightLimit:
         """None when the request may go on (its weight counted); else the 429 or 418 answer."""
         banned = self._banned_until.get(client, 0.0)
         if now < banned:
-            return _refusal(418, banned - now, f"IP banned until {banned:.0f} (monotonic s).")
+            return refusal(418, banned - now, f"IP banned until {banned:.0f} (monotonic s).")
         used = self.used(client, now)
         if used + weight <= self.limit:
             self._spent[client].append((now, weight))
@@ -56,12 +56,12 @@ class WeightLimit:
         if now < self._told_until.get(client, 0.0):  # told to wait and kept going: banned
             until = now + BAN_WINDOWS * self.window_s
             self._banned_until[client] = until
-            return _refusal(
+            return refusal(
                 418, until - now, "Way too much request weight used; IP banned for a while."
             )
         wait = self._wait(client, used + weight - self.limit, now)
         self._told_until[client] = now + wait
-        return _refusal(
+        return refusal(
             429,
             wait,
             f"Too much request weight used; current limit is {self.limit} request weight per "
@@ -93,7 +93,7 @@ class WeightLimit:
         return limit_weight
 
 
-def _refusal(status: int, retry_after: float, message: str) -> web.Response:
+def refusal(status: int, retry_after: float, message: str) -> web.Response:
     seconds = max(1, math.ceil(retry_after))
     return web.json_response(
         {"code": TOO_MANY_REQUESTS, "msg": message},

@@ -11,7 +11,8 @@ Signed requests are checked as Binance checks them: the X-MBX-APIKEY header name
 with that key's secret (`keys`; without any, every key signs with the demo secret), then the
 parameters' formats, the timestamp and the filters (localexchange/validation.py). The market replays stored bars (localexchange/replay.py) at `speed` x real time, or one step
 per POST /_local/step in tests (speed 0); POST /_local/drop closes every market stream (tests of
-reconnects). After the data ends it keeps serving and says so in the log.
+reconnects). After the data ends it keeps serving and says so in the log. Given a FaultPlan
+(localexchange/faults.py) it injects seeded faults; GET /_local/faults lists those applied.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from aiohttp import WSMsgType, web
 
 from core.errors import UserError
 from localexchange import binance_format as fmt
-from localexchange.accounts import Account, ExchangeError, MatchingEngine, Order
+from localexchange.accounts import OPEN, Account, ExchangeError, MatchingEngine, Order
+from localexchange.faults import FaultMiddleware, FaultPlan, drop_streams_every, faults_json
 from localexchange.margin import AccountHandler, RouteHandler, margin_routes
 from localexchange.rate_limit import WeightLimit
 from localexchange.replay import Closed, ReplayMarket
@@ -61,6 +63,7 @@ class LocalExchange:
         keys: dict[str, str] | None = None,
         remote_control: bool = False,
         weight_limit: WeightLimit | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.market = market
         self.engine = MatchingEngine(market, funding, fee_rate)
@@ -69,6 +72,11 @@ class LocalExchange:
         self.keys = dict(keys or {})  # api key -> its own secret; only these keys when given
         self.remote_control = remote_control  # /_local/* from other hosts than loopback
         self.weight_limit = weight_limit  # Binance's request-weight limit, when given one
+        self.faults = faults  # the seeded fault mode, when given a plan
+        self._fault_middleware = None if faults is None else FaultMiddleware(faults)
+        if faults is not None:
+            self.engine.partial = faults.fill_part
+        self._ws_drops: asyncio.Task | None = None
         self._market_ws: dict[web.WebSocketResponse, set[str]] = {}
         self._user_ws: dict[web.WebSocketResponse, str] = {}  # socket -> api key
         self._runner: web.AppRunner | None = None
@@ -81,8 +89,10 @@ class LocalExchange:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        limits = [] if self.weight_limit is None else [self.weight_limit.middleware()]
-        app = web.Application(middlewares=limits)
+        middlewares = [] if self.weight_limit is None else [self.weight_limit.middleware()]
+        if self._fault_middleware is not None:  # inside the weight limit: a fault costs weight
+            middlewares.append(self._fault_middleware.middleware())
+        app = web.Application(middlewares=middlewares)
         api = "/api/v3/"
         app.add_routes(
             [
@@ -107,6 +117,7 @@ class LocalExchange:
                 web.post("/_local/step", self.local_only(self.step_request)),
                 web.post("/_local/drop", self.local_only(self.drop_request)),
                 web.get("/_local/state", self.local_only(self.state_request)),
+                web.get("/_local/faults", self.local_only(self.faults_request)),
             ]
         )
         return app
@@ -121,11 +132,16 @@ class LocalExchange:
         bound = site._server.sockets[0].getsockname()[1]  # the port chosen for port 0
         if self.speed > 0:
             self._replay = asyncio.create_task(self._replay_loop())
+        if self.faults is not None and self.faults.spec.ws_drop_every is not None:
+            self._ws_drops = asyncio.create_task(drop_streams_every(self.faults, self.drop_all))
         return int(bound)
 
     async def stop(self) -> None:
-        if self._replay is not None:
-            self._replay.cancel()
+        for task in (self._replay, self._ws_drops):
+            if task is not None:
+                task.cancel()
+        if self._fault_middleware is not None:
+            self._fault_middleware.release()
         for ws in [*self._market_ws, *self._user_ws]:
             await ws.close()
         if self._runner is not None:
@@ -338,7 +354,7 @@ class LocalExchange:
         rows = [
             fmt.order_json(o)
             for o in acct.orders.values()
-            if o.status == "NEW" and (symbol is None or o.symbol == symbol)
+            if o.status in OPEN and (symbol is None or o.symbol == symbol)
         ]
         return rows, []
 
@@ -476,6 +492,16 @@ class LocalExchange:
         for ws in sockets:
             await ws.close()
         return web.json_response({"dropped": len(sockets)})
+
+    async def drop_all(self) -> int:
+        """Close every market and user-data stream socket (ws_drop_every); how many."""
+        sockets = [*self._market_ws, *self._user_ws]
+        for ws in sockets:
+            await ws.close()
+        return len(sockets)
+
+    async def faults_request(self, request: web.Request) -> web.Response:
+        return web.json_response(faults_json(self.faults, request.query.getall("kind", [])))
 
     async def state_request(self, request: web.Request) -> web.Response:
         return web.json_response(

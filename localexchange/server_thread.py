@@ -11,6 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
+from localexchange.faults import FaultPlan
 from localexchange.rate_limit import WeightLimit
 from localexchange.replay import ReplayMarket
 from localexchange.server import DEFAULT_SECRET, LocalExchange
@@ -29,9 +30,16 @@ class ExchangeThread:
         secret: str = DEFAULT_SECRET,
         keys: dict[str, str] | None = None,
         weight_limit: WeightLimit | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.exchange = LocalExchange(
-            market, funding or DEFAULT_FUNDING, speed, secret, keys=keys, weight_limit=weight_limit
+            market,
+            funding or DEFAULT_FUNDING,
+            speed,
+            secret,
+            keys=keys,
+            weight_limit=weight_limit,
+            faults=faults,
         )
         self.host, self.port = host, port
         self.loop = asyncio.new_event_loop()
