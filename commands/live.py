@@ -325,7 +325,9 @@ def _status(session) -> Text:
     return Text(
         f"{session.settings.exchange} connected | bars {s['bars']} | open {s['positions']} | "
         f"equity {s['equity']:,.8g} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
+        + (f"requests/min {s['requests_last_minute']} | " if session.settings.real else "")
+        + f"closed {s['trades_closed']}"
+        + (f" | disabled {off}" if off else "")
     )
 
 

@@ -13,10 +13,12 @@ so each metric is recorded where the thing happens, once, without a call per act
 | ray_raytrader_live_requests_per_minute        | gauge     | exchange                    |
 
 `orders` counts order events by status: submitted (the order manager sent it), accepted,
-filled, cancelled, rejected. `bar_to_order_ms` is the time from a bar batch reaching the driver
-to an order it caused leaving the order manager for the exchange (the system's reaction time;
-the network to the exchange is not in it). Equity is the portfolio's, set on each status line, and so is `requests_per_minute`: the REST
-requests the real-mode broker sent in the last minute (Binance bans an IP that ignores its limit).
+filled, cancelled, rejected, unknown (its answer was lost: looked up, live/venues/outcomes.py).
+`bar_to_order_ms` is the time from a bar batch reaching the driver to an order it caused leaving
+the order manager for the exchange (the system's reaction time; the network to the exchange is
+not in it). Equity is the portfolio's, set on each status line, and so is
+`requests_per_minute`: the REST requests the real-mode broker sent in the last minute (Binance
+bans an IP that ignores its limit).
 Without Ray initialised (in-process tests, tools) every metric is a no-op.
 """
 
@@ -31,6 +33,7 @@ from actors.messages import (
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    OrderUnknown,
     SubmitOrder,
 )
 
@@ -41,6 +44,7 @@ _STATUS = {
     OrderFilled: "filled",
     OrderCancelled: "cancelled",
     OrderRejected: "rejected",
+    OrderUnknown: "unknown",
 }
 
 
