@@ -38,8 +38,10 @@ INSTANCES = [
 ]  # the last one has time exits
 RISK = 0.001
 # the local exchange enforces recvWindow: a short one makes "not found" final soon after a
-# restart (an order stored NEW by the killed process), so each restart waits 0.5 s, not 6 s
-CALLS = CallSettings(recv_window_ms=300, margin_ms=200)
+# restart (an order stored NEW by the killed process), so each restart waits 0.5 s, not 6 s.
+# ccxt's limiter off: bars are stepped far faster than real time, where Binance's weights would
+# only add waits (38 s instead of 13 s for one run; tests/live/venues/test_resolution.py has it on)
+CALLS = CallSettings(recv_window_ms=300, margin_ms=200, rate_limit=False)
 
 
 def members() -> list[PortfolioMember]:

@@ -34,8 +34,11 @@ def exchange(frame):
         yield ex
 
 
-# a short recvWindow: an order not found at a restart is final after 0.4 s, not 6 s
-FAST = CallSettings(timeout_ms=2_000, recv_window_ms=300, margin_ms=100, backoff_s=(0.05, 0.2))
+# a short recvWindow: an order not found at a restart is final after 0.4 s, not 6 s (and no
+# limiter: bars are stepped far faster than real time, tests/live/recovery_driver.py)
+FAST = CallSettings(
+    timeout_ms=2_000, recv_window_ms=300, margin_ms=100, backoff_s=(0.05, 0.2), rate_limit=False
+)
 
 
 def real_session(db: str, url: str, frame: pd.DataFrame) -> LiveSession:

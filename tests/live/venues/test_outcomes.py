@@ -61,3 +61,18 @@ def test_not_found_is_final_only_after_the_last_send_plus_recv_window_and_margin
     assert not doubt.final()
     doubt.final_ms = wall_ms() - 1
     assert doubt.final()
+
+
+def test_live_clients_run_the_limiter_with_the_recv_window_and_timeout_given() -> None:
+    from live.venues.ccxt_clients import rest_client, ws_client
+
+    for client in (rest_client("binance"), ws_client("binance")):
+        assert client.enableRateLimit is True and client.rateLimit == 50  # Binance's weights
+        assert client.timeout == 10_000 and client.options["recvWindow"] == 5_000
+    short = CallSettings(timeout_ms=300, recv_window_ms=200, rate_limit=False)
+    client = rest_client("binance", None, None, short)
+    assert (client.enableRateLimit, client.timeout, client.options["recvWindow"]) == (
+        False,
+        300,
+        200,
+    )
