@@ -351,7 +351,6 @@ class CcxtBroker(Resolution):
     async def _on_bar(self, bar: BarClosed) -> list[BrokerEvent]:
         if self._resting:
             crash_point("resting")
-        await asyncio.sleep(0)  # let the resolutions due run (an in-process loop)
         key = (bar.symbol, bar.interval)
         out = self._deferred.pop(key, [])
         out.extend(await self._poll_fills(bar))

@@ -125,7 +125,8 @@ class Resolution:
             doubt.lookups += 1
             try:
                 events = await (self._settle_cancel(doubt) if doubt.cancel else self._settle(doubt))
-            except (ccxt.BaseError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - unreachable, or an answer it cannot read:
+                # it stays UNKNOWN (a restart looks it up), said once, and is asked again
                 if not doubt.warned:
                     doubt.warned = True
                     log.warning(
@@ -134,6 +135,7 @@ class Resolution:
                         self.exchange,
                         type(exc).__name__,
                         str(exc)[:200],
+                        exc_info=not isinstance(exc, ccxt.BaseError | OSError),  # a bug: say where
                     )
                 continue
             if events is None:

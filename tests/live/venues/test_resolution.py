@@ -375,3 +375,27 @@ def test_the_broker_obeys_the_weight_limit_and_is_never_banned(frame, monkeypatc
     assert reads == 8 and waits  # told to wait at least once, and every read went through
     assert rate == 8 + len(waits)  # each refused request was sent once more
     assert limit._banned_until == {}  # never a 418: it waited as told
+
+
+def test_lookups_that_fail_go_on_until_the_exchange_answers(exchange, plan, caplog) -> None:
+    """The exchange cannot be asked for a while (5xx on the lookups): the order stays UNKNOWN,
+    one warning line, and it is adopted once the exchange answers again."""
+    entry = order(1, "market", "entry", "buy", 100.0)
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, list]:
+        plan.inject_next(FaultKind.HTTP_5XX_AFTER_ACCEPT)
+        plan.inject_next(FaultKind.HTTP_5XX_READ, count=3)
+        first = await broker.handle_batch([entry])
+        while len(plan.log) < 3:  # the lookups failing: nothing reported meanwhile
+            await asyncio.sleep(0.02)
+        meanwhile = await broker.handle_batch([bar(exchange)])
+        return meanwhile, await outcome(broker, exchange, first)
+
+    with caplog.at_level(logging.WARNING, "raytrader.live"):
+        meanwhile, events = run(exchange, scenario)
+    assert meanwhile == []
+    assert [r.kind for r in plan.log].count(FaultKind.HTTP_5XX_READ) == 3
+    assert len([m for m in caplog.messages if m.startswith("looking up")]) == 1
+    assert [type(e) for e in events] == [OrderUnknown, OrderAccepted, OrderFilled]
+    cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), entry)
+    check_truth(events, {1: cid}, at_exchange(exchange))
