@@ -399,3 +399,20 @@ def test_lookups_that_fail_go_on_until_the_exchange_answers(exchange, plan, capl
     assert [type(e) for e in events] == [OrderUnknown, OrderAccepted, OrderFilled]
     cid = CcxtBroker.cid(CcxtBroker("binance", None, {}), entry)
     check_truth(events, {1: cid}, at_exchange(exchange))
+
+
+def test_a_bracket_that_never_arrived_is_sent_again_under_the_same_ids(exchange, plan) -> None:
+    stop, target = legs()
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, set[int]]:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        plan.inject_next(FaultKind.DROP_BEFORE_ACCEPT)
+        events = await outcome(broker, exchange, await broker.handle_batch([stop, target]))
+        return events, set(broker._resting)
+
+    events, resting = run(exchange, scenario)
+    held = at_exchange(exchange)  # each client id once
+    broker = CcxtBroker("binance", None, {})
+    assert [type(e) for e in events] == [OrderUnknown, OrderUnknown, OrderAccepted, OrderAccepted]
+    assert {held[broker.cid(m)]["status"] for m in (stop, target)} == {"open"}
+    assert resting == {2, 3} and len(held) == 3
