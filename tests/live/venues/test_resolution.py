@@ -416,3 +416,27 @@ def test_a_bracket_that_never_arrived_is_sent_again_under_the_same_ids(exchange,
     assert [type(e) for e in events] == [OrderUnknown, OrderUnknown, OrderAccepted, OrderAccepted]
     assert {held[broker.cid(m)]["status"] for m in (stop, target)} == {"open"}
     assert resting == {2, 3} and len(held) == 3
+
+
+def test_a_failed_audit_read_is_a_warning_and_tried_again(
+    frame, sqlite_url, monkeypatch, caplog
+) -> None:
+    """The periodic audit of the account (open orders, fills) gets an HTTP 5xx: one warning,
+    `live` goes on, and the next housekeeping audits again."""
+    from tests.live.ops.test_reconcile import real_session
+
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    plan = FaultPlan(FaultSpec(), seed=5)
+    with ExchangeThread(market_of(frame, SYMBOL), {"BTC": 10.0}, faults=plan) as ex:
+        ex.step(3)
+        with real_session(sqlite_url, ex.url, frame) as session:
+            node = session.node
+            plan.inject_next(FaultKind.HTTP_5XX_READ)
+            with caplog.at_level(logging.WARNING, "raytrader.live"):
+                node.housekeeping()  # no traceback, no exit
+            failed = [m for m in caplog.messages if "the audit of the exchange failed" in m]
+            audited = node._audited_at
+            node.housekeeping()
+            assert node._audited_at > audited  # the next one ran
+    assert len(failed) == 1 and [r.kind for r in plan.log] == [FaultKind.HTTP_5XX_READ]
