@@ -386,9 +386,13 @@ class CcxtBroker(Resolution):
                 if rest.exchange_id in still_open:
                     continue
                 order = await self._send(self.client.fetch_order, rest.exchange_id, bar.symbol)
-                if order["status"] == "closed" and self._resting.pop(oid, None) is not None:
-                    fill = _fill_event(oid, await self._with_fill(order, bar.symbol))
-                    fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
+                if order["status"] != "closed":
+                    continue
+                report = await self._with_fill(order, bar.symbol, strict=True)  # with its fee
+                if self._resting.pop(oid, None) is not None:
+                    fills.append(
+                        (0 if rest.msg.kind == OrderKind.STOP else 1, _fill_event(oid, report))
+                    )
         except ccxt.BaseError as exc:
             self.read_failed(what, exc)
         else:
@@ -411,9 +415,13 @@ class CcxtBroker(Resolution):
     def read_worked(self, what: str) -> None:
         self._read_failed.discard(what)
 
-    async def _with_fill(self, order: CcxtJson, symbol: str) -> OrderStatusReport:
+    async def _with_fill(
+        self, order: CcxtJson, symbol: str, strict: bool = False
+    ) -> OrderStatusReport:
         """The report of a filled order with its fill; its fee from the account's trades (an
-        order as fetched carries none, and a fill without its fee would misstate the pnl)."""
+        order as fetched carries none, and a fill without its fee would misstate the pnl).
+        When the trades cannot be read: `strict` raises (the caller reads again at the next
+        bar), else the order's own fee is used, with a warning."""
         import ccxt
 
         info = order.get("info") or {}
@@ -423,7 +431,15 @@ class CcxtBroker(Resolution):
             trades = await self._send(
                 self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
             )
-        except ccxt.BaseError:
+        except ccxt.BaseError as exc:
+            if strict:
+                raise
+            log.warning(
+                "the trades of order %s on %s could not be read (%s): its fee is the order's",
+                order["id"],
+                symbol,
+                type(exc).__name__,
+            )
             trades = []
         if trades:
             fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)

@@ -71,7 +71,7 @@ class Resolution:
 
         async def _send(self, call: Any, *args: Any) -> Any: ...
         async def _lookup(self, symbol: str, eid: str | None, cid: str) -> CcxtJson | None: ...
-        async def _with_fill(self, order: CcxtJson, symbol: str) -> Any: ...
+        async def _with_fill(self, order: CcxtJson, symbol: str, strict: bool) -> Any: ...
         async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]: ...
         async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]: ...
         def record(self, placed: list[tuple[str, str | int]]) -> None: ...
@@ -182,7 +182,7 @@ class Resolution:
             events.append(OrderAccepted(msg.ts, msg.order_id))
             status = AtExchange.of(order.get("status"))
             if status is AtExchange.CLOSED:
-                report = await self._with_fill(order, msg.symbol)
+                report = await self._with_fill(order, msg.symbol, strict=True)
                 fill = OrderFilled(
                     report.filled_ts, msg.order_id, report.price, report.filled, report.fee
                 )
@@ -235,7 +235,7 @@ class Resolution:
         order = await self._send(self.client.fetch_order, rest.exchange_id, rest.msg.symbol)
         status = AtExchange.of(order.get("status"))
         if status is AtExchange.CLOSED:
-            report = await self._with_fill(order, rest.msg.symbol)
+            report = await self._with_fill(order, rest.msg.symbol, strict=True)
             return [
                 OrderFilled(report.filled_ts, order_id, report.price, report.filled, report.fee)
             ]
