@@ -95,6 +95,7 @@ class CcxtBroker(Resolution):
         self._client_ids: dict[int, str] = {}  # restored orders: order id -> stored client id
         self._doubts: dict[int, Doubt] = {}  # order id -> its lost answer being resolved
         self._tasks: set[asyncio.Task] = set()  # the resolutions running in the background
+        self._closed_trades: set[int | None] = set()  # a leg filled while its cancel was in doubt
         self._quiet_until = 0.0  # monotonic s: no request before (a 429 / 418's Retry-After)
         self._requests: deque[float] = deque()  # monotonic times of the last minute's requests
         self.requests = 0
@@ -215,6 +216,8 @@ class CcxtBroker(Resolution):
             closed = await self._free_coins(msg)
             if closed:  # a leg filled first: the trade is flat already, nothing to sell
                 return [*closed, OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
+            if self.cancelling(msg.trade_id):  # a leg may still lock the coins: wait for it
+                return self.hold(msg)
         cid = self.cid(msg)
         crash_point("submit")
         try:

@@ -109,6 +109,7 @@ class Doubt:
     cancel: bool = False  # a cancel whose answer was lost (else an order)
     exchange_ids: list[str | None] = field(default_factory=list)  # cancels: what to look up
     cancel_reason: str | None = None  # the order manager asked to cancel it meanwhile
+    held: bool = False  # an exit not sent yet: a cancel of its trade's legs is in doubt
     lookups: int = 0
     warned: bool = False  # one warning line while the exchange cannot be asked
 

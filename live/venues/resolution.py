@@ -66,6 +66,7 @@ class Resolution:
     _deferred: dict[tuple[str, str], list[BrokerEvent]]
     _doubts: dict[int, Doubt]
     _tasks: set[asyncio.Task]
+    _closed_trades: set[int | None]  # trades a leg closed while its cancel was in doubt
 
     if TYPE_CHECKING:  # the broker's own methods used here
 
@@ -124,7 +125,12 @@ class Resolution:
             delay = min(most, delay * 2)
             doubt.lookups += 1
             try:
-                events = await (self._settle_cancel(doubt) if doubt.cancel else self._settle(doubt))
+                if doubt.cancel:
+                    events = await self._settle_cancel(doubt)
+                elif doubt.held:
+                    events = await self._settle_held(doubt)
+                else:
+                    events = await self._settle(doubt)
             except Exception as exc:  # noqa: BLE001 - unreachable, or an answer it cannot read:
                 # it stays UNKNOWN (a restart looks it up), said once, and is asked again
                 if not doubt.warned:
@@ -147,6 +153,31 @@ class Resolution:
             if key is not None:
                 self._deferred.setdefault(key, []).extend(events)
             return
+
+    def cancelling(self, trade_id: int | None) -> bool:
+        """A cancel of one of this trade's legs is in doubt (the leg may still lock the coins
+        an exit would sell)."""
+        return any(d.cancel and d.legs[0].oco == trade_id for d in self._doubts.values())
+
+    def hold(self, msg: SubmitOrder) -> list[BrokerEvent]:
+        """An exit that must wait until its trade's legs are surely gone (a spot sell of
+        locked coins would be refused, leaving the trade with neither its stop nor its exit):
+        sent from the background once they are; it stays NEW meanwhile."""
+        log.warning("exit of trade %s waits until its bracket legs are cancelled", msg.trade_id)
+        self.begin(Doubt([msg], [], 0, "waiting for its legs' cancel", held=True))
+        return []
+
+    async def _settle_held(self, doubt: Doubt) -> list[BrokerEvent] | None:
+        msg = doubt.legs[0]
+        if doubt.cancel_reason is not None:
+            return [OrderCancelled(msg.ts, msg.order_id, doubt.cancel_reason)]
+        if self.cancelling(msg.trade_id):
+            return None
+        self._doubts.pop(msg.order_id, None)
+        if msg.trade_id in self._closed_trades:  # a leg filled instead of being cancelled:
+            # the trade is flat; selling now would sell another trade's coins
+            return [OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
+        return await self._market(msg)
 
     async def _settle(self, doubt: Doubt) -> list[BrokerEvent] | None:
         """The exchange's truth about the orders of `doubt`, as events; None: not yet known."""
@@ -250,6 +281,8 @@ class Resolution:
         rest = RestingOrder(doubt.exchange_ids[0] or "", msg)
         events = await self._cancel_outcome(msg.order_id, rest, msg.ts, doubt.cancel_reason or "")
         if events is not None:
+            if any(type(e) is OrderFilled for e in events):
+                self._closed_trades.add(msg.oco)  # a held exit of it must not sell
             return events
         try:  # still open: cancel it again
             await self._send(self.client.cancel_order, rest.exchange_id, msg.symbol)

@@ -440,3 +440,51 @@ def test_a_failed_audit_read_is_a_warning_and_tried_again(
             node.housekeeping()
             assert node._audited_at > audited  # the next one ran
     assert len(failed) == 1 and [r.kind for r in plan.log] == [FaultKind.HTTP_5XX_READ]
+
+
+def exit_after_lost_cancels(exchange, plan) -> tuple[list, list]:
+    """A trade with its OCO resting; the cancels of both legs before a signal exit are lost."""
+    stop, target = legs()
+    exit_ = order(4, "market", "signal", "sell", 100.0, trade=1)
+
+    async def scenario(broker: CcxtBroker) -> tuple[list, list]:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        await broker.handle_batch([stop, target])
+        # aiohttp sends a request once more on its own when its kept-alive connection drops
+        # (the same signed request): 2 drops per cancel, so both legs' cancels are lost
+        plan.inject_next(FaultKind.DROP_BEFORE_ACCEPT, count=4)
+        first = await broker.handle_batch([exit_])
+        assert await broker.settled(10.0)
+        return first, await broker.handle_batch([bar(exchange)])
+
+    return run(exchange, scenario)
+
+
+def test_an_exit_waits_until_its_legs_are_surely_cancelled(exchange, plan) -> None:
+    first, later = exit_after_lost_cancels(exchange, plan)
+    assert first == []  # held: a leg may still lock the coins it would sell
+    # (a leg whose cancel went through is reported when the order manager asks for it)
+    assert [(type(e), e.order_id) for e in later if e.order_id == 4] == [
+        (OrderAccepted, 4),
+        (OrderFilled, 4),
+    ]
+    assert {type(e) for e in later if e.order_id != 4} <= {OrderCancelled}
+    held = at_exchange(exchange)
+    assert [o["status"] for o in held.values() if o["status"] == "open"] == []  # no live stop
+    assert (
+        held[
+            CcxtBroker("binance", None, {}).cid(
+                order(4, "market", "signal", "sell", 100.0, trade=1)
+            )
+        ]["filled"]
+        == 100.0
+    )
+    assert [r.kind for r in plan.log] == [FaultKind.DROP_BEFORE_ACCEPT] * 4
+
+
+def test_an_exit_sent_while_a_leg_may_lock_its_coins_is_refused(exchange, plan, monkeypatch):
+    """Without the wait the exit goes while the OCO still locks the coins: refused, and the
+    trade is left with neither its stop nor its exit (the check above fails)."""
+    monkeypatch.setattr(CcxtBroker, "cancelling", lambda *_a: False)
+    first, later = exit_after_lost_cancels(exchange, plan)
+    assert [type(e) for e in first] == [OrderRejected] and "insufficient" in first[0].reason
