@@ -216,7 +216,7 @@ class CcxtBroker(Resolution):
             closed = await self._free_coins(msg)
             if closed:  # a leg filled first: the trade is flat already, nothing to sell
                 return [*closed, OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
-            if self.cancelling(msg.trade_id):  # a leg may still lock the coins: wait for it
+            if self.legs_in_doubt(msg.trade_id):  # a leg may lock the coins: wait until known
                 return self.hold(msg)
         cid = self.cid(msg)
         crash_point("submit")

@@ -154,16 +154,21 @@ class Resolution:
                 self._deferred.setdefault(key, []).extend(events)
             return
 
-    def cancelling(self, trade_id: int | None) -> bool:
-        """A cancel of one of this trade's legs is in doubt (the leg may still lock the coins
-        an exit would sell)."""
-        return any(d.cancel and d.legs[0].oco == trade_id for d in self._doubts.values())
+    def legs_in_doubt(self, trade_id: int | None) -> bool:
+        """A leg of this trade may be live without being watched here: its placing or its
+        cancel is being looked up. It may lock the coins an exit would sell (a spot sell then
+        is refused, or on a shared account sells another trade's coins)."""
+        return any(
+            d.legs[0].oco == trade_id
+            and (d.cancel or d.legs[0].kind in (OrderKind.STOP, OrderKind.LIMIT))
+            for d in self._doubts.values()
+        )
 
     def hold(self, msg: SubmitOrder) -> list[BrokerEvent]:
-        """An exit that must wait until its trade's legs are surely gone (a spot sell of
-        locked coins would be refused, leaving the trade with neither its stop nor its exit):
-        sent from the background once they are; it stays NEW meanwhile."""
-        log.warning("exit of trade %s waits until its bracket legs are cancelled", msg.trade_id)
+        """An exit that must wait until its trade's legs are known (and then cancelled by
+        `_free_coins`): a spot sell of locked coins would be refused, leaving the trade with
+        neither its stop nor its exit. Sent from the background then; it stays NEW meanwhile."""
+        log.warning("exit of trade %s waits until its bracket legs are known", msg.trade_id)
         self.begin(Doubt([msg], [], 0, "waiting for its legs' cancel", held=True))
         return []
 
@@ -171,7 +176,7 @@ class Resolution:
         msg = doubt.legs[0]
         if doubt.cancel_reason is not None:
             return [OrderCancelled(msg.ts, msg.order_id, doubt.cancel_reason)]
-        if self.cancelling(msg.trade_id):
+        if self.legs_in_doubt(msg.trade_id):
             return None
         self._doubts.pop(msg.order_id, None)
         if msg.trade_id in self._closed_trades:  # a leg filled instead of being cancelled:

@@ -485,6 +485,6 @@ def test_an_exit_waits_until_its_legs_are_surely_cancelled(exchange, plan) -> No
 def test_an_exit_sent_while_a_leg_may_lock_its_coins_is_refused(exchange, plan, monkeypatch):
     """Without the wait the exit goes while the OCO still locks the coins: refused, and the
     trade is left with neither its stop nor its exit (the check above fails)."""
-    monkeypatch.setattr(CcxtBroker, "cancelling", lambda *_a: False)
+    monkeypatch.setattr(CcxtBroker, "legs_in_doubt", lambda *_a: False)
     first, later = exit_after_lost_cancels(exchange, plan)
     assert [type(e) for e in first] == [OrderRejected] and "insufficient" in first[0].reason
