@@ -95,7 +95,9 @@ class CcxtBroker(Resolution):
         self._client_ids: dict[int, str] = {}  # restored orders: order id -> stored client id
         self._doubts: dict[int, Doubt] = {}  # order id -> its lost answer being resolved
         self._tasks: set[asyncio.Task] = set()  # the resolutions running in the background
-        self._closed_trades: set[int | None] = set()  # a leg filled while its cancel was in doubt
+        # trades an exit fill seen here closed (before the order manager heard of it): no other
+        # exit of theirs is sold (on a shared account it would sell another trade's coins)
+        self._closed_trades: set[int | None] = set()
         self._quiet_until = 0.0  # monotonic s: no request before (a 429 / 418's Retry-After)
         self._requests: deque[float] = deque()  # monotonic times of the last minute's requests
         self.requests = 0
@@ -212,6 +214,8 @@ class CcxtBroker(Resolution):
         refusal = short_refusal(self.market, msg)
         if refusal is not None:
             return [OrderRejected(msg.ts, msg.order_id, refusal)]
+        if msg.trade_id is not None and msg.trade_id in self._closed_trades:
+            return [OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
         if msg.trade_id is not None:
             closed = await self._free_coins(msg)
             if closed:  # a leg filled first: the trade is flat already, nothing to sell
@@ -236,6 +240,7 @@ class CcxtBroker(Resolution):
         crash_point("sent")
         self.record([(cid, order["id"])])
         fill = _fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
+        self.closes(msg)
         crash_point("filled")
         return [OrderAccepted(msg.ts, msg.order_id), fill]
 
@@ -393,6 +398,7 @@ class CcxtBroker(Resolution):
                     continue
                 report = await self._with_fill(order, bar.symbol, strict=True)  # with its fee
                 if self._resting.pop(oid, None) is not None:
+                    self.closes(rest.msg)
                     fills.append(
                         (0 if rest.msg.kind == OrderKind.STOP else 1, _fill_event(oid, report))
                     )

@@ -66,7 +66,7 @@ class Resolution:
     _deferred: dict[tuple[str, str], list[BrokerEvent]]
     _doubts: dict[int, Doubt]
     _tasks: set[asyncio.Task]
-    _closed_trades: set[int | None]  # trades a leg closed while its cancel was in doubt
+    _closed_trades: set[int | None]  # trades an exit fill seen here closed
 
     if TYPE_CHECKING:  # the broker's own methods used here
 
@@ -154,6 +154,12 @@ class Resolution:
                 self._deferred.setdefault(key, []).extend(events)
             return
 
+    def closes(self, msg: SubmitOrder) -> None:
+        """A fill of `msg` was seen: an exit's fill closes its trade (no other exit of it may
+        be sold, even before the order manager heard of the fill)."""
+        if msg.role != OrderRole.ENTRY and msg.trade_id is not None:
+            self._closed_trades.add(msg.trade_id)
+
     def legs_in_doubt(self, trade_id: int | None) -> bool:
         """A leg of this trade may be live without being watched here: its placing or its
         cancel is being looked up. It may lock the coins an exit would sell (a spot sell then
@@ -219,6 +225,7 @@ class Resolution:
             status = AtExchange.of(order.get("status"))
             if status is AtExchange.CLOSED:
                 report = await self._with_fill(order, msg.symbol, strict=True)
+                self.closes(msg)
                 fill = OrderFilled(
                     report.filled_ts, msg.order_id, report.price, report.filled, report.fee
                 )
@@ -272,6 +279,7 @@ class Resolution:
         status = AtExchange.of(order.get("status"))
         if status is AtExchange.CLOSED:
             report = await self._with_fill(order, rest.msg.symbol, strict=True)
+            self.closes(rest.msg)
             return [
                 OrderFilled(report.filled_ts, order_id, report.price, report.filled, report.fee)
             ]
@@ -286,8 +294,6 @@ class Resolution:
         rest = RestingOrder(doubt.exchange_ids[0] or "", msg)
         events = await self._cancel_outcome(msg.order_id, rest, msg.ts, doubt.cancel_reason or "")
         if events is not None:
-            if any(type(e) is OrderFilled for e in events):
-                self._closed_trades.add(msg.oco)  # a held exit of it must not sell
             return events
         try:  # still open: cancel it again
             await self._send(self.client.cancel_order, rest.exchange_id, msg.symbol)

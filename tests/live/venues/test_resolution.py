@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import ccxt
+import msgspec
 import pandas as pd
 import pytest
 
@@ -488,3 +489,35 @@ def test_an_exit_sent_while_a_leg_may_lock_its_coins_is_refused(exchange, plan, 
     monkeypatch.setattr(CcxtBroker, "legs_in_doubt", lambda *_a: False)
     first, later = exit_after_lost_cancels(exchange, plan)
     assert [type(e) for e in first] == [OrderRejected] and "insufficient" in first[0].reason
+
+
+def stop_filled_when_time_exit_due(exchange) -> tuple[list, dict]:
+    """Two trades of 100 NXT on one account; trade 1's stop fills at the bar at which its time
+    exit falls due (the order manager has not heard of the fill yet)."""
+    stop = order(2, "stop", "stop_loss", "sell", 100.0, price=3.3e-5, trade=1)  # hit next bar
+    target = order(3, "limit", "take_profit", "sell", 100.0, price=1.0, trade=1)
+    timed = msgspec.structs.replace(order(4, "timed", "time", "sell", 100.0, trade=1), trigger_ts=0)
+
+    async def scenario(broker: CcxtBroker) -> list:
+        await broker.handle_batch([order(1, "market", "entry", "buy", 100.0)])
+        await broker.handle_batch([order(5, "market", "entry", "buy", 100.0)])  # trade 2
+        await broker.handle_batch([stop, target, timed])
+        exchange.step(1)
+        return await broker.handle_batch([bar(exchange)]) + await broker.handle_batch(
+            [bar(exchange)]
+        )
+
+    events = run(exchange, scenario)
+    return events, at_exchange(exchange).get(CcxtBroker("binance", None, {}).cid(timed))
+
+
+def test_no_exit_is_sold_for_a_trade_a_fill_just_closed(exchange) -> None:
+    events, sold = stop_filled_when_time_exit_due(exchange)
+    assert [(type(e), e.order_id) for e in events] == [(OrderFilled, 2), (OrderCancelled, 4)]
+    assert sold is None  # trade 2's coins were not sold by trade 1's time exit
+
+
+def test_the_time_exit_sells_another_trades_coins_without_that_check(exchange, monkeypatch):
+    monkeypatch.setattr(CcxtBroker, "closes", lambda *_a: None)
+    _events, sold = stop_filled_when_time_exit_due(exchange)
+    assert sold is not None and sold["status"] == "closed"  # the defect the check catches
