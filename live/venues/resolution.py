@@ -184,7 +184,6 @@ class Resolution:
             return [OrderCancelled(msg.ts, msg.order_id, doubt.cancel_reason)]
         if self.legs_in_doubt(msg.trade_id):
             return None
-        self._doubts.pop(msg.order_id, None)
         if msg.trade_id in self._closed_trades:  # a leg filled instead of being cancelled:
             # the trade is flat; selling now would sell another trade's coins
             return [OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
@@ -206,12 +205,21 @@ class Resolution:
         if legs[0].role == OrderRole.ENTRY:
             log.warning("order %s was %s: rejected", doubt.client_ids[0], LOST)
             return [OrderRejected(m.ts, m.order_id, f"{LOST} ({doubt.reason})") for m in legs]
-        for msg in legs:  # the resend is a new doubt if its answer is lost too
-            self._doubts.pop(msg.order_id, None)
+        # sent again under the same ids; the doubt stays registered until the answer is in (an
+        # exit of the trade waits meanwhile; a lost answer again is a new doubt in its place)
         log.warning("exit %s was %s: sent again", ", ".join(doubt.client_ids), LOST)
         if legs[0].kind in (OrderKind.STOP, OrderKind.LIMIT):
-            return await self._bracket(legs)
-        return await self._market(legs[0])
+            events = await self._bracket(legs)
+        else:
+            events = await self._market(legs[0])
+        if doubt.cancel_reason is not None:  # asked to cancel while it was sent again
+            for msg in legs:
+                rest = self._resting.pop(msg.order_id, None)
+                if rest is not None:
+                    events += await self.cancel_resting(
+                        msg.order_id, rest, msg.ts, doubt.cancel_reason
+                    )
+        return events
 
     async def _adopt(self, doubt: Doubt, found: list[CcxtJson | None]) -> list[BrokerEvent] | None:
         events: list[BrokerEvent] = []
