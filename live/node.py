@@ -263,7 +263,7 @@ class LiveNode:
         if plan.resend:  # exits that never reached the exchange go now, under their own ids
             events.extend(self._call(broker, "handle_batch", plan.resend))
         self.audit = ExchangeAudit.of(restored.known, plan.adopted, restored.last_fill_ms)
-        self._report(self.audit.check(self._call(broker, "account_report", self.audit.since_ms)))
+        self._audit()  # failed: tried again at the first housekeeping
         return events, plan.lost
 
     def _check_positions(self, balances: BalanceReport) -> None:
@@ -366,14 +366,20 @@ class LiveNode:
             self.write_marks()
         every = self.settings.reconcile_every * 60.0
         if self.audit is not None and every > 0 and now - self._audited_at >= every:
-            try:
-                report = self._call(self.broker, "account_report", self.audit.since_ms)
-            except Exception as exc:  # noqa: BLE001 - a failed read is tried again, never fatal
-                cause = str(getattr(exc, "cause", None) or exc).strip().splitlines() or [""]
-                log.warning("the audit of the exchange failed (%s): trying again", cause[-1])
-                return
-            self._audited_at = now
-            self._report(self.audit.check(report))
+            self._audit()
+
+    def _audit(self) -> None:
+        """The account against the database (warnings only, nothing is decided on it): a read
+        that fails is one warning and is tried again at the next housekeeping, never fatal."""
+        try:
+            report = self._call(self.broker, "account_report", self.audit.since_ms)
+        except Exception as exc:  # noqa: BLE001 - a failed read is tried again, never fatal
+            cause = str(getattr(exc, "cause", None) or exc).strip().splitlines() or [""]
+            log.warning("the audit of the exchange failed (%s): trying again", cause[-1])
+            self._audited_at = float("-inf")  # due again at once
+            return
+        self._audited_at = time.monotonic()
+        self._report(self.audit.check(report))
 
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:

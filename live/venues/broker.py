@@ -66,6 +66,7 @@ from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
 BrokerInput = SubmitOrder | CancelOrder | BarClosed
+READ_ATTEMPTS = 4  # a lookup at a restart that fails transiently is asked again this often
 log = logging.getLogger("raytrader.live")
 
 
@@ -131,8 +132,25 @@ class CcxtBroker(Resolution):
 
     async def balances(self) -> BalanceReport:
         """Every asset's free and total (free + locked) balance."""
-        balance = await self._send(self.client.fetch_balance)
+        balance = await self._read(self.client.fetch_balance)
         return BalanceReport(amounts(balance.get("free")), amounts(balance.get("total")))
+
+    async def _read(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A read asked again after a transient failure (a 5xx, a timeout), with backoff, at
+        most READ_ATTEMPTS times; a refusal, or the last failure, is raised."""
+        import ccxt
+
+        delay = self.calls.backoff_s[0]
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return await self._send(call, *args)
+            except ccxt.BaseError as exc:
+                refused = self._outcome(exc, creating=False) is CallOutcome.REFUSED
+                if refused or attempt + 1 == READ_ATTEMPTS:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None  # not reached
 
     def request_rate(self) -> int:
         """REST requests of this broker in the last minute (the Ray metrics show it)."""
@@ -514,17 +532,25 @@ class CcxtBroker(Resolution):
     ) -> OrderStatusReport | None:
         import ccxt
 
-        try:
-            order = await self._lookup(symbol, exchange_id, client_id)
-            if order is None:
-                return None
-            if order.get("status") == "closed":
-                return await self._with_fill(order, symbol)
-            return status_report(order, symbol)
-        except ccxt.BaseError as exc:
-            raise RuntimeError(
-                f"reconciliation failed: order {client_id} on {symbol}: {type(exc).__name__}: {exc}"
-            ) from None
+        delay = self.calls.backoff_s[0]
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                order = await self._lookup(symbol, exchange_id, client_id)
+                if order is None:
+                    return None
+                if order.get("status") == "closed":
+                    return await self._with_fill(order, symbol)
+                return status_report(order, symbol)
+            except ccxt.BaseError as exc:
+                transient = self._outcome(exc, creating=False) is not CallOutcome.REFUSED
+                if not transient or attempt + 1 == READ_ATTEMPTS:
+                    raise RuntimeError(
+                        f"reconciliation failed: order {client_id} on {symbol}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                await asyncio.sleep(delay)  # a 5xx or a timeout: asked again
+                delay *= 2
+        return None  # not reached
 
     async def _lookup(
         self, symbol: str, exchange_id: str | None, client_id: str
