@@ -332,7 +332,7 @@ class FaultPlan:
         part = round(math.floor(remaining * fraction / step + 1e-9) * step, 12)
         if part < step or remaining - part < step - 1e-12:
             return None
-        detail = f"filled {part:g} of {remaining:g}"
+        detail = f"filled {part:.12g} of {remaining:.12g}"
         self._record(kind, "BAR", market_id, (client_id,), (str(order_id),), detail, None)
         return part
 
@@ -341,7 +341,10 @@ class FaultPlan:
         market_id = order.symbol.replace("/", "")
         return self.partial_quantity(market_id, order.client_id, order.order_id, remaining, step)
 
-    def streams_dropped(self, sockets: int) -> FaultRecord:
+    def streams_dropped(self, sockets: int) -> FaultRecord | None:
+        """ws_drop_every closed `sockets` stream sockets (none open: no fault)."""
+        if sockets == 0:
+            return None
         self.decisions += 1
         detail = f"{sockets} stream sockets closed"
         return self._record(FaultKind.WS_DROP_EVERY, "WS", "/ws", (), (), detail, None)

@@ -25,6 +25,7 @@ from commands.exchange import fault_line
 from core.errors import UserError
 from live.venues.ccxt_clients import ws_client
 from localexchange import faults as faults_module
+from localexchange.accounts import MatchingEngine
 from localexchange.faults import FaultKind, FaultPlan, FaultRecord, FaultSpec
 from localexchange.server_thread import ExchangeThread
 from tests.live.helpers import KEY, SAMPLE, SECRET, bars, market_of
@@ -353,10 +354,12 @@ def _report(order: dict) -> tuple[str, float, float]:
     return status, pytest.approx(order["filled"]), pytest.approx(float(quote))
 
 
-def test_a_part_of_the_oco_target_expires_the_stop() -> None:
+def oco_filled_in_two_parts() -> tuple[dict, dict, list]:
+    """An OCO sell of 1 ETH (target 110, stop 95) whose target fills 0.7 on bar 1, the rest on
+    bar 2, which also dips through the stop: the legs and ETH balance after each, the trades."""
     with exchange(step=0.1) as (ex, plan):
 
-        async def run() -> tuple[dict, dict, dict]:
+        async def run() -> tuple[dict, dict, list]:
             async with client(ex) as c:
                 await c.privatePostOrderListOco(
                     {
@@ -380,14 +383,35 @@ def test_a_part_of_the_oco_target_expires_the_stop() -> None:
                 end["balance"] = (await c.fetch_balance())["ETH"]
                 return mid, end, await c.fetch_my_trades("ETH/BTC")
 
-        mid, end, trades = asyncio.run(run())
-        assert mid["rt-oco-tp"] == ("PARTIALLY_FILLED", 0.7)
-        assert mid["rt-oco-sl"] == ("EXPIRED", 0.0)
-        assert mid["balance"]["used"] == pytest.approx(0.3)  # the rest of the target, locked
-        assert end["rt-oco-tp"] == ("FILLED", 1.0)
-        assert end["rt-oco-sl"] == ("EXPIRED", 0.0)
-        assert end["balance"]["free"] == 9.0 and end["balance"]["used"] == 0.0
-        assert [(t["amount"], t["price"]) for t in trades] == [(0.7, 110.0), (0.3, 110.0)]
+        return asyncio.run(run())
+
+
+def test_a_part_of_the_oco_target_expires_the_stop() -> None:
+    mid, end, trades = oco_filled_in_two_parts()
+    assert mid["rt-oco-tp"] == ("PARTIALLY_FILLED", 0.7)
+    assert mid["rt-oco-sl"] == ("EXPIRED", 0.0)
+    assert mid["balance"]["used"] == pytest.approx(0.3)  # the rest of the target, locked
+    assert mid["balance"]["free"] == 9.0
+    assert end["rt-oco-tp"] == ("FILLED", 1.0)
+    assert end["rt-oco-sl"] == ("EXPIRED", 0.0)
+    assert end["balance"]["free"] == 9.0 and end["balance"]["used"] == 0.0
+    assert [(t["amount"], t["price"]) for t in trades] == [(0.7, 110.0), (0.3, 110.0)]
+
+
+def test_the_lock_check_fails_when_a_part_unlocks_the_whole_list(monkeypatch) -> None:
+    """Broken on purpose: a part releases the OCO's whole lock (as a full fill does); the rest
+    of the target is then sellable twice, and the check of the test above fails."""
+
+    def release_all(self, acct, order, qty, remaining) -> None:
+        holder = self._lock_holder(acct, order)
+        if holder is not None and holder.locked:
+            asset, amount = holder.locked
+            acct.move(asset, amount, -amount)
+            holder.locked = None
+
+    monkeypatch.setattr(MatchingEngine, "_release", release_all)
+    mid, _end, _trades = oco_filled_in_two_parts()
+    assert mid["balance"]["used"] == 0.0 and mid["balance"]["free"] == pytest.approx(9.3)
 
 
 async def _legs(c) -> dict:
