@@ -428,20 +428,6 @@ class CcxtBroker(Resolution):
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
 
-    def read_failed(self, what: str, exc: BaseException) -> None:
-        if what not in self._read_failed:
-            self._read_failed.add(what)
-            log.warning(
-                "reading %s from %s failed (%s: %s): trying again at the next bar",
-                what,
-                self.exchange,
-                type(exc).__name__,
-                str(exc)[:200],
-            )
-
-    def read_worked(self, what: str) -> None:
-        self._read_failed.discard(what)
-
     async def _with_fill(
         self, order: CcxtJson, symbol: str, strict: bool = False
     ) -> OrderStatusReport:

@@ -67,6 +67,7 @@ class Resolution:
     _doubts: dict[int, Doubt]
     _tasks: set[asyncio.Task]
     _closed_trades: set[int | None]  # trades an exit fill seen here closed
+    _read_failed: set[str]  # reads that failed (one warning until they work again)
 
     if TYPE_CHECKING:  # the broker's own methods used here
 
@@ -76,6 +77,22 @@ class Resolution:
         async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]: ...
         async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]: ...
         def record(self, placed: list[tuple[str, str | int]]) -> None: ...
+
+    def read_failed(self, what: str, exc: BaseException) -> None:
+        """A read that failed (the caller reads again at the next bar): one warning line until
+        it works again."""
+        if what not in self._read_failed:
+            self._read_failed.add(what)
+            log.warning(
+                "reading %s from %s failed (%s: %s): trying again at the next bar",
+                what,
+                self.exchange,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+
+    def read_worked(self, what: str) -> None:
+        self._read_failed.discard(what)
 
     def begin(self, doubt: Doubt) -> None:
         """Resolve `doubt` in the background; its outcome waits for its series' next bar."""
