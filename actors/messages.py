@@ -151,6 +151,15 @@ class OrderRejected(msgspec.Struct, **_MESSAGE):
     reason: str
 
 
+class OrderUnknown(msgspec.Struct, **_MESSAGE):
+    """Live: the answer to the order's request was lost; the broker is looking it up (the
+    order may be live at the exchange). Followed later by its real outcome."""
+
+    ts: int
+    order_id: int
+    reason: str
+
+
 class OrderFilled(msgspec.Struct, **_MESSAGE):
     ts: int  # open time of the bar in which it filled
     order_id: int

@@ -1,6 +1,8 @@
 """Order manager: order lifecycle, brackets and trades.
 
 Orders go NEW (created) -> SUBMITTED (accepted by the exchange) -> FILLED | CANCELLED | REJECTED.
+Live, an order whose answer was lost goes NEW -> UNKNOWN until the broker found out (OrderUnknown,
+then the usual events; live/venues/outcomes.py).
 An entry carries a bracket: when it fills the trade goes ACTIVE and the manager places the stop
 loss (stop-market), the take profit (limit) and, when the strategy has one, a time exit (a timed
 market order). All exit orders of a trade share one OCO group (the trade id): when one fills the
@@ -28,6 +30,7 @@ from actors.messages import (
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    OrderUnknown,
     SignalRejected,
     SubmitOrder,
     TradeClosed,
@@ -55,6 +58,7 @@ _TIME = OrderRole.TIME
 _END_OF_DATA = OrderRole.END_OF_DATA
 _NEW = OrderStatus.NEW
 _SUBMITTED = OrderStatus.SUBMITTED
+_UNKNOWN = OrderStatus.UNKNOWN
 _FILLED = OrderStatus.FILLED
 _CANCELLED = OrderStatus.CANCELLED
 _REJECTED = OrderStatus.REJECTED
@@ -153,6 +157,7 @@ class OrderManager(Actor):
         CloseTrade: "on_close_trade",
         OrderAccepted: "on_accepted",
         OrderRejected: "on_rejected",
+        OrderUnknown: "on_unknown",
         OrderFilled: "on_filled",
         OrderCancelled: "on_cancelled",
         EndOfData: "on_end",
@@ -207,7 +212,7 @@ class OrderManager(Actor):
     # -- events from the exchange -------------------------------------------------------------
     def on_accepted(self, msg: OrderAccepted) -> list:
         order = self._orders.get(msg.order_id)
-        if order is None or order.status != _NEW:
+        if order is None or order.status not in (_NEW, _UNKNOWN):
             return []
         order.status = _SUBMITTED
         if self._rewrite:
@@ -215,6 +220,17 @@ class OrderManager(Actor):
         if order.role != _ENTRY and order.trade_id not in self._trades:
             # an exit leg acknowledged after its trade closed (a sibling filled first)
             return [CancelOrder(msg.ts, order.order_id, "oco")]
+        return []
+
+    def on_unknown(self, msg: OrderUnknown) -> list:
+        """The answer was lost: the order may be live; the broker looks it up (no cancel of
+        its siblings is held back: an UNKNOWN leg gets its CancelOrder like a SUBMITTED one)."""
+        order = self._orders.get(msg.order_id)
+        if order is None or order.status != _NEW:
+            return []
+        order.status, order.reason = _UNKNOWN, msg.reason
+        if self._rewrite:
+            self.store.put_order(order)
         return []
 
     def on_rejected(self, msg: OrderRejected) -> list:

@@ -380,7 +380,9 @@ def _status(session) -> Text:
         + (f"{late} | " if late else "")
         + f"bars {s['bars']} | open {s['positions']} | "
         f"equity {equity_text(s['quotes'])} | orders/min {s['orders_last_minute']} | "
-        f"closed {s['trades_closed']}" + (f" | disabled {off}" if off else "")
+        + (f"requests/min {s['requests_last_minute']} | " if session.settings.real else "")
+        + f"closed {s['trades_closed']}"
+        + (f" | disabled {off}" if off else "")
     )
 
 

@@ -59,13 +59,29 @@ class OrderRole(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """NEW (created) -> SUBMITTED (accepted by the exchange) -> FILLED | CANCELLED | REJECTED."""
+    """NEW (created) -> SUBMITTED (accepted by the exchange) -> FILLED | CANCELLED | REJECTED.
+    Live, NEW -> UNKNOWN when the answer to the request was lost (a timeout, a dropped
+    connection, a 5xx): the order may be live at the exchange. Looking it up by its client order
+    id then moves it on: found -> SUBMITTED / FILLED / CANCELLED (adopted); not there once the
+    request can no longer arrive -> REJECTED (live/venues/outcomes.py)."""
 
     NEW = "NEW"
+    UNKNOWN = "UNKNOWN"
     SUBMITTED = "SUBMITTED"
     FILLED = "FILLED"
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
+
+
+class CallOutcome(StrEnum):
+    """What an exchange call came to (live/venues/outcomes.py): it was DONE; the exchange
+    REFUSED it (nothing happened); RETRY: refused before it could act (a rate limit), send the
+    same request again later; UNKNOWN: the answer was lost, it may or may not have happened."""
+
+    DONE = "done"
+    REFUSED = "refused"
+    RETRY = "retry"
+    UNKNOWN = "unknown"
 
 
 class TradeStatus(StrEnum):

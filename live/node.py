@@ -66,6 +66,7 @@ from live.ops.status import BarWatch
 from live.portfolios import closed_flows, quote_portfolios
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
+from live.venues.outcomes import CallSettings, wall_ms
 from live.venues.reports import BalanceReport
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class LiveSettings(AccountSettings):
     real: bool = False  # orders through the ccxt broker (keys from the environment)
     market: str = "spot"  # real mode: spot | margin (shorts need margin, live/venues/margin.py)
     reconcile_every: float = 5.0  # minutes between audits of the exchange (real mode; 0: never)
+    calls: CallSettings = CallSettings()  # real mode: timeouts, recvWindow, lookups, limiter
     # quote currency -> its portfolio's own account settings (cash, min_notional, lot_size),
     # when the instances trade pairs of several quote currencies (live/session.py settles them)
     quotes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -149,6 +151,7 @@ class LiveNode:
     # -- start / stop -------------------------------------------------------------------------
     def start(self, stream: bool = True) -> None:
         s = self.settings
+        self._started_ms = wall_ms()
         series = sorted({m.series for m in self.members})
         routes = {m.label: m.series for m in self.members}
         restored = self.restored = load_state(
@@ -218,14 +221,14 @@ class LiveNode:
         from live.venues.broker import CcxtBroker
 
         s = self.settings
-        broker = CcxtBroker(s.exchange, s.url, routes, s.db_url, s.market)
+        args = (s.exchange, s.url, routes, s.db_url, s.market, s.calls)
         if self.ray is None:
-            broker = LoopActor(broker)
+            broker = LoopActor(CcxtBroker(*args))
         else:
             broker = (
                 self.ray.remote(CcxtBroker)
                 .options(name=f"broker {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=1)
-                .remote(s.exchange, s.url, routes, s.db_url, s.market)
+                .remote(*args)
             )
             self._handles.append(broker)
         self.broker = broker
@@ -235,6 +238,8 @@ class LiveNode:
         except Exception as exc:  # noqa: BLE001 - any failure stops the start, said once
             with contextlib.suppress(Exception):
                 self._call(broker, "stop")
+                if isinstance(broker, LoopActor):
+                    broker.close()
             cause = getattr(exc, "cause", None) or exc
             raise ReconcileError(
                 f"reconciliation with {s.exchange} failed before trading: "
@@ -251,7 +256,11 @@ class LiveNode:
         the events for the other actors and the bracket legs to place again."""
         broker, stored = self.broker, restored.submits()
         queries = [(msg.symbol, exchange_id, cid) for cid, exchange_id, msg in stored]
-        plan = reconcile(stored, self._call(broker, "order_reports", queries))
+        # a request of the earlier session was stamped before this start: once our clock
+        # passed start + recvWindow + margin, an order not found can no longer arrive
+        calls = self.settings.calls
+        final_ms = self._started_ms + calls.recv_window_ms + calls.margin_ms
+        plan = reconcile(stored, self._call(broker, "order_reports", queries, final_ms))
         self._call(broker, "resume", plan.client_ids, plan.resting, plan.timed)
         if plan.cancels:
             self._call(broker, "cancel_orders", plan.cancels)
@@ -260,7 +269,7 @@ class LiveNode:
         if plan.resend:  # exits that never reached the exchange go now, under their own ids
             events.extend(self._call(broker, "handle_batch", plan.resend))
         self.audit = ExchangeAudit.of(restored.known, plan.adopted, restored.last_fill_ms)
-        self._report(self.audit.check(self._call(broker, "account_report", self.audit.since_ms)))
+        self._audit()  # failed: tried again at the first housekeeping
         return events, plan.lost
 
     def _check_positions(self, balances: BalanceReport) -> None:
@@ -348,6 +357,8 @@ class LiveNode:
             try:
                 if self.ray is None:
                     actor.stop()
+                    if isinstance(actor, LoopActor):
+                        actor.close()
                 else:
                     self.ray.get(actor.stop.remote(), timeout=15)
             except Exception:  # already gone: nothing left to close
@@ -370,9 +381,20 @@ class LiveNode:
             self.write_marks()
         every = self.settings.reconcile_every * 60.0
         if self.audit is not None and every > 0 and now - self._audited_at >= every:
-            self._audited_at = now
+            self._audit()
+
+    def _audit(self) -> None:
+        """The account against the database (warnings only, nothing is decided on it): a read
+        that fails is one warning and is tried again at the next housekeeping, never fatal."""
+        try:
             report = self._call(self.broker, "account_report", self.audit.since_ms)
-            self._report(self.audit.check(report))
+        except Exception as exc:  # noqa: BLE001 - a failed read is tried again, never fatal
+            cause = str(getattr(exc, "cause", None) or exc).strip().splitlines() or [""]
+            log.warning("the audit of the exchange failed (%s): trying again", cause[-1])
+            self._audited_at = float("-inf")  # due again at once
+            return
+        self._audited_at = time.monotonic()
+        self._report(self.audit.check(report))
 
     # -- running ------------------------------------------------------------------------------
     def pump(self, max_wait: float = 0.5) -> int:
@@ -434,7 +456,10 @@ class LiveNode:
             self.orders_sent.popleft()
         state = self.portfolio()
         self.metrics.set_equity(state["quotes"])
+        requests = self._call(self.broker, "request_rate") if self.broker is not None else 0
+        self.metrics.set_requests(requests)
         return {
+            "requests_last_minute": requests,
             "bars": self.bars,
             "positions": state["positions"],
             "equity": state["equity"],  # None when several quote currencies are traded

@@ -138,7 +138,8 @@ class BarSeries(SQLModel, table=True):
 
 
 class OrderRecord(SQLModel, table=True):
-    """An order: NEW -> SUBMITTED -> FILLED | CANCELLED | REJECTED; brackets point at a parent."""
+    """An order: NEW (-> UNKNOWN) -> SUBMITTED -> FILLED | CANCELLED | REJECTED; brackets point
+    at a parent. UNKNOWN: live, the answer to its request was lost (live/venues/outcomes.py)."""
 
     __tablename__ = "orders"
 

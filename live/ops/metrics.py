@@ -10,12 +10,16 @@ so each metric is recorded where the thing happens, once, without a call per act
 | ray_raytrader_live_fills_total                | counter   | exchange                    |
 | ray_raytrader_live_equity                     | gauge     | exchange, quote             |
 | ray_raytrader_live_bar_to_order_ms            | histogram | exchange                    |
+| ray_raytrader_live_requests_per_minute        | gauge     | exchange                    |
 
 `orders` counts order events by status: submitted (the order manager sent it), accepted,
-filled, cancelled, rejected. `bar_to_order_ms` is the time from a bar batch reaching the driver
-to an order it caused leaving the order manager for the exchange (the system's reaction time;
-the network to the exchange is not in it). Equity is each quote currency's portfolio's (tag
-`quote`: one portfolio per quote currency, live/portfolios.py), set on each status line.
+filled, cancelled, rejected, unknown (its answer was lost: looked up, live/venues/outcomes.py).
+`bar_to_order_ms` is the time from a bar batch reaching the driver to an order it caused leaving
+the order manager for the exchange (the system's reaction time; the network to the exchange is
+not in it). Equity is each quote currency's portfolio's (tag `quote`: one portfolio per quote
+currency, live/portfolios.py), set on each status line, and so is `requests_per_minute`: the
+REST requests the real-mode broker sent in the last minute (Binance bans an IP that ignores its
+limit).
 Without Ray initialised (in-process tests, tools) every metric is a no-op.
 """
 
@@ -31,6 +35,7 @@ from actors.messages import (
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    OrderUnknown,
     SubmitOrder,
 )
 
@@ -41,6 +46,7 @@ _STATUS = {
     OrderFilled: "filled",
     OrderCancelled: "cancelled",
     OrderRejected: "rejected",
+    OrderUnknown: "unknown",
 }
 
 
@@ -91,6 +97,12 @@ class LiveMetrics:
             "raytrader_live_equity",
             "Portfolio equity, in its quote currency.",
             ("exchange", "quote"),
+        )
+        self.requests = self._make(
+            "Gauge",
+            "raytrader_live_requests_per_minute",
+            "REST requests of the broker in the last minute.",
+            ("exchange",),
         )
         self.latency = self._make(
             "Histogram",
@@ -145,3 +157,6 @@ class LiveMetrics:
         """Each quote currency's equity (`QuotePortfolios.state()["quotes"]`)."""
         for quote, state in quotes.items():
             self.equity.set(float(state["equity"]), {"quote": quote})
+
+    def set_requests(self, per_minute: int) -> None:
+        self.requests.set(float(per_minute))

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from live.dry_run import DryRunExchange
     from store.models import OrderRecord, TradeRecord
 
-OPEN = (OrderStatus.NEW, OrderStatus.SUBMITTED)
+OPEN = (OrderStatus.NEW, OrderStatus.UNKNOWN, OrderStatus.SUBMITTED)
 
 
 @dataclass
@@ -379,21 +379,40 @@ def _sign_case(table: Table) -> ColumnElement[float]:
 
 
 class LoopActor:
-    """An async actor (the ccxt broker) driven from synchronous code on a loop of its own:
-    every method call runs to completion. The in-process live node (no Ray) uses it."""
+    """An async actor (the ccxt broker) driven from synchronous code, its loop running in a
+    thread of its own as a Ray async actor's does: a method call waits for its result, and the
+    actor's background tasks (lookups of lost answers) go on between calls. The in-process
+    live node (no Ray) uses it."""
 
     def __init__(self, target: object) -> None:
+        import threading
+
         self._target = target
         self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._target, name)
 
         def call(*args: object) -> Any:
-            result = method(*args)
-            return self._loop.run_until_complete(result) if asyncio.iscoroutine(result) else result
+            if self._loop.is_closed():
+                raise RuntimeError(f"{name}: the actor was stopped")
+            if not asyncio.iscoroutinefunction(method):
+                return self._run_sync(method, args)  # in the loop: no race with its tasks
+            return asyncio.run_coroutine_threadsafe(method(*args), self._loop).result()
 
         return call
 
+    def _run_sync(self, method: Callable[..., Any], args: tuple) -> Any:
+        async def run() -> Any:
+            return method(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
     def close(self) -> None:
-        self._loop.close()
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        if not self._loop.is_running():
+            self._loop.close()

@@ -3,7 +3,7 @@
 Reads only (no table is written, no actor is asked): live trading writes every order and trade
 change at once (actors/order_store.py), so the database is the running system's state. Live
 rows are those without a backtest run id. Shown: open positions (marked at the latest stored
-close of their series, with that bar's time: the live stream stores every bar), open orders (NEW or SUBMITTED), and
+close of their series, with that bar's time: the live stream stores every bar), open orders (NEW, UNKNOWN or SUBMITTED), and
 per instance the trades closed on one UTC day with their pnl (default: today).
 
 Also the running trader's own status line's warning (`BarWatch`): a streamed series whose bars
@@ -24,7 +24,7 @@ from core.vocabulary import OrderKind, OrderStatus, Side, TradeStatus
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-OPEN_ORDER = (OrderStatus.NEW, OrderStatus.SUBMITTED)
+OPEN_ORDER = (OrderStatus.NEW, OrderStatus.UNKNOWN, OrderStatus.SUBMITTED)
 
 
 class StatusError(UserError):

@@ -11,10 +11,15 @@ A plain class with async methods, run as an async Ray actor. Orders from the ord
 Fills of resting orders are read by polling the exchange when a bar of that symbol closes (the
 exchange matched that bar before publishing it), and, like the fills of time exits, reported in
 that bar's first delivery step (before the strategies see the bar), as the simulated exchange does.
+A read that fails (a 5xx, a timeout) is tried again at the next bar, with one warning line.
 Every order carries a client order id derived from (instance, signal bar, role, attempt), so a
 resend is recognisable; that id is also the order's row id in the database (the order manager
 wrote it as NEW before this actor received it) and the exchange's order id is written to that
-row as soon as the exchange answers. What the exchange answers about orders, fills and balances
+row as soon as the exchange answers. An error of an order call is classified
+(live/venues/outcomes.py): refused -> OrderRejected; a rate limit -> the same request again after
+Retry-After; a lost answer -> OrderUnknown (the row is written UNKNOWN at once) and the order is
+looked up in the background (live/venues/resolution.py) until the exchange's truth is known, which
+is reported with the series' next bar. What the exchange answers about orders, fills and balances
 comes out as typed reports (live/venues/reports.py): after a restart the node asks for the stored
 open orders' reports, reconciliation (live/ops/reconcile.py) decides, and the node hands the
 decisions back (`resume`, `cancel_orders`, `record`, `handle_batch`) before trading resumes.
@@ -23,9 +28,13 @@ API keys come from the environment only (live/venues/ccxt_clients.api_keys).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from actors.messages import (
     BarClosed,
@@ -34,34 +43,34 @@ from actors.messages import (
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    OrderUnknown,
     SubmitOrder,
 )
 from actors.order_store import MS, client_order_id, order_key
-from core.vocabulary import OrderKind
+from core.vocabulary import CallOutcome, OrderKind
 from live.venues.ccxt_clients import CcxtJson, OrderClient
+from live.venues.outcomes import CallSettings, Doubt, classify, retry_after_s, wall_ms
 from live.venues.reports import (
     AccountReport,
     BalanceReport,
     FillReport,
     OrderStatus,
     OrderStatusReport,
+    amounts,
+    fill_report,
+    status_report,
+    updated_ns,
 )
+from live.venues.resolution import BrokerEvent, Resolution, RestingOrder
 from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
 BrokerInput = SubmitOrder | CancelOrder | BarClosed
-BrokerEvent = OrderAccepted | OrderRejected | OrderFilled | OrderCancelled
+READ_ATTEMPTS = 4  # a lookup at a restart that fails transiently is asked again this often
+log = logging.getLogger("raytrader.live")
 
 
-@dataclass(frozen=True)
-class RestingOrder:
-    """A stop or target resting at the exchange, with the order that placed it."""
-
-    exchange_id: str
-    msg: SubmitOrder
-
-
-class CcxtBroker:
+class CcxtBroker(Resolution):
     def __init__(
         self,
         exchange: str,
@@ -69,9 +78,11 @@ class CcxtBroker:
         routes: dict[str, tuple[str, str]],
         db_url: str | None = None,
         market: str = "spot",
+        calls: CallSettings | None = None,
     ) -> None:
         self.exchange, self.url, self.db_url = exchange, url, db_url
         self.market = market  # spot | margin (live/venues/margin.py: shorts need margin)
+        self.calls = calls or CallSettings()
         self.routes = dict(routes)  # strategy id -> (symbol, interval)
         self.client: OrderClient | None = None
         self._resting: dict[int, RestingOrder] = {}  # our order id -> resting at the exchange
@@ -83,6 +94,15 @@ class CcxtBroker:
         self.sent = 0
         self.sent_ids: set[str] = set()  # exchange ids of the orders placed by this session
         self._client_ids: dict[int, str] = {}  # restored orders: order id -> stored client id
+        self._doubts: dict[int, Doubt] = {}  # order id -> its lost answer being resolved
+        self._tasks: set[asyncio.Task] = set()  # the resolutions running in the background
+        # trades an exit fill seen here closed (before the order manager heard of it): no other
+        # exit of theirs is sold (on a shared account it would sell another trade's coins)
+        self._closed_trades: set[int | None] = set()
+        self._quiet_until = 0.0  # monotonic s: no request before (a 429 / 418's Retry-After)
+        self._requests: deque[float] = deque()  # monotonic times of the last minute's requests
+        self.requests = 0
+        self._read_failed: set[str] = set()  # reads that failed (one warning until they work)
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -94,11 +114,14 @@ class CcxtBroker:
         keys = api_keys(self.exchange)
         if keys is None:
             raise RuntimeError(f"no API keys for {self.exchange} in the environment")
-        self.client = for_market(ws_client(self.exchange, self.url, keys), self.market)
+        client = ws_client(self.exchange, self.url, keys, self.calls)
+        self.client = for_market(client, self.market)
         await self.client.load_markets()
         return True
 
     async def stop(self) -> bool:
+        for task in list(self._tasks):  # unresolved orders stay UNKNOWN: a restart looks
+            task.cancel()  # them up by client id (live/ops/reconcile.py)
         if self.client is not None:
             await self.client.close()
         return True
@@ -109,8 +132,70 @@ class CcxtBroker:
 
     async def balances(self) -> BalanceReport:
         """Every asset's free and total (free + locked) balance."""
-        balance = await self.client.fetch_balance()
-        return BalanceReport(_amounts(balance.get("free")), _amounts(balance.get("total")))
+        balance = await self._read(self.client.fetch_balance)
+        return BalanceReport(amounts(balance.get("free")), amounts(balance.get("total")))
+
+    async def _read(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """A read asked again after a transient failure (a 5xx, a timeout), with backoff, at
+        most READ_ATTEMPTS times; a refusal, or the last failure, is raised."""
+        import ccxt
+
+        delay = self.calls.backoff_s[0]
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return await self._send(call, *args)
+            except ccxt.BaseError as exc:
+                refused = self._outcome(exc, creating=False) is CallOutcome.REFUSED
+                if refused or attempt + 1 == READ_ATTEMPTS:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        return None  # not reached
+
+    def request_rate(self) -> int:
+        """REST requests of this broker in the last minute (the Ray metrics show it)."""
+        now = time.monotonic()
+        while self._requests and now - self._requests[0] > 60.0:
+            self._requests.popleft()
+        return len(self._requests)
+
+    async def _send(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """One REST call: after any Retry-After still running; a 429 / 418 (the exchange's
+        limiter refused it before acting) is waited out and the SAME request sent again (the
+        same client order id), at most `calls.retries` times, then its error is raised."""
+        import ccxt
+
+        retry = 0
+        while True:
+            wait = self._quiet_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.requests += 1
+            self._requests.append(time.monotonic())
+            try:
+                return await call(*args)
+            except ccxt.BaseError as exc:
+                if self._outcome(exc) is not CallOutcome.RETRY or retry >= self.calls.retries:
+                    raise
+                retry += 1
+                headers = getattr(self.client, "last_response_headers", None)
+                wait = retry_after_s(headers, self.calls.retry_s * 2 ** (retry - 1))
+                self._quiet_until = max(self._quiet_until, time.monotonic() + wait)
+                log.warning(
+                    "%s refused a request for its rate limit (%s): waiting %.1f s, then the "
+                    "same request again",
+                    self.exchange,
+                    type(exc).__name__,
+                    wait,
+                )
+
+    def _outcome(self, exc: BaseException, creating: bool = True) -> CallOutcome:
+        import ccxt
+
+        # the status of the last answer counts only when this error came from an answer
+        answered = isinstance(exc, ccxt.ExchangeError)
+        status = getattr(self.client, "last_status", None) if answered else None
+        return classify(exc, status, creating)
 
     # -- messages -----------------------------------------------------------------------------
     async def handle_batch(self, messages: list[BrokerInput]) -> list[BrokerEvent]:
@@ -147,20 +232,33 @@ class CcxtBroker:
         refusal = short_refusal(self.market, msg)
         if refusal is not None:
             return [OrderRejected(msg.ts, msg.order_id, refusal)]
+        if msg.trade_id is not None and msg.trade_id in self._closed_trades:
+            return [OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
         if msg.trade_id is not None:
-            await self._free_coins(msg.trade_id)
+            closed = await self._free_coins(msg)
+            if closed:  # a leg filled first: the trade is flat already, nothing to sell
+                return [*closed, OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
+            if self.legs_in_doubt(msg.trade_id):  # a leg may lock the coins: wait until known
+                return self.hold(msg)
         cid = self.cid(msg)
         crash_point("submit")
         try:
-            order = await self.client.create_order(
-                msg.symbol, "market", msg.side, msg.quantity, None, {"clientOrderId": cid}
+            order = await self._send(
+                self.client.create_order,
+                msg.symbol,
+                "market",
+                msg.side,
+                msg.quantity,
+                None,
+                {"clientOrderId": cid},
             )
         except ccxt.BaseError as exc:
-            return [OrderRejected(msg.ts, msg.order_id, f"{type(exc).__name__}: {exc}")]
+            return self._failed([msg], exc)
         self.sent += 1
         crash_point("sent")
         self.record([(cid, order["id"])])
         fill = _fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
+        self.closes(msg)
         crash_point("filled")
         return [OrderAccepted(msg.ts, msg.order_id), fill]
 
@@ -175,7 +273,8 @@ class CcxtBroker:
             if stop and limit:
                 ids = (self.cid(stop), self.cid(limit))
                 crash_point("submit")
-                result = await self.client.privatePostOrderListOco(
+                result = await self._send(
+                    self.client.privatePostOrderListOco,
                     {
                         "symbol": market["id"],
                         "side": stop.side.upper(),
@@ -186,13 +285,14 @@ class CcxtBroker:
                         "belowStopPrice": self.client.price_to_precision(stop.symbol, stop.price),
                         "belowClientOrderId": ids[0],
                         "aboveClientOrderId": ids[1],
-                    }
+                    },
                 )
                 by_cid = {o["clientOrderId"]: o["orderId"] for o in result["orders"]}
                 placed = [(stop, by_cid[ids[0]]), (limit, by_cid[ids[1]])]
             elif stop:
                 crash_point("submit")
-                order = await self.client.create_order(
+                order = await self._send(
+                    self.client.create_order,
                     stop.symbol,
                     "market",
                     stop.side,
@@ -203,7 +303,8 @@ class CcxtBroker:
                 placed = [(stop, order["id"])]
             else:
                 crash_point("submit")
-                order = await self.client.create_order(
+                order = await self._send(
+                    self.client.create_order,
                     limit.symbol,
                     "limit",
                     limit.side,
@@ -213,7 +314,7 @@ class CcxtBroker:
                 )
                 placed = [(limit, order["id"])]
         except ccxt.BaseError as exc:
-            return [OrderRejected(m.ts, m.order_id, f"{type(exc).__name__}: {exc}") for m in legs]
+            return self._failed(legs, exc)
         self.sent += 1
         crash_point("sent")
         self.record([(self.cid(msg), exchange_id) for msg, exchange_id in placed])
@@ -221,29 +322,57 @@ class CcxtBroker:
             self._resting[msg.order_id] = RestingOrder(str(exchange_id), msg)
         return [OrderAccepted(m.ts, m.order_id) for m in legs]
 
-    async def _free_coins(self, trade_id: int) -> None:
-        """Cancel the resting legs of a trade before it is closed by a market order."""
+    def _failed(self, legs: list[SubmitOrder], exc: BaseException) -> list[BrokerEvent]:
+        """An order call that raised: refused -> rejected; else its fate is unknown, and it is
+        looked up in the background (a rate limit that never let it through: not found is
+        final at once, so an exit goes again and an entry is refused)."""
+        outcome = self._outcome(exc)
+        reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if outcome is CallOutcome.REFUSED or (
+            outcome is CallOutcome.RETRY and legs[0].role == "entry"
+        ):
+            return [OrderRejected(m.ts, m.order_id, reason) for m in legs]
+        doubt = Doubt.after_send(legs, [self.cid(m) for m in legs], reason, self.calls)
+        if outcome is CallOutcome.RETRY:
+            doubt.final_ms = wall_ms()  # refused before the exchange acted: nothing in flight
+        log.warning(
+            "the answer to order %s on %s was lost (%s): looking it up at %s",
+            ", ".join(doubt.client_ids),
+            legs[0].symbol,
+            reason,
+            self.exchange,
+        )
+        self.mark_unknown(doubt)
+        self.begin(doubt)
+        return [OrderUnknown(m.ts, m.order_id, f"answer lost: {reason}") for m in legs]
+
+    async def _free_coins(self, msg: SubmitOrder) -> list[BrokerEvent]:
+        """Cancel the resting legs of a trade before it is closed by a market order. Returns
+        the fills of legs that filled first (then the trade is flat: nothing to sell)."""
+        fills: list[BrokerEvent] = []
         for oid, rest in list(self._resting.items()):
-            if rest.msg.oco == trade_id:
-                try:
-                    await self.client.cancel_order(rest.exchange_id, rest.msg.symbol)
-                except Exception:  # noqa: BLE001 - an OCO sibling went with it
-                    pass
-                del self._resting[oid]
-                self._gone.add(oid)
+            if rest.msg.oco != msg.trade_id:
+                continue
+            del self._resting[oid]
+            for event in await self.cancel_resting(oid, rest, msg.ts, "oco"):
+                if type(event) is OrderFilled:
+                    fills.append(event)
+                else:  # reported when the order manager asks to cancel it
+                    self._gone.add(oid)
+        return fills
 
     async def _cancel(self, msg: CancelOrder) -> list[BrokerEvent]:
         if self._timed.pop(msg.order_id, None) is not None or msg.order_id in self._gone:
             self._gone.discard(msg.order_id)
             return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        doubt = self._doubts.get(msg.order_id)
+        if doubt is not None:  # its fate is being looked up: cancelled when it is known
+            doubt.cancel_reason = msg.reason
+            return []
         rest = self._resting.pop(msg.order_id, None)
         if rest is None:
             return []
-        try:
-            await self.client.cancel_order(rest.exchange_id, rest.msg.symbol)
-        except Exception:  # noqa: BLE001 - already expired as the other leg of an OCO
-            pass
-        return [OrderCancelled(msg.ts, msg.order_id, msg.reason)]
+        return await self.cancel_resting(msg.order_id, rest, msg.ts, msg.reason)
 
     async def _on_bar(self, bar: BarClosed) -> list[BrokerEvent]:
         if self._resting:
@@ -261,6 +390,10 @@ class CcxtBroker:
         return out
 
     async def _poll_fills(self, bar: BarClosed) -> list[BrokerEvent]:
+        """The fills of this series' resting orders; a read that fails is tried again at the
+        next bar (one warning line until it works again)."""
+        import ccxt
+
         mine = {
             oid: r
             for oid, r in self._resting.items()
@@ -269,31 +402,57 @@ class CcxtBroker:
         }
         if not mine:
             return []
-        still_open = {str(o["id"]) for o in await self.client.fetch_open_orders(bar.symbol)}
         fills = []
-        for oid, rest in mine.items():
-            if rest.exchange_id in still_open:
-                continue
-            order = await self.client.fetch_order(rest.exchange_id, bar.symbol)
-            if order["status"] == "closed":
-                del self._resting[oid]
-                fill = _fill_event(oid, await self._with_fill(order, bar.symbol))
-                fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
+        what = f"the open orders on {bar.symbol}"
+        try:
+            still_open = {
+                str(o["id"]) for o in await self._send(self.client.fetch_open_orders, bar.symbol)
+            }
+            for oid, rest in mine.items():
+                if rest.exchange_id in still_open:
+                    continue
+                order = await self._send(self.client.fetch_order, rest.exchange_id, bar.symbol)
+                if order["status"] != "closed":
+                    continue
+                report = await self._with_fill(order, bar.symbol, strict=True)  # with its fee
+                if self._resting.pop(oid, None) is not None:
+                    self.closes(rest.msg)
+                    fills.append(
+                        (0 if rest.msg.kind == OrderKind.STOP else 1, _fill_event(oid, report))
+                    )
+        except ccxt.BaseError as exc:
+            self.read_failed(what, exc)
+        else:
+            self.read_worked(what)
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
 
-    async def _with_fill(self, order: CcxtJson, symbol: str) -> OrderStatusReport:
+    async def _with_fill(
+        self, order: CcxtJson, symbol: str, strict: bool = False
+    ) -> OrderStatusReport:
         """The report of a filled order with its fill; its fee from the account's trades (an
-        order as fetched carries none, and a fill without its fee would misstate the pnl)."""
+        order as fetched carries none, and a fill without its fee would misstate the pnl).
+        When the trades cannot be read: `strict` raises (the caller reads again at the next
+        bar), else the order's own fee is used, with a warning."""
         import ccxt
 
         info = order.get("info") or {}
         ts_ms = int(info.get("updateTime") or info.get("transactTime") or order["timestamp"])
         fee = float((order.get("fee") or {}).get("cost") or 0.0)
         try:
-            trades = await self.client.fetch_my_trades(symbol, None, None, {"orderId": order["id"]})
-        except ccxt.BaseError:
+            trades = await self._send(
+                self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
+            )
+        except ccxt.BaseError as exc:
+            if strict:
+                raise
+            log.warning(
+                "the trades of order %s on %s could not be read (%s): its fee is the order's",
+                order["id"],
+                symbol,
+                type(exc).__name__,
+            )
             trades = []
         if trades:
             fee = math.fsum(float((t.get("fee") or {}).get("cost") or 0.0) for t in trades)
@@ -302,7 +461,7 @@ class CcxtBroker:
             order.get("clientOrderId"),
             symbol,
             OrderStatus.of(order.get("status")),
-            _updated_ns(order),
+            updated_ns(order),
             ts_ms * MS,
             float(order["average"] or order["price"]),
             float(order["filled"]),
@@ -339,29 +498,45 @@ class CcxtBroker:
 
     # -- reconciliation (live/ops/reconcile.py decides, the node applies) ------------------
     async def order_reports(
-        self, queries: list[tuple[str, str | None, str]]
+        self, queries: list[tuple[str, str | None, str]], final_ms: int = 0
     ) -> list[OrderStatusReport | None]:
         """Orders of an earlier session, each (symbol, exchange id, client id): looked up by
         the exchange id when stored, else by the client order id (an order that reached the
-        exchange just before a crash is found so); None: not at the exchange."""
+        exchange just before a crash is found so); None: not at the exchange. An order with no
+        exchange id that is not found is asked for again once our clock passed `final_ms`
+        (the earlier session's last request can no longer arrive then), so None is final."""
+        out = [await self._report_of(*query) for query in queries]
+        missing = [k for k, (q, r) in enumerate(zip(queries, out, strict=True)) if r is None]
+        if missing and not all(queries[k][1] for k in missing) and wall_ms() <= final_ms:
+            await asyncio.sleep((final_ms - wall_ms() + 1) / 1000.0)
+            for k in missing:
+                out[k] = await self._report_of(*queries[k])
+        return out
+
+    async def _report_of(
+        self, symbol: str, exchange_id: str | None, client_id: str
+    ) -> OrderStatusReport | None:
         import ccxt
 
-        out: list[OrderStatusReport | None] = []
-        for symbol, exchange_id, client_id in queries:
+        delay = self.calls.backoff_s[0]
+        for attempt in range(READ_ATTEMPTS):
             try:
                 order = await self._lookup(symbol, exchange_id, client_id)
+                if order is None:
+                    return None
+                if order.get("status") == "closed":
+                    return await self._with_fill(order, symbol)
+                return status_report(order, symbol)
             except ccxt.BaseError as exc:
-                raise RuntimeError(
-                    f"reconciliation failed: order {client_id} on {symbol}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from None
-            if order is None:
-                out.append(None)
-            elif order.get("status") == "closed":
-                out.append(await self._with_fill(order, symbol))
-            else:
-                out.append(_status_report(order, symbol))
-        return out
+                transient = self._outcome(exc, creating=False) is not CallOutcome.REFUSED
+                if not transient or attempt + 1 == READ_ATTEMPTS:
+                    raise RuntimeError(
+                        f"reconciliation failed: order {client_id} on {symbol}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                await asyncio.sleep(delay)  # a 5xx or a timeout: asked again
+                delay *= 2
+        return None  # not reached
 
     async def _lookup(
         self, symbol: str, exchange_id: str | None, client_id: str
@@ -370,8 +545,10 @@ class CcxtBroker:
 
         try:
             if exchange_id:
-                return await self.client.fetch_order(exchange_id, symbol)
-            return await self.client.fetch_order(None, symbol, {"origClientOrderId": client_id})
+                return await self._send(self.client.fetch_order, exchange_id, symbol)
+            return await self._send(
+                self.client.fetch_order, None, symbol, {"origClientOrderId": client_id}
+            )
         except ccxt.OrderNotFound:
             return None
 
@@ -393,48 +570,18 @@ class CcxtBroker:
     async def cancel_orders(self, orders: list[tuple[str, str]]) -> None:
         """Cancel these (exchange id, symbol) at the exchange."""
         for exchange_id, symbol in orders:
-            await self.client.cancel_order(exchange_id, symbol)
+            await self._send(self.client.cancel_order, exchange_id, symbol)
 
     async def account_report(self, since_ms: dict[str, int]) -> AccountReport:
         """The open orders and the fills since `since_ms` (per symbol) on the routed symbols."""
         open_orders: list[OrderStatusReport] = []
         fills: list[FillReport] = []
         for symbol in sorted({s for s, _i in self.routes.values()}):
-            for order in await self.client.fetch_open_orders(symbol):
-                open_orders.append(_status_report(order, symbol))
-            for fill in await self.client.fetch_my_trades(symbol, since_ms.get(symbol)):
-                fills.append(_fill_report(fill, symbol))
+            for order in await self._send(self.client.fetch_open_orders, symbol):
+                open_orders.append(status_report(order, symbol))
+            for fill in await self._send(self.client.fetch_my_trades, symbol, since_ms.get(symbol)):
+                fills.append(fill_report(fill, symbol))
         return AccountReport(tuple(open_orders), tuple(fills), frozenset(self.sent_ids))
-
-
-def _amounts(per_asset: Mapping[str, float | None] | None) -> dict[str, float]:
-    return {asset: float(v or 0.0) for asset, v in (per_asset or {}).items()}
-
-
-def _updated_ns(order: CcxtJson) -> int:
-    info = order.get("info") or {}
-    return int(info.get("updateTime") or order.get("timestamp") or 0) * MS
-
-
-def _status_report(order: CcxtJson, symbol: str) -> OrderStatusReport:
-    """An order without its fill (open, cancelled, expired)."""
-    status = OrderStatus.of(order.get("status"))
-    return OrderStatusReport(
-        str(order["id"]), order.get("clientOrderId"), symbol, status, _updated_ns(order)
-    )
-
-
-def _fill_report(fill: CcxtJson, symbol: str) -> FillReport:
-    amount, price = fill.get("amount"), fill.get("price")
-    return FillReport(
-        None if fill.get("id") is None else str(fill["id"]),
-        str(fill.get("order")),
-        symbol,
-        fill.get("side"),
-        None if amount is None else float(amount),
-        None if price is None else float(price),
-        int(fill["timestamp"]),
-    )
 
 
 def _fill_event(order_id: int, report: OrderStatusReport) -> OrderFilled:

@@ -2,6 +2,10 @@
 
 `--url http://127.0.0.1:P` replaces the host of every REST endpoint (store.download.make_exchange)
 and of every websocket endpoint, so nothing can leave the machine (docs/live.md#ccxt-against-a-local-server).
+Live clients run ccxt's rate limiter with the exchange's request weights (ccxt has Binance's),
+send `recvWindow` with every signed request and time out after `CallSettings.timeout_ms`
+(live/venues/outcomes.py; tests shorten both). Each client notes the HTTP status of its last
+answer (`last_status`): a 5xx is an unknown outcome whatever ccxt made of its body.
 Keys come only from the environment: RAYTRADER_<EXCHANGE>_API_KEY / _API_SECRET, else
 RAYTRADER_API_KEY / RAYTRADER_API_SECRET; never from files or the database, never logged.
 """
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from core.errors import UserError
+from live.venues.outcomes import CallSettings
 
 if TYPE_CHECKING:
     import ccxt
@@ -111,7 +116,26 @@ def _rehost(urls: object, http_base: str, ws_base: str) -> object:
     return urls
 
 
+def _settings(calls: CallSettings | None) -> dict[str, Any]:
+    calls = calls or CallSettings()
+    options = {**OPTIONS, "recvWindow": calls.recv_window_ms}
+    return {"enableRateLimit": calls.rate_limit, "timeout": calls.timeout_ms, "options": options}
+
+
+def _note_status(client: Any) -> None:
+    """Keep the HTTP status of the client's last answer (ccxt keeps its headers and body)."""
+    original = client.on_rest_response
+    client.last_status = None
+
+    def on_rest_response(code: int, *args: Any) -> Any:
+        client.last_status = int(code)
+        return original(code, *args)
+
+    client.on_rest_response = on_rest_response
+
+
 def _configure(client: Configured, url: str | None, keys: tuple[str, str] | None) -> Configured:
+    _note_status(client)
     if url:
         base = url.rstrip("/")
         ws_base = "ws" + base[4:] if base.startswith("http") else base
@@ -122,18 +146,24 @@ def _configure(client: Configured, url: str | None, keys: tuple[str, str] | None
 
 
 def rest_client(
-    exchange: str, url: str | None = None, keys: tuple[str, str] | None = None
+    exchange: str,
+    url: str | None = None,
+    keys: tuple[str, str] | None = None,
+    calls: CallSettings | None = None,
 ) -> ccxt.Exchange:
     import ccxt
 
     cls = getattr(ccxt, exchange, None)
     if cls is None:
         raise UserError(f"unknown exchange {exchange!r}: ccxt has no such exchange (e.g. binance)")
-    return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)
+    return _configure(cls(_settings(calls)), url, keys)
 
 
 def ws_client(
-    exchange: str, url: str | None = None, keys: tuple[str, str] | None = None
+    exchange: str,
+    url: str | None = None,
+    keys: tuple[str, str] | None = None,
+    calls: CallSettings | None = None,
 ) -> ccxt.pro.Exchange:
     import ccxt.pro
 
@@ -142,4 +172,4 @@ def ws_client(
         raise UserError(
             f"exchange {exchange!r} has no websocket client in ccxt.pro; live trading needs one"
         )
-    return _configure(cls({"enableRateLimit": False, "options": dict(OPTIONS)}), url, keys)
+    return _configure(cls(_settings(calls)), url, keys)

@@ -79,3 +79,36 @@ class BalanceReport(msgspec.Struct, frozen=True):
     def quote_free(self, symbol: str) -> float:
         """The free balance of a pair's quote currency (what a buy can spend)."""
         return self.free.get(symbol.split("/")[1], 0.0)
+
+
+def amounts(per_asset: dict[str, float | None] | None) -> dict[str, float]:
+    """ccxt's free / total balances per asset as floats (None: 0)."""
+    return {asset: float(v or 0.0) for asset, v in (per_asset or {}).items()}
+
+
+def updated_ns(order: dict) -> int:
+    """The exchange's last update of a ccxt order, ns (0: not stated)."""
+    info = order.get("info") or {}
+    return int(info.get("updateTime") or order.get("timestamp") or 0) * MS
+
+
+def status_report(order: dict, symbol: str) -> OrderStatusReport:
+    """A ccxt order without its fill (open, cancelled, expired)."""
+    status = OrderStatus.of(order.get("status"))
+    return OrderStatusReport(
+        str(order["id"]), order.get("clientOrderId"), symbol, status, updated_ns(order)
+    )
+
+
+def fill_report(fill: dict, symbol: str) -> FillReport:
+    """A ccxt trade of the account."""
+    amount, price = fill.get("amount"), fill.get("price")
+    return FillReport(
+        None if fill.get("id") is None else str(fill["id"]),
+        str(fill.get("order")),
+        symbol,
+        fill.get("side"),
+        None if amount is None else float(amount),
+        None if price is None else float(price),
+        int(fill["timestamp"]),
+    )

@@ -14,6 +14,7 @@ from actors.messages import (
     OrderAccepted,
     OrderFilled,
     OrderRejected,
+    OrderUnknown,
     SignalRejected,
     SubmitOrder,
     TradeClosed,
@@ -129,3 +130,26 @@ def test_bracket_levels_and_time_exits() -> None:
     assert time_exit_ts(T0, ExitSpec(session_end=True)) == midnight
     assert time_exit_ts(T0, ExitSpec(hold_ns=5 * MIN, session_end=True)) == T0 + 5 * MIN
     assert time_exit_ts(T0, ExitSpec()) is None
+
+
+def test_an_order_whose_answer_was_lost_is_unknown_until_the_exchange_says() -> None:
+    """Live: NEW -> UNKNOWN (the answer was lost) -> what the lookup found; an UNKNOWN leg of a
+    trade that closes gets its cancel like a resting one (it may be live at the exchange)."""
+    om = OrderManager()
+    (entry,) = om.handle(OpenTrade(T0 - MIN, 1, "s", "X", "1m", "long", 2.0, ExitSpec(sl_pct=0.01)))
+    assert om.handle(OrderUnknown(T0 - MIN, 1, "answer lost: RequestTimeout")) == []
+    assert status(om) == {1: "UNKNOWN"}
+    om.handle(OrderAccepted(T0 - MIN, 1))  # found at the exchange
+    assert status(om) == {1: "SUBMITTED"}
+    out = om.handle(OrderFilled(T0, 1, 100.0, 2.0, 0.0))
+    stop = next(m for m in out if isinstance(m, SubmitOrder))
+    om.handle(OrderUnknown(T0, stop.order_id, "answer lost"))
+    (exit_order,) = om.handle(CloseTrade(T0 + MIN, 1, "signal"))
+    om.handle(OrderAccepted(T0 + MIN, exit_order.order_id))
+    out = om.handle(OrderFilled(T0 + MIN, exit_order.order_id, 101.0, 2.0, 0.0))
+    assert CancelOrder(T0 + MIN, stop.order_id, "oco") in out
+    # the lookup of a lost entry found nothing once it could no longer arrive: rejected
+    (second,) = om.handle(OpenTrade(T0 + 2 * MIN, 2, "s", "X", "1m", "long", 1.0, ExitSpec()))
+    om.handle(OrderUnknown(T0 + 2 * MIN, second.order_id, "answer lost"))
+    out = om.handle(OrderRejected(T0 + 3 * MIN, second.order_id, "lost before ..."))
+    assert status(om)[second.order_id] == "REJECTED" and isinstance(out[0], SignalRejected)

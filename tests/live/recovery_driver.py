@@ -26,6 +26,7 @@ from actors.portfolio_kernel import PortfolioMember
 from live.node import LiveSettings
 from live.session import LiveSession
 from live.venues.ccxt_clients import api_keys, rest_client
+from live.venues.outcomes import CallSettings
 from strategies.registry import make_strategy
 
 SYMBOL, INTERVAL, STEP_MS = "NXT/BTC", "5m", 300_000
@@ -36,6 +37,11 @@ INSTANCES = [
     ("reversal_breakout", {"max_bars": 3}),
 ]  # the last one has time exits
 RISK = 0.001
+# the local exchange enforces recvWindow: a short one makes "not found" final soon after a
+# restart (an order stored NEW by the killed process), so each restart waits 0.5 s, not 6 s.
+# ccxt's limiter off: bars are stepped far faster than real time, where Binance's weights would
+# only add waits (38 s instead of 13 s for one run; tests/live/venues/test_resolution.py has it on)
+CALLS = CallSettings(recv_window_ms=300, margin_ms=200, rate_limit=False)
 
 
 def members() -> list[PortfolioMember]:
@@ -47,7 +53,7 @@ def members() -> list[PortfolioMember]:
 
 def run(url: str, db: str) -> int:
     client = rest_client("binance", url, api_keys("binance"))
-    settings = LiveSettings("binance", url, db, risk=RISK, quiet_s=1.0, real=True)
+    settings = LiveSettings("binance", url, db, risk=RISK, quiet_s=1.0, real=True, calls=CALLS)
     session = LiveSession(settings, members()).start()
     for warning in session.take_warnings():
         print("warning:", warning, file=sys.stderr)

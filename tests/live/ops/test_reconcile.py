@@ -10,9 +10,11 @@ import ccxt
 import pandas as pd
 import pytest
 
+from actors.messages import SubmitOrder
 from live.node import LiveSettings, ReconcileError
 from live.session import LiveSession
 from live.setup import Warmup
+from live.venues.outcomes import CallSettings
 from localexchange.server_thread import ExchangeThread
 from store.db import session_scope
 from store.models import OrderRecord
@@ -32,9 +34,18 @@ def exchange(frame):
         yield ex
 
 
+# a short recvWindow: an order not found at a restart is final after 0.4 s, not 6 s (and no
+# limiter: bars are stepped far faster than real time, tests/live/recovery_driver.py)
+FAST = CallSettings(
+    timeout_ms=2_000, recv_window_ms=300, margin_ms=100, backoff_s=(0.05, 0.2), rate_limit=False
+)
+
+
 def real_session(db: str, url: str, frame: pd.DataFrame) -> LiveSession:
     """Real mode in one process, bars handed in, nothing warmed (an audit at every housekeeping)."""
-    settings = LiveSettings("binance", url, db, risk=0.001, real=True, reconcile_every=1e-9)
+    settings = LiveSettings(
+        "binance", url, db, risk=0.001, real=True, reconcile_every=1e-9, calls=FAST
+    )
     warm = Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]})
     return LiveSession(settings, members(), warm=warm)
 
@@ -208,3 +219,130 @@ def test_reconcile_decides_from_typed_reports_alone() -> None:
         (OrderCancelled, 4),
         (OrderFilled, 1),  # the fill at its time (500)
     ]
+
+
+# -- a NEW / UNKNOWN entry at a restart: asked for by client id, never sent again -------------
+ENTRY_CID = "rt-0a0b0c0d-1700000000000-en-0"
+
+
+def stored_entry(db: str, status: str) -> None:
+    """An entry row as a crash leaves it: stored, its exchange id not (never sent, or its
+    answer lost)."""
+    with session_scope(db) as session:
+        session.add(
+            OrderRecord(
+                id=ENTRY_CID,
+                strategy=members()[0].label,
+                exchange="binance",
+                symbol=SYMBOL,
+                side="buy",
+                quantity=100.0,
+                status=status,
+                role="entry",
+                created_at=pd.Timestamp("2023-11-14T22:13:20Z").to_pydatetime(),
+            )
+        )
+
+
+def check_never_sent(db: str, client) -> None:
+    """The entry ends REJECTED and no order exists at the exchange for it (nor any other)."""
+    rows = {r["id"]: r for r in stored(db)[0]}
+    assert rows[ENTRY_CID]["status"] == "REJECTED", rows[ENTRY_CID]
+    assert "never reached the exchange" in rows[ENTRY_CID]["reason"]
+    assert client.fetch_orders(SYMBOL) == [], "the entry was sent at the restart"
+
+
+@pytest.mark.parametrize("status", ["NEW", "UNKNOWN"])
+def test_an_entry_the_exchange_never_saw_is_rejected_at_a_restart_not_sent(
+    exchange, frame, sqlite_url, monkeypatch, status
+) -> None:
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    exchange.step(3)
+    stored_entry(sqlite_url, status)
+    real_session(sqlite_url, exchange.url, frame).start().stop()
+    check_never_sent(sqlite_url, node_client(exchange))
+
+
+def test_the_never_sent_check_fails_when_the_entry_is_sent_again(
+    exchange, frame, sqlite_url, monkeypatch
+) -> None:
+    """The mutation the probe found unpinned: a restart that re-sends a NEW entry."""
+    import live.node
+    from live.ops import reconcile as reconcile_module
+
+    def resend_entries(stored, reports):
+        plan = reconcile_module.reconcile(stored, reports)
+        plan.resend += [m for (_c, _e, m), r in zip(stored, reports, strict=True) if r is None]
+        plan.events = [e for e in plan.events if type(e).__name__ != "OrderRejected"]
+        return plan
+
+    monkeypatch.setattr(live.node, "reconcile", resend_entries)
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    exchange.step(3)
+    stored_entry(sqlite_url, "NEW")
+    real_session(sqlite_url, exchange.url, frame).start().stop()
+    with pytest.raises(AssertionError):
+        check_never_sent(sqlite_url, node_client(exchange))
+
+
+@pytest.mark.parametrize("status", ["NEW", "UNKNOWN"])
+def test_an_entry_the_exchange_got_is_adopted_at_a_restart(
+    exchange, frame, sqlite_url, monkeypatch, status
+) -> None:
+    """The crash came after the request left (or its answer was lost): found by client id."""
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", "lost")
+    monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
+    exchange.step(3)
+    stored_entry(sqlite_url, status)
+    client = node_client(exchange)
+    placed = client.create_order(SYMBOL, "market", "buy", 100.0, None, {"clientOrderId": ENTRY_CID})
+    real_session(sqlite_url, exchange.url, frame).start().stop()
+    orders, trades = stored(sqlite_url)
+    row = {r["id"]: r for r in orders}[ENTRY_CID]
+    assert row["status"] == "FILLED" and row["exchange_order_id"] == str(placed["id"])
+    assert [(t["trade_id"], t["status"], t["quantity"]) for t in trades] == [
+        (ENTRY_CID, "ACTIVE", 100.0)
+    ]
+    assert [o["clientOrderId"] for o in client.fetch_orders(SYMBOL)] == [ENTRY_CID]  # once
+
+
+def test_replaced_legs_are_committed_before_they_are_sent(sqlite_url) -> None:
+    """replace_lost_legs writes the new rows in one committed transaction before it returns the
+    orders to send (write-ahead); without its commit the rows are not there yet."""
+    from actors.order_manager import OrderManager, TradeState
+    from actors.order_store import SqlOrderStore
+    from live.ops.recovery import Restored, replace_lost_legs
+
+    def rows_after(flush: bool) -> set[str]:
+        store = SqlOrderStore(sqlite_url, exchange="binance", stable=True, autocommit=False)
+        if not flush:
+            store.flush = lambda: None  # the mutation: nothing committed before the send
+        manager = OrderManager(store)
+        trade = TradeState(1, -1, "#1 s", SYMBOL, INTERVAL, "long", 100.0, 10**18, 1e-6, 0.0)
+        restored = Restored(trades=[trade])
+        lost = [
+            SubmitOrder(
+                10**18,
+                1,
+                "#1 s",
+                SYMBOL,
+                "sell",
+                100.0,
+                "stop",
+                "stop_loss",
+                5e-7,
+                None,
+                10**18,
+                1,
+                1,
+            ),
+        ]
+        sent = replace_lost_legs(manager, restored, lost, 2 * 10**18)
+        assert len(sent) == 1 and sent[0].kind == "stop"
+        return {r["id"] for r in stored(sqlite_url)[0]}
+
+    assert rows_after(flush=False) == set()  # the check can fail
+    committed = rows_after(flush=True)
+    assert len(committed) == 1 and next(iter(committed)).endswith("-sl-0")

@@ -101,3 +101,48 @@ def test_the_crash_hook_is_inert_unless_asked_and_kills_at_the_nth_pass() -> Non
 
     assert run(None) == 0 and run("submit:1,flush:4") == 0  # unset, or never reached: no-op
     assert run("submit:1,flush:3") == -9  # the third pass of "flush": SIGKILL
+
+
+def check_dry_entry_refused(db: str, session: LiveSession, cid: str) -> None:
+    """The NEW entry ends REJECTED and the simulated exchange holds no order for it."""
+    rows = {r["id"]: r for r in stored(db)[0]}
+    assert rows[cid]["status"] == "REJECTED", rows[cid]
+    assert session.node.runtime.query("exchange", "exchange", "open_orders") == []
+    assert session.node.fills == 0
+
+
+def test_a_new_dry_run_entry_at_a_restart_is_rejected_not_placed(
+    frame, sqlite_url, monkeypatch
+) -> None:
+    """A dry-run entry stored NEW, its bar gone by the restart: refused, never placed (the
+    mutation that places it again fails the same check)."""
+    from store.db import session_scope
+    from store.models import OrderRecord
+
+    cid = "dry-rt-0a0b0c0d-1700000000000-en-0"
+    with session_scope(sqlite_url) as db:
+        db.add(
+            OrderRecord(
+                id=cid,
+                run_id="dry-run",
+                strategy=members()[0].label,
+                exchange="binance",
+                symbol=SYMBOL,
+                side="buy",
+                quantity=1.0,
+                status="NEW",
+                role="entry",
+                created_at=pd.Timestamp("2023-11-14T22:13:20Z").to_pydatetime(),
+            )
+        )
+    check_dry_entry_refused(sqlite_url, dry_session(sqlite_url, frame, 10), cid)
+
+    def place_entries_again(exchange, restored):  # the mutation: entries placed again
+        return [e for m in (s for _c, _e, s in restored.submits()) for e in exchange.on_submit(m)]
+
+    monkeypatch.setattr("live.node.restore_dry_run", place_entries_again)
+    with session_scope(sqlite_url) as db:
+        db.get(OrderRecord, cid).status = "NEW"
+    again = dry_session(sqlite_url, frame, 10)
+    with pytest.raises(AssertionError):
+        check_dry_entry_refused(sqlite_url, again, cid)
