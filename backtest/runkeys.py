@@ -29,6 +29,9 @@ from backtest.run import ENGINE_VERSION as _ENGINE
 # key layout: bump KEY_LAYOUT when the ingredients of a key change.
 KEY_LAYOUT = "1"
 ENGINE_VERSION = f"{_ENGINE}+keys{KEY_LAYOUT}"
+# Account settings added after keys were first stored, with the value that leaves a run as it was:
+# at that value a setting stays out of the key, so adding it does not recompute every stored run.
+NEUTRAL_SETTINGS: dict[str, Any] = {"cash_buffer": 0.0}
 
 
 def canonical_json(value: Any) -> str:
@@ -49,6 +52,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
+
+
+def _without_neutral(config: Any) -> Any:
+    """The account settings as they go into a key: NEUTRAL_SETTINGS at their neutral value left
+    out."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return config
+    fields = dataclasses.asdict(config)
+    for name, neutral in NEUTRAL_SETTINGS.items():
+        if name in fields and fields[name] == neutral:
+            del fields[name]
+    return fields
 
 
 def strategy_fingerprint(family: str) -> str:
@@ -90,7 +105,7 @@ def run_key(
         "interval": interval,
         "params": params,
         "data": list(data),
-        "config": config,
+        "config": _without_neutral(config),
         "engine": engine_version,
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()

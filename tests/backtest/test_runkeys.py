@@ -101,3 +101,12 @@ def test_a_user_strategy_file_edit_changes_the_key(tmp_path, monkeypatch):
     (tmp_path / "mine.py").write_text("X = 2\n")
     assert run_key(spec, *BASE[1:], {}, DATA) != before
     assert runkeys.strategy_fingerprint("sr_breakout") == ""
+
+
+def test_a_setting_added_later_keys_only_away_from_its_neutral_value():
+    """cash_buffer (live's buffer, 0 in backtests) came after keys were stored: at 0 the key is
+    the one pinned above; any other value is a different run."""
+
+    neutral = run_key(*BASE, PARAMS, DATA, BacktestConfig())
+    assert neutral == run_key(*BASE, PARAMS, DATA, BacktestConfig(cash_buffer=0.0))
+    assert neutral != run_key(*BASE, PARAMS, DATA, BacktestConfig(cash_buffer=0.02))
