@@ -12,10 +12,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "==> [1/3] creating the virtual environment $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	@echo "==> [2/3] upgrading pip"
-	$(PY) -m pip install --progress-bar on --upgrade pip
-	@echo "==> [3/3] installing raytrader and its test and bench extras (ray, pandas, plotly, ccxt, ...): several hundred MB, a few minutes on a fresh machine"
-	$(PY) -m pip install --progress-bar on -e ".[test,bench]"
+	@echo "==> [2/3] installing uv, the installer (resolves and installs in parallel: ~10x pip's speed)"
+	$(PY) -m pip install --progress-bar on uv
+	@echo "==> [3/3] installing raytrader and its test and bench extras (ray, pandas, plotly, ccxt, ...): several hundred MB"
+	$(VENV)/bin/uv pip install --python $(PY) -e ".[test,bench]"
 	touch $(STAMP)
 	@echo "==> installed: run the CLI as .venv/bin/python cli.py ... (or once: source .venv/bin/activate)"
 
