@@ -424,4 +424,4 @@ def utc_day(ts_ns: int) -> str:
 
 
 def _pct(fraction: float) -> str:
-    return f"{fraction * 100:.4g}%"
+    return f"{fraction * 100:.6g}%"
