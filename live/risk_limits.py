@@ -267,8 +267,13 @@ class RiskGuard:
             new.append(found)
         for instance, pnl in instance_pnl.items():
             scope = self.scope(instance)
-            tracker = self._get(scope)
+            tracker = self.trackers.get(scope)
+            if tracker is None or tracker.day is None:  # an instance's pnl starts at 0
+                kept = tracker.breach if tracker is not None else None
+                tracker = self.trackers[scope] = Tracker(day, 0.0, 0.0, kept)
             self._baselines(tracker, day, pnl, persist=False)
+            if account.breach is not None:  # every entry is stopped already: one line is enough
+                continue
             found = self._equity_breach(ts, scope, tracker, pnl, account)
             if found:
                 new.append(found)

@@ -147,3 +147,46 @@ def test_limits_parse_merge_and_text() -> None:
     with pytest.raises(UserError, match=r"x: max_open must be a whole number >= 1, got True"):
         RiskLimits.parse({"max_open": True}, "x: ")
     assert dataclasses.replace(merged, max_open=None).watches_equity()
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.rows: dict[str, dict] = {}
+
+    def load(self) -> dict[str, dict]:
+        return {k: dict(v) for k, v in self.rows.items()}
+
+    def save(self, scope: str, row: dict) -> None:
+        self.rows[scope] = dict(row)
+
+
+def test_a_running_guard_resumes_within_2_s_of_reset_limits_and_measures_anew() -> None:
+    now = [0.0]
+    store = MemoryStore()
+    g = RiskGuard(RiskLimits(max_drawdown=0.25), "BTC", store, clock=lambda: now[0])
+    g.mark(T0, 16.0, {})
+    [breach] = g.mark(T0 + 1, 12.0, {})
+    assert store.rows["BTC"]["breach_kind"] == "drawdown" and store.rows["BTC"]["high_water"] == 16
+    store.rows.clear()  # `cli.py live reset-limits`
+    now[0] = 1.9
+    assert g.before_entry(T0 + 2, "a", 0) is breach  # not reread yet
+    now[0] = 2.0
+    assert g.before_entry(T0 + 3, "a", 0) is None
+    assert g.mark(T0 + 4, 12.0, {}) == [] and g.trackers["BTC"].high_water == 12.0
+    # a restart reads the baselines back: the high-water mark goes on from 12
+    again = RiskGuard(RiskLimits(max_drawdown=0.25), "BTC", store, clock=lambda: now[0])
+    assert again.trackers["BTC"].high_water == 12.0 and again.trackers["BTC"].day_start == 12.0
+    [breach] = again.mark(T0 + 5, 9.0, {})
+    assert breach.reason.startswith("drawdown 25% from the high-water mark 12")
+
+
+def test_a_new_high_water_mark_is_written_at_most_every_30_s() -> None:
+    now = [0.0]
+    store = MemoryStore()
+    g = RiskGuard(RiskLimits(max_drawdown=0.5), "BTC", store, clock=lambda: now[0])
+    g.mark(T0, 10.0, {})  # the day's start: written
+    g.mark(T0 + 1, 11.0, {})
+    assert store.rows["BTC"]["high_water"] == 10.0
+    now[0] = 30.0
+    g.mark(T0 + 2, 12.0, {})
+    assert store.rows["BTC"]["high_water"] == 12.0

@@ -188,3 +188,25 @@ def test_no_limit_set_is_the_portfolio_of_before(sqlite_url) -> None:
         desk.portfolios, QuotePortfolios
     )
     assert "breached" not in desk.portfolios.state()["quotes"]["BTC"]
+
+
+def test_an_instance_breach_closes_only_that_instances_trade(sqlite_url) -> None:
+    """a long and b short 16 ETH each at 0.3125: at 0.28125 a lost 0.5 (5% of the account's
+    10), b won 0.5, the account is flat: only a's trade is closed, only a is stopped."""
+    desk = Desk(sqlite_url, RiskLimits(max_daily_loss=0.05, on_breach=OnBreach.CLOSE))
+    desk.bar(0.3125, 0.3125)
+    [long] = desk.signal("a", "enter")
+    ts = T0
+    short = SignalRaised(
+        ts, 99, "b", "ETH/BTC", "5m", "short", "enter", 0.3125, ExitSpec(stop_distance=0.15625)
+    )
+    desk.runtime.deliver([short])
+    desk.bar(0.3125, 0.28125)
+    assert desk.book.marked_equity() == 10.0
+    [breach] = desk.book.guard.breaches()
+    assert breach.scope == "BTC a" and "lost 5% of the day's starting equity 10" in breach.reason
+    desk.bar(0.25, 0.25)
+    by = {t["strategy"]: t for t in desk.trades()}
+    assert by["a"]["exit_reason"] == OrderRole.RISK_LIMIT and by["a"]["exit_price"] == 0.25
+    assert by["b"]["status"] == TradeStatus.ACTIVE and by["b"]["quantity"] == 16.0
+    assert desk.book.guard.blocked("b") is None and desk.book.guard.blocked("a") is breach
