@@ -332,8 +332,14 @@ class RiskGuard:
         self._maybe_reread()
         for scope in (self.account, self.scope(instance)):
             tracker = self.trackers.get(scope)
-            if tracker is not None and tracker.breach is not None:
-                return tracker.breach
+            if tracker is None or tracker.breach is None:
+                continue
+            breach = tracker.breach
+            if breach.kind == LimitKind.DAILY_LOSS and utc_day(breach.ts) != utc_day(ts):
+                tracker.breach = None  # rolled with the day (also without a mark: no bar watch)
+                self._save(scope, tracker)
+                continue
+            return breach
         lim = self.limits
         if lim.max_open is not None and open_count >= lim.max_open:
             return Breach(

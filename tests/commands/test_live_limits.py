@@ -124,3 +124,14 @@ def test_status_shows_a_breach_and_reset_limits_clears_it(sqlite_url) -> None:
     assert "risk limits" not in shown.output
     again = runner.invoke(cli.app, ["live", "reset-limits", "--db", sqlite_url])
     assert again.output.strip() == "no risk limit was breached; baselines cleared"
+
+
+def test_a_breach_is_one_warning_line_not_one_per_bar() -> None:
+    from commands.live import new_breaches
+
+    said: set[str] = set()
+    quotes = {"BTC": {"breaches": ["risk limit drawdown breached (BTC): x"]}, "ETH": {}}
+    assert new_breaches(quotes, said) == ["risk limit drawdown breached (BTC): x"]
+    assert new_breaches(quotes, said) == []  # the next bar: nothing again
+    assert new_breaches({"BTC": {"breaches": []}}, said) == []  # cleared (reset-limits) ...
+    assert new_breaches(quotes, said) == ["risk limit drawdown breached (BTC): x"]  # ... said anew

@@ -190,3 +190,15 @@ def test_a_new_high_water_mark_is_written_at_most_every_30_s() -> None:
     now[0] = 30.0
     g.mark(T0 + 2, 12.0, {})
     assert store.rows["BTC"]["high_water"] == 12.0
+
+
+def test_a_stored_daily_loss_rolls_with_the_day_also_without_marks() -> None:
+    store = MemoryStore()
+    first = RiskGuard(RiskLimits(max_daily_loss=0.05), "BTC", store)
+    first.mark(T0, 10.0, {})
+    [breach] = first.mark(T0 + 1, 9.0, {})
+    later = RiskGuard(RiskLimits(max_open=5), "BTC", store)  # restarted with another limit
+    again = later.before_entry(T0 + 2, "a", 0)  # the same day: still stopped
+    assert (again.kind, again.scope, again.reason) == (breach.kind, "BTC", breach.reason)
+    assert later.before_entry(T0 + DAY_NS, "a", 0) is None  # the next day: rolled
+    assert store.rows["BTC"]["breach_kind"] is None
