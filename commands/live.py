@@ -427,6 +427,8 @@ def _run(session, duration: float | None) -> None:
             f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
             f"{len(session.members)} instance(s); Ctrl-C stops"
         )
+        if settings.limits.active():
+            console.print(f"risk limits: {settings.limits.text()}", highlight=False)
         try:
             with Live(
                 _status(session), console=console, refresh_per_second=2, transient=False
@@ -495,14 +497,6 @@ def _status(session, s: dict | None = None) -> Text:
 
 
 def _summary(node) -> None:
-    limits = node.settings.limits
-    if limits.active():  # what guarded this run, and whether it stopped it
-        quotes = node.portfolio()["quotes"]
-        said = [text for q in quotes.values() for text in q.get("breaches", ())]
-        console.print(
-            f"risk limits: {limits.text()}; "
-            + (f"BREACHED: {'; '.join(said)}" if said else "not breached")
-        )
     trades = node.trades()
     closed = [t for t in trades if t["status"] == TradeStatus.CLOSED]
     active = [t for t in trades if t["status"] == TradeStatus.ACTIVE]
@@ -512,6 +506,15 @@ def _summary(node) -> None:
         f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
         f"{len(active)} position(s) and their exchange orders left as they are"
     )
+    limits = node.settings.limits
+    if limits.active():  # what guarded this run, and whether it stopped it
+        quotes = node.portfolio()["quotes"]
+        said = [text for q in quotes.values() for text in q.get("breaches", ())]
+        console.print(
+            f"risk limits: {limits.text()}; "
+            + (f"BREACHED: {'; '.join(said)}" if said else "not breached"),
+            highlight=False,
+        )
     for t in closed:
         print(
             f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "

@@ -210,7 +210,7 @@ def risk_lines(rows: list[Row]) -> list[str]:
             "until the UTC day rolls" if r["breach_kind"] == "daily_loss" else "until reset-limits"
         )
         lines.append(
-            f"  BREACHED {r['exchange']} {r['mode']} {r['scope']}: {r['breach_kind']} "
+            f"  BREACHED {r['exchange']} {r['mode']} {r['scope']} [{r['breach_kind']}]: "
             f"{r['breach_reason']} at {_iso(r['breached_at'])}; new entries stopped {until}"
         )
     for r in rows:

@@ -110,7 +110,7 @@ def test_status_shows_a_breach_and_reset_limits_clears_it(sqlite_url) -> None:
     lines = shown.output.splitlines()
     assert "risk limits: 1 breached" in lines
     assert (
-        "  BREACHED binance dry-run BTC: drawdown drawdown 20% from the high-water mark 10 "
+        "  BREACHED binance dry-run BTC [drawdown]: drawdown 20% from the high-water mark 10 "
         "(limit 20%) at 2024-03-01T12:00:00Z; new entries stopped until reset-limits"
     ) in lines
     assert "  binance dry-run BTC: day 2024-03-01 started at 10, high-water mark 10" in lines
