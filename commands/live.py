@@ -295,10 +295,13 @@ def risk_limits(config: Path | None, **flags: object):
     from backtest.portfolio_config import load_limits
     from live.risk_limits import RiskLimits
 
-    given = RiskLimits.parse(flags)
+    given = {key: value for key, value in flags.items() if value is not None}
+    RiskLimits.parse(given)  # a bad flag is named as the flag
     if config is None:
-        return given
-    return RiskLimits.parse(load_limits(config), f'{config} "limits": ').merged(given)
+        return RiskLimits.parse(given)
+    written = load_limits(config)
+    RiskLimits.parse(written, f'{config} "limits": ')
+    return RiskLimits.parse({**written, **given})
 
 
 @app.command("reset-limits")

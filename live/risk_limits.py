@@ -30,8 +30,8 @@ Times are market times (the bars' close, ns): a replay's day rolls on its data's
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import logging
 import math
 import time
 from collections import deque
@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from core.errors import UserError
 
+log = logging.getLogger("raytrader.live")
 MINUTE_NS = 60_000_000_000
 HIGH_WATER_EVERY_S = 30.0  # a new high-water mark is written at most this often
 REREAD_EVERY_S = 2.0  # a breached guard looks this often whether reset-limits cleared it
@@ -117,15 +118,6 @@ class RiskLimits:
                     raise UserError(f"{name} must be a whole number >= 1, got {value!r}")
                 out[key] = int(value)
         return cls(**out)
-
-    def merged(self, over: RiskLimits) -> RiskLimits:
-        """These limits with every limit `over` sets (flags over a prod.json's)."""
-        given = {
-            f.name: getattr(over, f.name)
-            for f in dataclasses.fields(over)
-            if getattr(over, f.name) != f.default
-        }
-        return dataclasses.replace(self, **given)
 
     def active(self) -> bool:
         return any(getattr(self, key) is not None for key in (*FRACTIONS, *COUNTS))
@@ -213,9 +205,16 @@ class SqlRiskStore:
         return load_risk(self.url, self.exchange, self.mode)
 
     def save(self, scope: str, row: dict[str, Any]) -> None:
+        """A database hiccup must not stop trading: the state holds in memory and is written
+        again with the next change."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         from store.risk import save_risk
 
-        save_risk(self.url, self.exchange, self.mode, scope, row)
+        try:
+            save_risk(self.url, self.exchange, self.mode, scope, row)
+        except SQLAlchemyError as exc:
+            log.warning("cannot write the risk-limit state of %s (%s)", scope, type(exc).__name__)
 
 
 class RiskGuard:

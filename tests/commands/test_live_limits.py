@@ -67,6 +67,8 @@ def test_prod_json_limits_load_and_flags_win(tmp_path: Path) -> None:
     assert risk_limits(prod, **flags) == RiskLimits(
         max_daily_loss=0.05, max_drawdown=0.1, max_open=10, on_breach=OnBreach.CLOSE
     )
+    # a flag at its default value still wins over the file
+    assert risk_limits(prod, on_breach="block").on_breach == OnBreach.BLOCK
     old = tmp_path / "old.json"  # an older prod.json, without limits
     old.write_text(json.dumps({"instances": [INSTANCE]}))
     assert load_limits(old) == {} and risk_limits(old) == RiskLimits()

@@ -4,7 +4,6 @@ threshold case; the daily loss clears when the UTC day rolls; the settings' vali
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -135,18 +134,16 @@ def test_bad_values_are_one_clear_error(values: dict, message: str) -> None:
         RiskLimits.parse(values)
 
 
-def test_limits_parse_merge_and_text() -> None:
-    config = RiskLimits.parse({"max_drawdown": 0.2, "max_open": 10, "on_breach": "close"}, "x: ")
-    flags = RiskLimits.parse({"max_drawdown": 0.1, "max_daily_loss": None})
-    merged = config.merged(flags)
-    assert merged == RiskLimits(max_drawdown=0.1, max_open=10, on_breach=OnBreach.CLOSE)
-    assert merged.text() == "drawdown 10%, open 10; on breach close"
+def test_limits_parse_and_text() -> None:
+    limits = RiskLimits.parse({"max_drawdown": 0.1, "max_open": 10, "on_breach": "close"}, "x: ")
+    assert limits == RiskLimits(max_drawdown=0.1, max_open=10, on_breach=OnBreach.CLOSE)
+    assert limits.text() == "drawdown 10%, open 10; on breach close"
     assert RiskLimits().text() == "off" and not RiskLimits().active()
+    assert limits.watches_equity() and not RiskLimits(max_open=1).watches_equity()
     with pytest.raises(UserError, match=r"x: unknown limit max_loss"):
         RiskLimits.parse({"max_loss": 0.1}, "x: ")
     with pytest.raises(UserError, match=r"x: max_open must be a whole number >= 1, got True"):
         RiskLimits.parse({"max_open": True}, "x: ")
-    assert dataclasses.replace(merged, max_open=None).watches_equity()
 
 
 class MemoryStore:
