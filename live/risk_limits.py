@@ -421,7 +421,10 @@ class RiskGuard:
         if now - self._reread_at < REREAD_EVERY_S:
             return
         self._reread_at = now
-        rows = self.store.load()
+        try:
+            rows = self.store.load()
+        except Exception:  # noqa: BLE001 - a database hiccup: still stopped, asked again later
+            return
         for scope, tracker in list(self.trackers.items()):
             if tracker.breach is not None and not (rows.get(scope) or {}).get("breach_kind"):
                 self.trackers[scope] = Tracker()  # baselines start again at the next mark
