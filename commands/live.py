@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -15,6 +15,9 @@ from rich.text import Text
 from commands.errors import UserError
 from commands.options import DbOpt, ExchangeIdOpt
 from core.vocabulary import TradeStatus
+
+if TYPE_CHECKING:
+    from live.risk_limits import RiskLimits
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -290,7 +293,7 @@ def live(
     _run(session, duration)
 
 
-def risk_limits(config: Path | None, **flags: object):
+def risk_limits(config: Path | None, **flags: object) -> RiskLimits:
     """The run's risk limits: the prod.json's "limits" object, with every flag given over it."""
     from backtest.portfolio_config import load_limits
     from live.risk_limits import RiskLimits

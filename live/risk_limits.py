@@ -411,7 +411,10 @@ class RiskGuard:
         if scope == self.account:
             self._saved_at = self._clock()
         if self.store is not None:
-            self.store.save(scope, tracker.row())
+            row = tracker.row()
+            if scope != self.account:  # an instance's pnl restarts at 0: only its breach lasts
+                row.update(day=None, day_start=None, high_water=None)
+            self.store.save(scope, row)
 
     def _maybe_reread(self) -> None:
         """Stopped: has `cli.py live reset-limits` deleted the rows? Then measure anew."""

@@ -210,3 +210,34 @@ def test_an_instance_breach_closes_only_that_instances_trade(sqlite_url) -> None
     assert by["a"]["exit_reason"] == OrderRole.RISK_LIMIT and by["a"]["exit_price"] == 0.25
     assert by["b"]["status"] == TradeStatus.ACTIVE and by["b"]["quantity"] == 16.0
     assert desk.book.guard.blocked("b") is None and desk.book.guard.blocked("a") is breach
+
+
+def test_an_instance_breach_is_stored_without_its_pnl_baselines(sqlite_url) -> None:
+    desk = Desk(sqlite_url, RiskLimits(max_daily_loss=0.05))
+    desk.bar(0.3125, 0.3125)
+    desk.signal("a", "enter")
+    desk.runtime.deliver(
+        [
+            SignalRaised(
+                T0,
+                99,
+                "b",
+                "ETH/BTC",
+                "5m",
+                "short",
+                "enter",
+                0.3125,
+                ExitSpec(stop_distance=0.15625),
+            )
+        ]
+    )
+    desk.bar(0.3125, 0.28125)
+    stored = load_risk(sqlite_url, "binance", "dry-run")
+    assert stored["BTC a"]["breach_kind"] == "daily_loss" and stored["BTC a"]["day_start"] is None
+    assert stored["BTC"]["breach_kind"] is None and stored["BTC"]["day_start"] == 10.0
+    again = Desk(sqlite_url, RiskLimits(max_daily_loss=0.05))  # a restart: a stays stopped
+    again.bar(0.3125, 0.3125)
+    [refused] = again.signal("a", "enter")
+    assert "risk limit daily_loss breached (BTC a)" in refused.reason
+    [entry] = again.signal("b", "enter")
+    assert type(entry).__name__ == "OpenTrade"
