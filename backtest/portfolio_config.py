@@ -66,6 +66,24 @@ def load_portfolio_config(path: Path) -> list[PortfolioEntry]:
     return entries
 
 
+def load_limits(path: Path) -> dict[str, Any]:
+    """The optional top-level "limits" object of a prod.json (live risk limits, validated by
+    live/risk_limits.RiskLimits.parse), {} when it has none; a prod.json without it loads
+    unchanged. A file that cannot be read is left to load_portfolio_config to report."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    limits = document.get("limits") if isinstance(document, dict) else None
+    if limits is None:
+        return {}
+    if not isinstance(limits, dict):
+        raise PortfolioConfigError(
+            f'{path}: "limits" must be an object like {{"max_drawdown": 0.2, "max_open": 10}}'
+        )
+    return limits
+
+
 def check_one_currency(entries: list[PortfolioEntry], path: Path | str) -> str | None:
     """The account's quote currency; PortfolioConfigError when instances are quoted in several
     (adding BTC and ETH pnl into one cash would be a sum of different units)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -15,6 +15,9 @@ from rich.text import Text
 from commands.errors import UserError
 from commands.options import DbOpt, ExchangeIdOpt
 from core.vocabulary import TradeStatus
+
+if TYPE_CHECKING:
+    from live.risk_limits import RiskLimits
 
 app = typer.Typer(invoke_without_command=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -147,6 +150,51 @@ ReconcileOpt = Annotated[
     ),
 ]
 
+# risk limits (live/risk_limits.py, docs/live.md#risk-limits): all off unless given here or in
+# the prod.json's "limits" object (these flags win over it)
+MaxDailyLossOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-daily-loss",
+        help="Stop new entries when the "
+        "equity lost this fraction of the UTC day's starting equity (e.g. 0.05), until the day rolls.",
+    ),
+]
+MaxDrawdownOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-drawdown",
+        help="Stop new entries at this "
+        "drawdown from the equity's high-water mark (e.g. 0.2), until `live reset-limits`.",
+    ),
+]
+MaxOpenOpt = Annotated[
+    int | None,
+    typer.Option("--max-open", help="Most positions open (or pending) per quote currency."),
+]
+MaxOrderNotionalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-order-notional", help="Refuse an entry above this fraction of equity (e.g. 0.25)."
+    ),
+]
+MaxOrdersPerMinuteOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-orders-per-minute",
+        help="More entries in a minute stop new entries until `live reset-limits`.",
+    ),
+]
+OnBreachOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--on-breach",
+        help="A limit breached: block new "
+        "entries (positions kept, with their exits) or also close the positions at market "
+        "(default: block).",
+    ),
+]
+
 
 @app.callback()
 def live(
@@ -175,10 +223,25 @@ def live(
     min_notional: MinNotionalOpt = None,
     lot_size: LotSizeOpt = None,
     reconcile_every: ReconcileOpt = 5.0,
+    max_daily_loss: MaxDailyLossOpt = None,
+    max_drawdown: MaxDrawdownOpt = None,
+    max_open: MaxOpenOpt = None,
+    max_order_notional: MaxOrderNotionalOpt = None,
+    max_orders_per_minute: MaxOrdersPerMinuteOpt = None,
+    on_breach: OnBreachOpt = None,
 ) -> None:
     """Trade live until Ctrl-C or SIGTERM (dry run: the simulated exchange fed live bars)."""
     if ctx.invoked_subcommand is not None:
         return
+    limits = risk_limits(
+        config,
+        max_daily_loss=max_daily_loss,
+        max_drawdown=max_drawdown,
+        max_open=max_open,
+        max_order_notional=max_order_notional,
+        max_orders_per_minute=max_orders_per_minute,
+        on_breach=on_breach,
+    )
     from live.node import LiveSettings
     from live.ray_live import ray_for_live
     from live.session import FromExchange, LiveSession, ModelChoice, Selection
@@ -214,6 +277,7 @@ def live(
         market=market,
         reconcile_every=reconcile_every,
         cash_buffer=cash_buffer,
+        limits=limits,
     )
     session = LiveSession(
         settings,
@@ -227,6 +291,39 @@ def live(
     )
     session.prepare()  # every check before Ray starts or anything is written
     _run(session, duration)
+
+
+def risk_limits(config: Path | None, **flags: object) -> RiskLimits:
+    """The run's risk limits: the prod.json's "limits" object, with every flag given over it."""
+    from backtest.portfolio_config import load_limits
+    from live.risk_limits import RiskLimits
+
+    given = {key: value for key, value in flags.items() if value is not None}
+    RiskLimits.parse(given)  # a bad flag is named as the flag
+    if config is None:
+        return RiskLimits.parse(given)
+    written = load_limits(config)
+    RiskLimits.parse(written, f'{config} "limits": ')
+    return RiskLimits.parse({**written, **given})
+
+
+@app.command("reset-limits")
+def reset_limits(
+    db: DbOpt = None,
+    exchange: Annotated[
+        str | None, typer.Option("--exchange", "-e", help="Only this exchange.")
+    ] = None,
+) -> None:
+    """Clear every risk-limit breach and baseline (day-start equity, high-water mark): trading
+    resumes, also in a running trader (within 2 s), measured from the equity it has now."""
+    from store.db import resolve_url
+    from store.risk import clear_risk
+
+    cleared = clear_risk(resolve_url(db), exchange)
+    for line in cleared:
+        print(f"cleared: {line}")
+    if not cleared:
+        print("no risk limit was breached; baselines cleared")
 
 
 def _check_choices(
@@ -336,6 +433,8 @@ def _run(session, duration: float | None) -> None:
             f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
             f"{len(session.members)} instance(s); Ctrl-C stops"
         )
+        if settings.limits.active():
+            console.print(f"risk limits: {settings.limits.text()}", highlight=False)
         try:
             with Live(
                 _status(session), console=console, refresh_per_second=2, transient=False
@@ -347,7 +446,12 @@ def _run(session, duration: float | None) -> None:
                     for late in node.bar_watch.newly_late():  # once per series that stopped
                         text = late_text([late], node.bar_watch.now_ms())
                         console.print(f"[bold red]warning:[/] {text}", highlight=False)
-                    bar.update(_status(session))
+                    s = node.status()
+                    for text in new_breaches(s["quotes"], breaches_said):  # once per breach
+                        console.print(f"[bold red]warning:[/] {text}", highlight=False)
+                    bar.update(_status(session, s))
+
+                breaches_said: set[str] = set()
 
                 session.run(duration, after_pump)
         except KeyboardInterrupt:
@@ -368,11 +472,22 @@ def _recovered(session) -> None:
         console.print(f"[bold red]warning:[/] {warning}", highlight=False)
 
 
-def _status(session) -> Text:
+def new_breaches(quotes: dict, said: set[str]) -> list[str]:
+    """The breaches in the portfolios' state not said yet (one warning line each, not one per
+    bar); a breach cleared (the day rolled, reset-limits) may be said again."""
+    now = {text for state in quotes.values() for text in state.get("breaches", ())}
+    new = sorted(now - said)
+    said.intersection_update(now)
+    said.update(new)
+    return new
+
+
+def _status(session, s: dict | None = None) -> Text:
     from live.ops.status import late_text
     from live.portfolios import equity_text
 
-    s = session.node.status()
+    s = s if s is not None else session.node.status()
+    breached = sum(bool(q.get("breached")) for q in s["quotes"].values())
     off = sum(not on for on in session.control.active.values()) if session.control else 0
     late = late_text(s["late"], s["market_ms"])
     return Text(  # a late series first: a narrow terminal cuts the line's end
@@ -383,6 +498,7 @@ def _status(session) -> Text:
         + (f"requests/min {s['requests_last_minute']} | " if session.settings.real else "")
         + f"closed {s['trades_closed']}"
         + (f" | disabled {off}" if off else "")
+        + (f" | RISK LIMIT BREACHED ({breached})" if breached else "")
     )
 
 
@@ -396,6 +512,15 @@ def _summary(node) -> None:
         f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
         f"{len(active)} position(s) and their exchange orders left as they are"
     )
+    limits = node.settings.limits
+    if limits.active():  # what guarded this run, and whether it stopped it
+        quotes = node.portfolio()["quotes"]
+        said = [text for q in quotes.values() for text in q.get("breaches", ())]
+        console.print(
+            f"risk limits: {limits.text()}; "
+            + (f"BREACHED: {'; '.join(said)}" if said else "not breached"),
+            highlight=False,
+        )
     for t in closed:
         print(
             f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "

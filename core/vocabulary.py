@@ -56,6 +56,7 @@ class OrderRole(StrEnum):
     SIGNAL = "signal"
     END_OF_DATA = "end_of_data"
     DISABLED = "disabled"  # live: the instance was disabled with its positions to close
+    RISK_LIMIT = "risk_limit"  # live: a risk limit was breached with --on-breach close
 
 
 class OrderStatus(StrEnum):

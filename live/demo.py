@@ -7,6 +7,8 @@ runs `cli.py live` in dry run on the demo instances of ETH/BTC 5m for --seconds,
 SIGTERM and prints what was traded (the live command's summary). The dry run's starting cash
 is the local exchange's default funding of the pair's quote currency (10 BTC for ETH/BTC, as the
 account `exchange serve` gives every API key); `live --cash` would set another amount in BTC.
+The run has risk limits (--max-daily-loss 0.05 --max-drawdown 0.1: docs/live.md#risk-limits);
+its summary says them and whether one was breached.
 The Ray dashboard and metrics of the run are on free ports (printed at start).
 """
 
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LIMITS = ("--max-daily-loss", "0.05", "--max-drawdown", "0.1")  # shown in the summary
 
 
 def main() -> int:
@@ -65,6 +68,7 @@ def main() -> int:
                 "5m",
                 "--duration",
                 str(args.seconds),
+                *LIMITS,
             ],
             env=env,
         )

@@ -64,6 +64,7 @@ from live.ops.recovery import (
 )
 from live.ops.status import BarWatch
 from live.portfolios import closed_flows, quote_portfolios
+from live.risk_limits import RiskLimits
 from live.runtime import EXCHANGE, LiveRuntime
 from live.setup import Warmup
 from live.venues.outcomes import CallSettings, wall_ms
@@ -109,6 +110,8 @@ class LiveSettings(AccountSettings):
     # live: 2% of the cash is never committed, so a market buy sized at the signal's close
     # still fits the balance when the next open is higher (docs/live.md#sizing-within-the-account)
     cash_buffer: float = dataclasses.field(default=0.02, kw_only=True)
+    # risk limits of every portfolio (live/risk_limits.py; all off by default)
+    limits: RiskLimits = dataclasses.field(default_factory=RiskLimits, kw_only=True)
 
 
 class LiveNode:

@@ -21,10 +21,19 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors.messages import SignalRaised, SignalRejected
+from actors.messages import (
+    BarClosed,
+    CloseTrade,
+    OpenTrade,
+    SignalRaised,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
 from actors.portfolio_kernel import PortfolioMember
-from core.vocabulary import SignalAction
+from core.vocabulary import OrderRole, SignalAction
 from live.ops.control import LivePortfolio
+from live.risk_limits import Breach, OnBreach, RiskGuard, RiskLimits, SqlRiskStore
 
 if TYPE_CHECKING:
     from live.node import LiveSettings
@@ -94,15 +103,13 @@ class QuotePortfolios:
             key=lambda r: r["ts"],
         )
         only = next(iter(per.values())) if len(per) == 1 else None
+        shown = ("cash", "equity", "positions", "limits", "breached", "breaches")
         return {
             "cash": only["cash"] if only else None,
             "equity": only["equity"] if only else None,
             "positions": sum(s["positions"] for s in per.values()),
             "rejections": rejections,
-            "quotes": {
-                q: {"cash": s["cash"], "equity": s["equity"], "positions": s["positions"]}
-                for q, s in per.items()
-            },
+            "quotes": {q: {k: s[k] for k in shown if k in s} for q, s in per.items()},
         }
 
 
@@ -123,8 +130,135 @@ def quote_portfolios(
         weights = {m.label: m.weight for m in mine}
         hedged = frozenset(m.label for m in mine if m.strategy.hedge)
         limits = {m.label: m.strategy.entry_limit() for m in mine if m.strategy.pyramiding}
-        by_quote[quote] = LivePortfolio(own, weights, {}, hedged, position_limits=limits)
+        risk = getattr(settings, "limits", RiskLimits())
+        if risk.active():
+            mode = "real" if settings.real else "dry-run"
+            store = SqlRiskStore(settings.db_url, settings.exchange, mode)
+            guard = RiskGuard(risk, quote, store)
+            by_quote[quote] = GuardedPortfolio(
+                own, weights, {}, hedged, position_limits=limits, guard=guard
+            )
+        else:  # no limit set: the portfolio of before, not even marked on bars
+            by_quote[quote] = LivePortfolio(own, weights, {}, hedged, position_limits=limits)
     return QuotePortfolios(by_quote, {m.label: m.symbol for m in members})
+
+
+class GuardedPortfolio(LivePortfolio):
+    """LivePortfolio under risk limits (live/risk_limits.py): every entry is checked before it
+    is sized and sent, and with a limit on equity every closed bar marks the positions and
+    checks the account and each instance. A latched breach refuses new entries (exits, stops
+    and targets go on) and, with on_breach close, closes its scope's trades at market."""
+
+    handlers = {**LivePortfolio.handlers, BarClosed: "on_bar"}
+
+    def __init__(self, *args: Any, guard: RiskGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+        # marks of the bars, apart from `marks` (those size entries as the backtest does)
+        self.bar_marks: dict[str, float] = {}
+        self.realised: dict[str, float] = {}  # instance -> pnl of its closed trades
+        self._closing: set[int] = set()  # trades a breach is closing
+        if not guard.limits.watches_equity():  # no bar needed: no call per bar on Ray
+            self._table.pop(BarClosed)
+
+    def subscriptions(self) -> tuple[type, ...]:
+        return tuple(self._table)
+
+    def marked_equity(self) -> float:
+        """Cash plus the positions at their latest bar's close (else the portfolio's mark)."""
+        values = [
+            p.sign
+            * p.quantity
+            * self.bar_marks.get(p.symbol, self.marks.get(p.symbol, p.entry_price))
+            for p in self.positions.values()
+        ]
+        return math.fsum([*self._cash.partials, *values])
+
+    def instance_pnl(self) -> dict[str, float]:
+        """Per instance that traded: closed trades' pnl plus open positions' at their marks."""
+        out = dict(self.realised)
+        for p in self.positions.values():
+            mark = self.bar_marks.get(p.symbol, self.marks.get(p.symbol, p.entry_price))
+            out[p.strategy] = out.get(p.strategy, 0.0) + p.sign * p.quantity * (
+                mark - p.entry_price
+            )
+        return out
+
+    def on_bar(self, msg: BarClosed) -> list:
+        self.bar_marks[msg.symbol] = msg.close
+        return self._watch(msg.ts)
+
+    def _watch(self, ts: int) -> list:
+        if not self.guard.limits.watches_equity():
+            return []
+        return self._flatten(ts, self.guard.mark(ts, self.marked_equity(), self.instance_pnl()))
+
+    def _flatten(self, ts: int, breaches: list[Breach]) -> list:
+        """on_breach close: the breached scope's open trades, closed at market."""
+        if self.guard.limits.on_breach != OnBreach.CLOSE:
+            return []
+        out = []
+        for breach in breaches:
+            for p in list(self.positions.values()):
+                if breach.scope in (self.guard.account, self.guard.scope(p.strategy)):
+                    out.extend(self._close(ts, p.trade_id))
+        return out
+
+    def _close(self, ts: int, trade_id: int) -> list:
+        if trade_id in self._closing:
+            return []
+        self._closing.add(trade_id)
+        return [CloseTrade(ts, trade_id, OrderRole.RISK_LIMIT)]
+
+    def on_signal(self, msg: SignalRaised) -> list:
+        if msg.action != SignalAction.ENTER:
+            return super().on_signal(msg)
+        out = self._watch(msg.ts)  # checked before every entry, on the latest marks
+        latched = self.guard.blocked(msg.strategy)
+        breach = self.guard.before_entry(
+            msg.ts, msg.strategy, len(self.positions) + len(self._reserved)
+        )
+        if breach is not None:
+            if breach.latching and latched is None:  # latched by this entry (orders per minute)
+                out.extend(self._flatten(msg.ts, [breach]))
+            self.marks[msg.symbol] = msg.price
+            return out + self._reject(msg, breach.refusal())
+        result = super().on_signal(msg)
+        if any(type(m) is OpenTrade for m in result):
+            self.guard.entered(msg.ts)
+        return out + result
+
+    def size(self, msg: SignalRaised) -> tuple[float, str | None]:
+        quantity, reason = super().size(msg)
+        if reason is None:
+            breach = self.guard.order_notional(msg.ts, quantity * msg.price, self.equity())
+            if breach is not None:
+                return 0.0, breach.refusal()
+        return quantity, reason
+
+    def on_trade_opened(self, msg: TradeOpened) -> list:
+        out = super().on_trade_opened(msg)
+        # an entry pending when the breach latched (or a trade restored at a start while
+        # stopped): closed as soon as it exists
+        breach = self.guard.blocked(msg.strategy)
+        if breach is not None and breach.latching and self.guard.limits.on_breach == OnBreach.CLOSE:
+            out = [*out, *self._close(msg.ts, msg.trade_id)]
+        return out
+
+    def on_trade_closed(self, msg: TradeClosed) -> list:
+        if msg.trade_id in self.positions:
+            self.realised[msg.strategy] = self.realised.get(msg.strategy, 0.0) + msg.pnl
+        self._closing.discard(msg.trade_id)
+        return super().on_trade_closed(msg)
+
+    def state(self) -> dict[str, Any]:
+        breaches = self.guard.breaches()
+        return {
+            **super().state(),
+            "limits": self.guard.limits.text(),
+            "breached": bool(breaches),
+            "breaches": [b.text() for b in breaches],
+        }
 
 
 def closed_flows(

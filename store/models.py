@@ -229,3 +229,24 @@ class BacktestRun(SQLModel, table=True):
     @property
     def metrics(self) -> dict[str, Any]:
         return json.loads(self.metrics_json)
+
+
+class RiskState(SQLModel, table=True):
+    """A live portfolio's risk-limit state (live/risk_limits.py), one row per scope: an account
+    (one quote currency's portfolio, scope "BTC") or one instance in it ("BTC #3 sr_breakout[..]").
+    The baselines (`day_start`, `high_water`: equity, or an instance's pnl) let a restart go on
+    measuring; a breach stays until its day rolls (daily loss) or `cli.py live reset-limits`."""
+
+    __tablename__ = "risk_states"
+
+    exchange: str = Field(primary_key=True, max_length=64)
+    mode: str = Field(primary_key=True, max_length=16)  # "real" or "dry-run": never mixed up
+    scope: str = Field(primary_key=True, max_length=200)
+    day: str | None = Field(default=None, max_length=10)  # UTC day of day_start, YYYY-MM-DD
+    day_start: float | None = None
+    high_water: float | None = None
+    breach_kind: str | None = Field(default=None, max_length=32)  # a LimitKind
+    breach_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    breach_day: str | None = Field(default=None, max_length=10)  # UTC day of the breach
+    breached_at: datetime | None = _ts_column(nullable=True)  # market time of the breach
+    updated_at: datetime = _ts_column()

@@ -11,6 +11,7 @@ so each metric is recorded where the thing happens, once, without a call per act
 | ray_raytrader_live_equity                     | gauge     | exchange, quote             |
 | ray_raytrader_live_bar_to_order_ms            | histogram | exchange                    |
 | ray_raytrader_live_requests_per_minute        | gauge     | exchange                    |
+| ray_raytrader_live_breached                   | gauge     | exchange, quote             |
 
 `orders` counts order events by status: submitted (the order manager sent it), accepted,
 filled, cancelled, rejected, unknown (its answer was lost: looked up, live/venues/outcomes.py).
@@ -19,7 +20,9 @@ the order manager for the exchange (the system's reaction time; the network to t
 not in it). Equity is each quote currency's portfolio's (tag `quote`: one portfolio per quote
 currency, live/portfolios.py), set on each status line, and so is `requests_per_minute`: the
 REST requests the real-mode broker sent in the last minute (Binance bans an IP that ignores its
-limit).
+limit). `breached` is 1 while a risk limit of that quote currency's portfolio (or of an instance
+in it) is breached and its new entries are stopped, else 0 (live/risk_limits.py; set only when
+limits are set).
 Without Ray initialised (in-process tests, tools) every metric is a no-op.
 """
 
@@ -104,6 +107,12 @@ class LiveMetrics:
             "REST requests of the broker in the last minute.",
             ("exchange",),
         )
+        self.breached = self._make(
+            "Gauge",
+            "raytrader_live_breached",
+            "1 while a risk limit of the portfolio is breached (new entries stopped), else 0.",
+            ("exchange", "quote"),
+        )
         self.latency = self._make(
             "Histogram",
             "raytrader_live_bar_to_order_ms",
@@ -157,6 +166,8 @@ class LiveMetrics:
         """Each quote currency's equity (`QuotePortfolios.state()["quotes"]`)."""
         for quote, state in quotes.items():
             self.equity.set(float(state["equity"]), {"quote": quote})
+            if "breached" in state:  # a portfolio under risk limits
+                self.breached.set(float(state["breached"]), {"quote": quote})
 
     def set_requests(self, per_minute: int) -> None:
         self.requests.set(float(per_minute))

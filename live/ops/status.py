@@ -41,6 +41,7 @@ class LiveStatus:
     orders: list[Row] = field(default_factory=list)
     pnl: list[Row] = field(default_factory=list)  # per instance, on `day`
     latest_exit: dt.datetime | None = None  # of any live trade (a hint when `day` had none)
+    risk: list[Row] = field(default_factory=list)  # risk-limit states (store/risk.py)
 
 
 def read_status(url: str, exchange: str | None = None, day: dt.date | None = None) -> LiveStatus:
@@ -101,6 +102,9 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         out.pnl = [dict(r) for r in conn.execute(per).mappings()]
         out.latest_exit = conn.execute(select(func.max(t_.exit_time)).where(*closed)).scalar()
     out.latest_exit = _as_datetime(out.latest_exit)
+    from store.risk import risk_rows
+
+    out.risk = risk_rows(url, exchange)
     return out
 
 
@@ -191,6 +195,30 @@ def status_lines(status: LiveStatus) -> list[str]:
             f"  none; the latest live trade closed on {status.latest_exit.date()} "
             "(replayed data? pass --day)"
         )
+    return lines + risk_lines(status.risk)
+
+
+def risk_lines(rows: list[Row]) -> list[str]:
+    """The risk limits' stored state: each breach (new entries stopped) and each account's
+    baselines; nothing when no run with limits wrote any."""
+    if not rows:
+        return []
+    breaches = [r for r in rows if r["breach_kind"]]
+    lines = [f"risk limits: {len(breaches)} breached" if breaches else "risk limits: not breached"]
+    for r in breaches:
+        until = (
+            "until the UTC day rolls" if r["breach_kind"] == "daily_loss" else "until reset-limits"
+        )
+        lines.append(
+            f"  BREACHED {r['exchange']} {r['mode']} {r['scope']} [{r['breach_kind']}]: "
+            f"{r['breach_reason']} at {_iso(r['breached_at'])}; new entries stopped {until}"
+        )
+    for r in rows:
+        if r["high_water"] is not None and r["day_start"] is not None:
+            lines.append(
+                f"  {r['exchange']} {r['mode']} {r['scope']}: day {r['day']} started at "
+                f"{r['day_start']:.8g}, high-water mark {r['high_water']:.8g}"
+            )
     return lines
 
 
