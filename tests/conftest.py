@@ -114,11 +114,17 @@ def no_ray() -> None:
     stop_shared_ray()
 
 
+def _stops_shared_ray(item: pytest.Item) -> bool:
+    return "no_ray" in item.fixturenames or item.get_closest_marker("own_ray") is not None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop the shared Ray (no_ray, or a Ray of their own: marker own_ray) run last,
-    in their order: the shared Ray then starts once per session instead of once after each."""
-    items.sort(
-        key=lambda item: (
-            "no_ray" in item.fixturenames or item.get_closest_marker("own_ray") is not None
-        )
-    )
+    """The order tests run in (`make test` gives each worker whole files, in this order):
+    1. files with a Ray test first: they are the long ones (Ray, subprocesses, live sessions),
+       and the longest first is what lets the workers end together instead of one of them
+       finishing a long file alone at the end;
+    2. then the other files;
+    3. last, tests that stop the shared Ray (no_ray, or a Ray of their own: marker own_ray), in
+       their order: the shared Ray then starts once per worker instead of once after each."""
+    ray_files = {item.path for item in items if item.get_closest_marker("ray") is not None}
+    items.sort(key=lambda item: (_stops_shared_ray(item), item.path not in ray_files))

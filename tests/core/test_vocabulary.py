@@ -32,6 +32,7 @@ def test_values_are_the_strings_of_the_public_formats() -> None:
         "time",
         "end_of_data",
         "disabled",
+        "risk_limit",  # closed by --on-breach close (docs/live.md#risk-limits)
     }
     # the orders table's status; UNKNOWN: the exchange's answer was lost (live/venues/outcomes.py)
     assert [s.value for s in OrderStatus] == [
