@@ -250,7 +250,9 @@ class LiveSession:
             else:
                 ids = member_ids(self.members)
             adopt = self.selection.adopts if self.selection and config is None else None
-            self.control = LiveControl(self.node, ids, self.on_disable, adopt, self.say)
+            self.control = LiveControl(
+                self.node, ids, self.on_disable, adopt, self.say, config=config
+            )
         if stream or (stream is None and self.ray is not None):
             self.node.start_stream()
 
