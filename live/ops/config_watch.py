@@ -80,6 +80,7 @@ def read_entries(path: Path, exchange: str) -> list[Declared]:
     """The config's instances with their full parameters, every check of `live --config`'s
     start applied (backtest/portfolio_config.py), plus: every instance on this run's exchange."""
     from backtest.portfolio_config import load_portfolio_config
+    from factors.bars import interval_delta
     from strategies.registry import make_strategy
 
     try:
@@ -90,6 +91,7 @@ def read_entries(path: Path, exchange: str) -> list[Declared]:
                 raise ConfigRefused(
                     f"instance #{i + 1} trades on {e.exchange}, this run on {exchange}"
                 )
+            interval_delta(e.interval)  # an unknown interval: refused, as the database would
             strategy = make_strategy(e.family, e.params)  # unknown family or parameter: refused
             out.append(Declared(e.family, e.symbol, e.interval, strategy.param_dict(), e.weight))
     except (UserError, OSError, ValueError, TypeError) as exc:

@@ -91,6 +91,7 @@ def stored_ids(url: str) -> dict[str, int]:
         (json.dumps({"instances": [{**A, "params": {"lookback": "x"}}]}), "lookback"),
         (json.dumps({"exchange": "kraken", "instances": [A]}), "trades on kraken"),
         (json.dumps({"instances": []}), "lists no instances"),
+        (json.dumps({"instances": [{**A, "interval": "7m"}]}), "7m"),
     ],
 )
 def test_a_bad_version_is_refused_with_one_warning_and_the_old_stays(
