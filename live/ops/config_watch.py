@@ -8,11 +8,11 @@ from the stored bars, one removed opens nothing new (its positions kept or close
 `--on-disable`), a weight changed applies to the next entries.
 
 The file is read on every poll (~2 s) and its content hashed (a prod.json of a thousand instances
-is a few hundred kB: well under a millisecond), so no rewrite is missed, however quick or however
-it keeps the size and mtime; a rewrite with the same text is no change. A version that cannot be used (not JSON, no
-instances, an unknown family or parameter, a bad weight, several quote currencies, another
-exchange) is refused as a whole with one warning and the previous version stays in force; the
-same bad version is not reported again.
+is a few hundred kB: well under a millisecond), so no rewrite is missed, however quick and whatever
+its size and mtime; a rewrite with the same text is no change. A version that cannot be used (not
+JSON, no instances, an unknown family, parameter or interval, a bad weight, several quote
+currencies, another exchange) is refused as a whole with one warning and the previous version
+stays in force; the same bad version is not reported again.
 """
 
 from __future__ import annotations

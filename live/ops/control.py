@@ -245,7 +245,7 @@ class LiveControl:
         bad one is refused with one warning line and the version in force stays."""
         if self.watch is None:
             return []
-        name = self.watch.path.name
+        name, previous = self.watch.path.name, self.watch.digest
         try:
             entries = self.watch.poll()
         except ConfigRefused as exc:
@@ -255,7 +255,11 @@ class LiveControl:
         if entries is None:
             return []
         s = self.node.settings
-        self.config_ids = store_entries(s.db_url, s.exchange, entries, self.config_ids)
+        try:
+            self.config_ids = store_entries(s.db_url, s.exchange, entries, self.config_ids)
+        except Exception:
+            self.watch.digest = previous  # not stored (a database hiccup): again at the next poll
+            raise
         counts = dict.fromkeys(Change, 0)
         for change, _line in self._changes():
             counts[change] += 1

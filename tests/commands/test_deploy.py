@@ -48,7 +48,7 @@ def plan_of(url: str, tmp: Path, method: str = "inverse_vol"):
 
 @pytest.mark.ray
 def test_a_step_writes_the_newest_selection_and_a_second_computes_nothing(
-    ray_shared, stored, tmp_path
+    ray_shared, stored, tmp_path, monkeypatch, capsys
 ) -> None:
     from analysis.weights import (
         FitnessRule,
@@ -88,8 +88,18 @@ def test_a_step_writes_the_newest_selection_and_a_second_computes_nothing(
     assert sorted(os.listdir(plan.out.parent)) == ["prod.json"]  # no temporary file left
 
     inode = plan.out.stat().st_ino
-    again = run_step(plan, said.append)  # no new bar: every run is stored already
-    assert (again.runs, again.skipped, again.computed) == (4, 4, 0)
+    code = run_main(  # the command a cron line runs; no new bar: every run is stored already
+        monkeypatch, "deploy", "--once", "--db", stored, "--out", str(plan.out),
+        "--dir", str(plan.work), "--lookback", "4d", "--method", "inverse_vol",
+        "--min-sortino", "-100", "--min-expectancy", "-1e9", "--min-trades", "3",
+        "--min-days", "1", "--min-daily-returns", "2",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (
+        f"backtests: 4 run(s), 4 already stored (skipped), 0 computed; wrote the selection of "
+        f"2018-01-14: {len(got)} instance(s)"
+    ) in err
     assert json.loads(plan.out.read_text()) == written
     assert plan.out.stat().st_ino != inode  # replaced as a whole, never rewritten in place
 

@@ -124,3 +124,25 @@ def test_a_file_gone_is_refused_once(tmp_path) -> None:
     write(config, B)
     (entry,) = watch.poll()
     assert entry.params["lookback"] == 30 and entry.weight == 0.5
+
+
+def test_a_version_the_database_could_not_store_is_applied_at_the_next_poll(
+    session, monkeypatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import live.ops.control as control_module
+
+    control = session.control
+    control.poll_s = 0.0
+    real = control_module.store_entries
+
+    def locked(*_args):
+        raise OperationalError("UPDATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(control_module, "store_entries", locked)
+    write(session.config, A)
+    (line,) = control.maybe_poll()
+    assert line.startswith("cannot read the instances from the database (OperationalError)")
+    monkeypatch.setattr(control_module, "store_entries", real)
+    assert control.maybe_poll() == ["config prod.json: +0 instances, -1, 0 weights changed"]
