@@ -64,6 +64,7 @@ class DeployPlan:
     symbol: str | None = None
     interval: str | None = None
     ray_address: str | None = None
+    history: int | None = None  # days of bars backtested before t (None: all stored)
 
 
 @dataclass
@@ -95,6 +96,14 @@ def deploy(
         str,
         typer.Option("--lookback", help="Select on the trades that exited this many days before."),
     ] = "60d",
+    history: Annotated[
+        str | None,
+        typer.Option(
+            "--history",
+            help="Backtest only the bars of this many days before the re-selection, e.g. 120d "
+            "(at least --lookback; default: every stored bar).",
+        ),
+    ] = None,
     method: Annotated[str, typer.Option("--method", help=f"One of: {', '.join(METHODS)}.")] = (
         "sortino"
     ),
@@ -126,7 +135,7 @@ def deploy(
     plan = check_plan(
         resolve_url(db), exchange, out, work, every, lookback, method, cash,
         (min_sortino, min_expectancy, min_trades, min_days, min_daily_returns),
-        (family, symbol, interval), ray_address,
+        (family, symbol, interval), ray_address, history,
     )  # fmt: skip
     if once:
         report(run_step(plan))
@@ -135,14 +144,21 @@ def deploy(
 
 
 def check_plan(
-    db_url, exchange, out, work, every, lookback, method, cash, fitness, filters, ray_address
-) -> DeployPlan:
+    db_url, exchange, out, work, every, lookback, method, cash, fitness, filters, ray_address,
+    history=None,
+) -> DeployPlan:  # fmt: skip
     """Every flag checked before anything is read, run or written (one `error:` line)."""
     from analysis.rolling import EVERY_CHOICES, parse_days
     from analysis.weights import FitnessRule
 
     every_days = parse_days(every, "--every", EVERY_CHOICES)
     lookback_days = parse_days(lookback, "--lookback")
+    history_days = None if history is None else parse_days(history, "--history")
+    if history_days is not None and history_days < lookback_days:
+        raise UserError(
+            f"--history {history_days}d is shorter than --lookback {lookback_days}d: the "
+            "selection would see fewer days than it looks back; give a longer --history"
+        )
     if method not in METHODS:
         raise UserError(f"--method {method!r} is unknown; use one of {', '.join(METHODS)}")
     if not cash > 0 or cash == float("inf"):
@@ -162,24 +178,33 @@ def check_plan(
         raise UserError(f"--dir {str(work)!r} is a file; give a directory for the backtests")
     return DeployPlan(
         db_url, exchange, out, Path(work), every_days, lookback_days, method, rule, float(cash),
-        *filters, ray_address,
+        *filters, ray_address, history_days,
     )  # fmt: skip
 
 
 def run_step(plan: DeployPlan, say: Callable[[str], object] = console.print) -> StepResult:
     """One step: backtests up to t (stored runs skipped), the newest weights, prod.json."""
+    import pandas as pd
+
     from backtest.fanout import run_all
 
     candidates = _candidates(plan)
     at = selection_time(plan.db_url, candidates)
     say(f"deploy step at {at:%Y-%m-%d %H:%M} UTC: {len(candidates)} candidate instance(s)")
-    end = at - _one_ms()  # bars that opened before t (their close is at or before t)
+    end = at - pd.Timedelta(milliseconds=1)  # bars that opened before t (closed by t)
+    start = None if plan.history is None else at - pd.Timedelta(days=plan.history)
     summary = run_all(
-        plan.db_url, plan.work, plan.family, plan.symbol, plan.interval, None, end, None,
+        plan.db_url, plan.work, plan.family, plan.symbol, plan.interval, start, end, None,
         plan.ray_address, False, None, plan.exchange, instances=candidates,
     )  # fmt: skip
-    config = newest_selection(plan, summary.results_csv, summary.trades_csv, at)
     result = StepResult(at, summary.total, summary.skipped, summary.done + summary.failed, 0, False)
+    if summary.lost:  # a selection without them could drop instances that are fine
+        say(
+            f"warning: {summary.lost} backtest(s) lost on Ray; {plan.out} left as it was; run "
+            "the step again to finish them (the stored runs are not run again)"
+        )
+        return result
+    config = newest_selection(plan, summary.results_csv, summary.trades_csv, at)
     if not config["instances"]:
         say(
             f"warning: no instance passed the fitness rule ({plan.rule.describe()}) on the "
@@ -250,12 +275,6 @@ def selection_time(db_url: str, candidates: list) -> pd.Timestamp:
             "(`cli.py data list` shows what is stored)"
         )
     return pd.Timestamp(max(closes), tz="UTC").floor("D")
-
-
-def _one_ms() -> pd.Timedelta:
-    import pandas as pd
-
-    return pd.Timedelta(milliseconds=1)
 
 
 def newest_selection(

@@ -116,6 +116,12 @@ def test_a_step_writes_the_newest_selection_and_a_second_computes_nothing(
     assert later.at == pd.Timestamp("2018-01-15", tz="UTC") and later.computed == 4
     assert json.loads(plan.out.read_text())["selected_at"] == "2018-01-15T00:00:00Z"
 
+    bounded = run_step(dataclasses.replace(plan, history=4), said.append)  # 4 days of bars only
+    assert bounded.computed == 4 and bounded.written
+    results = pd.read_csv(plan.work / "results.csv")
+    assert set(results["start"]) == {"2018-01-11T00:00:00Z"}
+    assert set(results["end"]) == {"2018-01-14T23:55:00Z"}
+
 
 def test_the_write_is_atomic_a_failed_rename_leaves_the_old_file(tmp_path, monkeypatch) -> None:
     out = tmp_path / "prod.json"
@@ -166,6 +172,7 @@ def test_the_loop_waits_for_the_next_midnight_and_ctrl_c_exits_130(
         (["--out", "prod.txt"], "must name a .json file"),
         (["--lookback", "10d"], "shorter than --min-days 30"),
         (["--exchange", "kraken"], "no strategy instances for kraken in the database"),
+        (["--history", "30d"], "--history 30d is shorter than --lookback 60d"),
     ],
 )
 def test_bad_input_is_one_error_line_and_nothing_written(
