@@ -146,3 +146,20 @@ def test_a_version_the_database_could_not_store_is_applied_at_the_next_poll(
     assert line.startswith("cannot read the instances from the database (OperationalError)")
     monkeypatch.setattr(control_module, "store_entries", real)
     assert control.maybe_poll() == ["config prod.json: +0 instances, -1, 0 weights changed"]
+
+
+def test_the_filters_of_the_start_apply_to_a_new_version(tmp_path, sqlite_url) -> None:
+    config = tmp_path / "prod.json"
+    write(config, A, C)
+    warm = Warmup(frames={("ETH/BTC", "5m"): sample(n=60)})
+    only_sr = Selection(config=config, family="sr_breakout")
+    with LiveSession(
+        LiveSettings("binance", None, sqlite_url), only_sr, warm=warm, on_disable="keep"
+    ) as s:
+        assert [m.strategy.name for m in s.members] == ["sr_breakout"]
+        write(config, A, B, {**C, "params": {"lookback": 40}})  # B is sr_breakout, C is not
+        assert s.control.follow() == ["config prod.json: +1 instances, -0, 0 weights changed"]
+        assert sorted(label.split("[")[0] for label in s.control.labels.values()) == [
+            f"#{stored_ids(sqlite_url)['B']} sr_breakout",
+            "sr_breakout",
+        ]
