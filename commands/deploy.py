@@ -3,7 +3,7 @@ that `cli.py live --config` follows (docs/live.md#following-the-config-and-deplo
 
 One step:
 1. the re-selection time t: 00:00 UTC of the day in which the newest stored bar of the candidates'
-   series closed (a live run stores every bar, so t is today's midnight);
+   pairs closed (a live run stores every bar, so t is today's midnight);
 2. the backtests of every candidate (each instance of the exchange in the database, enabled or not:
    enabled means deployed, which live changes) on its bars up to t, with `backtest --all`'s
    machinery on Ray (backtest/fanout.py): a run whose key (family, parameters, data range,
@@ -253,22 +253,20 @@ def _candidates(plan: DeployPlan) -> list:
 
 
 def selection_time(db_url: str, candidates: list) -> pd.Timestamp:
-    """00:00 UTC of the day in which the newest stored bar of the candidates' series closed."""
+    """00:00 UTC of the day in which the newest stored bar of the candidates' pairs closed
+    (any stored interval: a resampled one is built from them)."""
     import pandas as pd
 
     from factors.bars import interval_ns
-    from store.bars import bar_range
+    from store.bars import bar_range, stored_intervals
 
     closes = []
-    for exchange, symbol, interval in sorted(
-        {(c.exchange, c.symbol, c.interval) for c in candidates}
-    ):
-        try:
+    for exchange, symbol in sorted({(c.exchange, c.symbol) for c in candidates}):
+        # the stored series of the pair (a resampled interval is built from one of them)
+        for interval in stored_intervals(db_url, exchange, symbol):
             counted = bar_range(db_url, exchange, symbol, interval)
-        except ValueError:
-            counted = None
-        if counted is not None:
-            closes.append(counted[1] * 1_000_000 + interval_ns(interval))
+            if counted is not None:
+                closes.append(counted[1] * 1_000_000 + interval_ns(interval))
     if not closes:
         raise UserError(
             "no stored bars for the candidates' series; import or download bars first "
