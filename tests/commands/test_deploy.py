@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from commands.deploy import check_plan, loop, next_step, run_step, write_atomic
+from live.ops.config_watch import read_entries
 from tests.commands.test_errors import run_main
 from tests.live.helpers import sample
 
@@ -86,6 +87,10 @@ def test_a_step_writes_the_newest_selection_and_a_second_computes_nothing(
     assert got == pytest.approx(by_hand, rel=1e-9) and sum(got.values()) == pytest.approx(1.0)
     assert all(e["p95_drawdown"] is not None for e in written["instances"])
     assert sorted(os.listdir(plan.out.parent)) == ["prod.json"]  # no temporary file left
+    followed = read_entries(plan.out, "binance")  # what `live --config` reads when it changes
+    assert sorted(
+        (e.family, e.params["lookback"], e.weight) for e in followed if "lookback" in e.params
+    ) == sorted((f, lb, w) for (f, lb), w in got.items() if lb is not None)
 
     inode = plan.out.stat().st_ino
     code = run_main(  # the command a cron line runs; no new bar: every run is stored already
