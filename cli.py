@@ -11,6 +11,7 @@ from commands import (
     analyze,
     backtest,
     data,
+    deploy,
     exchange,
     factors,
     instances,
@@ -52,6 +53,11 @@ app.command("weights", help="Turn backtest results into weights and a production
     weights.weights
 )
 app.add_typer(live.app, name="live", help="Trade live (dry run by default) on an exchange.")
+app.add_typer(
+    deploy.app,
+    name="deploy",
+    help="The daily step: backtest the new bars, re-select, write prod.json for live.",
+)
 app.add_typer(exchange.app, name="exchange", help="A local exchange for tests and paper trading.")
 app.add_typer(model.app, name="model", help="Machine learning over trade outcomes.")
 

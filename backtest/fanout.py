@@ -95,8 +95,11 @@ def run_all(
     separate: bool = False,
     config: Any = None,
     exchange: str | None = None,
+    instances: list | None = None,
 ) -> FanoutSummary:
-    """Run every enabled instance (filtered, grid-expanded) on Ray; see the module docstring."""
+    """Run every enabled instance (filtered, grid-expanded) on Ray; see the module docstring.
+    `instances` (store rows) replaces the enabled ones: `cli.py deploy` backtests every
+    candidate, enabled (deployed) or not."""
     from backtest.run import BacktestConfig
     from store.db import resolve_url
     from store.runs import completed_run_keys
@@ -110,7 +113,8 @@ def run_all(
     _remove_leftovers(out, console)
 
     parsed_grid = parse_grid(grid)  # a malformed --grid fails before any work
-    instances = _select_instances(url, family, symbol, interval, exchange)
+    if instances is None:
+        instances = _select_instances(url, family, symbol, interval, exchange)
     series: dict[tuple[str, str, str], pd.DataFrame] = {}  # loaded only when something runs
     ranges = _series_ranges(url, instances, start, end, summary, series)
     specs = _build_specs(instances, parsed_grid, ranges, config)

@@ -42,7 +42,8 @@ ConfigOpt = Annotated[
     typer.Option(
         "--config",
         help="Trade the instances and weights "
-        "of this prod.json instead of the database's enabled instances.",
+        "of this prod.json instead of the database's enabled instances; the file is followed "
+        "while running (`cli.py deploy` rewrites it).",
     ),
 ]
 RealOpt = Annotated[

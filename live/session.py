@@ -249,8 +249,13 @@ class LiveSession:
                 ids = declare_config(s.db_url, s.exchange, config, self.members)
             else:
                 ids = member_ids(self.members)
-            adopt = self.selection.adopts if self.selection and config is None else None
-            self.control = LiveControl(self.node, ids, self.on_disable, adopt, self.say)
+            adopt = None  # instances enabled later: taken on when the filters allow them
+            if self.selection is not None:  # a config's --instances are its own instance_id
+                chosen = dataclasses.replace(self.selection, ids=None) if config else self.selection
+                adopt = chosen.adopts
+            self.control = LiveControl(
+                self.node, ids, self.on_disable, adopt, self.say, config=config
+            )
         if stream or (stream is None and self.ray is not None):
             self.node.start_stream()
 

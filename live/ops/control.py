@@ -10,6 +10,9 @@ The driver polls the database every ~2 s (`LiveControl.maybe_poll`: one small qu
 - an instance enabled that this run did not load: its strategy host is spawned, warmed from the
   stored bars of its series, when that series is streamed already; a new series is reported
   (trading it needs a restart: the stream subscribes to its series at start).
+With `--config prod.json` the file is a second source feeding the same path: a new version is
+written into the database and applied by the same poll, said in one line
+(live/ops/config_watch.py).
 Commands, not mode flags: the portfolio (`LivePortfolio`) holds the set of disabled instances.
 """
 
@@ -28,6 +31,7 @@ from actors.messages import BarClosed, CloseTrade, DisableInstance, EnableInstan
 from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
 from core.vocabulary import OrderRole, SignalAction
 from live.hosts import LiveStrategyHost
+from live.ops.config_watch import ConfigRefused, ConfigWatch, store_entries
 from live.runtime import LiveRuntime
 from live.setup import Warmup
 
@@ -45,6 +49,17 @@ class OnDisable(StrEnum):
 
 
 ON_DISABLE = tuple(OnDisable)
+
+
+class Change(StrEnum):
+    """What one poll did to one instance (counted in the config's one line)."""
+
+    ADDED = "added"  # enabled again, or adopted with a new host
+    REMOVED = "removed"
+    WEIGHT = "weight"
+    NOT_STREAMED = "not streamed"  # enabled, but its series needs a restart
+
+
 _ID = re.compile(r"^#(\d+) ")
 
 
@@ -173,6 +188,7 @@ class LiveControl:
         adopt: Callable[[StrategyInstance], bool] | None = None,
         log: Callable[[str], None] = print,
         poll_s: float = POLL_S,
+        config: Path | None = None,
     ) -> None:
         if on_disable not in ON_DISABLE:
             raise ValueError(
@@ -191,6 +207,11 @@ class LiveControl:
         self.last_bar: dict[tuple[str, str], int] = {}  # series -> open ns of its latest bar
         self._next = 0.0
         node.runtime.observers.append(self._observe)
+        # --config: the file is followed; its instances (ids) are those adopted when enabled
+        self.watch = ConfigWatch(config, node.settings.exchange) if config else None
+        self.config_ids = set(self.labels)
+        if self.watch is not None:
+            self.adopt = adopt or (lambda _row: True)
 
     def _observe(self, msg: object) -> None:
         if type(msg) is BarClosed:
@@ -206,7 +227,7 @@ class LiveControl:
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            return self.poll()
+            return self.follow() + self.poll()
         except SQLAlchemyError as exc:  # a database hiccup must not stop trading: retry later
             line = f"cannot read the instances from the database ({type(exc).__name__}); retrying"
             self.log(line)
@@ -214,10 +235,52 @@ class LiveControl:
 
     def poll(self) -> list[str]:
         """Apply the database's current state; returns what changed, one line each (logged)."""
+        said = [line for _change, line in self._changes()]
+        for line in said:
+            self.log(line)
+        return said
+
+    def follow(self) -> list[str]:
+        """--config: a new version of the file is stored and applied now, said in one line; a
+        bad one is refused with one warning line and the version in force stays."""
+        if self.watch is None:
+            return []
+        name, previous = self.watch.path.name, self.watch.digest
+        try:
+            entries = self.watch.poll()
+        except ConfigRefused as exc:
+            line = f"warning: config {name} refused, the previous one stays in force: {exc}"
+            self.log(line)
+            return [line]
+        if entries is None:
+            return []
+        s = self.node.settings
+        try:
+            self.config_ids = store_entries(s.db_url, s.exchange, entries, self.config_ids)
+        except Exception:
+            self.watch.digest = previous  # not stored (a database hiccup): again at the next poll
+            raise
+        counts = dict.fromkeys(Change, 0)
+        for change, _line in self._changes():
+            counts[change] += 1
+        line = (
+            f"config {name}: +{counts[Change.ADDED]} instances, -{counts[Change.REMOVED]}, "
+            f"{counts[Change.WEIGHT]} weights changed"
+        )
+        if counts[Change.NOT_STREAMED]:
+            line += (
+                f"; {counts[Change.NOT_STREAMED]} on a series this run does not stream "
+                "(restart `cli.py live` to trade them)"
+            )
+        self.log(line)
+        return [line]
+
+    def _changes(self) -> list[tuple[Change, str]]:
+        """The database's current state sent to the node as commands; what changed."""
         from store.instances import live_states
 
         states = live_states(self.node.settings.db_url, self.node.settings.exchange)
-        said: list[str] = []
+        said: list[tuple[Change, str]] = []
         for iid, label in list(self.labels.items()):
             on, weight = states.get(iid, (False, 0.0))
             if not on and self.active[iid]:
@@ -227,26 +290,28 @@ class LiveControl:
         if self.adopt is not None:
             for iid, (on, _weight) in sorted(states.items()):
                 if on and iid not in self.labels and iid not in self.ignored:
+                    if self.watch is not None and iid not in self.config_ids:
+                        continue  # --config: only the file's instances are taken on
                     said.extend(self._adopt(iid))
-        for line in said:
-            self.log(line)
         return said
 
-    def _disable(self, iid: int, label: str) -> str:
+    def _disable(self, iid: int, label: str) -> tuple[Change, str]:
         close = self.on_disable == OnDisable.CLOSE
         self.active[iid] = False
         self.node.runtime.deliver([DisableInstance(self.last_ts, label, close)])
         held = "its positions are closed at market" if close else "its positions are kept"
-        return f"instance {label} disabled: no new entries; {held}"
+        return Change.REMOVED, f"instance {label} disabled: no new entries; {held}"
 
-    def _enable(self, iid: int, label: str, weight: float) -> str:
+    def _enable(self, iid: int, label: str, weight: float) -> tuple[Change, str]:
         was = self.active[iid]
         self.active[iid] = True
         self.weights[label] = weight
         self.node.runtime.deliver([EnableInstance(self.last_ts, label, weight)])
-        return f"instance {label} {'weight ' + format(weight, 'g') if was else 'enabled'}"
+        if was:
+            return Change.WEIGHT, f"instance {label} weight {weight:g}"
+        return Change.ADDED, f"instance {label} enabled"
 
-    def _adopt(self, iid: int) -> list[str]:
+    def _adopt(self, iid: int) -> list[tuple[Change, str]]:
         from store.instances import get_instance
 
         row = get_instance(self.node.settings.db_url, iid)
@@ -257,14 +322,18 @@ class LiveControl:
         if key not in {m.series for m in self.node.members}:
             self.ignored.add(iid)
             return [
-                f"instance #{iid} enabled, but this run does not stream {row.symbol} "
-                f"{row.interval}: restart `cli.py live` to trade it"
+                (
+                    Change.NOT_STREAMED,
+                    f"instance #{iid} enabled, but this run does not stream {row.symbol} "
+                    f"{row.interval}: restart `cli.py live` to trade it",
+                )
             ]
         member = self._spawn(row, key)
         self.labels[iid] = member.label
         self.active[iid] = True
         self.weights[member.label] = member.weight
-        return [f"instance {member.label} enabled: host started, warmed from stored bars"]
+        line = f"instance {member.label} enabled: host started, warmed from stored bars"
+        return [(Change.ADDED, line)]
 
     def _spawn(self, row: StrategyInstance, key: tuple[str, str]) -> PortfolioMember:
         from backtest.portfolio_config import instance_label
