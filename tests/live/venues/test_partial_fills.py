@@ -11,8 +11,9 @@ pnl = 4*0.625 + 2*0.625 + 4*0.25 - 10*0.5 - fees (0.1 % of each fill) = -0.25975
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
@@ -63,8 +64,10 @@ def frame() -> pd.DataFrame:
     return data.assign(volume=1000.0)
 
 
-@pytest.fixture
-def exchange(monkeypatch):
+@contextlib.contextmanager
+def partial_exchange(monkeypatch: pytest.MonkeyPatch) -> Iterator[ExchangeThread]:
+    """The local exchange on a free loopback port, filling resting limits in part (seed 10),
+    three bars closed; stopped on leaving (also on failure)."""
     monkeypatch.setenv("RAYTRADER_BINANCE_API_KEY", KEY)
     monkeypatch.setenv("RAYTRADER_BINANCE_API_SECRET", SECRET)
     market = ReplayMarket()
@@ -74,6 +77,12 @@ def exchange(monkeypatch):
     plan = FaultPlan(FaultSpec(partial_fill=1.0), seed=SEED)
     with ExchangeThread(market, {"BTC": 100.0}, faults=plan) as ex:
         ex.step(3)
+        yield ex
+
+
+@pytest.fixture
+def exchange(monkeypatch):
+    with partial_exchange(monkeypatch) as ex:
         yield ex
 
 
@@ -90,8 +99,9 @@ class Loop:
     async def deliver(self, messages: list) -> None:
         while messages:
             out: list = []
-            for msg in messages:
-                out.extend(self.manager.handle(msg))
+            for msg in messages:  # orders placed again at a restart go straight out
+                orders = (SubmitOrder, CancelOrder)
+                out.extend([msg] if type(msg) in orders else self.manager.handle(msg))
             self.store.flush()  # before anything it emitted can be sent
             self.events.extend([*messages, *out])
             orders = [m for m in out if type(m) in (SubmitOrder, CancelOrder)]
