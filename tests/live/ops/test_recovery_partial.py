@@ -134,3 +134,38 @@ def test_a_kill_after_the_part_was_stored_sends_nothing_twice(exchange, sqlite_u
     assert sorted(o.status for o in orders if o.role == "stop_loss") == ["NEW", "SUBMITTED"]
     restart(exchange, sqlite_url, bars=1)
     rest_protected(exchange, sqlite_url)
+
+
+def test_reconcile_applies_only_the_parts_the_database_does_not_have() -> None:
+    """Hand-made reports: a target stored with 4 filled, reported closed after 4 + 2 + 4 (three
+    trades): its fill is the last 6 (the average of 2 @ 0.625 and 4 @ 0.7)."""
+    from actors.messages import OrderFilled, OrderPartiallyFilled, SubmitOrder
+    from live.venues.reports import MS, FillPart, OrderStatusReport
+    from live.venues.reports import OrderStatus as At
+
+    tp = SubmitOrder(
+        5, 2, LABEL, SYMBOL, "sell", 10.0, "limit", "take_profit", 0.625, None, 0, 1, 1
+    )
+    parts = (
+        FillPart(4.0, 0.625, 0.0025, 1000),
+        FillPart(2.0, 0.625, 0.00125, 2000),
+        FillPart(4.0, 0.7, 0.0028, 3000),
+    )
+    closed = OrderStatusReport(
+        "9", "rt-tp", SYMBOL, At.CLOSED, 3000 * MS, 3000 * MS, 0.6625, 10.0, 0.00655, parts
+    )
+    plan = reconcile([("rt-tp", "9", tp)], [closed], {2: 4.0})
+    (fill,) = [e for e in plan.events if type(e) is OrderFilled]
+    assert (fill.quantity, fill.price) == (6.0, (2 * 0.625 + 4 * 0.7) / 6)
+    assert fill.fee == 0.00125 + 0.0028 and plan.lost == []
+    # still open with 6 filled: the new part (2) is applied and it rests again
+    still = OrderStatusReport("9", "rt-tp", SYMBOL, At.OPEN, 2000 * MS, filled=6.0, parts=parts[:2])
+    plan = reconcile([("rt-tp", "9", tp)], [still], {2: 4.0})
+    assert [(e.quantity, e.ts) for e in plan.events if type(e) is OrderPartiallyFilled] == [
+        (2.0, 2000 * MS)
+    ]
+    assert plan.resting == [("9", tp)] and plan.cancels == []
+    # open, nothing new: replaced already (its rest's legs were stored with the part): cancelled
+    same = OrderStatusReport("9", "rt-tp", SYMBOL, At.OPEN, 1000 * MS, filled=4.0, parts=parts[:1])
+    plan = reconcile([("rt-tp", "9", tp)], [same], {2: 4.0})
+    assert plan.cancels == [("9", SYMBOL)] and plan.resting == []
