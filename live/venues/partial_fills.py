@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.messages import OrderFilled, OrderPartiallyFilled, SubmitOrder
 from actors.order_store import MS
+from core.vocabulary import OrderKind
 from live.venues.reports import (
     OrderStatusReport,
     fill_parts,
@@ -77,22 +78,26 @@ class PartialFills:
     async def _cancel_leg(
         self, oid: int, rest: RestingOrder, ts: int, reason: str
     ) -> list[BrokerEvent]:
-        """Cancel a resting order. One filled in part is read again afterwards: a part that
-        filled after the last poll is reported before its cancel, and when the rest filled
-        instead, only that last part is its fill (the parts were reported already)."""
+        """Cancel a resting order. A limit cancelled, or one with parts reported, is read again
+        afterwards: a part that filled after the last poll is reported before its cancel (a
+        market exit then sells only the rest), and when the rest filled instead of being
+        cancelled, only that last part is its fill (the parts were reported already)."""
         events = await self.cancel_resting(oid, rest, ts, reason)
-        if not self._reported.get(oid):
+        reported = self._reported.get(oid, 0.0)
+        filled = any(type(e) is OrderFilled for e in events)
+        cancelled_limit = rest.msg.kind == OrderKind.LIMIT and not filled
+        if not events or not (reported or cancelled_limit):
             return events
         try:
             order = await self._send(self.client.fetch_order, rest.exchange_id, rest.msg.symbol)
-            if any(type(e) is OrderFilled for e in events):
+            if filled:
                 last = await self._final_fill(oid, order, rest.msg.symbol)
                 events = [last if type(e) is OrderFilled else e for e in events]
-            elif filled_of(order) > self._reported[oid] + 1e-12:
+            elif filled_of(order) > reported + 1e-12:
                 events = [*await self._new_parts(oid, rest), *events]
         except Exception as exc:  # noqa: BLE001 - the cancel stands; say what may be missing
             log.warning(
-                "order %s on %s was filled in part; its last parts could not be read (%s)",
+                "the fills of order %s on %s at its cancel could not be read (%s)",
                 rest.exchange_id,
                 rest.msg.symbol,
                 type(exc).__name__,

@@ -22,15 +22,17 @@ from sqlmodel import select
 from actors.messages import (
     BarClosed,
     CancelOrder,
+    CloseTrade,
     ExitSpec,
     OpenTrade,
     OrderFilled,
     OrderPartiallyFilled,
     SubmitOrder,
+    TradeClosed,
 )
 from actors.order_manager import OrderManager
 from actors.order_store import SqlOrderStore
-from core.vocabulary import OrderStatus, Side, TradeStatus
+from core.vocabulary import OrderRole, OrderStatus, Side, TradeStatus
 from live.venues.broker import CcxtBroker
 from live.venues.ccxt_clients import rest_client
 from live.venues.outcomes import CallSettings
@@ -114,7 +116,13 @@ class Loop:
         await self.deliver(await self.broker.handle_batch([bar]))
 
 
-def scenario(ex: ExchangeThread, db: str, bars: int, patch: Callable | None = None) -> Loop:
+def scenario(
+    ex: ExchangeThread,
+    db: str,
+    bars: int,
+    patch: Callable | None = None,
+    then: Callable | None = None,
+) -> Loop:
     async def go() -> Loop:
         broker = CcxtBroker("binance", ex.url, {LABEL: (SYMBOL, INTERVAL)}, db, calls=FAST)
         if patch is not None:
@@ -127,6 +135,8 @@ def scenario(ex: ExchangeThread, db: str, bars: int, patch: Callable | None = No
             await loop.deliver([OpenTrade(ts, 1, LABEL, SYMBOL, INTERVAL, Side.LONG, 10.0, exits)])
             for _ in range(bars):
                 await loop.bar(ex)
+            if then is not None:
+                await then(loop)
         finally:
             await broker.stop()
         return loop
@@ -239,3 +249,24 @@ def test_treating_the_first_part_as_the_whole_fill_fails_the_check(exchange, sql
     scenario(exchange, sqlite_url, bars=3, patch=broken)
     found = mismatches(exchange, sqlite_url)
     assert any("the account holds 6.0 PFX, the open trades 0" in m for m in found), found
+
+
+def test_an_exit_at_market_sells_only_what_a_late_part_left(exchange, sqlite_url) -> None:
+    """Bar 6 fills 2 of the rest's 6 before the exit by signal cancels the target (not yet
+    polled): the cancel reads the part, the market exit sells the 4 left at bar 7's open (0.5)."""
+
+    async def exit_by_signal(loop: Loop) -> None:
+        exchange.step(1)  # bar 6 closes: the exchange fills 2 of 6; the broker has not polled
+        ts = exchange.exchange.market.now_ms * MS
+        await loop.deliver([CloseTrade(ts, 1, OrderRole.SIGNAL)])
+
+    loop = scenario(exchange, sqlite_url, bars=3, then=exit_by_signal)
+    assert mismatches(exchange, sqlite_url) == []
+    assert [(e.quantity, e.price) for e in loop.events if type(e) is OrderPartiallyFilled] == PARTS
+    (closed,) = [e for e in loop.events if type(e) is TradeClosed]
+    # by hand: 2.5 + 1.25 + 4 * 0.5 - 5.0 = 0.75; fees 0.005 + 0.0025 + 0.00125 + 0.002
+    assert closed.pnl == pytest.approx(0.73925, abs=1e-15)
+    assert (closed.exit_reason, closed.quantity) == (OrderRole.SIGNAL, 10.0)
+    client = rest_client("binance", exchange.url, (KEY, SECRET))
+    assert not client.fetch_open_orders(SYMBOL)
+    assert float(client.fetch_balance()["total"].get("PFX") or 0.0) == 0.0  # flat
