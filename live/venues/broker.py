@@ -51,7 +51,7 @@ from actors.order_store import MS, client_order_id, order_key
 from core.vocabulary import CallOutcome, OrderKind
 from live.venues.ccxt_clients import CcxtJson, OrderClient
 from live.venues.outcomes import CallSettings, Doubt, classify, retry_after_s, wall_ms
-from live.venues.partial_fills import PartialFills, fill_event
+from live.venues.partial_fills import PartialFills, fill_event, unsent
 from live.venues.reports import (
     AccountReport,
     BalanceReport,
@@ -214,22 +214,25 @@ class CcxtBroker(PartialFills, Resolution):
             if kind is BarClosed:
                 out.extend(await self._on_bar(msg))
             elif kind is CancelOrder:
-                out.extend(await self._cancel(msg))
+                if unsent(brackets, msg.order_id):  # cancelled before it was sent: it never is
+                    out.append(OrderCancelled(msg.ts, msg.order_id, msg.reason))
+                else:
+                    out.extend(await self._cancel(msg))
             elif msg.kind == OrderKind.MARKET:
                 out.extend(await self._market(msg))
             elif msg.kind == OrderKind.TIMED:
                 self._timed[msg.order_id] = msg
                 out.append(OrderAccepted(msg.ts, msg.order_id))
             elif msg.kind in (OrderKind.STOP, OrderKind.LIMIT):
-                brackets.setdefault(msg.oco if msg.oco is not None else -msg.order_id, []).append(
-                    msg
-                )
+                group = msg.oco if msg.oco is not None else -msg.order_id
+                brackets.setdefault(group, []).append(msg)
             else:
                 out.append(
                     OrderRejected(msg.ts, msg.order_id, f"{msg.kind} orders do not exist live")
                 )
         for legs in brackets.values():
-            out.extend(await self._bracket(legs))
+            if legs:
+                out.extend(await self._bracket(legs))
         return out
 
     async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]:

@@ -130,3 +130,14 @@ class PartialFills:
 
 def fill_event(order_id: int, report: OrderStatusReport) -> OrderFilled:
     return OrderFilled(report.filled_ts, order_id, report.price, report.filled, report.fee)
+
+
+def unsent(brackets: dict[int, list[SubmitOrder]], order_id: int) -> bool:
+    """Take a stop or target out of this batch's brackets not yet sent (two parts of a target
+    in one batch: the legs placed for the rest after the first are replaced by the second's)."""
+    for legs in brackets.values():
+        for k, msg in enumerate(legs):
+            if msg.order_id == order_id:
+                del legs[k]
+                return True
+    return False

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from actors.messages import CancelOrder
+from actors.messages import CancelOrder, OrderPartiallyFilled
 from actors.order_manager import REPLACED
 from core.vocabulary import OrderStatus, TradeStatus
 from live.ops.reconcile import reconcile
@@ -106,6 +106,23 @@ def test_a_part_filled_while_down_is_applied_and_the_rest_protected(exchange, sq
     (_orders, (trade,)) = rows(sqlite_url)
     assert (trade.status, trade.exited_quantity, trade.pnl) == (TradeStatus.CLOSED, 10.0, PNL)
     placed_once(exchange)
+    assert mismatches(exchange, sqlite_url) == []
+
+
+def test_two_parts_filled_while_down_leave_one_stop_for_the_rest(exchange, sqlite_url):
+    """Bars 4 and 6 fill 4, then 2 of the target while down: both parts are applied at the
+    restart, each re-placing the rest; the legs for 6 are replaced before they leave, so only
+    the stop and target for the last 4 are placed."""
+    scenario(exchange, sqlite_url, bars=1)
+    exchange.step(3)  # down: bar 4 fills 4 of 10, bar 6 2 of the 6 left
+    loop = restart(exchange, sqlite_url, bars=1)
+    parts = [(e.quantity, e.price) for e in loop.events if type(e) is OrderPartiallyFilled]
+    assert parts == [(4.0, 0.625), (2.0, 0.625)]
+    orders, (trade,) = rows(sqlite_url)
+    assert (trade.status, trade.exited_quantity) == (TradeStatus.ACTIVE, 6.0)
+    stops = [o for o in orders if o.role == "stop_loss" and o.status == OrderStatus.SUBMITTED]
+    assert [(o.quantity, o.stop_price) for o in stops] == [(4.0, 0.25)]
+    assert len(placed_once(exchange)) == 5  # entry, its legs, the last rest's legs
     assert mismatches(exchange, sqlite_url) == []
 
 
