@@ -168,6 +168,19 @@ class OrderFilled(msgspec.Struct, **_MESSAGE):
     fee: float
 
 
+class OrderPartiallyFilled(msgspec.Struct, **_MESSAGE):
+    """Live: one part of a resting order (a take profit's limit) filled; the rest still rests.
+    `price`, `quantity` and `fee` are this part's. Parts add up: the order's filled quantity is
+    the sum of its parts, and its closing OrderFilled then carries only the last part (what
+    filled after the parts already reported), never the order's total again."""
+
+    ts: int  # open time of the bar in which this part filled
+    order_id: int
+    price: float
+    quantity: float
+    fee: float
+
+
 class OrderCancelled(msgspec.Struct, **_MESSAGE):
     ts: int
     order_id: int

@@ -9,6 +9,13 @@ market order). All exit orders of a trade share one OCO group (the trade id): wh
 manager cancels the others; an exit by signal cancels the bracket the same way. The trade goes
 CLOSED with the exit_reason of the order that closed it.
 
+Live, a resting take profit can fill in parts (OrderPartiallyFilled, each part once): the order's
+`filled` and the trade's `exited` add the parts, and since the exchange expired the OCO's stop the
+rest of the position is protected again at once: the old legs are cancelled and the stop, target
+and time exit placed again for the remainder, at the same levels, under new client order ids
+(their time is the part's bar). The trade closes when the position is flat; its pnl is the exact
+sum of every part (docs/live.md#partial-fills).
+
 State goes through an `OrderStore`: `MemoryOrderStore` (backtests: kept in memory, written in
 bulk at the end by the caller) or any write-through store with the same methods (live).
 """
@@ -29,6 +36,7 @@ from actors.messages import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderPartiallyFilled,
     OrderRejected,
     OrderUnknown,
     SignalRejected,
@@ -65,6 +73,7 @@ _REJECTED = OrderStatus.REJECTED
 _ACTIVE = TradeStatus.ACTIVE
 _CLOSED = TradeStatus.CLOSED
 _NO_EXITS = (ExitSpec(), "")  # an entry without pending exits (frozen: shared)
+REPLACED = "replaced for the remainder after a partial fill"
 
 
 # The order manager's own records: mutable msgspec Structs (a C constructor, like the messages;
@@ -86,6 +95,8 @@ class OrderState(msgspec.Struct, gc=False):
     fill_price: float | None = None
     fee: float = 0.0
     reason: str | None = None
+    filled: float = 0.0  # base quantity filled so far: the sum of its fills (live: parts)
+    trigger_ts: int | None = None  # a time exit's due time (a re-placed one keeps it)
 
     def record(self) -> dict[str, Any]:
         return _order_record(self)
@@ -108,7 +119,10 @@ class TradeState(msgspec.Struct):
     exit_fee: float = 0.0
     pnl: float | None = None
     exit_reason: OrderRole | None = None
+    exited: float = 0.0  # base quantity closed so far by partial exits (live)
     orders: list[int] = msgspec.field(default_factory=list)  # exit orders (the OCO group)
+    # the exit fills so far (quantity, price, fee), each part as filled: the pnl sums them
+    parts: list[tuple[float, float, float]] = msgspec.field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
         return _trade_record(self)
@@ -117,7 +131,7 @@ class TradeState(msgspec.Struct):
 # record() builds thousands of dicts per backtest: a generated dict display
 # ({"order_id": s.order_id, ...}) is ~3x faster than dict(zip(fields, attrgetter(s))).
 ORDER_FIELDS = OrderState.__struct_fields__
-TRADE_FIELDS = tuple(name for name in TradeState.__struct_fields__ if name != "orders")
+TRADE_FIELDS = tuple(n for n in TradeState.__struct_fields__ if n not in ("orders", "parts"))
 _order_record, _trade_record = (
     eval("lambda s: {" + ", ".join(f"{n!r}: s.{n}" for n in fields) + "}")  # noqa: S307
     for fields in (ORDER_FIELDS, TRADE_FIELDS)  # our own slot names
@@ -159,6 +173,7 @@ class OrderManager(Actor):
         OrderRejected: "on_rejected",
         OrderUnknown: "on_unknown",
         OrderFilled: "on_filled",
+        OrderPartiallyFilled: "on_partially_filled",
         OrderCancelled: "on_cancelled",
         EndOfData: "on_end",
     }
@@ -246,12 +261,64 @@ class OrderManager(Actor):
         if order is None:
             return []
         order.status, order.reason = _FILLED, None
-        order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
+        prior = order.filled
+        if prior:  # the last part of an order reported in parts: the totals add it
+            total = prior + msg.quantity
+            order.fill_price = (prior * order.fill_price + msg.quantity * msg.price) / total
+            order.fill_ts, order.fee, order.filled = msg.ts, order.fee + msg.fee, total
+        else:
+            order.fill_ts, order.fill_price, order.fee = msg.ts, msg.price, msg.fee
+            order.filled = msg.quantity
         if self._rewrite:
             self.store.put_order(order)  # status and fill in one write
         if order.role == _ENTRY:
             return self._open(order, msg)
         return self._close(order, msg)
+
+    def on_partially_filled(self, msg: OrderPartiallyFilled) -> list:
+        """Live: part of a resting exit filled (the exchange expired its OCO sibling, the stop).
+        The order's filled quantity and the trade's exited quantity add the part; the rest of
+        the position gets its protection back at its new size: the old legs are cancelled (the
+        rest of the take profit locks the coins a separate stop would sell, on spot) and the
+        stop, the target and the time exit are placed again for the remainder, same levels."""
+        order = self._orders.get(msg.order_id)
+        if order is None or not msg.quantity > 0:
+            return []
+        prior, qty = order.filled, msg.quantity
+        total = prior + qty
+        if prior:
+            order.fill_price = (prior * order.fill_price + qty * msg.price) / total
+        else:
+            order.fill_price = msg.price
+        order.fill_ts, order.fee, order.filled = msg.ts, order.fee + msg.fee, total
+        if order.status in (_NEW, _UNKNOWN):  # a part filled: it is at the exchange
+            order.status = _SUBMITTED
+        self.store.put_order(order)
+        trade = self._trades.get(order.trade_id) if order.role != _ENTRY else None
+        if trade is None:  # entries are market orders: their total comes at once
+            return []
+        trade.parts.append((qty, msg.price, msg.fee))
+        trade.exited += qty
+        self.store.put_trade(trade)
+        return self._protect_rest(trade, msg.ts)
+
+    def _protect_rest(self, trade: TradeState, ts: int) -> list:
+        legs = [self._orders[oid] for oid in trade.orders if oid in self._orders]
+        if any(o.kind in (_MARKET, _CLOSE) for o in legs):
+            return []  # an exit at market is on its way: the broker frees the coins for it
+        stop = next((o.price for o in legs if o.kind == _STOP), None)
+        target = next((o.price for o in legs if o.kind == _LIMIT), None)
+        due = next((o.trigger_ts for o in legs if o.kind == _TIMED), None)
+        out: list = [CancelOrder(ts, o.order_id, REPLACED) for o in legs]
+        if open_quantity(trade) <= 0:
+            return out
+        if stop is not None:
+            out.append(self._exit_order(trade, ts, _STOP, _STOP_LOSS, stop))
+        if target is not None:
+            out.append(self._exit_order(trade, ts, _LIMIT, _TAKE_PROFIT, target))
+        if due is not None:
+            out.append(self._exit_order(trade, ts, _TIMED, _TIME, None, due))
+        return out
 
     # -- trades -------------------------------------------------------------------------------
     def _open(self, order: OrderState, fill: OrderFilled) -> list:
@@ -303,10 +370,13 @@ class OrderManager(Actor):
         if trade is None:
             return []
         sign = 1.0 if trade.side == _LONG else -1.0
-        gross = sign * trade.quantity * (fill.price - trade.entry_price)
-        trade.status, trade.exit_ts, trade.exit_price = _CLOSED, fill.ts, fill.price
-        trade.exit_fee, trade.exit_reason = fill.fee, order.role
-        trade.pnl = gross - trade.entry_fee - fill.fee
+        trade.status, trade.exit_ts, trade.exit_reason = _CLOSED, fill.ts, order.role
+        if trade.parts:  # closed in parts: each part's proceeds and fee, summed exactly
+            _settle_parts(trade, sign, fill)
+        else:
+            gross = sign * trade.quantity * (fill.price - trade.entry_price)
+            trade.exit_price, trade.exit_fee = fill.price, fill.fee
+            trade.pnl = gross - trade.entry_fee - fill.fee
         if self._rewrite:
             self.store.put_trade(trade)
         out: list = []
@@ -324,9 +394,9 @@ class OrderManager(Actor):
                 trade.quantity,
                 trade.entry_ts,
                 trade.entry_price,
-                fill.price,
+                trade.exit_price,
                 trade.entry_fee,
-                fill.fee,
+                trade.exit_fee,
                 trade.pnl,
                 order.role,
             )
@@ -346,6 +416,7 @@ class OrderManager(Actor):
         side = _SELL if trade.side == _LONG else _BUY
         self._next_order += 1
         oid, tid = self._next_order, trade.trade_id
+        qty = trade.quantity if not trade.exited else open_quantity(trade)
         order = OrderState(
             oid,
             trade.strategy,
@@ -353,12 +424,14 @@ class OrderManager(Actor):
             side,
             kind,
             role,
-            trade.quantity,
+            qty,
             price,
             tid,
             trade.signal_id,
             ts,
         )
+        if trigger is not None:
+            order.trigger_ts = trigger
         self._orders[oid] = order
         self.store.put_order(order)
         trade.orders.append(oid)
@@ -368,7 +441,7 @@ class OrderManager(Actor):
             trade.strategy,
             trade.symbol,
             side,
-            trade.quantity,
+            qty,
             kind,
             role,
             price,
@@ -458,6 +531,26 @@ class OrderManager(Actor):
 
     def trades(self) -> list[dict[str, Any]]:
         return self.store.trades()
+
+
+def open_quantity(trade: TradeState) -> float:
+    """What a trade still holds after its partial exits (rounded as the exchange rounds
+    quantities: 1.0 - 0.4 must not become 0.59999999999999998, truncated to a lot below)."""
+    return round(trade.quantity - trade.exited, 12)
+
+
+def _settle_parts(trade: TradeState, sign: float, fill: OrderFilled) -> None:
+    """A trade closed in parts: its exit price is the parts' average, its exit fee their sum,
+    its pnl the exact sum (math.fsum) of every part's proceeds and fee less the entry's cost."""
+    parts = [*trade.parts, (fill.quantity, fill.price, fill.fee)]
+    trade.parts = parts
+    trade.exited = math.fsum(q for q, _p, _f in parts)
+    value = [sign * q * p for q, p, _f in parts]
+    fees = [f for _q, _p, f in parts]
+    trade.exit_price = math.fsum(q * p for q, p, _f in parts) / trade.exited
+    trade.exit_fee = math.fsum(fees)
+    entry = -sign * trade.quantity * trade.entry_price
+    trade.pnl = math.fsum([*value, entry, -trade.entry_fee, *(-f for f in fees)])
 
 
 def bracket_levels(side: Side, price: float, exits: ExitSpec) -> tuple[float | None, float | None]:

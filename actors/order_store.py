@@ -73,7 +73,9 @@ def order_row(record: dict[str, Any], prefix: str, parent: int | None) -> dict[s
         "price": record["price"] if kind == OrderKind.LIMIT else None,
         "stop_price": record["price"] if kind == OrderKind.STOP else None,
         "status": record["status"],
-        "filled_quantity": record["quantity"] if record["status"] == OrderStatus.FILLED else 0.0,
+        # live, a resting order can fill in parts: filled so far (a backtest fills all at once)
+        "filled_quantity": record["filled"]
+        or (record["quantity"] if record["status"] == OrderStatus.FILLED else 0.0),
         "avg_fill_price": record["fill_price"],
         "fee": record["fee"],
         "reason": record["reason"],
@@ -111,6 +113,8 @@ def trade_row(record: dict[str, Any], prefix: str) -> dict[str, Any]:
         "pnl": pnl,
         "return_pct": pnl / notional if pnl is not None and notional else None,
         "exit_reason": record["exit_reason"],
+        # closed by partial exits so far (live): the open position is quantity - this
+        "exited_quantity": record["exited"] or None,
     }
 
 

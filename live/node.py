@@ -263,7 +263,8 @@ class LiveNode:
         # passed start + recvWindow + margin, an order not found can no longer arrive
         calls = self.settings.calls
         final_ms = self._started_ms + calls.recv_window_ms + calls.margin_ms
-        plan = reconcile(stored, self._call(broker, "order_reports", queries, final_ms))
+        reports = self._call(broker, "order_reports", queries, final_ms)
+        plan = reconcile(stored, reports, restored.filled)  # filled: stored parts of exits
         self._call(broker, "resume", plan.client_ids, plan.resting, plan.timed)
         if plan.cancels:
             self._call(broker, "cancel_orders", plan.cancels)

@@ -197,6 +197,9 @@ class TradeRecord(SQLModel, table=True):
     mark_price: float | None = None
     unrealised_pnl: float | None = None
     marked_at: datetime | None = _ts_column(nullable=True)
+    # live: the quantity closed so far by partial exits (a take profit that filled in part);
+    # the position still open is quantity - exited_quantity (None: nothing closed yet)
+    exited_quantity: float | None = None
 
 
 class BacktestRun(SQLModel, table=True):

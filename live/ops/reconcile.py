@@ -16,7 +16,14 @@ On every start, before trading, for each order the database has open (NEW or SUB
 - a time exit lives in the broker until due, then goes out as a market order under its own
   client id: found at the exchange -> as above; not found -> kept again;
 - a stop or target of an open trade cancelled at the exchange by someone else (no sibling
-  filled, no exit on its way) is placed again as a new order (`lost`, live/ops/recovery.py).
+  filled, no exit on its way) is placed again as a new order (`lost`, live/ops/recovery.py);
+- a resting exit filled in part (docs/live.md#partial-fills): the parts the database does not
+  have yet (beyond its stored filled quantity) are reported, each once, as they filled, and the
+  order manager re-protects the rest; a closing fill carries only what filled after the stored
+  parts. One the database holds parts of and that filled no further was replaced already (the
+  order manager places the rest's legs in the same commit as the part): it is cancelled. Its
+  stop, expired by the exchange at the part, is not "lost" (the new legs protect the rest), and
+  of several time exits of one trade only the newest (the one for the rest) is kept.
 Then `ExchangeAudit` (also every --reconcile-every minutes): the exchange's open orders and its
 fills since the last stored fill that the database does not know are reported loudly and left
 untouched.
@@ -31,16 +38,26 @@ from actors.messages import (
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
+    OrderPartiallyFilled,
     OrderRejected,
     SubmitOrder,
 )
+from actors.order_manager import REPLACED
 from core.vocabulary import OrderKind, OrderRole
-from live.venues.reports import AccountReport, OrderStatus, OrderStatusReport
+from live.venues.reports import (
+    MS,
+    AccountReport,
+    OrderStatus,
+    OrderStatusReport,
+    parts_after,
+    sum_parts,
+)
 
 _RANK = {OrderRole.ENTRY: 0, OrderRole.STOP_LOSS: 1, OrderRole.TAKE_PROFIT: 2}
 _CANCEL_RANK, _REJECT_RANK = 8, 9  # after the fills at the same time
 StoredOrder = tuple[str, str | None, SubmitOrder]  # (client id, exchange id, the order)
-ReconcileEvent = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected
+ReconcileEvent = OrderAccepted | OrderFilled | OrderPartiallyFilled | OrderCancelled | OrderRejected
+_EPS = 1e-9
 
 
 @dataclass
@@ -57,13 +74,23 @@ class ReconcilePlan:
     lost: list[SubmitOrder] = field(default_factory=list)  # legs cancelled behind our back
 
 
-def reconcile(stored: list[StoredOrder], reports: list[OrderStatusReport | None]) -> ReconcilePlan:
-    """The stored open orders against what the exchange reports of each (None: not there)."""
+def reconcile(
+    stored: list[StoredOrder],
+    reports: list[OrderStatusReport | None],
+    filled: Mapping[int, float] | None = None,
+) -> ReconcilePlan:
+    """The stored open orders against what the exchange reports of each (None: not there);
+    `filled`: the quantity stored as filled so far per order id (parts of a resting exit)."""
     plan = ReconcilePlan()
     accepted: list[ReconcileEvent] = []
     timeline: list[tuple[int, int, ReconcileEvent]] = []
+    filled = filled or {}
+    replaced = _older_time_exits(stored)
     for (cid, exchange_id, msg), report in zip(stored, reports, strict=True):
         plan.client_ids[msg.order_id] = cid
+        if msg.order_id in replaced and report is None:
+            timeline.append((msg.ts, _CANCEL_RANK, OrderCancelled(msg.ts, msg.order_id, REPLACED)))
+            continue
         if report is None and msg.trade_id is None and msg.role != "entry":
             reason = "its trade closed before a restart"  # an exit never sent, now moot
             timeline.append((msg.ts, _CANCEL_RANK, OrderCancelled(msg.ts, msg.order_id, reason)))
@@ -84,15 +111,31 @@ def reconcile(stored: list[StoredOrder], reports: list[OrderStatusReport | None]
         if exchange_id is None:
             plan.adopted.append((cid, report.exchange_id))
         accepted.append(OrderAccepted(msg.ts, msg.order_id))
-        timeline.extend(_outcome(plan, msg, report))
+        timeline.extend(_outcome(plan, msg, report, filled.get(msg.order_id, 0.0)))
     plan.events = accepted + [e for _ts, _rank, e in sorted(timeline, key=lambda x: (x[0], x[1]))]
-    plan.lost = _lost_legs(stored, timeline)
+    plan.lost = _lost_legs(stored, timeline, filled)
     return plan
 
 
+def _older_time_exits(stored: list[StoredOrder]) -> set[int]:
+    """Time exits of a trade replaced by a newer one (for the rest after a partial fill)."""
+    newest: dict[int, SubmitOrder] = {}
+    older: set[int] = set()
+    for _cid, _eid, msg in sorted(stored, key=lambda s: s[2].ts):
+        if msg.kind == OrderKind.TIMED and msg.trade_id is not None:
+            if msg.trade_id in newest:
+                older.add(newest[msg.trade_id].order_id)
+            newest[msg.trade_id] = msg
+    return older
+
+
 def _outcome(
-    plan: ReconcilePlan, msg: SubmitOrder, report: OrderStatusReport
+    plan: ReconcilePlan, msg: SubmitOrder, report: OrderStatusReport, prior: float = 0.0
 ) -> list[tuple[int, int, ReconcileEvent]]:
+    if prior or report.filled > _EPS:  # a resting exit filled in part
+        partial = _partial_outcome(plan, msg, report, prior)
+        if partial is not None:
+            return partial
     if report.status is OrderStatus.OPEN and msg.role != "entry" and msg.trade_id is None:
         # an exit leg of a trade that is closed already: it must not rest any longer
         plan.cancels.append((report.exchange_id, msg.symbol))
@@ -108,13 +151,60 @@ def _outcome(
     return [(ts, _CANCEL_RANK, OrderCancelled(ts, msg.order_id, reason))]
 
 
+def _partial_outcome(
+    plan: ReconcilePlan, msg: SubmitOrder, report: OrderStatusReport, prior: float
+) -> list[tuple[int, int, ReconcileEvent]] | None:
+    """An order the database or the exchange holds parts of; None: the usual outcome."""
+    rank = _RANK.get(msg.role, 3)
+    if report.status is OrderStatus.CLOSED:
+        if not prior:
+            return None  # all of it at once, as any fill
+        qty, price, fee = sum_parts(parts_after(report.parts, prior))
+        if not qty > 0:  # its trades were not read: the order's own figures for the rest
+            qty, price, fee = report.filled - prior, report.price, report.fee
+        return [
+            (report.filled_ts, rank, OrderFilled(report.filled_ts, msg.order_id, price, qty, fee))
+        ]
+    new = parts_after(report.parts, prior) if report.filled > prior + _EPS else []
+    out: list[tuple[int, int, ReconcileEvent]] = [
+        (
+            p.ts_ms * MS,
+            rank,
+            OrderPartiallyFilled(p.ts_ms * MS, msg.order_id, p.price, p.quantity, p.fee),
+        )
+        for p in new
+    ]
+    if report.status is not OrderStatus.OPEN:  # cancelled or expired after its parts
+        ts = report.updated_ts
+        reason = f"{report.status} at the exchange"
+        return [*out, (ts, _CANCEL_RANK, OrderCancelled(ts, msg.order_id, reason))]
+    if new and msg.trade_id is not None:  # the order manager re-protects the rest on the part
+        plan.resting.append((report.exchange_id, msg))  # (and cancels this one then)
+        return out
+    # its parts are stored, so the rest's legs were stored with them and this one replaced (or
+    # its trade is closed): it must not rest any longer
+    plan.cancels.append((report.exchange_id, msg.symbol))
+    reason = REPLACED if msg.trade_id is not None else "oco"
+    return [*out, (msg.ts, _CANCEL_RANK, OrderCancelled(msg.ts, msg.order_id, reason))]
+
+
 def _lost_legs(
-    stored: list[StoredOrder], timeline: list[tuple[int, int, ReconcileEvent]]
+    stored: list[StoredOrder],
+    timeline: list[tuple[int, int, ReconcileEvent]],
+    stored_filled: Mapping[int, float],
 ) -> list[SubmitOrder]:
     """Stops and targets of open trades cancelled at the exchange behind our back (no sibling
     filled, no exit on its way): the node places them again, under new client order ids."""
     msgs = {m.order_id: m for _c, _e, m in stored}
-    filled = {msgs[e.order_id].trade_id for _t, _r, e in timeline if type(e) is OrderFilled}
+    fills = (OrderFilled, OrderPartiallyFilled)
+    filled = {msgs[e.order_id].trade_id for _t, _r, e in timeline if type(e) in fills}
+    # a stop expired by the exchange because its target filled in part: the rest's new legs
+    # (stored with the part) protect the position, or the order manager places them on the part
+    filled |= {
+        msgs[e.order_id].trade_id
+        for _t, _r, e in timeline
+        if type(e) is OrderCancelled and e.reason == REPLACED
+    } | {m.trade_id for m in msgs.values() if stored_filled.get(m.order_id)}
     exiting = {m.trade_id for m in msgs.values() if m.kind in (OrderKind.MARKET, OrderKind.CLOSE)}
     return [
         msgs[e.order_id]

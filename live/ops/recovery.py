@@ -57,6 +57,7 @@ class Restored:
     cash_flows: list[float] = field(default_factory=list)
     known: dict[str, str | None] = field(default_factory=dict)  # stored id -> exchange id
     last_fill_ms: dict[str, int] = field(default_factory=dict)  # symbol -> latest stored fill
+    filled: dict[int, float] = field(default_factory=dict)  # order id -> filled so far (parts)
 
     def submits(self) -> list[tuple[str, str | None, SubmitOrder]]:
         """(client id, exchange id, the order as the exchange actor would have received it)."""
@@ -64,8 +65,8 @@ class Restored:
         out = []
         for o in self.orders:
             trade = trades.get(o.trade_id) if o.trade_id is not None else None
-            trigger = None
-            if o.kind == OrderKind.TIMED and trade is not None:
+            trigger = o.trigger_ts
+            if o.kind == OrderKind.TIMED and trade is not None and trigger is None:
                 trigger = time_exit_ts(trade.entry_ts, self.exits.get(o.trade_id, ExitSpec()))
             msg = SubmitOrder(
                 o.created_ts,
@@ -172,7 +173,18 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
             _ns(t.entry_time),
             t.entry_price,
             t.fees,
+            exited=t.exited_quantity or 0.0,
         )
+        # its partial exits so far (a take profit filled in part): one part per exit order,
+        # at its average price (the exact parts of one session are summed into that row)
+        state.parts = [
+            (o.filled_quantity, o.avg_fill_price or 0.0, o.fee)
+            for o in sorted(orders, key=lambda o: (o.created_at, o.id))
+            if o.parent_id == t.trade_id
+            and o.role != OrderRole.ENTRY
+            and o.filled_quantity
+            and o.status != OrderStatus.FILLED
+        ]
         out.trades.append(state)
         out.exits[k] = exits
         trade_of_entry[t.trade_id] = state
@@ -198,6 +210,14 @@ def load_state(db_url: str, exchange: str, labels: Iterable[str], dry_run: bool)
             _ns(o.created_at),
             o.status,
         )
+        if o.filled_quantity:  # a resting exit filled in part
+            state.filled, state.fill_price, state.fee = o.filled_quantity, o.avg_fill_price, o.fee
+            state.fill_ts = _ns(o.updated_at) if o.updated_at is not None else None
+            out.filled[next_id] = o.filled_quantity
+        if state.kind == OrderKind.TIMED and trade is not None:  # a re-placed one keeps it
+            state.trigger_ts = time_exit_ts(
+                trade.entry_ts, out.exits.get(trade.trade_id, ExitSpec())
+            )
         out.orders.append(state)
         out.row_ids[next_id] = o.id
         out.exchange_ids[next_id] = o.exchange_order_id
@@ -314,7 +334,8 @@ def position_warnings(trades: list[dict], totals: dict[str, float], bases: set[s
     for t in trades:
         if t["status"] == TradeStatus.ACTIVE:
             base = t["symbol"].split("/")[0]
-            held[base] = held.get(base, 0.0) + (1 if t["side"] == Side.LONG else -1) * t["quantity"]
+            rest = t["quantity"] - (t.get("exited") or 0.0)  # after its partial exits
+            held[base] = held.get(base, 0.0) + (1 if t["side"] == Side.LONG else -1) * rest
     out = []
     for base in sorted(bases):
         have, ours = totals.get(base, 0.0), held.get(base, 0.0)
@@ -342,7 +363,7 @@ class StoredGroup(ActorGroup):
 
 def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: str) -> int:
     """Mark every ACTIVE live trade at its symbol's latest close; returns how many."""
-    from sqlalchemy import update
+    from sqlalchemy import func, update
 
     from store.db import session_scope
     from store.models import TradeRecord, utcnow
@@ -366,7 +387,9 @@ def write_marks(db_url: str, marks: dict[str, float], dry_run: bool, exchange: s
                 .values(
                     mark_price=price,
                     marked_at=now,
-                    unrealised_pnl=sign * table.c.quantity * (price - table.c.entry_price),
+                    unrealised_pnl=sign
+                    * (table.c.quantity - func.coalesce(table.c.exited_quantity, 0.0))
+                    * (price - table.c.entry_price),
                 )
             ).rowcount
     return count

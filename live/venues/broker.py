@@ -41,15 +41,17 @@ from actors.messages import (
     CancelOrder,
     OrderAccepted,
     OrderCancelled,
-    OrderFilled,
+    OrderPartiallyFilled,
     OrderRejected,
     OrderUnknown,
     SubmitOrder,
+    replace,
 )
 from actors.order_store import MS, client_order_id, order_key
 from core.vocabulary import CallOutcome, OrderKind
 from live.venues.ccxt_clients import CcxtJson, OrderClient
 from live.venues.outcomes import CallSettings, Doubt, classify, retry_after_s, wall_ms
+from live.venues.partial_fills import PartialFills, fill_event, unsent
 from live.venues.reports import (
     AccountReport,
     BalanceReport,
@@ -57,7 +59,9 @@ from live.venues.reports import (
     OrderStatus,
     OrderStatusReport,
     amounts,
+    fill_parts,
     fill_report,
+    filled_of,
     status_report,
     updated_ns,
 )
@@ -70,7 +74,7 @@ READ_ATTEMPTS = 4  # a lookup at a restart that fails transiently is asked again
 log = logging.getLogger("raytrader.live")
 
 
-class CcxtBroker(Resolution):
+class CcxtBroker(PartialFills, Resolution):
     def __init__(
         self,
         exchange: str,
@@ -103,6 +107,10 @@ class CcxtBroker(Resolution):
         self._requests: deque[float] = deque()  # monotonic times of the last minute's requests
         self.requests = 0
         self._read_failed: set[str] = set()  # reads that failed (one warning until they work)
+        # resting orders filled in part: the quantity of their parts reported so far (a later
+        # report of the order carries only what filled after that)
+        self._reported: dict[int, float] = {}
+        self._report_filled: dict[str, float] = {}  # exchange id -> filled, as reconciled
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -206,22 +214,25 @@ class CcxtBroker(Resolution):
             if kind is BarClosed:
                 out.extend(await self._on_bar(msg))
             elif kind is CancelOrder:
-                out.extend(await self._cancel(msg))
+                if unsent(brackets, msg.order_id):  # cancelled before it was sent: it never is
+                    out.append(OrderCancelled(msg.ts, msg.order_id, msg.reason))
+                else:
+                    out.extend(await self._cancel(msg))
             elif msg.kind == OrderKind.MARKET:
                 out.extend(await self._market(msg))
             elif msg.kind == OrderKind.TIMED:
                 self._timed[msg.order_id] = msg
                 out.append(OrderAccepted(msg.ts, msg.order_id))
             elif msg.kind in (OrderKind.STOP, OrderKind.LIMIT):
-                brackets.setdefault(msg.oco if msg.oco is not None else -msg.order_id, []).append(
-                    msg
-                )
+                group = msg.oco if msg.oco is not None else -msg.order_id
+                brackets.setdefault(group, []).append(msg)
             else:
                 out.append(
                     OrderRejected(msg.ts, msg.order_id, f"{msg.kind} orders do not exist live")
                 )
         for legs in brackets.values():
-            out.extend(await self._bracket(legs))
+            if legs:
+                out.extend(await self._bracket(legs))
         return out
 
     async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]:
@@ -234,12 +245,17 @@ class CcxtBroker(Resolution):
             return [OrderRejected(msg.ts, msg.order_id, refusal)]
         if msg.trade_id is not None and msg.trade_id in self._closed_trades:
             return [OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
+        parts: list[OrderPartiallyFilled] = []
         if msg.trade_id is not None:
-            closed = await self._free_coins(msg)
+            closed, parts = await self._free_coins(msg)
             if closed:  # a leg filled first: the trade is flat already, nothing to sell
-                return [*closed, OrderCancelled(msg.ts, msg.order_id, "its trade closed first")]
+                cancelled = OrderCancelled(msg.ts, msg.order_id, "its trade closed first")
+                return [*parts, *closed, cancelled]
+            if parts:  # a take profit filled in part before its cancel: sell what is left
+                left = round(msg.quantity - math.fsum(p.quantity for p in parts), 12)
+                msg = replace(msg, quantity=left)
             if self.legs_in_doubt(msg.trade_id):  # a leg may lock the coins: wait until known
-                return self.hold(msg)
+                return [*parts, *self.hold(msg)]
         cid = self.cid(msg)
         crash_point("submit")
         try:
@@ -253,14 +269,14 @@ class CcxtBroker(Resolution):
                 {"clientOrderId": cid},
             )
         except ccxt.BaseError as exc:
-            return self._failed([msg], exc)
+            return [*parts, *self._failed([msg], exc)]
         self.sent += 1
         crash_point("sent")
         self.record([(cid, order["id"])])
-        fill = _fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
+        fill = fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
         self.closes(msg)
         crash_point("filled")
-        return [OrderAccepted(msg.ts, msg.order_id), fill]
+        return [*parts, OrderAccepted(msg.ts, msg.order_id), fill]
 
     async def _bracket(self, legs: list[SubmitOrder]) -> list[BrokerEvent]:
         import ccxt
@@ -346,21 +362,6 @@ class CcxtBroker(Resolution):
         self.begin(doubt)
         return [OrderUnknown(m.ts, m.order_id, f"answer lost: {reason}") for m in legs]
 
-    async def _free_coins(self, msg: SubmitOrder) -> list[BrokerEvent]:
-        """Cancel the resting legs of a trade before it is closed by a market order. Returns
-        the fills of legs that filled first (then the trade is flat: nothing to sell)."""
-        fills: list[BrokerEvent] = []
-        for oid, rest in list(self._resting.items()):
-            if rest.msg.oco != msg.trade_id:
-                continue
-            del self._resting[oid]
-            for event in await self.cancel_resting(oid, rest, msg.ts, "oco"):
-                if type(event) is OrderFilled:
-                    fills.append(event)
-                else:  # reported when the order manager asks to cancel it
-                    self._gone.add(oid)
-        return fills
-
     async def _cancel(self, msg: CancelOrder) -> list[BrokerEvent]:
         if self._timed.pop(msg.order_id, None) is not None or msg.order_id in self._gone:
             self._gone.discard(msg.order_id)
@@ -372,7 +373,7 @@ class CcxtBroker(Resolution):
         rest = self._resting.pop(msg.order_id, None)
         if rest is None:
             return []
-        return await self.cancel_resting(msg.order_id, rest, msg.ts, msg.reason)
+        return await self._cancel_leg(msg.order_id, rest, msg.ts, msg.reason)
 
     async def _on_bar(self, bar: BarClosed) -> list[BrokerEvent]:
         if self._resting:
@@ -406,20 +407,22 @@ class CcxtBroker(Resolution):
         what = f"the open orders on {bar.symbol}"
         try:
             still_open = {
-                str(o["id"]) for o in await self._send(self.client.fetch_open_orders, bar.symbol)
+                str(o["id"]): o for o in await self._send(self.client.fetch_open_orders, bar.symbol)
             }
             for oid, rest in mine.items():
-                if rest.exchange_id in still_open:
+                held = still_open.get(rest.exchange_id)
+                if held is not None:  # resting; a part of it may have filled
+                    if filled_of(held) > self._reported.get(oid, 0.0) + 1e-12:
+                        fills.extend((1, e) for e in await self._new_parts(oid, rest))
                     continue
                 order = await self._send(self.client.fetch_order, rest.exchange_id, bar.symbol)
                 if order["status"] != "closed":
                     continue
-                report = await self._with_fill(order, bar.symbol, strict=True)  # with its fee
+                fill = await self._final_fill(oid, order, bar.symbol)  # with its fee
                 if self._resting.pop(oid, None) is not None:
                     self.closes(rest.msg)
-                    fills.append(
-                        (0 if rest.msg.kind == OrderKind.STOP else 1, _fill_event(oid, report))
-                    )
+                    self._reported.pop(oid, None)
+                    fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
         except ccxt.BaseError as exc:
             self.read_failed(what, exc)
         else:
@@ -466,6 +469,7 @@ class CcxtBroker(Resolution):
             float(order["average"] or order["price"]),
             float(order["filled"]),
             fee,
+            fill_parts(trades),
         )
 
     # -- ids ----------------------------------------------------------------------------------
@@ -525,8 +529,17 @@ class CcxtBroker(Resolution):
                 if order is None:
                     return None
                 if order.get("status") == "closed":
-                    return await self._with_fill(order, symbol)
-                return status_report(order, symbol)
+                    report = await self._with_fill(order, symbol)
+                elif filled_of(order) > 0:  # filled in part: its parts, for reconciliation
+                    trades = await self._send(
+                        self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
+                    )
+                    report = status_report(order, symbol, fill_parts(trades))
+                else:
+                    report = status_report(order, symbol)
+                # reconciliation reports every part up to this: resumed, it counts as reported
+                self._report_filled[report.exchange_id] = report.filled
+                return report
             except ccxt.BaseError as exc:
                 transient = self._outcome(exc, creating=False) is not CallOutcome.REFUSED
                 if not transient or attempt + 1 == READ_ATTEMPTS:
@@ -564,6 +577,8 @@ class CcxtBroker(Resolution):
         self._client_ids.update(client_ids)
         for exchange_id, msg in resting:
             self._resting[msg.order_id] = RestingOrder(exchange_id, msg)
+            if self._report_filled.get(exchange_id):  # filled in part: those parts are known
+                self._reported[msg.order_id] = self._report_filled[exchange_id]
         for msg in timed:
             self._timed[msg.order_id] = msg
 
@@ -582,7 +597,3 @@ class CcxtBroker(Resolution):
             for fill in await self._send(self.client.fetch_my_trades, symbol, since_ms.get(symbol)):
                 fills.append(fill_report(fill, symbol))
         return AccountReport(tuple(open_orders), tuple(fills), frozenset(self.sent_ids))
-
-
-def _fill_event(order_id: int, report: OrderStatusReport) -> OrderFilled:
-    return OrderFilled(report.filled_ts, order_id, report.price, report.filled, report.fee)

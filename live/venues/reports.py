@@ -8,6 +8,7 @@ Times are ns since the epoch (the engine's unit); exchange and client order ids 
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import msgspec
@@ -34,6 +35,17 @@ class OrderStatus(StrEnum):
             return cls.UNKNOWN
 
 
+class FillPart(msgspec.Struct, frozen=True):
+    """One trade of an order (a part of its fill): a resting limit can fill in parts, a market
+    order in several trades."""
+
+    quantity: float
+    price: float
+    fee: float  # quote fee of this trade
+    ts_ms: int  # the exchange's time of the trade
+    trade_id: str | None = None
+
+
 class OrderStatusReport(msgspec.Struct, frozen=True):
     """One order as the exchange holds it. For a filled (closed) order, its fill: when it
     filled, at what average price, how much, and the fee its trades paid."""
@@ -45,8 +57,9 @@ class OrderStatusReport(msgspec.Struct, frozen=True):
     updated_ts: int  # ns; the exchange's last update of the order (0: not stated)
     filled_ts: int = 0  # ns; the fill's time (closed orders)
     price: float = 0.0  # average fill price (closed orders)
-    filled: float = 0.0  # base quantity filled
+    filled: float = 0.0  # base quantity filled (so far, for an open order filled in part)
     fee: float = 0.0  # quote fee of the fill
+    parts: tuple[FillPart, ...] = ()  # its trades, oldest first (when read: partly filled)
 
 
 class FillReport(msgspec.Struct, frozen=True):
@@ -92,12 +105,61 @@ def updated_ns(order: dict) -> int:
     return int(info.get("updateTime") or order.get("timestamp") or 0) * MS
 
 
-def status_report(order: dict, symbol: str) -> OrderStatusReport:
-    """A ccxt order without its fill (open, cancelled, expired)."""
+def status_report(order: dict, symbol: str, parts: tuple[FillPart, ...] = ()) -> OrderStatusReport:
+    """A ccxt order without its fill (open, cancelled, expired); an open one filled in part
+    says how much so far, and its parts when they were read."""
     status = OrderStatus.of(order.get("status"))
     return OrderStatusReport(
-        str(order["id"]), order.get("clientOrderId"), symbol, status, updated_ns(order)
+        str(order["id"]),
+        order.get("clientOrderId"),
+        symbol,
+        status,
+        updated_ns(order),
+        filled=float(order.get("filled") or 0.0),
+        parts=parts,
     )
+
+
+def filled_of(order: dict) -> float:
+    """The base quantity a ccxt order has filled so far."""
+    return float(order.get("filled") or 0.0)
+
+
+def fill_parts(trades: list[dict]) -> tuple[FillPart, ...]:
+    """An order's trades (ccxt fetch_my_trades) as parts, in the order they happened."""
+    parts = [
+        FillPart(
+            float(t["amount"]),
+            float(t["price"]),
+            float((t.get("fee") or {}).get("cost") or 0.0),
+            int(t["timestamp"]),
+            None if t.get("id") is None else str(t["id"]),
+        )
+        for t in trades
+    ]
+    return tuple(sorted(parts, key=lambda p: (p.ts_ms, _number(p.trade_id))))
+
+
+def _number(trade_id: str | None) -> int:
+    return int(trade_id) if trade_id is not None and trade_id.isdigit() else 0
+
+
+def parts_after(parts: tuple[FillPart, ...], reported: float) -> list[FillPart]:
+    """The parts beyond the first `reported` quantity (those already reported): the parts
+    happened in this order, so what was reported is a prefix of them."""
+    done, out = 0.0, []
+    for part in parts:
+        done += part.quantity
+        if done > reported + 1e-9 * max(1.0, reported):
+            out.append(part)
+    return out
+
+
+def sum_parts(parts: list[FillPart]) -> tuple[float, float, float]:
+    """(quantity, average price, fee) of several parts, each sum exact (math.fsum)."""
+    qty = math.fsum(p.quantity for p in parts)
+    value = math.fsum(p.quantity * p.price for p in parts)
+    return qty, (value / qty if qty else 0.0), math.fsum(p.fee for p in parts)
 
 
 def fill_report(fill: dict, symbol: str) -> FillReport:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.messages import (
     CancelOrder,
@@ -12,7 +16,9 @@ from actors.messages import (
     ExitSpec,
     OpenTrade,
     OrderAccepted,
+    OrderCancelled,
     OrderFilled,
+    OrderPartiallyFilled,
     OrderRejected,
     OrderUnknown,
     SignalRejected,
@@ -153,3 +159,119 @@ def test_an_order_whose_answer_was_lost_is_unknown_until_the_exchange_says() -> 
     om.handle(OrderUnknown(T0 + 2 * MIN, second.order_id, "answer lost"))
     out = om.handle(OrderRejected(T0 + 3 * MIN, second.order_id, "lost before ..."))
     assert status(om)[second.order_id] == "REJECTED" and isinstance(out[0], SignalRejected)
+
+
+# -- partial fills (live: a resting take profit filled in parts) ------------------------------
+def _partial_trade(qty: float) -> tuple[OrderManager, dict[str, SubmitOrder]]:
+    """A long of `qty` at 100 (fee 0.2) with a stop at 99, a target at 102 and a time exit."""
+    om = OrderManager()
+    exits = ExitSpec(stop_distance=1.0, target_distance=2.0, hold_ns=60 * MIN)
+    (entry,) = om.handle(OpenTrade(T0 - MIN, 1, "s", "X", "1m", "long", qty, exits))
+    om.handle(OrderAccepted(T0 - MIN, entry.order_id))
+    out = om.handle(OrderFilled(T0, entry.order_id, 100.0, qty, 0.2))
+    return om, _acknowledge(om, out, T0)
+
+
+def _acknowledge(om: OrderManager, out: list, ts: int) -> dict[str, SubmitOrder]:
+    """The exchange accepts the new legs and confirms the cancels; returns the new legs."""
+    legs = {m.role: m for m in out if isinstance(m, SubmitOrder)}
+    for msg in out:
+        if isinstance(msg, SubmitOrder):
+            om.handle(OrderAccepted(ts, msg.order_id))
+        elif isinstance(msg, CancelOrder):
+            om.handle(OrderCancelled(ts, msg.order_id, msg.reason))
+    return legs
+
+
+def bookkeeping_errors(om: OrderManager, fills: dict[int, list[float]], qty: float) -> list[str]:
+    """Per order: the sum of its fills is its filled quantity, never above its quantity; a
+    closed trade sold all it held."""
+    out = []
+    for order in om.orders():
+        mine = fills.get(order["order_id"], [])
+        if sum(mine) != order["filled"] or order["filled"] > order["quantity"]:
+            out.append(f"order {order['order_id']}: fills {mine}, filled {order['filled']}")
+    for trade in om.trades():
+        sold = sum(
+            o["filled"]
+            for o in om.orders()
+            if o["trade_id"] == trade["trade_id"] and o["role"] != "entry"
+        )
+        if trade["status"] == "CLOSED" and sold != qty:
+            out.append(f"trade {trade['trade_id']} closed with {sold} of {qty} sold")
+    return out
+
+
+def test_a_partly_filled_target_is_replaced_for_the_remainder() -> None:
+    om, legs = _partial_trade(10.0)
+    tp, sl, tx = legs["take_profit"], legs["stop_loss"], legs["time"]
+    out = om.handle(OrderPartiallyFilled(T0 + 5 * MIN, tp.order_id, 102.0, 4.0, 0.408))
+    cancels = {m.order_id for m in out if isinstance(m, CancelOrder)}
+    assert cancels == {tp.order_id, sl.order_id, tx.order_id}
+    new = {m.role: m for m in out if isinstance(m, SubmitOrder)}
+    assert {r: (m.quantity, m.price) for r, m in new.items()} == {
+        "stop_loss": (6.0, sl.price),
+        "take_profit": (6.0, tp.price),
+        "time": (6.0, None),
+    }
+    assert new["time"].trigger_ts == tx.trigger_ts  # the time exit keeps its due time
+    assert all(m.ts == T0 + 5 * MIN and m.oco == 1 for m in new.values())
+    (trade,) = om.trades()
+    assert (trade["status"], trade["quantity"], trade["exited"]) == ("ACTIVE", 10.0, 4.0)
+    row = next(o for o in om.orders() if o["order_id"] == tp.order_id)
+    assert (row["filled"], row["fill_price"], row["fee"]) == (4.0, 102.0, 0.408)
+
+
+def test_the_trade_closes_when_flat_with_the_exact_sum_of_its_parts() -> None:
+    om, legs = _partial_trade(10.0)
+    out = om.handle(
+        OrderPartiallyFilled(T0 + 5 * MIN, legs["take_profit"].order_id, 102.0, 4.0, 0.1)
+    )
+    legs = _acknowledge(om, out, T0 + 5 * MIN)
+    (closed,) = [
+        m
+        for m in om.handle(OrderFilled(T0 + 9 * MIN, legs["stop_loss"].order_id, 99.0, 6.0, 0.3))
+        if isinstance(m, TradeClosed)
+    ]
+    # by hand: 4 * 102 + 6 * 99 - 10 * 100 = 2; fees 0.2 + 0.1 + 0.3
+    assert closed.pnl == pytest.approx(1.4, abs=1e-12)
+    assert closed.pnl == math.fsum([408.0, 594.0, -1000.0, -0.2, -0.1, -0.3])
+    assert (closed.exit_reason, closed.quantity) == ("stop_loss", 10.0)
+    assert closed.exit_price == pytest.approx(100.2) and closed.exit_fee == pytest.approx(0.4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.integers(1, 5), min_size=1, max_size=6), last=st.integers(1, 5))
+def test_partial_fills_add_up(parts: list[int], last: int) -> None:
+    """Random parts of the target (whole units, so sums are exact), each re-placing the rest:
+    sum of fills == filled <= quantity for every order; the trade closes flat."""
+    qty = float(sum(parts) + last)
+    om, legs = _partial_trade(qty)
+    fills: dict[int, list[float]] = {1: [qty]}
+    ts = T0
+    for part in parts:
+        ts += MIN
+        tp = legs["take_profit"]
+        fills.setdefault(tp.order_id, []).append(float(part))
+        out = om.handle(OrderPartiallyFilled(ts, tp.order_id, 102.0, float(part), 0.01))
+        legs = _acknowledge(om, out, ts)
+        assert bookkeeping_errors(om, fills, qty) == []
+        assert legs["stop_loss"].quantity == legs["take_profit"].quantity
+    assert legs["take_profit"].quantity == last
+    fills.setdefault(legs["take_profit"].order_id, []).append(float(last))
+    om.handle(OrderFilled(ts + MIN, legs["take_profit"].order_id, 102.0, float(last), 0.01))
+    assert bookkeeping_errors(om, fills, qty) == []
+    (trade,) = om.trades()
+    assert trade["status"] == "CLOSED" and trade["pnl"] == pytest.approx(
+        2.0 * qty - 0.2 - 0.01 * (len(parts) + 1)
+    )
+
+
+def test_a_first_part_taken_as_the_whole_fill_fails_the_check() -> None:
+    """The broken bookkeeping: the first part reported as the order's fill closes the trade
+    with most of the position still held."""
+    om, legs = _partial_trade(10.0)
+    tp = legs["take_profit"]
+    om.handle(OrderFilled(T0 + 5 * MIN, tp.order_id, 102.0, 4.0, 0.1))  # a part, said as full
+    errors = bookkeeping_errors(om, {1: [10.0], tp.order_id: [4.0]}, 10.0)
+    assert errors == ["trade 1 closed with 4.0 of 10.0 sold"]

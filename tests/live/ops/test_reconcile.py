@@ -271,8 +271,8 @@ def test_the_never_sent_check_fails_when_the_entry_is_sent_again(
     import live.node
     from live.ops import reconcile as reconcile_module
 
-    def resend_entries(stored, reports):
-        plan = reconcile_module.reconcile(stored, reports)
+    def resend_entries(stored, reports, filled=None):
+        plan = reconcile_module.reconcile(stored, reports, filled)
         plan.resend += [m for (_c, _e, m), r in zip(stored, reports, strict=True) if r is None]
         plan.events = [e for e in plan.events if type(e).__name__ != "OrderRejected"]
         return plan
