@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,10 @@ from backtest.portfolio_config import PortfolioConfigError, load_limits, load_po
 from commands.live import risk_limits
 from live.risk_limits import OnBreach, RiskLimits
 from store.risk import load_risk, save_risk
+from tests.commands.test_errors import run_main
 
 runner = CliRunner()
 INSTANCE = {"family": "sr_breakout", "symbol": "ETH/BTC", "interval": "5m", "weight": 1.0}
-
-
-def run_main(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["cli.py", *args])
-    monkeypatch.setenv("COLUMNS", "400")  # the one line is not wrapped by the console
-    monkeypatch.delenv("RAYTRADER_DEBUG", raising=False)
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    return exit_.value.code
 
 
 @pytest.mark.parametrize(
