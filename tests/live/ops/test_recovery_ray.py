@@ -21,15 +21,16 @@ from store.db import get_engine
 from store.instances import add_instance
 from tests.live.helpers import SECRET, market_of, sample
 from tests.live.ops.test_recovery import FUNDING, check_consistency, stored
+from tests.ray_local import RAY_KEY
 
 ROOT = Path(__file__).resolve().parents[3]
 N = 70  # bars: the three instances trade from bar 35 on
 QUIET_BARS = 30  # before this bar no instance can signal: no pause for the node to trade
 SYMBOL = "NXT/BTC"
 # seeded: SIGKILL once the database holds this many orders (an entry and its brackets on the
-# way); one kill, as each restart of the CLI costs a Ray start: the in-process kill chains
+# way); one kill, as a CLI start costs a Ray start: the in-process kill chains
 # (tests/live/ops/test_recovery.py, benchmarks/recovery_chains.py) cover many more points
-KILL_AT_ORDERS = (3,)
+KILL_AT_ORDERS = 3
 PACE_S = 0.4
 
 
@@ -113,8 +114,19 @@ def with_group(pid: int, sig: int) -> None:
         pass
 
 
+@pytest.fixture(scope="module")
+def ray_local(ray_shared):
+    return ray_shared  # the session's Ray (tests/ray_local.py): its workers hold RAY_KEY
+
+
 @pytest.mark.ray
-def test_cli_live_real_killed_by_sigkill_and_restarted(tmp_path) -> None:
+def test_cli_live_real_killed_by_sigkill_and_restarted(ray_local, tmp_path) -> None:
+    """The CLI is killed (its Ray with it) once the database holds KILL_AT_ORDERS orders; the
+    restart is the session the CLI runs (live/session.py) on the tests' Ray, with the same
+    account, database and instances: a second CLI start would only add a Ray start."""
+    from live.node import LiveSettings
+    from live.session import LiveSession, Selection
+
     db = f"sqlite:///{tmp_path / 'live.db'}"
     for family, params in (
         ("sr_breakout", {}),
@@ -122,30 +134,30 @@ def test_cli_live_real_killed_by_sigkill_and_restarted(tmp_path) -> None:
         ("sr_breakout", {"lookback": 10}),
     ):
         add_instance(db, family, "binance", SYMBOL, "5m", params)
-    kills = list(KILL_AT_ORDERS)
-    with ExchangeThread(market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL), dict(FUNDING)) as ex:
-        cli = Cli(ex.url, db, "cli", tmp_path)
+    market = market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL)
+    with ExchangeThread(market, dict(FUNDING)) as ex:
+        cli = Cli(ex.url, db, RAY_KEY, tmp_path)
         try:
             assert _wait(cli.started, 240), "".join(cli.errors)
             step = 0
-            while step < N:
+            while count(db, "orders") < KILL_AT_ORDERS:
+                assert step < N - 1, f"kill point not reached: {''.join(cli.errors)[-3000:]}"
                 ex.step(1)
                 step += 1
                 _wait(lambda n=step: count(db, "bars") >= n - 1, 20)  # the stream stored it
                 if step >= QUIET_BARS:  # the node trades on it (its progress is not visible)
                     time.sleep(PACE_S)
-                if kills and count(db, "orders") >= kills[0]:
-                    kills.pop(0)
-                    cli.kill()
-                    cli.stop()
-                    cli = Cli(ex.url, db, "cli", tmp_path)
-                    assert _wait(cli.started, 240), "".join(cli.errors)
-            _wait(lambda: count(db, "bars") >= N - 1, 30)
-            time.sleep(1.0)  # the last bar's orders reach the exchange (or are refused)
+            cli.kill()
         finally:
             cli.stop()
-        assert cli.proc.returncode == 0, "".join(cli.errors)
-        assert not kills, f"kill points not reached: {kills}: {''.join(cli.errors)[-3000:]}"
+        settings = LiveSettings(
+            "binance", ex.url, db, risk=0.001, quiet_s=1.0, real=True, reconcile_every=0.02
+        )
+        with LiveSession(settings, Selection(), ray_module=ray_local) as session:
+            while step < N - 1:
+                ex.step(1)
+                step += 1
+                session.wait_for_bars(session.node.bars + 1, timeout=60)
         orders, trades = stored(db)
-        check_consistency(orders, trades, ex.exchange.engine.accounts["cli"])
+        check_consistency(orders, trades, ex.exchange.engine.accounts[RAY_KEY])
         assert len(trades) >= 3
