@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from backtest.run_dirs import STAGING, clean_leftovers, publish, stage_equity
+from cli import app
 from tests.backtest.test_fanout import sample_bars, slow_instances, stored_runs
 from tests.cluster.test_loopback import _descendants
 
@@ -97,7 +99,7 @@ def _run_dirs(out: Path) -> list[Path]:
 
 
 @pytest.mark.ray
-def test_a_driver_killed_mid_run_leaves_no_half_written_directory(slow_db, tmp_path):
+def test_a_driver_killed_mid_run_leaves_no_half_written_directory(ray_shared, slow_db, tmp_path):
     db, file = slow_db
     out = tmp_path / "out"
     env = {**os.environ, "RAYTRADER_DASHBOARD": "0", "PYTHONUNBUFFERED": "1"}
@@ -129,11 +131,10 @@ def test_a_driver_killed_mid_run_leaves_no_half_written_directory(slow_db, tmp_p
     (out / "runs" / ".tmp-Slow_dead-1").mkdir()  # what a kill during publishing leaves
     # The next start cleans up and finishes; every directory is complete.
     file.with_suffix(".slow").unlink()
-    done = subprocess.run(
-        _command(db, file, out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "temporary file(s) left by an interrupted run" in done.stderr  # ours, and any .partial
+    # (in this process, on the tests' Ray: the killed driver's own Ray start is the one tested)
+    done = CliRunner().invoke(app, _command(db, file, out)[2:])
+    assert done.exit_code == 0, done.output
+    assert "temporary file(s) left by an interrupted run" in done.output  # ours, and any .partial
     folders = _run_dirs(out)
     assert len(folders) == 16 and len(stored_runs(db)) == 16
     for folder in folders:
