@@ -119,7 +119,17 @@ def _rehost(urls: object, http_base: str, ws_base: str) -> object:
 def _settings(calls: CallSettings | None) -> dict[str, Any]:
     calls = calls or CallSettings()
     options = {**OPTIONS, "recvWindow": calls.recv_window_ms}
-    return {"enableRateLimit": calls.rate_limit, "timeout": calls.timeout_ms, "options": options}
+    return {
+        "enableRateLimit": calls.rate_limit,
+        # Binance counts request weight per minute. ccxt's default leaky bucket holds one
+        # request's worth: it spaces every call by rateLimit x cost, so the orders of one bar
+        # (entry, bracket, reads) queued for 0.5-1 s. The rolling window allows the same weight
+        # per minute (60 s / rateLimit) in bursts, as the exchange itself does.
+        "rateLimiterAlgorithm": "rollingWindow",
+        "rollingWindowSize": 60_000,
+        "timeout": calls.timeout_ms,
+        "options": options,
+    }
 
 
 def _note_status(client: Any) -> None:
