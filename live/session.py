@@ -60,6 +60,8 @@ class Selection:
     symbol: str | None = None
     interval: str | None = None
     ids: tuple[int, ...] | None = None
+    # several exchanges in one node (live/multi.py): the first; instances routed per exchange
+    first: str | None = None
 
     def adopts(self, row: StrategyInstance) -> bool:
         """An instance enabled while running: taken on when the filters allow it."""
@@ -155,7 +157,14 @@ class LiveSession:
             sel = self.selection
             ids = list(sel.ids) if sel.ids else None
             self.members = select_members(
-                s.db_url, s.exchange, sel.config, sel.family, sel.symbol, sel.interval, ids
+                s.db_url,
+                s.exchange,
+                sel.config,
+                sel.family,
+                sel.symbol,
+                sel.interval,
+                ids,
+                sel.first,
             )
         if self.warm is None:
             check_exchange(client, s.url, self.members)
