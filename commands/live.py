@@ -343,6 +343,8 @@ def _exchanges(
     if not exchanges and config is not None:
         exchanges = _config_exchanges(config)
     exchanges = exchanges or ["binance"]
+    if len(exchanges) == 1:  # as before: a --url given again replaces the one before
+        return exchanges, urls[-1:]
     check_exchanges(exchanges, urls)
     return exchanges, urls
 
