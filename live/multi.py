@@ -90,8 +90,11 @@ class MultiSession:
             else:
                 mine = list(members.get(s.exchange, []))
             given = (from_exchange or {}).get(s.exchange)
+            own = dict(each)
+            if "say" in each:  # the start-up lines say which exchange they are about
+                own["say"] = _prefixed(each["say"], f"{s.exchange}: ")
             self.sessions[s.exchange] = LiveSession(
-                s, mine, ray_module=ray_module, from_exchange=given, **each
+                s, mine, ray_module=ray_module, from_exchange=given, **own
             )
         self.ray = ray_module
         self.stopping = False
@@ -187,6 +190,15 @@ class MultiSession:
                 session.control.maybe_poll()
         return count
 
+    def wait_for_bars(self, totals: Mapping[str, int], timeout: float = 30.0) -> None:
+        """Pump until each exchange delivered its total of bars (TimeoutError otherwise)."""
+        deadline = time.monotonic() + timeout
+        while any(self.nodes[e].bars < n for e, n in totals.items()):
+            if time.monotonic() > deadline:
+                got = {e: node.bars for e, node in self.nodes.items()}
+                raise TimeoutError(f"bars {got} of {dict(totals)} in {timeout}s")
+            self.pump(0.2)
+
     def deliver(self, exchange: str, bars: list[BarClosed]) -> None:
         """Bars of one exchange handed in (sessions started without their streams)."""
         self.sessions[exchange].deliver(bars)
@@ -223,6 +235,13 @@ class MultiSession:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def _prefixed(say: Callable[[str], object], prefix: str) -> Callable[[str], object]:
+    def said(line: str) -> object:
+        return say(prefix + line)
+
+    return said
 
 
 def _done(ray: ModuleType, ref: Any) -> bool:

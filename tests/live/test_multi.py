@@ -32,7 +32,7 @@ from live.session import FromExchange, LiveSession, Selection
 from live.venues.ccxt_clients import rest_client
 from live.venues.outcomes import CallSettings
 from localexchange.replay import ReplayMarket
-from localexchange.server_thread import ExchangeThread
+from localexchange.server_thread import DEFAULT_FUNDING, ExchangeThread
 from store.db import get_engine
 from store.instances import declare_instance
 from tests.live.helpers import SECRET, sample
@@ -224,3 +224,43 @@ def test_bad_exchange_flags_are_one_error(tmp_path: Path, args: list[str], messa
     assert isinstance(result.exception, UserError), result.exception
     assert message in str(result.exception) and "\n" not in str(result.exception)
     assert not db.exists()  # nothing written, nothing started
+
+
+def test_one_ray_node_streams_each_exchange_apart(tmp_path: Path, ray_shared) -> None:
+    """On Ray: one `bars <exchange>` stream per exchange, pumped together (dry run); each
+    exchange's bars reach its own node only, the status line has a part per exchange, the
+    start-up lines say their exchange."""
+    from commands.live import _line
+
+    said: list[str] = []
+    with ExitStack() as stack:
+        threads = {n: stack.enter_context(t) for n, t in exchanges().items()}
+        db = database(tmp_path / "ray.db")
+        settings = [LiveSettings(n, threads[n].url, db, risk=RISK, quiet_s=0.5) for n in threads]
+        funding = {n: FromExchange(funding=DEFAULT_FUNDING) for n in threads}
+        multi = MultiSession(
+            settings, Selection(), ray_module=ray_shared, say=said.append, from_exchange=funding
+        )
+        with multi:
+            nodes = multi.nodes
+            start = {n: node.bars for n, node in nodes.items()}
+            threads["binance"].step(6)
+            threads["binanceus"].step(3)
+            # each stepped bar closed (the stream confirms the last one through REST when quiet)
+            multi.wait_for_bars(
+                {"binance": start["binance"] + 6, "binanceus": start["binanceus"] + 3}
+            )
+            got = {n: node.bars - start[n] for n, node in nodes.items()}
+            names = {
+                n: ray_shared.get(node.stream.state.remote())["received"]
+                for n, node in nodes.items()
+            }
+            line = _line(list(multi.sessions.values())).plain
+    assert got == {"binance": 6, "binanceus": 3}, got
+    assert all(names.values()), names
+    assert line.startswith("binance connected | ") and " || binanceus connected | " in line, line
+    cash = sorted(s for s in said if "starting cash" in s)
+    assert cash == [
+        "binance: dry run starting cash: 10 BTC (the local exchange's default funding)",
+        "binanceus: dry run starting cash: 10 BTC (the local exchange's default funding)",
+    ], said
