@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
@@ -140,7 +141,15 @@ class MultiSession:
                 self._watch_sigterm()
             for session in self.sessions.values():
                 session.ray = self.ray
-                session.start(stream)
+            if self.ray is None:  # in process: one after the other
+                for session in self.sessions.values():
+                    session.start(stream)
+            else:  # on Ray the starts mostly wait for actors: all exchanges at once
+                with ThreadPoolExecutor(len(self.sessions), "live-start") as pool:
+                    started = [pool.submit(s.start, stream) for s in self.sessions.values()]
+                for future in started:
+                    future.result()  # the first failure, after every start has ended
+            for session in self.sessions.values():
                 watch = session.control.watch if session.control is not None else None
                 if watch is not None:  # the file's other exchanges' instances are not refused
                     watch.first = next(iter(self.sessions))
