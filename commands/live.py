@@ -536,8 +536,9 @@ def _run(multi, duration: float | None) -> None:
         except KeyboardInterrupt:
             pass
         finally:
-            for session in sessions:
-                _summary(session.node, f"{session.settings.exchange}: " if several else "")
+            for k, session in enumerate(sessions):
+                where = f"{session.settings.exchange}: " if several else ""
+                _summary(session.node, where, newline=k == 0)
 
 
 def _line(sessions: list, states: dict | None = None) -> Text:
@@ -588,11 +589,11 @@ def _status(session, s: dict | None = None) -> Text:
     )
 
 
-def _summary(node, where: str = "") -> None:
+def _summary(node, where: str = "", newline: bool = True) -> None:
     trades = node.trades()
     closed = [t for t in trades if t["status"] == TradeStatus.CLOSED]
     active = [t for t in trades if t["status"] == TradeStatus.ACTIVE]
-    if not console.is_terminal:
+    if newline and not console.is_terminal:
         console.print()  # the status line's last frame has no line end
     console.print(
         f"{where}stopped: {node.bars} bars, {len(closed)} trade(s) closed, "

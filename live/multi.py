@@ -25,8 +25,8 @@ import contextlib
 import dataclasses
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 

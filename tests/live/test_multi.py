@@ -186,10 +186,34 @@ def check(multi: Run, alone: dict[str, Run]) -> None:
     assert not multi.at_exchange["binance"] & multi.at_exchange["binanceus"]
 
 
+def check_status(multi: Run) -> None:
+    """`live status` of the node's database: rows name their exchange, the day's pnl is
+    totalled per (quote, exchange), by hand from each exchange's trades."""
+    import datetime as dt
+    import math
+    import re
+
+    from live.ops.status import read_status, status_lines
+
+    day = read_status(multi.db).latest_exit.date()
+    lines = status_lines(read_status(multi.db, None, day))
+    total = next(line for line in lines if line.startswith(f"pnl on {day}"))
+    found = dict((e, float(v)) for v, e in re.findall(r"([-+][0-9.e-]+) BTC on (\w+)", total))
+    for name in ("binance", "binanceus"):
+        pnl = [
+            t["pnl"]
+            for t in multi.trades[name]
+            if dt.datetime.fromtimestamp(t["exit_ts"] / 1e9, dt.UTC).date() == day
+        ]
+        assert found[name] == pytest.approx(math.fsum(pnl), rel=1e-7), (name, total)
+    assert any(line.startswith("  binanceus #3 ") for line in lines), lines
+
+
 def test_two_exchanges_in_one_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     alone = {n: run(tmp_path, [n], f"alone-{n}") for n in ("binance", "binanceus")}
     multi = run(tmp_path, ["binance", "binanceus"], "multi")
     check(multi, alone)
+    check_status(multi)
     for name in alone:  # each single run sent nothing to the other exchange
         other = "binanceus" if name == "binance" else "binance"
         assert alone[name].at_exchange[other] == set()
