@@ -253,6 +253,7 @@ def live(
         max_orders_per_minute=max_orders_per_minute,
         on_breach=on_breach,
     )
+    from live.multi import exchanges_given
     from live.node import LiveSettings
     from live.ray_live import ray_for_live
     from live.session import FromExchange, LiveSession, ModelChoice, Selection
@@ -262,7 +263,7 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
-    exchanges, urls = _exchanges(exchange or [], url or [], config)
+    exchanges, urls = exchanges_given(exchange or [], url or [], config)
     for one in urls:
         _check_url(one)
     _check_choices(market, on_disable, risk, reconcile_every, cash_buffer)
@@ -329,37 +330,6 @@ def live(
         )
     session.prepare()  # every check before Ray starts or anything is written
     _run(session, duration)
-
-
-def _exchanges(
-    given: list[str], urls: list[str], config: Path | None
-) -> tuple[list[str], list[str]]:
-    """The exchanges and their URLs: the --exchange given (each once, one --url each, or no
-    --url), else the exchanges a prod.json's instances name when they name several, else
-    binance. One exchange trades exactly as before."""
-    from live.multi import check_exchanges
-
-    exchanges = list(given)
-    if not exchanges and config is not None:
-        exchanges = _config_exchanges(config)
-    exchanges = exchanges or ["binance"]
-    if len(exchanges) == 1:  # as before: a --url given again replaces the one before
-        return exchanges, urls[-1:]
-    check_exchanges(exchanges, urls)
-    return exchanges, urls
-
-
-def _config_exchanges(config: Path) -> list[str]:
-    """The exchanges a prod.json's instances name, in the file's order; [] when it names
-    fewer than two (one exchange: the run of before, on --exchange's default)."""
-    from backtest.portfolio_config import load_portfolio_config
-
-    try:
-        entries = load_portfolio_config(config)
-    except UserError:
-        return []  # reported as before, by the selection
-    named = list(dict.fromkeys(e.exchange for e in entries if e.exchange))
-    return named if len(named) > 1 else []
 
 
 def risk_limits(config: Path | None, **flags: object) -> RiskLimits:

@@ -27,6 +27,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,35 @@ def check_exchanges(exchanges: Sequence[str], urls: Sequence[str]) -> None:
                 raise UserError(
                     f"unknown exchange {exchange!r}: ccxt has no such exchange (e.g. binance)"
                 )
+
+
+def exchanges_given(
+    given: list[str], urls: list[str], config: Path | None
+) -> tuple[list[str], list[str]]:
+    """The exchanges and their URLs: the --exchange given (each once, one --url each, or no
+    --url), else the exchanges a prod.json's instances name when they name several, else
+    binance. One exchange trades exactly as before."""
+    exchanges = list(given)
+    if not exchanges and config is not None:
+        exchanges = config_exchanges(config)
+    exchanges = exchanges or ["binance"]
+    if len(exchanges) == 1:  # as before: a --url given again replaces the one before
+        return exchanges, urls[-1:]
+    check_exchanges(exchanges, urls)
+    return exchanges, urls
+
+
+def config_exchanges(config: Path) -> list[str]:
+    """The exchanges a prod.json's instances name, in the file's order; [] when it names
+    fewer than two (one exchange: the run of before, on --exchange's default)."""
+    from backtest.portfolio_config import load_portfolio_config
+
+    try:
+        entries = load_portfolio_config(config)
+    except UserError:
+        return []  # reported as before, by the selection
+    named = list(dict.fromkeys(e.exchange for e in entries if e.exchange))
+    return named if len(named) > 1 else []
 
 
 class MultiSession:

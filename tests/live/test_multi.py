@@ -288,3 +288,42 @@ def test_one_ray_node_streams_each_exchange_apart(tmp_path: Path, ray_shared) ->
         "binance: dry run starting cash: 10 BTC (the local exchange's default funding)",
         "binanceus: dry run starting cash: 10 BTC (the local exchange's default funding)",
     ], said
+
+
+def test_a_prod_json_routes_its_entries_to_their_exchanges(tmp_path: Path) -> None:
+    """A prod.json whose instances name two exchanges: both are traded without --exchange; an
+    entry naming none goes to the first; the same instance on both gets two labels (two
+    client order ids)."""
+    from live.multi import exchanges_given
+    from live.setup import select_members
+
+    config = tmp_path / "prod.json"
+    entry = {"family": "sr_breakout", "symbol": SYMBOL, "interval": "5m"}
+    config.write_text(
+        json.dumps(
+            {
+                "instances": [
+                    {**entry, "exchange": "binance"},
+                    {**entry, "exchange": "binanceus"},
+                    {**entry, "family": "reversal_breakout"},  # no exchange: the first's
+                ]
+            }
+        )
+    )
+    assert exchanges_given([], [], config) == (["binance", "binanceus"], [])
+    assert exchanges_given(["binance"], ["u1", "u2"], config) == (["binance"], ["u2"])  # as before
+    with pytest.raises(UserError, match="1 --url for 2 --exchange"):
+        exchanges_given([], ["http://127.0.0.1:1"], config)
+    labels = {
+        name: [
+            m.label
+            for m in select_members("sqlite://", name, config, None, None, None, None, "binance")
+        ]
+        for name in ("binance", "binanceus")
+    }
+    assert labels == {
+        "binance": ["sr_breakout[NXT/BTC 5m]", "reversal_breakout[NXT/BTC 5m]"],
+        "binanceus": ["sr_breakout[NXT/BTC 5m]#2"],
+    }
+    # one exchange (no `first`): every entry of the file, as before
+    assert len(select_members("sqlite://", "binance", config, None, None, None, None)) == 3
