@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from core.errors import UserError
 from live.node import LiveNode, LiveSettings
 from live.session import PUMP_WAIT_S, FromExchange, LiveSession, RayStarter, Selection
+
+log = logging.getLogger("raytrader.live")
 
 if TYPE_CHECKING:
     from actors.messages import BarClosed
@@ -262,9 +265,11 @@ class MultiSession:
             return
         self._stopped = True
         try:
-            for session in self.sessions.values():
-                with contextlib.suppress(Exception):  # one exchange's failure stops the others
+            for exchange, session in self.sessions.items():
+                try:
                     session.stop()
+                except Exception as exc:  # noqa: BLE001 - one exchange's failure stops the others
+                    log.warning("stopping %s failed: %s", exchange, exc)
         finally:
             self._pending.clear()
             self._closing.close()

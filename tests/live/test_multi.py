@@ -327,3 +327,10 @@ def test_a_prod_json_routes_its_entries_to_their_exchanges(tmp_path: Path) -> No
     }
     # one exchange (no `first`): every entry of the file, as before
     assert len(select_members("sqlite://", "binance", config, None, None, None, None)) == 3
+    # followed while running: each exchange's watch keeps its own entries, refuses none
+    from live.ops.config_watch import ConfigRefused, read_entries
+
+    assert [e.family for e in read_entries(config, "binanceus", "binance")] == ["sr_breakout"]
+    assert len(read_entries(config, "binance", "binance")) == 2
+    with pytest.raises(ConfigRefused, match="trades on binanceus"):
+        read_entries(config, "binance")  # one exchange: another exchange's entry is refused
