@@ -127,9 +127,9 @@ class MultiSession:
             own = dict(each)
             if "say" in each:  # the start-up lines say which exchange they are about
                 own["say"] = _prefixed(each["say"], f"{s.exchange}: ")
-            self.sessions[s.exchange] = LiveSession(
-                s, mine, ray_module=ray_module, from_exchange=given, **own
-            )
+            session = LiveSession(s, mine, ray_module=ray_module, from_exchange=given, **own)
+            session.title_suffix = f" on {s.exchange}"  # `portfolio on binance [run]` ...
+            self.sessions[s.exchange] = session
         self.ray = ray_module
         self.stopping = False
         self._start_ray = start_ray

@@ -137,6 +137,7 @@ class LiveSession:
         self._stopped = False
         self._warnings_taken = 0
         self._closing = contextlib.ExitStack()
+        self.title_suffix = ""  # the Ray actors' names: " on <exchange>" among several
 
     # -- 1. prepare: reads only --------------------------------------------------------------
     def prepare(self) -> None:
@@ -250,6 +251,7 @@ class LiveSession:
         assert self.warm is not None  # prepare() warmed up
         models = None if isinstance(self.models, ModelChoice) else self.models  # loaded
         self.node = LiveNode(s, self.members, self.warm, self.ray, models, self._order_store)
+        self.node.title_suffix = self.title_suffix
         self.node.start(stream=False)  # recover and reconcile first: a failure writes nothing
         commit_warmup(s.db_url, s.exchange, self.warm)
         if self.on_disable is not None:

@@ -280,6 +280,13 @@ def test_one_ray_node_streams_each_exchange_apart(tmp_path: Path, ray_shared) ->
                 for n, node in nodes.items()
             }
             line = _line(list(multi.sessions.values())).plain
+            titles = [
+                f"{title}{'' if title.startswith('bars') else f' on {n}'} [{node.run_id}]"
+                for n, node in nodes.items()
+                for title in ("portfolio", "orders", "exchange dry-run", f"bars {n}")
+            ]
+            for title in titles:  # the dashboard tells the exchanges' actors apart
+                ray_shared.get_actor(title)  # ValueError when no actor has that name
     assert got == {"binance": 6, "binanceus": 3}, got
     assert all(names.values()), names
     assert line.startswith("binance connected | ") and " || binanceus connected | " in line, line
