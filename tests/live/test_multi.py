@@ -250,6 +250,7 @@ def test_bad_exchange_flags_are_one_error(tmp_path: Path, args: list[str], messa
     assert not db.exists()  # nothing written, nothing started
 
 
+@pytest.mark.ray
 def test_one_ray_node_streams_each_exchange_apart(tmp_path: Path, ray_shared) -> None:
     """On Ray: one `bars <exchange>` stream per exchange, pumped together (dry run); each
     exchange's bars reach its own node only, the status line has a part per exchange, the
