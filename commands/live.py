@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.text import Text
 
 from commands.errors import UserError
-from commands.options import DbOpt, ExchangeIdOpt
+from commands.options import DbOpt
 from core.vocabulary import TradeStatus
 
 if TYPE_CHECKING:
@@ -24,11 +24,21 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 UrlOpt = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--url",
         help="Exchange base URL, e.g. "
-        "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own).",
+        "http://127.0.0.1:8765 for `cli.py exchange serve` (default: the exchange's own); with "
+        "several --exchange, one --url each, in the same order.",
+    ),
+]
+ExchangesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exchange",
+        "-e",
+        help="Exchange id (ccxt spelling; default binance); repeat it to trade several "
+        "exchanges in one node, e.g. --exchange binance --url URL1 --exchange binanceus --url URL2.",
     ),
 ]
 FamilyOpt = Annotated[str | None, typer.Option("--family", help="Only instances of this family.")]
@@ -200,7 +210,7 @@ OnBreachOpt = Annotated[
 @app.callback()
 def live(
     ctx: typer.Context,
-    exchange: ExchangeIdOpt = "binance",
+    exchange: ExchangesOpt = None,
     url: UrlOpt = None,
     db: DbOpt = None,
     family: FamilyOpt = None,
@@ -243,6 +253,7 @@ def live(
         max_orders_per_minute=max_orders_per_minute,
         on_breach=on_breach,
     )
+    from live.multi import exchanges_given
     from live.node import LiveSettings
     from live.ray_live import ray_for_live
     from live.session import FromExchange, LiveSession, ModelChoice, Selection
@@ -252,7 +263,9 @@ def live(
     from store.db import resolve_url
 
     ids = _ids(instances)
-    _check_url(url)
+    exchanges, urls = exchanges_given(exchange or [], url or [], config)
+    for one in urls:
+        _check_url(one)
     _check_choices(market, on_disable, risk, reconcile_every, cash_buffer)
     given_cash = parse_cash(cash)
     _check_costs(fee_bps, slippage_bps, duration)
@@ -260,36 +273,61 @@ def live(
     for name, value in (("--min-notional", min_notional), ("--lot-size", lot_size)):
         if value is not None and not 0 <= value < math.inf:
             raise UserError(f"{name} must be a number >= 0 (0: none), got {value}")
-    keys = api_keys(exchange)
-    if real and keys is None:
-        up = exchange.upper()
-        raise UserError(
-            f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
-            f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
+    keys = {}
+    for name in exchanges:  # each exchange's own keys (RAYTRADER_<EXCHANGE>_API_KEY ...)
+        keys[name] = api_keys(name)
+        if real and keys[name] is None:
+            up = name.upper()
+            raise UserError(
+                f"--real needs API keys in the environment: RAYTRADER_{up}_API_KEY and "
+                f"RAYTRADER_{up}_API_SECRET (or RAYTRADER_API_KEY and RAYTRADER_API_SECRET)"
+            )
+    settings = [
+        LiveSettings(
+            name,
+            address,
+            resolve_url(db),
+            fee_bps=fee_bps,
+            slippage_bps=slippage_bps,
+            risk=risk,
+            real=real,
+            market=market,
+            reconcile_every=reconcile_every,
+            cash_buffer=cash_buffer,
+            limits=limits,
         )
-    settings = LiveSettings(
-        exchange,
-        url,
-        resolve_url(db),
-        fee_bps=fee_bps,
-        slippage_bps=slippage_bps,
-        risk=risk,
-        real=real,
-        market=market,
-        reconcile_every=reconcile_every,
-        cash_buffer=cash_buffer,
-        limits=limits,
-    )
-    session = LiveSession(
-        settings,
-        Selection(config, family, symbol, interval, tuple(ids) if ids else None),
-        start_ray=lambda: ray_for_live(console),
-        models=None if no_model else ModelChoice(model_url, model_fallback, model_timeout),
-        from_exchange=FromExchange(given_cash, min_notional, lot_size, keys, DEFAULT_FUNDING),
-        on_disable=on_disable,
-        stop_on_sigterm=True,
-        say=console.print,
-    )
+        for name, address in zip(exchanges, urls or [None] * len(exchanges), strict=True)
+    ]
+    common = {
+        "models": None if no_model else ModelChoice(model_url, model_fallback, model_timeout),
+        "on_disable": on_disable,
+        "say": console.print,
+    }
+    selection = Selection(config, family, symbol, interval, tuple(ids) if ids else None)
+    funding = {
+        name: FromExchange(given_cash, min_notional, lot_size, keys[name], DEFAULT_FUNDING)
+        for name in exchanges
+    }
+    if len(settings) == 1:  # one exchange: the session of before, outputs unchanged
+        session = LiveSession(
+            settings[0],
+            selection,
+            start_ray=lambda: ray_for_live(console),
+            from_exchange=funding[exchanges[0]],
+            stop_on_sigterm=True,
+            **common,
+        )
+    else:
+        from live.multi import MultiSession
+
+        session = MultiSession(
+            settings,
+            selection,
+            start_ray=lambda: ray_for_live(console),
+            from_exchange=funding,
+            stop_on_sigterm=True,
+            **common,
+        )
     session.prepare()  # every check before Ray starts or anything is written
     _run(session, duration)
 
@@ -422,43 +460,61 @@ def _ids(text: str | None) -> list[int] | None:
         ) from None
 
 
-def _run(session, duration: float | None) -> None:
+def _run(multi, duration: float | None) -> None:
+    """Start, run with a status line, stop with a summary: one exchange as before; several
+    (a live/multi.MultiSession) with one status part, start line and summary per exchange."""
     from live.ops.status import late_text
 
-    with session:
-        node = session.node
-        _recovered(session)
-        settings = session.settings
-        mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
-        console.print(
-            f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
-            f"{len(session.members)} instance(s); Ctrl-C stops"
-        )
-        if settings.limits.active():
-            console.print(f"risk limits: {settings.limits.text()}", highlight=False)
+    sessions = list(getattr(multi, "sessions", {"": multi}).values())
+    several = len(sessions) > 1
+    with multi:
+        for session in sessions:
+            _recovered(session)
+            settings = session.settings
+            mode = f"REAL orders ({settings.market})" if settings.real else "dry run"
+            console.print(
+                f"live {mode} on {settings.exchange} ({settings.url or 'default URL'}): "
+                f"{len(session.members)} instance(s); Ctrl-C stops"
+            )
+        limits = sessions[0].settings.limits
+        if limits.active():
+            console.print(f"risk limits: {limits.text()}", highlight=False)
+        said: dict[str, set[str]] = {s.settings.exchange: set() for s in sessions}
         try:
             with Live(
-                _status(session), console=console, refresh_per_second=2, transient=False
+                _line(sessions), console=console, refresh_per_second=2, transient=False
             ) as bar:
 
                 def after_pump() -> None:
-                    for warning in session.take_warnings():  # found by the periodic audit
-                        console.print(f"[bold red]warning:[/] {warning}", highlight=False)
-                    for late in node.bar_watch.newly_late():  # once per series that stopped
-                        text = late_text([late], node.bar_watch.now_ms())
-                        console.print(f"[bold red]warning:[/] {text}", highlight=False)
-                    s = node.status()
-                    for text in new_breaches(s["quotes"], breaches_said):  # once per breach
-                        console.print(f"[bold red]warning:[/] {text}", highlight=False)
-                    bar.update(_status(session, s))
+                    states = {}
+                    for session in sessions:
+                        node, name = session.node, session.settings.exchange
+                        where = f"{name}: " if several else ""
+                        for warning in session.take_warnings():  # found by the periodic audit
+                            console.print(
+                                f"[bold red]warning:[/] {where}{warning}", highlight=False
+                            )
+                        for late in node.bar_watch.newly_late():  # once per series that stopped
+                            text = late_text([late], node.bar_watch.now_ms())
+                            console.print(f"[bold red]warning:[/] {where}{text}", highlight=False)
+                        states[name] = s = node.status()
+                        for text in new_breaches(s["quotes"], said[name]):  # once per breach
+                            console.print(f"[bold red]warning:[/] {where}{text}", highlight=False)
+                    bar.update(_line(sessions, states))
 
-                breaches_said: set[str] = set()
-
-                session.run(duration, after_pump)
+                multi.run(duration, after_pump)
         except KeyboardInterrupt:
             pass
         finally:
-            _summary(node)
+            for k, session in enumerate(sessions):
+                where = f"{session.settings.exchange}: " if several else ""
+                _summary(session.node, where, newline=k == 0)
+
+
+def _line(sessions: list, states: dict | None = None) -> Text:
+    """The status line: one part per exchange (one exchange: the line of before)."""
+    parts = [_status(s, None if states is None else states[s.settings.exchange]) for s in sessions]
+    return Text(" || ").join(parts) if len(parts) > 1 else parts[0]
 
 
 def _recovered(session) -> None:
@@ -503,14 +559,14 @@ def _status(session, s: dict | None = None) -> Text:
     )
 
 
-def _summary(node) -> None:
+def _summary(node, where: str = "", newline: bool = True) -> None:
     trades = node.trades()
     closed = [t for t in trades if t["status"] == TradeStatus.CLOSED]
     active = [t for t in trades if t["status"] == TradeStatus.ACTIVE]
-    if not console.is_terminal:
+    if newline and not console.is_terminal:
         console.print()  # the status line's last frame has no line end
     console.print(
-        f"stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
+        f"{where}stopped: {node.bars} bars, {len(closed)} trade(s) closed, "
         f"{len(active)} position(s) and their exchange orders left as they are"
     )
     limits = node.settings.limits
@@ -518,19 +574,19 @@ def _summary(node) -> None:
         quotes = node.portfolio()["quotes"]
         said = [text for q in quotes.values() for text in q.get("breaches", ())]
         console.print(
-            f"risk limits: {limits.text()}; "
+            f"{where}risk limits: {limits.text()}; "
             + (f"BREACHED: {'; '.join(said)}" if said else "not breached"),
             highlight=False,
         )
     for t in closed:
         print(
-            f"trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+            f"{where}trade {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
             f"{t['entry_price']:.8g} exit {_iso(t['exit_ts'])} @ {t['exit_price']:.8g} "
             f"{t['exit_reason']} pnl {t['pnl']:.8g}"
         )
     for t in active:
         print(
-            f"open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
+            f"{where}open  {t['strategy']} {t['side']} entry {_iso(t['entry_ts'])} @ "
             f"{t['entry_price']:.8g} quantity {t['quantity']:.8g}"
         )
 

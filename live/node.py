@@ -131,6 +131,7 @@ class LiveNode:
         self._make_order_store = order_store or self._order_store
         self.ray = ray_module
         self.run_id = uuid.uuid4().hex[:8]
+        self.title_suffix = ""  # several exchanges (live/multi.py): " on <exchange>"
         self.runtime = LiveRuntime(ray_module)
         self.stream: ActorHandle[BarStream] | None = None
         self.broker: ActorHandle[CcxtBroker] | LoopActor | None = None
@@ -318,7 +319,9 @@ class LiveNode:
             return
         handle = (
             self.ray.remote(cls)
-            .options(name=f"{title} [{self.run_id}]", num_cpus=0, max_concurrency=1)
+            .options(
+                name=f"{title}{self.title_suffix} [{self.run_id}]", num_cpus=0, max_concurrency=1
+            )
             .remote(members)
         )
         self._handles.append(handle)

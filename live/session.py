@@ -60,6 +60,8 @@ class Selection:
     symbol: str | None = None
     interval: str | None = None
     ids: tuple[int, ...] | None = None
+    # several exchanges in one node (live/multi.py): the first; instances routed per exchange
+    first: str | None = None
 
     def adopts(self, row: StrategyInstance) -> bool:
         """An instance enabled while running: taken on when the filters allow it."""
@@ -135,6 +137,7 @@ class LiveSession:
         self._stopped = False
         self._warnings_taken = 0
         self._closing = contextlib.ExitStack()
+        self.title_suffix = ""  # the Ray actors' names: " on <exchange>" among several
 
     # -- 1. prepare: reads only --------------------------------------------------------------
     def prepare(self) -> None:
@@ -155,7 +158,14 @@ class LiveSession:
             sel = self.selection
             ids = list(sel.ids) if sel.ids else None
             self.members = select_members(
-                s.db_url, s.exchange, sel.config, sel.family, sel.symbol, sel.interval, ids
+                s.db_url,
+                s.exchange,
+                sel.config,
+                sel.family,
+                sel.symbol,
+                sel.interval,
+                ids,
+                sel.first,
             )
         if self.warm is None:
             check_exchange(client, s.url, self.members)
@@ -241,6 +251,7 @@ class LiveSession:
         assert self.warm is not None  # prepare() warmed up
         models = None if isinstance(self.models, ModelChoice) else self.models  # loaded
         self.node = LiveNode(s, self.members, self.warm, self.ray, models, self._order_store)
+        self.node.title_suffix = self.title_suffix
         self.node.start(stream=False)  # recover and reconcile first: a failure writes nothing
         commit_warmup(s.db_url, s.exchange, self.warm)
         if self.on_disable is not None:

@@ -49,19 +49,24 @@ def select_members(
     symbol: str | None,
     interval: str | None,
     ids: list[int] | None,
+    first: str | None = None,
 ) -> list[PortfolioMember]:
-    """Instances to trade: those of a prod.json, else the enabled ones in the database."""
+    """Instances to trade: those of a prod.json, else the enabled ones in the database.
+    `first`: several exchanges in one node (live/multi.py), the first of them; the instances
+    are then only those `exchange_of` routes to `exchange` (a prod.json's entries without an
+    exchange of their own go to the first). None: one exchange, every entry of a prod.json."""
     from backtest.portfolio_config import build_members, instance_label, load_portfolio_config
 
     if config is not None:
         entries = load_portfolio_config(config)
-        members = [
-            m
-            for m in build_members(entries)
+        # labels over the whole file: unique across its exchanges, so are client order ids
+        pairs = [
+            (m, e)
+            for m, e in zip(build_members(entries), entries, strict=True)
             if _keep(m.strategy.name, m.symbol, m.interval, family, symbol, interval)
+            and (first is None or exchange_of(e.exchange, first) == exchange)
         ]
-        if ids:
-            members = [m for m, e in zip(members, entries, strict=False) if e.instance_id in ids]
+        members = [m for m, e in pairs if not ids or e.instance_id in ids]
     else:
         from store.instances import list_instances, live_states
         from strategies.registry import make_strategy
@@ -71,7 +76,7 @@ def select_members(
         rows = [
             r
             for r in rows
-            if r.exchange == exchange
+            if (r.exchange if first is None else exchange_of(r.exchange, first)) == exchange
             and (not ids or r.id in ids)
             and tradable.get(r.id, (False, 0.0))[0]
         ]
@@ -99,6 +104,13 @@ def select_members(
             "enable them with `cli.py strategies enable ID`, or pass --config prod.json"
         )
     return members
+
+
+def exchange_of(declared: str | None, first: str) -> str:
+    """The exchange an instance trades on in a node of several: its own (a database row's, a
+    prod.json entry's or the file's), else the first exchange given. The one router of
+    instances to exchanges: an instance's orders go to its node's broker only."""
+    return declared or first
 
 
 def _keep(

@@ -45,6 +45,7 @@ class ConfigWatch:
     def __init__(self, path: Path, exchange: str) -> None:
         self.path = Path(path)
         self.exchange = exchange
+        self.first: str | None = None  # several exchanges (live/multi.py): the first of them
         self.digest = self._digest()  # the version in force (loaded at start)
         self.refused: str | None = None  # digest of the last version refused (said once)
 
@@ -63,7 +64,7 @@ class ConfigWatch:
         if digest in (self.digest, self.refused):
             return None  # unchanged, rewritten with the same text, or refused already
         try:
-            entries = read_entries(self.path, self.exchange)
+            entries = read_entries(self.path, self.exchange, self.first)
         except ConfigRefused as exc:
             return self._refuse(digest, str(exc))
         self.digest, self.refused = digest, None
@@ -76,9 +77,11 @@ class ConfigWatch:
         raise ConfigRefused(why)
 
 
-def read_entries(path: Path, exchange: str) -> list[Declared]:
+def read_entries(path: Path, exchange: str, first: str | None = None) -> list[Declared]:
     """The config's instances with their full parameters, every check of `live --config`'s
-    start applied (backtest/portfolio_config.py), plus: every instance on this run's exchange."""
+    start applied (backtest/portfolio_config.py), plus: every instance on this run's exchange.
+    `first`: a node of several exchanges (live/multi.py): only this exchange's instances are
+    kept (those naming none belong to the first), the others are the other exchanges'."""
     from backtest.portfolio_config import load_portfolio_config
     from factors.bars import interval_delta
     from strategies.registry import make_strategy
@@ -87,6 +90,8 @@ def read_entries(path: Path, exchange: str) -> list[Declared]:
         entries = load_portfolio_config(path)
         out = []
         for i, e in enumerate(entries):
+            if first is not None and (e.exchange or first) != exchange:
+                continue  # another exchange's instance, followed by that exchange's session
             if e.exchange is not None and e.exchange != exchange:
                 raise ConfigRefused(
                     f"instance #{i + 1} trades on {e.exchange}, this run on {exchange}"

@@ -78,6 +78,7 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         orders = select(
             o_.id,
             o_.strategy,
+            o_.exchange,
             o_.symbol,
             o_.side,
             o_.type,
@@ -93,10 +94,15 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         closed = [*live_t, t_.status == TradeStatus.CLOSED]
         per = (
             select(
-                t_.strategy, t_.symbol, func.count().label("trades"), func.sum(t_.pnl).label("pnl")
+                t_.strategy,
+                t_.exchange,
+                t_.symbol,
+                func.count().label("trades"),
+                func.sum(t_.pnl).label("pnl"),
             )
             .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
-            .group_by(t_.strategy, t_.symbol)  # an instance trades one pair: its quote's pnl
+            # an instance trades one pair on one exchange: its (exchange, quote)'s pnl
+            .group_by(t_.strategy, t_.exchange, t_.symbol)
             .order_by(t_.strategy)
         )
         out.pnl = [dict(r) for r in conn.execute(per).mappings()]
@@ -159,7 +165,15 @@ def _as_datetime(value: object) -> dt.datetime | None:
 
 
 def status_lines(status: LiveStatus) -> list[str]:
-    """Plain lines (stable for scripts and tests): positions, orders, pnl per instance."""
+    """Plain lines (stable for scripts and tests): positions, orders, pnl per instance. With
+    rows of several exchanges (live/multi.py) each row names its exchange and the pnl is
+    totalled per (exchange, quote currency); with one, the lines are those of before."""
+    rows = (*status.positions, *status.orders, *status.pnl)
+    several = len({r.get("exchange") for r in rows}) > 1
+
+    def on(row: Mapping[str, object]) -> str:
+        return f"{row['exchange']} " if several else ""
+
     lines = [f"open positions: {len(status.positions)}"]
     for p in status.positions:
         mark = "no stored bar"
@@ -167,7 +181,7 @@ def status_lines(status: LiveStatus) -> list[str]:
             bar = _iso(dt.datetime.fromtimestamp(p["mark_ms"] / 1000, dt.UTC))
             mark = f"mark {p['mark']:.8g} (bar {bar}) unrealised {p['unrealised']:+.8g}"
         lines.append(
-            f"  {p['strategy']} {p['symbol']} {p['side']} {p['quantity']:.8g} @ "
+            f"  {on(p)}{p['strategy']} {p['symbol']} {p['side']} {p['quantity']:.8g} @ "
             f"{p['entry_price']:.8g} since {_iso(p['entry_time'])} {mark}"
         )
     lines.append(f"open orders: {len(status.orders)}")
@@ -175,12 +189,12 @@ def status_lines(status: LiveStatus) -> list[str]:
         level = o["stop_price"] if o["type"] == OrderKind.STOP else o["price"]
         at = "" if level is None else f" @ {level:.8g}"
         lines.append(
-            f"  {o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "
+            f"  {on(o)}{o['id']} {o['strategy']} {o['symbol']} {o['side']} {o['type']}{at} "
             f"{o['quantity']:.8g} {o['role']} {o['status']}"
         )
     totals: dict[str, float] = {}  # per quote currency: BTC and ETH do not add up
     for r in status.pnl:
-        quote = r["symbol"].split("/")[-1]
+        quote = r["symbol"].split("/")[-1] + (f" on {r['exchange']}" if several else "")
         totals[quote] = totals.get(quote, 0.0) + (r["pnl"] or 0.0)
     total = (
         ", ".join(f"{v:+.8g} {q}" for q, v in sorted(totals.items()))
@@ -189,7 +203,7 @@ def status_lines(status: LiveStatus) -> list[str]:
     )
     lines.append(f"pnl on {status.day.isoformat()} (UTC, closed trades): {total}")
     for r in status.pnl:
-        lines.append(f"  {r['strategy']}: {r['trades']} trade(s) pnl {r['pnl']:+.8g}")
+        lines.append(f"  {on(r)}{r['strategy']}: {r['trades']} trade(s) pnl {r['pnl']:+.8g}")
     if not status.pnl and status.latest_exit is not None:
         lines.append(
             f"  none; the latest live trade closed on {status.latest_exit.date()} "
