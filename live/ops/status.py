@@ -66,7 +66,8 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
             t_.symbol,
             t_.interval,
             t_.side,
-            t_.quantity,
+            # what is still held: a take-profit filled in part closed some of it already
+            (t_.quantity - func.coalesce(t_.exited_quantity, 0.0)).label("quantity"),
             t_.entry_time,
             t_.entry_price,
         ).where(*live_t, t_.status == TradeStatus.ACTIVE)

@@ -247,3 +247,18 @@ def test_the_days_pnl_is_summed_per_quote_currency(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
     assert "pnl on 2018-01-25 (UTC, closed trades): +0.3 BTC, -1.5 ETH" in result.output
     assert "  #3 c: 1 trade(s) pnl -1.5" in result.output
+
+
+def test_a_position_closed_in_part_shows_what_is_still_held(tmp_path: Path) -> None:
+    """A take-profit filled in part (trades.exited_quantity): 2 bought, 0.5 sold, 1.5 held and
+    marked: 1.5 x (0.11 - 0.1) = +0.015."""
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    _scenario(url)
+    with session_scope(url) as s:
+        held = s.query(TradeRecord).filter_by(status="ACTIVE").one()
+        held.exited_quantity = 0.5
+    result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
+    assert result.exit_code == 0, result.output
+    line = result.output.splitlines()[1]
+    assert line.startswith("  #2 b ETH/BTC long 1.5 @ 0.1 since 2018-01-25T00:00:00Z"), line
+    assert line.endswith("unrealised +0.015"), line
