@@ -119,6 +119,7 @@ def one_pass(specs: list, series: dict, config: Any, cpus: float, url: str | Non
     from store.runs import RUN_INDEX
 
     clock, prints, result_bytes, bookkeeping, work = DriverClock(), {}, 0, 0.0, 0.0
+    trades_total = 0
     began_wall, began = time.perf_counter(), time.process_time()
     with clock.installed():
         refs = {key: ray.put(series[key]) for key in {s.series for s in specs}}
@@ -130,6 +131,7 @@ def one_pass(specs: list, series: dict, config: Any, cpus: float, url: str | Non
                 clock.cpu["database"] += time.process_time() - cpu
             cpu = time.process_time()  # the benchmark's own bookkeeping: not counted
             result_bytes += len(pickle.dumps(outcomes, protocol=5))
+            trades_total += len(outcomes.trades)
             by_index = dict(iter(outcomes.trades.groupby(RUN_INDEX, sort=False)))
             for i, outcome in enumerate(outcomes):
                 run = outcome["run"]
@@ -148,6 +150,7 @@ def one_pass(specs: list, series: dict, config: Any, cpus: float, url: str | Non
         "total": total,
         "prints": prints,
         "result_bytes": result_bytes,
+        "trades": trades_total,
         "work": work,  # CPU seconds of the backtests themselves, in the workers
     }
 
@@ -256,9 +259,10 @@ def project(specs: list, series: dict, driver: dict, multi: list, nodes: int) ->
     series_mb = sum(frame.memory_usage(deep=True).sum() for frame in series.values()) / 1e6
     per_run_ms = driver["total"]  # ms of driver CPU per run (= s per 1,000)
     work_ms = statistics.median(r["work"] for r in multi) / runs * 1000
+    trades = multi[0]["trades"] / runs
     print(
-        f"object store: {result_kb:.1f} kB of results per run (pickled outcomes and trades) "
-        f"to the driver; the series ({series_mb:.1f} MB) once per node"
+        f"object store: {result_kb:.1f} kB of results per run (pickled outcomes and "
+        f"{trades:.0f} trades) to the driver; the series ({series_mb:.1f} MB) once per node"
     )
     for cpus in (1, 16):
         need = 100 * cpus / (work_ms / 1000)
@@ -275,4 +279,9 @@ def project(specs: list, series: dict, driver: dict, multi: list, nodes: int) ->
         f"{driver['receiving'] / per_run_ms:.0%} receiving, "
         f"{driver['submitting'] / per_run_ms:.0%} submitting); "
         f"= {ceiling * work_ms / 1000:,.0f} worker CPUs kept busy at {work_ms:.0f} ms per run"
+    )
+    rest = per_run_ms - driver["database"]
+    print(
+        f"no db writes: with the writes in other processes, one driver CPU "
+        f"takes {1000 / rest:,.0f} backtests/s = {1000 / rest * work_ms / 1000:,.0f} worker CPUs"
     )
