@@ -231,6 +231,8 @@ def main() -> None:
         print_hops(results, args.real)
         if args.real:
             for count, r in results.items():
+                if not r["later"]:
+                    continue
                 print(
                     f"{count:>9} instances: {len(r['later'])} orders carrying a bar's id reached "
                     f"the exchange after that bar's delivery (brackets of fills seen later; not "
