@@ -114,13 +114,14 @@ class DriverMarks:
         if self._bar is None:
             return
         marks = self.marks[self._bar]
-        if "hosts" not in marks:
-            return
         kind = type(msg)
-        if kind is SubmitOrder:
+        if kind is SubmitOrder:  # every order of the bar (a bracket after a fill at its open too)
             now = time.time()
-            marks.setdefault("submit", now)
             self.submits.setdefault(self._bar, []).append(now)
+            if "hosts" in marks:
+                marks.setdefault("submit", now)
+            return
+        if "hosts" not in marks:
             return
         name = _MARKS.get(kind)
         if name is not None:

@@ -1,24 +1,28 @@
-"""Live latency: bar close sent by the local exchange -> orders for that bar submitted.
+"""Live latency: bar close sent by the local exchange -> every order of that bar at the exchange.
 
-For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), in dry run on
-Ray: the local exchange closes one bar at a time (stepped). "all bars": for each bar, the wall
-time from the server sending the closed kline to the live runtime having delivered every message
-that bar caused (the whole cascade, fills and bookkeeping included), and the CPU time of the whole
-local Ray cluster plus this driver over that bar (every process of the tree; other users of the
-machine are not counted). "order bars": for each bar that led to orders, the issue's measure: the
-server sending the closed kline -> the last order of that bar routed to the exchange actor (after
-signals -> portfolio -> order manager and its SQLite write). The first bars are not counted
-(first-use set-up). Prints p50 and p99. Each host is warmed with `--warm` stored bars and keeps
-the default window.
-to orders. Each host is warmed with `--warm` stored bars and keeps the default window.
+For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), on Ray, the local
+exchange (in this process) closing one bar at a time (stepped):
+- dry run (default): an order is "at the exchange" when the driver routes its SubmitOrder to the
+  dry-run exchange actor (after signals -> portfolio -> order manager and its SQLite commit);
+- --real: orders go through the ccxt broker actor to the local exchange, and an order counts
+  when the local exchange receives it (its order endpoints record the arrival under the client
+  order id, which names the signal bar; benchmarks/live_hops.py).
+Per instance count it prints, over every order of every bar (not only the first), p50 and p99 of
+bar close sent -> order at the exchange; the same for each bar's first and last order; the bar's
+whole delivery (every message it caused: fills, trades, bookkeeping) and the CPU per bar of every
+process of the local Ray cluster plus the driver; then the hops of the bars with orders
+(websocket routine, the bar at the exchange first, hosts, portfolio, order store, broker, and the
+bar's first order -> its last). The first bars are not counted (first-use set-up). Each host is
+warmed with `--warm` stored bars and keeps the default window.
 
 --mix sr (default): sr_breakout with lookback 3 + i % 5 (signals often; 5 distinct parameter
 sets, so identical instances share one evaluation). --mix all: the five families round robin,
 every instance with its own parameters (no sharing). --store memory: the order manager keeps
-orders in memory (no SQLite): the pipeline's latency without the database write.
+orders in memory (no SQLite): the pipeline's latency without the database write. --real
+--no-rate-limit: ccxt's request limiter off (it spaces the broker's requests by their weight).
 
-Usage: python benchmarks/live_latency.py [--bars 120] [--counts 1,10,100] [--mix sr|all]
-       [--store sqlite|memory] [--warm 2000] [--per-actor 25]
+Usage: python benchmarks/live_latency.py [--real [--no-rate-limit]] [--bars 120]
+       [--counts 1,10,100] [--mix sr|all] [--store sqlite|memory] [--warm 2000] [--per-actor 25]
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ def per_order(bar_keys: list, driver: DriverMarks, arrivals: ExchangeArrivals, r
     """Every order's latency and every order bar's hops, matched by the bar's time."""
     received, later_by_bar = arrivals.by_bar()
     by_open = {m["open_ms"]: (close, m) for close, m in driver.marks.items()}
-    orders, first, hops, later = [], [], [], []
+    orders, first, last, hops, later = [], [], [], [], []
     for open_ms, sent in bar_keys:
         close, marks = by_open.get(open_ms, (None, None))
         if marks is None:
@@ -171,8 +175,9 @@ def per_order(bar_keys: list, driver: DriverMarks, arrivals: ExchangeArrivals, r
             continue
         orders.extend((t - sent) * 1000 for t in times)
         first.append((min(times) - sent) * 1000)
+        last.append((max(times) - sent) * 1000)
         hops.append(bar_hops(marks, sent, times, real))
-    return {"orders": orders, "first": first, "hops": hops, "later": later}
+    return {"orders": orders, "first": first, "last": last, "hops": hops, "later": later}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -214,7 +219,8 @@ def main() -> None:
     try:
         print(
             f"{'instances':>9} {'bars':>5} {'orders':>6} {'every order p50':>15} {'p99':>7} "
-            f"{'1st order p50':>13} {'p99':>7} {'bar wall p50':>12} {'p99':>7} {'CPU/bar':>7}"
+            f"{'1st order p50':>13} {'p99':>7} {'last p50':>8} {'p99':>7} "
+            f"{'bar wall p50':>12} {'p99':>7} {'CPU/bar':>7}"
             "   (ms; CPU = every Ray process + driver, 10 ms ticks, mean)"
         )
         for count in (int(c) for c in args.counts.split(",")):
@@ -224,6 +230,7 @@ def main() -> None:
                 f"{count:>9} {len(r['wall']):>5} {len(r['orders']):>6} "
                 f"{pct(r['orders'], 0.5):>15.1f} {pct(r['orders'], 0.99):>7.1f} "
                 f"{pct(r['first'], 0.5):>13.1f} {pct(r['first'], 0.99):>7.1f} "
+                f"{pct(r['last'], 0.5):>8.1f} {pct(r['last'], 0.99):>7.1f} "
                 f"{pct(r['wall'], 0.5):>12.1f} {pct(r['wall'], 0.99):>7.1f} "
                 f"{statistics.mean(r['cpu']):>7.1f}",
                 flush=True,
