@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.ray_cluster import ROOT, cluster_auth, local_cluster
+from benchmarks.ray_cluster import ROOT, cluster_auth, exit_on_sigterm, local_cluster
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
@@ -184,6 +184,7 @@ def run_cluster(args: Any, specs: list, series: dict, config: Any) -> None:
             log_to_driver=False,
             runtime_env=env,
         )
+        exit_on_sigterm()  # ray.init's own handler would kill the driver outright
         try:
             single = passes(specs, series, config, args.cpus, db, 1)
         finally:
@@ -192,6 +193,7 @@ def run_cluster(args: Any, specs: list, series: dict, config: Any) -> None:
         with local_cluster(auth, nodes) as cluster:
             started = time.perf_counter() - began
             ray.init(address=cluster.address, _node_ip_address=cluster.head_ip, log_to_driver=False)
+            exit_on_sigterm()
             try:
                 alive = sum(1 for n in ray.nodes() if n["Alive"])
                 print(f"cluster     : {alive} nodes x 1 CPU on 127.0.0.2.. up in {started:.0f} s")

@@ -5,7 +5,10 @@ on 127.0.0.2 and `ray start --address` for each further node on 127.0.0.3, 127.0
 with its own CPU count, token authentication on with a token of its own in a temporary directory
 (never ~/.ray/auth_token), each `ray start --block` in its own process group. Everything it
 started is stopped when the `with` block ends, also on an error or Ctrl-C (SIGTERM is turned into
-the same exit), never with `ray stop` (which would stop every Ray of the user on the machine).
+the same exit: call `exit_on_sigterm()` again after `ray.init`, whose own handler kills the
+driver outright), never with `ray stop` (which would stop every Ray of the user on the machine).
+Should the driver die anyway (SIGKILL), the project's watchdog (cluster/ray_reaper.py) kills every
+process of the cluster: they all carry its marker in their environment.
 
 The driver must join with the environment `cluster_auth` sets (RAY_AUTH_MODE=token and the
 token's path), and Ray reads it when it is imported: enter the block before `import ray`.
@@ -28,6 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cluster import ray_reaper  # noqa: E402
+
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 120
 
@@ -89,6 +96,11 @@ def _sigterm_as_exit(_signum: int, _frame: object) -> None:
     raise SystemExit(143)  # runs the `finally` that stops the cluster
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit (the `finally` blocks run); again after each `ray.init`."""
+    signal.signal(signal.SIGTERM, _sigterm_as_exit)
+
+
 @dataclass
 class ClusterAuth:
     temp_dir: str  # the cluster's --temp-dir (holds the token, the logs and the sockets)
@@ -136,6 +148,9 @@ def local_cluster(
     ]
     procs: list[subprocess.Popen] = []
     old_handler = signal.signal(signal.SIGTERM, _sigterm_as_exit)
+    marker = ray_reaper.new_marker()  # every node process inherits it: the watchdog's target
+    env = {**auth.env, ray_reaper.MARKER: marker}
+    watchdog = ray_reaper.start_watchdog(marker)
     try:
         for i, extra in enumerate(args):
             log = Path(auth.temp_dir) / f"node{i}.log"
@@ -143,7 +158,7 @@ def local_cluster(
                 procs.append(
                     subprocess.Popen(
                         [str(RAY), "start", *extra, *common],
-                        env=auth.env,
+                        env=env,
                         cwd=ROOT,
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -154,4 +169,8 @@ def local_cluster(
         yield LocalCluster(f"{head}:{port}", head, nodes)
     finally:
         _stop(procs, auth.temp_dir)
+        ray_reaper.kill_marked(marker)
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait(timeout=5)
         signal.signal(signal.SIGTERM, old_handler)
