@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/fanout.py                 # 200 runs, Ray with 2 CPUs
     .venv/bin/python benchmarks/fanout.py --runs 10000 --serial-sample 400 --no-e2e
     .venv/bin/python benchmarks/fanout.py --runs 60 --cpus 2 --no-e2e
+    .venv/bin/python benchmarks/fanout.py --runs 1000 --cluster 3      # 3 simulated nodes
+
+With --cluster N the runs go to a single local Ray node and then to a local cluster of N 1-CPU
+nodes on loopback, each pass storing every batch in a fresh database: see
+benchmarks/fanout_cluster.py (same results, the driver's CPU per 1,000 runs, 100-node projection).
 
 With --serial-sample K the serial pass runs K of the specs (an even spread, after one warm-up
 run per series) and the serial CPU of all runs is estimated from it; efficiency by CPU compares
@@ -234,6 +239,16 @@ def parse_args() -> argparse.Namespace:
         "--year-interval", default="5m", help="interval of the synthetic year (5m: 105,120 bars)"
     )
     parser.add_argument("--no-e2e", action="store_true", help="skip the run_all measurement")
+    parser.add_argument(
+        "--cluster", type=int, default=0, help="N: also run on a local Ray cluster of N 1-CPU nodes"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="--cluster: passes on the cluster")
+    parser.add_argument(
+        "--db",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="--cluster: where each pass stores its runs (a fresh database each time)",
+    )
     return parser.parse_args()
 
 
@@ -247,6 +262,11 @@ def main() -> None:
         f"{len(specs)} backtests, {len(series)} series, {bars:,} bars in all "
         f"({os.cpu_count()} CPUs on this machine, Ray with {args.cpus})"
     )
+    if args.cluster:
+        from benchmarks.fanout_cluster import run_cluster
+
+        run_cluster(args, specs, series, config)
+        return
     serial(sample(specs, len(series) * 2), series, config)  # warm-up: imports, caches
     chosen = sample(specs, args.serial_sample)
     began = time.perf_counter()

@@ -1,24 +1,28 @@
-"""Live latency: bar close sent by the local exchange -> orders for that bar submitted.
+"""Live latency: bar close sent by the local exchange -> every order of that bar at the exchange.
 
-For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), in dry run on
-Ray: the local exchange closes one bar at a time (stepped). "all bars": for each bar, the wall
-time from the server sending the closed kline to the live runtime having delivered every message
-that bar caused (the whole cascade, fills and bookkeeping included), and the CPU time of the whole
-local Ray cluster plus this driver over that bar (every process of the tree; other users of the
-machine are not counted). "order bars": for each bar that led to orders, the issue's measure: the
-server sending the closed kline -> the last order of that bar routed to the exchange actor (after
-signals -> portfolio -> order manager and its SQLite write). The first bars are not counted
-(first-use set-up). Prints p50 and p99. Each host is warmed with `--warm` stored bars and keeps
-the default window.
-to orders. Each host is warmed with `--warm` stored bars and keeps the default window.
+For 1, 10 and 100 strategy instances on one exchange and series (ETH/BTC 5m), on Ray, the local
+exchange (in this process) closing one bar at a time (stepped):
+- dry run (default): an order is "at the exchange" when the driver routes its SubmitOrder to the
+  dry-run exchange actor (after signals -> portfolio -> order manager and its SQLite commit);
+- --real: orders go through the ccxt broker actor to the local exchange, and an order counts
+  when the local exchange receives it (its order endpoints record the arrival under the client
+  order id, which names the signal bar; benchmarks/live_hops.py).
+Per instance count it prints, over every order of every bar (not only the first), p50 and p99 of
+bar close sent -> order at the exchange; the same for each bar's first and last order; the bar's
+whole delivery (every message it caused: fills, trades, bookkeeping) and the CPU per bar of every
+process of the local Ray cluster plus the driver; then the hops of the bars with orders
+(websocket routine, the bar at the exchange first, hosts, portfolio, order store, broker, and the
+bar's first order -> its last). The first bars are not counted (first-use set-up). Each host is
+warmed with `--warm` stored bars and keeps the default window.
 
 --mix sr (default): sr_breakout with lookback 3 + i % 5 (signals often; 5 distinct parameter
 sets, so identical instances share one evaluation). --mix all: the five families round robin,
 every instance with its own parameters (no sharing). --store memory: the order manager keeps
-orders in memory (no SQLite): the pipeline's latency without the database write.
+orders in memory (no SQLite): the pipeline's latency without the database write. --real
+--no-rate-limit: ccxt's request limiter off (it spaces the broker's requests by their weight).
 
-Usage: python benchmarks/live_latency.py [--bars 120] [--counts 1,10,100] [--mix sr|all]
-       [--store sqlite|memory] [--warm 2000] [--per-actor 25]
+Usage: python benchmarks/live_latency.py [--real [--no-rate-limit]] [--bars 120]
+       [--counts 1,10,100] [--mix sr|all] [--store sqlite|memory] [--warm 2000] [--per-actor 25]
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from actors.messages import SubmitOrder  # noqa: E402
 from actors.portfolio_kernel import PortfolioMember  # noqa: E402
+from benchmarks.live_hops import HOPS, DriverMarks, ExchangeArrivals, bar_hops  # noqa: E402
 from live.node import HOSTS_PER_ACTOR, LiveSettings  # noqa: E402
 from live.session import LiveSession  # noqa: E402
+from live.venues.outcomes import CallSettings  # noqa: E402
 from localexchange.replay import ReplayMarket  # noqa: E402
+from localexchange.server import DEFAULT_SECRET  # noqa: E402
 from localexchange.server_thread import ExchangeThread  # noqa: E402
 from store.bar_files import read_bar_file  # noqa: E402
 from strategies.registry import make_strategy  # noqa: E402
@@ -97,33 +104,43 @@ def cluster_cpu() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure(
-    ray, count: int, bars: int, warm_n: int, mix: str, store: str, db_url: str, per_actor: int
-) -> dict:
+KEY = "live-latency"  # real mode: the local exchange account (any key, the default secret)
+
+
+def measure(ray, count: int, args: argparse.Namespace, db_url: str) -> dict:
+    """Step `args.bars` bars through a live session of `count` instances; per bar its wall and
+    CPU, per order its latency (bar close sent -> order at the exchange: received by the local
+    exchange in real mode, routed to the dry-run exchange actor in dry run), per bar with
+    orders its hops (benchmarks/live_hops.py)."""
+    warm_n, bars = args.warm, args.bars
     frame, _ = read_bar_file(Path(FILE), "5m")
     market = ReplayMarket()
     market.add(SYMBOL, "5m", frame.iloc[: warm_n + bars + 1])
     market.start_at(int(frame.index[warm_n].value // 1_000_000))
-    members = instances(count, mix)
-    with ExchangeThread(market) as ex:
+    members = instances(count, args.mix)
+    thread = ExchangeThread(market)
+    arrivals = ExchangeArrivals(thread.exchange)  # before it serves: the routes bind them
+    with thread as ex:
         settings = LiveSettings(
-            "binance", ex.url, db_url, risk=0.001, quiet_s=0.5, hosts_per_actor=per_actor
+            "binance",
+            ex.url,
+            db_url,
+            risk=0.001,
+            quiet_s=0.5,
+            hosts_per_actor=args.per_actor,
+            real=args.real,
+            calls=CallSettings(rate_limit=not args.no_rate_limit),
         )
         order_store = None
-        if store == "memory":
+        if args.store == "memory":
             from actors.order_manager import MemoryOrderStore
 
             order_store = MemoryOrderStore  # what the pipeline costs without the database
         session = LiveSession(settings, members, ray_module=ray, order_store=order_store).start()
         node = session.node
-        submitted: dict[int, float] = {}  # bar index -> when its last order left for the exchange
-
-        def on_message(msg) -> None:
-            if type(msg) is SubmitOrder:
-                submitted[node.bars] = time.time()
-
-        node.runtime.observers.append(on_message)
-        wall, cpu, with_orders = [], [], []
+        driver = DriverMarks(node.runtime)
+        arrivals.delivering = driver
+        wall, cpu, bar_keys = [], [], []
         try:
             for i in range(bars):
                 cpu0 = cluster_cpu()
@@ -136,11 +153,31 @@ def measure(
                     continue
                 wall.append((done - sent) * 1000)
                 cpu.append(used * 1000)
-                if i in submitted:  # bar close sent -> its orders routed to the exchange actor
-                    with_orders.append((submitted[i] - sent) * 1000)
+                bar_keys.append((int(frame.index[warm_n + i].value // 1_000_000), sent))
+            time.sleep(0.5)  # the last bar's orders still in flight
         finally:
             session.stop()
-    return {"wall": wall, "cpu": cpu, "orders": with_orders}
+    return {"wall": wall, "cpu": cpu, **per_order(bar_keys, driver, arrivals, args.real)}
+
+
+def per_order(bar_keys: list, driver: DriverMarks, arrivals: ExchangeArrivals, real: bool) -> dict:
+    """Every order's latency and every order bar's hops, matched by the bar's time."""
+    received, later_by_bar = arrivals.by_bar()
+    by_open = {m["open_ms"]: (close, m) for close, m in driver.marks.items()}
+    orders, first, last, hops, later = [], [], [], [], []
+    for open_ms, sent in bar_keys:
+        close, marks = by_open.get(open_ms, (None, None))
+        if marks is None:
+            continue
+        later.extend((t - sent) * 1000 for t in later_by_bar.get(close, []))
+        times = received.get(close, []) if real else driver.submits.get(close, [])
+        if not times:
+            continue
+        orders.extend((t - sent) * 1000 for t in times)
+        first.append((min(times) - sent) * 1000)
+        last.append((max(times) - sent) * 1000)
+        hops.append(bar_hops(marks, sent, times, real))
+    return {"orders": orders, "first": first, "last": last, "hops": hops, "later": later}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -163,39 +200,67 @@ def main() -> None:
         default=HOSTS_PER_ACTOR,
         help="strategy hosts per Ray actor (the live default)",
     )
+    parser.add_argument(
+        "--real", action="store_true", help="orders through ccxt to the local exchange"
+    )
+    parser.add_argument(
+        "--no-rate-limit", action="store_true", help="real mode: ccxt's limiter off"
+    )
     args = parser.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2")
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    keys = {"RAYTRADER_BINANCE_API_KEY": KEY, "RAYTRADER_BINANCE_API_SECRET": DEFAULT_SECRET}
+    os.environ.update(keys)  # the driver's checks of the exchange; the broker actor's below
+    env = {"env_vars": {**keys, "PYTHONPATH": str(ROOT)}}
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", runtime_env=env)
+    mode = "real: ccxt -> local exchange" if args.real else "dry run"
+    print(f"{mode}; load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    results = {}
     try:
         print(
-            f"{'instances':>9} {'wall p50':>9} {'wall p99':>9} {'CPU p50':>8} {'CPU p99':>8} "
-            f"{'CPU mean':>8} {'order bars':>10} {'their p50':>9} {'their p99':>9}   (ms; CPU = all Ray "
-            "processes + driver, 10 ms ticks)"
+            f"{'instances':>9} {'bars':>5} {'orders':>6} {'every order p50':>15} {'p99':>7} "
+            f"{'1st order p50':>13} {'p99':>7} {'last p50':>8} {'p99':>7} "
+            f"{'bar wall p50':>12} {'p99':>7} {'CPU/bar':>7}"
+            "   (ms; CPU = every Ray process + driver, 10 ms ticks, mean)"
         )
         for count in (int(c) for c in args.counts.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
-                r = measure(
-                    ray,
-                    count,
-                    args.bars,
-                    args.warm,
-                    args.mix,
-                    args.store,
-                    f"sqlite:///{tmp}/bench.db",
-                    args.per_actor,
-                )
+                r = results[count] = measure(ray, count, args, f"sqlite:///{tmp}/bench.db")
             print(
-                f"{count:>9} {pct(r['wall'], 0.5):>9.1f} {pct(r['wall'], 0.99):>9.1f} "
-                f"{pct(r['cpu'], 0.5):>8.1f} {pct(r['cpu'], 0.99):>8.1f} {statistics.mean(r['cpu']):>8.1f} "
-                f"{len(r['orders']):>10} {pct(r['orders'], 0.5):>9.1f} "
-                f"{pct(r['orders'], 0.99):>9.1f}",
+                f"{count:>9} {len(r['wall']):>5} {len(r['orders']):>6} "
+                f"{pct(r['orders'], 0.5):>15.1f} {pct(r['orders'], 0.99):>7.1f} "
+                f"{pct(r['first'], 0.5):>13.1f} {pct(r['first'], 0.99):>7.1f} "
+                f"{pct(r['last'], 0.5):>8.1f} {pct(r['last'], 0.99):>7.1f} "
+                f"{pct(r['wall'], 0.5):>12.1f} {pct(r['wall'], 0.99):>7.1f} "
+                f"{statistics.mean(r['cpu']):>7.1f}",
                 flush=True,
             )
+        print_hops(results, args.real)
+        if args.real:
+            for count, r in results.items():
+                if not r["later"]:
+                    continue
+                print(
+                    f"{count:>9} instances: {len(r['later'])} orders carrying a bar's id reached "
+                    f"the exchange after that bar's delivery (brackets of fills seen later; not "
+                    f"above), p50 {pct(r['later'], 0.5):.0f} ms after its close"
+                )
     finally:
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         ray.shutdown()
+
+
+def print_hops(results: dict, real: bool) -> None:
+    print("hops of the bars with orders, p50 / p99 (ms; benchmarks/live_hops.py):")
+    print(f"{'instances':>9} " + " ".join(f"{h:>15}" for h in HOPS))
+    for count, r in results.items():
+        cells = []
+        for hop in HOPS:
+            values = [h[hop] for h in r["hops"] if hop in h]
+            cells.append(
+                f"{pct(values, 0.5):>7.1f}/{pct(values, 0.99):<7.1f}" if values else f"{'-':>15}"
+            )
+        print(f"{count:>9} " + " ".join(cells))
 
 
 if __name__ == "__main__":
