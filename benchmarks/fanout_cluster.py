@@ -1,7 +1,7 @@
 """`fanout.py --cluster N`: the same fan-out on a local Ray cluster of N simulated 1-CPU nodes.
 
 First the runs on a single local Ray node (`--cpus` CPUs, as `fanout.py` runs them), then on N
-nodes started with `ray start` on 127.0.0.2.. (benchmarks/ray_cluster.py; token authentication
+nodes started with `ray start` on 127.0.0.2.. (cluster/local_cluster.py; token authentication
 on, every node stopped at the end, also on an error or Ctrl-C), `--repeat` times. Each pass
 stores every batch as it arrives in a fresh database (PostgreSQL, the database a cluster needs,
 or SQLite with `--db sqlite`), as `backtest --all` does. Prints:
@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.ray_cluster import ROOT, cluster_auth, exit_on_sigterm, local_cluster
+from cluster.local_cluster import ROOT, cluster_auth, exit_on_sigterm, local_cluster
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"

@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -67,102 +61,15 @@ def test_a_broken_cluster_yaml_is_rejected_by_the_same_validation():
 
 
 # -- a real two-node cluster --------------------------------------------------------------------
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_started(proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if "Ray runtime started" in text:
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"ray start exited with {proc.returncode}:\n{text[-3000:]}")
-        time.sleep(0.3)
-    raise RuntimeError(f"ray start did not come up in {timeout} s:\n{text[-3000:]}")
-
-
-def stop_started(procs: list[subprocess.Popen], temp_dir: str) -> None:
-    """Stop exactly what this test started: its `ray start --block` process groups, then any
-    leftover process whose command line names the test's own Ray temp dir (never `ray stop`,
-    which would stop every Ray on the machine)."""
-    for proc in reversed(procs):
-        with _quiet():
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-        time.sleep(0.2)
-    for proc in procs:
-        with _quiet():
-            os.killpg(proc.pid, signal.SIGKILL)
-        with _quiet():
-            proc.wait(timeout=5)
-    for pid in _pids_mentioning(temp_dir):
-        with _quiet():
-            os.kill(pid, signal.SIGKILL)
-
-
-def _pids_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with _quiet():
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-    return [p for p in found if p != os.getpid()]
-
-
-class _quiet:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], OSError | subprocess.SubprocessError)
-
-
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    """A head (127.0.0.2, 1 CPU) and a worker node (127.0.0.3, 1 CPU) with token auth on."""
-    from ray._private.authentication.authentication_token_generator import (
-        generate_new_authentication_token,
-    )
+    """A head (127.0.0.2, 1 CPU) and a worker node (127.0.0.3, 1 CPU) with token auth on,
+    stopped after the module (cluster/local_cluster.py)."""
+    from cluster.local_cluster import cluster_auth, local_cluster
 
-    temp_dir = tempfile.mkdtemp(prefix="rtc", dir="/tmp")  # short: Unix socket paths are limited
-    token = Path(temp_dir) / "auth_token"
-    token.write_text(generate_new_authentication_token())
-    token.chmod(0o600)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    for key in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):
-        env.pop(key, None)
-    port = free_port(HEAD_IP)
-    common = ["--num-cpus=1", f"--temp-dir={temp_dir}", "--disable-usage-stats", "--block"]
-    common += ["--object-store-memory=150000000"]
-    nodes = [
-        ["--head", f"--node-ip-address={HEAD_IP}", f"--port={port}", "--include-dashboard=false"],
-        [f"--address={HEAD_IP}:{port}", f"--node-ip-address={WORKER_IP}"],
-    ]
-    procs: list[subprocess.Popen] = []
-    try:
-        for i, args in enumerate(nodes):
-            log = Path(temp_dir) / f"node{i}.log"
-            with open(log, "w") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [str(RAY), "start", *args, *common],
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own process group: stopped precisely
-                    )
-                )
-            wait_started(procs[-1], log)
-        yield {"address": f"{HEAD_IP}:{port}", "env": env}
-    finally:
-        stop_started(procs, temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with cluster_auth() as auth, local_cluster(auth, 2, object_store_mb=150) as cluster:
+        assert cluster.head_ip == HEAD_IP
+        yield {"address": cluster.address, "env": auth.env}
 
 
 def _fill(url: str, sample_dir: Path, symbols: dict[str, str], lookbacks: list[int]) -> int:

@@ -1,8 +1,6 @@
-"""A local Ray cluster of N simulated nodes on loopback, for benchmarks (docs/ray.md).
-
-The same recipe as the tests' two-node cluster (tests/cluster/test_cluster.py): `ray start --head`
-on 127.0.0.2 and `ray start --address` for each further node on 127.0.0.3, 127.0.0.4, ..., each
-with its own CPU count, token authentication on with a token of its own in a temporary directory
+"""A local Ray cluster of N simulated nodes on loopback, for the tests and the benchmarks
+(docs/ray.md): `ray start --head` on 127.0.0.2 and `ray start --address` for each further node on
+127.0.0.3, 127.0.0.4, ..., each with its own CPU count, token authentication on with a token of its own in a temporary directory
 (never ~/.ray/auth_token), each `ray start --block` in its own process group. Everything it
 started is stopped when the `with` block ends, also on an error or Ctrl-C (SIGTERM is turned into
 the same exit: call `exit_on_sigterm()` again after `ray.init`, whose own handler kills the
@@ -30,10 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from cluster import ray_reaper
 
-from cluster import ray_reaper  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 120
@@ -50,7 +47,7 @@ def node_ip(i: int) -> str:
     return f"127.0.0.{i + 2}"
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
@@ -75,7 +72,7 @@ def _stop(procs: list[subprocess.Popen], temp_dir: str) -> None:
     for proc in reversed(procs):
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 2  # a graceful stop, else SIGKILL: nothing of it is kept
     while time.monotonic() < deadline and any(p.poll() is None for p in procs):
         time.sleep(0.2)
     for proc in procs:
@@ -138,7 +135,7 @@ def local_cluster(
 ) -> Iterator[LocalCluster]:
     """Start `nodes` Ray nodes on 127.0.0.2.. (the first is the head); stop them at the end."""
     head = node_ip(0)
-    port = _free_port(head)
+    port = free_port(head)
     common = [f"--num-cpus={cpus_per_node}", f"--temp-dir={auth.temp_dir}"]
     common += ["--disable-usage-stats", "--block"]
     common += [f"--object-store-memory={object_store_mb * 1_000_000}"]
