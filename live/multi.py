@@ -24,17 +24,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from live.node import LiveNode, LiveSettings
-from live.session import PUMP_WAIT_S, FromExchange, LiveSession, RayStarter, Selection
+from live.session import PUMP_WAIT_S, FromExchange, LiveSession, PumpLoop, RayStarter, Selection
 
 log = logging.getLogger("raytrader.live")
 
@@ -94,7 +93,7 @@ def config_exchanges(config: Path) -> list[str]:
     return named if len(named) > 1 else []
 
 
-class MultiSession:
+class MultiSession(PumpLoop):
     """LiveSessions of several exchanges, started, pumped and stopped together."""
 
     def __init__(
@@ -191,23 +190,7 @@ class MultiSession:
             raise
         return self
 
-    def _watch_sigterm(self) -> None:
-        def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-            self.request_stop()
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-        self._closing.callback(signal.signal, signal.SIGTERM, previous)
-
-    # -- running -----------------------------------------------------------------------------
-    def run(
-        self, duration: float | None = None, after_pump: Callable[[], object] | None = None
-    ) -> None:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not self.stopping and (deadline is None or time.monotonic() < deadline):
-            self.pump()
-            if after_pump is not None:
-                after_pump()
-
+    # -- running (`run`: PumpLoop) ----------------------------------------------------------
     def pump(self, max_wait: float = PUMP_WAIT_S) -> int:
         """Every exchange's stream asked at once; the bars of those that answered within
         max_wait delivered to their own node; housekeeping and control polls of all."""
@@ -244,9 +227,6 @@ class MultiSession:
     def deliver(self, exchange: str, bars: list[BarClosed]) -> None:
         """Bars of one exchange handed in (sessions started without their streams)."""
         self.sessions[exchange].deliver(bars)
-
-    def request_stop(self) -> None:
-        self.stopping = True
 
     def take_warnings(self) -> list[str]:
         return [f"{e}: {w}" for e, s in self.sessions.items() for w in s.take_warnings()]

@@ -95,7 +95,39 @@ class ModelChoice:
     timeout: float = 0.5
 
 
-class LiveSession:
+class PumpLoop:
+    """The pump loop and its stop, shared by a session and a session of several exchanges
+    (live/multi.py): each defines `pump`, `stopping` and the `_closing` stack."""
+
+    stopping: bool
+    _closing: contextlib.ExitStack
+
+    def pump(self, max_wait: float = PUMP_WAIT_S) -> int:
+        raise NotImplementedError
+
+    def _watch_sigterm(self) -> None:
+        def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+            self.request_stop()
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        self._closing.callback(signal.signal, signal.SIGTERM, previous)
+
+    def run(
+        self, duration: float | None = None, after_pump: Callable[[], object] | None = None
+    ) -> None:
+        """Pump bars until `request_stop` (or SIGTERM) or `duration` seconds; `after_pump`
+        is called after each pump (a status line)."""
+        deadline = None if duration is None else time.monotonic() + duration
+        while not self.stopping and (deadline is None or time.monotonic() < deadline):
+            self.pump()
+            if after_pump is not None:
+                after_pump()
+
+    def request_stop(self) -> None:
+        self.stopping = True
+
+
+class LiveSession(PumpLoop):
     def __init__(
         self,
         settings: LiveSettings,
@@ -270,25 +302,7 @@ class LiveSession:
         if stream or (stream is None and self.ray is not None):
             self.node.start_stream()
 
-    def _watch_sigterm(self) -> None:
-        def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-            self.request_stop()
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-        self._closing.callback(signal.signal, signal.SIGTERM, previous)
-
-    # -- 3. running --------------------------------------------------------------------------
-    def run(
-        self, duration: float | None = None, after_pump: Callable[[], object] | None = None
-    ) -> None:
-        """Pump bars until `request_stop` (or SIGTERM) or `duration` seconds; `after_pump`
-        is called after each pump (a status line)."""
-        deadline = None if duration is None else time.monotonic() + duration
-        while not self.stopping and (deadline is None or time.monotonic() < deadline):
-            self.pump()
-            if after_pump is not None:
-                after_pump()
-
+    # -- 3. running (`run`: PumpLoop) -------------------------------------------------------
     def pump(self, max_wait: float = PUMP_WAIT_S) -> int:
         """Closed bars delivered (waiting up to max_wait), housekeeping, the control's poll;
         returns how many bars."""
@@ -296,9 +310,6 @@ class LiveSession:
         if self.control is not None:
             self.control.maybe_poll()  # enable/disable in the database: every ~2 s
         return count
-
-    def request_stop(self) -> None:
-        self.stopping = True
 
     def deliver(self, bars: list[BarClosed]) -> None:
         """Bars handed in (a session started without its stream)."""
