@@ -105,7 +105,7 @@ def main() -> int:
         db = f"sqlite:///{path}"
         n = add_instances(db, SYMBOLS)
         exchange, url = serve(args.faults, args.seed)
-        flags = ("--risk", "0.001", "--max-open", str(MAX_OPEN), "--reconcile-every", "1")
+        flags = ("--risk", "0.0002", "--max-open", str(MAX_OPEN), "--reconcile-every", "1")
         cli = None
         try:
             t0 = time.monotonic()
@@ -119,7 +119,8 @@ def main() -> int:
                     max_steps=20 * args.orders,
                     pace_s=args.pace,
                 )
-                settle(lambda: count(path, "status IN ('NEW', 'UNKNOWN')"), 60)
+                doubts = lambda: count(path, "status IN ('NEW', 'UNKNOWN')")  # noqa: E731
+                settle(url, run, doubts, 90, args.pace)
             code = cli.stop()
             took = time.monotonic() - t0
             faults = local_call(url, "/_local/faults")["counts"]

@@ -37,7 +37,9 @@ SYMBOLS = ("ETH/BTC", "LTC/BTC", "ADA/BTC", "NXT/BTC")
 FAMILIES = (
     ("sr_breakout", {"lookback": 3}),
     ("sr_breakout", {"lookback": 4}),
+    ("sr_breakout", {"lookback": 5}),
     ("reversal_breakout", {"lookback": 6, "swing": 2, "move_atr": 0.5}),
+    ("reversal_breakout", {"lookback": 8, "swing": 2, "move_atr": 0.3}),
 )
 
 
@@ -233,12 +235,19 @@ def drive(
     return run, cli
 
 
-def settle(doubts: Callable[[], int], timeout: float) -> None:
-    """Wait (at most `timeout` s) until `doubts()` (rows NEW or UNKNOWN) is 0: the last orders'
-    answers, lookups and retries are done."""
+def settle(
+    url: str, run: ChaosRun, doubts: Callable[[], int], timeout: float, pace_s: float
+) -> None:
+    """Go on stepping (at most `timeout` s) until `doubts()` (rows NEW or UNKNOWN) is 0: the
+    last orders' answers, lookups and retries are done. The broker reports a looked-up order's
+    outcome with its series' next bar (live/venues/outcomes.py), so bars must go on closing."""
     deadline = time.monotonic() + timeout
     while doubts() and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(max(pace_s, 0.5))
+        if doubts():
+            answer = local_call(url, "/_local/step?n=1", "POST")
+            run.stepped_at[int(answer["now"])] = time.time()
+            run.steps += 1
 
 
 def pct(values: Sequence[float], q: float) -> float:

