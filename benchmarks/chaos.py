@@ -3,10 +3,10 @@ in the middle and a restart, until the exchange holds --orders orders; then the 
 
 Both are the real CLI commands, as a user runs them: the exchange replays data/sample in stepped
 mode (--speed 0; this script closes one bar every --pace s with POST /_local/step) with every
-fault kind on (--faults, default FAULTS below); twelve instances (three families that signal
+fault kind on (--faults, default FAULTS below); twenty instances (five parameter sets that signal
 often, on ETH, LTC, ADA and NXT /BTC) trade it with --max-open 8. Once the database holds half
 of --orders, the live process group (the CLI and its local Ray) is killed by SIGKILL and the
-command started again. At the end the chaos check (testing/chaos.py) reads the exchange through
+command started again. At the end the chaos check (tests/live/chaos.py) reads the exchange through
 the real ccxt client: every exchange order in the database once with its final status, no client
 order id twice, no position the database does not know, the balances the stored fills, max_open
 held. It prints the orders, the faults by kind (GET /_local/faults), lost / doubled / mismatches /
@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from live.venues.ccxt_clients import rest_client  # noqa: E402
-from testing import chaos  # noqa: E402
-from testing.chaos_run import (  # noqa: E402
+from tests.live import chaos  # noqa: E402
+from tests.live.chaos_run import (  # noqa: E402
     ROOT,
     SECRET,
     SYMBOLS,

@@ -7,7 +7,7 @@ on its order endpoints (timeout_after_accept, drop_before_accept, http_5xx_after
 probability P each, http_429 P/2, http_5xx_read P/4; localexchange/faults.py). At the end,
 through the real ccxt client: every exchange order must be in the database under its client
 order id with its exchange id and final status, no client order id placed twice, no row left
-UNKNOWN, and the balances are the stored fills (the chaos check, testing/chaos.py). It prints
+UNKNOWN, and the balances are the stored fills (the chaos check, tests/live/chaos.py). It prints
 the orders, the faults by kind, those figures and the refusals by reason; it exits 1 when one of
 them is not 0.
 
@@ -33,7 +33,7 @@ from live.venues.ccxt_clients import rest_client  # noqa: E402
 from live.venues.outcomes import CallSettings  # noqa: E402
 from localexchange.faults import FaultPlan, FaultSpec  # noqa: E402
 from localexchange.server_thread import ExchangeThread  # noqa: E402
-from testing import chaos  # noqa: E402
+from tests.live import chaos  # noqa: E402
 from tests.live.helpers import SECRET, market_of, sample  # noqa: E402
 from tests.live.recovery_driver import INTERVAL, STEP_MS, SYMBOL, _bar, members  # noqa: E402
 

@@ -14,7 +14,7 @@ demo's last lines say the faults injected (GET /_local/faults) and that the trad
 ETH/BTC 5m bar the exchange closed while it ran (its "stopped: N bars" against the exchange's
 clock, read when the trader said it started and when its --duration was up; the trader's count
 also holds the bars it caught up on at its start, so it may be the larger). A dry run sends no orders, so
-the order faults and the database-against-exchange check (testing/chaos.py) do not apply here;
+the order faults and the database-against-exchange check (tests/live/chaos.py) do not apply here;
 `benchmarks/chaos.py` runs them against `live --real`.
 The Ray dashboard and metrics of the run are on free ports (printed at start).
 """

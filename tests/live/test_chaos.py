@@ -1,11 +1,11 @@
 """The chaos test (issue 20 section 7): `cli.py live --real` through the local exchange's seeded
 fault mode, killed by SIGKILL once in the middle and restarted, then the chaos check
-(testing/chaos.py) through the real ccxt client.
+(tests/live/chaos.py) through the real ccxt client.
 
 Why the suite's run is short: one `cli.py live` start costs 20-30 s on these 2-core machines
 (Python imports, its own local Ray, the actors' imports), so the one start and one restart the
 issue asks for are most of the time a suite test may take. The exchange is stepped (speed 0,
-POST /_local/step) as fast as the node takes bars, twelve instances that signal often trade four
+POST /_local/step) as fast as the node takes bars, twenty instances that signal often trade four
 pairs, and the faults are mild but of every kind (a held answer is released after 1.5 s, shorter
 than the CLI's 10 s request timeout, so the client sees the connection closed after the order
 was placed: a lost answer that does not stall the run). It reaches ORDERS orders (and one kill
@@ -28,8 +28,8 @@ from core.vocabulary import CallOutcome
 from live.venues.ccxt_clients import rest_client
 from localexchange.faults import FaultPlan, FaultSpec
 from localexchange.server_thread import ExchangeThread
-from testing import chaos
-from testing.chaos_run import (
+from tests.live import chaos
+from tests.live.chaos_run import (
     SECRET,
     SYMBOLS,
     LiveCli,

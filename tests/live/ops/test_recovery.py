@@ -33,8 +33,8 @@ from typing import IO
 import pytest
 
 from localexchange.server_thread import ExchangeThread
-from testing import chaos
 from testing.crash import CRASH_ENV
+from tests.live import chaos
 from tests.live.helpers import SECRET, market_of, sample
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -123,7 +123,7 @@ def stored(db: str) -> tuple[list, list]:
 
 def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
     """The invariants of the kill -9 test; raises AssertionError naming the first broken one.
-    The orders and balances: the chaos check (testing/chaos.py); then, as this test has no
+    The orders and balances: the chaos check (tests/live/chaos.py); then, as this test has no
     partial fills, every trade's prices and pnl are its entry's and its one exit's fills."""
     chaos.audit(
         chaos.account_view(account), chaos.Stored(orders, trades), FUNDING

@@ -1,6 +1,6 @@
 """The chaos run: `cli.py live --real` (the real CLI, in a session of its own) against a local
 exchange in stepped mode (speed 0) with seeded faults, killed by SIGKILL once in the middle and
-restarted, until the exchange holds enough orders; then the chaos check (testing/chaos.py).
+restarted, until the exchange holds enough orders; then the chaos check (tests/live/chaos.py).
 tests/live/test_chaos.py runs a short one, benchmarks/chaos.py a long one.
 
 The exchange is driven over HTTP only (POST /_local/step, GET /_local/faults), so the same loop
@@ -28,7 +28,7 @@ from localexchange.replay import ReplayMarket
 from store.bar_files import read_bar_file
 from store.instances import add_instance
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample"
 SECRET = "local-secret"  # the local exchange's default secret
 STARTED = "live REAL orders"  # the CLI's start line: recovered, reconciled, trading
