@@ -85,6 +85,7 @@ def test_cli_live_real_through_faults_killed_and_restarted_agrees_with_the_excha
                 max_steps=400,
                 pace_s=0.05,
             )
+            stepped = run.steps
             plan.spec = FaultSpec()  # the last lookups (backoff up to 30 s) and the check's reads
             doubts = lambda: _count(path, "status IN ('NEW', 'UNKNOWN')")  # noqa: E731
             settle(ex.url, run, doubts, 45, 0.05)
@@ -99,7 +100,7 @@ def test_cli_live_real_through_faults_killed_and_restarted_agrees_with_the_excha
             chaos.exchange_view(client, SYMBOLS), chaos.stored(db), FUNDING, max_open=MAX_OPEN
         )
     print(
-        f"chaos: {run.steps} bars, starts {run.starts_s}, {found.exchange_orders} orders, {faults}"
+        f"chaos: {stepped}+{run.steps - stepped} bars, starts {run.starts_s}, {found.exchange_orders} orders, {faults}"
     )
     _unless_only_the_fee_bug(found, chaos.stored(db))
     found.raise_if_broken()
