@@ -3,8 +3,9 @@ in the middle and a restart, until the exchange holds --orders orders; then the 
 
 Both are the real CLI commands, as a user runs them: the exchange replays data/sample in stepped
 mode (--speed 0; this script closes one bar every --pace s with POST /_local/step) with every
-fault kind on (--faults, default FAULTS below); twenty instances (five parameter sets that signal
-often, on ETH, LTC, ADA and NXT /BTC) trade it with --max-open 8. Once the database holds half
+fault kind on (--faults, default FAULTS below); fifty instances (five parameter sets that signal
+often, on each of the ten BTC pairs of data/sample, from 2018-01-11: 5,400 bars) trade it with
+--max-open 8; stepping stops at --orders or at the end of the data. Once the database holds half
 of --orders, the live process group (the CLI and its local Ray) is killed by SIGKILL and the
 command started again. At the end the chaos check (tests/live/chaos.py) reads the exchange through
 the real ccxt client: every exchange order in the database once with its final status, no client
@@ -33,9 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from live.venues.ccxt_clients import rest_client  # noqa: E402
 from tests.live import chaos  # noqa: E402
 from tests.live.chaos_run import (  # noqa: E402
+    ALL_BTC,
+    DATA_END_MS,
     ROOT,
     SECRET,
-    SYMBOLS,
     LiveCli,
     OrderWatch,
     add_instances,
@@ -65,7 +67,7 @@ def serve(faults: str, seed: int) -> tuple[subprocess.Popen, str]:
             "--data",
             str(ROOT / "data" / "sample"),
             "--start",
-            "2018-01-25",
+            "2018-01-11",
             "--port",
             "0",
             "--speed",
@@ -103,7 +105,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "live.db"
         db = f"sqlite:///{path}"
-        n = add_instances(db, SYMBOLS)
+        n = add_instances(db, ALL_BTC)
         exchange, url = serve(args.faults, args.seed)
         flags = ("--risk", "0.0002", "--max-open", str(MAX_OPEN), "--reconcile-every", "1")
         cli = None
@@ -118,6 +120,7 @@ def main() -> int:
                     kill_at=args.orders // 2,
                     max_steps=20 * args.orders,
                     pace_s=args.pace,
+                    until_ms=DATA_END_MS,
                 )
                 doubts = lambda: count(path, "status IN ('NEW', 'UNKNOWN')")  # noqa: E731
                 settle(url, run, doubts, 90, args.pace)
@@ -127,7 +130,7 @@ def main() -> int:
             os.environ["RAYTRADER_BINANCE_API_KEY"] = KEY
             client = rest_client("binance", url, (KEY, SECRET))
             found = chaos.audit(
-                chaos.exchange_view(client, SYMBOLS),
+                chaos.exchange_view(client, ALL_BTC),
                 chaos.stored(db),
                 FUNDING,
                 max_open=MAX_OPEN,

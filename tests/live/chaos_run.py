@@ -33,6 +33,9 @@ SAMPLE = ROOT / "data" / "sample"
 SECRET = "local-secret"  # the local exchange's default secret
 STARTED = "live REAL orders"  # the CLI's start line: recovered, reconciled, trading
 SYMBOLS = ("ETH/BTC", "LTC/BTC", "ADA/BTC", "NXT/BTC")
+# every BTC pair of data/sample (5m, 2018-01-10 .. 2018-01-30 04:45): the benchmark's
+ALL_BTC = (*SYMBOLS, "DASH/BTC", "ETC/BTC", "TRX/BTC", "XLM/BTC", "XMR/BTC", "ZEC/BTC")
+DATA_END_MS = 1517287500000  # 2018-01-30 04:45 UTC: the last bar every one of them has
 # instances that signal often on 5m sample bars (short lookbacks), several per symbol
 FAMILIES = (
     ("sr_breakout", {"lookback": 3}),
@@ -208,10 +211,11 @@ def drive(
     max_steps: int,
     pace_s: float,
     start_timeout: float = 240.0,
+    until_ms: int | None = None,
 ) -> tuple[ChaosRun, LiveCli]:
     """Step the exchange a bar every `pace_s` while `start()`'s CLI trades; SIGKILL it once
-    `orders()` reaches `kill_at` and start it again; stop stepping at `target` orders or
-    `max_steps` steps. Returns the run and the CLI still running (the caller stops it)."""
+    `orders()` reaches `kill_at` and start it again; stop stepping at `target` orders,
+    `max_steps` steps or the market time `until_ms` (the traded series' data ends). Returns the run and the CLI still running (the caller stops it)."""
     run = ChaosRun()
     t0 = time.monotonic()
     cli = start()
@@ -221,7 +225,7 @@ def drive(
         answer = local_call(url, "/_local/step?n=1", "POST")
         run.stepped_at[int(answer["now"])] = time.time()
         run.steps += 1
-        if answer.get("ended"):
+        if answer.get("ended") or (until_ms is not None and answer["now"] >= until_ms):
             break
         time.sleep(pace_s)
         if run.kills == 0 and orders() >= kill_at:
