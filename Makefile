@@ -81,7 +81,7 @@ ml-demo: $(STAMP)
 live-demo: $(STAMP)
 	mkdir -p demo_out
 	$(PY) cli.py data demo --db sqlite:///demo_out/live.db
-	$(PY) -m live.demo --seconds 60 --speed 600 --db sqlite:///demo_out/live.db
+	$(PY) -m live.demo --seconds 50 --speed 1200 --db sqlite:///demo_out/live.db
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -7,8 +7,9 @@ on its order endpoints (timeout_after_accept, drop_before_accept, http_5xx_after
 probability P each, http_429 P/2, http_5xx_read P/4; localexchange/faults.py). At the end,
 through the real ccxt client: every exchange order must be in the database under its client
 order id with its exchange id and final status, no client order id placed twice, no row left
-UNKNOWN. It prints the orders, the faults by kind, those figures and the refusals by reason;
-it exits 1 when one of them is not 0.
+UNKNOWN, and the balances are the stored fills (the chaos check, tests/live/chaos.py). It prints
+the orders, the faults by kind, those figures and the refusals by reason; it exits 1 when one of
+them is not 0.
 
 Usage: python benchmarks/lost_answers.py [--bars 2000] [--p 0.2] [--seed 2]
 """
@@ -32,8 +33,8 @@ from live.venues.ccxt_clients import rest_client  # noqa: E402
 from live.venues.outcomes import CallSettings  # noqa: E402
 from localexchange.faults import FaultPlan, FaultSpec  # noqa: E402
 from localexchange.server_thread import ExchangeThread  # noqa: E402
+from tests.live import chaos  # noqa: E402
 from tests.live.helpers import SECRET, market_of, sample  # noqa: E402
-from tests.live.ops.test_recovery import stored  # noqa: E402
 from tests.live.recovery_driver import INTERVAL, STEP_MS, SYMBOL, _bar, members  # noqa: E402
 
 KEY = "lost-answers"
@@ -46,10 +47,10 @@ CALLS = CallSettings(
     retry_s=0.2,
     rate_limit=False,
 )
-STATUS = {"closed": "FILLED", "open": "SUBMITTED", "canceled": "CANCELLED", "expired": "CANCELLED"}
+FUNDING = {"BTC": 10.0}
 
 
-def run(db: str, bars: int, p: float, seed: int) -> tuple[list[dict], dict[str, int]]:
+def run(db: str, bars: int, p: float, seed: int) -> tuple[chaos.ExchangeView, dict[str, int]]:
     os.environ["RAYTRADER_BINANCE_API_KEY"] = KEY
     os.environ["RAYTRADER_BINANCE_API_SECRET"] = SECRET
     spec = FaultSpec(
@@ -62,7 +63,7 @@ def run(db: str, bars: int, p: float, seed: int) -> tuple[list[dict], dict[str, 
     )
     plan = FaultPlan(spec, seed)
     frame = sample("NXT_BTC-5m.csv.gz", n=bars)
-    with ExchangeThread(market_of(frame, SYMBOL), {"BTC": 10.0}, faults=plan) as ex:
+    with ExchangeThread(market_of(frame, SYMBOL), dict(FUNDING), faults=plan) as ex:
         settings = LiveSettings("binance", ex.url, db, risk=0.001, real=True, calls=CALLS)
         warm = Warmup(frames={(SYMBOL, INTERVAL): frame.iloc[:0]})
         session = LiveSession(settings, members(), warm=warm).start()
@@ -78,8 +79,8 @@ def run(db: str, bars: int, p: float, seed: int) -> tuple[list[dict], dict[str, 
             time.sleep(0.1)
         session.stop()
         plan.spec = FaultSpec()  # the check's own reads get no fault
-        held = client.fetch_orders(SYMBOL)
-        return held, {str(k): v for k, v in plan.counts().items()}
+        view = chaos.exchange_view(client, [SYMBOL])
+        return view, {str(k): v for k, v in plan.counts().items()}
 
 
 def main() -> int:
@@ -91,33 +92,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp) / 'live.db'}"
         t0 = time.monotonic()
-        held, faults = run(db, args.bars, args.p, args.seed)
+        view, faults = run(db, args.bars, args.p, args.seed)
         took = time.monotonic() - t0
-        rows = {r["id"]: r for r in stored(db)[0]}
-    cids = [o["clientOrderId"] for o in held]
-    figures = {
-        "doubled client ids": len(cids) - len(set(cids)),
-        "exchange orders not in the database": sum(c not in rows for c in cids),
-        "status or exchange id mismatches": sum(
-            rows.get(o["clientOrderId"], {}).get("status") != STATUS.get(o["status"])
-            or rows.get(o["clientOrderId"], {}).get("exchange_order_id") != str(o["id"])
-            for o in held
-        ),
-        "rows still UNKNOWN": sum(r["status"] == "UNKNOWN" for r in rows.values()),
-    }
+        db_side = chaos.stored(db)
+    found = chaos.audit(view, db_side, FUNDING)
+    rows = {r["id"]: r for r in db_side.orders}
     print(
-        f"{args.bars} bars, seed {args.seed}, p {args.p}: {len(held)} exchange orders, "
-        f"{len(rows)} rows, {took:.0f} s"
+        f"{args.bars} bars, seed {args.seed}, p {args.p}: {found.exchange_orders} exchange "
+        f"orders, {found.rows} rows, {took:.0f} s"
     )
     print("faults:", ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
-    for name, value in figures.items():
+    for name, value in found.counts().items():
         print(f"{name}: {value}")
+        for line in found.problems[name][:5]:
+            print(f"  {line}")
     refused = collections.Counter(
         (r["role"], (r["reason"] or "")[:45]) for r in rows.values() if r["status"] == "REJECTED"
     )
     for (role, reason), n in sorted(refused.items()):
         print(f"rejected {role}: {n} ({reason})")
-    return 1 if any(figures.values()) else 0
+    return 0 if found.ok else 1
 
 
 if __name__ == "__main__":

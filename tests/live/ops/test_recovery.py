@@ -31,12 +31,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from sqlalchemy import select
 
 from localexchange.server_thread import ExchangeThread
-from store.db import get_engine
-from store.models import OrderRecord, TradeRecord
 from testing.crash import CRASH_ENV
+from tests.live import chaos
 from tests.live.helpers import SECRET, market_of, sample
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -119,37 +117,18 @@ def driver_log(driver) -> str:
 
 
 def stored(db: str) -> tuple[list, list]:
-    with get_engine(db).connect() as conn:
-        orders = conn.execute(select(OrderRecord.__table__)).mappings().all()
-        trades = conn.execute(select(TradeRecord.__table__)).mappings().all()
-    return [dict(r) for r in orders], [dict(r) for r in trades]
-
-
-_STATUS = {"FILLED": "FILLED", "NEW": "SUBMITTED", "CANCELED": "CANCELLED", "EXPIRED": "CANCELLED"}
+    db_side = chaos.stored(db)
+    return db_side.orders, db_side.trades
 
 
 def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
-    """The invariants of the kill -9 test; raises AssertionError naming the first broken one."""
+    """The invariants of the kill -9 test; raises AssertionError naming the first broken one.
+    The orders and balances: the chaos check (tests/live/chaos.py); then, as this test has no
+    partial fills, every trade's prices and pnl are its entry's and its one exit's fills."""
+    chaos.audit(
+        chaos.account_view(account), chaos.Stored(orders, trades), FUNDING
+    ).raise_if_broken()
     seen = list(account.orders.values())
-    cids = [o.client_id for o in seen]
-    assert len(cids) == len(set(cids)), "a client order id was used twice at the exchange"
-    rows = {r["id"]: r for r in orders}
-    assert len(rows) == len(orders)
-    for o in seen:  # every order the exchange saw is stored once, under its client order id
-        row = rows.get(o.client_id)
-        assert row is not None, f"exchange order {o.client_id} is not in the database"
-        assert row["exchange_order_id"] == str(o.order_id), o.client_id
-        assert row["status"] == _STATUS[o.status], (o.client_id, o.status, row["status"])
-        if o.status == "FILLED":
-            assert row["avg_fill_price"] == pytest.approx(o.fill_price, rel=1e-12)
-            assert row["fee"] == pytest.approx(o.fee, abs=1e-9)
-    at_exchange = set(cids)
-    for row in orders:  # stored orders the exchange never saw never got anywhere
-        if row["id"] not in at_exchange:
-            assert row["exchange_order_id"] is None and row["status"] in (
-                "REJECTED",
-                "CANCELLED",
-            ), row
     by_cid = {o.client_id: o for o in seen}
     filled = {o.client_id for o in seen if o.status == "FILLED"}
     used: set[str] = set()
@@ -169,17 +148,6 @@ def check_consistency(orders: list[dict], trades: list[dict], account) -> None:
             pnl = t["quantity"] * (out.fill_price - entry.fill_price) - entry.fee - out.fee
             assert t["pnl"] == pytest.approx(pnl, abs=1e-8), t["trade_id"]
     assert used == filled, f"fills without a trade: {sorted(filled - used)}"
-    held = sum(t["quantity"] for t in trades if t["status"] == "ACTIVE")
-    nxt, btc = account.balances.get("NXT", [0, 0]), account.balances["BTC"]
-    assert nxt[0] + nxt[1] == pytest.approx(held, abs=1e-6), "position differs from the exchange"
-    cash = (
-        FUNDING["BTC"]
-        + sum(t["pnl"] for t in trades if t["status"] == "CLOSED")
-        - sum(
-            t["quantity"] * t["entry_price"] + t["fees"] for t in trades if t["status"] == "ACTIVE"
-        )
-    )
-    assert btc[0] + btc[1] == pytest.approx(cash, abs=1e-7), "cash differs from the exchange"
 
 
 def chain_run(
