@@ -436,8 +436,9 @@ class CcxtBroker(PartialFills, Resolution):
     ) -> OrderStatusReport:
         """The report of a filled order with its fill; its fee from the account's trades (an
         order as fetched carries none, and a fill without its fee would misstate the pnl).
-        When the trades cannot be read: `strict` raises (the caller reads again at the next
-        bar), else the order's own fee is used, with a warning."""
+        When the trades cannot be read: `strict` raises (the caller reads again), else the
+        order's own fee is used, with a warning: only a market order's answer to its creation
+        carries its fills' commission (an order looked up later has none: strict)."""
         import ccxt
 
         info = order.get("info") or {}
@@ -528,8 +529,8 @@ class CcxtBroker(PartialFills, Resolution):
                 order = await self._lookup(symbol, exchange_id, client_id)
                 if order is None:
                     return None
-                if order.get("status") == "closed":
-                    report = await self._with_fill(order, symbol)
+                if order.get("status") == "closed":  # its fee is in its trades only: read
+                    report = await self._with_fill(order, symbol, strict=True)  # them or retry
                 elif filled_of(order) > 0:  # filled in part: its parts, for reconciliation
                     trades = await self._send(
                         self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}

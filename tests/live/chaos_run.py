@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from live.session import LiveSession
 from localexchange.replay import ReplayMarket
 from store.bar_files import read_bar_file
 from store.instances import add_instance
@@ -131,6 +132,32 @@ class LiveCli:
         return "".join(self.errors)
 
 
+class SessionRunner:
+    """The session `cli.py live --real` runs (live/session.py), pumped in a thread of this
+    process on a Ray already running: a restart without a second CLI start (each costs a Ray
+    start). The same face as LiveCli for `drive`."""
+
+    def __init__(self, session: LiveSession) -> None:
+        self.session = session.start()
+        self._thread = threading.Thread(target=self.session.run, daemon=True)
+        self._thread.start()
+
+    def wait_started(self, timeout: float) -> None:
+        """Started in the constructor: the session's start returns once it trades."""
+
+    def kill(self) -> None:
+        raise NotImplementedError("a session in this process is stopped, not killed")
+
+    def stop(self) -> int:
+        self.session.request_stop()
+        self._thread.join(timeout=60)
+        self.session.stop()
+        return 0
+
+    def log(self) -> str:
+        return ""
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
@@ -203,7 +230,7 @@ class ChaosRun:
 
 def drive(
     url: str,
-    start: Callable[[], LiveCli],
+    start: Callable[[], LiveCli | SessionRunner],
     orders: Callable[[], int],
     *,
     target: int,
@@ -212,7 +239,7 @@ def drive(
     pace_s: float,
     start_timeout: float = 240.0,
     until_ms: int | None = None,
-) -> tuple[ChaosRun, LiveCli]:
+) -> tuple[ChaosRun, LiveCli | SessionRunner]:
     """Step the exchange a bar every `pace_s` while `start()`'s CLI trades; SIGKILL it once
     `orders()` reaches `kill_at` and start it again; stop stepping at `target` orders,
     `max_steps` steps or the market time `until_ms` (the traded series' data ends). Returns the run and the CLI still running (the caller stops it)."""
@@ -247,7 +274,7 @@ def settle(
     outcome with its series' next bar (live/venues/outcomes.py), so bars must go on closing."""
     deadline = time.monotonic() + timeout
     while doubts() and time.monotonic() < deadline:
-        time.sleep(max(pace_s, 0.5))
+        time.sleep(max(pace_s, 0.1))
         if doubts():
             answer = local_call(url, "/_local/step?n=1", "POST")
             run.stepped_at[int(answer["now"])] = time.time()
