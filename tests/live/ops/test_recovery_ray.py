@@ -5,13 +5,7 @@ exchange) hold at the end. Real ccxt, real local exchange, real Ray."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -19,11 +13,11 @@ from sqlalchemy import text
 from localexchange.server_thread import ExchangeThread
 from store.db import get_engine
 from store.instances import add_instance
-from tests.live.helpers import SECRET, market_of, sample
+from tests.live.chaos_run import LiveCli
+from tests.live.helpers import market_of, sample
 from tests.live.ops.test_recovery import FUNDING, check_consistency, stored
 from tests.ray_local import RAY_KEY
 
-ROOT = Path(__file__).resolve().parents[3]
 N = 70  # bars: the three instances trade from bar 35 on
 QUIET_BARS = 30  # before this bar no instance can signal: no pause for the node to trade
 SYMBOL = "NXT/BTC"
@@ -48,72 +42,6 @@ def _wait(condition, timeout: float) -> bool:
     return False
 
 
-class Cli:
-    """`cli.py live --real` in a session of its own (killing the group kills its Ray too)."""
-
-    def __init__(self, url: str, db: str, key: str, cwd: Path) -> None:
-        env = {
-            **os.environ,
-            "RAYTRADER_DASHBOARD": "0",
-            "RAYTRADER_DB": db,
-            "RAYTRADER_BINANCE_API_KEY": key,
-            "RAYTRADER_BINANCE_API_SECRET": SECRET,
-        }
-        env.pop("RAY_ADDRESS", None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "cli.py"),
-                "live",
-                "--real",
-                "--url",
-                url,
-                "--risk",
-                "0.001",
-                "--reconcile-every",
-                "0.02",
-            ],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.errors: list[str] = []
-        self._readers = [
-            threading.Thread(target=lambda: self.errors.extend(self.proc.stderr), daemon=True),
-            threading.Thread(target=lambda: list(self.proc.stdout), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def started(self) -> bool:
-        return any("live REAL orders" in line for line in self.errors)
-
-    def kill(self) -> None:
-        with_group(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-        with_group(self.proc.pid, signal.SIGKILL)  # whatever of its Ray is left
-        for reader in self._readers:
-            reader.join(timeout=10)
-
-
-def with_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 @pytest.fixture(scope="module")
 def ray_local(ray_shared):
     return ray_shared  # the session's Ray (tests/ray_local.py): its workers hold RAY_KEY
@@ -136,7 +64,8 @@ def test_cli_live_real_killed_by_sigkill_and_restarted(ray_local, tmp_path) -> N
         add_instance(db, family, "binance", SYMBOL, "5m", params)
     market = market_of(sample("NXT_BTC-5m.csv.gz", n=N), SYMBOL)
     with ExchangeThread(market, dict(FUNDING)) as ex:
-        cli = Cli(ex.url, db, RAY_KEY, tmp_path)
+        flags = ("--risk", "0.001", "--reconcile-every", "0.02")
+        cli = LiveCli(ex.url, db, RAY_KEY, tmp_path, flags)
         try:
             assert _wait(cli.started, 240), "".join(cli.errors)
             step = 0
