@@ -36,6 +36,7 @@ from tests.live import chaos  # noqa: E402
 from tests.live.chaos_run import (  # noqa: E402
     ALL_BTC,
     DATA_END_MS,
+    IN_DOUBT,
     ROOT,
     SECRET,
     LiveCli,
@@ -122,7 +123,7 @@ def main() -> int:
                     pace_s=args.pace,
                     until_ms=DATA_END_MS,
                 )
-                doubts = lambda: count(path, "status IN ('NEW', 'UNKNOWN')")  # noqa: E731
+                doubts = lambda: count(path, IN_DOUBT)  # noqa: E731
                 settle(url, run, doubts, 90, args.pace)
             code = cli.stop()
             took = time.monotonic() - t0

@@ -61,6 +61,11 @@ def market(symbols: Sequence[str], bars: int, warm: int = 60) -> ReplayMarket:
     return out
 
 
+# orders whose fate is not settled yet: looked up (UNKNOWN), or written and not sent (NEW); a time
+# exit waits as NEW for its time, it is not in doubt
+IN_DOUBT = "status = 'UNKNOWN' OR (status = 'NEW' AND type != 'timed')"
+
+
 def add_instances(db: str, symbols: Sequence[str]) -> int:
     """Every family of FAMILIES on every symbol, enabled; how many."""
     for symbol in symbols:
@@ -134,24 +139,39 @@ class LiveCli:
 
 class SessionRunner:
     """The session `cli.py live --real` runs (live/session.py), pumped in a thread of this
-    process on a Ray already running: a restart without a second CLI start (each costs a Ray
-    start). The same face as LiveCli for `drive`."""
+    process on a Ray already running. The same face as LiveCli for `drive`: `kill` is the
+    crash of a kill -9 without a process to kill (every actor of the session killed where it
+    stands, nothing stopped, flushed or written first), so a crash and restart cost no CLI start
+    (each costs a Ray start of its own)."""
 
     def __init__(self, session: LiveSession) -> None:
         self.session = session.start()
-        self._thread = threading.Thread(target=self.session.run, daemon=True)
+        self.killed = False
+        self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            self.session.run()
+        except Exception:
+            if not self.killed:  # an actor killed under the pump is the crash; else a bug
+                raise
 
     def wait_started(self, timeout: float) -> None:
         """Started in the constructor: the session's start returns once it trades."""
 
     def kill(self) -> None:
-        raise NotImplementedError("a session in this process is stopped, not killed")
+        self.killed = True
+        for handle in self.session.node._handles:  # the node's actors: stream, hosts, broker...
+            self.session.ray.kill(handle)
+        self.session.request_stop()
+        self._thread.join(timeout=60)
 
     def stop(self) -> int:
         self.session.request_stop()
         self._thread.join(timeout=60)
-        self.session.stop()
+        if not self.killed:
+            self.session.stop()
         return 0
 
     def log(self) -> str:
@@ -269,7 +289,7 @@ def drive(
 def settle(
     url: str, run: ChaosRun, doubts: Callable[[], int], timeout: float, pace_s: float
 ) -> None:
-    """Go on stepping (at most `timeout` s) until `doubts()` (rows NEW or UNKNOWN) is 0: the
+    """Go on stepping (at most `timeout` s) until `doubts()` (rows IN_DOUBT) is 0: the
     last orders' answers, lookups and retries are done. The broker reports a looked-up order's
     outcome with its series' next bar (live/venues/outcomes.py), so bars must go on closing."""
     deadline = time.monotonic() + timeout
