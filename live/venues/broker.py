@@ -427,8 +427,10 @@ class CcxtBroker(PartialFills, Resolution, Reconciling):
         return out
 
     async def _poll_fills(self, bar: BarClosed) -> list[BrokerEvent]:
-        """The fills of this series' resting orders; a read that fails is tried again at the
-        next bar (one warning line until it works again)."""
+        """The fills of this series' resting orders, each order read side by side (a bar that
+        closes 100 trades' stops reads 100 orders); an order whose read fails is read again at
+        the next bar (one warning line until reads work again). The events come in the order
+        of the resting orders, stops first, whichever read answered first."""
         import ccxt
 
         mine = {
@@ -439,33 +441,51 @@ class CcxtBroker(PartialFills, Resolution, Reconciling):
         }
         if not mine:
             return []
-        fills = []
         what = f"the open orders on {bar.symbol}"
         try:
             still_open = {
                 str(o["id"]): o for o in await self._send(self.client.fetch_open_orders, bar.symbol)
             }
-            for oid, rest in mine.items():
-                held = still_open.get(rest.exchange_id)
-                if held is not None:  # resting; a part of it may have filled
-                    if filled_of(held) > self._reported.get(oid, 0.0) + 1e-12:
-                        fills.extend((1, e) for e in await self._new_parts(oid, rest))
-                    continue
-                order = await self._send(self.client.fetch_order, rest.exchange_id, bar.symbol)
-                if order["status"] != "closed":
-                    continue
-                fill = await self._final_fill(oid, order, bar.symbol)  # with its fee
-                if self._resting.pop(oid, None) is not None:
-                    self.closes(rest.msg)
-                    self._reported.pop(oid, None)
-                    fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
         except ccxt.BaseError as exc:
             self.read_failed(what, exc)
+            return []
+        polls = [
+            self._poll_one(oid, rest, still_open.get(rest.exchange_id), bar.symbol)
+            for oid, rest in mine.items()
+        ]
+        fills, failed = [], None
+        for result in await asyncio.gather(*polls, return_exceptions=True):
+            if isinstance(result, ccxt.BaseError):
+                failed = failed or result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                fills.extend(result)
+        if failed is not None:
+            self.read_failed(what, failed)
         else:
             self.read_worked(what)
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
+
+    async def _poll_one(
+        self, oid: int, rest: RestingOrder, held: CcxtJson | None, symbol: str
+    ) -> list[tuple[int, BrokerEvent]]:
+        """One resting order's new fills, ranked (a stop's first); `held`: it is still open."""
+        if held is not None:  # resting; a part of it may have filled
+            if filled_of(held) > self._reported.get(oid, 0.0) + 1e-12:
+                return [(1, e) for e in await self._new_parts(oid, rest)]
+            return []
+        order = await self._send(self.client.fetch_order, rest.exchange_id, symbol)
+        if order["status"] != "closed":
+            return []
+        fill = await self._final_fill(oid, order, symbol)  # with its fee
+        if self._resting.pop(oid, None) is None:
+            return []
+        self.closes(rest.msg)
+        self._reported.pop(oid, None)
+        return [(0 if rest.msg.kind == OrderKind.STOP else 1, fill)]
 
     async def _with_fill(
         self, order: CcxtJson, symbol: str, strict: bool = False, answer: bool = False
