@@ -70,8 +70,8 @@ from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
 BrokerInput = SubmitOrder | CancelOrder | BarClosed
-# requests at the exchange at once: a batch's orders go out side by side, this many at a time
-# (ccxt's limiter counts their weight over a rolling minute, docs/live.md#rate-limits)
+# requests at the exchange at once: a batch's orders go out side by side, this many at a
+# time (ccxt's limiter counts their weight over a rolling minute, docs/live.md#the-brokers-batches)
 IN_FLIGHT = 16
 log = logging.getLogger("raytrader.live")
 

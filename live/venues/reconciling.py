@@ -1,6 +1,6 @@
 """The ccxt broker's half that answers reconciliation (live/ops/reconcile.py decides, the node
-applies, docs/live.md#restarts): the stored orders' reports, the account's open orders and fills,
-and the orders of an earlier session looked after again."""
+applies, docs/recovery.md#reconciliation): the stored orders' reports, the account's open orders
+and fills, and the orders of an earlier session looked after again."""
 
 from __future__ import annotations
 
