@@ -23,6 +23,8 @@ is reported with the series' next bar. What the exchange answers about orders, f
 comes out as typed reports (live/venues/reports.py): after a restart the node asks for the stored
 open orders' reports, reconciliation (live/ops/reconcile.py) decides, and the node hands the
 decisions back (`resume`, `cancel_orders`, `record`, `handle_batch`) before trading resumes.
+The orders of one batch go out concurrently, each instance's in its order, and the events come
+back in the messages' order (live/venues/batches.py, docs/live.md#the-brokers-batches).
 API keys come from the environment only (live/venues/ccxt_clients.api_keys).
 """
 
