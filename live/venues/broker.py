@@ -23,6 +23,8 @@ is reported with the series' next bar. What the exchange answers about orders, f
 comes out as typed reports (live/venues/reports.py): after a restart the node asks for the stored
 open orders' reports, reconciliation (live/ops/reconcile.py) decides, and the node hands the
 decisions back (`resume`, `cancel_orders`, `record`, `handle_batch`) before trading resumes.
+The orders of one batch go out concurrently, each instance's in its order, and the events come
+back in the messages' order (live/venues/batches.py, docs/live.md#the-brokers-batches).
 API keys come from the environment only (live/venues/ccxt_clients.api_keys).
 """
 
@@ -34,6 +36,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from actors.messages import (
@@ -49,20 +52,19 @@ from actors.messages import (
 )
 from actors.order_store import MS, client_order_id, order_key
 from core.vocabulary import CallOutcome, OrderKind
+from live.venues.batches import InFlight, Step, run_steps
 from live.venues.ccxt_clients import CcxtJson, OrderClient
 from live.venues.outcomes import CallSettings, Doubt, classify, retry_after_s, wall_ms
 from live.venues.partial_fills import PartialFills, fill_event, unsent
+from live.venues.reconciling import READ_ATTEMPTS, Reconciling
 from live.venues.reports import (
-    AccountReport,
     BalanceReport,
-    FillReport,
     OrderStatus,
     OrderStatusReport,
     amounts,
+    answer_fills,
     fill_parts,
-    fill_report,
     filled_of,
-    status_report,
     updated_ns,
 )
 from live.venues.resolution import BrokerEvent, Resolution, RestingOrder
@@ -70,11 +72,13 @@ from testing.crash import crash_point
 
 __all__ = ["CcxtBroker", "client_order_id"]
 BrokerInput = SubmitOrder | CancelOrder | BarClosed
-READ_ATTEMPTS = 4  # a lookup at a restart that fails transiently is asked again this often
+# requests at the exchange at once: a batch's orders go out side by side, this many at a
+# time (ccxt's limiter counts their weight over a rolling minute, docs/live.md#the-brokers-batches)
+IN_FLIGHT = 16
 log = logging.getLogger("raytrader.live")
 
 
-class CcxtBroker(PartialFills, Resolution):
+class CcxtBroker(PartialFills, Resolution, Reconciling):
     def __init__(
         self,
         exchange: str,
@@ -111,6 +115,8 @@ class CcxtBroker(PartialFills, Resolution):
         # report of the order carries only what filled after that)
         self._reported: dict[int, float] = {}
         self._report_filled: dict[str, float] = {}  # exchange id -> filled, as reconciled
+        self._in_flight = InFlight(IN_FLIGHT)
+        self._unrecorded: list[tuple[str, str | int]] | None = None  # exchange ids, in a batch
 
     def subscriptions(self) -> tuple[type, ...]:
         return (SubmitOrder, CancelOrder, BarClosed)
@@ -178,10 +184,11 @@ class CcxtBroker(PartialFills, Resolution):
             wait = self._quiet_until - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self.requests += 1
-            self._requests.append(time.monotonic())
             try:
-                return await call(*args)
+                async with self._in_flight.slot():
+                    self.requests += 1
+                    self._requests.append(time.monotonic())
+                    return await call(*args)
             except ccxt.BaseError as exc:
                 if self._outcome(exc) is not CallOutcome.RETRY or retry >= self.calls.retries:
                     raise
@@ -207,33 +214,64 @@ class CcxtBroker(PartialFills, Resolution):
 
     # -- messages -----------------------------------------------------------------------------
     async def handle_batch(self, messages: list[BrokerInput]) -> list[BrokerEvent]:
-        out: list[BrokerEvent] = []
+        """The events of these messages, in the order the broker always gave them. The orders
+        go out concurrently (live/venues/batches.py): each instance's messages one after another
+        in the order given, the instances side by side, and a bar alone. Everything that must
+        stay in order belongs to one trade, and a trade to one instance: a cancel and the
+        replacement after it, the cancel of an exit's legs before the exit, an entry and the
+        bracket placed once its fill is known (a later batch); other instances' orders share
+        only the account's balance, which the exchange checks whatever arrives first."""
+        steps: list[Step] = []
         brackets: dict[int, list[SubmitOrder]] = {}
+        owners: dict[int, str] = {}  # this batch's orders: order id -> instance
         for msg in messages:
             kind = type(msg)
             if kind is BarClosed:
-                out.extend(await self._on_bar(msg))
-            elif kind is CancelOrder:
+                steps.append((None, partial(self._on_bar, msg)))
+                continue
+            if kind is CancelOrder:
+                key = self._owner(msg.order_id, owners)
                 if unsent(brackets, msg.order_id):  # cancelled before it was sent: it never is
-                    out.append(OrderCancelled(msg.ts, msg.order_id, msg.reason))
+                    steps.append((key, _ready(OrderCancelled(msg.ts, msg.order_id, msg.reason))))
                 else:
-                    out.extend(await self._cancel(msg))
-            elif msg.kind == OrderKind.MARKET:
-                out.extend(await self._market(msg))
+                    steps.append((key, partial(self._cancel, msg)))
+                continue
+            owners[msg.order_id] = key = ("instance", msg.strategy)
+            if msg.kind == OrderKind.MARKET:
+                steps.append((key, partial(self._market, msg)))
             elif msg.kind == OrderKind.TIMED:
-                self._timed[msg.order_id] = msg
-                out.append(OrderAccepted(msg.ts, msg.order_id))
+                steps.append((key, partial(self._keep_timed, msg)))
             elif msg.kind in (OrderKind.STOP, OrderKind.LIMIT):
                 group = msg.oco if msg.oco is not None else -msg.order_id
                 brackets.setdefault(group, []).append(msg)
             else:
-                out.append(
-                    OrderRejected(msg.ts, msg.order_id, f"{msg.kind} orders do not exist live")
-                )
-        for legs in brackets.values():
+                reason = f"{msg.kind} orders do not exist live"
+                steps.append((key, _ready(OrderRejected(msg.ts, msg.order_id, reason))))
+        for legs in brackets.values():  # after the batch's other messages, as always
             if legs:
-                out.extend(await self._bracket(legs))
-        return out
+                steps.append((owners[legs[0].order_id], partial(self._bracket, legs)))
+        self._unrecorded = []  # the exchange ids are written once per stretch (one commit)
+        try:
+            return await run_steps(steps, self._write_ids)
+        finally:
+            self._write_ids()
+            self._unrecorded = None
+
+    def _owner(self, order_id: int, owners: dict[int, Any]) -> Any:
+        """The key of the chain a cancel joins: its order's instance (an order of this batch,
+        resting, a time exit or in doubt); an order the broker does not follow touches nothing
+        another message of the batch touches, so it gets a chain of its own."""
+        if order_id in owners:
+            return owners[order_id]
+        rest, doubt = self._resting.get(order_id), self._doubts.get(order_id)
+        msg = rest.msg if rest is not None else self._timed.get(order_id)
+        if msg is None and doubt is not None and doubt.legs:
+            msg = doubt.legs[0]
+        return ("instance", msg.strategy) if msg is not None else ("order", order_id)
+
+    async def _keep_timed(self, msg: SubmitOrder) -> list[BrokerEvent]:
+        self._timed[msg.order_id] = msg
+        return [OrderAccepted(msg.ts, msg.order_id)]
 
     async def _market(self, msg: SubmitOrder) -> list[BrokerEvent]:
         import ccxt
@@ -273,7 +311,7 @@ class CcxtBroker(PartialFills, Resolution):
         self.sent += 1
         crash_point("sent")
         self.record([(cid, order["id"])])
-        fill = fill_event(msg.order_id, await self._with_fill(order, msg.symbol))
+        fill = fill_event(msg.order_id, await self._with_fill(order, msg.symbol, answer=True))
         self.closes(msg)
         crash_point("filled")
         return [*parts, OrderAccepted(msg.ts, msg.order_id), fill]
@@ -391,8 +429,10 @@ class CcxtBroker(PartialFills, Resolution):
         return out
 
     async def _poll_fills(self, bar: BarClosed) -> list[BrokerEvent]:
-        """The fills of this series' resting orders; a read that fails is tried again at the
-        next bar (one warning line until it works again)."""
+        """The fills of this series' resting orders, each order read side by side (a bar that
+        closes 100 trades' stops reads 100 orders); an order whose read fails is read again at
+        the next bar (one warning line until reads work again). The events come in the order
+        of the resting orders, stops first, whichever read answered first."""
         import ccxt
 
         mine = {
@@ -403,51 +443,73 @@ class CcxtBroker(PartialFills, Resolution):
         }
         if not mine:
             return []
-        fills = []
         what = f"the open orders on {bar.symbol}"
         try:
             still_open = {
                 str(o["id"]): o for o in await self._send(self.client.fetch_open_orders, bar.symbol)
             }
-            for oid, rest in mine.items():
-                held = still_open.get(rest.exchange_id)
-                if held is not None:  # resting; a part of it may have filled
-                    if filled_of(held) > self._reported.get(oid, 0.0) + 1e-12:
-                        fills.extend((1, e) for e in await self._new_parts(oid, rest))
-                    continue
-                order = await self._send(self.client.fetch_order, rest.exchange_id, bar.symbol)
-                if order["status"] != "closed":
-                    continue
-                fill = await self._final_fill(oid, order, bar.symbol)  # with its fee
-                if self._resting.pop(oid, None) is not None:
-                    self.closes(rest.msg)
-                    self._reported.pop(oid, None)
-                    fills.append((0 if rest.msg.kind == OrderKind.STOP else 1, fill))
         except ccxt.BaseError as exc:
             self.read_failed(what, exc)
+            return []
+        polls = [
+            self._poll_one(oid, rest, still_open.get(rest.exchange_id), bar.symbol)
+            for oid, rest in mine.items()
+        ]
+        fills, failed = [], None
+        for result in await asyncio.gather(*polls, return_exceptions=True):
+            if isinstance(result, ccxt.BaseError):
+                failed = failed or result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                fills.extend(result)
+        if failed is not None:
+            self.read_failed(what, failed)
         else:
             self.read_worked(what)
         if fills:
             crash_point("filled")
         return [event for _rank, event in sorted(fills, key=lambda f: f[0])]  # stops first
 
+    async def _poll_one(
+        self, oid: int, rest: RestingOrder, held: CcxtJson | None, symbol: str
+    ) -> list[tuple[int, BrokerEvent]]:
+        """One resting order's new fills, ranked (a stop's first); `held`: it is still open."""
+        if held is not None:  # resting; a part of it may have filled
+            if filled_of(held) > self._reported.get(oid, 0.0) + 1e-12:
+                return [(1, e) for e in await self._new_parts(oid, rest)]
+            return []
+        order = await self._send(self.client.fetch_order, rest.exchange_id, symbol)
+        if order["status"] != "closed":
+            return []
+        fill = await self._final_fill(oid, order, symbol)  # with its fee
+        if self._resting.pop(oid, None) is None:
+            return []
+        self.closes(rest.msg)
+        self._reported.pop(oid, None)
+        return [(0 if rest.msg.kind == OrderKind.STOP else 1, fill)]
+
     async def _with_fill(
-        self, order: CcxtJson, symbol: str, strict: bool = False
+        self, order: CcxtJson, symbol: str, strict: bool = False, answer: bool = False
     ) -> OrderStatusReport:
-        """The report of a filled order with its fill; its fee from the account's trades (an
-        order as fetched carries none, and a fill without its fee would misstate the pnl).
-        When the trades cannot be read: `strict` raises (the caller reads again), else the
-        order's own fee is used, with a warning: only a market order's answer to its creation
-        carries its fills' commission (an order looked up later has none: strict)."""
+        """The report of a filled order with its fill; its fee from its trades: those of the
+        order's `answer` to its creation when they carry every fee and all of its quantity
+        (Binance's FULL answer: `fills` with their commission; no request more), else the
+        account's trades of the order (an order as fetched carries none, and a fill without its
+        fee would misstate the pnl). When the trades cannot be read: `strict` raises (the
+        caller reads again), else the order's own fee is used, with a warning (an order looked
+        up later carries none: its lookups are strict)."""
         import ccxt
 
         info = order.get("info") or {}
         ts_ms = int(info.get("updateTime") or info.get("transactTime") or order["timestamp"])
         fee = float((order.get("fee") or {}).get("cost") or 0.0)
         try:
-            trades = await self._send(
-                self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
-            )
+            trades = answer_fills(order, ts_ms) if answer else None
+            if trades is None:
+                trades = await self._send(
+                    self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
+                )
         except ccxt.BaseError as exc:
             if strict:
                 raise
@@ -483,8 +545,22 @@ class CcxtBroker(PartialFills, Resolution):
         return client_order_id(key, msg.ts, msg.role)
 
     def record(self, placed: list[tuple[str, str | int]]) -> None:
-        """Write the exchange's order ids to the orders' rows at once (one transaction)."""
+        """Write the exchange's order ids to the orders' rows at once (one transaction); during
+        a batch, once its orders in flight side by side are answered (one commit for all: the
+        writes, one after another, would hold the sends back). A crash before that write is a
+        crash between an order's answer and its write (recovery finds it by client order id)."""
         self.sent_ids.update(str(e) for _c, e in placed)
+        if self._unrecorded is not None:
+            self._unrecorded.extend(placed)
+        else:
+            self._write(placed)
+
+    def _write_ids(self) -> None:
+        if self._unrecorded:
+            placed, self._unrecorded[:] = list(self._unrecorded), []
+            self._write(placed)
+
+    def _write(self, placed: list[tuple[str, str | int]]) -> None:
         if self.db_url is None or not placed:
             return
         from sqlalchemy import update
@@ -501,100 +577,11 @@ class CcxtBroker(PartialFills, Resolution):
                     .values(exchange_order_id=str(exchange_id))
                 )
 
-    # -- reconciliation (live/ops/reconcile.py decides, the node applies) ------------------
-    async def order_reports(
-        self, queries: list[tuple[str, str | None, str]], final_ms: int = 0
-    ) -> list[OrderStatusReport | None]:
-        """Orders of an earlier session, each (symbol, exchange id, client id): looked up by
-        the exchange id when stored, else by the client order id (an order that reached the
-        exchange just before a crash is found so); None: not at the exchange. An order with no
-        exchange id that is not found is asked for again once our clock passed `final_ms`
-        (the earlier session's last request can no longer arrive then), so None is final."""
-        out = [await self._report_of(*query) for query in queries]
-        missing = [k for k, (q, r) in enumerate(zip(queries, out, strict=True)) if r is None]
-        if missing and not all(queries[k][1] for k in missing) and wall_ms() <= final_ms:
-            await asyncio.sleep((final_ms - wall_ms() + 1) / 1000.0)
-            for k in missing:
-                out[k] = await self._report_of(*queries[k])
-        return out
 
-    async def _report_of(
-        self, symbol: str, exchange_id: str | None, client_id: str
-    ) -> OrderStatusReport | None:
-        import ccxt
+def _ready(*events: BrokerEvent) -> Callable[[], Awaitable[list[BrokerEvent]]]:
+    """A step whose events are known without asking the exchange."""
 
-        delay = self.calls.backoff_s[0]
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                order = await self._lookup(symbol, exchange_id, client_id)
-                if order is None:
-                    return None
-                if order.get("status") == "closed":  # its fee is in its trades only: read
-                    report = await self._with_fill(order, symbol, strict=True)  # them or retry
-                elif filled_of(order) > 0:  # filled in part: its parts, for reconciliation
-                    trades = await self._send(
-                        self.client.fetch_my_trades, symbol, None, None, {"orderId": order["id"]}
-                    )
-                    report = status_report(order, symbol, fill_parts(trades))
-                else:
-                    report = status_report(order, symbol)
-                # reconciliation reports every part up to this: resumed, it counts as reported
-                self._report_filled[report.exchange_id] = report.filled
-                return report
-            except ccxt.BaseError as exc:
-                transient = self._outcome(exc, creating=False) is not CallOutcome.REFUSED
-                if not transient or attempt + 1 == READ_ATTEMPTS:
-                    raise RuntimeError(
-                        f"reconciliation failed: order {client_id} on {symbol}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from None
-                await asyncio.sleep(delay)  # a 5xx or a timeout: asked again
-                delay *= 2
-        return None  # not reached
+    async def done() -> list[BrokerEvent]:
+        return list(events)
 
-    async def _lookup(
-        self, symbol: str, exchange_id: str | None, client_id: str
-    ) -> CcxtJson | None:
-        import ccxt
-
-        try:
-            if exchange_id:
-                return await self._send(self.client.fetch_order, exchange_id, symbol)
-            return await self._send(
-                self.client.fetch_order, None, symbol, {"origClientOrderId": client_id}
-            )
-        except ccxt.OrderNotFound:
-            return None
-
-    def resume(
-        self,
-        client_ids: dict[int, str],
-        resting: list[tuple[str, SubmitOrder]],
-        timed: list[SubmitOrder],
-    ) -> None:
-        """Orders of an earlier session looked after again: their stored client order ids (a
-        resend reuses them), those resting at the exchange (exchange id, order) and the time
-        exits not yet due."""
-        self._client_ids.update(client_ids)
-        for exchange_id, msg in resting:
-            self._resting[msg.order_id] = RestingOrder(exchange_id, msg)
-            if self._report_filled.get(exchange_id):  # filled in part: those parts are known
-                self._reported[msg.order_id] = self._report_filled[exchange_id]
-        for msg in timed:
-            self._timed[msg.order_id] = msg
-
-    async def cancel_orders(self, orders: list[tuple[str, str]]) -> None:
-        """Cancel these (exchange id, symbol) at the exchange."""
-        for exchange_id, symbol in orders:
-            await self._send(self.client.cancel_order, exchange_id, symbol)
-
-    async def account_report(self, since_ms: dict[str, int]) -> AccountReport:
-        """The open orders and the fills since `since_ms` (per symbol) on the routed symbols."""
-        open_orders: list[OrderStatusReport] = []
-        fills: list[FillReport] = []
-        for symbol in sorted({s for s, _i in self.routes.values()}):
-            for order in await self._send(self.client.fetch_open_orders, symbol):
-                open_orders.append(status_report(order, symbol))
-            for fill in await self._send(self.client.fetch_my_trades, symbol, since_ms.get(symbol)):
-                fills.append(fill_report(fill, symbol))
-        return AccountReport(tuple(open_orders), tuple(fills), frozenset(self.sent_ids))
+    return done

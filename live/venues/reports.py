@@ -174,3 +174,17 @@ def fill_report(fill: dict, symbol: str) -> FillReport:
         None if price is None else float(price),
         int(fill["timestamp"]),
     )
+
+
+def answer_fills(order: dict, ts_ms: int) -> list[dict] | None:
+    """The trades in an order's answer to its creation (ccxt parses Binance's FULL answer's
+    `fills` into `trades`, without their time: the order's `ts_ms`), when each carries its fee
+    and together they are all that filled; None otherwise (the account's trades of the order
+    are read instead)."""
+    trades = order.get("trades") or []
+    if not trades or any((t.get("fee") or {}).get("cost") is None for t in trades):
+        return None
+    filled = float(order.get("filled") or 0.0)
+    if abs(math.fsum(float(t["amount"]) for t in trades) - filled) > 1e-9 * max(1.0, filled):
+        return None
+    return [{**t, "timestamp": t.get("timestamp") or ts_ms} for t in trades]
