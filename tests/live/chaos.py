@@ -208,9 +208,7 @@ def _orders_agree(seen: list[SeenOrder], rows: dict[str, dict[str, Any]], out: A
                 f"{o.client_id}: filled {o.filled:g} at the exchange, {row['filled_quantity']:g} "
                 "stored",
             )
-        elif o.filled and abs((row["avg_fill_price"] or 0.0) - (o.average or 0.0)) > 1e-9 * (
-            o.average or 1.0
-        ):
+        elif o.filled and _prices_differ(row["avg_fill_price"] or 0.0, o.average or 0.0, o.filled):
             out.add(
                 "mismatches",
                 f"{o.client_id}: average price {o.average} at the exchange, "
@@ -327,3 +325,11 @@ def _utc(value: Any) -> dt.datetime:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _prices_differ(stored: float, seen: float, filled: float) -> bool:
+    """The exchange's average is its quote total over the quantity, and Binance gives that total
+    to 8 decimals: a limit filled at exactly 5.2e-05 can read 5.1999999944943e-05. Equal when
+    within that rounding (half a unit of the 8th decimal of the total) or 1e-9 relative."""
+    gap = abs(stored - seen)
+    return gap * filled > 0.5e-8 and gap > 1e-9 * (seen or 1.0)

@@ -118,7 +118,7 @@ def test_live_real_through_faults_crashed_and_restarted_agrees_with_the_exchange
             stepped = run.steps
             plan.spec = FaultSpec()  # the last lookups (backoff up to 30 s) and the check's reads
             doubts = lambda: _count(path, IN_DOUBT)  # noqa: E731
-            settle(ex.url, run, doubts, 20, 0.05)
+            settle(ex.url, run, doubts, 45, 0.05)
         finally:
             code = cli.stop() if cli is not None else None
         assert code == 0
@@ -250,6 +250,19 @@ def test_the_check_names_each_kind_of_disagreement() -> None:
     problems = chaos.audit(view, rejected, FUNDING).problems["mismatches"]
     assert any("does not know" in p for p in problems), problems
     assert any("b: exchange B FILLED, stored None REJECTED" in p for p in problems), problems
+
+    def priced(price: float) -> chaos.Stored:
+        return chaos.Stored(
+            [{**r, "avg_fill_price": price} if r["id"] == "a-tp" else r for r in db.orders],
+            db.trades,
+        )
+
+    # another price is a mismatch; the exchange's quote total rounded to 8 decimals is not
+    assert any(
+        "average price" in p
+        for p in chaos.audit(view, priced(0.0601), FUNDING).problems["mismatches"]
+    )
+    assert chaos.audit(view, priced(0.06 + 2e-9), FUNDING).ok
     poorer = chaos.ExchangeView(view.orders, {**view.balances, "BTC": 9.99})
     assert any("BTC" in p for p in chaos.audit(poorer, db, FUNDING).problems["mismatches"])
     assert chaos.audit(view, db, FUNDING, max_open=1).counts()["risk"] == 1
