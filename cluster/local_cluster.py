@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 120
+START_ATTEMPTS = 2  # a node that timed out registering is started once more
 
 
 @dataclass
@@ -53,6 +54,18 @@ def free_port(host: str) -> int:
         return probe.getsockname()[1]
 
 
+def _start_node(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "a") as out:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped precisely
+        )
+
+
 def _wait_started(proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     text = ""
@@ -66,9 +79,10 @@ def _wait_started(proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"ray start did not come up in {START_TIMEOUT_S} s:\n{text[-3000:]}")
 
 
-def _stop(procs: list[subprocess.Popen], temp_dir: str) -> None:
+def _stop(procs: list[subprocess.Popen], mentioned: str) -> None:
     """Stop exactly what was started here: the `ray start --block` process groups, then any
-    leftover process whose command line names this cluster's own temp dir."""
+    leftover process whose command line holds `mentioned` (the cluster's own temp dir, or one
+    node's address)."""
     for proc in reversed(procs):
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -80,7 +94,7 @@ def _stop(procs: list[subprocess.Popen], temp_dir: str) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             proc.wait(timeout=5)
-    marker = temp_dir.encode()
+    marker = mentioned.encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -151,18 +165,17 @@ def local_cluster(
     try:
         for i, extra in enumerate(args):
             log = Path(auth.temp_dir) / f"node{i}.log"
-            with open(log, "w") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [str(RAY), "start", *extra, *common],
-                        env=env,
-                        cwd=ROOT,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,  # its own process group: stopped precisely
-                    )
-                )
-            _wait_started(procs[-1], log)
+            for attempt in range(START_ATTEMPTS):
+                procs.append(_start_node([str(RAY), "start", *extra, *common], env, log))
+                try:
+                    _wait_started(procs[-1], log)
+                    break
+                except RuntimeError as exc:
+                    # Ray gives a raylet 30 s to register with the GCS; on a loaded machine
+                    # that can pass: that node is stopped and started again
+                    if attempt + 1 == START_ATTEMPTS or "timed out during startup" not in str(exc):
+                        raise
+                    _stop([procs.pop()], f"={node_ip(i)}")  # its group, and its processes
         yield LocalCluster(f"{head}:{port}", head, nodes)
     finally:
         _stop(procs, auth.temp_dir)
