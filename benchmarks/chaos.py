@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from tests.live.chaos_run import (  # noqa: E402
     LiveCli,
     OrderWatch,
     add_instances,
+    count_orders,
     drive,
     local_call,
     pct,
@@ -88,14 +88,6 @@ def serve(faults: str, seed: int) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("`cli.py exchange serve` did not start")
 
 
-def count(path: Path, where: str) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(f"SELECT count(*) FROM orders WHERE {where}").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=2000)
@@ -116,14 +108,14 @@ def main() -> int:
                 run, cli = drive(
                     url,
                     lambda: LiveCli(url, db, KEY, Path(tmp), flags),
-                    lambda: count(path, "exchange_order_id IS NOT NULL"),
+                    lambda: count_orders(path, "exchange_order_id IS NOT NULL"),
                     target=args.orders,
                     kill_at=args.orders // 2,
                     max_steps=20 * args.orders,
                     pace_s=args.pace,
                     until_ms=DATA_END_MS,
                 )
-                doubts = lambda: count(path, IN_DOUBT)  # noqa: E731
+                doubts = lambda: count_orders(path, IN_DOUBT)  # noqa: E731
                 settle(url, run, doubts, 90, args.pace)
             code = cli.stop()
             took = time.monotonic() - t0

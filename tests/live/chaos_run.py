@@ -66,6 +66,16 @@ def market(symbols: Sequence[str], bars: int, warm: int = 60) -> ReplayMarket:
 IN_DOUBT = "status = 'UNKNOWN' OR (status = 'NEW' AND type != 'timed')"
 
 
+def count_orders(path: Path, where: str) -> int:
+    """Rows of the orders table matching `where`, read-only (the live node writes it); 0 while
+    the database is not there yet."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(f"SELECT count(*) FROM orders WHERE {where}").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def add_instances(db: str, symbols: Sequence[str]) -> int:
     """Every family of FAMILIES on every symbol, enabled; how many."""
     for symbol in symbols:

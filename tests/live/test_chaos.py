@@ -23,8 +23,6 @@ database with one order lost, one position unknown, a doubled client id and brok
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -43,6 +41,7 @@ from tests.live.chaos_run import (
     SYMBOLS,
     SessionRunner,
     add_instances,
+    count_orders,
     drive,
     local_call,
     market,
@@ -64,14 +63,6 @@ FAULTS = FaultSpec(
     ws_drop_every=4.0,
     hang_ms=1500,
 )
-
-
-def _count(path: Path, where: str) -> int:
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(f"SELECT count(*) FROM orders WHERE {where}").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +100,7 @@ def test_live_real_through_faults_crashed_and_restarted_agrees_with_the_exchange
             run, cli = drive(
                 ex.url,
                 lambda: _session(ex.url, db, ray_local),
-                lambda: _count(path, "exchange_order_id IS NOT NULL"),
+                lambda: count_orders(path, "exchange_order_id IS NOT NULL"),
                 target=ORDERS,
                 kill_at=KILL_AT,
                 max_steps=400,
@@ -117,7 +108,7 @@ def test_live_real_through_faults_crashed_and_restarted_agrees_with_the_exchange
             )
             stepped = run.steps
             plan.spec = FaultSpec()  # the last lookups (backoff up to 30 s) and the check's reads
-            doubts = lambda: _count(path, IN_DOUBT)  # noqa: E731
+            doubts = lambda: count_orders(path, IN_DOUBT)  # noqa: E731
             settle(ex.url, run, doubts, 45, 0.05)
         finally:
             code = cli.stop() if cli is not None else None
