@@ -12,7 +12,10 @@ One step:
 3. the rolling selection's newest weights: the method and fitness rule of `weights` on the
    trades that exited in [t - lookback, t) (analysis/rolling.py, as `weights --rolling` chooses
    at each re-selection), with each instance's p95 drawdown as `weights` writes it;
-4. prod.json written atomically (a temporary file in the same directory, then os.replace), so a
+4. with `--retrain`, a model trained for every selected instance on its bars up to t (the best
+   configuration of the latest experiment, as `model train`; a model whose key is stored already
+   is not trained again), so the live run that picks up the file finds its models;
+5. prod.json written atomically (a temporary file in the same directory, then os.replace), so a
    live run that follows the file never reads half of it.
 `--once` runs one step (for cron); otherwise a step runs at once and then every `--every` days,
 a few minutes after 00:00 UTC, until Ctrl-C (exit 130).
@@ -20,6 +23,7 @@ a few minutes after 00:00 UTC, until Ctrl-C (exit 130).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -65,6 +69,7 @@ class DeployPlan:
     interval: str | None = None
     ray_address: str | None = None
     history: int | None = None  # days of bars backtested before t (None: all stored)
+    models: Path | None = None  # --retrain: where the model files go (None: no retrain)
 
 
 @dataclass
@@ -75,6 +80,7 @@ class StepResult:
     computed: int  # run now
     selected: int  # instances in prod.json (0: prod.json left as it was)
     written: bool
+    retrained: str = ""  # --retrain: what the training did, one line
 
 
 @app.callback()
@@ -125,6 +131,17 @@ def deploy(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="Ray cluster for the backtests.")
     ] = None,
+    retrain: Annotated[
+        bool,
+        typer.Option(
+            "--retrain",
+            help="Also train a model for every selected instance on its bars up to the "
+            "re-selection (the latest experiment's best configuration), before prod.json.",
+        ),
+    ] = False,
+    models_dir: Annotated[
+        Path, typer.Option("--models-dir", help="With --retrain: where model files are written.")
+    ] = Path("models"),
 ) -> None:
     """Backtest the bars stored since the last step, choose the newest weights of the rolling
     selection and write prod.json atomically; --once, or every --every days until Ctrl-C."""
@@ -137,6 +154,8 @@ def deploy(
         (min_sortino, min_expectancy, min_trades, min_days, min_daily_returns),
         (family, symbol, interval), ray_address, history,
     )  # fmt: skip
+    if retrain:
+        plan = dataclasses.replace(plan, models=checked_models_dir(models_dir))
     if once:
         report(run_step(plan))
         return
@@ -182,6 +201,12 @@ def check_plan(
     )  # fmt: skip
 
 
+def checked_models_dir(path: Path) -> Path:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UserError(f"--models-dir {str(path)!r} is a file; give a directory for the models")
+    return Path(path)
+
+
 def run_step(plan: DeployPlan, say: Callable[[str], object] = console.print) -> StepResult:
     """One step: backtests up to t (stored runs skipped), the newest weights, prod.json."""
     import pandas as pd
@@ -211,9 +236,50 @@ def run_step(plan: DeployPlan, say: Callable[[str], object] = console.print) -> 
             f"{plan.lookback} days before {at:%Y-%m-%d}; {plan.out} left as it was"
         )
         return result
+    if plan.models is not None:
+        result.retrained = retrain(plan, config, candidates, at, say)
     write_atomic(config, plan.out)
     result.selected, result.written = len(config["instances"]), True
     return result
+
+
+def retrain(
+    plan: DeployPlan,
+    config: dict[str, Any],
+    candidates: list,
+    at: pd.Timestamp,
+    say: Callable[[str], object],
+) -> str:
+    """`model train` for the selected instances on their bars that closed by t (from t -
+    --history when given): the models live finds when it picks up the new prod.json. An
+    instance with too few trades keeps trading without a model (as live does for one that
+    never had one); the line returned says how many."""
+    import pandas as pd
+
+    from backtest.run import BacktestConfig
+    from ml.jobs import InstanceRef, load_series, ray_for_commands
+    from ml.train import spec_for_training, train_models
+
+    chosen = {e.get("instance_id") for e in config["instances"]}
+    refs = [
+        InstanceRef(int(c.id), c.family, c.params, c.exchange, c.symbol, c.interval)
+        for c in candidates
+        if c.id in chosen
+    ]
+    end = at - pd.Timedelta(milliseconds=1)
+    start = None if plan.history is None else at - pd.Timedelta(days=plan.history)
+    series = load_series(plan.db_url, refs, start, end)
+    spec = spec_for_training(plan.db_url, None, say)
+    plan.models.mkdir(parents=True, exist_ok=True)
+    with ray_for_commands(plan.ray_address, console):
+        summary = train_models(
+            plan.db_url, refs, series, spec, plan.models, BacktestConfig(), console
+        )
+    return (
+        f"models ({spec.label}): {summary.trained} trained, {summary.skipped} already trained "
+        f"(skipped), {len(summary.failed)} not trainable (too few trades: they trade without "
+        f"a model) of {len(refs)} selected; model files in {plan.models}"
+    )
 
 
 def report(result: StepResult) -> None:
@@ -226,6 +292,8 @@ def report(result: StepResult) -> None:
             else "nothing written"
         )
     )
+    if result.retrained:
+        console.print(result.retrained)
 
 
 def _candidates(plan: DeployPlan) -> list:

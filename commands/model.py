@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -177,18 +177,6 @@ def _print_leaderboard(doc: dict, fitness: str) -> None:
     )
 
 
-def _spec_for_training(url: str, experiment_dir: Path | None) -> Any:
-    from ml.experiment import load_best
-    from ml.models import ModelSpec
-    from ml.modelstore import latest_experiment
-
-    chosen = experiment_dir or latest_experiment(url)
-    if chosen is None:
-        _err.print("no experiment yet: using the default configuration (logreg, no selection)")
-        return ModelSpec()
-    return load_best(chosen)
-
-
 @app.command()
 def train(
     strategies: StrategiesOpt = None,
@@ -206,12 +194,12 @@ def train(
     """Train the chosen configuration for every selected instance; store file + DB row."""
     from backtest.run import BacktestConfig, prepare_out_dir
     from ml.jobs import ray_for_commands
-    from ml.train import train_models
+    from ml.train import spec_for_training, train_models
     from ml.walkforward import min_trades
 
     _folds(folds)
     url, refs, series = _inputs(db, strategies, instances, start, end, family, interval)
-    spec = _spec_for_training(url, experiment_dir)
+    spec = spec_for_training(url, experiment_dir, _err.print)
     models_dir = prepare_out_dir(models_dir)
     with ray_for_commands(ray_address, _err):
         summary = train_models(url, refs, series, spec, models_dir, BacktestConfig(), _err, folds)
@@ -261,7 +249,7 @@ def eval_(
     from ml.jobs import ray_for_commands
     from ml.models import METHODS
     from ml.modelstore import latest_models
-    from ml.train import train_models
+    from ml.train import spec_for_training, train_models
 
     if not (1 <= placebo_seeds <= 100 and 1 <= random_seeds <= 1000):
         raise UserError("--placebo-seeds must be 1..100 and --random-seeds 1..1000")
@@ -279,7 +267,7 @@ def eval_(
         ids = [r.instance_id for r in refs]
         missing = [r for r in refs if r.instance_id not in latest_models(url, ids)]
         if missing:
-            spec = _spec_for_training(url, experiment_dir)
+            spec = spec_for_training(url, experiment_dir, _err.print)
             _err.print(f"training {len(missing)} instance(s) without a model first")
             train_models(
                 url,

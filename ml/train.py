@@ -23,6 +23,19 @@ from ml.jobs import InstanceRef, fan_out
 from ml.models import ModelSpec
 
 
+def spec_for_training(url: str, experiment_dir: Path | None, say: Any = print) -> ModelSpec:
+    """The configuration to train: the best of `experiment_dir`, else of the latest experiment
+    stored in the database, else the default (logreg, no feature selection)."""
+    from ml.experiment import load_best
+    from ml.modelstore import latest_experiment
+
+    chosen = experiment_dir or latest_experiment(url)
+    if chosen is None:
+        say("no experiment yet: using the default configuration (logreg, no selection)")
+        return ModelSpec()
+    return load_best(chosen)
+
+
 @dataclass
 class TrainSummary:
     selected: int = 0

@@ -128,6 +128,53 @@ def test_a_step_writes_the_newest_selection_and_a_second_computes_nothing(
     assert set(results["end"]) == {"2018-01-14T23:55:00Z"}
 
 
+@pytest.mark.ray
+def test_retrain_trains_the_selected_instances_on_bars_before_the_selection(
+    ray_shared, tmp_path, monkeypatch, capsys
+) -> None:
+    """--retrain: a model for each selected instance, on its bars that closed by t only (the
+    model row's data range ends before t), stored before prod.json names the instance; the
+    instance the rule drops gets none; a second step trains nothing again."""
+    from ml.modelstore import latest_models
+    from ml.synthetic import planted_market
+    from store.bars import save_bars
+    from store.instances import add_instance
+
+    url = f"sqlite:///{tmp_path / 'ml.db'}"
+    bars = planted_market(8_000, effect=True, seed=3)  # 2024-01-01 .. 2024-01-28 18:35, 5m
+    save_bars(url, "binance", "PLT/USD", "5m", bars)
+    chosen = add_instance(
+        url, "sr_breakout", "binance", "PLT/USD", "5m", {"sl_pct": 0.005, "tp_pct": 0.005}
+    ).id
+    dropped = add_instance(  # lookback 200: too few trades in 14 days for --min-trades 30
+        url, "sr_breakout", "binance", "PLT/USD", "5m", {"lookback": 200}
+    ).id
+    out, models = tmp_path / "prod.json", tmp_path / "models"
+    args = [
+        "deploy", "--once", "--retrain", "--models-dir", str(models), "--db", url,
+        "--out", str(out), "--dir", str(tmp_path / "work"), "--lookback", "14d",
+        "--method", "binary", "--min-sortino", "-100", "--min-expectancy", "-1e9",
+        "--min-trades", "30", "--min-days", "1", "--min-daily-returns", "2",
+    ]  # fmt: skip
+    code = run_main(monkeypatch, *args)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    written = json.loads(out.read_text())
+    assert [e["instance_id"] for e in written["instances"]] == [chosen]
+    assert "models (" in err and "1 trained, 0 already trained (skipped)" in err, err
+    stored = latest_models(url, [chosen, dropped])
+    assert list(stored) == [chosen] and Path(stored[chosen].path).parent == models
+    at = pd.Timestamp("2024-01-28", tz="UTC")  # the day the newest bar closed
+    last = at - pd.Timedelta(minutes=5)  # the last bar that closed by t: none of t's day
+    assert pd.Timestamp(stored[chosen].data_end) == last
+    assert stored[chosen].trades >= 38
+
+    assert run_main(monkeypatch, *args) == 0
+    again = " ".join(capsys.readouterr().err.split())
+    assert "0 trained, 1 already trained (skipped)" in again, again
+    assert latest_models(url, [chosen])[chosen].version == 1
+
+
 def test_the_write_is_atomic_a_failed_rename_leaves_the_old_file(tmp_path, monkeypatch) -> None:
     out = tmp_path / "prod.json"
     write_atomic({"instances": [1]}, out)
@@ -178,6 +225,7 @@ def test_the_loop_waits_for_the_next_midnight_and_ctrl_c_exits_130(
         (["--lookback", "10d"], "shorter than --min-days 30"),
         (["--exchange", "kraken"], "no strategy instances for kraken in the database"),
         (["--history", "30d"], "--history 30d is shorter than --lookback 60d"),
+        (["--retrain", "--models-dir", "/etc/passwd"], "--models-dir '/etc/passwd' is a file"),
     ],
 )
 def test_bad_input_is_one_error_line_and_nothing_written(
