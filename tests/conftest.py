@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+from live.venues.ccxt_loader import install
+
+install()  # before any test module's `import ccxt`: exchanges load on first use (docs/live.md)
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
