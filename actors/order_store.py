@@ -18,11 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-import pandas as pd
 
 from actors.order_manager import MemoryOrderStore, OrderState, TradeState
 from core.vocabulary import OrderKind, OrderRole, OrderStatus
@@ -54,8 +53,13 @@ def order_key(strategy: str, side: str, role: str, entry_ts: int | None) -> str:
     return f"{strategy}|{side}" if role == OrderRole.ENTRY else f"{strategy}|{entry_ts}"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _time(ns: int | None) -> datetime | None:
-    return None if ns is None else pd.Timestamp(ns, tz="UTC").to_pydatetime()
+    """Nanoseconds since the epoch as a UTC datetime (whole microseconds, as the database keeps
+    them). Plain datetime arithmetic: exact, and no pandas in the actors that store orders."""
+    return None if ns is None else EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def order_row(record: dict[str, Any], prefix: str, parent: int | None) -> dict[str, Any]:

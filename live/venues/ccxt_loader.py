@@ -9,8 +9,9 @@ and each Ray actor of a live node (the bar stream, the broker), at every start. 
 `install()` puts a finder first on `sys.meta_path` for the three packages `ccxt`,
 `ccxt.async_support` and `ccxt.pro`. It runs each package's own `__init__.py` with one kind of
 line left out, `from ccxt.<pkg>.<name> import <name>` for a `<name>` in the package's own
-`exchanges` list, and gives the package a module `__getattr__` (PEP 562) that imports such an
-exchange module when its class is first asked for (`ccxt.pro.binance`, `getattr(ccxt, name)`).
+`exchanges` list; the package (a `SlimPackage`) imports such an exchange module when its class is
+first asked for (`ccxt.pro.binance`, `getattr(ccxt, name)`), and holds the class under its name
+afterwards, as a full import does.
 Everything else of ccxt is its own code, unchanged: the exchange classes, their base classes,
 the errors, `ccxt.exchanges`. tests/live/venues/test_ccxt_loader.py checks in fresh
 interpreters that every name of a full import resolves to the same kind of object, and that a
@@ -29,12 +30,13 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 PACKAGES = ("ccxt", "ccxt.async_support", "ccxt.pro")
 # one exchange class per line: `from ccxt.pro.binance import binance`, then a noqa comment
 EXCHANGE_LINE = re.compile(
     r"^from (?P<package>ccxt(?:\.async_support|\.pro)?)\.(?P<module>\w+) import (?P<name>\w+)"
-    r"\s+# noqa: F401\s*$",
+    r"[ \t]+# noqa: F401[ \t]*$",
     re.MULTILINE,
 )
 
@@ -49,11 +51,40 @@ def exchange_lines(source: str, package: str) -> dict[str, str]:
 
 
 def slim_source(source: str, package: str) -> tuple[str, frozenset[str]]:
-    """The package's __init__ source without its exchange imports, and their names."""
+    """The package's __init__ source with its exchange imports blanked (the line numbers of a
+    traceback stay those of the file), and the names of those exchanges."""
     lines = exchange_lines(source, package)
-    skipped = {line for line in lines.values()}
-    kept = [line for line in source.splitlines() if line not in skipped]
+    skipped = set(lines.values())
+    kept = ["" if line in skipped else line for line in source.splitlines()]
     return "\n".join(kept) + "\n", frozenset(lines)
+
+
+class SlimPackage(ModuleType):
+    """One of ccxt's packages whose exchange classes are imported when first asked for."""
+
+    lazy: ClassVar[dict[str, frozenset[str]]] = {}  # package -> the exchanges left out
+
+    def __getattr__(self, name: str) -> object:
+        if name not in SlimPackage.lazy.get(self.__name__, ()):
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        importlib.import_module(f"{self.__name__}.{name}")  # sets the class (below)
+        return vars(self)[name]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # The import system sets a package's attribute to a submodule it loads. After a full
+        # import the attribute is the exchange class (the package's `from .x import x` ran
+        # later), and ccxt relies on it: ccxt/pro/binanceus.py does `import
+        # ccxt.async_support.binanceus as binanceusRest` and calls it. So keep the class.
+        if (
+            isinstance(value, ModuleType)
+            and value.__name__ == f"{self.__name__}.{name}"
+            and name in SlimPackage.lazy.get(self.__name__, ())
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(vars(self)) | SlimPackage.lazy.get(self.__name__, frozenset()))
 
 
 class _SlimLoader(importlib.abc.Loader):
@@ -65,20 +96,8 @@ class _SlimLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         source, lazy = slim_source(Path(self.origin).read_text(encoding="utf-8"), self.package)
-        package = self.package
-
-        def __getattr__(name: str) -> object:  # noqa: N807 - the PEP 562 hook's name
-            if name not in lazy:
-                raise AttributeError(f"module {package!r} has no attribute {name!r}")
-            value = getattr(importlib.import_module(f"{package}.{name}"), name)
-            setattr(module, name, value)  # next time a plain attribute
-            return value
-
-        def __dir__() -> list[str]:  # noqa: N807
-            return sorted(set(vars(module)) | lazy)
-
-        module.__getattr__ = __getattr__  # type: ignore[attr-defined]
-        module.__dir__ = __dir__  # type: ignore[method-assign]
+        SlimPackage.lazy[self.package] = lazy
+        module.__class__ = SlimPackage
         exec(compile(source, self.origin, "exec"), vars(module))  # noqa: S102 - ccxt's own file
 
 
