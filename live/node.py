@@ -156,6 +156,8 @@ class LiveNode:
     def start(self, stream: bool = True) -> None:
         s = self.settings
         self._started_ms = wall_ms()
+        if stream:
+            self.boot_stream()
         series = sorted({m.series for m in self.members})
         routes = {m.label: m.series for m in self.members}
         restored = self.restored = load_state(
@@ -190,7 +192,8 @@ class LiveNode:
 
     def start_stream(self) -> None:
         """The bar stream: the last step of the start (after start(stream=False))."""
-        self._start_stream(sorted({m.series for m in self.members}))
+        self.boot_stream()
+        self.ray.get(self.stream.start.remote())
 
     def _spawn_hosts(self, series: list[tuple[str, str]]) -> None:
         s = self.settings
@@ -340,20 +343,25 @@ class LiveNode:
             id_prefix="dry-" if dry else "",
         )
 
-    def _start_stream(self, series: list[tuple[str, str]]) -> None:
+    def boot_stream(self) -> None:
+        """Create the bar stream's actor: its process boots (Ray worker, imports) while the
+        broker reconciles and the other actors start. It subscribes only in start_stream, the
+        last step of a start, so no bar is seen before the node is ready for it."""
         from live.venues.bar_stream import BarStream
 
-        s = self.settings
-        args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff, s.quiet_s)
+        if self.stream is not None:
+            return
         if self.ray is None:
             raise RuntimeError("the bar stream runs as an async Ray actor: start Ray first")
+        s = self.settings
+        series = sorted({m.series for m in self.members})
+        args = (s.exchange, s.url, series, dict(self.warm.last_ms), s.db_url, s.backoff, s.quiet_s)
         self.stream = (
             self.ray.remote(BarStream)
             .options(name=f"bars {s.exchange} [{self.run_id}]", num_cpus=0, max_concurrency=8)
             .remote(*args)
         )
         self._handles.append(self.stream)
-        self.ray.get(self.stream.start.remote())
 
     def stop(self) -> None:
         """Stop the stream and the actors; open orders and positions are left as they are."""

@@ -284,6 +284,9 @@ class LiveSession(PumpLoop):
         models = None if isinstance(self.models, ModelChoice) else self.models  # loaded
         self.node = LiveNode(s, self.members, self.warm, self.ray, models, self._order_store)
         self.node.title_suffix = self.title_suffix
+        streams = stream or (stream is None and self.ray is not None)
+        if streams:
+            self.node.boot_stream()  # its process boots meanwhile; it subscribes at the end
         self.node.start(stream=False)  # recover and reconcile first: a failure writes nothing
         commit_warmup(s.db_url, s.exchange, self.warm)
         if self.on_disable is not None:
@@ -299,7 +302,7 @@ class LiveSession(PumpLoop):
             self.control = LiveControl(
                 self.node, ids, self.on_disable, adopt, self.say, config=config
             )
-        if stream or (stream is None and self.ray is not None):
+        if streams:
             self.node.start_stream()
 
     # -- 3. running (`run`: PumpLoop) -------------------------------------------------------

@@ -70,6 +70,8 @@ class BarStream:
         self.errors: list[str] = []
         self.symbols = sorted({symbol for symbol, _ in self.series})
         self._tickers: dict[str, Mark] = {}  # symbol -> its last ticker
+        if client_factory is None:  # while the actor boots, not when the node waits for start
+            import ccxt.pro  # noqa: F401
 
     # -- lifecycle (async actor methods) ------------------------------------------------------
     async def start(self) -> bool:
