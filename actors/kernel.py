@@ -23,7 +23,7 @@ from actors.runtime import LocalRuntime
 from actors.sim_exchange import BarArrays, SimExchange
 from actors.strategy_host import StrategyHost
 from core.errors import UserError
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from strategies.base import Strategy
 
 MODES = ("fast", "replay")

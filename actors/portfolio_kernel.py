@@ -12,10 +12,8 @@ Pieces added on top of the single-strategy kernel (actors/kernel.py), reusing it
   the bars that instance sees (a 1h instance's stop is checked on 1h bars, as in its own
   backtest). Every fill is stamped with the open of the bar it happened in. The live dry run
   uses the same class with its books in replay mode (live/dry_run.py).
-- `WeightedPortfolio`: the Portfolio with per-instance sizing `risk x weight` (quantity =
-  risk x weight x equity / stop distance, then the account-wide cash and exposure caps), and
-  open positions re-marked at their symbol's latest close before an entry is sized, so the
-  equity used is the account's current equity, not prices from the last event of each symbol.
+- `WeightedPortfolio` (actors/weighted_portfolio.py, with `PortfolioMember`): the Portfolio
+  with per-instance sizing `risk x weight` and open positions re-marked before an entry is sized.
 - one plain StrategyHost per instance, its strategy id the instance label: each host numbers
   its own signals, and the portfolio and the order manager key pending entries by
   (strategy id, signal id), so hosts never collide.
@@ -27,7 +25,6 @@ Fast mode only (signals and fills are found vectorized; nothing steps through qu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,35 +41,15 @@ from actors.messages import (
     Phase,
     RunStarted,
     SignalDue,
-    SignalRaised,
     SubmitOrder,
 )
 from actors.order_manager import OrderManager
-from actors.portfolio import Portfolio
 from actors.runtime import Actor, EventClock, LocalRuntime
 from actors.sim_exchange import BarArrays, SimExchange
 from actors.strategy_host import StrategyHost
+from actors.weighted_portfolio import PortfolioMember, SeriesKey, WeightedPortfolio
 from core.errors import UserError
-from core.vocabulary import SignalAction
-from factors.bars import interval_ns
-from strategies.base import Strategy
-
-SeriesKey = tuple[str, str]  # (symbol, interval)
-
-
-@dataclass(frozen=True)
-class PortfolioMember:
-    """One strategy instance of a portfolio; `label` is its strategy id in every message."""
-
-    label: str
-    strategy: Strategy
-    symbol: str
-    interval: str
-    weight: float = 1.0
-
-    @property
-    def series(self) -> SeriesKey:
-        return (self.symbol, self.interval)
+from core.intervals import interval_ns
 
 
 class SeriesExchange(Actor):
@@ -154,60 +131,6 @@ class SeriesExchange(Actor):
 
     def open_orders(self) -> list[int]:
         return sorted(self._where)
-
-
-class WeightedPortfolio(Portfolio):
-    """Portfolio with sizing risk x weight per instance and fresh marks before each entry."""
-
-    def __init__(
-        self,
-        config: Any,
-        weights: dict[str, float],
-        closes: dict[str, tuple[np.ndarray, np.ndarray]],
-        hedged: frozenset[str] = frozenset(),
-        clock: EventClock | None = None,
-        position_limits: dict[str, int] | None = None,
-    ) -> None:
-        super().__init__(
-            cash=config.cash,
-            risk=config.risk,
-            fee_bps=config.fee_bps,
-            slippage_bps=config.slippage_bps,
-            max_symbol_exposure=config.max_symbol_exposure,
-            max_total_exposure=config.max_total_exposure,
-            max_open_positions=config.max_open_positions,
-            hedged=hedged,
-            clock=clock,
-            position_limits=position_limits,
-            min_notional=config.min_order_notional(),
-            lot_size=config.lot_size,
-            cash_buffer=config.cash_buffer,
-        )
-        self.weights = dict(weights)
-        self.closes = closes  # symbol -> (close times ns, close prices) of its finest series
-
-    def on_signal(self, msg: SignalRaised) -> list:
-        if msg.action == SignalAction.ENTER:
-            self._mark_held(msg.ts)
-        return super().on_signal(msg)
-
-    def size(self, msg: SignalRaised) -> tuple[float, str | None]:
-        base = self.risk
-        self.risk = base * self.weights.get(msg.strategy, 1.0)
-        try:
-            return super().size(msg)
-        finally:
-            self.risk = base
-
-    def _mark_held(self, ts: int) -> None:
-        """Mark every held symbol at its latest close known at `ts` (no lookahead: close <= ts)."""
-        for symbol in {p.symbol for p in self.positions.values()}:
-            series = self.closes.get(symbol)
-            if series is None:
-                continue
-            i = int(np.searchsorted(series[0], ts, "right")) - 1
-            if i >= 0:
-                self.marks[symbol] = float(series[1][i])
 
 
 class PortfolioRuntime(LocalRuntime):

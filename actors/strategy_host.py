@@ -49,8 +49,8 @@ from actors.messages import (
     replace,
 )
 from actors.runtime import Actor, EventClock
+from core.intervals import interval_ns
 from core.vocabulary import OrderRole, Side, SignalAction
-from factors.bars import interval_ns
 from strategies.base import Strategy
 
 COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.portfolio_kernel import PortfolioMember, SeriesKey, run_portfolio_kernel
+from actors.portfolio_kernel import run_portfolio_kernel
+from actors.weighted_portfolio import PortfolioMember, SeriesKey
 from analysis.columns import currency_of
 from analysis.exports import params_text
 from backtest.portfolio_config import (  # the config side, re-exported for callers
@@ -53,8 +54,8 @@ from backtest.run import (
     trades_frame,
     write_trades_equity,
 )
+from core.intervals import interval_ns
 from core.vocabulary import Side, TradeStatus
-from factors.bars import interval_ns
 
 __all__ = [
     "PortfolioConfigError",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from actors.portfolio_kernel import PortfolioMember, SeriesKey
+from actors.weighted_portfolio import PortfolioMember, SeriesKey
 from analysis.columns import quote_currency
 from analysis.exports import params_text
 from core.errors import UserError

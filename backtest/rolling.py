@@ -2,7 +2,7 @@
 (docs/analysis.md#rolling-re-selection).
 
 The stored trades of the selected instances are replayed, in time order, through the portfolio
-backtest's own account (actors.portfolio_kernel.WeightedPortfolio: an instance risks
+backtest's own account (actors.weighted_portfolio.WeightedPortfolio: an instance risks
 `risk x weight` of the account equity per trade, cash and exposure caps account-wide, dust and lot
 rules), so the sizes follow the rule of `backtest --portfolio`, not a copy of it. No bar is read:
 - a stored trade's stop distance is the one its own run sized it with, recovered from its size:
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from actors.messages import ExitSpec, OpenTrade, SignalRaised, TradeClosed, TradeOpened
-from actors.portfolio_kernel import WeightedPortfolio
+from actors.weighted_portfolio import WeightedPortfolio
 from analysis.columns import TIME_FORMAT, TRADE_COLUMNS, currency_of
 from analysis.rolling import Schedule, instance_name
 from backtest.account import AccountSettings

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from actors.portfolio_kernel import PortfolioMember  # noqa: E402
+from actors.weighted_portfolio import PortfolioMember  # noqa: E402
 from benchmarks.live_hops import HOPS, DriverMarks, ExchangeArrivals, bar_hops  # noqa: E402
 from live.node import HOSTS_PER_ACTOR, LiveSettings  # noqa: E402
 from live.session import LiveSession  # noqa: E402

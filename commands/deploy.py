@@ -325,7 +325,7 @@ def selection_time(db_url: str, candidates: list) -> pd.Timestamp:
     (any stored interval: a resampled one is built from them)."""
     import pandas as pd
 
-    from factors.bars import interval_ns
+    from core.intervals import interval_ns
     from store.bars import bar_range, stored_intervals
 
     closes = []

@@ -12,40 +12,22 @@ import re
 import pandas as pd
 
 from core.errors import UserError
+from core.intervals import INTERVAL_NS, interval_ns
 
 OHLCV = ("open", "high", "low", "close", "volume")
 
-# Intervals the system knows, with their length. Keys are ccxt's spelling.
+# core.intervals' table as Timedeltas (bar-frame arithmetic on DatetimeIndexes).
 INTERVALS: dict[str, pd.Timedelta] = {
-    "1m": pd.Timedelta(minutes=1),
-    "3m": pd.Timedelta(minutes=3),
-    "5m": pd.Timedelta(minutes=5),
-    "15m": pd.Timedelta(minutes=15),
-    "30m": pd.Timedelta(minutes=30),
-    "1h": pd.Timedelta(hours=1),
-    "4h": pd.Timedelta(hours=4),
-    "1d": pd.Timedelta(days=1),
+    name: pd.Timedelta(length, "ns") for name, length in INTERVAL_NS.items()
 }
 
 # The intervals every strategy family must be valid on.
 TRADING_INTERVALS = ("1m", "3m", "5m", "15m", "1h")
 
 
-class IntervalError(UserError):
-    """An interval name the system does not know."""
-
-
 def interval_delta(interval: str) -> pd.Timedelta:
-    """Length of one bar of `interval`, e.g. "5m" -> 5 minutes."""
-    try:
-        return INTERVALS[interval]
-    except KeyError:
-        known = ", ".join(INTERVALS)
-        raise IntervalError(f"unknown interval {interval!r}; use one of: {known}") from None
-
-
-def interval_ns(interval: str) -> int:
-    return int(interval_delta(interval).value)
+    """Length of one bar of `interval`, e.g. "5m" -> 5 minutes (IntervalError if unknown)."""
+    return pd.Timedelta(interval_ns(interval), "ns")
 
 
 # 2024-01-31, 2024-01-31T12:00, 2024-01-31 12:00:00.5, 2024-01-31T12:00Z, ...+02:00

@@ -14,9 +14,8 @@ the signal at a live bar is exactly the one the backtest computes at that bar
 (tests/strategies/test_newest.py proves newest_signals == signals over each family's parameter
 space; tests/live/test_hosts_fast.py runs the hosts bar by bar against compute).
 
-`ActorGroup` holds several plain actors and delivers a batch of messages to those subscribed,
-in order, returning everything they emit (the live runtime routes it on): one Ray call per
-group per delivery round, however many instances the group holds.
+`HostGroup` is the ActorGroup (live/actor_group.py) of a Ray actor of hosts: the hosts of one
+series share a book, and a trade event goes to the host it names only.
 """
 
 from __future__ import annotations
@@ -26,9 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.messages import BarClosed, SignalDue, SignalRejected, TradeClosed, TradeOpened
+from actors.messages import BarClosed
 from actors.strategy_host import StrategyHost
-from factors.bars import OHLCV, interval_ns
+from core.intervals import interval_ns
+from factors.bars import OHLCV
+from live.actor_group import ActorGroup
 from live.series_book import SeriesBook
 from strategies.base import SignalRow, Strategy
 
@@ -123,47 +124,13 @@ def share_books(actors: list[Any]) -> None:
         host.share_book(best[host.book_key()])
 
 
-# Messages a StrategyHost ignores unless msg.strategy is its name: the group hands them to that
-# host only (100 hosts x 100 trade events a bar would otherwise be 10,000 calls).
-BY_STRATEGY = (TradeOpened, TradeClosed, SignalRejected, SignalDue)
-
-
-class ActorGroup:
-    """Plain actors hosted together; `handle_batch` delivers each message to the subscribed ones."""
+class HostGroup(ActorGroup):
+    """Strategy hosts (and their model gates) in one Ray actor: hosts of one series share one
+    book, and a trade or signal event reaches only the host it names."""
 
     def __init__(self, members: list[tuple[str, Any]]) -> None:
-        self.members = dict(members)
-        share_books(list(self.members.values()))
-        self._routes: dict[type, list[Any]] = {}
-        self._named: dict[tuple[type, str], list[Any]] = {}
-        for actor in self.members.values():
-            for kind in actor.subscriptions():
-                if kind in BY_STRATEGY and isinstance(actor, StrategyHost):
-                    self._named.setdefault((kind, actor.name), []).append(actor)
-                    self._routes.setdefault(kind, [])
-                else:
-                    self._routes.setdefault(kind, []).append(actor)
+        share_books([actor for _name, actor in members])
+        super().__init__(members)
 
-    def subscriptions(self) -> tuple[type, ...]:
-        return tuple(self._routes)
-
-    def handle_batch(self, messages: list) -> list:
-        out: list = []
-        for msg in messages:
-            kind = type(msg)
-            for actor in self._routes.get(kind, ()):
-                out.extend(actor.handle(msg))
-            if kind in BY_STRATEGY:
-                for actor in self._named.get((kind, msg.strategy), ()):
-                    out.extend(actor.handle(msg))
-        return out
-
-    def query(self, member: str, method: str, *args: Any) -> Any:
-        return getattr(self.members[member], method)(*args)
-
-    def query_all(self, method: str, *args: Any) -> dict[str, Any]:
-        return {
-            name: getattr(a, method)(*args)
-            for name, a in self.members.items()
-            if hasattr(a, method)
-        }
+    def by_name(self, actor: Any) -> bool:
+        return isinstance(actor, StrategyHost)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from actors.messages import BarClosed
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 
 if TYPE_CHECKING:
     from actors.messages import SignalRaised

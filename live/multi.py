@@ -39,7 +39,7 @@ log = logging.getLogger("raytrader.live")
 
 if TYPE_CHECKING:
     from actors.messages import BarClosed
-    from actors.portfolio_kernel import PortfolioMember
+    from actors.weighted_portfolio import PortfolioMember
 
 
 def check_exchanges(exchanges: Sequence[str], urls: Sequence[str]) -> None:

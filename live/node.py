@@ -44,11 +44,12 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.order_manager import OrderManager, OrderStore
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from backtest.account import AccountSettings
 from core.errors import UserError
+from live.actor_group import ActorGroup
 from live.dry_run import DryRunExchange
-from live.hosts import DEFAULT_WINDOW, ActorGroup, LiveStrategyHost
+from live.hosts import DEFAULT_WINDOW, HostGroup, LiveStrategyHost
 from live.ops.metrics import LiveMetrics
 from live.ops.reconcile import ExchangeAudit, reconcile
 from live.ops.recovery import (
@@ -219,7 +220,8 @@ class LiveNode:
                 if self.models is not None:
                     hosts = self.models.attach(hosts, self.warm.frames[key], *key, s.window)
                 part = f" #{k // size + 1}" if len(on_series) > size else ""
-                self.spawn(f"hosts {key} {k}", f"strategies {key[0]} {key[1]}{part}", hosts)
+                title = f"strategies {key[0]} {key[1]}{part}"
+                self.spawn(f"hosts {key} {k}", title, hosts, HostGroup)
 
     def _start_broker(self, routes: dict[str, tuple[str, str]], restored: Restored) -> tuple:
         """The ccxt broker as the exchange actor, reconciled with the stored open orders;

@@ -2,9 +2,11 @@
 
 A pair's price and cash are in its quote currency: ETH/BTC is bought with BTC, LTC/ETH with ETH.
 An account holds each currency apart, so instances quoted in BTC and in ETH cannot share one
-cash figure: each quote currency has its own LivePortfolio (live/ops/control.py), sized on its
-own cash (dry run: the starting cash of that currency; real mode: the account's free balance of
-it), with its own equity and positions.
+cash figure: each quote currency has its own LivePortfolio, sized on its own cash (dry run: the
+starting cash of that currency; real mode: the account's free balance of it), with its own equity
+and positions. `LivePortfolio` obeys the commands of the control (live/ops/control.py): an
+instance disabled or enabled while running. It lives here, not beside the control, because the
+portfolio actor's Ray process imports this module: it must not load pandas as the control does.
 
 `QuotePortfolios` is the node's one "portfolio" actor (in process and on Ray, inside an
 ActorGroup, which hands every message of a subscribed type to every member): it sends each
@@ -24,20 +26,72 @@ from typing import TYPE_CHECKING, Any
 from actors.messages import (
     BarClosed,
     CloseTrade,
+    DisableInstance,
+    EnableInstance,
     OpenTrade,
     SignalRaised,
     SignalRejected,
     TradeClosed,
     TradeOpened,
 )
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember, WeightedPortfolio
 from core.vocabulary import OrderRole, SignalAction
-from live.ops.control import LivePortfolio
 from live.risk_limits import Breach, OnBreach, RiskGuard, RiskLimits, SqlRiskStore
 
 if TYPE_CHECKING:
     from live.node import LiveSettings
     from live.ops.recovery import Restored
+
+
+class LivePortfolio(WeightedPortfolio):
+    """WeightedPortfolio that obeys DisableInstance / EnableInstance, and whose cash is set again
+    after a restart (live/ops/recovery.py)."""
+
+    handlers = {
+        **WeightedPortfolio.handlers,
+        DisableInstance: "on_disable",
+        EnableInstance: "on_enable",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.disabled: set[str] = set()
+
+    def on_signal(self, msg: SignalRaised) -> list:
+        if msg.action == SignalAction.ENTER and msg.strategy in self.disabled:
+            self.marks[msg.symbol] = msg.price
+            return self._reject(msg, f"instance {msg.strategy} is disabled: no new entries")
+        return super().on_signal(msg)
+
+    def on_disable(self, msg: DisableInstance) -> list:
+        self.disabled.add(msg.strategy)
+        if not msg.close_positions:
+            return []
+        return [
+            CloseTrade(msg.ts, p.trade_id, OrderRole.DISABLED)
+            for p in self.open_positions(msg.strategy)
+        ]
+
+    def on_enable(self, msg: EnableInstance) -> list:
+        self.disabled.discard(msg.strategy)
+        if msg.weight is not None:
+            self.weights[msg.strategy] = float(msg.weight)
+        if msg.hedge:
+            self.hedged = self.hedged | {msg.strategy}
+        if msg.position_limit is not None:
+            self.position_limits[msg.strategy] = int(msg.position_limit)
+        return []
+
+    def reset_cash(self, value: float) -> float:
+        """After a restart in real mode: the cash is what the account really holds."""
+        self._cash.add(float(value) - self.cash)
+        return self.cash
+
+    def book(self, flows: list[float]) -> float:
+        """After a restart in dry run: the cash flows of the trades closed before the stop."""
+        for flow in flows:
+            self._cash.add(flow)
+        return self.cash
 
 
 def quote_of(symbol: str) -> str:

@@ -1,6 +1,6 @@
 """Live runtime: routes messages between actors hosted as Ray actors, in delivery rounds.
 
-Each Ray actor hosts an `ActorGroup` (live/hosts.py) and answers `handle_batch(messages)`. A
+Each Ray actor hosts an `ActorGroup` (live/actor_group.py) and answers `handle_batch(messages)`. A
 delivery sends every pending message to the groups subscribed to its type, all groups of a
 round in parallel (one `ray.get` on a list), and routes what they return in the next round until
 nothing is left. So a bar costs a few rounds whatever the number of strategy instances: no
@@ -24,7 +24,7 @@ from actors.messages import BarClosed, Scheduled
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
 
-    from live.hosts import ActorGroup
+    from live.actor_group import ActorGroup
 
 EXCHANGE = "exchange"
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from actors.messages import BarClosed
 from actors.order_manager import OrderStore
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from live.model_gates import ModelGates
 from live.node import LiveNode, LiveSettings
 from live.ops.control import LiveControl

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 import pandas as pd
 
-from actors.portfolio_kernel import PortfolioMember
-from factors.bars import interval_ns
+from actors.weighted_portfolio import PortfolioMember
+from core.intervals import interval_ns
 
 SeriesKey = tuple[str, str]
 MS = 1_000_000

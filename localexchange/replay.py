@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import UserError
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 
 _FILE_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<interval>\d+[mhdw])")
 MS = 1_000_000  # ns per ms

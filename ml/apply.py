@@ -135,7 +135,7 @@ class OnlineGate:
 
 def closed_bars(bars: pd.DataFrame, interval: str):
     """history(ts) for OnlineGate over a bar frame: the bars whose close is <= ts."""
-    from factors.bars import interval_ns
+    from core.intervals import interval_ns
 
     close_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8 + interval_ns(interval)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from ml.features import FeatureBuilder, signal_positions
 
 

@@ -36,7 +36,7 @@ import pandas as pd
 
 from actors.kernel import run_kernel
 from backtest.run import BacktestConfig, equity_curve, run_backtest, trades_frame
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from ml.apply import ModelGate
 from ml.controls import (
     MIN_LOSING_DAYS,

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from core.errors import UserError
-from factors.bars import INTERVALS, interval_delta, interval_ns
+from core.intervals import interval_ns
+from factors.bars import INTERVALS, interval_delta
 from factors.daily import DAILY_COLUMNS
 from factors.engine import compute_factors, factor_names
 

@@ -14,6 +14,8 @@ import os
 import sqlite3
 from urllib.parse import quote
 
+from core.intervals import INTERVAL_NS
+
 DEFAULT_URL = "sqlite:///raytrader.db"
 ENV_VAR = "RAYTRADER_DB"
 
@@ -21,19 +23,6 @@ SERIES_SQL = (
     "SELECT exchange, symbol, interval, first_ts, last_ts, bars, gaps, missing_bars, "
     "largest_gap_ms FROM bar_series ORDER BY exchange, symbol, interval"
 )
-# factors.bars.INTERVALS in minutes, spelled out (factors would load pandas); a test keeps the
-# two equal. Only used to order the intervals of a listing.
-INTERVAL_MINUTES = {
-    "1m": 1,
-    "3m": 3,
-    "5m": 5,
-    "15m": 15,
-    "30m": 30,
-    "1h": 60,
-    "4h": 240,
-    "1d": 1440,
-}
-
 SeriesRow = tuple  # exchange, symbol, interval, first_ms, last_ms, bars, gaps, missing, gap_ms
 
 
@@ -56,7 +45,7 @@ def sqlite_file(url: str) -> str | None:
 
 def sort_series_rows(rows: list[SeriesRow]) -> list[SeriesRow]:
     """By exchange, symbol, then interval length (unknown intervals first), as listed."""
-    return sorted(rows, key=lambda r: (r[0], r[1], INTERVAL_MINUTES.get(r[2], 0)))
+    return sorted(rows, key=lambda r: (r[0], r[1], INTERVAL_NS.get(r[2], 0)))
 
 
 def sqlite_series_rows(url: str) -> list[SeriesRow] | None:

@@ -13,7 +13,8 @@ The driver polls the database every ~2 s (`LiveControl.maybe_poll`: one small qu
 With `--config prod.json` the file is a second source feeding the same path: a new version is
 written into the database and applied by the same poll, said in one line
 (live/ops/config_watch.py).
-Commands, not mode flags: the portfolio (`LivePortfolio`) holds the set of disabled instances.
+Commands, not mode flags: the portfolio (`LivePortfolio`, live/portfolios.py) holds the set of
+disabled instances.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from actors.messages import BarClosed, CloseTrade, DisableInstance, EnableInstance, SignalRaised
-from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
-from core.vocabulary import OrderRole, SignalAction
-from live.hosts import LiveStrategyHost
+from actors.messages import BarClosed, DisableInstance, EnableInstance
+from actors.weighted_portfolio import PortfolioMember
+from live.hosts import HostGroup, LiveStrategyHost
 from live.ops.config_watch import ConfigRefused, ConfigWatch, store_entries
 from live.runtime import LiveRuntime
 from live.setup import Warmup
@@ -84,60 +84,9 @@ class ControlledNode(Protocol):
     warm: Warmup
 
     def spawn(
-        self, group: str, title: str, members: list[tuple[str, LiveStrategyHost]]
+        self, group: str, title: str, members: list[tuple[str, LiveStrategyHost]], cls: type
     ) -> None: ...
     def add_route(self, strategy: str, series: tuple[str, str]) -> None: ...
-
-
-class LivePortfolio(WeightedPortfolio):
-    """WeightedPortfolio that obeys DisableInstance / EnableInstance, and whose cash is set again
-    after a restart (live/ops/recovery.py)."""
-
-    handlers = {
-        **WeightedPortfolio.handlers,
-        DisableInstance: "on_disable",
-        EnableInstance: "on_enable",
-    }
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.disabled: set[str] = set()
-
-    def on_signal(self, msg: SignalRaised) -> list:
-        if msg.action == SignalAction.ENTER and msg.strategy in self.disabled:
-            self.marks[msg.symbol] = msg.price
-            return self._reject(msg, f"instance {msg.strategy} is disabled: no new entries")
-        return super().on_signal(msg)
-
-    def on_disable(self, msg: DisableInstance) -> list:
-        self.disabled.add(msg.strategy)
-        if not msg.close_positions:
-            return []
-        return [
-            CloseTrade(msg.ts, p.trade_id, OrderRole.DISABLED)
-            for p in self.open_positions(msg.strategy)
-        ]
-
-    def on_enable(self, msg: EnableInstance) -> list:
-        self.disabled.discard(msg.strategy)
-        if msg.weight is not None:
-            self.weights[msg.strategy] = float(msg.weight)
-        if msg.hedge:
-            self.hedged = self.hedged | {msg.strategy}
-        if msg.position_limit is not None:
-            self.position_limits[msg.strategy] = int(msg.position_limit)
-        return []
-
-    def reset_cash(self, value: float) -> float:
-        """After a restart in real mode: the cash is what the account really holds."""
-        self._cash.add(float(value) - self.cash)
-        return self.cash
-
-    def book(self, flows: list[float]) -> float:
-        """After a restart in dry run: the cash flows of the trades closed before the stop."""
-        for flow in flows:
-            self._cash.add(flow)
-        return self.cash
 
 
 def member_ids(members: list[PortfolioMember]) -> dict[int, str]:
@@ -347,9 +296,8 @@ class LiveControl:
             strategy, self._history(key), row.symbol, row.interval, label, s.window
         )
         node.add_route(label, key)
-        node.spawn(
-            f"hosts {key} +{row.id}", f"strategies {key[0]} {key[1]} #{row.id}", [(label, host)]
-        )
+        title = f"strategies {key[0]} {key[1]} #{row.id}"
+        node.spawn(f"hosts {key} +{row.id}", title, [(label, host)], HostGroup)
         node.members.append(member)
         limit = strategy.entry_limit() if strategy.pyramiding else None
         node.runtime.deliver(

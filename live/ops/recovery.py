@@ -31,7 +31,7 @@ from actors.messages import (
 from actors.order_manager import OrderManager, OrderState, TradeState, time_exit_ts
 from actors.order_store import DRY_RUN
 from core.vocabulary import OrderKind, OrderRole, OrderStatus, Side, TradeStatus
-from live.hosts import ActorGroup
+from live.actor_group import ActorGroup
 from testing.crash import crash_point
 
 if TYPE_CHECKING:

@@ -269,7 +269,7 @@ class BarWatch:
         last_open_ms: Mapping[tuple[str, str], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from factors.bars import interval_ns
+        from core.intervals import interval_ns
 
         self.step_ms = {key: interval_ns(key[1]) // 1_000_000 for key in series}
         # the warm-up's newest bar of each series (open time) is where each starts from

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypedDict
 
 from actors.messages import BarClosed
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from live.venues.ccxt_clients import Candle, CcxtJson, StreamClient
 
 if TYPE_CHECKING:

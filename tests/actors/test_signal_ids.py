@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from actors.messages import OpenTrade
-from actors.portfolio_kernel import PortfolioMember, PortfolioRuntime, run_portfolio_kernel
+from actors.portfolio_kernel import PortfolioRuntime, run_portfolio_kernel
 from actors.runtime import Actor
+from actors.weighted_portfolio import PortfolioMember
 from backtest.run import BacktestConfig
 from tests.actors.helpers import make_bars, scripted
 

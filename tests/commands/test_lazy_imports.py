@@ -78,9 +78,7 @@ def test_stdlib_listing_reads_the_same_rows_as_sqlalchemy(tmp_path):
 
 
 def test_spelled_out_intervals_match_factors():
-    from factors.bars import INTERVALS, TRADING_INTERVALS
-    from store.catalog import INTERVAL_MINUTES
+    from factors.bars import TRADING_INTERVALS
     from strategies.base import TRADING_INTERVALS as STRATEGY_INTERVALS
 
     assert STRATEGY_INTERVALS == TRADING_INTERVALS
-    assert {k: int(v.total_seconds() // 60) for k, v in INTERVALS.items()} == INTERVAL_MINUTES

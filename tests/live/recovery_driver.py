@@ -22,7 +22,7 @@ import sys
 import urllib.request
 
 from actors.messages import BarClosed
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from live.node import LiveSettings
 from live.session import LiveSession
 from live.venues.ccxt_clients import api_keys, rest_client

@@ -1,4 +1,4 @@
-"""live/hosts.py: an ActorGroup of LiveStrategyHosts shares one series book, hands trade events
+"""live/hosts.py: a HostGroup of LiveStrategyHosts shares one series book, hands trade events
 to the host they name only, ignores repeated bars, and survives Ray's read-only unpickling."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 
 from actors.messages import SignalRejected, TradeClosed, TradeOpened
-from live.hosts import ActorGroup, LiveStrategyHost
+from live.hosts import HostGroup, LiveStrategyHost
 from live.series_book import SeriesBook
 from strategies.registry import make_strategy
 from tests.live.test_hosts_fast import msg, series
@@ -24,7 +24,7 @@ def opened(name: str, side: str = "long") -> TradeOpened:
 def test_trade_events_reach_the_named_host_only_and_change_only_it() -> None:
     frame = series("5m", 2, seed=1)
     a, b, c = hosts_on(frame, ["a", "b", "c"])
-    group = ActorGroup([("a", a), ("b", b), ("c", c)])
+    group = HostGroup([("a", a), ("b", b), ("c", c)])
     assert TradeOpened in group.subscriptions() and SignalRejected in group.subscriptions()
     assert group.handle_batch([opened("b")]) == []
     assert (a._open, b._open, c._open) == (
@@ -43,7 +43,7 @@ def test_trade_events_reach_the_named_host_only_and_change_only_it() -> None:
 def test_the_group_shares_one_book_and_a_repeated_bar_never_trades_twice() -> None:
     frame = series("5m", 2, seed=2)
     a, b = hosts_on(frame, ["a", "b"])
-    group = ActorGroup([("a", a), ("b", b)])
+    group = HostGroup([("a", a), ("b", b)])
     assert a.book is b.book
     before = a.book.total()
     first = group.handle_batch([msg(frame, 100, "X/Y", "5m")])

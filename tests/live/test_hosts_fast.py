@@ -3,7 +3,7 @@ live/series_book.py) gives, at every live bar, exactly the signal columns `Strat
 gives over the whole series (what the backtest uses): every family, several parameter sets,
 long series with gaps and a missing day, the book truncating and compacting as it goes, several
 hosts sharing one book and one evaluation. No Ray: the hosts are plain objects in one
-ActorGroup, as inside a live Ray actor. (tests/strategies/test_newest.py covers each family's
+HostGroup, as inside a live Ray actor. (tests/strategies/test_newest.py covers each family's
 whole parameter space.)"""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from actors.messages import BarClosed
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from factors.synthetic import random_walk_bars
-from live.hosts import ActorGroup, LiveStrategyHost
+from live.hosts import HostGroup, LiveStrategyHost
 from strategies.base import RecentBars, SignalRow
 from strategies.registry import make_strategy
 from strategies.sr_breakout import SRBreakout
@@ -88,7 +88,7 @@ def mismatches(
             c: table[c].to_numpy() if c in table else None for c in SIGNALS + DISTANCES
         }
     found: dict[str, list] = {h.name: [] for h in hosts}
-    group = ActorGroup([(h.name, h) for h in hosts])
+    group = HostGroup([(h.name, h) for h in hosts])
     messages = [msg(frame, i, "X/Y", interval) for i in range(len(frame))]
     for i in range(warm, len(frame)):
         group.handle_batch([messages[i]])

@@ -175,7 +175,7 @@ def test_serve_and_trade_real_orders_until_sigterm(tmp_path) -> None:
 
 
 def test_dry_run_cash_is_in_the_quote_currency(exchange) -> None:
-    from actors.portfolio_kernel import PortfolioMember
+    from actors.weighted_portfolio import PortfolioMember
     from live.setup import starting_cash
     from localexchange.server_thread import DEFAULT_FUNDING
     from strategies.registry import make_strategy

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from actors.kernel import run_kernel
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from backtest.run import BacktestConfig, assemble_result
 from live.model_gates import BarFeed, ImputedFeatures, ModelGates, load_model_gates
 from live.node import LiveSettings

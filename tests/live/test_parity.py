@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from cli import app
 from live.node import LiveSettings
 from live.session import LiveSession

@@ -16,7 +16,7 @@ import pytest
 
 from actors.messages import BarClosed, OpenTrade, SignalRaised
 from actors.portfolio import stop_distance
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from core.vocabulary import OrderStatus, SignalAction
 from live.node import LiveSettings
 from live.portfolios import QuotePortfolios

@@ -14,10 +14,10 @@ import pytest
 
 from actors.messages import BarClosed, ExitSpec, SignalRaised
 from actors.order_manager import OrderManager
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from core.vocabulary import OrderRole, TradeStatus
+from live.actor_group import ActorGroup
 from live.dry_run import DryRunExchange
-from live.hosts import ActorGroup
 from live.node import LiveSettings
 from live.portfolios import GuardedPortfolio, QuotePortfolios, quote_portfolios
 from live.risk_limits import OnBreach, RiskLimits

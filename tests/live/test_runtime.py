@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.messages import BarClosed, SignalRaised, SubmitOrder
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from live.node import LiveSettings
 from live.session import LiveSession
 from live.setup import Warmup

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from live.node import LiveSettings
 from live.session import LiveSession, Selection
 from live.setup import LiveSetupError, Warmup

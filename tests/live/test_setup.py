@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from actors.portfolio_kernel import PortfolioMember, WeightedPortfolio
+from actors.weighted_portfolio import PortfolioMember, WeightedPortfolio
 from live.node import LiveSettings
 from live.setup import check_exchange, market_limits, order_limits
 from live.venues.ccxt_clients import rest_client

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from factors.bars import interval_ns
+from core.intervals import interval_ns
 from factors.synthetic import random_walk_bars
 from live.series_book import SeriesBook
 from strategies.base import (

@@ -18,8 +18,9 @@ from actors.messages import DisableInstance, EnableInstance, SignalRaised, Trade
 from actors.portfolio import Portfolio
 from cli import app
 from live.node import LiveNode, LiveSettings
-from live.ops.control import LiveControl, LivePortfolio, member_ids
+from live.ops.control import LiveControl, member_ids
 from live.ops.status import read_status
+from live.portfolios import LivePortfolio
 from live.session import LiveSession, Selection
 from localexchange.server_thread import ExchangeThread
 from store.instances import add_instance, set_enabled, set_pair_active

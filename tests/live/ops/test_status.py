@@ -208,7 +208,7 @@ def test_the_clock_is_the_markets_not_the_machines() -> None:
 def test_the_live_status_line_says_which_series_is_late(tmp_path: Path) -> None:
     """In one process (no Ray): ETH/BTC's bars are handed in, LTC/BTC's are not."""
     from actors.messages import BarClosed
-    from actors.portfolio_kernel import PortfolioMember
+    from actors.weighted_portfolio import PortfolioMember
     from commands.live import _status
     from live.node import LiveSettings
     from live.session import LiveSession

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actors.messages import BarClosed, OrderAccepted, OrderFilled, OrderRejected, SubmitOrder
-from actors.portfolio_kernel import PortfolioMember
+from actors.weighted_portfolio import PortfolioMember
 from commands.errors import UserError
 from live.node import LiveSettings
 from live.session import LiveSession
