@@ -21,8 +21,7 @@ a 27 s tree, both workers' 5.7 s each lost). Instead the CLI's process tree (psu
 every descendant: GCS, raylet, agents, workers) is sampled every 0.1 s while it runs, and the last
 user + system CPU seen of each process (keyed by pid and start time) is summed. What a process
 spends in its last 0.1 s, or a process living under 0.1 s, is missed: a few tenths of a second
-at most, small against the sweep's minutes (the sampling itself costs this process ~1 % of a
-core).
+at most, small against the sweep's minutes. The sampling's own CPU, in this process, is not counted.
 
 The breakdown: a handful of the grid's runs (--profile-runs, an even spread) timed phase by phase
 in this process, as a Ray worker runs them (backtest/fanout_io.run_batch: signals, the engine
