@@ -62,31 +62,50 @@ def line(name: str, n: int, cpu: float, wall: float, extra: str = "") -> None:
     )
 
 
+def vectorbt_entries(strategy: SRBreakout, bars: pd.DataFrame) -> np.ndarray:
+    """The strategy's long entries as vectorbt takes them: a signal at the close of t fills at
+    the open of t+1, so the signal column is shifted one bar."""
+    signal = strategy.compute(bars)["enter_long"].to_numpy(bool)
+    entries = np.zeros_like(signal)
+    entries[1:] = signal[:-1]
+    return entries
+
+
+def vectorbt_kwargs(
+    bars: pd.DataFrame,
+    entries: np.ndarray,
+    sl: float | np.ndarray,
+    tp: float | np.ndarray,
+    fee_bps: float = FEE_BPS,
+) -> dict:
+    """Portfolio.from_signals arguments for sr_breakout's rules: fill at the next open, stops
+    from the fill price checked on high/low, the fee per fill. `sl` / `tp` may be arrays (one
+    value per column; benchmarks/sweep.py passes a row of a grid's columns)."""
+    # numpy arrays, not Series: vectorbt's fast path (its pandas wrapping of a datetime index
+    # costs ~30x more here). Stops from the fill price, as ours (vectorbt's default: the close).
+    columns = {c: bars[c].to_numpy(np.float64) for c in ("open", "high", "low", "close")}
+    return dict(
+        **columns,
+        entries=entries,
+        exits=False,
+        price=columns["open"],
+        sl_stop=sl,
+        tp_stop=tp,
+        stop_entry_price="fillprice",
+        fees=fee_bps / 1e4,
+        init_cash=10_000.0,
+        size=np.inf,
+        freq="1min",
+    )
+
+
 def vectorbt_run(bars: pd.DataFrame, strategy: SRBreakout, ours: pd.DataFrame, repeat: int):
     try:
         import vectorbt as vbt
     except ImportError:
         print("vectorbt: not installed (pip install -e '.[bench]')")
         return None
-    signal = strategy.compute(bars)["enter_long"].to_numpy(bool)
-    entries = np.zeros_like(signal)
-    entries[1:] = signal[:-1]  # a signal at the close of t fills at the open of t+1
-    # numpy arrays, not Series: vectorbt's fast path (its pandas wrapping of a datetime index
-    # costs ~30x more here). Stops from the fill price, as ours (vectorbt's default: the close).
-    columns = {c: bars[c].to_numpy(np.float64) for c in ("open", "high", "low", "close")}
-    kwargs = dict(
-        **columns,
-        entries=entries,
-        exits=False,
-        price=columns["open"],
-        sl_stop=SL,
-        tp_stop=TP,
-        stop_entry_price="fillprice",
-        fees=FEE_BPS / 1e4,
-        init_cash=10_000.0,
-        size=np.inf,
-        freq="1min",
-    )
+    kwargs = vectorbt_kwargs(bars, vectorbt_entries(strategy, bars), SL, TP)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vbt.Portfolio.from_signals(**kwargs).stats()  # compile (numba) outside the timing
