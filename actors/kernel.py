@@ -11,10 +11,9 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from actors.messages import BarClosed, Phase, RunStarted
 from actors.order_manager import OrderManager
@@ -25,6 +24,9 @@ from actors.strategy_host import StrategyHost
 from core.errors import UserError
 from core.intervals import interval_ns
 from strategies.base import Strategy
+
+if TYPE_CHECKING:  # pandas only in run_kernel: the live actors that import this never load it
+    import pandas as pd
 
 MODES = ("fast", "replay")
 
@@ -90,6 +92,8 @@ def run_kernel(
     )
     for name, actor in observers:
         runtime.add(name, actor)
+    import pandas as pd
+
     first = int(pd.DatetimeIndex(bars.index[:1]).as_unit("ns").asi8[0])
     last_close = int(pd.DatetimeIndex(bars.index[-1:]).as_unit("ns").asi8[0]) + interval_ns(
         interval
@@ -124,6 +128,8 @@ def collector_paused() -> Iterator[None]:
 
 def bar_messages(bars: pd.DataFrame, symbol: str, interval: str) -> Iterator[BarClosed]:
     """The series as BarClosed messages, one per bar, in time order."""
+    import pandas as pd
+
     open_ns = pd.DatetimeIndex(bars.index).as_unit("ns").asi8
     close_ns = (open_ns + interval_ns(interval)).tolist()
     columns = [bars[c].to_numpy(np.float64).tolist() for c in ("open", "high", "low", "close")]

@@ -25,10 +25,9 @@ Fast mode only (signals and fills are found vectorized; nothing steps through qu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from actors.kernel import KernelOutput, collector_paused
 from actors.messages import (
@@ -50,6 +49,9 @@ from actors.strategy_host import StrategyHost
 from actors.weighted_portfolio import PortfolioMember, SeriesKey, WeightedPortfolio
 from core.errors import UserError
 from core.intervals import interval_ns
+
+if TYPE_CHECKING:  # pandas only where a frame is read: the dry-run actor never imports it
+    import pandas as pd
 
 
 class SeriesExchange(Actor):
@@ -242,4 +244,6 @@ def mark_series(series: dict[SeriesKey, pd.DataFrame]) -> dict[str, tuple[np.nda
 
 
 def _ns(index: Any) -> np.ndarray:
+    import pandas as pd
+
     return pd.DatetimeIndex(index).as_unit("ns").asi8

@@ -25,9 +25,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from actors.messages import (
     BarClosed,
@@ -44,6 +44,9 @@ from actors.messages import (
 from actors.runtime import Actor, EventClock
 from actors.search import block_extremes, first_hit
 from core.vocabulary import OrderKind, OrderSide
+
+if TYPE_CHECKING:  # pandas only in from_frame: the live dry-run actor never imports it
+    import pandas as pd
 
 # The members the per-order paths compare against, as module globals: reading a member off
 # its enum class costs a few times more (Python 3.11), and every trade reads dozens.
@@ -72,6 +75,8 @@ class BarArrays:
 
     @classmethod
     def from_frame(cls, bars: pd.DataFrame) -> BarArrays:
+        import pandas as pd
+
         index = pd.DatetimeIndex(bars.index)
         return cls(
             open_ns=index.as_unit("ns").asi8.copy(),

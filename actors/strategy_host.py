@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from actors.messages import (
     ORDER_EVENTS,
@@ -52,6 +52,11 @@ from actors.runtime import Actor, EventClock
 from core.intervals import interval_ns
 from core.vocabulary import OrderRole, Side, SignalAction
 from strategies.base import Strategy
+
+# pandas only where a host is built from a frame: the other live actors, which import this
+# module through the kernels, never load it
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = ("exit_long", "exit_short", "enter_long", "enter_short")  # evaluation order
 _SIDE = {
@@ -98,6 +103,8 @@ class StrategyHost(Actor):
         if type(strategy).on_order is not Strategy.on_order:
             for kind in ORDER_EVENTS:
                 self._table[kind] = StrategyHost.on_order
+        import pandas as pd
+
         frame = strategy.compute(bars)
         step = self.step_ns = interval_ns(interval)
         self.load_columns(
@@ -172,7 +179,7 @@ class StrategyHost(Actor):
         self._bar += 1
         if i >= len(self._any) or self.open_ns[i] != msg.bar_ts:
             raise ValueError(
-                f"strategy host {self.name}: bar at {pd.Timestamp(msg.bar_ts, tz='UTC')} does not "
+                f"strategy host {self.name}: bar at {_utc(msg.bar_ts)} does not "
                 "match the series the signals were computed on"
             )
         return self.evaluate(i) if self._any[i] else []
@@ -317,3 +324,8 @@ def _finite(values: np.ndarray | None, i: int) -> float | None:
         return None
     value = float(values[i])
     return value if math.isfinite(value) else None
+
+
+def _utc(ns: int) -> str:
+    """A bar time for a message, without pandas: 2018-01-10 04:55:00+00:00."""
+    return str(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000))

@@ -30,6 +30,7 @@ ACTOR_MODULES = (
     "live.ops.recovery",
     "live.portfolios",
     "live.actor_group",
+    "live.dry_run",
 )
 
 IMPORT_PROBE = """
