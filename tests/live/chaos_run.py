@@ -76,6 +76,16 @@ def count_orders(path: Path, where: str) -> int:
         return 0
 
 
+def newest_bar_ms(path: Path) -> int:
+    """The open time (epoch ms) of the newest bar in the database, read-only: the stream stores
+    each closed bar as it takes it (0 while there is none)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT coalesce(max(ts), 0) FROM bars").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def add_instances(db: str, symbols: Sequence[str]) -> int:
     """Every family of FAMILIES on every symbol, enabled; how many."""
     for symbol in symbols:
@@ -269,10 +279,16 @@ def drive(
     pace_s: float,
     start_timeout: float = 240.0,
     until_ms: int | None = None,
+    taken: Callable[[int], bool] | None = None,
+    catch_up_s: float = 10.0,
 ) -> tuple[ChaosRun, LiveCli | SessionRunner]:
     """Step the exchange a bar every `pace_s` while `start()`'s CLI trades; SIGKILL it once
     `orders()` reaches `kill_at` and start it again; stop stepping at `target` orders,
-    `max_steps` steps or the market time `until_ms` (the traded series' data ends). Returns the run and the CLI still running (the caller stops it)."""
+    `max_steps` steps or the market time `until_ms` (the traded series' data ends). With
+    `taken(now_ms)`, each step also waits (up to `catch_up_s`) until the node has taken the bars
+    that closed at now_ms: on a loaded machine a node left behind trades on stale bars, and a
+    run then makes fewer orders than the same seed does at leisure. Returns the run and the CLI
+    still running (the caller stops it)."""
     run = ChaosRun()
     t0 = time.monotonic()
     cli = start()
@@ -285,6 +301,9 @@ def drive(
         if answer.get("ended") or (until_ms is not None and answer["now"] >= until_ms):
             break
         time.sleep(pace_s)
+        deadline = time.monotonic() + catch_up_s
+        while taken is not None and not taken(answer["now"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
         if run.kills == 0 and orders() >= kill_at:
             cli.kill()
             cli.stop()

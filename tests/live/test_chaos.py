@@ -45,10 +45,12 @@ from tests.live.chaos_run import (
     drive,
     local_call,
     market,
+    newest_bar_ms,
     settle,
 )
 from tests.ray_local import RAY_KEY
 
+BAR_MS = 300_000  # the sample's 5m bars
 ORDERS = 45  # orders at the exchange the CLI run reaches (see the docstring)
 KILL_AT = 15
 MAX_OPEN = 14
@@ -105,6 +107,7 @@ def test_live_real_through_faults_crashed_and_restarted_agrees_with_the_exchange
                 kill_at=KILL_AT,
                 max_steps=400,
                 pace_s=0.05,
+                taken=lambda now: newest_bar_ms(path) >= now - BAR_MS,
             )
             stepped = run.steps
             plan.spec = FaultSpec()  # the last lookups (backoff up to 30 s) and the check's reads
