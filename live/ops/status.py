@@ -45,8 +45,9 @@ class LiveStatus:
 
 
 def read_status(url: str, exchange: str | None = None, day: dt.date | None = None) -> LiveStatus:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, or_, select
 
+    from actors.order_store import DRY_RUN
     from store.db import get_engine
     from store.models import OrderRecord, TradeRecord
 
@@ -54,13 +55,17 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
     day = day or dt.datetime.now(dt.UTC).date()
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
     t_, o_ = TradeRecord.__table__.c, OrderRecord.__table__.c
-    live_t = [t_.run_id.is_(None)] + ([t_.exchange == exchange] if exchange else [])
-    live_o = [o_.run_id.is_(None)] + ([o_.exchange == exchange] if exchange else [])
+    # live rows: real ones have no run_id, dry-run ones DRY_RUN (a backtest's rows its run's id)
+    live_t = [or_(t_.run_id.is_(None), t_.run_id == DRY_RUN)]
+    live_o = [or_(o_.run_id.is_(None), o_.run_id == DRY_RUN)]
+    live_t += [t_.exchange == exchange] if exchange else []
+    live_o += [o_.exchange == exchange] if exchange else []
     out = LiveStatus(day)
     with get_engine(url).connect() as conn:
         if exchange:
             _check_exchange_known(conn, exchange)
         held = select(
+            t_.run_id,
             t_.strategy,
             t_.exchange,
             t_.symbol,
@@ -77,6 +82,7 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
             pnl = None if mark is None else sign * t["quantity"] * (mark - t["entry_price"])
             out.positions.append({**t, "mark": mark, "mark_ms": mark_ms, "unrealised": pnl})
         orders = select(
+            o_.run_id,
             o_.id,
             o_.strategy,
             o_.exchange,
@@ -95,6 +101,7 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
         closed = [*live_t, t_.status == TradeStatus.CLOSED]
         per = (
             select(
+                t_.run_id,
                 t_.strategy,
                 t_.exchange,
                 t_.symbol,
@@ -103,7 +110,7 @@ def read_status(url: str, exchange: str | None = None, day: dt.date | None = Non
             )
             .where(*closed, t_.exit_time >= start, t_.exit_time < start + dt.timedelta(days=1))
             # an instance trades one pair on one exchange: its (exchange, quote)'s pnl
-            .group_by(t_.strategy, t_.exchange, t_.symbol)
+            .group_by(t_.run_id, t_.strategy, t_.exchange, t_.symbol)
             .order_by(t_.strategy)
         )
         out.pnl = [dict(r) for r in conn.execute(per).mappings()]
@@ -173,7 +180,8 @@ def status_lines(status: LiveStatus) -> list[str]:
     several = len({r.get("exchange") for r in rows}) > 1
 
     def on(row: Mapping[str, object]) -> str:
-        return f"{row['exchange']} " if several else ""
+        mode = "[dry run] " if row.get("run_id") else ""  # live rows: a run_id is the dry run's
+        return mode + (f"{row['exchange']} " if several else "")
 
     lines = [f"open positions: {len(status.positions)}"]
     for p in status.positions:
@@ -196,6 +204,7 @@ def status_lines(status: LiveStatus) -> list[str]:
     totals: dict[str, float] = {}  # per quote currency: BTC and ETH do not add up
     for r in status.pnl:
         quote = r["symbol"].split("/")[-1] + (f" on {r['exchange']}" if several else "")
+        quote += " (dry run)" if r.get("run_id") else ""  # simulated money is never added in
         totals[quote] = totals.get(quote, 0.0) + (r["pnl"] or 0.0)
     total = (
         ", ".join(f"{v:+.8g} {q}" for q, v in sorted(totals.items()))

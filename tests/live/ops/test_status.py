@@ -1,6 +1,6 @@
 """`cli.py live status`: the live state read from the database only (live/ops/status.py), with a
-hand-computed scenario on SQLite and PostgreSQL; backtest rows never show; the database is not
-changed by reading."""
+hand-computed scenario on SQLite and PostgreSQL; backtest rows never show, dry-run rows show
+marked; the database is not changed by reading."""
 
 from __future__ import annotations
 
@@ -115,6 +115,38 @@ def test_status_prints_positions_orders_and_the_days_pnl_per_instance(
     assert lines[4] == "pnl on 2018-01-25 (UTC, closed trades): +0.3"
     assert lines[5:] == ["  #1 a: 2 trade(s) pnl +0.3"]
     assert _digest(tmp_path) == before  # SQLite: nothing written, not even to the write-ahead log
+
+
+def test_a_dry_run_shows_marked_beside_the_real_rows(tmp_path: Path) -> None:
+    """The default `live` is a dry run: its rows (run_id DRY_RUN) show, marked, and its pnl
+    is not added into a real instance's."""
+    from actors.order_store import DRY_RUN
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    _scenario(url)
+    with session_scope(url) as s:
+        s.add_all(
+            [
+                _trade("#1 a", "CLOSED", 6, 0.25, run_id=DRY_RUN),
+                _trade("#3 c", "ACTIVE", None, None, run_id=DRY_RUN),
+                _order("dry-x:1", "SUBMITTED", run_id=DRY_RUN),
+            ]
+        )
+    result = CliRunner().invoke(app, ["live", "status", "--db", url, "--day", "2018-01-25"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "open positions: 2"
+    assert [line.split(" ETH/BTC")[0] for line in lines[1:3]] == ["  #2 b", "  [dry run] #3 c"]
+    assert lines[3:6] == [
+        "open orders: 2",
+        "  live-x:7 #2 b ETH/BTC sell stop @ 0.099 2 stop_loss SUBMITTED",
+        "  [dry run] dry-x:1 #2 b ETH/BTC sell stop @ 0.099 2 stop_loss SUBMITTED",
+    ]
+    assert lines[6] == "pnl on 2018-01-25 (UTC, closed trades): +0.3 BTC, +0.25 BTC (dry run)"
+    assert sorted(lines[7:]) == [
+        "  #1 a: 2 trade(s) pnl +0.3",
+        "  [dry run] #1 a: 1 trade(s) pnl +0.25",
+    ]
 
 
 def _digest(folder: Path) -> list[str]:
