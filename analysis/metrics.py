@@ -39,10 +39,12 @@ from analysis.spans import (
     max_drawdown_duration,
     outside_gaps,
 )
+from core.intervals import interval_ns
 
 DEFAULT_CASH = 10_000.0
 PERIODS_PER_YEAR = 365  # crypto trades every day
 DAYS_PER_YEAR = 365.25  # for CAGR over calendar time
+DAY_NS = interval_ns("1d")
 
 # The docs/design.md#metrics keys, in the order reports show them.
 CORE_KEYS = (
@@ -222,18 +224,20 @@ def period_returns(
     if curve.empty:
         return pd.Series(dtype=float)
     index = curve.index
+    # the last value of a week or month is that of its last day with rows: every period starts
+    # from the days (a few hundred rows) instead of the curve (a row per bar)
+    days = last_per_day(curve)
     if period == "day":
-        last = curve.groupby(index.floor("D")).last()
-        full = pd.date_range(last.index[0], last.index[-1], freq="D")
-        last = last.reindex(full).ffill()
+        full = pd.date_range(days.index[0], days.index[-1], freq="D")
+        last = days.reindex(full).ffill()
         if skip_gaps:
             last = last[outside_gaps(last.index, index)]
     elif period == "week":
-        iso = index.isocalendar()
-        last = curve.groupby([iso.year.to_numpy(), iso.week.to_numpy()]).last()
+        iso = days.index.isocalendar()
+        last = days.groupby([iso.year.to_numpy(), iso.week.to_numpy()]).last()
         last.index = [f"{y}-W{w:02d}" for y, w in last.index]
     elif period == "month":
-        last = curve.groupby([index.year, index.month]).last()
+        last = days.groupby([days.index.year, days.index.month]).last()
         last.index = [f"{y}-{m:02d}" for y, m in last.index]
     else:
         raise ValueError(f"unknown period {period!r}; use day, week or month")
@@ -242,6 +246,19 @@ def period_returns(
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = last / previous - 1
     return returns.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+
+
+def last_per_day(curve: pd.Series) -> pd.Series:
+    """The curve's last value of each UTC day that has rows, indexed by that day's 00:00:
+    `curve.groupby(curve.index.floor("D")).last()`, read off a time-ordered curve without NaN
+    by where the day changes (the groupby costs ~8 ms per 200,000 rows)."""
+    index = curve.index
+    if curve.hasnans or not index.is_monotonic_increasing:
+        return curve.groupby(index.floor("D")).last()
+    day = index.as_unit("ns").asi8 // DAY_NS
+    ends = np.append(np.flatnonzero(np.diff(day)), len(day) - 1)
+    days = pd.DatetimeIndex(day[ends] * DAY_NS, tz=index.tz).as_unit(index.unit)
+    return pd.Series(curve.to_numpy()[ends], index=days.rename(index.name), name=curve.name)
 
 
 def sharpe(daily: pd.Series) -> float | None:

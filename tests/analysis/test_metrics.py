@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.metrics import (
     CORE_KEYS,
     combine_equity,
     compute_metrics,
     equity_from_trades,
+    last_per_day,
     period_returns,
     portfolio_metrics,
 )
@@ -346,3 +350,26 @@ def test_datetime_columns_accepted_as_well_as_strings() -> None:
     tr["entry_time"] = pd.to_datetime(tr["entry_time"], utc=True)
     tr["exit_time"] = pd.to_datetime(tr["exit_time"]).dt.tz_localize(None)
     assert compute_metrics(tr, EQUITY, 100.0) == compute_metrics(TRADES, EQUITY, 100.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**6), min_size=1, max_size=200),
+    st.sampled_from(["ns", "us", "ms"]),
+    st.sampled_from(["UTC", None]),
+    st.booleans(),
+)
+def test_last_per_day_is_the_groupby_it_replaces(
+    gaps_min: list[int], unit: str, tz: str | None, with_nan: bool
+) -> None:
+    """Minutes apart (days without rows, times before 1970 included), any unit and zone, a NaN:
+    the same Series as `curve.groupby(curve.index.floor("D")).last()`, index and name too."""
+    start = -3_000 * 86_400 * 10**9
+    ns = start + np.cumsum(np.array(gaps_min, dtype=np.int64)) * 60 * 10**9
+    index = pd.DatetimeIndex(ns, tz=tz).as_unit(unit).rename("timestamp")
+    values = np.random.default_rng(len(ns)).random(len(ns))
+    if with_nan:
+        values[len(values) // 2] = np.nan
+    curve = pd.Series(values, index=index, name="equity")
+    expected = curve.groupby(index.floor("D")).last()
+    pd.testing.assert_series_equal(last_per_day(curve), expected)
