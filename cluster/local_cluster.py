@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import ray_reaper
+from cluster.ray_setup import START_ATTEMPTS, raylet_timed_out
 
 ROOT = Path(__file__).resolve().parent.parent
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 120
-START_ATTEMPTS = 2  # a node that timed out registering is started once more
 
 
 @dataclass
@@ -171,9 +171,7 @@ def local_cluster(
                     _wait_started(procs[-1], log)
                     break
                 except RuntimeError as exc:
-                    # Ray gives a raylet 30 s to register with the GCS; on a loaded machine
-                    # that can pass: that node is stopped and started again
-                    if attempt + 1 == START_ATTEMPTS or "timed out during startup" not in str(exc):
+                    if attempt + 1 == START_ATTEMPTS or not raylet_timed_out(exc):
                         raise
                     _stop([procs.pop()], f"={node_ip(i)}")  # its group, and its processes
         yield LocalCluster(f"{head}:{port}", head, nodes)

@@ -36,6 +36,16 @@ from rich.console import Console
 from core.errors import UserError
 
 LOCAL_NODE_IP = "127.0.0.1"  # with single-machine mode Ray keeps it (else: the network address)
+# Ray gives a starting node's raylet a fixed 30 s to register with the GCS; a busy machine can
+# pass it. The node is then stopped and started once more (here and in cluster/local_cluster.py).
+START_ATTEMPTS = 2
+
+
+def raylet_timed_out(exc: BaseException) -> bool:
+    """Ray's own error for a node whose raylet did not register in time."""
+    return "timed out during startup" in str(exc)
+
+
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 DASHBOARD_ENV = "RAYTRADER_DASHBOARD"  # "0" turns the dashboard of a local Ray off
 TOKEN_MODE = 0o600
@@ -225,7 +235,7 @@ def _start_local(
         # backtest) may hold it
         port = dashboard_port or (_free_port() if dashboard else None)
         extra = {"dashboard_port": port} if port else {}
-        return ray.init(
+        options = dict(
             **extra,
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=dashboard,
@@ -234,6 +244,19 @@ def _start_local(
             log_to_driver=log_to_driver,
             logging_level=logging.WARNING,  # we print the address and dashboard URL ourselves
         )
+        for _ in range(START_ATTEMPTS - 1):
+            try:
+                return ray.init(**options)
+            except Exception as exc:
+                if not raylet_timed_out(exc):
+                    raise
+                logging.getLogger("raytrader.ray").warning(
+                    "the local Ray did not start in time (its raylet has 30 s to register; "
+                    "the machine is busy): starting it once more"
+                )
+                ray.shutdown()
+                ray_reaper.kill_marked(marker)  # what the first attempt left running
+        return ray.init(**options)
     finally:
         os.environ.pop(ray_reaper.MARKER, None)  # later children of the driver are not Ray's
 
