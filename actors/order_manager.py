@@ -45,9 +45,9 @@ from actors.messages import (
     TradeOpened,
 )
 from actors.runtime import Actor, EventClock
+from core.intervals import DAY_NS
 from core.vocabulary import OrderKind, OrderRole, OrderSide, OrderStatus, Side, TradeStatus
 
-DAY_NS = 86_400 * 10**9
 # The members the per-order paths compare against, as module globals: reading a member off
 # its enum class costs a few times more (Python 3.11), and every trade reads dozens.
 _BUY = OrderSide.BUY

@@ -39,12 +39,11 @@ from analysis.spans import (
     max_drawdown_duration,
     outside_gaps,
 )
-from core.intervals import interval_ns
+from core.intervals import DAY_NS
 
 DEFAULT_CASH = 10_000.0
 PERIODS_PER_YEAR = 365  # crypto trades every day
 DAYS_PER_YEAR = 365.25  # for CAGR over calendar time
-DAY_NS = interval_ns("1d")
 
 # The docs/design.md#metrics keys, in the order reports show them.
 CORE_KEYS = (

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.weights import KEY_COLUMNS, METHODS, FitnessRule, WeightsError
+from core.intervals import DAY_NS
 
-DAY_NS = 86_400 * 10**9
 PERIODS_PER_YEAR = 365  # analysis.metrics: sortino annualised by sqrt(365)
 EVERY_CHOICES = (1, 7, 30)  # days between re-selections
 MIN_DRAWS = 200

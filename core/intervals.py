@@ -22,6 +22,7 @@ INTERVAL_NS: dict[str, int] = {
     "4h": 240 * MINUTE_NS,
     "1d": 1440 * MINUTE_NS,
 }
+DAY_NS = INTERVAL_NS["1d"]  # a UTC day: daily statistics, day boundaries, daily limits
 
 
 class IntervalError(UserError):

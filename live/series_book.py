@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.intervals import interval_ns
+from core.intervals import DAY_NS, interval_ns
 from factors.bars import OHLCV
 from factors.daily import daily_bars
-
-DAY_NS = 86_400 * 10**9
 
 
 class SeriesBook:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.intervals import DAY_NS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -19,7 +21,6 @@ if TYPE_CHECKING:
 
 NAN = float("nan")
 MINUTE_NS = 60 * 10**9
-DAY_NS = 86_400 * 10**9
 
 
 def first_today(flags: np.ndarray) -> bool:

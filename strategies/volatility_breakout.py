@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when signals run, not when the class is listed
     import pandas as pd
 
+from core.intervals import DAY_NS
 from strategies.base import Range, RecentBars, SignalRow, Strategy
-from strategies.newest import DAY_NS, bars_per_day, first_today
+from strategies.newest import bars_per_day, first_today
 from strategies.session import first_in_session
 
 BASES = ("range", "atr")
