@@ -171,9 +171,10 @@ def equity_stats(
             "annualised_note": annualised_note(0.0, 0, minimum),
         }
     final = float(curve.iloc[-1])
-    monthly = period_returns(curve, initial_cash, "month")
-    weekly = period_returns(curve, initial_cash, "week")
-    daily = period_returns(curve, initial_cash, "day", skip_gaps)
+    days = last_per_day(curve)
+    monthly = returns_from_days(days, curve.index, initial_cash, "month", False)
+    weekly = returns_from_days(days, curve.index, initial_cash, "week", False)
+    daily = returns_from_days(days, curve.index, initial_cash, "day", skip_gaps)
     elapsed = elapsed_days(curve.index, skip_gaps)
     span = float(elapsed[-1])
     out = {
@@ -222,10 +223,15 @@ def period_returns(
     """
     if curve.empty:
         return pd.Series(dtype=float)
-    index = curve.index
-    # the last value of a week or month is that of its last day with rows: every period starts
-    # from the days (a few hundred rows) instead of the curve (a row per bar)
-    days = last_per_day(curve)
+    return returns_from_days(last_per_day(curve), curve.index, initial_cash, period, skip_gaps)
+
+
+def returns_from_days(
+    days: pd.Series, index: pd.DatetimeIndex, initial_cash: float, period: str, skip_gaps: bool
+) -> pd.Series:
+    """period_returns from the curve's `last_per_day` (not empty) and its index: the last value
+    of a week or month is that of its last day with rows, so every period starts from the days
+    (a few hundred rows) instead of the curve (a row per bar), read once for all three."""
     if period == "day":
         full = pd.date_range(days.index[0], days.index[-1], freq="D")
         last = days.reindex(full).ffill()
