@@ -277,8 +277,9 @@ def retrain(
         )
     return (
         f"models ({spec.label}): {summary.trained} trained, {summary.skipped} already trained "
-        f"(skipped), {len(summary.failed)} not trainable (too few trades: they trade without "
-        f"a model) of {len(refs)} selected; model files in {plan.models}"
+        f"(skipped), {len(summary.failed)} not trainable (too few trades or another reason `model "
+        f"train` names; they trade without a model) of {len(refs)} selected; model files in "
+        f"{plan.models}"
     )
 
 
